@@ -1,0 +1,73 @@
+//! The command-line grammar. Only this file and its siblings under `cli/` know clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::LogFormat;
+
+/// Incident response for compromised ESUS credentials.
+#[derive(Debug, Parser)]
+#[command(name = "esus-ir", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More tracing on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Format of tracing output on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check runbooks: syntax, fields, graph, templates, secrets. Exit 0 valid, 2 invalid.
+    #[command(after_help = "Examples:\n  esus-ir validate runbooks/api-key-compromise.yaml\n  esus-ir validate api-key-compromise my-runbook.yaml")]
+    Validate {
+        /// Runbook files or bundled runbook names.
+        #[arg(required = true, value_name = "RUNBOOK")]
+        runbooks: Vec<String>,
+    },
+    /// Show a runbook's step graph: parallel layers and destructive steps.
+    #[command(after_help = "Examples:\n  esus-ir graph api-key-compromise\n  esus-ir graph my-runbook.yaml --format mermaid > graph.mmd\n  esus-ir graph my-runbook.yaml --format dot | dot -Tsvg > graph.svg")]
+    Graph {
+        /// A runbook file or bundled runbook name.
+        #[arg(value_name = "RUNBOOK")]
+        runbook: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// List the bundled runbooks.
+    #[command(after_help = "Example:\n  esus-ir list")]
+    List,
+    /// Print the JSON Schema of the runbook format.
+    #[command(after_help = "Example:\n  esus-ir schema > esus-ir-runbook.schema.json\n\nThen start a runbook with:\n  # yaml-language-server: $schema=./esus-ir-runbook.schema.json")]
+    Schema {
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Serve the ESUS simulator on loopback until Ctrl-C.
+    Sim(super::sim_cmd::SimArgs),
+    /// Create an OpenSSH Ed25519 signing key for transcripts.
+    Keygen(super::transcript_cmd::KeygenArgs),
+    /// Verify a signed, hash-chained transcript. Exit 0 valid, 5 invalid.
+    Verify(super::transcript_cmd::VerifyArgs),
+    /// Render a post-mortem timeline from a transcript.
+    Report(super::transcript_cmd::ReportArgs),
+}
+
+/// How `graph` draws the step graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Layers as indented text.
+    Text,
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart, for incident documents.
+    Mermaid,
+}

@@ -1,0 +1,70 @@
+//! The top-level error and the one place that maps failures to documented exit codes.
+
+use std::process;
+
+/// Documented process exit codes (README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything asked for succeeded.
+    Success = 0,
+    /// A step failed.
+    StepFailed = 1,
+    /// Usage, runbook or input error: nothing was sent.
+    Usage = 2,
+    /// A confirmation was declined or a required approval is missing.
+    Declined = 3,
+    /// Authentication or authorization with ESUS failed.
+    Auth = 4,
+    /// A transcript failed verification (or is unsigned / incomplete).
+    Invalid = 5,
+    /// Interrupted by Ctrl-C.
+    Interrupted = 130,
+}
+
+impl From<ExitCode> for process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        process::ExitCode::from(code as u8)
+    }
+}
+
+/// Any failure that reaches the edge of the program.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A runbook could not be read, parsed or validated; the diagnostics were already rendered.
+    #[error("{0}")]
+    Runbook(#[from] crate::runbook::RunbookError),
+    /// The command line or an input value was wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Reading or writing a local file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The simulator failed to start or serve.
+    #[error("simulator: {0}")]
+    Sim(String),
+}
+
+impl Error {
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Runbook(_) | Error::Usage(_) => ExitCode::Usage,
+            Error::Io { .. } | Error::Sim(_) => ExitCode::StepFailed,
+        }
+    }
+
+    /// Wraps an I/O error with a description of what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

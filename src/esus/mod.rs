@@ -1,0 +1,1 @@
+//! The ESUS API client and the catalogue of built-in actions.

@@ -1,0 +1,207 @@
+//! The event stream a run emits: the seam between the executor and its listeners.
+//!
+//! Every value in an event is already safe to persist: secrets are replaced by the placeholder
+//! [`REDACTED`] before an event is built, so a listener can never leak one by writing it out.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The placeholder that stands wherever a secret value was.
+pub const REDACTED: &str = "[secret]";
+
+/// How a run talks to ESUS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// Requests are sent to a real ESUS.
+    Live,
+    /// Nothing is sent (or, with `--dry-run=reads`, only safe GETs).
+    DryRun,
+    /// Requests go to the embedded simulator.
+    Drill,
+}
+
+/// How a destructive step came to be approved (or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalSource {
+    /// The operator answered a prompt.
+    Interactive,
+    /// `--yes` approved every destructive step.
+    AssumeYes,
+    /// `--approve STEP_ID` named this step.
+    Approve,
+    /// The runbook said `confirm: false`.
+    NotRequired,
+}
+
+/// What became of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    /// It ran and every request succeeded.
+    Ok,
+    /// Its `when` was false, or a step it needs did not succeed.
+    Skipped,
+    /// A request failed or an output could not be computed.
+    Failed,
+    /// The operator (or the missing approval) said no.
+    Declined,
+    /// The run was interrupted before the step could finish.
+    Interrupted,
+}
+
+/// A request as it is shown, confirmed and recorded; credentials and secret values are redacted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestView {
+    /// HTTP method.
+    pub method: String,
+    /// The full URL, query included.
+    pub url: String,
+    /// Headers that were (or will be) sent, with credentials shown as [`REDACTED`].
+    pub headers: Vec<(String, String)>,
+    /// The JSON body, secret values replaced by [`REDACTED`].
+    pub body: Option<Value>,
+}
+
+/// One thing that happened during a run, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    /// The run began.
+    RunStarted {
+        /// The runbook's `name`.
+        runbook_name: String,
+        /// SHA-256 (hex) of the runbook bytes.
+        runbook_sha256: String,
+        /// The runbook text itself.
+        runbook_text: String,
+        /// Who ran it (`--operator`, else the OS user).
+        operator: String,
+        /// The machine it ran on.
+        host: String,
+        /// The ESUS base URL.
+        base_url: String,
+        /// Live, dry-run or drill.
+        mode: RunMode,
+        /// The inputs, secret ones as [`REDACTED`].
+        inputs: serde_json::Map<String, Value>,
+        /// When resuming: the head hash of the transcript this run continues.
+        resumes: Option<String>,
+    },
+    /// The plan shown before the first request.
+    Plan {
+        /// Step ids in execution order.
+        order: Vec<String>,
+        /// Groups of steps that may run in parallel, in order.
+        layers: Vec<Vec<String>>,
+        /// Steps whose action changes or removes access.
+        destructive: Vec<String>,
+        /// Requests already fully known before the run, keyed by step id.
+        known_requests: Vec<(String, RequestView)>,
+    },
+    /// A step began (for a `foreach` step, once for the whole fan-out).
+    StepStarted {
+        /// The step id.
+        step: String,
+        /// How many items a `foreach` fans out over.
+        items: Option<usize>,
+    },
+    /// The operator was asked to approve a request, or an approval was taken from flags.
+    Confirmation {
+        /// The step id.
+        step: String,
+        /// The prompt as shown.
+        prompt: String,
+        /// SHA-256 (hex) of the canonical JSON of the exact [`RequestView`] shown.
+        request_sha256: String,
+        /// Whether the step was approved.
+        approved: bool,
+        /// How the answer was given.
+        how: ApprovalSource,
+    },
+    /// A request is about to be sent.
+    Request {
+        /// The step id.
+        step: String,
+        /// Index of the `foreach` item, if any.
+        item: Option<usize>,
+        /// 1 for the first attempt, then 2, 3… for retries.
+        attempt: u32,
+        /// The `X-Request-Id` sent, matching ESUS's own audit log.
+        request_id: String,
+        /// The request, redacted.
+        request: RequestView,
+    },
+    /// A response arrived (or the request failed without one).
+    Response {
+        /// The step id.
+        step: String,
+        /// The request id this answers.
+        request_id: String,
+        /// HTTP status; `None` when the connection failed.
+        status: Option<u16>,
+        /// Milliseconds from sending to the full body.
+        duration_ms: u64,
+        /// SHA-256 (hex) of the body bytes.
+        body_sha256: Option<String>,
+        /// The body, only when small and free of secrets and PHI.
+        body: Option<Value>,
+        /// Evidence file holding the body, relative to the evidence folder.
+        evidence: Option<EvidenceRef>,
+        /// A transport error, when there is no status.
+        error: Option<String>,
+    },
+    /// A step ended.
+    StepFinished {
+        /// The step id.
+        step: String,
+        /// What became of it.
+        status: StepStatus,
+        /// Why, when it did not succeed.
+        reason: Option<String>,
+        /// Its non-secret outputs (secret ones as [`REDACTED`]).
+        outputs: serde_json::Map<String, Value>,
+        /// Milliseconds from start to finish.
+        duration_ms: u64,
+    },
+    /// The run ended.
+    RunFinished {
+        /// The overall outcome, using the same words as the exit code table.
+        outcome: RunOutcome,
+        /// The process exit code this outcome maps to.
+        exit_code: u8,
+    },
+}
+
+/// A file in the run's evidence folder and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvidenceRef {
+    /// Path relative to the evidence folder.
+    pub file: String,
+    /// SHA-256 (hex) of the file's bytes.
+    pub sha256: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunOutcome {
+    /// Every step succeeded or was skipped by its condition.
+    Success,
+    /// A step failed.
+    Failed,
+    /// A confirmation was declined or an approval was missing.
+    Declined,
+    /// Authentication with ESUS failed.
+    AuthFailed,
+    /// The operator pressed Ctrl-C.
+    Interrupted,
+}
+
+/// A listener for run events (the transcript, the terminal, a test recorder).
+pub trait EventSink: Send + Sync {
+    /// Records one event. An error stops the run: a transcript that cannot be written must not be
+    /// silently incomplete.
+    fn emit(&self, event: &Event) -> std::io::Result<()>;
+}

@@ -1,0 +1,6 @@
+//! Executing a validated runbook against ESUS: planning, confirmations, requests, outcomes.
+//!
+//! The executor reports what happens as a stream of [`event::Event`]s; the transcript (and the
+//! terminal) listen to that stream without the executor knowing their formats.
+
+pub mod event;

@@ -1,0 +1,1 @@
+//! The signed, hash-chained transcript of a run (issue 5).
