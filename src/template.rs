@@ -1,1 +1,216 @@
-//! placeholder
+//! Templates and expressions over inputs and step outputs, in a strict engine.
+//!
+//! Runbook strings such as `"{{ inputs.key_id }}"` are minijinja templates; `when`, `foreach` and
+//! `outputs` are minijinja expressions. Undefined names are errors, never empty strings: a typo in
+//! a key id must stop a run, not send `DELETE /api-keys/`. A string that is exactly one
+//! `{{ expression }}` keeps the expression's type, so `grace_hours: "{{ 0 }}"` is the number 0.
+
+use std::collections::BTreeSet;
+
+use minijinja::{Environment, UndefinedBehavior, Value as JValue};
+use serde_json::Value;
+
+/// A template or expression that failed to compile or evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    /// What went wrong, in the engine's words.
+    pub message: String,
+    /// Byte range inside the template text, when the engine knows it.
+    pub range: Option<std::ops::Range<usize>>,
+}
+
+impl From<minijinja::Error> for TemplateError {
+    fn from(e: minijinja::Error) -> Self {
+        let mut message = e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+        if message.is_empty() {
+            message = e.to_string();
+        }
+        TemplateError {
+            message,
+            range: e.range(),
+        }
+    }
+}
+
+/// The template engine with esus-ir's settings and helper functions.
+pub struct Engine {
+    env: Environment<'static>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    /// A strict engine with the runbook helpers (`now()`, `days_since`).
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // A hostile runbook must not spin forever inside a template.
+        env.set_fuel(Some(100_000));
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_function("now", || jiff::Timestamp::now().to_string());
+        env.add_filter("days_since", days_since);
+        Engine { env }
+    }
+
+    /// Compiles a template and returns the dotted names it reads (`inputs.key_id`, `item`, …).
+    pub fn template_refs(&self, source: &str) -> Result<BTreeSet<String>, TemplateError> {
+        let tmpl = self.env.template_from_str(source)?;
+        Ok(tmpl.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Compiles an expression and returns the dotted names it reads.
+    pub fn expr_refs(&self, source: &str) -> Result<BTreeSet<String>, TemplateError> {
+        let expr = self.env.compile_expression(source)?;
+        Ok(expr.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Renders a template string. A string that is exactly one `{{ expr }}` keeps its type.
+    pub fn render_str(&self, source: &str, ctx: &Value) -> Result<Value, TemplateError> {
+        if !source.contains("{{") && !source.contains("{%") {
+            return Ok(Value::String(source.to_string()));
+        }
+        if let Some(inner) = single_expression(source) {
+            return self.eval(inner, ctx);
+        }
+        let rendered = self
+            .env
+            .render_str(source, JValue::from(minijinja::value::Serde(ctx)))?;
+        Ok(Value::String(rendered))
+    }
+
+    /// Renders every string inside a JSON value (object keys stay literal).
+    pub fn render_value(&self, value: &Value, ctx: &Value) -> Result<Value, TemplateError> {
+        Ok(match value {
+            Value::String(s) => self.render_str(s, ctx)?,
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_value(v, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_value(v, ctx)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Evaluates an expression to JSON.
+    pub fn eval(&self, source: &str, ctx: &Value) -> Result<Value, TemplateError> {
+        let expr = self.env.compile_expression(source)?;
+        let out = expr.eval(JValue::from(minijinja::value::Serde(ctx)))?;
+        if out.is_undefined() {
+            return Err(TemplateError {
+                message: format!("`{}` is undefined", source.trim()),
+                range: None,
+            });
+        }
+        serde_json::to_value(&out).map_err(|e| TemplateError {
+            message: e.to_string(),
+            range: None,
+        })
+    }
+
+    /// Evaluates a condition; strict, so an undefined name is an error rather than false.
+    pub fn eval_bool(&self, source: &str, ctx: &Value) -> Result<bool, TemplateError> {
+        let expr = self.env.compile_expression(source)?;
+        let out = expr.eval(JValue::from(minijinja::value::Serde(ctx)))?;
+        if out.is_undefined() {
+            return Err(TemplateError {
+                message: format!("`{}` is undefined", source.trim()),
+                range: None,
+            });
+        }
+        Ok(out.is_true())
+    }
+}
+
+/// The inner expression of a string that is exactly `{{ expr }}`, if it is one.
+pub fn single_expression(source: &str) -> Option<&str> {
+    let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
+        .then_some(inner.trim())
+}
+
+/// Whether a string contains template syntax at all.
+pub fn is_template(source: &str) -> bool {
+    source.contains("{{") || source.contains("{%") || source.contains("{#")
+}
+
+/// `"2024-01-01T00:00:00Z" | days_since` → whole days from then to now.
+fn days_since(ts: String) -> Result<i64, minijinja::Error> {
+    let then: jiff::Timestamp = ts.parse().map_err(|e| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("`{ts}` is not an RFC 3339 time: {e}"),
+        )
+    })?;
+    Ok(jiff::Timestamp::now().duration_since(then).as_secs() / 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> Value {
+        json!({"inputs": {"key_id": "k-1", "n": 0}, "steps": {"rotate": {"outputs": {"new_key_id": "k-2"}}}})
+    }
+
+    #[test]
+    fn single_expressions_keep_their_type_and_mixed_text_renders_a_string() {
+        let e = Engine::new();
+        assert_eq!(e.render_str("{{ inputs.n }}", &ctx()), Ok(json!(0)));
+        assert_eq!(
+            e.render_str("/api-keys/{{ inputs.key_id }}", &ctx()),
+            Ok(json!("/api-keys/k-1"))
+        );
+        assert_eq!(e.render_str("plain", &ctx()), Ok(json!("plain")));
+        assert_eq!(
+            e.render_value(
+                &json!({"a": ["{{ steps.rotate.outputs.new_key_id }}"]}),
+                &ctx()
+            ),
+            Ok(json!({"a": ["k-2"]}))
+        );
+    }
+
+    #[test]
+    fn undefined_names_are_errors_not_empty_strings() {
+        let e = Engine::new();
+        assert!(
+            e.render_str("/api-keys/{{ inputs.kye_id }}", &ctx())
+                .is_err()
+        );
+        assert!(e.eval("inputs.kye_id", &ctx()).is_err());
+        assert!(e.eval_bool("inputs.kye_id", &ctx()).is_err());
+        assert!(
+            e.eval_bool("inputs.kye_id is defined", &ctx())
+                .is_ok_and(|b| !b)
+        );
+    }
+
+    #[test]
+    fn refs_list_the_dotted_names_read() {
+        let e = Engine::new();
+        let refs = e
+            .template_refs("{{ inputs.key_id }}-{{ steps.rotate.outputs.new_key_id | upper }}")
+            .expect("refs");
+        assert!(refs.contains("inputs.key_id"));
+        assert!(refs.contains("steps.rotate.outputs.new_key_id"));
+        let refs = e
+            .expr_refs("response.items | selectattr('active') | list")
+            .expect("refs");
+        assert!(refs.contains("response.items"));
+        assert!(e.template_refs("{{ inputs.key_id").is_err());
+    }
+}

@@ -1,15 +1,125 @@
 //! One function per subcommand: arguments in, exit code out.
 
-use super::args::Command;
+use std::io::{IsTerminal, Write};
+
+use super::args::{Command, GraphFormat};
+use crate::bundled;
 use crate::error::{Error, ExitCode};
+use crate::graph;
+use crate::runbook;
 
 /// Runs the chosen subcommand.
 pub(super) fn dispatch(command: Command) -> Result<ExitCode, Error> {
     match command {
+        Command::Validate { runbooks } => validate(&runbooks),
+        Command::Graph { runbook, format } => graph_cmd(&runbook, format),
+        Command::List => list(),
+        Command::Schema { output } => schema(output.as_deref()),
         Command::Sim(args) => super::sim_cmd::run(args),
         Command::Keygen(args) => super::transcript_cmd::keygen(args),
         Command::Verify(args) => super::transcript_cmd::verify(args),
         Command::Report(args) => super::transcript_cmd::report(args),
-        _ => Err(Error::Usage("not built yet".into())),
+    }
+}
+
+/// Whether diagnostics on stderr may use colour.
+pub(super) fn stderr_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+fn validate(args: &[String]) -> Result<ExitCode, Error> {
+    let color = stderr_color();
+    let mut bad = 0;
+    for arg in args {
+        let source = match bundled::resolve(arg) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+                continue;
+            }
+        };
+        match runbook::load(&source.display, &source.text, color) {
+            Ok(v) => out(&format!(
+                "{}: ok ({} steps, {} inputs)\n",
+                source.display,
+                v.runbook.steps.len(),
+                v.runbook.inputs.len()
+            ))?,
+            Err(e) => {
+                eprint!("{}", e.rendered);
+                bad += 1;
+            }
+        }
+    }
+    Ok(if bad == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::Usage
+    })
+}
+
+fn graph_cmd(arg: &str, format: GraphFormat) -> Result<ExitCode, Error> {
+    let source = bundled::resolve(arg)?;
+    let valid = runbook::load(&source.display, &source.text, stderr_color())?;
+    let format = match format {
+        GraphFormat::Text => graph::GraphFormat::Text,
+        GraphFormat::Dot => graph::GraphFormat::Dot,
+        GraphFormat::Mermaid => graph::GraphFormat::Mermaid,
+    };
+    let text = valid.graph.render(format, |i| {
+        let step = &valid.runbook.steps[i];
+        let info = &valid.steps[i];
+        (
+            format!("{} ({})", step.name, step.action),
+            info.effect == crate::esus::actions::Effect::Destructive,
+        )
+    });
+    out(&text)?;
+    Ok(ExitCode::Success)
+}
+
+fn list() -> Result<ExitCode, Error> {
+    let mut text = String::new();
+    for b in bundled::BUNDLED {
+        let summary = runbook::parse::parse(b.text)
+            .map(|(rb, _)| {
+                rb.description
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        text.push_str(&format!("{:<24} {summary}\n", b.name));
+    }
+    out(&text)?;
+    Ok(ExitCode::Success)
+}
+
+fn schema(output: Option<&std::path::Path>) -> Result<ExitCode, Error> {
+    let schema = schemars::schema_for!(runbook::Runbook);
+    let mut text =
+        serde_json::to_string_pretty(&schema).map_err(|e| Error::Usage(e.to_string()))?;
+    text.push('\n');
+    match output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?,
+        None => out(&text)?,
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub(super) fn out(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing to stdout", e))
+        }
+        _ => Ok(()),
     }
 }

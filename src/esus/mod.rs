@@ -1,1 +1,5 @@
-//! The ESUS API client and the catalogue of built-in actions.
+//! The ESUS side of esus-ir: the catalogue of built-in actions (pure data, used by validation
+//! and planning) and the HTTP client that sends them.
+
+pub mod actions;
+pub mod paths;

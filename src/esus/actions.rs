@@ -1,0 +1,643 @@
+//! The built-in actions: for each, the ESUS call it makes and what kind of call that is.
+//!
+//! Everything a validator, planner or confirmer needs to know about an action lives in one
+//! table, so that "is this destructive?" or "may this be retried?" has exactly one answer.
+//! Paths and shapes follow ESUS's published API (docs/esus-api.md).
+
+/// HTTP methods the actions use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH (only through `http`)
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// Parses a method name, case-insensitively.
+    pub fn parse(text: &str) -> Option<Method> {
+        Some(match text.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// What an action does to ESUS's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only; safe in `--dry-run=reads`.
+    Read,
+    /// Adds something without taking access away (create a key, a subscription).
+    Write,
+    /// Changes or removes existing access or state; confirmed by default.
+    Destructive,
+}
+
+/// The type a parameter's value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Text (numbers are accepted and sent as text).
+    String,
+    /// A whole number.
+    Integer,
+    /// `true`/`false`.
+    Boolean,
+    /// A list.
+    List,
+    /// A mapping.
+    Object,
+    /// Any JSON value.
+    Any,
+    /// A credential: must come from a secret input or secret output, never a literal.
+    Secret,
+}
+
+/// Where a parameter goes in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Substituted into `{name}` in the path, percent-encoded as one segment.
+    Path,
+    /// A query parameter.
+    Query,
+    /// A field of the JSON body.
+    Body,
+    /// Replaces the operator's token as `Authorization: Bearer`.
+    Bearer,
+    /// Not sent directly; the action uses it itself.
+    Internal,
+}
+
+/// One parameter of an action.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// Name under `with:`.
+    pub name: &'static str,
+    /// Name on the wire (query parameter or JSON field).
+    pub wire: &'static str,
+    /// Value type.
+    pub kind: ParamKind,
+    /// Where it goes.
+    pub place: Place,
+    /// Whether the action refuses to run without it.
+    pub required: bool,
+}
+
+/// How the JSON body is assembled from `Body` parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyShape {
+    /// No body.
+    None,
+    /// `{wire: value, …}` for each given parameter (an empty object when none is given).
+    Flat,
+    /// A FHIR `Subscription` resource.
+    FhirSubscription,
+    /// The `body` parameter as is (`http`).
+    Raw,
+}
+
+/// Actions whose behaviour is more than one plain request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    /// One request.
+    None,
+    /// Reads the key and, with a secret, tries to use it; succeeds only if the key is dead.
+    CheckRevoked,
+    /// Reads the Consent and writes it back with status `inactive`.
+    ConsentExpire,
+}
+
+/// A built-in action.
+#[derive(Debug)]
+pub struct ActionSpec {
+    /// Name used in `action:`.
+    pub name: &'static str,
+    /// One line for `graph` and docs.
+    pub summary: &'static str,
+    /// HTTP method (for `http`, the `method` parameter decides).
+    pub method: Method,
+    /// Path template, `{param}` placeholders (for `http`, the `path` parameter).
+    pub path: &'static str,
+    /// Read, write or destructive.
+    pub effect: Effect,
+    /// Whether sending it twice has the same effect as once (may be retried blindly).
+    pub idempotent: bool,
+    /// The parameters.
+    pub params: &'static [Param],
+    /// How the body is built.
+    pub body: BodyShape,
+    /// Whether results are paged (`_count`/`_offset`, `{rows,total}`) and read to the end.
+    pub paged: bool,
+    /// Response fields that hold secrets (a new key's `secret`).
+    pub secret_fields: &'static [&'static str],
+    /// Whether responses may carry PHI and go to evidence files only.
+    pub phi: bool,
+    /// The parameter the operator must type for `confirm: typed`.
+    pub target: Option<&'static str>,
+    /// Multi-request behaviour.
+    pub special: Special,
+}
+
+const fn p(
+    name: &'static str,
+    wire: &'static str,
+    kind: ParamKind,
+    place: Place,
+    required: bool,
+) -> Param {
+    Param {
+        name,
+        wire,
+        kind,
+        place,
+        required,
+    }
+}
+
+use ParamKind as K;
+use Place as P;
+
+const TOKEN_REQ: Param = p("token", "", K::Secret, P::Bearer, true);
+const TOKEN_OPT: Param = p("token", "", K::Secret, P::Bearer, false);
+const ID: Param = p("id", "id", K::String, P::Path, true);
+const AUDIT_QUERY: [Param; 6] = [
+    p("count", "_count", K::Integer, P::Query, false),
+    p("date", "date", K::String, P::Query, false),
+    p("agent", "agent", K::String, P::Query, false),
+    p("entity", "entity", K::String, P::Query, false),
+    p("type", "type", K::String, P::Query, false),
+    p("outcome", "outcome", K::String, P::Query, false),
+];
+const AUDIT_USER: [Param; 7] = [
+    p("user_id", "userId", K::String, P::Path, true),
+    AUDIT_QUERY[0],
+    AUDIT_QUERY[1],
+    AUDIT_QUERY[2],
+    AUDIT_QUERY[3],
+    AUDIT_QUERY[4],
+    AUDIT_QUERY[5],
+];
+const AUDIT_PATIENT: [Param; 7] = [
+    p("patient_id", "patientId", K::String, P::Path, true),
+    AUDIT_QUERY[0],
+    AUDIT_QUERY[1],
+    AUDIT_QUERY[2],
+    AUDIT_QUERY[3],
+    AUDIT_QUERY[4],
+    AUDIT_QUERY[5],
+];
+
+const fn action(
+    name: &'static str,
+    summary: &'static str,
+    method: Method,
+    path: &'static str,
+    effect: Effect,
+    idempotent: bool,
+    params: &'static [Param],
+) -> ActionSpec {
+    ActionSpec {
+        name,
+        summary,
+        method,
+        path,
+        effect,
+        idempotent,
+        params,
+        body: BodyShape::None,
+        paged: false,
+        secret_fields: &[],
+        phi: false,
+        target: None,
+        special: Special::None,
+    }
+}
+
+use Effect::{Destructive, Read, Write};
+use Method::{Delete, Get, Post, Put};
+
+/// Every built-in action, `http` last.
+pub static ACTIONS: &[ActionSpec] = &[
+    action(
+        "auth.logout",
+        "Log out one session (its token) and kill its refresh token",
+        Post,
+        "/auth/logout",
+        Destructive,
+        true,
+        &[TOKEN_REQ],
+    ),
+    action(
+        "auth.logout_all",
+        "Log out every session of the token's user",
+        Post,
+        "/auth/logout-all",
+        Destructive,
+        true,
+        &[TOKEN_REQ],
+    ),
+    action(
+        "auth.sessions",
+        "List the sessions of the token's user (default: the operator)",
+        Get,
+        "/auth/sessions",
+        Read,
+        true,
+        &[TOKEN_OPT],
+    ),
+    ActionSpec {
+        target: Some("session_id"),
+        ..action(
+            "auth.revoke_session",
+            "End one session by id",
+            Delete,
+            "/auth/sessions/{session_id}",
+            Destructive,
+            true,
+            &[
+                p("session_id", "sessionId", K::String, P::Path, true),
+                TOKEN_OPT,
+            ],
+        )
+    },
+    action(
+        "api_keys.list",
+        "List API keys",
+        Get,
+        "/api-keys",
+        Read,
+        true,
+        &[
+            p("active", "active", K::Boolean, P::Query, false),
+            p("name", "name", K::String, P::Query, false),
+            p("app_id", "appId", K::String, P::Query, false),
+        ],
+    ),
+    action(
+        "api_keys.get",
+        "Read one API key",
+        Get,
+        "/api-keys/{id}",
+        Read,
+        true,
+        &[ID],
+    ),
+    ActionSpec {
+        body: BodyShape::Flat,
+        secret_fields: &["secret"],
+        ..action(
+            "api_keys.create",
+            "Create an API key (its secret is returned once)",
+            Post,
+            "/api-keys",
+            Write,
+            false,
+            &[
+                p("name", "name", K::String, P::Body, true),
+                p("scopes", "scopes", K::List, P::Body, true),
+                p("expires_at", "expiresAt", K::String, P::Body, false),
+                p("rate_limit", "rateLimit", K::Integer, P::Body, false),
+                p("app_id", "appId", K::String, P::Body, false),
+            ],
+        )
+    },
+    ActionSpec {
+        body: BodyShape::Flat,
+        target: Some("id"),
+        ..action(
+            "api_keys.update",
+            "Change an API key's name, scopes, active flag or rate limit",
+            Put,
+            "/api-keys/{id}",
+            Destructive,
+            true,
+            &[
+                ID,
+                p("name", "name", K::String, P::Body, false),
+                p("scopes", "scopes", K::List, P::Body, false),
+                p("active", "active", K::Boolean, P::Body, false),
+                p("rate_limit", "rateLimit", K::Integer, P::Body, false),
+            ],
+        )
+    },
+    ActionSpec {
+        target: Some("id"),
+        ..action(
+            "api_keys.delete",
+            "Delete an API key",
+            Delete,
+            "/api-keys/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    ActionSpec {
+        body: BodyShape::Flat,
+        secret_fields: &["secret"],
+        target: Some("id"),
+        ..action(
+            "api_keys.rotate",
+            "Issue a new key linked to the old one; the old one lives grace_hours (default 24)",
+            Post,
+            "/api-keys/{id}/rotate",
+            Destructive,
+            false,
+            &[
+                ID,
+                p("grace_hours", "graceHours", K::Integer, P::Body, false),
+            ],
+        )
+    },
+    ActionSpec {
+        special: Special::CheckRevoked,
+        ..action(
+            "api_keys.check_revoked",
+            "Succeed only if the key is gone or inactive, and (with its secret) refused",
+            Get,
+            "/api-keys/{id}",
+            Read,
+            true,
+            &[
+                ID,
+                p("client_id", "clientId", K::String, P::Internal, false),
+                p("secret", "secret", K::Secret, P::Internal, false),
+            ],
+        )
+    },
+    ActionSpec {
+        paged: true,
+        phi: true,
+        ..action(
+            "audit.query",
+            "Read the audit log, every page",
+            Get,
+            "/admin/audit",
+            Read,
+            true,
+            &AUDIT_QUERY,
+        )
+    },
+    ActionSpec {
+        paged: true,
+        phi: true,
+        ..action(
+            "audit.user",
+            "Read one user's audit log, every page",
+            Get,
+            "/admin/audit/user/{user_id}",
+            Read,
+            true,
+            &AUDIT_USER,
+        )
+    },
+    ActionSpec {
+        paged: true,
+        phi: true,
+        ..action(
+            "audit.patient",
+            "Read one patient's audit log, every page",
+            Get,
+            "/admin/audit/patient/{patient_id}",
+            Read,
+            true,
+            &AUDIT_PATIENT,
+        )
+    },
+    action(
+        "roles.list",
+        "List roles and their permissions",
+        Get,
+        "/roles",
+        Read,
+        true,
+        &[],
+    ),
+    ActionSpec {
+        body: BodyShape::Flat,
+        target: Some("user_id"),
+        ..action(
+            "roles.assign",
+            "Give a user a role",
+            Post,
+            "/roles/users/{user_id}/assign",
+            Destructive,
+            true,
+            &[
+                p("user_id", "userId", K::String, P::Path, true),
+                p("role_id", "roleId", K::String, P::Body, true),
+            ],
+        )
+    },
+    ActionSpec {
+        target: Some("user_id"),
+        ..action(
+            "roles.unassign",
+            "Take a role from a user",
+            Delete,
+            "/roles/users/{user_id}/{role_id}",
+            Destructive,
+            true,
+            &[
+                p("user_id", "userId", K::String, P::Path, true),
+                p("role_id", "roleId", K::String, P::Path, true),
+            ],
+        )
+    },
+    ActionSpec {
+        body: BodyShape::FhirSubscription,
+        ..action(
+            "subscription.create",
+            "Create a FHIR Subscription (alerting)",
+            Post,
+            "/fhir/Subscription",
+            Write,
+            false,
+            &[
+                p("criteria", "criteria", K::String, P::Body, true),
+                p("endpoint", "endpoint", K::String, P::Body, true),
+                p("channel_type", "type", K::String, P::Body, false),
+                p("payload", "payload", K::String, P::Body, false),
+                p("header", "header", K::List, P::Body, false),
+                p("reason", "reason", K::String, P::Body, false),
+                p("status", "status", K::String, P::Body, false),
+                p("end", "end", K::String, P::Body, false),
+            ],
+        )
+    },
+    action(
+        "subscription.list",
+        "List FHIR Subscriptions",
+        Get,
+        "/fhir/Subscription",
+        Read,
+        true,
+        &[],
+    ),
+    ActionSpec {
+        target: Some("id"),
+        ..action(
+            "subscription.delete",
+            "Delete a FHIR Subscription",
+            Delete,
+            "/fhir/Subscription/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    ActionSpec {
+        phi: true,
+        ..action(
+            "consent.search",
+            "Search Consent records",
+            Get,
+            "/fhir/Consent",
+            Read,
+            true,
+            &[
+                p("patient", "patient", K::String, P::Query, false),
+                p("status", "status", K::String, P::Query, false),
+                p("date", "date", K::String, P::Query, false),
+            ],
+        )
+    },
+    ActionSpec {
+        special: Special::ConsentExpire,
+        phi: true,
+        target: Some("id"),
+        ..action(
+            "consent.expire",
+            "Set a Consent's status to inactive",
+            Put,
+            "/fhir/Consent/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    ActionSpec {
+        body: BodyShape::Raw,
+        ..action(
+            "http",
+            "Any ESUS call, by path relative to the base URL",
+            Get,
+            "",
+            Destructive,
+            false,
+            &[
+                p("method", "method", K::String, P::Internal, true),
+                p("path", "path", K::String, P::Internal, true),
+                p("query", "query", K::Object, P::Internal, false),
+                p("body", "body", K::Any, P::Internal, false),
+            ],
+        )
+    },
+];
+
+/// Finds an action by name.
+pub fn lookup(name: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+impl ActionSpec {
+    /// A parameter by name.
+    pub fn param(&self, name: &str) -> Option<&'static Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The effect of this action with these literal parameters: `http` depends on its method.
+    pub fn effect_with(&self, method: Option<&str>) -> Effect {
+        if self.name != "http" {
+            return self.effect;
+        }
+        match method.and_then(Method::parse) {
+            Some(Method::Get) => Effect::Read,
+            _ => Effect::Destructive,
+        }
+    }
+
+    /// Whether this action may be retried blindly, given `http`'s method.
+    pub fn idempotent_with(&self, method: Option<&str>) -> bool {
+        if self.name != "http" {
+            return self.idempotent;
+        }
+        matches!(
+            method.and_then(Method::parse),
+            Some(Method::Get | Method::Put | Method::Delete)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_every_path_placeholder_is_a_required_path_param() {
+        for (i, a) in ACTIONS.iter().enumerate() {
+            assert!(
+                ACTIONS[..i].iter().all(|b| b.name != a.name),
+                "duplicate {}",
+                a.name
+            );
+            for seg in a.path.split('/').filter(|s| s.starts_with('{')) {
+                let name = seg.trim_matches(['{', '}']);
+                let param = a
+                    .param(name)
+                    .unwrap_or_else(|| panic!("{}: no param {name}", a.name));
+                assert!(
+                    param.required && param.place == Place::Path,
+                    "{}: {name}",
+                    a.name
+                );
+            }
+            if let Some(t) = a.target {
+                assert!(
+                    a.param(t).is_some_and(|p| p.required),
+                    "{}: target {t}",
+                    a.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_compromise_critical_actions_are_classified_as_the_api_facts_say() {
+        let rotate = lookup("api_keys.rotate").expect("rotate");
+        assert_eq!(rotate.effect, Effect::Destructive);
+        assert!(
+            !rotate.idempotent,
+            "rotate creates a key: never blindly re-sent"
+        );
+        assert_eq!(rotate.secret_fields, ["secret"]);
+        assert!(!lookup("api_keys.create").expect("create").idempotent);
+        assert!(lookup("api_keys.delete").expect("delete").idempotent);
+        assert!(lookup("audit.user").expect("audit").paged);
+        let http = lookup("http").expect("http");
+        assert_eq!(http.effect_with(Some("get")), Effect::Read);
+        assert_eq!(http.effect_with(Some("POST")), Effect::Destructive);
+        assert!(!http.idempotent_with(Some("POST")));
+    }
+}
