@@ -157,8 +157,8 @@ pub fn render(name: &str, text: &str, problems: &[Problem], color: bool) -> Stri
         };
         if handler.render_report(&mut out, &drawn).is_err() {
             out.push_str(&drawn.message);
-            out.push('\n');
         }
+        out.push('\n');
     }
     let n = problems.len();
     out.push_str(&format!(

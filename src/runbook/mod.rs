@@ -25,15 +25,14 @@ pub struct RunbookError {
 
 /// Parses and validates runbook `text`, shown in messages as `name`.
 pub fn load(name: &str, text: &str, color: bool) -> Result<Validated, RunbookError> {
-    let problems = match parse::parse(text) {
-        Ok((runbook, map)) => match validate::validate(runbook, &map, text) {
-            Ok(valid) => return Ok(valid),
-            Err(problems) => problems,
-        },
-        Err((problems, _)) => problems,
-    };
-    Err(RunbookError {
+    check(text).map_err(|problems| RunbookError {
         rendered: diagnostic::render(name, text, &problems, color),
         count: problems.len(),
     })
+}
+
+/// Parses and validates runbook `text`, returning the problems unrendered.
+pub fn check(text: &str) -> Result<Validated, Vec<diagnostic::Problem>> {
+    let (runbook, map) = parse::parse(text).map_err(|(problems, _)| problems)?;
+    validate::validate(runbook, &map, text)
 }

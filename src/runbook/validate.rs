@@ -682,7 +682,7 @@ pub(super) fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (edit_distance(word, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < word.chars().count())
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }

@@ -1,1 +1,5 @@
 //! The one integration-test binary: a module per feature.
+
+mod cli;
+mod validate;
+mod validate_fuzz;

@@ -1,0 +1,82 @@
+//! The binary's small commands: validate, graph, list, schema, help, exit codes.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn esus_ir() -> Command {
+    let mut cmd = Command::cargo_bin("esus-ir").expect("binary");
+    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn validate_accepts_the_bundled_runbook_by_name_and_path() {
+    esus_ir().args(["validate", "api-key-compromise"]).assert().success().stdout(predicate::str::contains("ok (7 steps"));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/api-key-compromise.yaml");
+    esus_ir().args(["validate", path]).assert().success();
+}
+
+#[test]
+fn validate_exits_2_and_names_the_place_of_each_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "version: 1\nname: t\nsteps:\n  - id: a\n    name: A\n    action: roles.list\n    needs: [b]\n").expect("write");
+    esus_ir()
+        .arg("validate")
+        .arg(&bad)
+        .arg("api-key-compromise")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("bundled:api-key-compromise: ok"))
+        .stderr(predicate::str::contains("bad.yaml:7:13: step `a` needs `b`, which is not a step"));
+}
+
+#[test]
+fn an_unknown_runbook_is_a_usage_error() {
+    esus_ir().args(["validate", "no-such-runbook"]).assert().code(2).stderr(predicate::str::contains("neither a file nor a bundled runbook"));
+}
+
+#[test]
+fn graph_renders_mermaid_with_destructive_steps_marked() {
+    let out = esus_ir().args(["graph", "api-key-compromise", "--format", "mermaid"]).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(text.starts_with("flowchart TD\n"), "{text}");
+    assert!(text.contains("s_snapshot --> s_delete"), "{text}");
+    assert!(text.contains("s_contained --> s_audit") && text.contains("s_logout --> s_audit"), "{text}");
+    let class_line = text.lines().find(|l| l.trim_start().starts_with("class ")).expect("class line");
+    for id in ["s_logout", "s_delete", "s_rotate"] {
+        assert!(class_line.contains(id), "{id} destructive: {class_line}");
+    }
+    assert!(!class_line.contains("s_snapshot"), "{class_line}");
+}
+
+#[test]
+fn graph_text_shows_parallel_layers() {
+    esus_ir()
+        .args(["graph", "api-key-compromise"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("layer 1  (parallel)").and(predicate::str::contains("[destructive]")));
+}
+
+#[test]
+fn list_shows_bundled_runbooks() {
+    esus_ir().arg("list").assert().success().stdout(predicate::str::contains("api-key-compromise"));
+}
+
+#[test]
+fn schema_is_json_schema_for_the_runbook() {
+    let out = esus_ir().arg("schema").assert().success().get_output().stdout.clone();
+    let schema: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    assert!(schema["$schema"].as_str().is_some_and(|s| s.contains("json-schema.org")));
+    assert!(schema["properties"]["steps"].is_object());
+    let required: Vec<&str> = schema["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
+    assert!(required.contains(&"steps") && required.contains(&"name"));
+}
+
+#[test]
+fn help_has_examples_and_version_prints() {
+    esus_ir().args(["validate", "--help"]).assert().success().stdout(predicate::str::contains("Examples:"));
+    esus_ir().arg("--version").assert().success().stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+    esus_ir().arg("--frobnicate").assert().code(2);
+}
