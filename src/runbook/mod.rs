@@ -33,6 +33,6 @@ pub fn load(name: &str, text: &str, color: bool) -> Result<Validated, RunbookErr
 
 /// Parses and validates runbook `text`, returning the problems unrendered.
 pub fn check(text: &str) -> Result<Validated, Vec<diagnostic::Problem>> {
-    let (runbook, map) = parse::parse(text).map_err(|(problems, _)| problems)?;
+    let (runbook, map) = parse::parse(text)?;
     validate::validate(runbook, &map, text)
 }

@@ -18,7 +18,7 @@ use super::span::{SourceMap, Span, index_path, key_path};
 pub const MAX_BYTES: usize = 1024 * 1024;
 
 /// Parses runbook text. On failure, returns every structural problem found.
-pub fn parse(text: &str) -> Result<(Runbook, SourceMap), (Vec<Problem>, SourceMap)> {
+pub fn parse(text: &str) -> Result<(Runbook, SourceMap), Vec<Problem>> {
     if text.len() > MAX_BYTES {
         let p = Problem::at(
             Span::new(0, 1),
@@ -28,11 +28,11 @@ pub fn parse(text: &str) -> Result<(Runbook, SourceMap), (Vec<Problem>, SourceMa
             ),
             "file too large",
         );
-        return Err((vec![p], SourceMap::default()));
+        return Err(vec![p]);
     }
     let value: Yaml = match serde_yaml::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Err((vec![yaml_problem(text, &e)], SourceMap::default())),
+        Err(e) => return Err(vec![yaml_problem(text, &e)]),
     };
     let map = SourceMap::build(text);
     match deserialize_at::<Runbook>(value.clone(), "", &map) {
@@ -43,8 +43,7 @@ pub fn parse(text: &str) -> Result<(Runbook, SourceMap), (Vec<Problem>, SourceMa
             if problems.list.is_empty() {
                 problems.list.push(first);
             }
-            let list = problems.list;
-            Err((list, map))
+            Err(problems.list)
         }
     }
 }
@@ -166,7 +165,7 @@ mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<(usize, usize, String)> {
-        let (list, _) = parse(text).expect_err("should fail");
+        let list = parse(text).expect_err("should fail");
         list.into_iter()
             .map(|p| {
                 let (l, c) = super::super::diagnostic::line_col(text, p.span.offset);

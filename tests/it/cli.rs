@@ -11,8 +11,15 @@ fn esus_ir() -> Command {
 
 #[test]
 fn validate_accepts_the_bundled_runbook_by_name_and_path() {
-    esus_ir().args(["validate", "api-key-compromise"]).assert().success().stdout(predicate::str::contains("ok (7 steps"));
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/api-key-compromise.yaml");
+    esus_ir()
+        .args(["validate", "api-key-compromise"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok (7 steps"));
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/runbooks/api-key-compromise.yaml"
+    );
     esus_ir().args(["validate", path]).assert().success();
 }
 
@@ -28,22 +35,42 @@ fn validate_exits_2_and_names_the_place_of_each_problem() {
         .assert()
         .code(2)
         .stdout(predicate::str::contains("bundled:api-key-compromise: ok"))
-        .stderr(predicate::str::contains("bad.yaml:7:13: step `a` needs `b`, which is not a step"));
+        .stderr(predicate::str::contains(
+            "bad.yaml:7:13: step `a` needs `b`, which is not a step",
+        ));
 }
 
 #[test]
 fn an_unknown_runbook_is_a_usage_error() {
-    esus_ir().args(["validate", "no-such-runbook"]).assert().code(2).stderr(predicate::str::contains("neither a file nor a bundled runbook"));
+    esus_ir()
+        .args(["validate", "no-such-runbook"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "neither a file nor a bundled runbook",
+        ));
 }
 
 #[test]
 fn graph_renders_mermaid_with_destructive_steps_marked() {
-    let out = esus_ir().args(["graph", "api-key-compromise", "--format", "mermaid"]).assert().success().get_output().stdout.clone();
+    let out = esus_ir()
+        .args(["graph", "api-key-compromise", "--format", "mermaid"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let text = String::from_utf8(out).expect("utf-8");
     assert!(text.starts_with("flowchart TD\n"), "{text}");
     assert!(text.contains("s_snapshot --> s_delete"), "{text}");
-    assert!(text.contains("s_contained --> s_audit") && text.contains("s_logout --> s_audit"), "{text}");
-    let class_line = text.lines().find(|l| l.trim_start().starts_with("class ")).expect("class line");
+    assert!(
+        text.contains("s_contained --> s_audit") && text.contains("s_logout --> s_audit"),
+        "{text}"
+    );
+    let class_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("class "))
+        .expect("class line");
     for id in ["s_logout", "s_delete", "s_rotate"] {
         assert!(class_line.contains(id), "{id} destructive: {class_line}");
     }
@@ -56,27 +83,57 @@ fn graph_text_shows_parallel_layers() {
         .args(["graph", "api-key-compromise"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("layer 1  (parallel)").and(predicate::str::contains("[destructive]")));
+        .stdout(
+            predicate::str::contains("layer 1  (parallel)")
+                .and(predicate::str::contains("[destructive]")),
+        );
 }
 
 #[test]
 fn list_shows_bundled_runbooks() {
-    esus_ir().arg("list").assert().success().stdout(predicate::str::contains("api-key-compromise"));
+    esus_ir()
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("api-key-compromise"));
 }
 
 #[test]
 fn schema_is_json_schema_for_the_runbook() {
-    let out = esus_ir().arg("schema").assert().success().get_output().stdout.clone();
+    let out = esus_ir()
+        .arg("schema")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let schema: serde_json::Value = serde_json::from_slice(&out).expect("json");
-    assert!(schema["$schema"].as_str().is_some_and(|s| s.contains("json-schema.org")));
+    assert!(
+        schema["$schema"]
+            .as_str()
+            .is_some_and(|s| s.contains("json-schema.org"))
+    );
     assert!(schema["properties"]["steps"].is_object());
-    let required: Vec<&str> = schema["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
     assert!(required.contains(&"steps") && required.contains(&"name"));
 }
 
 #[test]
 fn help_has_examples_and_version_prints() {
-    esus_ir().args(["validate", "--help"]).assert().success().stdout(predicate::str::contains("Examples:"));
-    esus_ir().arg("--version").assert().success().stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+    esus_ir()
+        .args(["validate", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Examples:"));
+    esus_ir()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
     esus_ir().arg("--frobnicate").assert().code(2);
 }

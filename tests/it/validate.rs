@@ -20,7 +20,11 @@ fn problems(text: &str) -> (Vec<(usize, usize, String)>, String) {
     assert_eq!(err.count, list.len());
     for p in &list {
         let (line, col) = line_col(text, p.span.offset);
-        assert!(err.rendered.contains(&format!("t.yaml:{line}:{col}: ")), "every problem is rendered with its place:\n{}", err.rendered);
+        assert!(
+            err.rendered.contains(&format!("t.yaml:{line}:{col}: ")),
+            "every problem is rendered with its place:\n{}",
+            err.rendered
+        );
     }
     let list = list
         .into_iter()
@@ -47,24 +51,44 @@ fn with_steps(steps: &str) -> String {
 
 #[test]
 fn yaml_syntax_error() {
-    one("yaml_syntax", "version: 1\nname: t\nsteps:\n  - id: a\n    name: [oops\n", 6, 1, "YAML:");
+    one(
+        "yaml_syntax",
+        "version: 1\nname: t\nsteps:\n  - id: a\n    name: [oops\n",
+        6,
+        1,
+        "YAML:",
+    );
 }
 
 #[test]
 fn unknown_field() {
-    one("unknown_field", &with_steps("  - id: a\n    name: A\n    action: api_keys.list\n    confrim: true\n"), 10, 5, "unknown field `confrim`");
+    one(
+        "unknown_field",
+        &with_steps("  - id: a\n    name: A\n    action: api_keys.list\n    confrim: true\n"),
+        10,
+        5,
+        "unknown field `confrim`",
+    );
 }
 
 #[test]
 fn wrong_type() {
-    one("wrong_type", &with_steps("  - id: a\n    name: A\n    action: api_keys.list\n    expect: [two]\n"), 10, 14, "invalid type");
+    one(
+        "wrong_type",
+        &with_steps("  - id: a\n    name: A\n    action: api_keys.list\n    expect: [two]\n"),
+        10,
+        14,
+        "invalid type",
+    );
 }
 
 #[test]
 fn duplicate_id() {
     one(
         "duplicate_id",
-        &with_steps("  - id: a\n    name: A\n    action: api_keys.list\n  - id: a\n    name: B\n    action: roles.list\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: api_keys.list\n  - id: a\n    name: B\n    action: roles.list\n",
+        ),
         10,
         9,
         "duplicate step id `a`",
@@ -73,14 +97,22 @@ fn duplicate_id() {
 
 #[test]
 fn invalid_id() {
-    one("invalid_id", &with_steps("  - id: Rotate Key\n    name: A\n    action: api_keys.list\n"), 7, 9, "must be 1–64 characters");
+    one(
+        "invalid_id",
+        &with_steps("  - id: Rotate Key\n    name: A\n    action: api_keys.list\n"),
+        7,
+        9,
+        "must be 1–64 characters",
+    );
 }
 
 #[test]
 fn unknown_need() {
     one(
         "unknown_need",
-        &with_steps("  - id: snapshot\n    name: A\n    action: api_keys.list\n  - id: b\n    name: B\n    action: roles.list\n    needs: [snapshto]\n"),
+        &with_steps(
+            "  - id: snapshot\n    name: A\n    action: api_keys.list\n  - id: b\n    name: B\n    action: roles.list\n    needs: [snapshto]\n",
+        ),
         13,
         13,
         "needs `snapshto`, which is not a step",
@@ -91,7 +123,9 @@ fn unknown_need() {
 fn cycle_prints_the_path() {
     one(
         "cycle",
-        &with_steps("  - id: a\n    name: A\n    action: roles.list\n    needs: [c]\n  - id: b\n    name: B\n    action: roles.list\n  - id: c\n    name: C\n    action: roles.list\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: roles.list\n    needs: [c]\n  - id: b\n    name: B\n    action: roles.list\n  - id: c\n    name: C\n    action: roles.list\n",
+        ),
         10,
         12,
         "a → c → b → a",
@@ -102,7 +136,9 @@ fn cycle_prints_the_path() {
 fn undefined_input() {
     one(
         "undefined_input",
-        &with_steps("  - id: a\n    name: A\n    action: api_keys.get\n    with:\n      id: \"{{ inputs.kye_id }}\"\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: api_keys.get\n    with:\n      id: \"{{ inputs.kye_id }}\"\n",
+        ),
         11,
         11,
         "undefined input `kye_id`",
@@ -127,7 +163,9 @@ fn undefined_step_and_output() {
 fn reference_to_a_step_that_is_not_an_ancestor() {
     one(
         "not_ancestor",
-        &with_steps("  - id: a\n    name: A\n    action: api_keys.get\n    with: { id: x }\n    outputs: { name: response.name }\n  - id: b\n    name: B\n    needs: []\n    action: api_keys.get\n    with:\n      id: \"{{ steps.a.outputs.name }}\"\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: api_keys.get\n    with: { id: x }\n    outputs: { name: response.name }\n  - id: b\n    name: B\n    needs: []\n    action: api_keys.get\n    with:\n      id: \"{{ steps.a.outputs.name }}\"\n",
+        ),
         17,
         11,
         "does not wait for `a`",
@@ -136,19 +174,37 @@ fn reference_to_a_step_that_is_not_an_ancestor() {
 
 #[test]
 fn template_syntax_error() {
-    one("template_syntax", &with_steps("  - id: a\n    name: A\n    action: api_keys.get\n    with:\n      id: \"{{ inputs.key_id \"\n"), 11, 22, "template syntax");
+    one(
+        "template_syntax",
+        &with_steps(
+            "  - id: a\n    name: A\n    action: api_keys.get\n    with:\n      id: \"{{ inputs.key_id \"\n",
+        ),
+        11,
+        22,
+        "template syntax",
+    );
 }
 
 #[test]
 fn secret_in_a_name() {
-    one("secret_in_name", &with_steps("  - id: a\n    name: \"Log out {{ inputs.token }}\"\n    action: roles.list\n"), 8, 11, "secret value would be displayed");
+    one(
+        "secret_in_name",
+        &with_steps(
+            "  - id: a\n    name: \"Log out {{ inputs.token }}\"\n    action: roles.list\n",
+        ),
+        8,
+        11,
+        "secret value would be displayed",
+    );
 }
 
 #[test]
 fn secret_in_a_confirm_message() {
     one(
         "secret_in_confirm",
-        &with_steps("  - id: a\n    name: A\n    action: auth.logout\n    with: { token: \"{{ inputs.token }}\" }\n    confirm: \"Kill {{ inputs.token }}?\"\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: auth.logout\n    with: { token: \"{{ inputs.token }}\" }\n    confirm: \"Kill {{ inputs.token }}?\"\n",
+        ),
         11,
         14,
         "secret value would be displayed",
@@ -159,7 +215,9 @@ fn secret_in_a_confirm_message() {
 fn http_path_that_is_absolute() {
     one(
         "http_absolute",
-        &with_steps("  - id: a\n    name: A\n    action: http\n    with: { method: GET, path: \"https://evil.example/x\" }\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: http\n    with: { method: GET, path: \"https://evil.example/x\" }\n",
+        ),
         10,
         32,
         "absolute URL",
@@ -170,7 +228,9 @@ fn http_path_that_is_absolute() {
 fn http_path_that_leaves_the_base_url() {
     one(
         "http_dotdot",
-        &with_steps("  - id: a\n    name: A\n    action: http\n    with:\n      method: GET\n      path: \"/fhir/../../admin/{{ inputs.key_id }}\"\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: http\n    with:\n      method: GET\n      path: \"/fhir/../../admin/{{ inputs.key_id }}\"\n",
+        ),
         12,
         13,
         "could leave the base URL",
@@ -179,13 +239,27 @@ fn http_path_that_leaves_the_base_url() {
 
 #[test]
 fn save_name_that_leaves_the_evidence_folder() {
-    one("save_escape", &with_steps("  - id: a\n    name: A\n    action: roles.list\n    save: ../../etc/cron.d/x\n"), 10, 11, "would leave or miss the evidence folder");
+    one(
+        "save_escape",
+        &with_steps(
+            "  - id: a\n    name: A\n    action: roles.list\n    save: ../../etc/cron.d/x\n",
+        ),
+        10,
+        11,
+        "would leave or miss the evidence folder",
+    );
 }
 
 #[test]
 fn unknown_action_suggests_the_closest() {
     let text = with_steps("  - id: a\n    name: A\n    action: api_keys.rotat\n");
-    one("unknown_action", &text, 9, 13, "unknown action `api_keys.rotat`");
+    one(
+        "unknown_action",
+        &text,
+        9,
+        13,
+        "unknown action `api_keys.rotat`",
+    );
     let err = runbook::load("t.yaml", &text, false).expect_err("invalid");
     assert!(err.rendered.contains("did you mean `api_keys.rotate`?"));
 }
@@ -207,7 +281,10 @@ fn parameters_are_checked_against_the_action() {
         "would put a secret value into the URL",
     ];
     for needle in expect {
-        assert!(messages.iter().any(|m| m.contains(needle)), "missing `{needle}` in {rendered}");
+        assert!(
+            messages.iter().any(|m| m.contains(needle)),
+            "missing `{needle}` in {rendered}"
+        );
     }
     assert_eq!(list.len(), expect.len(), "{rendered}");
     insta::assert_snapshot!("parameters", rendered);
@@ -217,7 +294,9 @@ fn parameters_are_checked_against_the_action() {
 fn secret_response_fields_must_be_declared_secret() {
     one(
         "undeclared_secret_output",
-        &with_steps("  - id: a\n    name: A\n    action: api_keys.rotate\n    with: { id: x, grace_hours: 0 }\n    outputs:\n      key: response.secret\n"),
+        &with_steps(
+            "  - id: a\n    name: A\n    action: api_keys.rotate\n    with: { id: x, grace_hours: 0 }\n    outputs:\n      key: response.secret\n",
+        ),
         12,
         12,
         "reads the secret that `api_keys.rotate` returns",
@@ -232,7 +311,10 @@ fn every_problem_is_reported_at_once() {
     let (list, rendered) = problems(&text);
     assert!(list.len() >= 3, "{rendered}");
     let lines: Vec<usize> = list.iter().map(|p| p.0).collect();
-    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "problems are sorted by place: {lines:?}");
+    assert!(
+        lines.windows(2).all(|w| w[0] <= w[1]),
+        "problems are sorted by place: {lines:?}"
+    );
 }
 
 #[test]
@@ -256,7 +338,11 @@ fn alias_bombs_are_refused_quickly() {
 
 #[test]
 fn excessive_nesting_is_refused() {
-    let text = format!("version: 1\nname: t\nsteps: []\ndeep: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let text = format!(
+        "version: 1\nname: t\nsteps: []\ndeep: {}{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
     let (list, _) = problems(&text);
     assert!(list[0].2.contains("recursion limit"), "{list:?}");
 }
@@ -264,7 +350,8 @@ fn excessive_nesting_is_refused() {
 #[test]
 fn the_bundled_runbooks_are_valid() {
     for b in esus_ir::bundled::BUNDLED {
-        let valid = runbook::load(b.name, b.text, false).unwrap_or_else(|e| panic!("{}:\n{}", b.name, e.rendered));
+        let valid = runbook::load(b.name, b.text, false)
+            .unwrap_or_else(|e| panic!("{}:\n{}", b.name, e.rendered));
         assert!(!valid.runbook.steps.is_empty());
     }
 }
