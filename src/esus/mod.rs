@@ -3,3 +3,5 @@
 
 pub mod actions;
 pub mod paths;
+pub mod client;
+pub mod request;

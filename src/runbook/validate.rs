@@ -42,6 +42,8 @@ pub struct StepInfo {
     pub confirm: ConfirmMode,
     /// Outputs that are secret (declared, or derived from a secret).
     pub secret_outputs: BTreeSet<String>,
+    /// Parameters whose value is (or derives from) a secret.
+    pub secret_params: BTreeSet<String>,
 }
 
 /// How a step is confirmed.
@@ -338,7 +340,7 @@ fn check_step(
     let method = step.with.get("method").and_then(Value::as_str);
     let effect = action.effect_with(method);
     let idempotent = action.idempotent_with(method);
-    check_params(step, action, &sp, refs, p);
+    let secret_params = check_params(step, action, &sp, refs, p);
     if action.name == "http" {
         check_http(step, &sp, p);
     }
@@ -376,6 +378,7 @@ fn check_step(
         idempotent,
         confirm,
         secret_outputs,
+        secret_params,
     })
 }
 
@@ -385,8 +388,9 @@ fn check_params(
     sp: &str,
     refs: &mut Refs<'_>,
     p: &mut Problems<'_>,
-) {
+) -> BTreeSet<String> {
     let wp = key_path(sp, "with");
+    let mut secret_params = BTreeSet::new();
     for (name, value) in &step.with {
         let path = key_path(&wp, name);
         let Some(param) = action.param(name) else {
@@ -410,6 +414,9 @@ fn check_params(
             RefScope::with(step_index(refs, step), step),
             p,
         );
+        if secret {
+            secret_params.insert(name.clone());
+        }
         if param.kind == ParamKind::Secret {
             if !secret {
                 p.value(&path, format!("`{name}` is a credential: it must come from a secret input or a secret output, never a literal"), "not a secret")
@@ -456,6 +463,7 @@ fn check_params(
             );
         }
     }
+    secret_params
 }
 
 fn step_index(refs: &Refs<'_>, step: &Step) -> usize {

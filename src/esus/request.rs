@@ -1,0 +1,282 @@
+//! Turning an action and its rendered parameters into an exact HTTP request, and showing that
+//! request to people with every credential and secret value redacted.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use serde_json::{Map, Value};
+
+use super::actions::{ActionSpec, BodyShape, Method, Place};
+use super::paths;
+use crate::exec::event::{REDACTED, RequestView};
+
+/// Characters escaped in a path segment: everything but RFC 3986 unreserved and a few safe ones,
+/// so a parameter value can never add a `/`, `?`, `#` or dot-segment to the path.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ').add(b'"').add(b'#').add(b'<').add(b'>').add(b'`').add(b'?').add(b'{').add(b'}')
+    .add(b'/').add(b'%').add(b'\\').add(b'^').add(b'|').add(b'[').add(b']').add(b'@').add(b'&')
+    .add(b'=').add(b'+').add(b';').add(b',').add(b'$').add(b'!').add(b'\'').add(b'(').add(b')')
+    .add(b'*');
+
+/// Which credential a request carries.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// The operator's token (refreshed as needed).
+    Operator,
+    /// A specific bearer token (e.g. the compromised session's, to log it out).
+    Bearer(SecretString),
+    /// `X-API-Key: clientId:secret`.
+    ApiKey(SecretString),
+    /// No credential.
+    None,
+}
+
+/// A JSON request body: what people see, and (when it holds secrets) the bytes that are sent.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// `Content-Type` header value.
+    pub content_type: &'static str,
+    display: Value,
+    secret: Option<SecretSlice<u8>>,
+}
+
+impl Body {
+    /// A body without secrets.
+    pub fn plain(content_type: &'static str, value: Value) -> Self {
+        Body { content_type, display: value, secret: None }
+    }
+
+    /// The body as shown, secrets redacted.
+    pub fn display(&self) -> &Value {
+        &self.display
+    }
+
+    /// The bytes to send.
+    pub fn wire_bytes(&self) -> Vec<u8> {
+        match &self.secret {
+            Some(s) => s.expose_secret().to_vec(),
+            None => serde_json::to_vec(&self.display).unwrap_or_default(),
+        }
+    }
+}
+
+/// An exact request to ESUS.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Path relative to the base URL, already percent-encoded.
+    pub path: String,
+    /// Query parameters.
+    pub query: Vec<(String, String)>,
+    /// JSON body.
+    pub body: Option<Body>,
+    /// Credential.
+    pub auth: Auth,
+}
+
+impl ApiRequest {
+    /// A plain GET with the operator's token.
+    pub fn get(path: impl Into<String>) -> Self {
+        ApiRequest { method: Method::Get, path: path.into(), query: Vec::new(), body: None, auth: Auth::Operator }
+    }
+
+    /// The request as shown and recorded; `url` is the full URL it goes to.
+    pub fn view(&self, url: &str) -> RequestView {
+        let mut headers = Vec::new();
+        match &self.auth {
+            Auth::Operator | Auth::Bearer(_) => headers.push(("Authorization".to_string(), format!("Bearer {REDACTED}"))),
+            Auth::ApiKey(_) => headers.push(("X-API-Key".to_string(), REDACTED.to_string())),
+            Auth::None => {}
+        }
+        if let Some(b) = &self.body {
+            headers.push(("Content-Type".to_string(), b.content_type.to_string()));
+        }
+        RequestView { method: self.method.as_str().to_string(), url: url.to_string(), headers, body: self.body.as_ref().map(|b| b.display.clone()) }
+    }
+}
+
+/// Parameters after template rendering.
+#[derive(Debug, Default)]
+pub struct Params {
+    /// Every parameter, rendered with secrets shown as [`REDACTED`].
+    pub display: IndexMap<String, Value>,
+    /// Secret parameters, rendered with the real values (strings as they are, others as JSON).
+    pub secrets: HashMap<String, SecretString>,
+}
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.display.get(name).filter(|v| !v.is_null())
+    }
+}
+
+/// A request that cannot be built from these parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+/// Builds the request for a one-request action (or the first request of a special one).
+pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildError> {
+    if action.name == "http" {
+        return build_http(params);
+    }
+    let mut path = String::new();
+    for seg in action.path.split('/').skip(1) {
+        path.push('/');
+        match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => path.push_str(&segment(name, params.get(name))?),
+            None => path.push_str(seg),
+        }
+    }
+    let mut query = Vec::new();
+    let mut flat = Map::new();
+    let mut auth = Auth::Operator;
+    for p in action.params {
+        match p.place {
+            Place::Query => {
+                if let Some(v) = params.get(p.name) {
+                    query.push((p.wire.to_string(), scalar_text(v)));
+                }
+            }
+            Place::Body => {
+                if let Some(v) = params.get(p.name) {
+                    flat.insert(p.wire.to_string(), v.clone());
+                }
+            }
+            Place::Bearer => {
+                if let Some(t) = params.secrets.get(p.name).filter(|t| !t.expose_secret().is_empty()) {
+                    auth = Auth::Bearer(t.clone());
+                }
+            }
+            Place::Path | Place::Internal => {}
+        }
+    }
+    let body = match action.body {
+        BodyShape::None => None,
+        BodyShape::Flat => Some(Body::plain("application/json", Value::Object(flat))),
+        BodyShape::FhirSubscription => Some(Body::plain("application/fhir+json", subscription(flat))),
+        BodyShape::Raw => None,
+    };
+    Ok(ApiRequest { method: action.method, path, query, body, auth })
+}
+
+fn build_http(params: &Params) -> Result<ApiRequest, BuildError> {
+    let method = params.get("method").and_then(Value::as_str).and_then(Method::parse).ok_or_else(|| BuildError("`method` must be GET, POST, PUT, PATCH or DELETE".into()))?;
+    let path = params.get("path").and_then(Value::as_str).ok_or_else(|| BuildError("`path` must be text".into()))?;
+    paths::check_relative_path(path).map_err(|why| BuildError(format!("`http` path `{path}` refused: {why}")))?;
+    let path = format!("/{}", path.trim_start_matches('/'));
+    let mut query = Vec::new();
+    if let Some(q) = params.get("query") {
+        let Value::Object(map) = q else { return Err(BuildError("`query` must be a mapping".into())) };
+        for (k, v) in map {
+            if !v.is_null() {
+                query.push((k.clone(), scalar_text(v)));
+            }
+        }
+    }
+    let body = match (params.get("body"), params.secrets.get("body")) {
+        (Some(display), Some(real)) => {
+            let bytes = if display.is_string() { serde_json::to_vec(&Value::String(real.expose_secret().to_string())).unwrap_or_default() } else { real.expose_secret().as_bytes().to_vec() };
+            Some(Body { content_type: "application/json", display: display.clone(), secret: Some(SecretSlice::from(bytes)) })
+        }
+        (Some(display), None) => Some(Body::plain("application/json", display.clone())),
+        _ => None,
+    };
+    Ok(ApiRequest { method, path, query, body, auth: Auth::Operator })
+}
+
+/// A FHIR R4 Subscription from the flat parameters, with the checklist's defaults.
+fn subscription(mut flat: Map<String, Value>) -> Value {
+    let mut channel = Map::new();
+    channel.insert("type".into(), flat.remove("type").unwrap_or_else(|| Value::from("rest-hook")));
+    if let Some(e) = flat.remove("endpoint") {
+        channel.insert("endpoint".into(), e);
+    }
+    channel.insert("payload".into(), flat.remove("payload").unwrap_or_else(|| Value::from("application/fhir+json")));
+    if let Some(h) = flat.remove("header") {
+        channel.insert("header".into(), h);
+    }
+    let mut out = Map::new();
+    out.insert("resourceType".into(), Value::from("Subscription"));
+    out.insert("status".into(), flat.remove("status").unwrap_or_else(|| Value::from("active")));
+    for key in ["reason", "criteria", "end"] {
+        if let Some(v) = flat.remove(key) {
+            out.insert(key.into(), v);
+        }
+    }
+    out.insert("channel".into(), Value::Object(channel));
+    Value::Object(out)
+}
+
+/// A path parameter as one encoded segment; empty, `.` and `..` are refused.
+fn segment(name: &str, value: Option<&Value>) -> Result<String, BuildError> {
+    let text = value.map(scalar_text).unwrap_or_default();
+    if text.is_empty() || text == "." || text == ".." || text == REDACTED {
+        return Err(BuildError(format!("path parameter `{name}` is empty or not a usable id: `{text}`")));
+    }
+    Ok(utf8_percent_encode(&text, SEGMENT).to_string())
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Array(items) => items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esus::actions::lookup;
+    use serde_json::json;
+
+    fn params(pairs: &[(&str, Value)]) -> Params {
+        Params { display: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), secrets: HashMap::new() }
+    }
+
+    #[test]
+    fn path_parameters_cannot_change_the_path() {
+        let a = lookup("api_keys.delete").expect("action");
+        let r = build(a, &params(&[("id", json!("../admin/x?y#z"))])).expect("built");
+        assert_eq!(r.path, "/api-keys/..%2Fadmin%2Fx%3Fy%23z");
+        assert!(build(a, &params(&[("id", json!(".."))])).is_err());
+        assert!(build(a, &params(&[("id", json!(""))])).is_err());
+    }
+
+    #[test]
+    fn rotate_sends_grace_hours_and_subscriptions_have_the_fhir_shape() {
+        let r = build(lookup("api_keys.rotate").expect("a"), &params(&[("id", json!("k-1")), ("grace_hours", json!(0))])).expect("built");
+        assert_eq!((r.method, r.path.as_str()), (Method::Post, "/api-keys/k-1/rotate"));
+        assert_eq!(r.body.as_ref().map(Body::display), Some(&json!({"graceHours": 0})));
+        let s = build(lookup("subscription.create").expect("a"), &params(&[("criteria", json!("AuditEvent?outcome=failure")), ("endpoint", json!("https://x/alerts"))])).expect("built");
+        assert_eq!(
+            s.body.as_ref().map(Body::display),
+            Some(&json!({"resourceType": "Subscription", "status": "active", "criteria": "AuditEvent?outcome=failure",
+                "channel": {"type": "rest-hook", "endpoint": "https://x/alerts", "payload": "application/fhir+json"}}))
+        );
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_the_view() {
+        let mut p = params(&[("token", json!(REDACTED))]);
+        p.secrets.insert("token".into(), SecretString::from("canary-token-123"));
+        let r = build(lookup("auth.logout").expect("a"), &p).expect("built");
+        assert!(matches!(r.auth, Auth::Bearer(_)));
+        let view = serde_json::to_string(&r.view("https://h/auth/logout")).expect("json");
+        assert!(!view.contains("canary-token-123"), "{view}");
+        assert!(view.contains("Bearer [secret]"));
+    }
+
+    #[test]
+    fn http_refuses_paths_that_leave_the_base_url_after_rendering() {
+        let a = lookup("http").expect("a");
+        assert!(build(a, &params(&[("method", json!("GET")), ("path", json!("//evil.example/x"))])).is_err());
+        let ok = build(a, &params(&[("method", json!("get")), ("path", json!("fhir/Patient")), ("query", json!({"_count": 1}))])).expect("built");
+        assert_eq!((ok.path.as_str(), ok.query.clone()), ("/fhir/Patient", vec![("_count".to_string(), "1".to_string())]));
+    }
+}
