@@ -72,7 +72,7 @@ impl Engine {
     }
 
     /// Renders a template string. A string that is exactly one `{{ expr }}` keeps its type.
-    pub fn render_str(&self, source: &str, ctx: &Value) -> Result<Value, TemplateError> {
+    pub fn render_str(&self, source: &str, ctx: &JValue) -> Result<Value, TemplateError> {
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(Value::String(source.to_string()));
         }
@@ -81,12 +81,12 @@ impl Engine {
         }
         let rendered = self
             .env
-            .render_str(source, JValue::from(minijinja::value::Serde(ctx)))?;
+            .render_str(source, ctx.clone())?;
         Ok(Value::String(rendered))
     }
 
     /// Renders every string inside a JSON value (object keys stay literal).
-    pub fn render_value(&self, value: &Value, ctx: &Value) -> Result<Value, TemplateError> {
+    pub fn render_value(&self, value: &Value, ctx: &JValue) -> Result<Value, TemplateError> {
         Ok(match value {
             Value::String(s) => self.render_str(s, ctx)?,
             Value::Array(items) => Value::Array(
@@ -105,9 +105,9 @@ impl Engine {
     }
 
     /// Evaluates an expression to JSON.
-    pub fn eval(&self, source: &str, ctx: &Value) -> Result<Value, TemplateError> {
+    pub fn eval(&self, source: &str, ctx: &JValue) -> Result<Value, TemplateError> {
         let expr = self.env.compile_expression(source)?;
-        let out = expr.eval(JValue::from(minijinja::value::Serde(ctx)))?;
+        let out = expr.eval(ctx.clone())?;
         if out.is_undefined() {
             return Err(TemplateError {
                 message: format!("`{}` is undefined", source.trim()),
@@ -121,9 +121,9 @@ impl Engine {
     }
 
     /// Evaluates a condition; strict, so an undefined name is an error rather than false.
-    pub fn eval_bool(&self, source: &str, ctx: &Value) -> Result<bool, TemplateError> {
+    pub fn eval_bool(&self, source: &str, ctx: &JValue) -> Result<bool, TemplateError> {
         let expr = self.env.compile_expression(source)?;
-        let out = expr.eval(JValue::from(minijinja::value::Serde(ctx)))?;
+        let out = expr.eval(ctx.clone())?;
         if out.is_undefined() {
             return Err(TemplateError {
                 message: format!("`{}` is undefined", source.trim()),
@@ -133,6 +133,20 @@ impl Engine {
         Ok(out.is_true())
     }
 }
+
+/// Converts JSON into a template context value (done once; clones of it are cheap).
+pub fn to_ctx(json: &Value) -> JValue {
+    JValue::from(minijinja::value::Serde(json))
+}
+
+/// `base` with `name` bound to `value` on top, without copying `base`.
+pub fn bind(base: &JValue, name: &str, value: JValue) -> JValue {
+    let mut map = std::collections::BTreeMap::new();
+    map.insert(name.to_string(), value);
+    minijinja::context! { ..JValue::from(map), ..base.clone() }
+}
+
+pub use minijinja::Value as CtxValue;
 
 /// The inner expression of a string that is exactly `{{ expr }}`, if it is one.
 pub fn single_expression(source: &str) -> Option<&str> {
@@ -162,8 +176,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx() -> Value {
-        json!({"inputs": {"key_id": "k-1", "n": 0}, "steps": {"rotate": {"outputs": {"new_key_id": "k-2"}}}})
+    fn ctx() -> JValue {
+        to_ctx(&json!({"inputs": {"key_id": "k-1", "n": 0}, "steps": {"rotate": {"outputs": {"new_key_id": "k-2"}}}}))
+    }
+
+    #[test]
+    fn bound_names_shadow_the_base_without_losing_it() {
+        let e = Engine::new();
+        let c = bind(&ctx(), "item", JValue::from("k-9"));
+        assert_eq!(e.render_str("{{ item }}/{{ inputs.key_id }}", &c), Ok(json!("k-9/k-1")));
     }
 
     #[test]

@@ -48,6 +48,11 @@ impl Body {
         Body { content_type, display: value, secret: None }
     }
 
+    /// A body holding secrets: `display` is shown, `wire` is sent.
+    pub fn with_secret(content_type: &'static str, display: Value, wire: Vec<u8>) -> Self {
+        Body { content_type, display, secret: Some(SecretSlice::from(wire)) }
+    }
+
     /// The body as shown, secrets redacted.
     pub fn display(&self) -> &Value {
         &self.display

@@ -4,3 +4,10 @@
 //! terminal) listen to that stream without the executor knowing their formats.
 
 pub mod event;
+pub mod inputs;
+pub mod approval;
+pub mod context;
+pub mod evidence;
+pub mod token;
+pub mod progress;
+pub mod digest;

@@ -1,0 +1,124 @@
+//! Who approves destructive steps: the operator at a prompt, or flags given in advance.
+//!
+//! The confirmer is a trait because it is a side-effect seam: the terminal implementation lives
+//! under `cli/`, tests use scripted ones, and an unattended run never prompts at all.
+
+use std::collections::BTreeSet;
+
+use secrecy::SecretString;
+
+use super::event::{ApprovalSource, RequestView};
+use crate::runbook::validate::{ConfirmMode, Validated};
+
+/// What the operator is asked.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    /// The step id.
+    pub step: String,
+    /// The step's display name.
+    pub name: String,
+    /// The question (runbook message or a default).
+    pub message: String,
+    /// The exact requests that will be sent (for a foreach, the first ones).
+    pub requests: Vec<RequestView>,
+    /// How many requests in all (foreach batches).
+    pub total: usize,
+    /// For `typed`: the text the operator must type.
+    pub typed: Option<String>,
+    /// A drill: prompts are marked so nobody mistakes it for production.
+    pub drill: bool,
+}
+
+/// Answers prompts. Implementations must show one prompt at a time.
+pub trait Confirmer: Send + Sync {
+    /// Asks; `Ok(true)` approves.
+    fn confirm(&self, prompt: &Prompt) -> std::io::Result<bool>;
+
+    /// Asks for a fresh operator token after the old one expired (interactive only).
+    fn new_token(&self) -> Option<SecretString> {
+        None
+    }
+}
+
+/// A confirmer for runs that must never prompt: every question is a "no".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NeverPrompt;
+
+impl Confirmer for NeverPrompt {
+    fn confirm(&self, _prompt: &Prompt) -> std::io::Result<bool> {
+        Ok(false)
+    }
+}
+
+/// Approvals given before the run.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalPolicy {
+    /// A person is at a terminal and may be asked.
+    pub interactive: bool,
+    /// `--yes`: approve every `confirm: true`/message step.
+    pub yes: bool,
+    /// `--approve STEP_ID`: approve these steps (typed ones included).
+    pub approve: BTreeSet<String>,
+}
+
+/// How a step gets its approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Approved in advance, by this source.
+    Approved(ApprovalSource),
+    /// Ask the operator.
+    Ask,
+    /// Needs an approval that an unattended run does not have.
+    Missing,
+}
+
+impl ApprovalPolicy {
+    /// Decides for one step.
+    pub fn decide(&self, id: &str, mode: &ConfirmMode) -> Decision {
+        match mode {
+            ConfirmMode::No => Decision::Approved(ApprovalSource::NotRequired),
+            _ if self.approve.contains(id) => Decision::Approved(ApprovalSource::Approve),
+            ConfirmMode::Ask(_) if self.yes => Decision::Approved(ApprovalSource::AssumeYes),
+            _ if self.interactive => Decision::Ask,
+            _ => Decision::Missing,
+        }
+    }
+
+    /// Steps that need an approval this policy cannot give (checked before anything is sent).
+    pub fn missing(&self, valid: &Validated) -> Vec<String> {
+        valid
+            .runbook
+            .steps
+            .iter()
+            .zip(&valid.steps)
+            .filter(|(s, info)| self.decide(&s.id, &info.confirm) == Decision::Missing)
+            .map(|(s, info)| match info.confirm {
+                ConfirmMode::Typed => format!("{} (typed: needs --approve {})", s.id, s.id),
+                _ => format!("{} (needs --yes or --approve {})", s.id, s.id),
+            })
+            .collect()
+    }
+
+    /// `--approve` names that are not steps of the runbook.
+    pub fn unknown_steps(&self, valid: &Validated) -> Vec<String> {
+        self.approve.iter().filter(|id| valid.index_of(id).is_none()).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_steps_need_approve_by_name_even_with_yes() {
+        let yes = ApprovalPolicy { yes: true, ..ApprovalPolicy::default() };
+        assert_eq!(yes.decide("rotate", &ConfirmMode::Typed), Decision::Missing);
+        assert_eq!(yes.decide("rotate", &ConfirmMode::Ask(None)), Decision::Approved(ApprovalSource::AssumeYes));
+        let named = ApprovalPolicy { approve: ["rotate".to_string()].into(), ..ApprovalPolicy::default() };
+        assert_eq!(named.decide("rotate", &ConfirmMode::Typed), Decision::Approved(ApprovalSource::Approve));
+        assert_eq!(named.decide("delete", &ConfirmMode::Ask(None)), Decision::Missing);
+        let person = ApprovalPolicy { interactive: true, yes: true, ..ApprovalPolicy::default() };
+        assert_eq!(person.decide("rotate", &ConfirmMode::Typed), Decision::Ask);
+        assert_eq!(person.decide("x", &ConfirmMode::No), Decision::Approved(ApprovalSource::NotRequired));
+    }
+}

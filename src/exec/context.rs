@@ -1,0 +1,106 @@
+//! What templates see during a run: inputs and the results of finished steps.
+//!
+//! Two views are kept: the display view, where every secret is [`REDACTED`] and which is used for
+//! everything shown or recorded, and the secret store, consulted only to render the few parameters
+//! that validation proved are secret (credentials). A rendered secret is wrapped at once.
+
+use std::collections::HashMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use super::event::{REDACTED, StepStatus};
+use super::inputs::Inputs;
+use crate::template::{self, CtxValue};
+
+/// The template context of a run.
+#[derive(Debug)]
+pub struct Context {
+    inputs: Map<String, Value>,
+    steps: Map<String, Value>,
+    secrets: HashMap<String, SecretString>,
+    display: CtxValue,
+}
+
+impl Context {
+    /// A context holding the run's inputs.
+    pub fn new(inputs: &Inputs) -> Self {
+        let secrets = inputs.secrets.iter().map(|(k, v)| (format!("inputs.{k}"), v.clone())).collect();
+        let mut c = Context { inputs: inputs.display.clone(), steps: Map::new(), secrets, display: CtxValue::UNDEFINED };
+        c.rebuild();
+        c
+    }
+
+    /// Records a finished step: its status and outputs (secret ones given separately).
+    pub fn set_step(&mut self, id: &str, status: StepStatus, outputs: Map<String, Value>, secret: HashMap<String, SecretString>) {
+        let mut shown = outputs;
+        for (name, value) in secret {
+            shown.insert(name.clone(), Value::from(REDACTED));
+            self.secrets.insert(format!("steps.{id}.outputs.{name}"), value);
+        }
+        let status = serde_json::to_value(status).unwrap_or(Value::Null);
+        let mut entry = Map::new();
+        entry.insert("status".into(), status);
+        entry.insert("outputs".into(), Value::Object(shown));
+        self.steps.insert(id.to_string(), Value::Object(entry));
+        self.rebuild();
+    }
+
+    /// Records placeholders for a step that did not run (dry-run): `<id.output>` for each output.
+    pub fn set_placeholder(&mut self, id: &str, outputs: impl IntoIterator<Item = String>) {
+        let shown: Map<String, Value> = outputs.into_iter().map(|o| (o.clone(), Value::from(format!("<{id}.{o}>")))).collect();
+        let mut entry = Map::new();
+        entry.insert("status".into(), Value::from(format!("<{id}.status>")));
+        entry.insert("outputs".into(), Value::Object(shown));
+        self.steps.insert(id.to_string(), Value::Object(entry));
+        self.rebuild();
+    }
+
+    /// The display view (secrets redacted).
+    pub fn display(&self) -> &CtxValue {
+        &self.display
+    }
+
+    /// Whether a step has finished (or has a placeholder).
+    pub fn has_step(&self, id: &str) -> bool {
+        self.steps.contains_key(id)
+    }
+
+    /// A view with the real secret values, for rendering a secret parameter only.
+    pub fn with_secrets(&self) -> CtxValue {
+        let mut root = Map::new();
+        let mut inputs = self.inputs.clone();
+        let mut steps = self.steps.clone();
+        for (path, value) in &self.secrets {
+            let parts: Vec<&str> = path.split('.').collect();
+            let real = Value::from(value.expose_secret());
+            match parts.as_slice() {
+                ["inputs", name] => {
+                    inputs.insert((*name).to_string(), real);
+                }
+                ["steps", id, "outputs", name] => {
+                    if let Some(Value::Object(outs)) = steps.get_mut(*id).and_then(|s| s.get_mut("outputs")) {
+                        let parsed = serde_json::from_str(value.expose_secret()).ok().filter(|v: &Value| !v.is_string());
+                        outs.insert((*name).to_string(), parsed.unwrap_or(real));
+                    }
+                }
+                _ => {}
+            }
+        }
+        root.insert("inputs".into(), Value::Object(inputs));
+        root.insert("steps".into(), Value::Object(steps));
+        template::to_ctx(&Value::Object(root))
+    }
+
+    /// A secret value by its template path (`inputs.NAME` or `steps.ID.outputs.NAME`).
+    pub fn secret(&self, path: &str) -> Option<&SecretString> {
+        self.secrets.get(path)
+    }
+
+    fn rebuild(&mut self) {
+        let mut root = Map::new();
+        root.insert("inputs".into(), Value::Object(self.inputs.clone()));
+        root.insert("steps".into(), Value::Object(self.steps.clone()));
+        self.display = template::to_ctx(&Value::Object(root));
+    }
+}
