@@ -1,1 +1,0 @@
-//! Post-mortem report (placeholder).
