@@ -1,1 +1,5 @@
 //! The one integration-test binary: a module per feature.
+
+mod transcript_support;
+mod transcript_tamper;
+mod transcript_verify;
