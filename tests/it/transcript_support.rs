@@ -1,5 +1,7 @@
 //! Synthetic runs for the transcript tests: events emitted through the real writer, no executor.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -1,6 +1,8 @@
 //! Property: any flipped byte, deleted line, swapped pair of lines or cut makes verify fail and
 //! name a record — through the signature, and independently through the chain alone.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
