@@ -38,7 +38,7 @@ pub(crate) fn check_chain(bytes: &[u8]) -> (Vec<Located>, Vec<Problem>) {
             problems.push(Problem::at(
                 Some(expected_seq),
                 line,
-                ProblemKind::Incomplete,
+                ProblemKind::CutLine,
                 "the last line is incomplete (no final newline): the file was cut",
             ));
         }

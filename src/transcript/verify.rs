@@ -127,6 +127,8 @@ pub enum ProblemKind {
     HashMismatch,
     /// The transcript does not end with a matching `run-finished` record.
     Incomplete,
+    /// The last line has no newline: the file was cut in the middle of a record.
+    CutLine,
     /// Records are not where they must be (first record, duplicate run-started…).
     Structure,
     /// The embedded runbook text does not match its digest.
