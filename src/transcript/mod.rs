@@ -11,6 +11,7 @@ pub mod canonical;
 mod chain;
 mod checks;
 mod fsutil;
+pub mod layout;
 mod read;
 pub mod record;
 pub mod report;

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::TranscriptError;
 use super::chain::check_chain;
 use super::checks::check_structure;
+use super::layout::default_evidence_dir;
 use super::signature_check::{SignatureReport, check_signature};
 
 /// What to check and against what.
@@ -148,11 +149,10 @@ pub fn verify_transcript(
     let bytes = std::fs::read(path)
         .map_err(|e| TranscriptError::io(format!("reading {}", path.display()), e))?;
     let (records, mut problems) = check_chain(&bytes);
-    let evidence_dir = options.evidence_dir.clone().unwrap_or_else(|| {
-        path.parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join("evidence")
-    });
+    let evidence_dir = options
+        .evidence_dir
+        .clone()
+        .unwrap_or_else(|| default_evidence_dir(path));
     let structure = check_structure(&records, &evidence_dir, options.require_evidence);
     problems.extend(structure.problems);
     problems.sort_by_key(|p| p.line);
