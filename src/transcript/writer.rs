@@ -37,6 +37,8 @@ struct State {
     prev: String,
     run_finished: bool,
     signed: bool,
+    /// A write failed part-way: appending more would follow a partial line, so stop.
+    broken: bool,
 }
 
 impl std::fmt::Debug for TranscriptWriter {
@@ -111,6 +113,7 @@ impl TranscriptWriter {
                 prev,
                 run_finished,
                 signed: false,
+                broken: false,
             }),
         }
     }
@@ -136,6 +139,12 @@ impl TranscriptWriter {
     /// a `note`. Idempotent: later calls return the signature path again.
     pub fn finish(&self) -> Result<PathBuf, TranscriptError> {
         let mut state = self.lock();
+        if state.broken {
+            return Err(TranscriptError::Sequence(format!(
+                "writing {} failed earlier; it is left unsigned",
+                self.path.display()
+            )));
+        }
         if !state.signed {
             if !state.run_finished {
                 let event = Event::RunFinished {
@@ -172,6 +181,11 @@ impl TranscriptWriter {
 
     fn append(&self, state: &mut State, event: &Event, note: Option<&str>) -> io::Result<()> {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        if state.broken {
+            return Err(io::Error::other(
+                "an earlier write to the transcript failed",
+            ));
+        }
         if state.signed || state.run_finished {
             return Err(invalid("the transcript is already finished".into()));
         }
@@ -201,13 +215,24 @@ impl TranscriptWriter {
         let mut line = record.to_line();
         line.push('\n');
         // One write per line: a crash leaves at worst a final partial line, never interleaving.
-        state.file.write_all(line.as_bytes())?;
-        state.file.flush()?;
-        if matches!(
+        let durable = matches!(
             record.kind.as_str(),
             "run-started" | "confirmation" | "step-finished" | "run-finished"
-        ) {
-            state.file.sync_data()?;
+        );
+        let written = state
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| state.file.flush())
+            .and_then(|()| {
+                if durable {
+                    state.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = written {
+            state.broken = true;
+            return Err(e);
         }
         state.next_seq += 1;
         state.prev = record.hash;
