@@ -31,9 +31,10 @@ pub(crate) fn check_chain(bytes: &[u8]) -> (Vec<Located>, Vec<Problem>) {
     let count = lines.len();
     // `None` after a line that did not parse: the next link cannot be checked, only its own hash.
     let mut expected_prev: Option<String> = Some(GENESIS_PREV.into());
+    // Expected from the previous record's seq, so one gap is reported once, not on every line after.
+    let mut expected_seq = 0u64;
     for (index, raw) in lines.into_iter().enumerate() {
         let line = index + 1;
-        let expected_seq = index as u64;
         if !complete_lines && line == count {
             problems.push(Problem::at(
                 Some(expected_seq),
@@ -51,6 +52,7 @@ pub(crate) fn check_chain(bytes: &[u8]) -> (Vec<Located>, Vec<Problem>) {
                     what,
                 ));
                 expected_prev = None;
+                expected_seq = expected_seq.saturating_add(1);
             }
             Ok(record) => {
                 check_record(
@@ -62,6 +64,7 @@ pub(crate) fn check_chain(bytes: &[u8]) -> (Vec<Located>, Vec<Problem>) {
                     &mut problems,
                 );
                 expected_prev = Some(record.hash.clone());
+                expected_seq = record.seq.saturating_add(1);
                 records.push(Located { line, record });
             }
         }

@@ -157,3 +157,40 @@ fn report_writes_markdown_and_html() {
     assert!(text.starts_with("<!DOCTYPE html>"));
     assert!(!text.contains("src=") && !text.contains("href=") && !text.contains("<script"));
 }
+
+#[test]
+fn report_refuses_a_broken_chain_with_exit_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("find-key", "find-kez", 1)).unwrap();
+    esus_ir()
+        .arg("report")
+        .arg(&path)
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("hash mismatch"));
+}
+
+#[test]
+fn verify_takes_an_evidence_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    let elsewhere = dir.path().join("archive");
+    std::fs::rename(dir.path().join("evidence"), &elsewhere).unwrap();
+    esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .arg("--require-evidence")
+        .assert()
+        .code(5)
+        .stdout(predicate::str::contains("is missing"));
+    esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .arg("--require-evidence")
+        .arg("--evidence-dir")
+        .arg(&elsewhere)
+        .assert()
+        .code(0);
+}

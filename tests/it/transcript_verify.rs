@@ -249,3 +249,32 @@ fn sample_run_for_inspection() {
     let _ = std::fs::remove_dir_all(dir);
     write_run(dir, Ending::Success);
 }
+
+#[test]
+fn a_deleted_record_is_reported_once_not_on_every_later_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 4)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    let options = VerifyOptions {
+        skip_signature: true,
+        ..VerifyOptions::default()
+    };
+    let v = verify_transcript(&path, &options).unwrap();
+    assert_eq!(
+        kinds(&v),
+        vec![
+            ProblemKind::Sequence,
+            ProblemKind::BrokenChain,
+            ProblemKind::Incomplete
+        ]
+    );
+    assert_eq!(v.first_bad_event().unwrap().seq, Some(5));
+    assert_eq!(v.first_bad_event().unwrap().line, Some(5));
+}
