@@ -192,7 +192,14 @@ pub fn public_key_path(path: &Path) -> PathBuf {
 pub fn allowed_signers_line(operator: &str, public_key: &str) -> String {
     // Keep only "type base64": a comment is not part of the allowed_signers grammar's key field.
     let key: Vec<&str> = public_key.split_whitespace().take(2).collect();
-    format!("{operator} namespaces=\"{NAMESPACE}\" {}", key.join(" "))
+    // A principal with spaces (or quotes' neighbours) must be quoted to stay one field.
+    let principal =
+        if operator.is_empty() || operator.contains(|c: char| c.is_whitespace() || c == '"') {
+            format!("\"{}\"", operator.replace('"', ""))
+        } else {
+            operator.to_string()
+        };
+    format!("{principal} namespaces=\"{NAMESPACE}\" {}", key.join(" "))
 }
 
 /// The operator name when none is given: the OS user, else `unknown`.
@@ -229,6 +236,15 @@ mod tests {
         let debug = format!("{signer:?}");
         assert!(debug.contains("SHA256:"));
         assert!(!debug.contains("PRIVATE"));
+    }
+
+    #[test]
+    fn allowed_signers_line_quotes_a_principal_with_spaces() {
+        let line = allowed_signers_line("Alice Smith", "ssh-ed25519 AAAAC3Nz");
+        assert_eq!(
+            line,
+            "\"Alice Smith\" namespaces=\"esus-ir-transcript\" ssh-ed25519 AAAAC3Nz"
+        );
     }
 
     #[test]
