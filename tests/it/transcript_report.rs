@@ -14,11 +14,13 @@ fn report(path: &std::path::Path, format: ReportFormat) -> String {
 
 fn snapshot(name: &str, text: &str) {
     insta::with_settings!({
+        snapshot_path => "../fixtures/transcript/snapshots",
         filters => vec![
             (r"SHA256:[A-Za-z0-9+/]{43}", "[fingerprint]"),
             (r"\b[0-9a-f]{64}\b", "[sha256]"),
             (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "[ts]"),
             (r"esus-ir \| \d+\.\d+\.\d+", "esus-ir | [version]"),
+            (r"<th>esus-ir</th><td>\d+\.\d+\.\d+", "<th>esus-ir</th><td>[version]"),
         ],
     }, {
         insta::assert_snapshot!(name, text);
@@ -70,4 +72,11 @@ fn hostile_text_is_escaped_in_both_formats() {
     assert!(
         md.contains(r"&lt;script&gt;alert(1)&lt;/script&gt; \| \[x\](javascript:alert(2)) &amp; ")
     );
+}
+
+#[test]
+fn html_report_of_a_failed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Failed);
+    snapshot("report_failed_html", &report(&path, ReportFormat::Html));
 }
