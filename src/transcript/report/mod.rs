@@ -1,7 +1,7 @@
 //! `report`: a post-mortem timeline of a run, in Markdown or as one self-contained HTML file.
 //!
 //! [`model`] reads the records into a [`model::Timeline`] (who, when, steps, approvals, results,
-//! containment, evidence); [`markdown`] and [`html`] only lay it out. Every value in a transcript
+//! containment, evidence); the `markdown` and `html` modules only lay it out. Every value in a transcript
 //! is untrusted text — runbook text, URLs, server bodies — so both renderers escape everything.
 
 mod html;
