@@ -243,14 +243,6 @@ fn rewritten_but_equivalent_line_is_not_canonical() {
 }
 
 #[test]
-#[ignore = "writes a sample run to /tmp/esus-sample for manual inspection"]
-fn sample_run_for_inspection() {
-    let dir = std::path::Path::new("/tmp/esus-sample");
-    let _ = std::fs::remove_dir_all(dir);
-    write_run(dir, Ending::Success);
-}
-
-#[test]
 fn a_deleted_record_is_reported_once_not_on_every_later_line() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = write_run(dir.path(), Ending::Success);
