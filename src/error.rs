@@ -49,6 +49,9 @@ pub enum Error {
     /// The simulator failed to start or serve.
     #[error("simulator: {0}")]
     Sim(String),
+    /// A transcript could not be read, written or signed, or a signing key could not be used.
+    #[error("{0}")]
+    Transcript(#[from] crate::transcript::TranscriptError),
 }
 
 impl Error {
@@ -57,6 +60,10 @@ impl Error {
         match self {
             Error::Runbook(_) | Error::Usage(_) => ExitCode::Usage,
             Error::Io { .. } | Error::Sim(_) => ExitCode::StepFailed,
+            // A key that cannot be used is a usage problem; a transcript that cannot be read
+            // or checked is never valid.
+            Error::Transcript(e) if e.is_key_problem() => ExitCode::Usage,
+            Error::Transcript(_) => ExitCode::Invalid,
         }
     }
 

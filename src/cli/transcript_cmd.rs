@@ -1,30 +1,249 @@
-//! `esus-ir keygen`, `verify` and `report`: the transcript's commands (owned by issue 5's work).
+//! `esus-ir keygen`, `verify` and `report`: the transcript's commands, plus the `--sign-key`
+//! flag that `run` flattens into its own arguments.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
 
 use crate::error::{Error, ExitCode};
+use crate::transcript::report::{ReportFormat, render_report};
+
+use crate::transcript::{
+    Signer, SignerSource, Verification, VerifyOptions, allowed_signers_line, default_key_path,
+    default_operator, read_transcript, sign::public_key_path, verify_transcript,
+};
+
+/// The environment variable holding the passphrase of an encrypted signing key.
+pub const PASSPHRASE_ENV: &str = "ESUS_IR_SIGN_KEY_PASSPHRASE";
+
+/// `--sign-key`: which key signs the transcript (for `run`, flattened).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SignKeyArgs {
+    /// OpenSSH Ed25519 private key that signs the transcript (default: a per-user key created on
+    /// first use). An encrypted key reads its passphrase from ESUS_IR_SIGN_KEY_PASSPHRASE.
+    #[arg(long, env = "ESUS_IR_SIGN_KEY", value_name = "PATH")]
+    pub sign_key: Option<PathBuf>,
+}
+
+impl SignKeyArgs {
+    /// The signer source: the key path and, from the environment, its passphrase.
+    pub fn into_source(self) -> SignerSource {
+        SignerSource {
+            key: self.sign_key,
+            passphrase: std::env::var(PASSPHRASE_ENV).ok().map(SecretString::from),
+        }
+    }
+}
 
 /// Arguments of `esus-ir keygen`.
 #[derive(Debug, clap::Args)]
-pub struct KeygenArgs {}
+#[command(
+    after_help = "Examples:\n  esus-ir keygen -o ~/.ssh/esus-ir_ed25519 --operator alice@example.org >> allowed_signers"
+)]
+pub struct KeygenArgs {
+    /// Where to write the private key (PATH.pub gets the public key). Default: the per-user key
+    /// in the config folder.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// The identity in the printed allowed_signers line (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// Replace an existing key.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Output format of `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum VerifyOutput {
+    /// Sentences for people.
+    #[default]
+    Text,
+    /// One JSON object, for machines.
+    Json,
+}
 
 /// Arguments of `esus-ir verify`.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {}
+#[command(
+    after_help = "Examples:\n  esus-ir verify runs/2026-01-02T0304-api-key-compromise/transcript.jsonl\n  esus-ir verify T.jsonl --allowed-signers allowed_signers --output json\n\nWith OpenSSH alone:\n  ssh-keygen -Y verify -f allowed_signers -I OPERATOR -n esus-ir-transcript -s T.jsonl.sig < T.jsonl"
+)]
+pub struct VerifyArgs {
+    /// The transcript (its signature is TRANSCRIPT.sig).
+    #[arg(value_name = "TRANSCRIPT")]
+    pub transcript: PathBuf,
+    /// OpenSSH allowed_signers file: the signer must be listed for the recorded operator.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Folder of evidence files (default: the transcript's folder/evidence).
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+    /// A missing evidence file makes the transcript invalid (default: a warning).
+    #[arg(long)]
+    pub require_evidence: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = VerifyOutput::Text)]
+    pub output: VerifyOutput,
+}
+
+/// Output format of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReportFormatArg {
+    /// Markdown.
+    #[default]
+    Markdown,
+    /// One self-contained HTML file.
+    Html,
+}
 
 /// Arguments of `esus-ir report`.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {}
+#[command(
+    after_help = "Examples:\n  esus-ir report T.jsonl > postmortem.md\n  esus-ir report T.jsonl --format html -o postmortem.html"
+)]
+pub struct ReportArgs {
+    /// The transcript.
+    #[arg(value_name = "TRANSCRIPT")]
+    pub transcript: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormatArg::Markdown)]
+    pub format: ReportFormatArg,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// OpenSSH allowed_signers file for the verification shown in the report.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Folder of evidence files (default: the transcript's folder/evidence).
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+}
 
 /// Runs `esus-ir keygen`.
-pub fn keygen(_args: KeygenArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("`keygen` is not built yet (issue 5)".into()))
+pub fn keygen(args: KeygenArgs) -> Result<ExitCode, Error> {
+    let path = match args.output {
+        Some(path) => path,
+        None => default_key_path().ok_or(crate::transcript::TranscriptError::NoConfigDir)?,
+    };
+    let operator = args.operator.unwrap_or_else(default_operator);
+    let signer = Signer::generate(&operator)?;
+    signer.write_key_files(&path, args.force)?;
+    eprintln!(
+        "wrote the private key to {} (mode 0600) and the public key to {}",
+        path.display(),
+        public_key_path(&path).display()
+    );
+    eprintln!("allowed_signers line (for `verify --allowed-signers` and `ssh-keygen -Y verify`):");
+    print_stdout(&format!(
+        "{}\n",
+        allowed_signers_line(&operator, &signer.public_key_openssh())
+    ))?;
+    Ok(ExitCode::Success)
 }
 
 /// Runs `esus-ir verify`.
-pub fn verify(_args: VerifyArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("`verify` is not built yet (issue 5)".into()))
+pub fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
+    let options = VerifyOptions {
+        allowed_signers: args.allowed_signers,
+        evidence_dir: args.evidence_dir,
+        require_evidence: args.require_evidence,
+        skip_signature: false,
+    };
+    let verification = verify_transcript(&args.transcript, &options)?;
+    let text = match args.output {
+        VerifyOutput::Json => {
+            let mut json = serde_json::to_string_pretty(&verification)
+                .map_err(|e| Error::Usage(format!("rendering JSON: {e}")))?;
+            json.push('\n');
+            json
+        }
+        VerifyOutput::Text => render_verification(&verification),
+    };
+    print_stdout(&text)?;
+    Ok(if verification.ok {
+        ExitCode::Success
+    } else {
+        ExitCode::Invalid
+    })
 }
 
 /// Runs `esus-ir report`.
-pub fn report(_args: ReportArgs) -> Result<ExitCode, Error> {
-    Err(Error::Usage("`report` is not built yet (issue 5)".into()))
+pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
+    let options = VerifyOptions {
+        allowed_signers: args.allowed_signers,
+        evidence_dir: args.evidence_dir,
+        ..VerifyOptions::default()
+    };
+    let verification = verify_transcript(&args.transcript, &options)?;
+    // A report of a broken chain would present altered records as fact: refuse, and say why.
+    let records = read_transcript(&args.transcript)?;
+    let format = match args.format {
+        ReportFormatArg::Markdown => ReportFormat::Markdown,
+        ReportFormatArg::Html => ReportFormat::Html,
+    };
+    let text = render_report(&records, &verification, format);
+    match args.output {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?,
+        None => print_stdout(&text)?,
+    }
+    Ok(ExitCode::Success)
+}
+
+/// The human form of a verification result.
+pub fn render_verification(v: &Verification) -> String {
+    let mut out = String::new();
+    let status = if v.ok { "VALID" } else { "INVALID" };
+    out.push_str(&format!("{status}: {}\n", v.transcript.display()));
+    out.push_str(&format!("  signature: {}\n", v.signature.detail));
+    out.push_str(&format!(
+        "  records:   {} ({}{})\n",
+        v.events,
+        if v.complete { "complete" } else { "incomplete" },
+        v.outcome
+            .as_deref()
+            .map(|o| format!(", outcome {o}"))
+            .unwrap_or_default()
+    ));
+    if let Some(op) = &v.operator {
+        out.push_str(&format!("  operator:  {op}\n"));
+    }
+    if let Some(p) = v.first_bad_event() {
+        out.push_str(&format!(
+            "  first bad event: seq {} (line {}): {}\n",
+            p.seq.map_or("?".into(), |s| s.to_string()),
+            p.line.unwrap_or(0),
+            p.what
+        ));
+    }
+    if !v.problems.is_empty() {
+        out.push_str("  problems:\n");
+        for p in &v.problems {
+            let place = match (p.seq, p.line) {
+                (Some(seq), Some(line)) => format!("seq {seq}, line {line}: "),
+                (None, Some(line)) => format!("line {line}: "),
+                _ => String::new(),
+            };
+            out.push_str(&format!("    - {place}{}\n", p.what));
+        }
+    }
+    for w in &v.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    out
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing to stdout", e))
+        }
+        _ => Ok(()),
+    }
 }

@@ -1,5 +1,12 @@
 //! The one integration-test binary: a module per feature.
 
 mod cli;
+mod transcript_cli;
+mod transcript_openssh;
+mod transcript_report;
+mod transcript_support;
+mod transcript_tamper;
+mod transcript_verify;
+mod transcript_writer;
 mod validate;
 mod validate_fuzz;

@@ -1,0 +1,161 @@
+//! The canonical JSON encoding that every hash in a transcript is computed over.
+//!
+//! A hash is only checkable by someone else if both sides agree on the exact bytes, so this module
+//! pins them down: RFC 8785 (JCS) for everything the transcript contains — object keys sorted by
+//! their UTF-16 code units, no insignificant whitespace, JCS string escaping — with integers written
+//! exactly as decimal digits. Non-integer numbers (which the executor's events never contain, but a
+//! recorded response body might) are written as serde_json writes them: the shortest text that
+//! reads back as the same `f64`. docs/transcript-format.md repeats this for independent verifiers.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::exec::event::RequestView;
+
+/// The canonical encoding of a JSON value (see the module documentation).
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write_value(value, &mut out);
+    out
+}
+
+/// SHA-256 (lowercase hex) of the canonical JSON of a serialized [`RequestView`].
+///
+/// The executor records this in a `confirmation` event for the exact request it showed, and
+/// `verify` recomputes it from the `request` event that followed, so an approval cannot silently
+/// be attached to a different request.
+pub fn request_digest(request: &RequestView) -> String {
+    // Serializing a struct of strings, pairs and a JSON value cannot fail; if it ever did, an
+    // empty object still yields a digest that will not match, which verify reports.
+    let value = serde_json::to_value(request).unwrap_or(Value::Null);
+    sha256_hex(&canonical_json(&value))
+}
+
+/// SHA-256 of some bytes as 64 lowercase hex digits.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // JCS orders keys by UTF-16 code units, which differs from byte order only for
+            // characters outside the Basic Multilingual Plane.
+            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(key, out);
+                out.push(b':');
+                write_value(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// JCS string escaping: `"` and `\` escaped, control characters as `\b \t \n \f \r` or `\u00xx`
+/// (lowercase hex), everything else as literal UTF-8.
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canon(v: Value) -> String {
+        String::from_utf8(canonical_json(&v)).unwrap()
+    }
+
+    #[test]
+    fn keys_are_sorted_and_whitespace_removed() {
+        let v = json!({"b": 1, "a": {"z": [1, 2, {"y": null, "x": true}], "c": "d"}});
+        assert_eq!(
+            canon(v),
+            r#"{"a":{"c":"d","z":[1,2,{"x":true,"y":null}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn keys_sort_by_utf16_code_units_not_bytes() {
+        // U+1F600 is D83D DE00 in UTF-16, which sorts before U+FFFD; in UTF-8 it sorts after.
+        let v = json!({"\u{fffd}": 1, "\u{1f600}": 2});
+        assert_eq!(canon(v), "{\"\u{1f600}\":2,\"\u{fffd}\":1}");
+    }
+
+    #[test]
+    fn strings_use_jcs_escapes() {
+        let v = json!("a\"b\\c\n\t\u{1}\u{7f}é/");
+        assert_eq!(canon(v), "\"a\\\"b\\\\c\\n\\t\\u0001\u{7f}é/\"");
+    }
+
+    #[test]
+    fn integers_are_exact() {
+        assert_eq!(
+            canon(json!([u64::MAX, -5, 0])),
+            "[18446744073709551615,-5,0]"
+        );
+    }
+
+    #[test]
+    fn canonical_strings_agree_with_serde_json() {
+        // The record line writes top-level strings with serde_json; both must agree.
+        for s in ["plain", "q\"uote", "\u{0}\u{1f}\u{8}\u{c}", "ünï\u{2028}"] {
+            assert_eq!(canon(json!(s)), serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn request_digest_is_over_the_canonical_view() {
+        let view = RequestView {
+            method: "DELETE".into(),
+            url: "https://esus.example/keys/1".into(),
+            headers: vec![("Authorization".into(), "[secret]".into())],
+            body: None,
+        };
+        let expected = sha256_hex(
+            br#"{"body":null,"headers":[["Authorization","[secret]"]],"method":"DELETE","url":"https://esus.example/keys/1"}"#,
+        );
+        assert_eq!(request_digest(&view), expected);
+    }
+}

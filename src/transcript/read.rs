@@ -1,0 +1,25 @@
+//! Reading a transcript back into records, refusing one whose chain is broken.
+//!
+//! Resume and `report` start here; neither should act on a transcript that was altered.
+
+use std::path::Path;
+
+use super::TranscriptError;
+use super::chain::check_chain;
+use super::record::Record;
+
+/// Reads every record of the transcript at `path`, checking the hash chain (not the signature,
+/// nor that the run finished: a killed run's transcript reads fine). Fails at the first bad line.
+pub fn read_transcript(path: &Path) -> Result<Vec<Record>, TranscriptError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| TranscriptError::io(format!("reading {}", path.display()), e))?;
+    let (records, problems) = check_chain(&bytes);
+    if let Some(problem) = problems.into_iter().next() {
+        return Err(TranscriptError::Malformed {
+            path: path.to_path_buf(),
+            line: problem.line.unwrap_or(0),
+            what: problem.what,
+        });
+    }
+    Ok(records.into_iter().map(|l| l.record).collect())
+}

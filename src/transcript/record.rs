@@ -1,0 +1,166 @@
+//! One transcript line: its fields, its hash, and its exact text.
+//!
+//! Writer, verifier, reader and report all go through these few functions, so the line format and
+//! the hash input are defined in exactly one place (and in docs/transcript-format.md).
+
+use serde_json::{Map, Value};
+
+use super::canonical::{canonical_json, sha256_hex};
+
+/// The `prev` of the first record: 64 zeros.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One event as recorded: `{"seq","ts","type","data","prev","hash"}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Position in the transcript, from 0.
+    pub seq: u64,
+    /// When it was recorded: UTC, RFC 3339 with milliseconds (`2026-01-02T03:04:05.678Z`).
+    pub ts: String,
+    /// The event type, e.g. `run-started`.
+    pub kind: String,
+    /// The event's fields (an object).
+    pub data: Map<String, Value>,
+    /// The previous record's `hash` ([`GENESIS_PREV`] for the first).
+    pub prev: String,
+    /// SHA-256 (hex) of the canonical JSON of this record without `hash`.
+    pub hash: String,
+}
+
+impl Record {
+    /// Builds a record and computes its hash.
+    pub fn new(seq: u64, ts: String, kind: String, data: Map<String, Value>, prev: String) -> Self {
+        let mut record = Record {
+            seq,
+            ts,
+            kind,
+            data,
+            prev,
+            hash: String::new(),
+        };
+        record.hash = record.compute_hash();
+        record
+    }
+
+    /// SHA-256 over the canonical JSON of `{"data","prev","seq","ts","type"}`.
+    pub fn compute_hash(&self) -> String {
+        let mut body = Map::new();
+        body.insert("seq".into(), Value::from(self.seq));
+        body.insert("ts".into(), Value::from(self.ts.clone()));
+        body.insert("type".into(), Value::from(self.kind.clone()));
+        body.insert("data".into(), Value::Object(self.data.clone()));
+        body.insert("prev".into(), Value::from(self.prev.clone()));
+        sha256_hex(&canonical_json(&Value::Object(body)))
+    }
+
+    /// The record's line, without the newline: fields in the order seq, ts, type, data, prev,
+    /// hash, and `data` in canonical form. A verifier rejects any line that differs from this.
+    pub fn to_line(&self) -> String {
+        let data = String::from_utf8(canonical_json(&Value::Object(self.data.clone())))
+            .unwrap_or_default();
+        format!(
+            "{{\"seq\":{},\"ts\":{},\"type\":{},\"data\":{},\"prev\":{},\"hash\":{}}}",
+            self.seq,
+            json_string(&self.ts),
+            json_string(&self.kind),
+            data,
+            json_string(&self.prev),
+            json_string(&self.hash),
+        )
+    }
+
+    /// Parses one line (without its newline). Does not check the hash or the canonical form.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+        let Value::Object(mut obj) = value else {
+            return Err("not a JSON object".into());
+        };
+        let mut take_str = |name: &str| match obj.remove(name) {
+            Some(Value::String(s)) => Ok(s),
+            _ => Err(format!("field `{name}` missing or not a string")),
+        };
+        let ts = take_str("ts")?;
+        let kind = take_str("type")?;
+        let prev = take_str("prev")?;
+        let hash = take_str("hash")?;
+        let seq = obj
+            .remove("seq")
+            .and_then(|v| v.as_u64())
+            .ok_or("field `seq` missing or not a non-negative integer")?;
+        let data = match obj.remove("data") {
+            Some(Value::Object(map)) => map,
+            _ => return Err("field `data` missing or not an object".into()),
+        };
+        if let Some(extra) = obj.keys().next() {
+            return Err(format!("unexpected field `{extra}`"));
+        }
+        Ok(Record {
+            seq,
+            ts,
+            kind,
+            data,
+            prev,
+            hash,
+        })
+    }
+
+    /// A string field of `data`, if present.
+    pub fn str_field(&self, name: &str) -> Option<&str> {
+        self.data.get(name).and_then(Value::as_str)
+    }
+
+    /// The `step` field of `data`, if present.
+    pub fn step(&self) -> Option<&str> {
+        self.str_field("step")
+    }
+}
+
+fn json_string(s: &str) -> String {
+    String::from_utf8(canonical_json(&Value::from(s))).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Record {
+        let data = json!({"step": "revoke", "b": [1, "x"]});
+        let Value::Object(data) = data else { panic!() };
+        Record::new(
+            3,
+            "2026-01-02T03:04:05.678Z".into(),
+            "step-started".into(),
+            data,
+            GENESIS_PREV.into(),
+        )
+    }
+
+    #[test]
+    fn line_round_trips() {
+        let r = sample();
+        let line = r.to_line();
+        assert!(line.starts_with(r#"{"seq":3,"ts":"2026-01-02T03:04:05.678Z","type":"step-started","data":{"b":[1,"x"],"step":"revoke"},"prev":"000"#));
+        let back = Record::parse(&line).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.compute_hash(), r.hash);
+    }
+
+    #[test]
+    fn hash_is_over_sorted_record_without_hash() {
+        let r = sample();
+        let input = format!(
+            r#"{{"data":{{"b":[1,"x"],"step":"revoke"}},"prev":"{GENESIS_PREV}","seq":3,"ts":"2026-01-02T03:04:05.678Z","type":"step-started"}}"#
+        );
+        assert_eq!(r.hash, sha256_hex(input.as_bytes()));
+    }
+
+    #[test]
+    fn parse_rejects_extra_and_missing_fields() {
+        let mut v: Value = serde_json::from_str(&sample().to_line()).unwrap();
+        v["extra"] = json!(1);
+        assert!(Record::parse(&v.to_string()).unwrap_err().contains("extra"));
+        assert!(Record::parse(r#"{"seq":1}"#).is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! The `keygen`, `verify` and `report` commands as a user runs them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::transcript_support::{Ending, OPERATOR, write_run};
+
+fn esus_ir() -> Command {
+    Command::cargo_bin("esus-ir").unwrap()
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_prints_the_allowed_signers_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("keys/ir_ed25519");
+    let out = esus_ir()
+        .args(["keygen", "--operator", "alice@example.org", "-o"])
+        .arg(&key)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let line = String::from_utf8(out).unwrap();
+    assert!(
+        line.starts_with("alice@example.org namespaces=\"esus-ir-transcript\" ssh-ed25519 AAAA"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&dir.path().join("keys")), 0o700);
+    let public = std::fs::read_to_string(dir.path().join("keys/ir_ed25519.pub")).unwrap();
+    let key_b64 = public.split_whitespace().nth(1).unwrap();
+    assert!(line.contains(key_b64));
+
+    esus_ir()
+        .args(["keygen", "-o"])
+        .arg(&key)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--force"));
+    esus_ir()
+        .args(["keygen", "--force", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
+}
+
+#[test]
+fn keygen_defaults_to_the_os_user_and_the_config_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    esus_ir()
+        .arg("keygen")
+        .env("USER", "bob")
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("cfg"))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("bob namespaces="));
+    assert!(dir.path().join("cfg/esus-ir/transcript_ed25519").exists());
+}
+
+#[test]
+fn verify_exits_0_for_a_valid_transcript_and_5_for_a_tampered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with("VALID"));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\"seq\":4,", "\"seq\":40,", 1)).unwrap();
+    esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .assert()
+        .code(5)
+        .stdout(predicate::str::starts_with("INVALID"))
+        .stdout(predicate::str::contains("first bad event: seq 40 (line 5)"));
+}
+
+#[test]
+fn verify_json_output_is_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, public) = write_run(dir.path(), Ending::Declined);
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        esus_ir::transcript::allowed_signers_line(OPERATOR, &public),
+    )
+    .unwrap();
+    let out = esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .arg("--allowed-signers")
+        .arg(&allowed)
+        .args(["--output", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["signature"]["status"], "valid");
+    assert_eq!(v["signature"]["trust"], "allowed-signers");
+    assert_eq!(v["outcome"], "declined");
+    assert_eq!(v["problems"], serde_json::json!([]));
+}
+
+#[test]
+fn verify_of_an_unsigned_or_missing_transcript_exits_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    std::fs::remove_file(esus_ir::transcript::signature_path(&path)).unwrap();
+    esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .assert()
+        .code(5)
+        .stdout(predicate::str::contains("unsigned"));
+    esus_ir()
+        .arg("verify")
+        .arg(dir.path().join("nope.jsonl"))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("nope.jsonl"));
+}
+
+#[test]
+fn report_writes_markdown_and_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    esus_ir()
+        .arg("report")
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("# Incident response report"));
+    let html = dir.path().join("report.html");
+    esus_ir()
+        .arg("report")
+        .arg(&path)
+        .args(["--format", "html", "-o"])
+        .arg(&html)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(text.starts_with("<!DOCTYPE html>"));
+    assert!(!text.contains("src=") && !text.contains("href=") && !text.contains("<script"));
+}
+
+#[test]
+fn report_refuses_a_broken_chain_with_exit_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("find-key", "find-kez", 1)).unwrap();
+    esus_ir()
+        .arg("report")
+        .arg(&path)
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("hash mismatch"));
+}
+
+#[test]
+fn verify_takes_an_evidence_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    let elsewhere = dir.path().join("archive");
+    std::fs::rename(dir.path().join("evidence"), &elsewhere).unwrap();
+    esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .arg("--require-evidence")
+        .assert()
+        .code(5)
+        .stdout(predicate::str::contains("is missing"));
+    esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .arg("--require-evidence")
+        .arg("--evidence-dir")
+        .arg(&elsewhere)
+        .assert()
+        .code(0);
+}

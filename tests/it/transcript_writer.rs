@@ -1,0 +1,170 @@
+//! The writer: file modes, ordering rules, idempotent finish, reopening a killed run, the
+//! per-user key, and nothing secret of its own in the transcript.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+
+use esus_ir::exec::event::{Event, EventSink, RunOutcome};
+use esus_ir::transcript::{
+    Signer, TranscriptWriter, VerifyOptions, read_transcript, signature_path, summarize,
+    verify_transcript,
+};
+
+use crate::transcript_support::{AUDIT, Ending, events, signer_pair, stepping_clock, write_run};
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn files_are_private_and_created_folders_are_0700() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("runs/r1");
+    let (path, _) = write_run(&run_dir, Ending::Success);
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&signature_path(&path)), 0o600);
+    assert_eq!(mode(&run_dir), 0o700);
+    assert_eq!(mode(&dir.path().join("runs")), 0o700);
+}
+
+#[test]
+fn an_existing_transcript_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    let err = TranscriptWriter::create(&path, Signer::generate("t").unwrap()).unwrap_err();
+    assert!(err.to_string().contains("creating"), "{err}");
+}
+
+#[test]
+fn events_out_of_order_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let writer = TranscriptWriter::create(&path, Signer::generate("t").unwrap()).unwrap();
+    let all = events(Ending::Success, "rb", AUDIT);
+    assert!(writer.emit(&all[1]).is_err(), "plan before run-started");
+    writer.emit(&all[0]).unwrap();
+    assert!(writer.emit(&all[0]).is_err(), "run-started twice");
+    let finished = Event::RunFinished {
+        outcome: RunOutcome::Success,
+        exit_code: 0,
+    };
+    writer.emit(&finished).unwrap();
+    assert!(writer.emit(&all[1]).is_err(), "after run-finished");
+    let sig = writer.finish().unwrap();
+    let first = std::fs::read(&sig).unwrap();
+    assert_eq!(writer.finish().unwrap(), sig);
+    assert_eq!(std::fs::read(&sig).unwrap(), first, "finish is idempotent");
+}
+
+#[test]
+fn dropping_an_unfinished_writer_still_leaves_a_signed_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    {
+        let writer = TranscriptWriter::create(&path, Signer::generate("t").unwrap())
+            .unwrap()
+            .with_clock(stepping_clock());
+        for e in events(Ending::Killed, "rb", AUDIT) {
+            writer.emit(&e).unwrap();
+        }
+    }
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    assert!(v.ok, "{:#?}", v.problems);
+    assert_eq!(v.outcome.as_deref(), Some("interrupted"));
+}
+
+#[test]
+fn a_killed_runs_transcript_is_an_intact_prefix_and_can_be_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let (first, second) = signer_pair(dir.path());
+    let writer = TranscriptWriter::create(&path, first).unwrap();
+    for e in events(Ending::Killed, "rb", AUDIT) {
+        writer.emit(&e).unwrap();
+    }
+    // Simulate SIGKILL: the writer never gets to finish.
+    std::mem::forget(writer);
+
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    assert!(!v.ok);
+    assert!(v.is_intact_prefix(), "{:#?}", v.problems);
+
+    let summary = summarize(&read_transcript(&path).unwrap());
+    assert_eq!(summary.steps["find-key"].status, "ok");
+    assert_eq!(summary.steps["find-key"].outputs["key_id"], "k-1");
+    assert!(!summary.steps.contains_key("revoke-key"));
+    assert_eq!(summary.unknown_outcome.len(), 1);
+    let pending = &summary.unknown_outcome[0];
+    assert_eq!(
+        (pending.step.as_str(), pending.method.as_str()),
+        ("revoke-key", "DELETE")
+    );
+    assert!(pending.confirmed);
+    assert_eq!(summary.outcome, None);
+
+    let reopened = TranscriptWriter::reopen(&path, second).unwrap();
+    reopened.finish().unwrap();
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    assert!(v.ok, "{:#?}", v.problems);
+    assert_eq!(v.outcome.as_deref(), Some("interrupted"));
+    let records = read_transcript(&path).unwrap();
+    assert_eq!(
+        summarize(&records).last_hash.as_deref(),
+        Some(records.last().unwrap().hash.as_str())
+    );
+}
+
+#[test]
+fn summary_of_a_finished_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_run(dir.path(), Ending::Success);
+    let s = summarize(&read_transcript(&path).unwrap());
+    assert_eq!(s.runbook_name.as_deref(), Some("api-key-compromise"));
+    assert_eq!(s.outcome.as_deref(), Some("success"));
+    assert_eq!(s.steps.len(), 3);
+    assert!(s.unknown_outcome.is_empty());
+}
+
+#[test]
+fn the_writer_adds_nothing_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    Signer::generate("t")
+        .unwrap()
+        .write_key_files(&key, false)
+        .unwrap();
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let signer = Signer::load(&key, None).unwrap();
+    let (path, _) =
+        crate::transcript_support::write_run_named(dir.path(), Ending::Success, "rb", signer);
+    let text = std::fs::read_to_string(&path).unwrap()
+        + &std::fs::read_to_string(signature_path(&path)).unwrap();
+    assert!(!text.contains("PRIVATE KEY"));
+    // No run of the private key's base64 body, however short a piece, appears.
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        for chunk in line.as_bytes().chunks(24).filter(|c| c.len() == 24) {
+            assert!(!text.contains(std::str::from_utf8(chunk).unwrap()));
+        }
+    }
+}
+
+#[test]
+fn the_default_key_is_created_once_with_private_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config/esus-ir/transcript_ed25519");
+    let (signer, created) = Signer::load_or_create(&path, None).unwrap();
+    let created = created.unwrap();
+    assert_eq!(created.public_key, signer.public_key_openssh());
+    assert!(created.to_string().contains(&created.public_key));
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("config/esus-ir")), 0o700);
+    assert!(
+        dir.path()
+            .join("config/esus-ir/transcript_ed25519.pub")
+            .exists()
+    );
+    let (again, created) = Signer::load_or_create(&path, None).unwrap();
+    assert!(created.is_none());
+    assert_eq!(again.public_key_openssh(), signer.public_key_openssh());
+}
