@@ -14,7 +14,7 @@ use super::inputs::Inputs;
 use crate::template::{self, CtxValue};
 
 /// The template context of a run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     inputs: Map<String, Value>,
     steps: Map<String, Value>,

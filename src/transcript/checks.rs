@@ -130,21 +130,42 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
             continue;
         }
         let step = r.step();
-        let sent = records[i + 1..]
-            .iter()
-            .take_while(|l| !(l.record.kind == "confirmation" && l.record.step() == step))
-            .find(|l| {
-                l.record.kind == "request"
-                    && l.record.step() == step
-                    && l.record.data.get("attempt").and_then(Value::as_u64) == Some(1)
-            });
-        // No request after an approval (dry-run, or the run stopped) leaves nothing to compare.
-        let Some(sent) = sent else { continue };
-        let digest = sent
-            .record
-            .data
-            .get("request")
-            .map(|v| sha256_hex(&canonical_json(v)));
+        let window = || {
+            records[i + 1..]
+                .iter()
+                .take_while(|l| !(l.record.kind == "confirmation" && l.record.step() == step))
+                .filter(|l| {
+                    l.record.kind == "request"
+                        && l.record.step() == step
+                        && l.record.data.get("attempt").and_then(Value::as_u64) == Some(1)
+                })
+        };
+        let (digest, sent) = match batch_size(&records[..i], step) {
+            // A foreach step is approved once for the batch: the digest covers every item's
+            // first request, in item order. A batch the run did not finish cannot be compared.
+            Some(items) => {
+                let mut sent: Vec<(u64, &Located)> = window()
+                    .filter_map(|l| l.record.data.get("item").and_then(Value::as_u64).map(|n| (n, l)))
+                    .collect();
+                if sent.len() as u64 != items {
+                    continue;
+                }
+                sent.sort_by_key(|(n, _)| *n);
+                let mut joined = String::new();
+                for (_, l) in &sent {
+                    let one = l.record.data.get("request").map(|v| sha256_hex(&canonical_json(v)));
+                    joined.push_str(&one.unwrap_or_default());
+                }
+                let Some((_, last)) = sent.last() else { continue };
+                (Some(sha256_hex(joined.as_bytes())), *last)
+            }
+            None => {
+                // No request after an approval (dry-run, or the run stopped) leaves nothing to compare.
+                let Some(sent) = window().next() else { continue };
+                let digest = sent.record.data.get("request").map(|v| sha256_hex(&canonical_json(v)));
+                (digest, sent)
+            }
+        };
         if digest.as_deref() != r.str_field("request_sha256") {
             out.problems.push(problem(
                 sent,
@@ -156,6 +177,15 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
             ));
         }
     }
+}
+
+/// The item count of a `foreach` step, from its `step-started` record.
+fn batch_size(before: &[Located], step: Option<&str>) -> Option<u64> {
+    before
+        .iter()
+        .rev()
+        .find(|l| l.record.kind == "step-started" && l.record.step() == step)
+        .and_then(|l| l.record.data.get("items").and_then(Value::as_u64))
 }
 
 fn check_evidence(records: &[Located], dir: &Path, require: bool, out: &mut Structure) {
