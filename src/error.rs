@@ -46,6 +46,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// ESUS refused the operator's credentials, or there were none.
+    #[error("authentication: {0}")]
+    Auth(String),
     /// The simulator failed to start or serve.
     #[error("simulator: {0}")]
     Sim(String),
@@ -59,6 +62,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Runbook(_) | Error::Usage(_) => ExitCode::Usage,
+            Error::Auth(_) => ExitCode::Auth,
             Error::Io { .. } | Error::Sim(_) => ExitCode::StepFailed,
             // A key that cannot be used is a usage problem; a transcript that cannot be read
             // or checked is never valid.

@@ -79,9 +79,7 @@ impl Engine {
         if let Some(inner) = single_expression(source) {
             return self.eval(inner, ctx);
         }
-        let rendered = self
-            .env
-            .render_str(source, ctx.clone())?;
+        let rendered = self.env.render_str(source, ctx.clone())?;
         Ok(Value::String(rendered))
     }
 
@@ -177,14 +175,19 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> JValue {
-        to_ctx(&json!({"inputs": {"key_id": "k-1", "n": 0}, "steps": {"rotate": {"outputs": {"new_key_id": "k-2"}}}}))
+        to_ctx(
+            &json!({"inputs": {"key_id": "k-1", "n": 0}, "steps": {"rotate": {"outputs": {"new_key_id": "k-2"}}}}),
+        )
     }
 
     #[test]
     fn bound_names_shadow_the_base_without_losing_it() {
         let e = Engine::new();
         let c = bind(&ctx(), "item", JValue::from("k-9"));
-        assert_eq!(e.render_str("{{ item }}/{{ inputs.key_id }}", &c), Ok(json!("k-9/k-1")));
+        assert_eq!(
+            e.render_str("{{ item }}/{{ inputs.key_id }}", &c),
+            Ok(json!("k-9/k-1"))
+        );
     }
 
     #[test]

@@ -5,8 +5,11 @@
 
 mod args;
 mod commands;
+pub mod confirm;
+pub mod run_cmd;
 pub mod sim_cmd;
 pub mod transcript_cmd;
+pub mod ui;
 
 use std::io::Write;
 

@@ -95,7 +95,9 @@ impl ApiResponse {
         if self.body.is_empty() {
             return serde_json::Value::Null;
         }
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&self.body).into_owned()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&self.body).into_owned())
+        })
     }
 }
 
@@ -118,16 +120,26 @@ impl EsusClient {
             .tls_version_min(reqwest::tls::Version::TLS_1_2)
             .pool_max_idle_per_host(256);
         if let Some(path) = &config.ca_cert {
-            let ca_err = |why: String| ClientError::Ca { path: path.display().to_string(), why };
+            let ca_err = |why: String| ClientError::Ca {
+                path: path.display().to_string(),
+                why,
+            };
             let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
             if certs.is_empty() {
                 return Err(ca_err("no certificate in the file".into()));
             }
             builder = builder.tls_certs_merge(certs);
         }
-        let http = builder.build().map_err(|e| ClientError::Build(e.to_string()))?;
-        Ok(EsusClient { http, base, timeout: config.request_timeout })
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(EsusClient {
+            http,
+            base,
+            timeout: config.request_timeout,
+        })
     }
 
     /// The base URL.
@@ -141,9 +153,21 @@ impl EsusClient {
     }
 
     /// Sends a request. `operator` is the operator's token, used when `req.auth` is `Operator`.
-    pub async fn send(&self, req: &ApiRequest, operator: Option<&SecretString>, request_id: &str, timeout: Option<Duration>) -> Result<ApiResponse, TransportError> {
-        let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes()).map_err(|e| TransportError::NotSent(e.to_string()))?;
-        let mut rb = self.http.request(method, self.url(req)).timeout(timeout.unwrap_or(self.timeout)).header("X-Request-Id", request_id).header("Accept", "application/json");
+    pub async fn send(
+        &self,
+        req: &ApiRequest,
+        operator: Option<&SecretString>,
+        request_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ApiResponse, TransportError> {
+        let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes())
+            .map_err(|e| TransportError::NotSent(e.to_string()))?;
+        let mut rb = self
+            .http
+            .request(method, self.url(req))
+            .timeout(timeout.unwrap_or(self.timeout))
+            .header("X-Request-Id", request_id)
+            .header("Accept", "application/json");
         rb = match &req.auth {
             Auth::Operator => match operator {
                 Some(t) => rb.bearer_auth(t.expose_secret()),
@@ -154,7 +178,9 @@ impl EsusClient {
             Auth::None => rb,
         };
         if let Some(body) = &req.body {
-            rb = rb.header("Content-Type", body.content_type).body(body.wire_bytes());
+            rb = rb
+                .header("Content-Type", body.content_type)
+                .body(body.wire_bytes());
         }
         let started = Instant::now();
         let resp = rb.send().await.map_err(classify)?;
@@ -165,30 +191,49 @@ impl EsusClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = resp.bytes().await.map_err(|e| TransportError::Unknown(error_chain(&e)))?;
-        Ok(ApiResponse { status, retry_after, body, duration: started.elapsed() })
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| TransportError::Unknown(error_chain(&e)))?;
+        Ok(ApiResponse {
+            status,
+            retry_after,
+            body,
+            duration: started.elapsed(),
+        })
     }
 }
 
 /// Joins the base URL with an encoded relative path and a query.
 pub fn full_url(base: &Url, path: &str, query: &[(String, String)]) -> Url {
     let mut url = base.clone();
-    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
     url.set_path(&joined);
     if query.is_empty() {
         url.set_query(None);
     } else {
-        url.query_pairs_mut().clear().extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     }
     url
 }
 
 /// Parses the base URL and applies the policy: https, or http only to a loopback host.
 pub fn check_base_url(text: &str) -> Result<Url, ClientError> {
-    let err = |why: &str| ClientError::BaseUrl { url: text.to_string(), why: why.to_string() };
+    let err = |why: &str| ClientError::BaseUrl {
+        url: text.to_string(),
+        why: why.to_string(),
+    };
     let url = Url::parse(text).map_err(|e| err(&e.to_string()))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(err("credentials in the URL are not allowed; use ESUS_TOKEN or --token-file"));
+        return Err(err(
+            "credentials in the URL are not allowed; use ESUS_TOKEN or --token-file",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err("the base URL cannot have a query or fragment"));
@@ -196,7 +241,9 @@ pub fn check_base_url(text: &str) -> Result<Url, ClientError> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(err("plain http is only allowed to a loopback host (127.0.0.1, ::1, localhost); use https")),
+        "http" => Err(err(
+            "plain http is only allowed to a loopback host (127.0.0.1, ::1, localhost); use https",
+        )),
         other => Err(err(&format!("scheme `{other}` is not http(s)"))),
     }
 }
@@ -252,6 +299,9 @@ mod tests {
     fn urls_join_under_the_base_path() {
         let base = Url::parse("https://h.example/esus/v1/").expect("url");
         let url = full_url(&base, "/api-keys/k%2F1", &[("a".into(), "b c".into())]);
-        assert_eq!(url.as_str(), "https://h.example/esus/v1/api-keys/k%2F1?a=b+c");
+        assert_eq!(
+            url.as_str(),
+            "https://h.example/esus/v1/api-keys/k%2F1?a=b+c"
+        );
     }
 }

@@ -2,6 +2,6 @@
 //! and planning) and the HTTP client that sends them.
 
 pub mod actions;
-pub mod paths;
 pub mod client;
+pub mod paths;
 pub mod request;

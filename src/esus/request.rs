@@ -15,9 +15,33 @@ use crate::exec::event::{REDACTED, RequestView};
 /// Characters escaped in a path segment: everything but RFC 3986 unreserved and a few safe ones,
 /// so a parameter value can never add a `/`, `?`, `#` or dot-segment to the path.
 const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ').add(b'"').add(b'#').add(b'<').add(b'>').add(b'`').add(b'?').add(b'{').add(b'}')
-    .add(b'/').add(b'%').add(b'\\').add(b'^').add(b'|').add(b'[').add(b']').add(b'@').add(b'&')
-    .add(b'=').add(b'+').add(b';').add(b',').add(b'$').add(b'!').add(b'\'').add(b'(').add(b')')
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'?')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']')
+    .add(b'@')
+    .add(b'&')
+    .add(b'=')
+    .add(b'+')
+    .add(b';')
+    .add(b',')
+    .add(b'$')
+    .add(b'!')
+    .add(b'\'')
+    .add(b'(')
+    .add(b')')
     .add(b'*');
 
 /// Which credential a request carries.
@@ -45,12 +69,20 @@ pub struct Body {
 impl Body {
     /// A body without secrets.
     pub fn plain(content_type: &'static str, value: Value) -> Self {
-        Body { content_type, display: value, secret: None }
+        Body {
+            content_type,
+            display: value,
+            secret: None,
+        }
     }
 
     /// A body holding secrets: `display` is shown, `wire` is sent.
     pub fn with_secret(content_type: &'static str, display: Value, wire: Vec<u8>) -> Self {
-        Body { content_type, display, secret: Some(SecretSlice::from(wire)) }
+        Body {
+            content_type,
+            display,
+            secret: Some(SecretSlice::from(wire)),
+        }
     }
 
     /// The body as shown, secrets redacted.
@@ -85,21 +117,34 @@ pub struct ApiRequest {
 impl ApiRequest {
     /// A plain GET with the operator's token.
     pub fn get(path: impl Into<String>) -> Self {
-        ApiRequest { method: Method::Get, path: path.into(), query: Vec::new(), body: None, auth: Auth::Operator }
+        ApiRequest {
+            method: Method::Get,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            auth: Auth::Operator,
+        }
     }
 
     /// The request as shown and recorded; `url` is the full URL it goes to.
     pub fn view(&self, url: &str) -> RequestView {
         let mut headers = Vec::new();
         match &self.auth {
-            Auth::Operator | Auth::Bearer(_) => headers.push(("Authorization".to_string(), format!("Bearer {REDACTED}"))),
+            Auth::Operator | Auth::Bearer(_) => {
+                headers.push(("Authorization".to_string(), format!("Bearer {REDACTED}")))
+            }
             Auth::ApiKey(_) => headers.push(("X-API-Key".to_string(), REDACTED.to_string())),
             Auth::None => {}
         }
         if let Some(b) = &self.body {
             headers.push(("Content-Type".to_string(), b.content_type.to_string()));
         }
-        RequestView { method: self.method.as_str().to_string(), url: url.to_string(), headers, body: self.body.as_ref().map(|b| b.display.clone()) }
+        RequestView {
+            method: self.method.as_str().to_string(),
+            url: url.to_string(),
+            headers,
+            body: self.body.as_ref().map(|b| b.display.clone()),
+        }
     }
 }
 
@@ -152,7 +197,11 @@ pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildEr
                 }
             }
             Place::Bearer => {
-                if let Some(t) = params.secrets.get(p.name).filter(|t| !t.expose_secret().is_empty()) {
+                if let Some(t) = params
+                    .secrets
+                    .get(p.name)
+                    .filter(|t| !t.expose_secret().is_empty())
+                {
                     auth = Auth::Bearer(t.clone());
                 }
             }
@@ -162,20 +211,38 @@ pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildEr
     let body = match action.body {
         BodyShape::None => None,
         BodyShape::Flat => Some(Body::plain("application/json", Value::Object(flat))),
-        BodyShape::FhirSubscription => Some(Body::plain("application/fhir+json", subscription(flat))),
+        BodyShape::FhirSubscription => {
+            Some(Body::plain("application/fhir+json", subscription(flat)))
+        }
         BodyShape::Raw => None,
     };
-    Ok(ApiRequest { method: action.method, path, query, body, auth })
+    Ok(ApiRequest {
+        method: action.method,
+        path,
+        query,
+        body,
+        auth,
+    })
 }
 
 fn build_http(params: &Params) -> Result<ApiRequest, BuildError> {
-    let method = params.get("method").and_then(Value::as_str).and_then(Method::parse).ok_or_else(|| BuildError("`method` must be GET, POST, PUT, PATCH or DELETE".into()))?;
-    let path = params.get("path").and_then(Value::as_str).ok_or_else(|| BuildError("`path` must be text".into()))?;
-    paths::check_relative_path(path).map_err(|why| BuildError(format!("`http` path `{path}` refused: {why}")))?;
+    let method = params
+        .get("method")
+        .and_then(Value::as_str)
+        .and_then(Method::parse)
+        .ok_or_else(|| BuildError("`method` must be GET, POST, PUT, PATCH or DELETE".into()))?;
+    let path = params
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| BuildError("`path` must be text".into()))?;
+    paths::check_relative_path(path)
+        .map_err(|why| BuildError(format!("`http` path `{path}` refused: {why}")))?;
     let path = format!("/{}", path.trim_start_matches('/'));
     let mut query = Vec::new();
     if let Some(q) = params.get("query") {
-        let Value::Object(map) = q else { return Err(BuildError("`query` must be a mapping".into())) };
+        let Value::Object(map) = q else {
+            return Err(BuildError("`query` must be a mapping".into()));
+        };
         for (k, v) in map {
             if !v.is_null() {
                 query.push((k.clone(), scalar_text(v)));
@@ -184,29 +251,56 @@ fn build_http(params: &Params) -> Result<ApiRequest, BuildError> {
     }
     let body = match (params.get("body"), params.secrets.get("body")) {
         (Some(display), Some(real)) => {
-            let bytes = if display.is_string() { serde_json::to_vec(&Value::String(real.expose_secret().to_string())).unwrap_or_default() } else { real.expose_secret().as_bytes().to_vec() };
-            Some(Body { content_type: "application/json", display: display.clone(), secret: Some(SecretSlice::from(bytes)) })
+            let bytes = if display.is_string() {
+                serde_json::to_vec(&Value::String(real.expose_secret().to_string()))
+                    .unwrap_or_default()
+            } else {
+                real.expose_secret().as_bytes().to_vec()
+            };
+            Some(Body {
+                content_type: "application/json",
+                display: display.clone(),
+                secret: Some(SecretSlice::from(bytes)),
+            })
         }
         (Some(display), None) => Some(Body::plain("application/json", display.clone())),
         _ => None,
     };
-    Ok(ApiRequest { method, path, query, body, auth: Auth::Operator })
+    Ok(ApiRequest {
+        method,
+        path,
+        query,
+        body,
+        auth: Auth::Operator,
+    })
 }
 
 /// A FHIR R4 Subscription from the flat parameters, with the checklist's defaults.
 fn subscription(mut flat: Map<String, Value>) -> Value {
     let mut channel = Map::new();
-    channel.insert("type".into(), flat.remove("type").unwrap_or_else(|| Value::from("rest-hook")));
+    channel.insert(
+        "type".into(),
+        flat.remove("type")
+            .unwrap_or_else(|| Value::from("rest-hook")),
+    );
     if let Some(e) = flat.remove("endpoint") {
         channel.insert("endpoint".into(), e);
     }
-    channel.insert("payload".into(), flat.remove("payload").unwrap_or_else(|| Value::from("application/fhir+json")));
+    channel.insert(
+        "payload".into(),
+        flat.remove("payload")
+            .unwrap_or_else(|| Value::from("application/fhir+json")),
+    );
     if let Some(h) = flat.remove("header") {
         channel.insert("header".into(), h);
     }
     let mut out = Map::new();
     out.insert("resourceType".into(), Value::from("Subscription"));
-    out.insert("status".into(), flat.remove("status").unwrap_or_else(|| Value::from("active")));
+    out.insert(
+        "status".into(),
+        flat.remove("status")
+            .unwrap_or_else(|| Value::from("active")),
+    );
     for key in ["reason", "criteria", "end"] {
         if let Some(v) = flat.remove(key) {
             out.insert(key.into(), v);
@@ -220,7 +314,9 @@ fn subscription(mut flat: Map<String, Value>) -> Value {
 fn segment(name: &str, value: Option<&Value>) -> Result<String, BuildError> {
     let text = value.map(scalar_text).unwrap_or_default();
     if text.is_empty() || text == "." || text == ".." || text == REDACTED {
-        return Err(BuildError(format!("path parameter `{name}` is empty or not a usable id: `{text}`")));
+        return Err(BuildError(format!(
+            "path parameter `{name}` is empty or not a usable id: `{text}`"
+        )));
     }
     Ok(utf8_percent_encode(&text, SEGMENT).to_string())
 }
@@ -241,7 +337,13 @@ mod tests {
     use serde_json::json;
 
     fn params(pairs: &[(&str, Value)]) -> Params {
-        Params { display: pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), secrets: HashMap::new() }
+        Params {
+            display: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            secrets: HashMap::new(),
+        }
     }
 
     #[test]
@@ -255,21 +357,41 @@ mod tests {
 
     #[test]
     fn rotate_sends_grace_hours_and_subscriptions_have_the_fhir_shape() {
-        let r = build(lookup("api_keys.rotate").expect("a"), &params(&[("id", json!("k-1")), ("grace_hours", json!(0))])).expect("built");
-        assert_eq!((r.method, r.path.as_str()), (Method::Post, "/api-keys/k-1/rotate"));
-        assert_eq!(r.body.as_ref().map(Body::display), Some(&json!({"graceHours": 0})));
-        let s = build(lookup("subscription.create").expect("a"), &params(&[("criteria", json!("AuditEvent?outcome=failure")), ("endpoint", json!("https://x/alerts"))])).expect("built");
+        let r = build(
+            lookup("api_keys.rotate").expect("a"),
+            &params(&[("id", json!("k-1")), ("grace_hours", json!(0))]),
+        )
+        .expect("built");
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Post, "/api-keys/k-1/rotate")
+        );
+        assert_eq!(
+            r.body.as_ref().map(Body::display),
+            Some(&json!({"graceHours": 0}))
+        );
+        let s = build(
+            lookup("subscription.create").expect("a"),
+            &params(&[
+                ("criteria", json!("AuditEvent?outcome=failure")),
+                ("endpoint", json!("https://x/alerts")),
+            ]),
+        )
+        .expect("built");
         assert_eq!(
             s.body.as_ref().map(Body::display),
-            Some(&json!({"resourceType": "Subscription", "status": "active", "criteria": "AuditEvent?outcome=failure",
-                "channel": {"type": "rest-hook", "endpoint": "https://x/alerts", "payload": "application/fhir+json"}}))
+            Some(
+                &json!({"resourceType": "Subscription", "status": "active", "criteria": "AuditEvent?outcome=failure",
+                "channel": {"type": "rest-hook", "endpoint": "https://x/alerts", "payload": "application/fhir+json"}})
+            )
         );
     }
 
     #[test]
     fn credentials_are_redacted_in_the_view() {
         let mut p = params(&[("token", json!(REDACTED))]);
-        p.secrets.insert("token".into(), SecretString::from("canary-token-123"));
+        p.secrets
+            .insert("token".into(), SecretString::from("canary-token-123"));
         let r = build(lookup("auth.logout").expect("a"), &p).expect("built");
         assert!(matches!(r.auth, Auth::Bearer(_)));
         let view = serde_json::to_string(&r.view("https://h/auth/logout")).expect("json");
@@ -280,8 +402,31 @@ mod tests {
     #[test]
     fn http_refuses_paths_that_leave_the_base_url_after_rendering() {
         let a = lookup("http").expect("a");
-        assert!(build(a, &params(&[("method", json!("GET")), ("path", json!("//evil.example/x"))])).is_err());
-        let ok = build(a, &params(&[("method", json!("get")), ("path", json!("fhir/Patient")), ("query", json!({"_count": 1}))])).expect("built");
-        assert_eq!((ok.path.as_str(), ok.query.clone()), ("/fhir/Patient", vec![("_count".to_string(), "1".to_string())]));
+        assert!(
+            build(
+                a,
+                &params(&[
+                    ("method", json!("GET")),
+                    ("path", json!("//evil.example/x"))
+                ])
+            )
+            .is_err()
+        );
+        let ok = build(
+            a,
+            &params(&[
+                ("method", json!("get")),
+                ("path", json!("fhir/Patient")),
+                ("query", json!({"_count": 1})),
+            ]),
+        )
+        .expect("built");
+        assert_eq!(
+            (ok.path.as_str(), ok.query.clone()),
+            (
+                "/fhir/Patient",
+                vec![("_count".to_string(), "1".to_string())]
+            )
+        );
     }
 }

@@ -101,7 +101,11 @@ impl ApprovalPolicy {
 
     /// `--approve` names that are not steps of the runbook.
     pub fn unknown_steps(&self, valid: &Validated) -> Vec<String> {
-        self.approve.iter().filter(|id| valid.index_of(id).is_none()).cloned().collect()
+        self.approve
+            .iter()
+            .filter(|id| valid.index_of(id).is_none())
+            .cloned()
+            .collect()
     }
 }
 
@@ -111,14 +115,36 @@ mod tests {
 
     #[test]
     fn typed_steps_need_approve_by_name_even_with_yes() {
-        let yes = ApprovalPolicy { yes: true, ..ApprovalPolicy::default() };
+        let yes = ApprovalPolicy {
+            yes: true,
+            ..ApprovalPolicy::default()
+        };
         assert_eq!(yes.decide("rotate", &ConfirmMode::Typed), Decision::Missing);
-        assert_eq!(yes.decide("rotate", &ConfirmMode::Ask(None)), Decision::Approved(ApprovalSource::AssumeYes));
-        let named = ApprovalPolicy { approve: ["rotate".to_string()].into(), ..ApprovalPolicy::default() };
-        assert_eq!(named.decide("rotate", &ConfirmMode::Typed), Decision::Approved(ApprovalSource::Approve));
-        assert_eq!(named.decide("delete", &ConfirmMode::Ask(None)), Decision::Missing);
-        let person = ApprovalPolicy { interactive: true, yes: true, ..ApprovalPolicy::default() };
+        assert_eq!(
+            yes.decide("rotate", &ConfirmMode::Ask(None)),
+            Decision::Approved(ApprovalSource::AssumeYes)
+        );
+        let named = ApprovalPolicy {
+            approve: ["rotate".to_string()].into(),
+            ..ApprovalPolicy::default()
+        };
+        assert_eq!(
+            named.decide("rotate", &ConfirmMode::Typed),
+            Decision::Approved(ApprovalSource::Approve)
+        );
+        assert_eq!(
+            named.decide("delete", &ConfirmMode::Ask(None)),
+            Decision::Missing
+        );
+        let person = ApprovalPolicy {
+            interactive: true,
+            yes: true,
+            ..ApprovalPolicy::default()
+        };
         assert_eq!(person.decide("rotate", &ConfirmMode::Typed), Decision::Ask);
-        assert_eq!(person.decide("x", &ConfirmMode::No), Decision::Approved(ApprovalSource::NotRequired));
+        assert_eq!(
+            person.decide("x", &ConfirmMode::No),
+            Decision::Approved(ApprovalSource::NotRequired)
+        );
     }
 }

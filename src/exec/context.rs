@@ -25,18 +25,34 @@ pub struct Context {
 impl Context {
     /// A context holding the run's inputs.
     pub fn new(inputs: &Inputs) -> Self {
-        let secrets = inputs.secrets.iter().map(|(k, v)| (format!("inputs.{k}"), v.clone())).collect();
-        let mut c = Context { inputs: inputs.display.clone(), steps: Map::new(), secrets, display: CtxValue::UNDEFINED };
+        let secrets = inputs
+            .secrets
+            .iter()
+            .map(|(k, v)| (format!("inputs.{k}"), v.clone()))
+            .collect();
+        let mut c = Context {
+            inputs: inputs.display.clone(),
+            steps: Map::new(),
+            secrets,
+            display: CtxValue::UNDEFINED,
+        };
         c.rebuild();
         c
     }
 
     /// Records a finished step: its status and outputs (secret ones given separately).
-    pub fn set_step(&mut self, id: &str, status: StepStatus, outputs: Map<String, Value>, secret: HashMap<String, SecretString>) {
+    pub fn set_step(
+        &mut self,
+        id: &str,
+        status: StepStatus,
+        outputs: Map<String, Value>,
+        secret: HashMap<String, SecretString>,
+    ) {
         let mut shown = outputs;
         for (name, value) in secret {
             shown.insert(name.clone(), Value::from(REDACTED));
-            self.secrets.insert(format!("steps.{id}.outputs.{name}"), value);
+            self.secrets
+                .insert(format!("steps.{id}.outputs.{name}"), value);
         }
         let status = serde_json::to_value(status).unwrap_or(Value::Null);
         let mut entry = Map::new();
@@ -48,7 +64,10 @@ impl Context {
 
     /// Records placeholders for a step that did not run (dry-run): `<id.output>` for each output.
     pub fn set_placeholder(&mut self, id: &str, outputs: impl IntoIterator<Item = String>) {
-        let shown: Map<String, Value> = outputs.into_iter().map(|o| (o.clone(), Value::from(format!("<{id}.{o}>")))).collect();
+        let shown: Map<String, Value> = outputs
+            .into_iter()
+            .map(|o| (o.clone(), Value::from(format!("<{id}.{o}>"))))
+            .collect();
         let mut entry = Map::new();
         entry.insert("status".into(), Value::from(format!("<{id}.status>")));
         entry.insert("outputs".into(), Value::Object(shown));
@@ -79,8 +98,12 @@ impl Context {
                     inputs.insert((*name).to_string(), real);
                 }
                 ["steps", id, "outputs", name] => {
-                    if let Some(Value::Object(outs)) = steps.get_mut(*id).and_then(|s| s.get_mut("outputs")) {
-                        let parsed = serde_json::from_str(value.expose_secret()).ok().filter(|v: &Value| !v.is_string());
+                    if let Some(Value::Object(outs)) =
+                        steps.get_mut(*id).and_then(|s| s.get_mut("outputs"))
+                    {
+                        let parsed = serde_json::from_str(value.expose_secret())
+                            .ok()
+                            .filter(|v: &Value| !v.is_string());
                         outs.insert((*name).to_string(), parsed.unwrap_or(real));
                     }
                 }

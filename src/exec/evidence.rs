@@ -83,7 +83,12 @@ impl EvidenceWriter {
             create_private_dir(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
         let file = private_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(EvidenceWriter { file: BufWriter::new(file), hasher: Sha256::new(), name: name.to_string(), rows: 0 })
+        Ok(EvidenceWriter {
+            file: BufWriter::new(file),
+            hasher: Sha256::new(),
+            name: name.to_string(),
+            rows: 0,
+        })
     }
 
     /// Writes bytes.
@@ -116,6 +121,9 @@ impl EvidenceWriter {
     pub fn finish(mut self) -> std::io::Result<EvidenceRef> {
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
-        Ok(EvidenceRef { file: self.name, sha256: hex::encode(self.hasher.finalize()) })
+        Ok(EvidenceRef {
+            file: self.name,
+            sha256: hex::encode(self.hasher.finalize()),
+        })
     }
 }

@@ -50,7 +50,14 @@ pub struct RunOptions {
     /// Approvals.
     pub policy: ApprovalPolicy,
     /// Steps finished by the run being resumed: their status and non-secret outputs.
-    pub finished: HashMap<String, (StepStatus, Map<String, Value>, HashMap<String, SecretString>)>,
+    pub finished: HashMap<
+        String,
+        (
+            StepStatus,
+            Map<String, Value>,
+            HashMap<String, SecretString>,
+        ),
+    >,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,7 +69,12 @@ enum Slot {
 }
 
 /// Runs the runbook; every path ends with a `run-finished` event.
-pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, opts: RunOptions) -> RunReport {
+pub async fn run(
+    shared: Arc<Shared>,
+    inputs: &Inputs,
+    meta: RunMeta,
+    opts: RunOptions,
+) -> RunReport {
     let valid = shared.valid.clone();
     let n = valid.runbook.steps.len();
     let mut ctx = Context::new(inputs);
@@ -90,19 +102,40 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, opts: RunO
         inputs: inputs.display.clone(),
         resumes: meta.resumes.clone(),
     };
-    if let Err(e) = shared.emit(&started).and_then(|()| shared.emit(&plan_event(&shared, &ctx))) {
-        return finish(&shared, report, RunOutcome::Failed, format!("could not write the transcript: {e}"), reports);
+    if let Err(e) = shared
+        .emit(&started)
+        .and_then(|()| shared.emit(&plan_event(&shared, &ctx)))
+    {
+        return finish(
+            &shared,
+            report,
+            RunOutcome::Failed,
+            format!("could not write the transcript: {e}"),
+            reports,
+        );
     }
     let missing = opts.policy.missing(&valid);
     if !missing.is_empty() {
-        let msg = format!("refusing to start: nothing was sent. Unattended runs need approvals for: {}", missing.join(", "));
+        let msg = format!(
+            "refusing to start: nothing was sent. Unattended runs need approvals for: {}",
+            missing.join(", ")
+        );
         return finish(&shared, report, RunOutcome::Declined, msg, reports);
     }
     for (i, s) in valid.runbook.steps.iter().enumerate() {
         if let Some((status, outputs, secrets)) = opts.finished.get(&s.id) {
             ctx.set_step(&s.id, *status, outputs.clone(), secrets.clone());
             slots[i] = Slot::Done(*status, true);
-            reports[i] = Some(StepReport { id: s.id.clone(), name: s.name.clone(), status: *status, reason: Some("finished in the resumed run".into()), duration_ms: 0, outputs: outputs.clone(), evidence: Vec::new(), secret_files: Vec::new() });
+            reports[i] = Some(StepReport {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                status: *status,
+                reason: Some("finished in the resumed run".into()),
+                duration_ms: 0,
+                outputs: outputs.clone(),
+                evidence: Vec::new(),
+                secret_files: Vec::new(),
+            });
         }
     }
     let mut running: JoinSet<(usize, StepResult)> = JoinSet::new();
@@ -125,41 +158,90 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, opts: RunO
                     continue;
                 }
                 let needs = valid.graph.needs(i);
-                if needs.iter().any(|&d| matches!(slots[d], Slot::Pending | Slot::Running)) {
+                if needs
+                    .iter()
+                    .any(|&d| matches!(slots[d], Slot::Pending | Slot::Running))
+                {
                     continue;
                 }
                 let step = &valid.runbook.steps[i];
                 progressed = true;
-                if let Some(&d) = needs.iter().find(|&&d| matches!(slots[d], Slot::Done(_, false))) {
+                if let Some(&d) = needs
+                    .iter()
+                    .find(|&&d| matches!(slots[d], Slot::Done(_, false)))
+                {
                     let why = match slots[d] {
-                        Slot::Done(st, _) => format!("needs `{}`, which {}", valid.runbook.steps[d].id, super::report::status_words(st)),
+                        Slot::Done(st, _) => format!(
+                            "needs `{}`, which {}",
+                            valid.runbook.steps[d].id,
+                            super::report::status_words(st)
+                        ),
                         _ => String::new(),
                     };
-                    done(&shared, &mut ctx, &mut slots, &mut reports, i, skipped(why), false);
+                    done(
+                        &shared,
+                        &mut ctx,
+                        &mut slots,
+                        &mut reports,
+                        i,
+                        skipped(why),
+                        false,
+                    );
                     continue;
                 }
                 if let Some(when) = &step.when {
                     match shared.engine.eval_bool(when, ctx.display()) {
                         Ok(true) => {}
                         Ok(false) => {
-                            done(&shared, &mut ctx, &mut slots, &mut reports, i, skipped(format!("condition `{when}` is false")), true);
+                            done(
+                                &shared,
+                                &mut ctx,
+                                &mut slots,
+                                &mut reports,
+                                i,
+                                skipped(format!("condition `{when}` is false")),
+                                true,
+                            );
                             continue;
                         }
                         Err(e) => {
-                            let r = StepResult { status: Some(StepStatus::Failed), reason: Some(format!("`when`: {e}")), ..StepResult::default() };
+                            let r = StepResult {
+                                status: Some(StepStatus::Failed),
+                                reason: Some(format!("`when`: {e}")),
+                                ..StepResult::default()
+                            };
                             stop |= step.on_failure == OnFailure::Abort;
-                            done(&shared, &mut ctx, &mut slots, &mut reports, i, r, step.on_failure == OnFailure::Continue);
+                            done(
+                                &shared,
+                                &mut ctx,
+                                &mut slots,
+                                &mut reports,
+                                i,
+                                r,
+                                step.on_failure == OnFailure::Continue,
+                            );
                             continue;
                         }
                     }
                 }
-                let _ = shared.emit(&Event::StepStarted { step: step.id.clone(), items: None });
+                let _ = shared.emit(&Event::StepStarted {
+                    step: step.id.clone(),
+                    items: None,
+                });
                 let prepared = match prepare(&shared, &ctx, i).await {
                     Ok(p) => p,
                     Err(r) => {
                         stop |= step.on_failure == OnFailure::Abort;
                         auth_failed |= r.auth_failed;
-                        done(&shared, &mut ctx, &mut slots, &mut reports, i, r, step.on_failure == OnFailure::Continue);
+                        done(
+                            &shared,
+                            &mut ctx,
+                            &mut slots,
+                            &mut reports,
+                            i,
+                            r,
+                            step.on_failure == OnFailure::Continue,
+                        );
                         continue;
                     }
                 };
@@ -168,13 +250,21 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, opts: RunO
                     Ok(false) => {
                         declined = true;
                         stop = true;
-                        let r = StepResult { status: Some(StepStatus::Declined), reason: Some("declined by the operator".into()), ..StepResult::default() };
+                        let r = StepResult {
+                            status: Some(StepStatus::Declined),
+                            reason: Some("declined by the operator".into()),
+                            ..StepResult::default()
+                        };
                         done(&shared, &mut ctx, &mut slots, &mut reports, i, r, false);
                         continue;
                     }
                     Err(e) => {
                         stop = true;
-                        let r = StepResult { status: Some(StepStatus::Failed), reason: Some(format!("confirmation failed: {e}")), ..StepResult::default() };
+                        let r = StepResult {
+                            status: Some(StepStatus::Failed),
+                            reason: Some(format!("confirmation failed: {e}")),
+                            ..StepResult::default()
+                        };
                         done(&shared, &mut ctx, &mut slots, &mut reports, i, r, false);
                         continue;
                     }
@@ -231,23 +321,43 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, opts: RunO
     let interrupted = interrupt.count() > 0 || hard_stop;
     for (i, slot) in slots.iter().enumerate() {
         if *slot == Slot::Pending {
-            let status = if interrupted { StepStatus::Interrupted } else { StepStatus::Skipped };
-            let r = StepResult { status: Some(status), reason: Some("not started: the run stopped".into()), ..StepResult::default() };
+            let status = if interrupted {
+                StepStatus::Interrupted
+            } else {
+                StepStatus::Skipped
+            };
+            let r = StepResult {
+                status: Some(status),
+                reason: Some("not started: the run stopped".into()),
+                ..StepResult::default()
+            };
             let _ = shared.emit(&finished_event(&valid.runbook.steps[i].id, &r));
             reports[i] = Some(step_report(&shared, &ctx, i, &r));
         }
     }
-    let failed = slots.iter().enumerate().any(|(i, s)| *s == Slot::Done(StepStatus::Failed, false) && valid.runbook.steps[i].on_failure == OnFailure::Abort);
+    let failed = slots.iter().enumerate().any(|(i, s)| {
+        *s == Slot::Done(StepStatus::Failed, false)
+            && valid.runbook.steps[i].on_failure == OnFailure::Abort
+    });
     let (outcome, msg) = if interrupted {
         (RunOutcome::Interrupted, "interrupted: in-flight requests finished, nothing new was started. Resume with `esus-ir run --resume TRANSCRIPT`.".to_string())
     } else if shared.sink_broken() {
-        (RunOutcome::Failed, "stopped: the transcript could not be written".to_string())
+        (
+            RunOutcome::Failed,
+            "stopped: the transcript could not be written".to_string(),
+        )
     } else if declined {
-        (RunOutcome::Declined, "stopped: a confirmation was declined; nothing further was sent".to_string())
+        (
+            RunOutcome::Declined,
+            "stopped: a confirmation was declined; nothing further was sent".to_string(),
+        )
     } else if auth_failed {
         (RunOutcome::AuthFailed, "stopped: ESUS refused the operator's credentials (expired, revoked or not allowed). Renew the token and resume.".to_string())
     } else if failed {
-        (RunOutcome::Failed, "a step failed; steps that needed it were skipped".to_string())
+        (
+            RunOutcome::Failed,
+            "a step failed; steps that needed it were skipped".to_string(),
+        )
     } else {
         (RunOutcome::Success, "all steps completed".to_string())
     };
@@ -255,10 +365,22 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, opts: RunO
 }
 
 fn skipped(reason: String) -> StepResult {
-    StepResult { status: Some(StepStatus::Skipped), reason: Some(reason), ..StepResult::default() }
+    StepResult {
+        status: Some(StepStatus::Skipped),
+        reason: Some(reason),
+        ..StepResult::default()
+    }
 }
 
-fn done(shared: &Shared, ctx: &mut Context, slots: &mut [Slot], reports: &mut [Option<StepReport>], i: usize, r: StepResult, passable: bool) {
+fn done(
+    shared: &Shared,
+    ctx: &mut Context,
+    slots: &mut [Slot],
+    reports: &mut [Option<StepReport>],
+    i: usize,
+    r: StepResult,
+    passable: bool,
+) {
     let step = &shared.valid.runbook.steps[i];
     let status = r.status.unwrap_or(StepStatus::Ok);
     let _ = shared.emit(&finished_event(&step.id, &r));
@@ -272,7 +394,13 @@ fn finished_event(id: &str, r: &StepResult) -> Event {
     for name in r.secret_outputs.keys() {
         outputs.insert(name.clone(), Value::from(super::event::REDACTED));
     }
-    Event::StepFinished { step: id.to_string(), status: r.status.unwrap_or(StepStatus::Ok), reason: r.reason.clone(), outputs, duration_ms: r.duration.as_millis() as u64 }
+    Event::StepFinished {
+        step: id.to_string(),
+        status: r.status.unwrap_or(StepStatus::Ok),
+        reason: r.reason.clone(),
+        outputs,
+        duration_ms: r.duration.as_millis() as u64,
+    }
 }
 
 fn step_report(shared: &Shared, ctx: &Context, i: usize, r: &StepResult) -> StepReport {
@@ -289,9 +417,18 @@ fn step_report(shared: &Shared, ctx: &Context, i: usize, r: &StepResult) -> Step
     }
 }
 
-fn finish(shared: &Shared, mut report: RunReport, outcome: RunOutcome, message: String, reports: Vec<Option<StepReport>>) -> RunReport {
+fn finish(
+    shared: &Shared,
+    mut report: RunReport,
+    outcome: RunOutcome,
+    message: String,
+    reports: Vec<Option<StepReport>>,
+) -> RunReport {
     let code = outcome.exit_code() as u8;
-    let _ = shared.emit(&Event::RunFinished { outcome, exit_code: code });
+    let _ = shared.emit(&Event::RunFinished {
+        outcome,
+        exit_code: code,
+    });
     let order = shared.valid.graph.order();
     report.steps = order.iter().filter_map(|&i| reports[i].clone()).collect();
     report.outcome = outcome;
@@ -319,14 +456,29 @@ fn plan_event(shared: &Shared, ctx: &Context) -> Event {
         .iter()
         .filter(|&&i| valid.runbook.steps[i].foreach.is_none())
         .filter_map(|&i| {
-            let req = render::request(&shared.engine, ctx, &valid.runbook.steps[i], &valid.steps[i], None).ok()?;
+            let req = render::request(
+                &shared.engine,
+                ctx,
+                &valid.runbook.steps[i],
+                &valid.steps[i],
+                None,
+            )
+            .ok()?;
             Some((id(i), req.view(shared.client.url(&req).as_str())))
         })
         .collect();
     Event::Plan {
         order: valid.graph.order().iter().map(|&i| id(i)).collect(),
-        layers: valid.graph.layers().into_iter().map(|l| l.into_iter().map(id).collect()).collect(),
-        destructive: (0..valid.runbook.steps.len()).filter(|&i| valid.steps[i].effect == Effect::Destructive).map(id).collect(),
+        layers: valid
+            .graph
+            .layers()
+            .into_iter()
+            .map(|l| l.into_iter().map(id).collect())
+            .collect(),
+        destructive: (0..valid.runbook.steps.len())
+            .filter(|&i| valid.steps[i].effect == Effect::Destructive)
+            .map(id)
+            .collect(),
         known_requests,
     }
 }
@@ -335,22 +487,44 @@ fn plan_event(shared: &Shared, ctx: &Context) -> Event {
 async fn prepare(shared: &Arc<Shared>, ctx: &Context, i: usize) -> Result<Prepared, StepResult> {
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
-    let fail = |e: String| StepResult { status: Some(StepStatus::Failed), reason: Some(e), ..StepResult::default() };
+    let fail = |e: String| StepResult {
+        status: Some(StepStatus::Failed),
+        reason: Some(e),
+        ..StepResult::default()
+    };
     if let Some(expr) = &step.foreach {
-        let items = shared.engine.eval(expr, ctx.display()).map_err(|e| fail(format!("`foreach`: {e}")))?;
-        let Value::Array(items) = items else { return Err(fail(format!("`foreach` must give a list; `{expr}` gave {}", type_name(&items)))) };
-        let _ = shared.emit(&Event::StepStarted { step: step.id.clone(), items: Some(items.len()) });
+        let items = shared
+            .engine
+            .eval(expr, ctx.display())
+            .map_err(|e| fail(format!("`foreach`: {e}")))?;
+        let Value::Array(items) = items else {
+            return Err(fail(format!(
+                "`foreach` must give a list; `{expr}` gave {}",
+                type_name(&items)
+            )));
+        };
+        let _ = shared.emit(&Event::StepStarted {
+            step: step.id.clone(),
+            items: Some(items.len()),
+        });
         return Ok(Prepared::Many(items));
     }
     match info.action.special {
         Special::CheckRevoked => {
             let params = render::params(&shared.engine, ctx, step, info, None).map_err(fail)?;
             let get = crate::esus::request::build(info.action, &params).map_err(|e| fail(e.0))?;
-            let client_id = params.display.get("client_id").and_then(Value::as_str).filter(|s| !s.is_empty());
+            let client_id = params
+                .display
+                .get("client_id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
             let probe = match (client_id, params.secrets.get("secret")) {
                 (Some(cid), Some(secret)) if !secret.expose_secret().is_empty() => {
                     let key = SecretString::from(format!("{cid}:{}", secret.expose_secret()));
-                    Some(ApiRequest { auth: Auth::ApiKey(key), ..ApiRequest::get(get.path.clone()) })
+                    Some(ApiRequest {
+                        auth: Auth::ApiKey(key),
+                        ..ApiRequest::get(get.path.clone())
+                    })
                 }
                 _ => None,
             };
@@ -358,25 +532,45 @@ async fn prepare(shared: &Arc<Shared>, ctx: &Context, i: usize) -> Result<Prepar
         }
         Special::ConsentExpire => {
             let get = render::request(&shared.engine, ctx, step, info, None).map_err(fail)?;
-            let read = ApiRequest { method: crate::esus::actions::Method::Get, body: None, ..get.clone() };
-            let policy = SendPolicy { attempts: 3, backoff: std::time::Duration::from_millis(500), idempotent: true, timeout: step.timeout.map(|t| t.0) };
-            let bp = BodyPolicy { phi: true, secret_fields: &[] };
+            let read = ApiRequest {
+                method: crate::esus::actions::Method::Get,
+                body: None,
+                ..get.clone()
+            };
+            let policy = SendPolicy {
+                attempts: 3,
+                backoff: std::time::Duration::from_millis(500),
+                idempotent: true,
+                timeout: step.timeout.map(|t| t.0),
+            };
+            let bp = BodyPolicy {
+                phi: true,
+                secret_fields: &[],
+            };
             let (resp, id) = match send::send(shared, &step.id, None, &read, policy, bp).await {
                 Ok(Sent::Answer(r, id)) => (r, id),
                 Ok(_) | Err(_) => return Err(fail("could not read the Consent to expire".into())),
             };
             let _ = send::record_response(shared, &step.id, &id, &resp, bp, None);
             if resp.status != 200 {
-                return Err(fail(format!("reading the Consent answered {}", resp.status)));
+                return Err(fail(format!(
+                    "reading the Consent answered {}",
+                    resp.status
+                )));
             }
             let mut consent = resp.json();
             if let Value::Object(m) = &mut consent {
                 m.insert("status".into(), Value::from("inactive"));
                 m.remove("meta");
             }
-            Ok(Prepared::One(ApiRequest { body: Some(Body::plain("application/fhir+json", consent)), ..get }))
+            Ok(Prepared::One(ApiRequest {
+                body: Some(Body::plain("application/fhir+json", consent)),
+                ..get
+            }))
         }
-        Special::None => render::request(&shared.engine, ctx, step, info, None).map(Prepared::One).map_err(fail),
+        Special::None => render::request(&shared.engine, ctx, step, info, None)
+            .map(Prepared::One)
+            .map_err(fail),
     }
 }
 
@@ -393,7 +587,13 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Decides, asks when needed (one prompt at a time, on a blocking thread), and records the
 /// approval with the digest of exactly what was shown.
-async fn approve(shared: &Arc<Shared>, ctx: &Context, policy: &ApprovalPolicy, i: usize, prepared: &Prepared) -> std::io::Result<bool> {
+async fn approve(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    policy: &ApprovalPolicy,
+    i: usize,
+    prepared: &Prepared,
+) -> std::io::Result<bool> {
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
     if info.confirm == ConfirmMode::No {
@@ -401,29 +601,61 @@ async fn approve(shared: &Arc<Shared>, ctx: &Context, policy: &ApprovalPolicy, i
     }
     let (requests, total, digest) = shown_requests(shared, ctx, i, prepared);
     let message = match &info.confirm {
-        ConfirmMode::Ask(Some(m)) => shared.engine.render_str(m, ctx.display()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| m.clone()),
+        ConfirmMode::Ask(Some(m)) => shared
+            .engine
+            .render_str(m, ctx.display())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| m.clone()),
         _ => format!("Run `{}` ({})?", display_name(shared, ctx, i), step.action),
     };
     let typed = match (&info.confirm, info.action.target) {
-        (ConfirmMode::Typed, Some(target)) => render::params(&shared.engine, ctx, step, info, None).ok().and_then(|p| p.display.get(target).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))),
+        (ConfirmMode::Typed, Some(target)) => render::params(&shared.engine, ctx, step, info, None)
+            .ok()
+            .and_then(|p| {
+                p.display
+                    .get(target)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            }),
         _ => None,
     };
     let (approved, how) = match policy.decide(&step.id, &info.confirm) {
         Decision::Approved(how) => (true, how),
         Decision::Missing => (false, ApprovalSource::Interactive),
         Decision::Ask => {
-            let prompt = Prompt { step: step.id.clone(), name: display_name(shared, ctx, i), message: message.clone(), requests, total, typed, drill: shared.drill };
+            let prompt = Prompt {
+                step: step.id.clone(),
+                name: display_name(shared, ctx, i),
+                message: message.clone(),
+                requests,
+                total,
+                typed,
+                drill: shared.drill,
+            };
             let confirmer = shared.confirmer.clone();
-            let answer = tokio::task::spawn_blocking(move || confirmer.confirm(&prompt)).await.map_err(std::io::Error::other)??;
+            let answer = tokio::task::spawn_blocking(move || confirmer.confirm(&prompt))
+                .await
+                .map_err(std::io::Error::other)??;
             (answer, ApprovalSource::Interactive)
         }
     };
-    shared.emit(&Event::Confirmation { step: step.id.clone(), prompt: message, request_sha256: digest, approved, how })?;
+    shared.emit(&Event::Confirmation {
+        step: step.id.clone(),
+        prompt: message,
+        request_sha256: digest,
+        approved,
+        how,
+    })?;
     Ok(approved)
 }
 
 /// The requests a prompt shows, how many there are, and the digest of all of them.
-fn shown_requests(shared: &Shared, ctx: &Context, i: usize, prepared: &Prepared) -> (Vec<RequestView>, usize, String) {
+fn shown_requests(
+    shared: &Shared,
+    ctx: &Context,
+    i: usize,
+    prepared: &Prepared,
+) -> (Vec<RequestView>, usize, String) {
     let view = |r: &ApiRequest| r.view(shared.client.url(r).as_str());
     match prepared {
         Prepared::One(r) => {

@@ -45,7 +45,13 @@ pub struct InputError(pub Vec<String>);
 /// Resolves and type-checks every declared input.
 pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, InputError> {
     let mut problems = Vec::new();
-    let env = |name: &str| sources.env.as_ref().and_then(|f| f(name)).filter(|v| !v.is_empty());
+    let env = |name: &str| {
+        sources
+            .env
+            .as_ref()
+            .and_then(|f| f(name))
+            .filter(|v| !v.is_empty())
+    };
     for (name, _) in &sources.given {
         match runbook.inputs.get(name) {
             None => problems.push(format!("--input {name}: the runbook has no input `{name}` (it has: {})", names(runbook))),
@@ -57,8 +63,14 @@ pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, Inpu
         }
     }
     for (name, _) in &sources.secret_files {
-        if !runbook.inputs.get(name).is_some_and(|s| s.kind == InputType::Secret) {
-            problems.push(format!("--secret-file {name}: the runbook has no secret input `{name}`"));
+        if !runbook
+            .inputs
+            .get(name)
+            .is_some_and(|s| s.kind == InputType::Secret)
+        {
+            problems.push(format!(
+                "--secret-file {name}: the runbook has no secret input `{name}`"
+            ));
         }
     }
     if let Some(file) = &sources.file {
@@ -77,7 +89,13 @@ pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, Inpu
             let value = secret_from_file(name, sources, &mut problems)
                 .or_else(|| env(&upper).map(SecretString::from))
                 .or_else(|| spec.env.as_deref().and_then(env).map(SecretString::from))
-                .or_else(|| sources.prompt_secret.as_ref().filter(|_| spec.required).and_then(|ask| ask(name, &spec.description)));
+                .or_else(|| {
+                    sources
+                        .prompt_secret
+                        .as_ref()
+                        .filter(|_| spec.required)
+                        .and_then(|ask| ask(name, &spec.description))
+                });
             match value {
                 Some(v) => {
                     if let Some(p) = &spec.pattern
@@ -88,21 +106,43 @@ pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, Inpu
                     out.display.insert(name.clone(), Value::from(REDACTED));
                     out.secrets.insert(name.clone(), v);
                 }
-                None if spec.required => problems.push(format!("input `{name}` (secret) is required: set {} or use --secret-file {name}=PATH", env_names(name, spec.env.as_deref()))),
+                None if spec.required => problems.push(format!(
+                    "input `{name}` (secret) is required: set {} or use --secret-file {name}=PATH",
+                    env_names(name, spec.env.as_deref())
+                )),
                 None => {
                     out.display.insert(name.clone(), Value::Null);
                 }
             }
             continue;
         }
-        let given = sources.given.iter().rev().find(|(n, _)| n == name).map(|(_, v)| (Value::String(v.clone()), true));
+        let given = sources
+            .given
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| (Value::String(v.clone()), true));
         let raw = given
-            .or_else(|| sources.file.as_ref().and_then(|f| f.get(name)).map(|v| (v.clone(), false)))
+            .or_else(|| {
+                sources
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.get(name))
+                    .map(|v| (v.clone(), false))
+            })
             .or_else(|| env(&upper).map(|v| (Value::String(v), true)))
-            .or_else(|| spec.env.as_deref().and_then(env).map(|v| (Value::String(v), true)))
+            .or_else(|| {
+                spec.env
+                    .as_deref()
+                    .and_then(env)
+                    .map(|v| (Value::String(v), true))
+            })
             .or_else(|| spec.default.clone().map(|v| (v, false)));
         match raw {
-            None if spec.required => problems.push(format!("input `{name}` is required: --input {name}=VALUE, or {}", env_names(name, spec.env.as_deref()))),
+            None if spec.required => problems.push(format!(
+                "input `{name}` is required: --input {name}=VALUE, or {}",
+                env_names(name, spec.env.as_deref())
+            )),
             None => {
                 out.display.insert(name.clone(), Value::Null);
             }
@@ -112,17 +152,27 @@ pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, Inpu
                     if let (Some(p), Value::String(s)) = (&spec.pattern, &v)
                         && !full_match(p, s)
                     {
-                        problems.push(format!("input `{name}`: `{s}` does not match the pattern `{p}`"));
+                        problems.push(format!(
+                            "input `{name}`: `{s}` does not match the pattern `{p}`"
+                        ));
                     }
                     out.display.insert(name.clone(), v);
                 }
             },
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(InputError(problems)) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(InputError(problems))
+    }
 }
 
-fn secret_from_file(name: &str, sources: &InputSources, problems: &mut Vec<String>) -> Option<SecretString> {
+fn secret_from_file(
+    name: &str,
+    sources: &InputSources,
+    problems: &mut Vec<String>,
+) -> Option<SecretString> {
     let (_, path) = sources.secret_files.iter().rev().find(|(n, _)| n == name)?;
     match std::fs::read_to_string(path) {
         Ok(text) => {
@@ -142,19 +192,36 @@ fn convert(value: Value, kind: InputType, from_text: bool) -> Result<Value, Stri
         (InputType::String | InputType::Secret, Value::String(_)) => Ok(value),
         (InputType::String, Value::Number(n)) if !from_text => Ok(Value::String(n.to_string())),
         (InputType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(value),
-        (InputType::Integer, Value::String(_)) => text.and_then(|t| t.parse::<i64>().ok()).map(Value::from).ok_or_else(|| format!("`{}` is not a whole number", text.unwrap_or_default())),
+        (InputType::Integer, Value::String(_)) => text
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(Value::from)
+            .ok_or_else(|| format!("`{}` is not a whole number", text.unwrap_or_default())),
         (InputType::Boolean, Value::Bool(_)) => Ok(value),
-        (InputType::Boolean, Value::String(_)) => match text.map(str::to_ascii_lowercase).as_deref() {
-            Some("true" | "yes" | "1") => Ok(Value::Bool(true)),
-            Some("false" | "no" | "0") => Ok(Value::Bool(false)),
-            _ => Err(format!("`{}` is not true or false", text.unwrap_or_default())),
-        },
+        (InputType::Boolean, Value::String(_)) => {
+            match text.map(str::to_ascii_lowercase).as_deref() {
+                Some("true" | "yes" | "1") => Ok(Value::Bool(true)),
+                Some("false" | "no" | "0") => Ok(Value::Bool(false)),
+                _ => Err(format!(
+                    "`{}` is not true or false",
+                    text.unwrap_or_default()
+                )),
+            }
+        }
         (InputType::List, Value::Array(_)) => Ok(value),
         (InputType::List, Value::String(s)) => {
             if s.trim_start().starts_with('[') {
-                serde_json::from_str::<Value>(s).ok().filter(Value::is_array).ok_or_else(|| "not a JSON list".to_string())
+                serde_json::from_str::<Value>(s)
+                    .ok()
+                    .filter(Value::is_array)
+                    .ok_or_else(|| "not a JSON list".to_string())
             } else {
-                Ok(Value::Array(s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Value::from).collect()))
+                Ok(Value::Array(
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(Value::from)
+                        .collect(),
+                ))
             }
         }
         _ => Err(format!("expected {}", kind.as_str())),
@@ -167,7 +234,11 @@ fn full_match(pattern: &str, value: &str) -> bool {
 
 fn names(rb: &Runbook) -> String {
     let v: Vec<&str> = rb.inputs.keys().map(String::as_str).collect();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn env_names(name: &str, env: Option<&str>) -> String {
@@ -187,14 +258,24 @@ mod tests {
         crate::runbook::parse::parse(text).expect("parses").0
     }
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> Option<Box<dyn Fn(&str) -> Option<String> + Send + Sync>> {
-        Some(Box::new(move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())))
+    fn env(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> Option<Box<dyn Fn(&str) -> Option<String> + Send + Sync>> {
+        Some(Box::new(move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }))
     }
 
     #[test]
     fn values_are_converted_and_secrets_kept_out_of_display() {
         let sources = InputSources {
-            given: vec![("key_id".into(), "k-42".into()), ("dry".into(), "yes".into())],
+            given: vec![
+                ("key_id".into(), "k-42".into()),
+                ("dry".into(), "yes".into()),
+            ],
             env: env(&[("TOK", "canary-secret"), ("ESUS_IR_INPUT_IDS", "a, b")]),
             ..InputSources::default()
         };
@@ -211,7 +292,11 @@ mod tests {
     #[test]
     fn every_problem_is_reported_and_secrets_on_argv_are_refused() {
         let sources = InputSources {
-            given: vec![("token".into(), "canary-secret".into()), ("n".into(), "many".into()), ("nope".into(), "x".into())],
+            given: vec![
+                ("token".into(), "canary-secret".into()),
+                ("n".into(), "many".into()),
+                ("nope".into(), "x".into()),
+            ],
             ..InputSources::default()
         };
         let err = resolve(&runbook(), &sources).expect_err("invalid");
@@ -225,7 +310,15 @@ mod tests {
 
     #[test]
     fn patterns_must_match_in_full() {
-        let sources = InputSources { given: vec![("key_id".into(), "k-42; rm".into())], ..InputSources::default() };
-        assert!(resolve(&runbook(), &sources).expect_err("invalid").to_string().contains("does not match"));
+        let sources = InputSources {
+            given: vec![("key_id".into(), "k-42; rm".into())],
+            ..InputSources::default()
+        };
+        assert!(
+            resolve(&runbook(), &sources)
+                .expect_err("invalid")
+                .to_string()
+                .contains("does not match")
+        );
     }
 }

@@ -6,6 +6,7 @@
 pub mod approval;
 pub mod context;
 pub mod digest;
+pub mod dry_run;
 pub mod event;
 pub mod evidence;
 pub mod executor;

@@ -12,21 +12,32 @@ use crate::runbook::validate::StepInfo;
 use crate::template::{self, CtxValue, Engine};
 
 /// Renders `step.with` for one call (`item` bound for `foreach` steps).
-pub fn params(engine: &Engine, ctx: &Context, step: &Step, info: &StepInfo, item: Option<&Value>) -> Result<Params, String> {
+pub fn params(
+    engine: &Engine,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    item: Option<&Value>,
+) -> Result<Params, String> {
     let display = bind_item(ctx.display(), item);
     let real = (!info.secret_params.is_empty()).then(|| bind_item(&ctx.with_secrets(), item));
     let mut out = Params::default();
     for (name, value) in &step.with {
-        let shown = engine.render_value(value, &display).map_err(|e| format!("`with.{name}`: {e}"))?;
+        let shown = engine
+            .render_value(value, &display)
+            .map_err(|e| format!("`with.{name}`: {e}"))?;
         if let (true, Some(real)) = (info.secret_params.contains(name), &real) {
-            let secret = engine.render_value(value, real).map_err(|_| format!("`with.{name}`: could not be rendered (secret value not shown)"))?;
+            let secret = engine.render_value(value, real).map_err(|_| {
+                format!("`with.{name}`: could not be rendered (secret value not shown)")
+            })?;
             match secret {
                 Value::Null => {}
                 Value::String(s) => {
                     out.secrets.insert(name.clone(), SecretString::from(s));
                 }
                 other => {
-                    out.secrets.insert(name.clone(), SecretString::from(other.to_string()));
+                    out.secrets
+                        .insert(name.clone(), SecretString::from(other.to_string()));
                 }
             }
         }
@@ -36,7 +47,13 @@ pub fn params(engine: &Engine, ctx: &Context, step: &Step, info: &StepInfo, item
 }
 
 /// Renders parameters and builds the request.
-pub fn request(engine: &Engine, ctx: &Context, step: &Step, info: &StepInfo, item: Option<&Value>) -> Result<ApiRequest, String> {
+pub fn request(
+    engine: &Engine,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    item: Option<&Value>,
+) -> Result<ApiRequest, String> {
     let p = params(engine, ctx, step, info, item)?;
     request::build(info.action, &p).map_err(|e| e.0)
 }

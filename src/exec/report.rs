@@ -73,7 +73,14 @@ impl RunReport {
         let mut out = String::new();
         let _ = writeln!(out, "\n{} — {}", self.runbook, outcome_words(self.outcome));
         for s in &self.steps {
-            let _ = writeln!(out, "  {:<11} {:<22} {:>7}  {}", status_words(s.status), s.id, duration(s.duration_ms), s.name);
+            let _ = writeln!(
+                out,
+                "  {:<11} {:<22} {:>7}  {}",
+                status_words(s.status),
+                s.id,
+                duration(s.duration_ms),
+                s.name
+            );
             if let Some(r) = &s.reason {
                 let _ = writeln!(out, "              {r}");
             }
@@ -85,10 +92,19 @@ impl RunReport {
                 let _ = writeln!(out, "              {k} = {text}");
             }
             for e in &s.evidence {
-                let _ = writeln!(out, "              evidence: {} (sha256 {}…)", e.file, &e.sha256[..12.min(e.sha256.len())]);
+                let _ = writeln!(
+                    out,
+                    "              evidence: {} (sha256 {}…)",
+                    e.file,
+                    &e.sha256[..12.min(e.sha256.len())]
+                );
             }
             for f in &s.secret_files {
-                let _ = writeln!(out, "              secret written to {} (mode 0600; not shown)", f.display());
+                let _ = writeln!(
+                    out,
+                    "              secret written to {} (mode 0600; not shown)",
+                    f.display()
+                );
             }
         }
         if let Some(t) = &self.transcript {
@@ -101,11 +117,19 @@ impl RunReport {
 
 fn short_json(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 120 { format!("{}…", s.chars().take(120).collect::<String>()) } else { s }
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
+    } else {
+        s
+    }
 }
 
 fn duration(ms: u64) -> String {
-    if ms >= 10_000 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms >= 10_000 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 /// A word for a step status.

@@ -51,7 +51,14 @@ pub enum Sent {
 }
 
 /// Sends `req` for `step` (item `item`), retrying as the policy allows.
-pub async fn send(shared: &Arc<Shared>, step: &str, item: Option<usize>, req: &ApiRequest, policy: SendPolicy, body: BodyPolicy) -> Result<Sent, std::io::Error> {
+pub async fn send(
+    shared: &Arc<Shared>,
+    step: &str,
+    item: Option<usize>,
+    req: &ApiRequest,
+    policy: SendPolicy,
+    body: BodyPolicy,
+) -> Result<Sent, std::io::Error> {
     let url = shared.client.url(req).to_string();
     let view = req.view(&url);
     let mut attempt = 0u32;
@@ -59,14 +66,29 @@ pub async fn send(shared: &Arc<Shared>, step: &str, item: Option<usize>, req: &A
     loop {
         attempt += 1;
         let request_id = uuid::Uuid::new_v4().to_string();
-        shared.emit(&Event::Request { step: step.into(), item, attempt, request_id: request_id.clone(), request: view.clone() })?;
+        shared.emit(&Event::Request {
+            step: step.into(),
+            item,
+            attempt,
+            request_id: request_id.clone(),
+            request: view.clone(),
+        })?;
         let (token, generation) = shared.token.current().await;
-        let result = shared.client.send(req, token.as_ref(), &request_id, policy.timeout).await;
+        let result = shared
+            .client
+            .send(req, token.as_ref(), &request_id, policy.timeout)
+            .await;
         let retry_after = match result {
-            Ok(resp) if resp.status == 401 && matches!(req.auth, Auth::Operator) && renewals < 2 => {
+            Ok(resp)
+                if resp.status == 401 && matches!(req.auth, Auth::Operator) && renewals < 2 =>
+            {
                 record_response(shared, step, &request_id, &resp, body, None)?;
                 renewals += 1;
-                if let Err(e) = shared.token.renew(generation, &shared.client, shared.confirmer.clone()).await {
+                if let Err(e) = shared
+                    .token
+                    .renew(generation, &shared.client, shared.confirmer.clone())
+                    .await
+                {
                     return Ok(Sent::AuthFailed(e.0));
                 }
                 attempt -= 1;
@@ -77,7 +99,10 @@ pub async fn send(shared: &Arc<Shared>, step: &str, item: Option<usize>, req: &A
                 if !transient || attempt >= policy.attempts {
                     if resp.status >= 500 && !policy.idempotent {
                         record_response(shared, step, &request_id, &resp, body, None)?;
-                        return Ok(Sent::Unknown(format!("ESUS answered {} to a request that is not safe to repeat", resp.status)));
+                        return Ok(Sent::Unknown(format!(
+                            "ESUS answered {} to a request that is not safe to repeat",
+                            resp.status
+                        )));
                     }
                     return Ok(Sent::Answer(resp, request_id));
                 }
@@ -112,7 +137,9 @@ pub async fn send(shared: &Arc<Shared>, step: &str, item: Option<usize>, req: &A
 
 /// Exponential backoff with ±50 % jitter, at most 30 s; `Retry-After` (capped at 120 s) wins when longer.
 fn backoff(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10)).min(Duration::from_secs(30));
+    let exp = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(10))
+        .min(Duration::from_secs(30));
     let jitter = rand::rng().random_range(0.5..1.5);
     let wait = exp.mul_f64(jitter);
     match retry_after {
@@ -123,7 +150,14 @@ fn backoff(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Durat
 
 /// Records an answer in the event stream: the body only when small, not PHI, and with secret
 /// fields redacted.
-pub fn record_response(shared: &Shared, step: &str, request_id: &str, resp: &ApiResponse, policy: BodyPolicy, evidence: Option<super::event::EvidenceRef>) -> std::io::Result<()> {
+pub fn record_response(
+    shared: &Shared,
+    step: &str,
+    request_id: &str,
+    resp: &ApiResponse,
+    policy: BodyPolicy,
+    evidence: Option<super::event::EvidenceRef>,
+) -> std::io::Result<()> {
     let body = if policy.phi || resp.body.len() > 16 * 1024 || resp.body.is_empty() {
         None
     } else {
@@ -143,8 +177,22 @@ pub fn record_response(shared: &Shared, step: &str, request_id: &str, resp: &Api
     })
 }
 
-fn record_failure(shared: &Shared, step: &str, request_id: &str, error: &str) -> std::io::Result<()> {
-    shared.emit(&Event::Response { step: step.into(), request_id: request_id.into(), status: None, duration_ms: 0, body_sha256: None, body: None, evidence: None, error: Some(error.into()) })
+fn record_failure(
+    shared: &Shared,
+    step: &str,
+    request_id: &str,
+    error: &str,
+) -> std::io::Result<()> {
+    shared.emit(&Event::Response {
+        step: step.into(),
+        request_id: request_id.into(),
+        status: None,
+        duration_ms: 0,
+        body_sha256: None,
+        body: None,
+        evidence: None,
+        error: Some(error.into()),
+    })
 }
 
 /// Replaces the named fields (at any depth) by [`REDACTED`].
@@ -180,8 +228,12 @@ mod tests {
 
     #[test]
     fn secret_fields_are_redacted_at_any_depth() {
-        let mut v = serde_json::json!({"id": "k-2", "secret": "s3cr3t", "items": [{"secret": "x"}]});
+        let mut v =
+            serde_json::json!({"id": "k-2", "secret": "s3cr3t", "items": [{"secret": "x"}]});
         redact_fields(&mut v, &["secret"]);
-        assert_eq!(v, serde_json::json!({"id": "k-2", "secret": REDACTED, "items": [{"secret": REDACTED}]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"id": "k-2", "secret": REDACTED, "items": [{"secret": REDACTED}]})
+        );
     }
 }

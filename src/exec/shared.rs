@@ -96,14 +96,38 @@ pub struct Shared {
 impl Shared {
     /// Bundles the parts.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(valid: Arc<Validated>, client: EsusClient, token: OperatorToken, confirmer: Arc<dyn Confirmer>, sink: Arc<dyn EventSink>, progress: Arc<dyn Progress>, folders: Folders, interrupt: Interrupt, drill: bool) -> Self {
-        Shared { valid, engine: Engine::new(), client, token, confirmer, sink, progress, folders, interrupt, drill, sink_broken: AtomicBool::new(false) }
+    pub fn new(
+        valid: Arc<Validated>,
+        client: EsusClient,
+        token: OperatorToken,
+        confirmer: Arc<dyn Confirmer>,
+        sink: Arc<dyn EventSink>,
+        progress: Arc<dyn Progress>,
+        folders: Folders,
+        interrupt: Interrupt,
+        drill: bool,
+    ) -> Self {
+        Shared {
+            valid,
+            engine: Engine::new(),
+            client,
+            token,
+            confirmer,
+            sink,
+            progress,
+            folders,
+            interrupt,
+            drill,
+            sink_broken: AtomicBool::new(false),
+        }
     }
 
     /// Emits an event; once a listener fails, the run must stop (an incomplete transcript is
     /// worse than a stopped run).
     pub fn emit(&self, event: &Event) -> std::io::Result<()> {
-        self.sink.emit(event).inspect_err(|_| self.sink_broken.store(true, Ordering::SeqCst))
+        self.sink
+            .emit(event)
+            .inspect_err(|_| self.sink_broken.store(true, Ordering::SeqCst))
     }
 
     /// Whether a listener failed.

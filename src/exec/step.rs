@@ -61,12 +61,21 @@ pub struct StepResult {
 
 impl StepResult {
     fn failed(reason: impl Into<String>) -> Self {
-        StepResult { status: Some(StepStatus::Failed), reason: Some(reason.into()), ..StepResult::default() }
+        StepResult {
+            status: Some(StepStatus::Failed),
+            reason: Some(reason.into()),
+            ..StepResult::default()
+        }
     }
 }
 
 /// Runs step `i`.
-pub async fn execute(shared: Arc<Shared>, ctx: Arc<Context>, i: usize, prepared: Prepared) -> StepResult {
+pub async fn execute(
+    shared: Arc<Shared>,
+    ctx: Arc<Context>,
+    i: usize,
+    prepared: Prepared,
+) -> StepResult {
     let started = Instant::now();
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
@@ -81,11 +90,18 @@ pub async fn execute(shared: Arc<Shared>, ctx: Arc<Context>, i: usize, prepared:
     }
     if result.status == Some(StepStatus::Ok) {
         for (name, value) in &result.secret_outputs {
-            match shared.folders.write_secret(&step.id, name, secrecy::ExposeSecret::expose_secret(value)) {
+            match shared.folders.write_secret(
+                &step.id,
+                name,
+                secrecy::ExposeSecret::expose_secret(value),
+            ) {
                 Ok(path) => result.secret_files.push(path),
                 Err(e) => {
                     result.status = Some(StepStatus::Failed);
-                    result.reason = Some(format!("could not write secret output `{name}` to {}: {e}", shared.folders.secrets.display()));
+                    result.reason = Some(format!(
+                        "could not write secret output `{name}` to {}: {e}",
+                        shared.folders.secrets.display()
+                    ));
                 }
             }
         }
@@ -97,33 +113,75 @@ pub async fn execute(shared: Arc<Shared>, ctx: Arc<Context>, i: usize, prepared:
 fn send_policy(step: &Step, idempotent: bool) -> SendPolicy {
     let default_attempts = if idempotent { 3 } else { 1 };
     SendPolicy {
-        attempts: step.retry.as_ref().map_or(default_attempts, |r| r.attempts.max(1)),
-        backoff: step.retry.as_ref().and_then(|r| r.backoff).map_or(Duration::from_millis(500), |d| d.0),
+        attempts: step
+            .retry
+            .as_ref()
+            .map_or(default_attempts, |r| r.attempts.max(1)),
+        backoff: step
+            .retry
+            .as_ref()
+            .and_then(|r| r.backoff)
+            .map_or(Duration::from_millis(500), |d| d.0),
         idempotent,
         timeout: step.timeout.map(|t| t.0),
     }
 }
 
 fn body_policy(info: &StepInfo) -> BodyPolicy {
-    BodyPolicy { phi: info.action.phi, secret_fields: info.action.secret_fields }
+    BodyPolicy {
+        phi: info.action.phi,
+        secret_fields: info.action.secret_fields,
+    }
 }
 
-async fn one(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo, req: ApiRequest, item: Option<(usize, &Value)>) -> StepResult {
+async fn one(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    req: ApiRequest,
+    item: Option<(usize, &Value)>,
+) -> StepResult {
     let idx = item.map(|(k, _)| k);
-    let sent = match send::send(shared, &step.id, idx, &req, send_policy(step, info.idempotent), body_policy(info)).await {
+    let sent = match send::send(
+        shared,
+        &step.id,
+        idx,
+        &req,
+        send_policy(step, info.idempotent),
+        body_policy(info),
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
     };
     let (resp, request_id, note) = match sent {
         Sent::Answer(resp, id) => (resp, id, None),
-        Sent::Unknown(why) if info.action.name == "api_keys.rotate" => match recover_rotate(shared, step, info, &req, &why).await {
-            Ok((resp, id, note)) => (resp, id, Some(note)),
-            Err(r) => return r,
-        },
-        Sent::Unknown(why) => return StepResult::failed(format!("outcome unknown: {why}. It was not re-sent because `{}` is not idempotent; check ESUS's state before re-running this step", info.action.name)),
+        Sent::Unknown(why) if info.action.name == "api_keys.rotate" => {
+            match recover_rotate(shared, step, info, &req, &why).await {
+                Ok((resp, id, note)) => (resp, id, Some(note)),
+                Err(r) => return r,
+            }
+        }
+        Sent::Unknown(why) => {
+            return StepResult::failed(format!(
+                "outcome unknown: {why}. It was not re-sent because `{}` is not idempotent; check ESUS's state before re-running this step",
+                info.action.name
+            ));
+        }
         other => return terminal(other),
     };
-    let mut result = finish_answer(shared, ctx, step, info, &resp, &request_id, item.map(|(_, v)| v)).await;
+    let mut result = finish_answer(
+        shared,
+        ctx,
+        step,
+        info,
+        &resp,
+        &request_id,
+        item.map(|(_, v)| v),
+    )
+    .await;
     if let (Some(note), None) = (note, &result.reason) {
         result.reason = Some(note);
     }
@@ -131,7 +189,15 @@ async fn one(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo, 
 }
 
 /// Records an answer, saves it when asked, and computes outputs.
-async fn finish_answer(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo, resp: &ApiResponse, request_id: &str, item: Option<&Value>) -> StepResult {
+async fn finish_answer(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    resp: &ApiResponse,
+    request_id: &str,
+    item: Option<&Value>,
+) -> StepResult {
     let mut result = StepResult::default();
     let mut evidence = None;
     if let Some(save) = &step.save {
@@ -140,14 +206,25 @@ async fn finish_answer(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &
             Err(e) => return StepResult::failed(e),
         }
     }
-    if let Err(e) = send::record_response(shared, &step.id, request_id, resp, body_policy(info), evidence.clone()) {
+    if let Err(e) = send::record_response(
+        shared,
+        &step.id,
+        request_id,
+        resp,
+        body_policy(info),
+        evidence.clone(),
+    ) {
         return StepResult::failed(format!("could not record the response: {e}"));
     }
     result.evidence.extend(evidence);
     let ok = resp.is_success(&step.expect);
     if !ok {
         result.status = Some(StepStatus::Failed);
-        result.reason = Some(format!("ESUS answered {}{}", resp.status, diagnostics(resp)));
+        result.reason = Some(format!(
+            "ESUS answered {}{}",
+            resp.status,
+            diagnostics(resp)
+        ));
         result.auth_failed = matches!(resp.status, 401 | 403);
         return result;
     }
@@ -161,27 +238,59 @@ async fn finish_answer(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &
     result
 }
 
-fn save_body(shared: &Shared, ctx: &Context, save: &str, item: Option<&Value>, resp: &ApiResponse) -> Result<EvidenceRef, String> {
+fn save_body(
+    shared: &Shared,
+    ctx: &Context,
+    save: &str,
+    item: Option<&Value>,
+    resp: &ApiResponse,
+) -> Result<EvidenceRef, String> {
     let name = render::bind_item(ctx.display(), item);
-    let name = shared.engine.render_str(save, &name).map_err(|e| format!("`save`: {e}"))?;
-    let name = name.as_str().map(str::to_string).unwrap_or_else(|| name.to_string());
+    let name = shared
+        .engine
+        .render_str(save, &name)
+        .map_err(|e| format!("`save`: {e}"))?;
+    let name = name
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| name.to_string());
     let mut w = EvidenceWriter::create(&shared.folders, &name)?;
-    w.write(&resp.body).map_err(|e| format!("writing evidence {name}: {e}"))?;
-    w.finish().map_err(|e| format!("writing evidence {name}: {e}"))
+    w.write(&resp.body)
+        .map_err(|e| format!("writing evidence {name}: {e}"))?;
+    w.finish()
+        .map_err(|e| format!("writing evidence {name}: {e}"))
 }
 
 /// Evaluates the step's outputs over a response.
-fn outputs(shared: &Shared, ctx: &Context, step: &Step, info: &StepInfo, body: &Value, status: u16, item: Option<&Value>) -> Result<(Map<String, Value>, HashMap<String, SecretString>), String> {
+fn outputs(
+    shared: &Shared,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    body: &Value,
+    status: u16,
+    item: Option<&Value>,
+) -> Result<(Map<String, Value>, HashMap<String, SecretString>), String> {
     if step.outputs.is_empty() {
         return Ok(Default::default());
     }
     let base = render::bind_item(ctx.display(), item);
-    let with_resp = template::bind(&template::bind(&base, "response", template::to_ctx(body)), "status", status.into());
+    let with_resp = template::bind(
+        &template::bind(&base, "response", template::to_ctx(body)),
+        "status",
+        status.into(),
+    );
     let mut shown = Map::new();
     let mut secret = HashMap::new();
     for (name, spec) in &step.outputs {
         let is_secret = info.secret_outputs.contains(name);
-        let value = shared.engine.eval(spec.expr(), &with_resp).map_err(|e| if is_secret { format!("output `{name}` could not be computed") } else { format!("output `{name}`: {e}") })?;
+        let value = shared.engine.eval(spec.expr(), &with_resp).map_err(|e| {
+            if is_secret {
+                format!("output `{name}` could not be computed")
+            } else {
+                format!("output `{name}`: {e}")
+            }
+        })?;
         if is_secret {
             let text = match value {
                 Value::String(s) => s,
@@ -196,7 +305,13 @@ fn outputs(shared: &Shared, ctx: &Context, step: &Step, info: &StepInfo, body: &
 }
 
 /// Reads every page of an audit query, streaming rows to the evidence file.
-async fn paged(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo, first: ApiRequest) -> StepResult {
+async fn paged(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    first: ApiRequest,
+) -> StepResult {
     let name = match &step.save {
         Some(save) => match shared.engine.render_str(save, ctx.display()) {
             Ok(Value::String(s)) => s,
@@ -212,7 +327,12 @@ async fn paged(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo
     if let Err(e) = writer.begin_rows() {
         return StepResult::failed(format!("evidence {name}: {e}"));
     }
-    let page: u64 = first.query.iter().find(|(k, _)| k == "_count").and_then(|(_, v)| v.parse().ok()).unwrap_or(100);
+    let page: u64 = first
+        .query
+        .iter()
+        .find(|(k, _)| k == "_count")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(100);
     let (mut read, mut total) = (0u64, 0u64);
     let policy = send_policy(step, true);
     for _ in 0..100_000 {
@@ -220,18 +340,40 @@ async fn paged(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo
         req.query.retain(|(k, _)| k != "_count" && k != "_offset");
         req.query.push(("_count".into(), page.to_string()));
         req.query.push(("_offset".into(), read.to_string()));
-        let (resp, request_id) = match send::send(shared, &step.id, None, &req, policy, body_policy(info)).await {
-            Ok(Sent::Answer(r, id)) => (r, id),
-            Ok(other) => return terminal(other),
-            Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
-        };
+        let (resp, request_id) =
+            match send::send(shared, &step.id, None, &req, policy, body_policy(info)).await {
+                Ok(Sent::Answer(r, id)) => (r, id),
+                Ok(other) => return terminal(other),
+                Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
+            };
         if !resp.is_success(&step.expect) {
-            let _ = send::record_response(shared, &step.id, &request_id, &resp, body_policy(info), None);
-            return StepResult { auth_failed: matches!(resp.status, 401 | 403), ..StepResult::failed(format!("ESUS answered {} at offset {read}{}", resp.status, diagnostics(&resp))) };
+            let _ = send::record_response(
+                shared,
+                &step.id,
+                &request_id,
+                &resp,
+                body_policy(info),
+                None,
+            );
+            return StepResult {
+                auth_failed: matches!(resp.status, 401 | 403),
+                ..StepResult::failed(format!(
+                    "ESUS answered {} at offset {read}{}",
+                    resp.status,
+                    diagnostics(&resp)
+                ))
+            };
         }
         let body = resp.json();
-        let rows = body.get("rows").and_then(Value::as_array).cloned().unwrap_or_default();
-        total = body.get("total").and_then(Value::as_u64).unwrap_or(read + rows.len() as u64);
+        let rows = body
+            .get("rows")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        total = body
+            .get("total")
+            .and_then(Value::as_u64)
+            .unwrap_or(read + rows.len() as u64);
         for row in &rows {
             if let Err(e) = writer.row(row) {
                 return StepResult::failed(format!("evidence {name}: {e}"));
@@ -240,7 +382,14 @@ async fn paged(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo
         read += rows.len() as u64;
         let last = rows.is_empty() || read >= total;
         if !last {
-            if let Err(e) = send::record_response(shared, &step.id, &request_id, &resp, body_policy(info), None) {
+            if let Err(e) = send::record_response(
+                shared,
+                &step.id,
+                &request_id,
+                &resp,
+                body_policy(info),
+                None,
+            ) {
                 return StepResult::failed(format!("could not record the response: {e}"));
             }
             continue;
@@ -249,26 +398,55 @@ async fn paged(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo
             Ok(e) => e,
             Err(e) => return StepResult::failed(format!("evidence {name}: {e}")),
         };
-        if let Err(e) = send::record_response(shared, &step.id, &request_id, &resp, body_policy(info), Some(evidence.clone())) {
+        if let Err(e) = send::record_response(
+            shared,
+            &step.id,
+            &request_id,
+            &resp,
+            body_policy(info),
+            Some(evidence.clone()),
+        ) {
             return StepResult::failed(format!("could not record the response: {e}"));
         }
-        let mut result = match outputs(shared, ctx, step, info, &json!({"total": total, "read": read}), resp.status, None) {
-            Ok((shown, secret)) => StepResult { outputs: shown, secret_outputs: secret, ..StepResult::default() },
+        let mut result = match outputs(
+            shared,
+            ctx,
+            step,
+            info,
+            &json!({"total": total, "read": read}),
+            resp.status,
+            None,
+        ) {
+            Ok((shown, secret)) => StepResult {
+                outputs: shown,
+                secret_outputs: secret,
+                ..StepResult::default()
+            },
             Err(e) => StepResult::failed(e),
         };
         result.evidence.push(evidence);
         if read < total {
             result.status = Some(StepStatus::Failed);
-            result.reason = Some(format!("ESUS reported {total} rows but stopped answering rows after {read}"));
+            result.reason = Some(format!(
+                "ESUS reported {total} rows but stopped answering rows after {read}"
+            ));
         }
         return result;
     }
-    StepResult::failed(format!("gave up after 100000 pages ({read} of {total} rows)"))
+    StepResult::failed(format!(
+        "gave up after 100000 pages ({read} of {total} rows)"
+    ))
 }
 
 /// Fans a step out over items with its concurrency; memory stays flat in the number of items
 /// except for the declared outputs.
-async fn many(shared: &Arc<Shared>, ctx: &Arc<Context>, step: &Step, info: &StepInfo, items: Vec<Value>) -> StepResult {
+async fn many(
+    shared: &Arc<Shared>,
+    ctx: &Arc<Context>,
+    step: &Step,
+    info: &StepInfo,
+    items: Vec<Value>,
+) -> StepResult {
     let total = items.len();
     shared.progress.items_started(&step.id, total);
     let concurrency = step.concurrency.unwrap_or(1).max(1) as usize;
@@ -278,13 +456,22 @@ async fn many(shared: &Arc<Shared>, ctx: &Arc<Context>, step: &Step, info: &Step
             let ctx = ctx.clone();
             async move {
                 if shared.interrupt.count() > 0 {
-                    return (k, StepResult { status: Some(StepStatus::Interrupted), ..StepResult::default() });
+                    return (
+                        k,
+                        StepResult {
+                            status: Some(StepStatus::Interrupted),
+                            ..StepResult::default()
+                        },
+                    );
                 }
                 let r = match render::request(&shared.engine, &ctx, step, info, Some(&item)) {
                     Ok(req) => one(&shared, &ctx, step, info, req, Some((k, &item))).await,
                     Err(e) => StepResult::failed(format!("item {k}: {e}")),
                 };
-                shared.progress.item_finished(&step.id, r.status.is_none() || r.status == Some(StepStatus::Ok));
+                shared.progress.item_finished(
+                    &step.id,
+                    r.status.is_none() || r.status == Some(StepStatus::Ok),
+                );
                 (k, r)
             }
         })
@@ -301,7 +488,9 @@ async fn many(shared: &Arc<Shared>, ctx: &Arc<Context>, step: &Step, info: &Step
             Some(StepStatus::Failed) => {
                 failed += 1;
                 result.auth_failed |= r.auth_failed;
-                first_error.get_or_insert_with(|| format!("item {k}: {}", r.reason.clone().unwrap_or_default()));
+                first_error.get_or_insert_with(|| {
+                    format!("item {k}: {}", r.reason.clone().unwrap_or_default())
+                });
             }
             _ => {
                 for (c, name) in names.iter().enumerate() {
@@ -310,7 +499,10 @@ async fn many(shared: &Arc<Shared>, ctx: &Arc<Context>, step: &Step, info: &Step
                     }
                 }
                 for (name, s) in r.secret_outputs {
-                    secret_columns.entry(name).or_insert_with(|| vec![Value::Null; total])[k] = Value::from(secrecy::ExposeSecret::expose_secret(&s));
+                    secret_columns
+                        .entry(name)
+                        .or_insert_with(|| vec![Value::Null; total])[k] =
+                        Value::from(secrecy::ExposeSecret::expose_secret(&s));
                 }
             }
         }
@@ -318,27 +510,45 @@ async fn many(shared: &Arc<Shared>, ctx: &Arc<Context>, step: &Step, info: &Step
     }
     for (c, name) in names.iter().enumerate() {
         if !info.secret_outputs.contains(name.as_str()) {
-            result.outputs.insert((*name).clone(), Value::Array(std::mem::take(&mut columns[c])));
+            result.outputs.insert(
+                (*name).clone(),
+                Value::Array(std::mem::take(&mut columns[c])),
+            );
         }
     }
     for (name, col) in secret_columns {
-        result.secret_outputs.insert(name, SecretString::from(Value::Array(col).to_string()));
+        result
+            .secret_outputs
+            .insert(name, SecretString::from(Value::Array(col).to_string()));
     }
     if interrupted > 0 {
         result.status = Some(StepStatus::Interrupted);
-        result.reason = Some(format!("interrupted: {interrupted} of {total} items not started, {failed} failed"));
+        result.reason = Some(format!(
+            "interrupted: {interrupted} of {total} items not started, {failed} failed"
+        ));
     } else if failed > 0 {
         result.status = Some(StepStatus::Failed);
-        result.reason = Some(format!("{failed} of {total} items failed; first: {}", first_error.unwrap_or_default()));
+        result.reason = Some(format!(
+            "{failed} of {total} items failed; first: {}",
+            first_error.unwrap_or_default()
+        ));
     }
     result
 }
 
 /// `api_keys.check_revoked`: succeed only if the key is gone or inactive and the leaked secret
 /// (when given) is refused.
-async fn revoked(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepInfo, get: ApiRequest, probe: Option<ApiRequest>) -> StepResult {
+async fn revoked(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    get: ApiRequest,
+    probe: Option<ApiRequest>,
+) -> StepResult {
     let policy = send_policy(step, true);
-    let (resp, id) = match send::send(shared, &step.id, None, &get, policy, body_policy(info)).await {
+    let (resp, id) = match send::send(shared, &step.id, None, &get, policy, body_policy(info)).await
+    {
         Ok(Sent::Answer(r, id)) => (r, id),
         Ok(other) => return terminal(other),
         Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
@@ -350,37 +560,78 @@ async fn revoked(shared: &Arc<Shared>, ctx: &Context, step: &Step, info: &StepIn
         404 | 410 => "gone",
         200 if resp.json().get("active").and_then(Value::as_bool) == Some(false) => "inactive",
         200 => return StepResult::failed("the key is still active: containment NOT confirmed"),
-        s => return StepResult { auth_failed: matches!(s, 401 | 403), ..StepResult::failed(format!("ESUS answered {s}{}", diagnostics(&resp))) },
+        s => {
+            return StepResult {
+                auth_failed: matches!(s, 401 | 403),
+                ..StepResult::failed(format!("ESUS answered {s}{}", diagnostics(&resp)))
+            };
+        }
     };
     let mut refused = Value::Null;
     if let Some(probe) = probe {
-        let (resp, id) = match send::send(shared, &step.id, None, &probe, policy, body_policy(info)).await {
-            Ok(Sent::Answer(r, id)) => (r, id),
-            Ok(other) => return terminal(other),
-            Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
-        };
-        if let Err(e) = send::record_response(shared, &step.id, &id, &resp, body_policy(info), None) {
+        let (resp, id) =
+            match send::send(shared, &step.id, None, &probe, policy, body_policy(info)).await {
+                Ok(Sent::Answer(r, id)) => (r, id),
+                Ok(other) => return terminal(other),
+                Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
+            };
+        if let Err(e) = send::record_response(shared, &step.id, &id, &resp, body_policy(info), None)
+        {
             return StepResult::failed(format!("could not record the response: {e}"));
         }
         if resp.status != 401 {
-            return StepResult::failed(format!("the leaked secret still authenticates (ESUS answered {} instead of 401): containment NOT confirmed", resp.status));
+            return StepResult::failed(format!(
+                "the leaked secret still authenticates (ESUS answered {} instead of 401): containment NOT confirmed",
+                resp.status
+            ));
         }
         refused = Value::Bool(true);
     }
-    match outputs(shared, ctx, step, info, &json!({"key": key, "secret_refused": refused}), 200, None) {
-        Ok((shown, secret)) => StepResult { outputs: shown, secret_outputs: secret, ..StepResult::default() },
+    match outputs(
+        shared,
+        ctx,
+        step,
+        info,
+        &json!({"key": key, "secret_refused": refused}),
+        200,
+        None,
+    ) {
+        Ok((shown, secret)) => StepResult {
+            outputs: shown,
+            secret_outputs: secret,
+            ..StepResult::default()
+        },
         Err(e) => StepResult::failed(e),
     }
 }
 
 /// After a rotate whose answer was lost: ask ESUS whether it happened before doing anything else.
-async fn recover_rotate(shared: &Arc<Shared>, step: &Step, info: &StepInfo, req: &ApiRequest, why: &str) -> Result<(ApiResponse, String, String), StepResult> {
+async fn recover_rotate(
+    shared: &Arc<Shared>,
+    step: &Step,
+    info: &StepInfo,
+    req: &ApiRequest,
+    why: &str,
+) -> Result<(ApiResponse, String, String), StepResult> {
     let key_path = req.path.trim_end_matches("/rotate").to_string();
     let check = ApiRequest::get(key_path.clone());
-    let (resp, id) = match send::send(shared, &step.id, None, &check, send_policy(step, true), body_policy(info)).await {
+    let (resp, id) = match send::send(
+        shared,
+        &step.id,
+        None,
+        &check,
+        send_policy(step, true),
+        body_policy(info),
+    )
+    .await
+    {
         Ok(Sent::Answer(r, id)) => (r, id),
         Ok(other) => return Err(terminal(other)),
-        Err(e) => return Err(StepResult::failed(format!("could not record the request: {e}"))),
+        Err(e) => {
+            return Err(StepResult::failed(format!(
+                "could not record the request: {e}"
+            )));
+        }
     };
     let _ = send::record_response(shared, &step.id, &id, &resp, body_policy(info), None);
     let body = resp.json();
@@ -402,16 +653,39 @@ async fn recover_rotate(shared: &Arc<Shared>, step: &Step, info: &StepInfo, req:
                 body: Some(Body::plain("application/json", grace)),
                 auth: Auth::Operator,
             };
-            (again, format!("the rotate reached ESUS but its answer was lost ({why}); its replacement {successor} was rotated again (graceHours 0) to obtain a secret"))
+            (
+                again,
+                format!(
+                    "the rotate reached ESUS but its answer was lost ({why}); its replacement {successor} was rotated again (graceHours 0) to obtain a secret"
+                ),
+            )
         }
         // It did not happen: sending it now is the first time, not a repeat.
-        None => (req.clone(), format!("the first rotate got no answer ({why}); ESUS showed it had not happened, so it was sent once more")),
+        None => (
+            req.clone(),
+            format!(
+                "the first rotate got no answer ({why}); ESUS showed it had not happened, so it was sent once more"
+            ),
+        ),
     };
-    match send::send(shared, &step.id, None, &retry, send_policy(step, false), body_policy(info)).await {
+    match send::send(
+        shared,
+        &step.id,
+        None,
+        &retry,
+        send_policy(step, false),
+        body_policy(info),
+    )
+    .await
+    {
         Ok(Sent::Answer(r, id)) => Ok((r, id, note)),
-        Ok(Sent::Unknown(w)) => Err(StepResult::failed(format!("outcome unknown twice ({why}; {w}); stopped to avoid more rotations"))),
+        Ok(Sent::Unknown(w)) => Err(StepResult::failed(format!(
+            "outcome unknown twice ({why}; {w}); stopped to avoid more rotations"
+        ))),
         Ok(other) => Err(terminal(other)),
-        Err(e) => Err(StepResult::failed(format!("could not record the request: {e}"))),
+        Err(e) => Err(StepResult::failed(format!(
+            "could not record the request: {e}"
+        ))),
     }
 }
 
@@ -423,8 +697,15 @@ fn terminal(sent: Sent) -> StepResult {
     match sent {
         Sent::Failed(e) => StepResult::failed(format!("could not reach ESUS: {e}")),
         Sent::Unknown(e) => StepResult::failed(format!("outcome unknown: {e}")),
-        Sent::AuthFailed(e) => StepResult { auth_failed: true, ..StepResult::failed(e) },
-        Sent::Interrupted => StepResult { status: Some(StepStatus::Interrupted), reason: Some("interrupted while waiting to retry".into()), ..StepResult::default() },
+        Sent::AuthFailed(e) => StepResult {
+            auth_failed: true,
+            ..StepResult::failed(e)
+        },
+        Sent::Interrupted => StepResult {
+            status: Some(StepStatus::Interrupted),
+            reason: Some("interrupted while waiting to retry".into()),
+            ..StepResult::default()
+        },
         Sent::Answer(r, _) => StepResult::failed(format!("ESUS answered {}", r.status)),
     }
 }
@@ -432,11 +713,17 @@ fn terminal(sent: Sent) -> StepResult {
 /// ` — <diagnostics>` from an OperationOutcome body, when there is one.
 fn diagnostics(resp: &ApiResponse) -> String {
     let body = resp.json();
-    let issue = body.get("issue").and_then(Value::as_array).and_then(|a| a.first());
+    let issue = body
+        .get("issue")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first());
     match issue {
         Some(i) => {
             let code = i.get("code").and_then(Value::as_str).unwrap_or_default();
-            let diag = i.get("diagnostics").and_then(Value::as_str).unwrap_or_default();
+            let diag = i
+                .get("diagnostics")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let diag: String = diag.chars().take(300).collect();
             format!(" ({code}: {diag})")
         }

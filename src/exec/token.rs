@@ -33,7 +33,13 @@ pub struct OperatorToken {
 impl OperatorToken {
     /// Holds the given tokens.
     pub fn new(access: Option<SecretString>, refresh: Option<SecretString>) -> Self {
-        OperatorToken { state: tokio::sync::Mutex::new(State { access, refresh, generation: 0 }) }
+        OperatorToken {
+            state: tokio::sync::Mutex::new(State {
+                access,
+                refresh,
+                generation: 0,
+            }),
+        }
     }
 
     /// The current token and its generation (to tell whether someone renewed it meanwhile).
@@ -44,7 +50,12 @@ impl OperatorToken {
 
     /// Renews after a 401 seen with generation `seen`: by refresh token, else by asking the
     /// operator (interactive), else fails. Concurrent callers renew once.
-    pub async fn renew(&self, seen: u64, client: &EsusClient, confirmer: Arc<dyn Confirmer>) -> Result<(), AuthError> {
+    pub async fn renew(
+        &self,
+        seen: u64,
+        client: &EsusClient,
+        confirmer: Arc<dyn Confirmer>,
+    ) -> Result<(), AuthError> {
         let mut s = self.state.lock().await;
         if s.generation != seen {
             return Ok(());
@@ -63,7 +74,10 @@ impl OperatorToken {
                 Err(e) => tracing::warn!("token refresh failed: {e}"),
             }
         }
-        let asked = tokio::task::spawn_blocking(move || confirmer.new_token()).await.ok().flatten();
+        let asked = tokio::task::spawn_blocking(move || confirmer.new_token())
+            .await
+            .ok()
+            .flatten();
         match asked {
             Some(t) => {
                 s.access = Some(t);
@@ -76,51 +90,100 @@ impl OperatorToken {
     }
 }
 
-async fn refresh_tokens(client: &EsusClient, refresh: &SecretString) -> Result<(SecretString, Option<SecretString>), AuthError> {
-    let wire = serde_json::to_vec(&json!({"refreshToken": refresh.expose_secret()})).unwrap_or_default();
+async fn refresh_tokens(
+    client: &EsusClient,
+    refresh: &SecretString,
+) -> Result<(SecretString, Option<SecretString>), AuthError> {
+    let wire =
+        serde_json::to_vec(&json!({"refreshToken": refresh.expose_secret()})).unwrap_or_default();
     let req = ApiRequest {
         method: Method::Post,
         path: "/auth/refresh".into(),
         query: Vec::new(),
-        body: Some(Body::with_secret("application/json", json!({"refreshToken": REDACTED}), wire)),
+        body: Some(Body::with_secret(
+            "application/json",
+            json!({"refreshToken": REDACTED}),
+            wire,
+        )),
         auth: Auth::None,
     };
-    let resp = client.send(&req, None, &uuid::Uuid::new_v4().to_string(), None).await.map_err(|e| AuthError(e.to_string()))?;
+    let resp = client
+        .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
+        .await
+        .map_err(|e| AuthError(e.to_string()))?;
     if resp.status != 200 {
-        return Err(AuthError(format!("POST /auth/refresh answered {}", resp.status)));
+        return Err(AuthError(format!(
+            "POST /auth/refresh answered {}",
+            resp.status
+        )));
     }
     token_pair(&resp.json())
 }
 
 /// Logs in with email and password (and an MFA code when ESUS asks for one).
-pub async fn login(client: &EsusClient, email: &str, password: &SecretString, mfa_code: impl FnOnce() -> Option<SecretString>) -> Result<(SecretString, Option<SecretString>), AuthError> {
-    let wire = serde_json::to_vec(&json!({"email": email, "password": password.expose_secret()})).unwrap_or_default();
+pub async fn login(
+    client: &EsusClient,
+    email: &str,
+    password: &SecretString,
+    mfa_code: impl FnOnce() -> Option<SecretString>,
+) -> Result<(SecretString, Option<SecretString>), AuthError> {
+    let wire = serde_json::to_vec(&json!({"email": email, "password": password.expose_secret()}))
+        .unwrap_or_default();
     let req = ApiRequest {
         method: Method::Post,
         path: "/auth/login".into(),
         query: Vec::new(),
-        body: Some(Body::with_secret("application/json", json!({"email": email, "password": REDACTED}), wire)),
+        body: Some(Body::with_secret(
+            "application/json",
+            json!({"email": email, "password": REDACTED}),
+            wire,
+        )),
         auth: Auth::None,
     };
-    let resp = client.send(&req, None, &uuid::Uuid::new_v4().to_string(), None).await.map_err(|e| AuthError(e.to_string()))?;
+    let resp = client
+        .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
+        .await
+        .map_err(|e| AuthError(e.to_string()))?;
     if resp.status != 200 {
-        return Err(AuthError(format!("login as {email} failed: ESUS answered {}", resp.status)));
+        return Err(AuthError(format!(
+            "login as {email} failed: ESUS answered {}",
+            resp.status
+        )));
     }
     let body = resp.json();
     if body.get("mfaRequired").and_then(Value::as_bool) == Some(true) {
-        let mfa_token = body.get("mfaToken").and_then(Value::as_str).map(|t| SecretString::from(t.to_string())).ok_or_else(|| AuthError("MFA required but no mfaToken".into()))?;
-        let code = mfa_code().ok_or_else(|| AuthError("ESUS asks for an MFA code: set ESUS_MFA_CODE or run interactively".into()))?;
-        let wire = serde_json::to_vec(&json!({"mfaToken": mfa_token.expose_secret(), "code": code.expose_secret()})).unwrap_or_default();
+        let mfa_token = body
+            .get("mfaToken")
+            .and_then(Value::as_str)
+            .map(|t| SecretString::from(t.to_string()))
+            .ok_or_else(|| AuthError("MFA required but no mfaToken".into()))?;
+        let code = mfa_code().ok_or_else(|| {
+            AuthError("ESUS asks for an MFA code: set ESUS_MFA_CODE or run interactively".into())
+        })?;
+        let wire = serde_json::to_vec(
+            &json!({"mfaToken": mfa_token.expose_secret(), "code": code.expose_secret()}),
+        )
+        .unwrap_or_default();
         let req = ApiRequest {
             method: Method::Post,
             path: "/auth/mfa/verify".into(),
             query: Vec::new(),
-            body: Some(Body::with_secret("application/json", json!({"mfaToken": REDACTED, "code": REDACTED}), wire)),
+            body: Some(Body::with_secret(
+                "application/json",
+                json!({"mfaToken": REDACTED, "code": REDACTED}),
+                wire,
+            )),
             auth: Auth::None,
         };
-        let resp = client.send(&req, None, &uuid::Uuid::new_v4().to_string(), None).await.map_err(|e| AuthError(e.to_string()))?;
+        let resp = client
+            .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
+            .await
+            .map_err(|e| AuthError(e.to_string()))?;
         if resp.status != 200 {
-            return Err(AuthError(format!("MFA verification failed: ESUS answered {}", resp.status)));
+            return Err(AuthError(format!(
+                "MFA verification failed: ESUS answered {}",
+                resp.status
+            )));
         }
         return token_pair(&resp.json());
     }
@@ -128,7 +191,13 @@ pub async fn login(client: &EsusClient, email: &str, password: &SecretString, mf
 }
 
 fn token_pair(body: &Value) -> Result<(SecretString, Option<SecretString>), AuthError> {
-    let access = body.get("accessToken").and_then(Value::as_str).ok_or_else(|| AuthError("ESUS's answer has no accessToken".into()))?;
-    let refresh = body.get("refreshToken").and_then(Value::as_str).map(|r| SecretString::from(r.to_string()));
+    let access = body
+        .get("accessToken")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AuthError("ESUS's answer has no accessToken".into()))?;
+    let refresh = body
+        .get("refreshToken")
+        .and_then(Value::as_str)
+        .map(|r| SecretString::from(r.to_string()));
     Ok((SecretString::from(access.to_string()), refresh))
 }

@@ -145,7 +145,13 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
             // first request, in item order. A batch the run did not finish cannot be compared.
             Some(items) => {
                 let mut sent: Vec<(u64, &Located)> = window()
-                    .filter_map(|l| l.record.data.get("item").and_then(Value::as_u64).map(|n| (n, l)))
+                    .filter_map(|l| {
+                        l.record
+                            .data
+                            .get("item")
+                            .and_then(Value::as_u64)
+                            .map(|n| (n, l))
+                    })
                     .collect();
                 if sent.len() as u64 != items {
                     continue;
@@ -153,16 +159,28 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
                 sent.sort_by_key(|(n, _)| *n);
                 let mut joined = String::new();
                 for (_, l) in &sent {
-                    let one = l.record.data.get("request").map(|v| sha256_hex(&canonical_json(v)));
+                    let one = l
+                        .record
+                        .data
+                        .get("request")
+                        .map(|v| sha256_hex(&canonical_json(v)));
                     joined.push_str(&one.unwrap_or_default());
                 }
-                let Some((_, last)) = sent.last() else { continue };
+                let Some((_, last)) = sent.last() else {
+                    continue;
+                };
                 (Some(sha256_hex(joined.as_bytes())), *last)
             }
             None => {
                 // No request after an approval (dry-run, or the run stopped) leaves nothing to compare.
-                let Some(sent) = window().next() else { continue };
-                let digest = sent.record.data.get("request").map(|v| sha256_hex(&canonical_json(v)));
+                let Some(sent) = window().next() else {
+                    continue;
+                };
+                let digest = sent
+                    .record
+                    .data
+                    .get("request")
+                    .map(|v| sha256_hex(&canonical_json(v)));
                 (digest, sent)
             }
         };
