@@ -55,6 +55,7 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
         inputs: inputs.display.clone(),
         resumes: None,
     });
+    let _ = shared.emit(&super::executor::plan_event(&shared, &ctx));
     for &i in valid.graph.order() {
         let step = &valid.runbook.steps[i];
         let info = &valid.steps[i];
@@ -161,9 +162,18 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
                                     .into(),
                             );
                         }
+                        if info.action.paged {
+                            d.notes.push("reads every page (_count=100, _offset=0, 100, …) into the evidence folder".into());
+                        }
                         if info.action.special == Special::CheckRevoked {
                             d.notes.push(
                                 "with a leaked secret, also tries the key itself and expects 401"
+                                    .into(),
+                            );
+                        }
+                        if info.action.paged {
+                            d.notes.push(
+                                "reads every page (_count=100, _offset=0, 100, …) into the evidence folder"
                                     .into(),
                             );
                         }

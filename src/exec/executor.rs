@@ -447,7 +447,8 @@ pub fn display_name(shared: &Shared, ctx: &Context, i: usize) -> String {
     }
 }
 
-fn plan_event(shared: &Shared, ctx: &Context) -> Event {
+/// The plan: order, parallel layers, destructive steps, and the requests already known.
+pub fn plan_event(shared: &Shared, ctx: &Context) -> Event {
     let valid = &shared.valid;
     let id = |i: usize| valid.runbook.steps[i].id.clone();
     let known_requests = valid
