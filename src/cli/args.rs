@@ -25,14 +25,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check runbooks: syntax, fields, graph, templates, secrets. Exit 0 valid, 2 invalid.
-    #[command(after_help = "Examples:\n  esus-ir validate runbooks/api-key-compromise.yaml\n  esus-ir validate api-key-compromise my-runbook.yaml")]
+    #[command(
+        after_help = "Examples:\n  esus-ir validate runbooks/api-key-compromise.yaml\n  esus-ir validate api-key-compromise my-runbook.yaml"
+    )]
     Validate {
         /// Runbook files or bundled runbook names.
         #[arg(required = true, value_name = "RUNBOOK")]
         runbooks: Vec<String>,
     },
     /// Show a runbook's step graph: parallel layers and destructive steps.
-    #[command(after_help = "Examples:\n  esus-ir graph api-key-compromise\n  esus-ir graph my-runbook.yaml --format mermaid > graph.mmd\n  esus-ir graph my-runbook.yaml --format dot | dot -Tsvg > graph.svg")]
+    #[command(
+        after_help = "Examples:\n  esus-ir graph api-key-compromise\n  esus-ir graph my-runbook.yaml --format mermaid > graph.mmd\n  esus-ir graph my-runbook.yaml --format dot | dot -Tsvg > graph.svg"
+    )]
     Graph {
         /// A runbook file or bundled runbook name.
         #[arg(value_name = "RUNBOOK")]
@@ -45,7 +49,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  esus-ir list")]
     List,
     /// Print the JSON Schema of the runbook format.
-    #[command(after_help = "Example:\n  esus-ir schema > esus-ir-runbook.schema.json\n\nThen start a runbook with:\n  # yaml-language-server: $schema=./esus-ir-runbook.schema.json")]
+    #[command(
+        after_help = "Example:\n  esus-ir schema > esus-ir-runbook.schema.json\n\nThen start a runbook with:\n  # yaml-language-server: $schema=./esus-ir-runbook.schema.json"
+    )]
     Schema {
         /// Write to this file instead of stdout.
         #[arg(short, long)]
