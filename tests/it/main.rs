@@ -1,1 +1,6 @@
 //! The one integration-test binary: a module per feature.
+
+mod sim_audit;
+mod sim_auth;
+mod sim_keys;
+mod sim_support;
