@@ -102,7 +102,7 @@ impl Simulator {
             None
         };
         let base_url = match generated_tls {
-            Some(_) => format!("https://localhost:{}", addr.port()),
+            Some(_) => format!("https://{addr}"),
             None => format!("http://{addr}"),
         };
         let shared = Arc::new(Shared {

@@ -17,7 +17,7 @@ fn expose<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error>
 /// Everything a client needs to drive the simulator and its default compromise.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadyInfo {
-    /// `http://127.0.0.1:PORT` (or `https://localhost:PORT` with TLS); no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://…` with TLS); no trailing slash.
     pub base_url: String,
     /// An admin's access token (a fresh session opened at start).
     #[serde(serialize_with = "expose")]

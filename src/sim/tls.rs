@@ -1,4 +1,4 @@
-//! `--tls`: a throw-away CA and a `localhost`/`127.0.0.1` server certificate generated at each
+//! `--tls`: a throw-away CA and a `localhost`/`127.0.0.1`/`::1` server certificate generated at each
 //! start, so drills exercise the same TLS path as production. The CA certificate is written out
 //! for clients (`--ca-cert`); private keys never leave memory.
 
@@ -34,9 +34,12 @@ pub(crate) fn generate() -> Result<GeneratedTls, SimError> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let leaf_key = KeyPair::generate().map_err(tls_err)?;
-    let mut leaf_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .map_err(tls_err)?;
+    let mut leaf_params = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .map_err(tls_err)?;
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "esus-sim localhost");

@@ -2,6 +2,7 @@
 
 mod sim_audit;
 mod sim_auth;
+mod sim_cli;
 mod sim_faults;
 mod sim_fhir;
 mod sim_keys;
