@@ -107,7 +107,7 @@ pub(crate) async fn layer(
         shared
             .log
             .finish(seq, Some(resp.status().as_u16()), false, &decision.fired);
-        return resp;
+        return echo_request_id(resp, meta.request_id.as_deref());
     }
     let auth = caller::resolve(&shared, req.headers());
     req.extensions_mut().insert(auth.clone());
@@ -119,6 +119,7 @@ pub(crate) async fn layer(
         && let Some(kill) = kill
     {
         shared.log.finish(seq, None, true, &decision.fired);
+        tracing::debug!(seq, method = %meta.method, path = %meta.path, "sim request dropped (fault)");
         kill.0.notify_one();
         // The connection task drops this future together with the connection.
         std::future::pending::<()>().await;
@@ -126,6 +127,15 @@ pub(crate) async fn layer(
     shared
         .log
         .finish(seq, Some(resp.status().as_u16()), false, &decision.fired);
+    tracing::debug!(seq, method = %meta.method, path = %meta.path, status = resp.status().as_u16(), "sim request");
+    echo_request_id(resp, meta.request_id.as_deref())
+}
+
+/// Echoes `X-Request-Id` on the answer so clients can correlate (simulator assumption).
+fn echo_request_id(mut resp: Response, request_id: Option<&str>) -> Response {
+    if let Some(v) = request_id.and_then(|id| axum::http::HeaderValue::from_str(id).ok()) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     resp
 }
 

@@ -146,6 +146,7 @@ async fn every_served_request_becomes_a_row_with_agent_and_request_id() {
         )
         .await;
     assert_eq!(me.status, 200);
+    assert_eq!(me.headers["x-request-id"], "req-42", "echoed");
     assert_eq!(s.sim.audit_rows_of("u-1001"), before + 1);
     let denied = s
         .call("GET", "/fhir/Patient/p-0003", Cred::Bearer(&token), None)
