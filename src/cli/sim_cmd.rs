@@ -1,6 +1,7 @@
 //! `esus-ir sim`: the simulator as a foreground server on loopback, until Ctrl-C. Prints the
 //! ready facts without secrets; `--ready-file` writes them with secrets (mode 0600).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -85,8 +86,12 @@ pub fn run(args: SimArgs) -> Result<ExitCode, Error> {
         if let Some(path) = &args.ready_file {
             sim.ready().write_file(path)?;
         }
-        print!("{}", sim.ready().public_summary());
-        println!("simulator ready; Ctrl-C to stop");
+        // A closed stdout (broken pipe) must not stop the server: write errors are ignored.
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "{}", sim.ready().public_summary());
+        let _ = writeln!(out, "simulator ready; Ctrl-C to stop");
+        let _ = out.flush();
+        drop(out);
         tokio::signal::ctrl_c()
             .await
             .map_err(|e| Error::io("waiting for Ctrl-C", e))?;
