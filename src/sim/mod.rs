@@ -1,1 +1,48 @@
-//! The embedded ESUS simulator (issue 3): a stateful ESUS API on loopback for drills and tests.
+//! The embedded ESUS simulator (issue 3): a stateful ESUS API on loopback, for drills and tests.
+//!
+//! It follows `esus-api-facts.md` where ESUS documents behaviour and makes documented choices
+//! (docs/esus-api.md, "simulator assumption") where ESUS is silent. It shares no types with the
+//! ESUS client on purpose: two independent readings of the contract are what let a test catch a
+//! misreading.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), esus_ir::sim::SimError> {
+//! use esus_ir::sim::{SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::default()).await?;
+//! println!("{}", sim.base_url());
+//! # Ok(()) }
+//! ```
+
+mod audit;
+mod auth;
+mod caller;
+mod clock;
+mod config;
+mod error;
+mod fault_spec;
+mod faults;
+mod handle;
+mod hooks;
+mod layers;
+mod outcome;
+mod ready;
+mod request_log;
+mod roles;
+mod routes;
+mod scenario;
+mod seed;
+mod server;
+mod shared;
+mod state;
+mod tls;
+
+pub use audit::{Agent, AuditRow, Entity, Source};
+pub use auth::totp_code;
+pub use config::{ScenarioSource, SimConfig};
+pub use error::SimError;
+pub use fault_spec::{FaultKind, FaultSpec, RouteFilter};
+pub use handle::{KeyState, SessionState, SimHandle, Simulator};
+pub use hooks::Delivery;
+pub use ready::ReadyInfo;
+pub use request_log::{CredentialKind, RecordedRequest};
+pub use scenario::{DEFAULT_SCENARIO_YAML, Scenario};

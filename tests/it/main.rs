@@ -1,6 +1,13 @@
 //! The one integration-test binary: a module per feature.
 
 mod cli;
+mod sim_audit;
+mod sim_auth;
+mod sim_cli;
+mod sim_faults;
+mod sim_fhir;
+mod sim_keys;
+mod sim_support;
 mod transcript_cli;
 mod transcript_openssh;
 mod transcript_report;

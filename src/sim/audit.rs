@@ -1,0 +1,314 @@
+//! Audit rows: their shape (as the facts file documents it), how a request is classified into a
+//! row, how `/admin/audit*` filters and pages them, and their FHIR R4 AuditEvent form for
+//! rest-hook subscriptions.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One audit row, serialized exactly as ESUS documents it (plus `requestId`, a simulator
+/// addition recording the caller's `X-Request-Id`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRow {
+    /// Row id, `a-000001`…
+    pub id: String,
+    /// The organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    /// What happened, e.g. `resource.read`, `apikey.rotate`, `auth.login`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Finer detail, e.g. `emergency-override`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtype: Option<String>,
+    /// C, R, U, D or E.
+    pub action: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome_desc: Option<String>,
+    /// Who.
+    pub agent: Agent,
+    /// Which system recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// What it was about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<Entity>,
+    /// When (RFC 3339).
+    pub recorded: Timestamp,
+    /// The caller's `X-Request-Id`, if it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The `agent` of a row.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    /// The caller's user id (the key owner for API-key requests); null when unauthenticated.
+    pub user_id: Option<String>,
+    /// The caller's email.
+    pub email: Option<String>,
+    /// Source address.
+    pub ip: String,
+    /// `User-Agent`.
+    pub user_agent: String,
+    /// The caller's roles (present on emergency-override rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Set on requests made with `X-Emergency-Override: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emergency_override: Option<bool>,
+}
+
+/// The `source` of a row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    /// Site.
+    pub site: String,
+    /// Observer.
+    pub observer: String,
+}
+
+/// The `entity` of a row.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entity {
+    /// e.g. `Patient`, `ApiKey`, `Session`, `User`.
+    pub resource_type: String,
+    /// Its id, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    /// The search query, for searches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// How a request is described in the audit log.
+#[derive(Debug, Clone)]
+pub(crate) struct Classified {
+    pub(crate) kind: &'static str,
+    pub(crate) action: &'static str,
+    pub(crate) entity: Option<Entity>,
+}
+
+fn entity(resource_type: &str, id: Option<&str>, query: Option<&str>) -> Option<Entity> {
+    Some(Entity {
+        resource_type: resource_type.to_owned(),
+        resource_id: id.map(str::to_owned),
+        query: query.filter(|q| !q.is_empty()).map(str::to_owned),
+    })
+}
+
+/// Classifies a request by method and path (query for searches).
+pub(crate) fn classify(method: &str, path: &str, query: Option<&str>) -> Classified {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let c = |kind, action, entity| Classified {
+        kind,
+        action,
+        entity,
+    };
+    match (method, segs.as_slice()) {
+        ("POST", ["auth", "login"]) => c("auth.login", "E", None),
+        ("POST", ["auth", "mfa", "verify"]) => c("auth.mfa", "E", None),
+        ("POST", ["auth", "refresh"]) => c("auth.refresh", "E", None),
+        ("POST", ["auth", "logout"]) => c("auth.logout", "E", None),
+        ("POST", ["auth", "logout-all"]) => c("auth.logout-all", "E", None),
+        ("GET", ["auth", "sessions"]) => c("auth.sessions", "R", None),
+        ("DELETE", ["auth", "sessions", id]) => c(
+            "auth.session.revoke",
+            "D",
+            entity("Session", Some(id), None),
+        ),
+        ("GET", ["auth", "me"]) => c("auth.me", "R", None),
+        ("POST", ["api-keys"]) => c("apikey.create", "C", entity("ApiKey", None, None)),
+        ("GET", ["api-keys"]) => c("apikey.list", "R", entity("ApiKey", None, query)),
+        ("GET", ["api-keys", id]) => c("apikey.read", "R", entity("ApiKey", Some(id), None)),
+        ("PUT", ["api-keys", id]) => c("apikey.update", "U", entity("ApiKey", Some(id), None)),
+        ("DELETE", ["api-keys", id]) => c("apikey.delete", "D", entity("ApiKey", Some(id), None)),
+        ("POST", ["api-keys", id, "rotate"]) => {
+            c("apikey.rotate", "U", entity("ApiKey", Some(id), None))
+        }
+        ("GET", ["admin", "audit", rest @ ..]) => {
+            let scope = match rest {
+                ["user", id] => format!("user={id}"),
+                ["patient", id] => format!("patient={id}"),
+                _ => String::new(),
+            };
+            let q = [scope.as_str(), query.unwrap_or("")]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("&");
+            c("audit.read", "R", entity("AuditEvent", None, Some(&q)))
+        }
+        ("GET", ["roles"]) => c("role.list", "R", None),
+        ("POST", ["roles", "users", id, "assign"]) => {
+            c("role.assign", "U", entity("User", Some(id), None))
+        }
+        ("DELETE", ["roles", "users", id, _]) => {
+            c("role.unassign", "U", entity("User", Some(id), None))
+        }
+        ("GET", ["fhir", rt, id]) => c("resource.read", "R", entity(rt, Some(id), None)),
+        ("GET", ["fhir", rt]) => c("resource.search", "R", entity(rt, None, query)),
+        ("POST", ["fhir", rt]) => c("resource.create", "C", entity(rt, None, None)),
+        ("PUT", ["fhir", rt, id]) => c("resource.update", "U", entity(rt, Some(id), None)),
+        ("DELETE", ["fhir", rt, id]) => c("resource.delete", "D", entity(rt, Some(id), None)),
+        ("GET", [".well-known", "smart-configuration"]) => c("smart.discovery", "R", None),
+        _ => c("http.request", "E", None),
+    }
+}
+
+/// The filters of `/admin/audit*` (`date` may repeat: `date=ge…&date=lt…`).
+#[derive(Debug, Default)]
+pub(crate) struct AuditFilter {
+    pub(crate) dates: Vec<(Cmp, Timestamp)>,
+    pub(crate) agent: Option<String>,
+    pub(crate) entity: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) outcome: Option<String>,
+}
+
+/// A FHIR date comparison prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl AuditFilter {
+    /// Parses one `date` value: optional `eq|ge|gt|le|lt` prefix, then an RFC 3339 instant or a
+    /// `YYYY-MM-DD` date (midnight UTC; `eq` on a date means that whole day).
+    pub(crate) fn push_date(&mut self, value: &str) -> Result<(), String> {
+        let (cmp, rest) = match value.get(..2) {
+            Some("eq") => (Cmp::Eq, &value[2..]),
+            Some("ge") => (Cmp::Ge, &value[2..]),
+            Some("gt") => (Cmp::Gt, &value[2..]),
+            Some("le") => (Cmp::Le, &value[2..]),
+            Some("lt") => (Cmp::Lt, &value[2..]),
+            _ => (Cmp::Eq, value),
+        };
+        if let Ok(ts) = rest.parse::<Timestamp>() {
+            self.dates.push((cmp, ts));
+            return Ok(());
+        }
+        let is_date = rest.len() == 10 && rest.parse::<jiff::civil::Date>().is_ok();
+        let start: Timestamp = format!("{rest}T00:00:00Z")
+            .parse()
+            .ok()
+            .filter(|_| is_date)
+            .ok_or_else(|| {
+                format!("date `{value}`: expected [ge|gt|le|lt|eq]YYYY-MM-DD or RFC 3339")
+            })?;
+        let end = start + jiff::SignedDuration::from_hours(24);
+        match cmp {
+            Cmp::Eq => {
+                self.dates.push((Cmp::Ge, start));
+                self.dates.push((Cmp::Lt, end));
+            }
+            Cmp::Gt | Cmp::Le => self
+                .dates
+                .push((cmp, end - jiff::SignedDuration::from_nanos(1))),
+            _ => self.dates.push((cmp, start)),
+        }
+        Ok(())
+    }
+
+    /// Whether a row passes every filter.
+    pub(crate) fn matches(&self, row: &AuditRow) -> bool {
+        let dates_ok = self.dates.iter().all(|(cmp, t)| match cmp {
+            Cmp::Eq => row.recorded == *t,
+            Cmp::Ge => row.recorded >= *t,
+            Cmp::Gt => row.recorded > *t,
+            Cmp::Le => row.recorded <= *t,
+            Cmp::Lt => row.recorded < *t,
+        });
+        dates_ok
+            && self.agent.as_ref().is_none_or(|a| {
+                row.agent.user_id.as_deref() == Some(a) || row.agent.email.as_deref() == Some(a)
+            })
+            && self.entity.as_ref().is_none_or(|e| entity_matches(row, e))
+            && self.kind.as_ref().is_none_or(|k| &row.kind == k)
+            && self.outcome.as_ref().is_none_or(|o| &row.outcome == o)
+    }
+}
+
+/// `entity=Patient/p-1`, `entity=p-1` or `entity=Patient`.
+fn entity_matches(row: &AuditRow, wanted: &str) -> bool {
+    let Some(e) = &row.entity else {
+        return false;
+    };
+    let id = e.resource_id.as_deref();
+    match wanted.split_once('/') {
+        Some((rt, rid)) => e.resource_type == rt && id == Some(rid),
+        None => id == Some(wanted) || e.resource_type == wanted,
+    }
+}
+
+/// The row as a FHIR R4 AuditEvent, the payload of rest-hook notifications.
+pub(crate) fn to_fhir(row: &AuditRow) -> Value {
+    let mut agent = json!({
+        "type": {"text": "user"},
+        "who": {"identifier": {"value": row.agent.user_id}, "display": row.agent.email},
+        "requestor": true,
+        "network": {"address": row.agent.ip, "type": "2"},
+    });
+    if let Some(roles) = &row.agent.roles {
+        agent["role"] = json!(roles.iter().map(|r| json!({"text": r})).collect::<Vec<_>>());
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": row.id,
+        "type": {"system": "https://api.esus.health/audit-type", "code": row.kind},
+        "action": row.action,
+        "recorded": row.recorded.to_string(),
+        "outcome": if row.outcome == "success" { "0" } else { "4" },
+        "agent": [agent],
+        "source": {"site": "esus-sim", "observer": {"display": "esus-sim"}},
+    });
+    if let Some(desc) = &row.outcome_desc {
+        event["outcomeDesc"] = json!(desc);
+    }
+    if row.agent.emergency_override == Some(true) {
+        // HL7 v3 ActReason "ETREAT" (emergency treatment) is how FHIR marks break-glass access.
+        event["purposeOfEvent"] = json!([{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}]}]);
+    }
+    if let Some(e) = &row.entity {
+        let what = match &e.resource_id {
+            Some(id) => json!({"reference": format!("{}/{}", e.resource_type, id)}),
+            None => json!({"display": e.resource_type}),
+        };
+        event["entity"] = json!([{"what": what}]);
+    }
+    event
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_rotate_with_the_key_as_entity() {
+        let c = classify("POST", "/api-keys/k-1001/rotate", None);
+        assert_eq!((c.kind, c.action), ("apikey.rotate", "U"));
+        assert_eq!(c.entity.unwrap().resource_id.as_deref(), Some("k-1001"));
+    }
+
+    #[test]
+    fn date_prefixes_parse() {
+        let mut f = AuditFilter::default();
+        f.push_date("ge2026-01-01").unwrap();
+        f.push_date("lt2026-01-02T00:00:00Z").unwrap();
+        assert_eq!(f.dates.len(), 2);
+        assert!(f.push_date("yesterday").is_err());
+    }
+}

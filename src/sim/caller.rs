@@ -1,0 +1,192 @@
+//! Who is calling: resolves `Authorization: Bearer` or `X-API-Key: <clientId>:<secret>` into a
+//! [`Caller`] once per request (in the request layer), so handlers and the audit row agree.
+//! Lookups are by digest in hash maps: no Argon2 and no scans on the request path.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use super::auth;
+use super::outcome::ApiError;
+use super::request_log::CredentialKind;
+use super::shared::Shared;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) user_id: String,
+    pub(crate) email: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) via: Via,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone)]
+pub(crate) enum Via {
+    /// A session's access token.
+    Session { session_id: String },
+    /// An API key, limited to its scopes.
+    Key { scopes: Vec<String> },
+}
+
+/// The outcome of credential resolution, stored in the request's extensions.
+#[derive(Debug, Clone)]
+pub(crate) enum AuthState {
+    /// No credential presented.
+    Anonymous,
+    /// A valid credential.
+    Caller(Caller),
+    /// A credential was presented and refused: (OperationOutcome code, reason).
+    Refused(&'static str, String),
+}
+
+impl Caller {
+    /// Whether the caller holds a role.
+    pub(crate) fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Admin routes are for people: an admin's session, never an API key (simulator assumption).
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+        match self.via {
+            Via::Session { .. } if self.has_role("admin") => Ok(()),
+            Via::Session { .. } => Err(ApiError::forbidden("this route needs the admin role")),
+            Via::Key { .. } => Err(ApiError::forbidden(
+                "admin routes need an admin's bearer token, not an API key",
+            )),
+        }
+    }
+
+    /// Checks `Resource.action`: API keys by scope (`*` covers all), users by role permission.
+    pub(crate) fn require_permission(&self, resource: &str, action: &str) -> Result<(), ApiError> {
+        let wanted = format!("{resource}.{action}");
+        let ok = match &self.via {
+            Via::Key { scopes } => scopes.iter().any(|s| s == "*" || *s == wanted),
+            Via::Session { .. } => self
+                .roles
+                .iter()
+                .any(|r| super::roles::role_allows(r, resource, action)),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("missing permission {wanted}")))
+        }
+    }
+
+    /// The session id, when authenticated by token.
+    pub(crate) fn session_id(&self) -> Option<&str> {
+        match &self.via {
+            Via::Session { session_id } => Some(session_id),
+            Via::Key { .. } => None,
+        }
+    }
+}
+
+/// Which credential kind the headers carry (bearer wins when both are sent).
+pub(crate) fn credential_kind(headers: &HeaderMap) -> CredentialKind {
+    if bearer(headers).is_some() {
+        CredentialKind::Bearer
+    } else if headers.contains_key("x-api-key") {
+        CredentialKind::ApiKey
+    } else {
+        CredentialKind::None
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Resolves the request's credential against the state, at the simulated time.
+pub(crate) fn resolve(shared: &Shared, headers: &HeaderMap) -> AuthState {
+    if let Some(token) = bearer(headers) {
+        return resolve_bearer(shared, token);
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        return match value.to_str() {
+            Ok(v) => resolve_key(shared, v),
+            Err(_) => AuthState::Refused("security", "malformed X-API-Key".into()),
+        };
+    }
+    AuthState::Anonymous
+}
+
+fn resolve_bearer(shared: &Shared, token: &str) -> AuthState {
+    let now = shared.clock.now();
+    let mut st = shared.lock();
+    let Some(rec) = st.access_tokens.get(&auth::digest(token)) else {
+        return AuthState::Refused("login", "access token is not valid".into());
+    };
+    if rec.expires_at <= now {
+        return AuthState::Refused("expired", "access token has expired".into());
+    }
+    let session_id = rec.session_id.clone();
+    let Some(session) = st.sessions.get_mut(&session_id).filter(|s| !s.revoked) else {
+        return AuthState::Refused("login", "session has been logged out or revoked".into());
+    };
+    session.last_seen_at = now;
+    let user_id = session.user_id.clone();
+    let Some(user) = st.users.get(&user_id) else {
+        return AuthState::Refused("login", "user no longer exists".into());
+    };
+    AuthState::Caller(Caller {
+        user_id,
+        email: user.email.clone(),
+        roles: user.roles.clone(),
+        via: Via::Session { session_id },
+    })
+}
+
+fn resolve_key(shared: &Shared, value: &str) -> AuthState {
+    let Some((client_id, secret)) = value.split_once(':') else {
+        return AuthState::Refused("security", "X-API-Key must be <clientId>:<secret>".into());
+    };
+    let now = shared.clock.now();
+    let mut st = shared.lock();
+    let Some(key_id) = st.keys_by_client.get(client_id).cloned() else {
+        return AuthState::Refused("security", "unknown API key".into());
+    };
+    let Some(key) = st.keys.get_mut(&key_id) else {
+        return AuthState::Refused("security", "unknown API key".into());
+    };
+    if !auth::digests_equal(&key.secret_digest, &auth::digest(secret)) {
+        return AuthState::Refused("security", "API key secret does not match".into());
+    }
+    if let Err(why) = key.usable_at(now) {
+        return AuthState::Refused("security", why.into());
+    }
+    key.last_used_at = Some(now);
+    let (owner, scopes) = (key.owner.clone(), key.scopes.clone());
+    let (email, roles) = st
+        .users
+        .get(&owner)
+        .map(|u| (u.email.clone(), u.roles.clone()))
+        .unwrap_or_default();
+    AuthState::Caller(Caller {
+        user_id: owner,
+        email,
+        roles,
+        via: Via::Key { scopes },
+    })
+}
+
+/// Extractor for handlers that need an authenticated caller: 401 otherwise.
+pub(crate) struct Authed(pub(crate) Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<AuthState>() {
+            Some(AuthState::Caller(c)) => Ok(Authed(c.clone())),
+            Some(AuthState::Refused(code, why)) => Err(ApiError::unauthorized(code, why.clone())),
+            _ => Err(ApiError::unauthorized(
+                "login",
+                "authentication required: Authorization: Bearer <token> or X-API-Key",
+            )),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Starting a simulator and the handle that controls it: base URL, ready facts, request log,
+//! clock, read-only state snapshots for tests, and shutdown (also on drop).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::auth::JwtSigner;
+use super::clock::SimClock;
+use super::config::SimConfig;
+use super::error::SimError;
+use super::faults::FaultEngine;
+use super::hooks::{Delivery, Hooks};
+use super::ready::ReadyInfo;
+use super::request_log::{RecordedRequest, RequestLog};
+use super::shared::Shared;
+use super::state::State;
+use super::{routes, seed, server, tls};
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct Simulator;
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    ready: ReadyInfo,
+    ca_pem: Option<String>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("base_url", &self.ready.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of one API key, for tests (no secret, not even its digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    /// Key id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Client id.
+    pub client_id: String,
+    /// Owner user id.
+    pub owner: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// The `active` flag as stored.
+    pub active: bool,
+    /// Whether it was deleted (the API answers 404 for it).
+    pub deleted: bool,
+    /// The key that replaced it.
+    pub superseded_by: Option<String>,
+    /// When its grace window ends, if superseded.
+    pub grace_ends_at: Option<Timestamp>,
+    /// Whether it would authenticate now.
+    pub usable_now: bool,
+}
+
+/// A snapshot of one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionState {
+    /// Session id.
+    pub id: String,
+    /// Whether it was logged out or revoked.
+    pub revoked: bool,
+}
+
+impl Simulator {
+    /// Seeds the scenario, binds the listener and starts serving. Must be called inside a tokio
+    /// runtime; the server runs on it until the handle is shut down or dropped.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        if !config.listen.ip().is_loopback() {
+            return Err(SimError::NotLoopback(config.listen));
+        }
+        let (scenario, origin) = config.load_scenario()?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let faults = FaultEngine::new(&config.faults, config.seed);
+        let token_ttl = faults.token_ttl().unwrap_or(config.token_ttl);
+        let generated_tls = if config.tls {
+            Some(tls::generate()?)
+        } else {
+            None
+        };
+        let base_url = match generated_tls {
+            Some(_) => format!("https://{addr}"),
+            None => format!("http://{addr}"),
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            clock: SimClock::default(),
+            faults,
+            jwt: JwtSigner::random()?,
+            token_ttl,
+            log: RequestLog::default(),
+            hooks: Hooks::start(addr),
+            base_url: base_url.clone(),
+        });
+        // Hashing passwords is CPU work: keep it off the async workers.
+        let seeded = {
+            let (shared, origin) = (shared.clone(), origin.clone());
+            tokio::task::spawn_blocking(move || {
+                seed::seed(&shared, &scenario, &origin, config.seed)
+            })
+            .await
+            .map_err(|e| SimError::Internal(e.to_string()))??
+        };
+        let mut ca_cert = None;
+        let mut ca_pem = None;
+        let acceptor = match generated_tls {
+            Some(g) => {
+                let path = config.ca_out.clone().unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("esus-sim-{}-ca.pem", addr.port()))
+                });
+                tls::write_ca(&path, &g.ca_pem)?;
+                ca_cert = Some(path);
+                ca_pem = Some(g.ca_pem);
+                Some(g.acceptor)
+            }
+            None => None,
+        };
+        let ready = ReadyInfo {
+            base_url,
+            admin_token: seeded.admin_token,
+            admin_refresh_token: seeded.admin_refresh_token,
+            admin_email: seeded.admin_email,
+            admin_password: seeded.admin_password,
+            user_id: seeded.user_id,
+            key_id: seeded.key_id,
+            key_client_id: seeded.key_client_id,
+            key_secret: seeded.key_secret,
+            session_id: seeded.session_id,
+            session_token: seeded.session_token,
+            session_refresh_token: seeded.session_refresh_token,
+            ca_cert,
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let router = routes::router(shared.clone());
+        let task = tokio::spawn(server::serve(listener, router, acceptor, stop_rx));
+        Ok(SimHandle {
+            shared,
+            ready,
+            ca_pem,
+            stop,
+            task: Mutex::new(Some(task)),
+        })
+    }
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        self.ready.base_url.clone()
+    }
+
+    /// The ready facts (with secrets).
+    pub fn ready(&self) -> &ReadyInfo {
+        &self.ready
+    }
+
+    /// The CA certificate (PEM) when serving TLS.
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Every request received so far (except `/_sim/`), in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.log.since(0)
+    }
+
+    /// Every rest-hook delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.hooks.deliveries()
+    }
+
+    /// Moves the simulated clock forward.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// The simulated current time.
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// A snapshot of a key (deleted keys included).
+    pub fn api_key(&self, id: &str) -> Option<KeyState> {
+        let now = self.shared.clock.now();
+        let st = self.shared.lock();
+        st.keys.get(id).map(|k| KeyState {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            client_id: k.client_id.clone(),
+            owner: k.owner.clone(),
+            scopes: k.scopes.clone(),
+            active: k.active,
+            deleted: k.deleted,
+            superseded_by: k.superseded_by.clone(),
+            grace_ends_at: k.grace_ends_at,
+            usable_now: k.usable_at(now).is_ok(),
+        })
+    }
+
+    /// The sessions of a user, revoked ones included.
+    pub fn sessions_of(&self, user_id: &str) -> Vec<SessionState> {
+        let st = self.shared.lock();
+        st.sessions
+            .values()
+            .filter(|s| s.user_id == user_id)
+            .map(|s| SessionState {
+                id: s.id.clone(),
+                revoked: s.revoked,
+            })
+            .collect()
+    }
+
+    /// How many audit rows name this user as agent.
+    pub fn audit_rows_of(&self, user_id: &str) -> usize {
+        self.shared
+            .lock()
+            .audit_by_user
+            .get(user_id)
+            .map_or(0, Vec::len)
+    }
+
+    /// All audit rows (a copy).
+    pub fn audit_rows(&self) -> Vec<super::AuditRow> {
+        self.shared.lock().audit.clone()
+    }
+
+    /// The roles a user holds now.
+    pub fn roles_of(&self, user_id: &str) -> Option<Vec<String>> {
+        self.shared
+            .lock()
+            .users
+            .get(user_id)
+            .map(|u| u.roles.clone())
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}

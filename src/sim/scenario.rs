@@ -1,0 +1,259 @@
+//! The scenario format: what a simulator starts with (users, sessions, keys, PHI, audit history)
+//! as YAML, and the built-in default scenario. Only the file shape lives here; `seed.rs` turns it
+//! into live state.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::error::SimError;
+
+/// The built-in scenario's YAML text (a realistic key compromise; see the file for the story).
+pub const DEFAULT_SCENARIO_YAML: &str = include_str!("default_scenario.yaml");
+
+/// A scenario: everything the simulator holds when it starts. Times are relative to the start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The one organization every user belongs to.
+    pub organization: OrganizationSpec,
+    /// Users, with plaintext passwords (hashed with Argon2id at start).
+    pub users: Vec<UserSpec>,
+    /// Live sessions; their tokens are minted at start unless given.
+    #[serde(default)]
+    pub sessions: Vec<SessionSpec>,
+    /// API keys with known secrets.
+    #[serde(default)]
+    pub api_keys: Vec<KeySpec>,
+    /// Extra generated keys, for fan-out benchmarks.
+    #[serde(default)]
+    pub generate_keys: Option<GenerateKeys>,
+    /// Patients (PHI gated by Consent).
+    #[serde(default)]
+    pub patients: Vec<PatientSpec>,
+    /// Consent records.
+    #[serde(default)]
+    pub consents: Vec<ConsentSpec>,
+    /// Generated audit history before the start.
+    #[serde(default)]
+    pub audit_history: Option<AuditHistorySpec>,
+    /// Which user, key and session the ready file reports as compromised.
+    pub compromised: CompromisedSpec,
+}
+
+/// The organization.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationSpec {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// A user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// User id, e.g. `u-1001`.
+    pub id: String,
+    /// Login email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Plaintext password (a drill credential; hashed at start).
+    pub password: String,
+    /// Role ids (of the six built-in roles).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// If set, login needs a TOTP code (HMAC-SHA256, 6 digits, 30 s) over these bytes.
+    #[serde(default)]
+    pub mfa_secret: Option<String>,
+}
+
+/// A live session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// Session id.
+    pub id: String,
+    /// Its user.
+    pub user: String,
+    /// Client IP address.
+    #[serde(default = "default_ip")]
+    pub ip: String,
+    /// Client user agent.
+    #[serde(default)]
+    pub user_agent: String,
+    /// Age at start.
+    #[serde(default)]
+    pub created_minutes_ago: i64,
+    /// A literal access token; otherwise a JWT is minted at start.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// A literal refresh token; otherwise one is minted at start.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// An API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// Key id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The user who owns it (the audit agent of its requests).
+    pub owner: String,
+    /// Client id (the part before `:` in `X-API-Key`).
+    pub client_id: String,
+    /// The secret (stored as a SHA-256 digest).
+    pub secret: String,
+    /// Scopes, e.g. `Patient.read` or `*`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Expiry relative to start; negative = already expired; absent = never.
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+    /// Age at start.
+    #[serde(default)]
+    pub created_days_ago: i64,
+    /// Whether it is active.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Requests per minute (reported, not enforced).
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: u32,
+    /// Application id.
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+/// Many generated keys: `gen-key-00001` … with client ids `ck_gen_00001` and secrets
+/// `sk_gen_00001`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateKeys {
+    /// How many.
+    pub count: usize,
+    /// Their owner.
+    pub owner: String,
+    /// Their scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// A patient.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientSpec {
+    /// Patient id.
+    pub id: String,
+    /// Family name.
+    pub family: String,
+    /// Given name.
+    pub given: String,
+    /// Birth date, `YYYY-MM-DD`.
+    pub birth_date: String,
+}
+
+/// A Consent record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentSpec {
+    /// Consent id.
+    pub id: String,
+    /// The patient it covers.
+    pub patient: String,
+    /// FHIR status: active, inactive, rejected, proposed, draft.
+    pub status: String,
+    /// Start of its period.
+    #[serde(default)]
+    pub start_days_ago: i64,
+    /// End of its period (in the past = stale); absent = open-ended.
+    #[serde(default)]
+    pub end_days_ago: Option<i64>,
+}
+
+/// Generated audit history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHistorySpec {
+    /// Number of rows.
+    pub rows: usize,
+    /// Spread over this many days before the start.
+    #[serde(default = "default_days")]
+    pub days: i64,
+    /// Who made them, with relative weights.
+    pub actors: Vec<ActorSpec>,
+}
+
+/// One actor in the generated history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSpec {
+    /// User id.
+    pub user: String,
+    /// Relative share of rows.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// If set, the rows are reads made with this key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Source addresses to pick from.
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
+/// What the ready file reports as compromised.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompromisedSpec {
+    /// The user.
+    pub user: String,
+    /// The leaked key.
+    pub key: String,
+    /// The live session.
+    pub session: String,
+}
+
+fn default_ip() -> String {
+    "127.0.0.1".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_rate_limit() -> u32 {
+    1000
+}
+fn default_days() -> i64 {
+    7
+}
+fn default_weight() -> u32 {
+    1
+}
+
+impl Scenario {
+    /// The built-in scenario.
+    pub fn builtin() -> Result<Self, SimError> {
+        Self::from_yaml(DEFAULT_SCENARIO_YAML, "built-in")
+    }
+
+    /// Reads a scenario file.
+    pub fn from_file(path: &Path) -> Result<Self, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::ScenarioRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parses scenario YAML; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, SimError> {
+        serde_yaml::from_str(text).map_err(|e| SimError::Scenario {
+            origin: origin.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,395 @@
+//! Turns a [`Scenario`] into live state at start-up: hashes passwords, mints session tokens,
+//! stores key digests, generates audit history (seeded, so reproducible) and opens the admin
+//! session whose token the ready file reports.
+
+use std::collections::HashSet;
+
+use jiff::{SignedDuration, Timestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use secrecy::SecretString;
+
+use super::audit::{Agent, AuditRow, Entity, Source};
+use super::auth;
+use super::error::SimError;
+use super::roles;
+use super::scenario::{AuditHistorySpec, Scenario};
+use super::shared::{REFRESH_TTL, Shared, register_tokens};
+use super::state::{ApiKey, Consent, Patient, Session, State, User};
+
+/// The facts the ready file reports, with secrets.
+pub(crate) struct Seeded {
+    pub(crate) admin_email: String,
+    pub(crate) admin_password: SecretString,
+    pub(crate) admin_token: SecretString,
+    pub(crate) admin_refresh_token: SecretString,
+    pub(crate) user_id: String,
+    pub(crate) key_id: String,
+    pub(crate) key_client_id: String,
+    pub(crate) key_secret: SecretString,
+    pub(crate) session_id: String,
+    pub(crate) session_token: SecretString,
+    pub(crate) session_refresh_token: SecretString,
+}
+
+fn bad(origin: &str, reason: impl Into<String>) -> SimError {
+    SimError::Scenario {
+        origin: origin.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn days(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(24 * n)
+}
+
+/// Checks the scenario's cross-references before anything is built.
+fn validate(sc: &Scenario, origin: &str) -> Result<(), SimError> {
+    let users: HashSet<&str> = sc.users.iter().map(|u| u.id.as_str()).collect();
+    if users.len() != sc.users.len() {
+        return Err(bad(origin, "user ids must be unique"));
+    }
+    for u in &sc.users {
+        if let Some(r) = u.roles.iter().find(|r| !roles::exists(r)) {
+            return Err(bad(origin, format!("user {}: unknown role `{r}`", u.id)));
+        }
+    }
+    let user_ref = |what: &str, id: &str| {
+        if users.contains(id) {
+            Ok(())
+        } else {
+            Err(bad(origin, format!("{what} refers to unknown user `{id}`")))
+        }
+    };
+    for s in &sc.sessions {
+        user_ref(&format!("session {}", s.id), &s.user)?;
+    }
+    for k in &sc.api_keys {
+        user_ref(&format!("api key {}", k.id), &k.owner)?;
+    }
+    if let Some(g) = &sc.generate_keys {
+        user_ref("generate_keys", &g.owner)?;
+    }
+    let patients: HashSet<&str> = sc.patients.iter().map(|p| p.id.as_str()).collect();
+    if let Some(c) = sc
+        .consents
+        .iter()
+        .find(|c| !patients.contains(c.patient.as_str()))
+    {
+        return Err(bad(
+            origin,
+            format!("consent {} refers to unknown patient `{}`", c.id, c.patient),
+        ));
+    }
+    if let Some(h) = &sc.audit_history {
+        if h.actors.is_empty() {
+            return Err(bad(origin, "audit_history needs at least one actor"));
+        }
+        for a in &h.actors {
+            user_ref("audit_history actor", &a.user)?;
+        }
+    }
+    let c = &sc.compromised;
+    user_ref("compromised", &c.user)?;
+    if !sc
+        .api_keys
+        .iter()
+        .any(|k| k.id == c.key && k.owner == c.user)
+    {
+        return Err(bad(
+            origin,
+            format!(
+                "compromised key `{}` must be an api_keys entry owned by `{}`",
+                c.key, c.user
+            ),
+        ));
+    }
+    if !sc
+        .sessions
+        .iter()
+        .any(|s| s.id == c.session && s.user == c.user)
+    {
+        return Err(bad(
+            origin,
+            format!(
+                "compromised session `{}` must be a session of `{}`",
+                c.session, c.user
+            ),
+        ));
+    }
+    if !sc
+        .users
+        .iter()
+        .any(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
+    {
+        return Err(bad(
+            origin,
+            "the scenario needs an admin user without MFA (for the ready file)",
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the state into `shared` and returns the ready-file facts.
+pub(crate) fn seed(
+    shared: &Shared,
+    sc: &Scenario,
+    origin: &str,
+    seed: u64,
+) -> Result<Seeded, SimError> {
+    validate(sc, origin)?;
+    let now = shared.clock.now();
+    let mut st = shared.lock();
+    st.org_id = sc.organization.id.clone();
+    st.org_name = sc.organization.name.clone();
+    for u in &sc.users {
+        st.users_by_email
+            .insert(u.email.to_ascii_lowercase(), u.id.clone());
+        st.users.insert(
+            u.id.clone(),
+            User {
+                id: u.id.clone(),
+                email: u.email.clone(),
+                name: u.name.clone(),
+                password_hash: auth::hash_password(&u.password)?,
+                roles: u.roles.clone(),
+                mfa_secret: u.mfa_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            },
+        );
+    }
+    let mut compromised_tokens = None;
+    for s in &sc.sessions {
+        let created = now - SignedDuration::from_mins(s.created_minutes_ago);
+        st.sessions.insert(
+            s.id.clone(),
+            Session {
+                id: s.id.clone(),
+                user_id: s.user.clone(),
+                created_at: created,
+                last_seen_at: now,
+                ip: s.ip.clone(),
+                user_agent: s.user_agent.clone(),
+                revoked: false,
+            },
+        );
+        let pair = match (&s.access_token, &s.refresh_token) {
+            (Some(a), Some(r)) => {
+                let exp = now
+                    + SignedDuration::try_from(shared.token_ttl)
+                        .unwrap_or(SignedDuration::from_mins(15));
+                register_tokens(&mut st, &s.id, a, r, exp, now + REFRESH_TTL);
+                (a.clone(), r.clone())
+            }
+            _ => {
+                let p = shared.issue_tokens(&mut st, &s.user, &s.id, now)?;
+                (p.access, p.refresh)
+            }
+        };
+        if s.id == sc.compromised.session {
+            compromised_tokens = Some(pair);
+        }
+    }
+    seed_keys(&mut st, sc, now);
+    seed_phi(&mut st, sc, now);
+    if let Some(h) = &sc.audit_history {
+        seed_audit(&mut st, h, now, seed);
+    }
+    let admin = sc
+        .users
+        .iter()
+        .find(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
+        .ok_or_else(|| bad(origin, "no admin user without MFA"))?;
+    let admin_session = format!("s-ready-{}", admin.id);
+    st.sessions.insert(
+        admin_session.clone(),
+        Session {
+            id: admin_session.clone(),
+            user_id: admin.id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            ip: "127.0.0.1".into(),
+            user_agent: "esus-ir sim (ready file)".into(),
+            revoked: false,
+        },
+    );
+    let admin_pair = shared.issue_tokens(&mut st, &admin.id, &admin_session, now)?;
+    let key = sc
+        .api_keys
+        .iter()
+        .find(|k| k.id == sc.compromised.key)
+        .ok_or_else(|| bad(origin, "compromised key missing"))?;
+    let (session_token, session_refresh) =
+        compromised_tokens.ok_or_else(|| bad(origin, "compromised session missing"))?;
+    Ok(Seeded {
+        admin_email: admin.email.clone(),
+        admin_password: admin.password.clone().into(),
+        admin_token: admin_pair.access.into(),
+        admin_refresh_token: admin_pair.refresh.into(),
+        user_id: sc.compromised.user.clone(),
+        key_id: key.id.clone(),
+        key_client_id: key.client_id.clone(),
+        key_secret: key.secret.clone().into(),
+        session_id: sc.compromised.session.clone(),
+        session_token: session_token.into(),
+        session_refresh_token: session_refresh.into(),
+    })
+}
+
+fn seed_keys(st: &mut State, sc: &Scenario, now: Timestamp) {
+    for k in &sc.api_keys {
+        st.insert_key(ApiKey {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            client_id: k.client_id.clone(),
+            secret_digest: auth::digest(&k.secret),
+            owner: k.owner.clone(),
+            scopes: k.scopes.clone(),
+            expires_at: k.expires_in_days.map(|d| now + days(d)),
+            last_used_at: None,
+            active: k.active,
+            rate_limit: k.rate_limit,
+            superseded_by: None,
+            superseded_at: None,
+            grace_ends_at: None,
+            app_id: k.app_id.clone(),
+            created_at: now - days(k.created_days_ago),
+            deleted: false,
+        });
+    }
+    if let Some(g) = &sc.generate_keys {
+        for i in 1..=g.count {
+            st.insert_key(ApiKey {
+                id: format!("gen-key-{i:05}"),
+                name: format!("generated-key-{i:05}"),
+                client_id: format!("ck_gen_{i:05}"),
+                secret_digest: auth::digest(&format!("sk_gen_{i:05}")),
+                owner: g.owner.clone(),
+                scopes: g.scopes.clone(),
+                expires_at: Some(now + days(90)),
+                last_used_at: None,
+                active: true,
+                rate_limit: 1000,
+                superseded_by: None,
+                superseded_at: None,
+                grace_ends_at: None,
+                app_id: None,
+                created_at: now - days(1),
+                deleted: false,
+            });
+        }
+    }
+}
+
+fn seed_phi(st: &mut State, sc: &Scenario, now: Timestamp) {
+    for p in &sc.patients {
+        st.patients.insert(
+            p.id.clone(),
+            Patient {
+                id: p.id.clone(),
+                family: p.family.clone(),
+                given: p.given.clone(),
+                birth_date: p.birth_date.clone(),
+            },
+        );
+    }
+    for c in &sc.consents {
+        let start = now - days(c.start_days_ago);
+        st.consents.insert(
+            c.id.clone(),
+            Consent {
+                id: c.id.clone(),
+                patient_id: c.patient.clone(),
+                status: c.status.clone(),
+                date_time: start,
+                period_start: start,
+                period_end: c.end_days_ago.map(|d| now - days(d)),
+                version: 1,
+                last_updated: start,
+            },
+        );
+    }
+}
+
+/// Generated history: spread evenly over the last `days`, actors drawn by weight with a seeded
+/// RNG, so two starts with the same seed hold the same rows (apart from absolute times).
+fn seed_audit(st: &mut State, h: &AuditHistorySpec, now: Timestamp, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let total_weight: u32 = h.actors.iter().map(|a| a.weight).sum::<u32>().max(1);
+    let span = days(h.days).as_secs().max(1);
+    let patients: Vec<String> = st.patients.keys().cloned().collect();
+    let rows = h.rows.max(1) as i64;
+    for i in 0..h.rows {
+        let mut pick = rng.random_range(0..total_weight);
+        let actor = h
+            .actors
+            .iter()
+            .find(|a| {
+                let hit = pick < a.weight;
+                pick = pick.saturating_sub(a.weight);
+                hit
+            })
+            .unwrap_or(&h.actors[0]);
+        let offset = span - span * (i as i64) / rows;
+        let recorded = now - SignedDuration::from_secs(offset);
+        let ip = if actor.ips.is_empty() {
+            "10.0.0.1".to_owned()
+        } else {
+            actor.ips[rng.random_range(0..actor.ips.len())].clone()
+        };
+        let failed = rng.random_ratio(1, 20);
+        let (kind, action, entity) = if actor.key.is_some() || rng.random_ratio(2, 3) {
+            let pid = if patients.is_empty() {
+                "p-0000".to_owned()
+            } else {
+                patients[rng.random_range(0..patients.len())].clone()
+            };
+            let e = if rng.random_bool(0.5) {
+                Entity {
+                    resource_type: "Patient".into(),
+                    resource_id: Some(pid),
+                    query: None,
+                }
+            } else {
+                Entity {
+                    resource_type: "Observation".into(),
+                    resource_id: None,
+                    query: Some(format!("patient={pid}")),
+                }
+            };
+            ("resource.read", "R", Some(e))
+        } else {
+            ("auth.login", "E", None)
+        };
+        let email = st.users.get(&actor.user).map(|u| u.email.clone());
+        let row = AuditRow {
+            id: format!("a-{:06}", st.audit.len() + 1),
+            organization_id: Some(st.org_id.clone()),
+            kind: kind.into(),
+            subtype: None,
+            action: action.into(),
+            outcome: if failed { "failure" } else { "success" }.into(),
+            outcome_desc: failed.then(|| "access denied".to_owned()),
+            agent: Agent {
+                user_id: Some(actor.user.clone()),
+                email,
+                ip,
+                user_agent: if actor.key.is_some() {
+                    "python-requests/2.31"
+                } else {
+                    "Mozilla/5.0"
+                }
+                .into(),
+                roles: None,
+                emergency_override: None,
+            },
+            source: Some(Source {
+                site: "esus".into(),
+                observer: "esus-api".into(),
+            }),
+            entity,
+            recorded,
+            request_id: None,
+        };
+        st.push_audit(row);
+    }
+}

@@ -1,0 +1,220 @@
+//! The simulator's mutable world: users, sessions and tokens, API keys, audit rows, PHI and
+//! subscriptions, behind one short-held lock. Lookups used on every request (token digest, key
+//! client id, audit rows by user or patient) are indexed so a request costs the same with 10 or
+//! 10 000 rows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+
+use super::audit::AuditRow;
+
+/// A SHA-256 digest: how tokens and key secrets are stored (never in plaintext).
+pub(crate) type Digest = [u8; 32];
+
+/// A user account.
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    /// Argon2id PHC string.
+    pub(crate) password_hash: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) mfa_secret: Option<Vec<u8>>,
+}
+
+/// A login session; its tokens die with it.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) user_id: String,
+    pub(crate) created_at: Timestamp,
+    pub(crate) last_seen_at: Timestamp,
+    pub(crate) ip: String,
+    pub(crate) user_agent: String,
+    pub(crate) revoked: bool,
+}
+
+/// An issued access or refresh token.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRec {
+    pub(crate) session_id: String,
+    pub(crate) expires_at: Timestamp,
+}
+
+/// A pending MFA login.
+#[derive(Debug, Clone)]
+pub(crate) struct MfaPending {
+    pub(crate) user_id: String,
+    pub(crate) expires_at: Timestamp,
+}
+
+/// An API key.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiKey {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) client_id: String,
+    pub(crate) secret_digest: Digest,
+    pub(crate) owner: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) expires_at: Option<Timestamp>,
+    pub(crate) last_used_at: Option<Timestamp>,
+    pub(crate) active: bool,
+    pub(crate) rate_limit: u32,
+    pub(crate) superseded_by: Option<String>,
+    pub(crate) superseded_at: Option<Timestamp>,
+    /// `supersededAt + graceHours`: until then the superseded key still authenticates.
+    pub(crate) grace_ends_at: Option<Timestamp>,
+    pub(crate) app_id: Option<String>,
+    pub(crate) created_at: Timestamp,
+    /// Deleted keys stay here as tombstones (for test accessors) but are invisible to the API.
+    pub(crate) deleted: bool,
+}
+
+impl ApiKey {
+    /// Whether the key authenticates at `now`: active, not deleted, not expired, and, if
+    /// superseded, still inside its grace window.
+    pub(crate) fn usable_at(&self, now: Timestamp) -> Result<(), &'static str> {
+        if self.deleted {
+            return Err("API key has been deleted");
+        }
+        if !self.active {
+            return Err("API key is inactive");
+        }
+        if self.expires_at.is_some_and(|t| t <= now) {
+            return Err("API key has expired");
+        }
+        if self.grace_ends_at.is_some_and(|t| t <= now) {
+            return Err("API key was rotated and its grace window has ended");
+        }
+        Ok(())
+    }
+
+    /// `active` as the API reports it: false once deactivated or past the grace window.
+    pub(crate) fn reported_active(&self, now: Timestamp) -> bool {
+        self.active && self.grace_ends_at.is_none_or(|t| t > now)
+    }
+}
+
+/// A patient (PHI).
+#[derive(Debug, Clone)]
+pub(crate) struct Patient {
+    pub(crate) id: String,
+    pub(crate) family: String,
+    pub(crate) given: String,
+    pub(crate) birth_date: String,
+}
+
+/// A FHIR Consent, reduced to what gating needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Consent {
+    pub(crate) id: String,
+    pub(crate) patient_id: String,
+    pub(crate) status: String,
+    pub(crate) date_time: Timestamp,
+    pub(crate) period_start: Timestamp,
+    pub(crate) period_end: Option<Timestamp>,
+    pub(crate) version: u64,
+    pub(crate) last_updated: Timestamp,
+}
+
+impl Consent {
+    /// Whether this consent allows PHI reads at `now`.
+    pub(crate) fn in_force(&self, now: Timestamp) -> bool {
+        self.status == "active"
+            && self.period_start <= now
+            && self.period_end.is_none_or(|end| end > now)
+    }
+}
+
+/// A FHIR Subscription, stored as given plus its id and meta.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub(crate) id: String,
+    pub(crate) resource: serde_json::Value,
+    pub(crate) criteria: super::hooks::Criteria,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) active: bool,
+}
+
+/// Everything mutable, behind `Shared::state`.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) org_id: String,
+    pub(crate) org_name: String,
+    pub(crate) users: HashMap<String, User>,
+    pub(crate) users_by_email: HashMap<String, String>,
+    pub(crate) sessions: BTreeMap<String, Session>,
+    pub(crate) access_tokens: HashMap<Digest, TokenRec>,
+    pub(crate) refresh_tokens: HashMap<Digest, TokenRec>,
+    pub(crate) mfa_pending: HashMap<Digest, MfaPending>,
+    pub(crate) keys: HashMap<String, ApiKey>,
+    /// Key ids in creation order, for stable listings.
+    pub(crate) key_order: Vec<String>,
+    pub(crate) keys_by_client: HashMap<String, String>,
+    pub(crate) audit: Vec<AuditRow>,
+    pub(crate) audit_by_user: HashMap<String, Vec<usize>>,
+    pub(crate) audit_by_patient: HashMap<String, Vec<usize>>,
+    pub(crate) patients: BTreeMap<String, Patient>,
+    pub(crate) consents: BTreeMap<String, Consent>,
+    pub(crate) subscriptions: BTreeMap<String, Subscription>,
+    pub(crate) next_id: u64,
+}
+
+impl State {
+    /// A fresh sequential id with a prefix (`k-`, `s-`, `sub-`…), distinct from seeded ids.
+    pub(crate) fn fresh_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{:05}", 90_000 + self.next_id)
+    }
+
+    /// Adds a key and its indexes.
+    pub(crate) fn insert_key(&mut self, key: ApiKey) {
+        self.keys_by_client
+            .insert(key.client_id.clone(), key.id.clone());
+        self.key_order.push(key.id.clone());
+        self.keys.insert(key.id.clone(), key);
+    }
+
+    /// A key the API can see (not deleted).
+    pub(crate) fn visible_key(&self, id: &str) -> Option<&ApiKey> {
+        self.keys.get(id).filter(|k| !k.deleted)
+    }
+
+    /// Appends an audit row and indexes it; returns its position.
+    pub(crate) fn push_audit(&mut self, row: AuditRow) -> usize {
+        let idx = self.audit.len();
+        if let Some(user) = &row.agent.user_id {
+            self.audit_by_user
+                .entry(user.clone())
+                .or_default()
+                .push(idx);
+        }
+        if let Some(entity) = &row.entity
+            && entity.resource_type == "Patient"
+            && let Some(id) = &entity.resource_id
+        {
+            self.audit_by_patient
+                .entry(id.clone())
+                .or_default()
+                .push(idx);
+        }
+        self.audit.push(row);
+        idx
+    }
+
+    /// Revokes every live session of a user; returns how many.
+    pub(crate) fn revoke_sessions_of(&mut self, user_id: &str) -> usize {
+        let mut n = 0;
+        for s in self.sessions.values_mut() {
+            if s.user_id == user_id && !s.revoked {
+                s.revoked = true;
+                n += 1;
+            }
+        }
+        n
+    }
+}

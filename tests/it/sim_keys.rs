@@ -1,0 +1,354 @@
+//! Simulator contract: `/api-keys*` — create, list, get, update, delete, rotate with its grace
+//! window, RBAC on admin routes, and API-key scopes.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::sim_support::{Cred, Sim};
+
+fn key_cred(key: &serde_json::Value) -> String {
+    format!(
+        "{}:{}",
+        key["clientId"].as_str().expect("clientId"),
+        key["secret"].as_str().expect("secret")
+    )
+}
+
+#[tokio::test]
+async fn create_get_list_update_delete() {
+    let s = Sim::start().await;
+    let admin = s.admin();
+    let body = json!({"name": "drill-key", "scopes": ["Patient.read"], "expiresAt": "2099-01-01T00:00:00Z", "appId": "app-x"});
+    let created = s
+        .call("POST", "/api-keys", Cred::Bearer(&admin), Some(body))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let k = &created.body;
+    assert!(k["secret"].is_string() && k["clientId"].is_string());
+    assert_eq!(
+        (k["active"].clone(), k["rateLimit"].clone()),
+        (json!(true), json!(1000))
+    );
+    let id = k["id"].as_str().expect("id").to_owned();
+
+    let got = s
+        .call(
+            "GET",
+            &format!("/api-keys/{id}"),
+            Cred::Bearer(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert!(
+        got.body.get("secret").is_none(),
+        "the secret is shown only once"
+    );
+    assert_eq!(got.body["appId"], "app-x");
+
+    let by_name = s
+        .call(
+            "GET",
+            "/api-keys?name=drill-key",
+            Cred::Bearer(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(by_name.body["total"], 1);
+    let by_app = s
+        .call("GET", "/api-keys?appId=app-ehr", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(by_app.body["items"][0]["id"], "k-1001");
+    let inactive = s
+        .call("GET", "/api-keys?active=false", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(inactive.body["items"][0]["id"], "k-1006");
+    let bad = s
+        .call("GET", "/api-keys?active=maybe", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(bad.status, 400);
+
+    let upd = s
+        .call(
+            "PUT",
+            &format!("/api-keys/{id}"),
+            Cred::Bearer(&admin),
+            Some(json!({"scopes": ["Observation.read"], "active": false})),
+        )
+        .await;
+    assert_eq!(upd.status, 200);
+    assert_eq!(upd.body["scopes"], json!(["Observation.read"]));
+    assert_eq!(upd.body["active"], false);
+    let cred = key_cred(&created.body);
+    let off = s
+        .call(
+            "GET",
+            "/fhir/Observation?patient=p-0001",
+            Cred::Key(&cred),
+            None,
+        )
+        .await;
+    assert_eq!(off.status, 401, "an inactive key does not authenticate");
+
+    let del = s
+        .call(
+            "DELETE",
+            &format!("/api-keys/{id}"),
+            Cred::Bearer(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(del.status, 204);
+    assert_eq!(del.body, serde_json::Value::Null);
+    for (method, path) in [
+        ("GET", format!("/api-keys/{id}")),
+        ("DELETE", format!("/api-keys/{id}")),
+        ("POST", format!("/api-keys/{id}/rotate")),
+        ("PUT", format!("/api-keys/{id}")),
+    ] {
+        let a = s
+            .call(method, &path, Cred::Bearer(&admin), Some(json!({})))
+            .await;
+        assert_eq!(
+            (a.status, a.issue_code()),
+            (404, "not-found"),
+            "{method} {path}"
+        );
+    }
+    assert!(s.sim.api_key(&id).expect("tombstone").deleted);
+}
+
+#[tokio::test]
+async fn create_validates_its_body() {
+    let s = Sim::start().await;
+    let admin = s.admin();
+    for body in [
+        json!({"scopes": []}),
+        json!({"name": "x"}),
+        json!({"name": "x", "scopes": [], "expiresAt": "2001-01-01T00:00:00Z"}),
+    ] {
+        let a = s
+            .call(
+                "POST",
+                "/api-keys",
+                Cred::Bearer(&admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!((a.status, a.issue_code()), (400, "invalid"), "{body}");
+    }
+    let resp = s
+        .http
+        .post(format!("{}/api-keys", s.sim.base_url()))
+        .bearer_auth(&admin)
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn deleted_key_stops_authenticating_at_once() {
+    let s = Sim::start().await;
+    let leaked = s.leaked_key();
+    assert_eq!(
+        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+            .await
+            .status,
+        200
+    );
+    let del = s
+        .call("DELETE", "/api-keys/k-1001", Cred::Bearer(&s.admin()), None)
+        .await;
+    assert_eq!(del.status, 204);
+    let after = s
+        .call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        .await;
+    assert_eq!((after.status, after.issue_code()), (401, "security"));
+}
+
+#[tokio::test]
+async fn rotate_keeps_the_old_key_valid_for_its_grace_window() {
+    let s = Sim::start().await;
+    let admin = s.admin();
+    let leaked = s.leaked_key();
+    // The checklist's curl sends no body at all: the default grace of 24 h applies.
+    let resp = s
+        .http
+        .post(format!("{}/api-keys/k-1001/rotate", s.sim.base_url()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 200);
+    let new: serde_json::Value = resp.json().await.expect("json");
+    assert_ne!(new["id"], "k-1001");
+    assert_ne!(new["clientId"], "ck_prod_ehr_integration_2024");
+    assert_eq!(new["name"], "prod-ehr-integration-2024");
+    assert_eq!(new["scopes"], json!(["Patient.read", "Observation.read"]));
+    let fresh = key_cred(&new);
+
+    let old = s
+        .call("GET", "/api-keys/k-1001", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(old.body["supersededBy"], new["id"]);
+    assert!(old.body["supersededAt"].is_string());
+    assert_eq!(old.body["active"], true, "inside the grace window");
+
+    assert_eq!(
+        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+            .await
+            .status,
+        200
+    );
+    s.sim.advance_clock(Duration::from_secs(23 * 3600));
+    assert_eq!(
+        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+            .await
+            .status,
+        200
+    );
+    s.sim.advance_clock(Duration::from_secs(2 * 3600));
+    let dead = s
+        .call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        .await;
+    assert_eq!(dead.status, 401, "after the grace window");
+    assert_eq!(
+        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&fresh), None)
+            .await
+            .status,
+        200
+    );
+    // The ready admin token expired during those hours: log in again.
+    let admin = s
+        .login("admin@riverside.example", "admin-drill-password")
+        .await;
+    let old = s
+        .call("GET", "/api-keys/k-1001", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(old.body["active"], false);
+}
+
+#[tokio::test]
+async fn rotate_with_zero_grace_kills_the_old_key_at_once() {
+    let s = Sim::start().await;
+    let admin = s.admin();
+    let leaked = s.leaked_key();
+    let a = s
+        .call(
+            "POST",
+            "/api-keys/k-1001/rotate",
+            Cred::Bearer(&admin),
+            Some(json!({"graceHours": 0})),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(a.body["secret"].is_string());
+    let dead = s
+        .call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        .await;
+    assert_eq!(dead.status, 401);
+    assert!(!s.sim.api_key("k-1001").expect("key").usable_now);
+    let twice = s
+        .call(
+            "POST",
+            "/api-keys/k-1001/rotate",
+            Cred::Bearer(&admin),
+            Some(json!({"graceHours": 0})),
+        )
+        .await;
+    assert_eq!((twice.status, twice.issue_code()), (409, "conflict"));
+    let negative = s
+        .call(
+            "POST",
+            "/api-keys/k-1003/rotate",
+            Cred::Bearer(&admin),
+            Some(json!({"graceHours": -1})),
+        )
+        .await;
+    assert_eq!(negative.status, 400);
+}
+
+#[tokio::test]
+async fn admin_routes_refuse_non_admins_and_api_keys() {
+    let s = Sim::start().await;
+    let practitioner = s
+        .login("pat.practitioner@riverside.example", "pat-drill-password")
+        .await;
+    let leaked = s.leaked_key();
+    let routes = [
+        ("GET", "/api-keys"),
+        ("POST", "/api-keys"),
+        ("GET", "/api-keys/k-1001"),
+        ("PUT", "/api-keys/k-1001"),
+        ("DELETE", "/api-keys/k-1001"),
+        ("POST", "/api-keys/k-1001/rotate"),
+        ("GET", "/admin/audit"),
+        ("GET", "/admin/audit/user/u-1001"),
+        ("GET", "/admin/audit/patient/p-0001"),
+        ("GET", "/roles"),
+        ("POST", "/roles/users/u-1002/assign"),
+        ("DELETE", "/roles/users/u-1002/practitioner"),
+    ];
+    for (method, path) in routes {
+        let body = Some(json!({"roleId": "admin", "name": "x", "scopes": []}));
+        let p = s
+            .call(method, path, Cred::Bearer(&practitioner), body.clone())
+            .await;
+        assert_eq!(
+            (p.status, p.issue_code()),
+            (403, "forbidden"),
+            "{method} {path} as practitioner"
+        );
+        let k = s.call(method, path, Cred::Key(&leaked), body.clone()).await;
+        assert_eq!(k.status, 403, "{method} {path} with an API key");
+        let none = s.call(method, path, Cred::None, body).await;
+        assert_eq!(none.status, 401, "{method} {path} without credentials");
+    }
+    assert!(
+        s.sim.api_key("k-1001").expect("key").usable_now,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_limited_to_their_scopes() {
+    let s = Sim::start().await;
+    let leaked = s.leaked_key();
+    let observation_only = "ck_analytics_export:sk_live_analytics_0b5d";
+    let wildcard = "ck_legacy_sync:sk_live_legacy_91ce";
+    let expired = "ck_old_reporting:sk_live_oldrep_77f0";
+    let check = |cred: &'static str, path: &'static str, want: u16| (cred, path, want);
+    let cases = [
+        check(observation_only, "/fhir/Patient/p-0001", 403),
+        check(observation_only, "/fhir/Observation?patient=p-0001", 200),
+        check(wildcard, "/fhir/Patient/p-0001", 200),
+        check(wildcard, "/fhir/Consent?patient=p-0001", 200),
+        check(expired, "/fhir/Observation?patient=p-0001", 401),
+        check(
+            "ck_prod_ehr_integration_2024:wrong",
+            "/fhir/Patient/p-0001",
+            401,
+        ),
+        check("no-colon", "/fhir/Patient/p-0001", 401),
+    ];
+    for (cred, path, want) in cases {
+        let a = s.call("GET", path, Cred::Key(cred), None).await;
+        assert_eq!(a.status, want, "{cred} {path}: {}", a.body);
+    }
+    assert_eq!(
+        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+            .await
+            .status,
+        200
+    );
+    let consent = s
+        .call("GET", "/fhir/Consent", Cred::Key(&leaked), None)
+        .await;
+    assert_eq!(
+        consent.status, 403,
+        "Consent.read is not in the leaked key's scopes"
+    );
+}

@@ -1,0 +1,163 @@
+//! Shared helpers of the simulator contract tests: start an in-process simulator, talk to it with
+//! a plain reqwest client (its own reading of the contract, not the esus-ir client).
+
+use esus_ir::sim::{SimConfig, SimHandle, Simulator};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub(crate) enum Cred<'a> {
+    None,
+    Bearer(&'a str),
+    /// `clientId:secret`.
+    Key(&'a str),
+}
+
+/// A running simulator and a client for it.
+pub(crate) struct Sim {
+    pub(crate) sim: SimHandle,
+    pub(crate) http: reqwest::Client,
+}
+
+/// An answer: status, parsed JSON body (Null when empty), headers.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
+    pub(crate) headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// The OperationOutcome issue code.
+    pub(crate) fn issue_code(&self) -> &str {
+        assert_eq!(
+            self.body["resourceType"], "OperationOutcome",
+            "{}",
+            self.body
+        );
+        self.body["issue"][0]["code"].as_str().unwrap_or_default()
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("reqwest client")
+}
+
+impl Sim {
+    /// The default scenario, no faults.
+    pub(crate) async fn start() -> Sim {
+        Self::with(SimConfig::default()).await
+    }
+
+    /// A given configuration.
+    pub(crate) async fn with(config: SimConfig) -> Sim {
+        let sim = Simulator::start(config).await.expect("simulator starts");
+        Sim {
+            sim,
+            http: client(),
+        }
+    }
+
+    /// The ready admin token.
+    pub(crate) fn admin(&self) -> String {
+        self.sim.ready().admin_token.expose_secret().to_owned()
+    }
+
+    /// The compromised session's token.
+    pub(crate) fn session(&self) -> String {
+        self.sim.ready().session_token.expose_secret().to_owned()
+    }
+
+    /// The leaked key as `clientId:secret`.
+    pub(crate) fn leaked_key(&self) -> String {
+        let r = self.sim.ready();
+        format!("{}:{}", r.key_client_id, r.key_secret.expose_secret())
+    }
+
+    /// Sends a request and reads the answer.
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        cred: Cred<'_>,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call_with(method, path, cred, body, &[]).await
+    }
+
+    /// Sends a request with extra headers.
+    pub(crate) async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        cred: Cred<'_>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let resp = self
+            .try_call(method, path, cred, body, headers)
+            .await
+            .expect("request answered");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        Answer {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// Sends a request; the error is the transport's (e.g. a dropped connection).
+    pub(crate) async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        cred: Cred<'_>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Result<reqwest::Response> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.sim.base_url()));
+        req = match cred {
+            Cred::None => req,
+            Cred::Bearer(t) => req.bearer_auth(t),
+            Cred::Key(k) => req.header("X-API-Key", k),
+        };
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await
+    }
+
+    /// Logs in with email and password and returns the access token.
+    pub(crate) async fn login(&self, email: &str, password: &str) -> String {
+        let a = self
+            .call(
+                "POST",
+                "/auth/login",
+                Cred::None,
+                Some(serde_json::json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body["accessToken"]
+            .as_str()
+            .expect("accessToken")
+            .to_owned()
+    }
+}
