@@ -17,3 +17,5 @@ mod transcript_verify;
 mod transcript_writer;
 mod validate;
 mod validate_fuzz;
+mod run_live;
+mod run_support;

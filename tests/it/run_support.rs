@@ -1,0 +1,109 @@
+//! Helpers for executor tests: an in-process simulator and the real `esus-ir` binary pointed at
+//! it, each test in its own temporary folder (run folder, signing key, config).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use esus_ir::sim::{SimConfig, SimHandle, Simulator};
+use secrecy::ExposeSecret;
+
+/// A simulator plus a scratch folder for one test.
+pub(crate) struct Env {
+    pub(crate) sim: SimHandle,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub(crate) async fn start() -> Env {
+        Self::with(SimConfig::default()).await
+    }
+
+    pub(crate) async fn with(config: SimConfig) -> Env {
+        let sim = Simulator::start(config).await.expect("simulator starts");
+        Env { sim, dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub(crate) fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub(crate) fn transcript(&self) -> PathBuf {
+        self.run_dir().join("transcript.jsonl")
+    }
+
+    /// `esus-ir run RUNBOOK …` against the simulator, with the admin token in ESUS_TOKEN.
+    pub(crate) fn run_cmd(&self, runbook: &str) -> assert_cmd::Command {
+        let mut cmd = self.bare_cmd();
+        let ready = self.sim.ready();
+        cmd.env("ESUS_TOKEN", ready.admin_token.expose_secret())
+            .arg("run")
+            .arg(runbook)
+            .arg("--base-url")
+            .arg(self.sim.base_url())
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .arg("--operator")
+            .arg("oncall@example.org");
+        cmd
+    }
+
+    /// The binary with a clean environment pointing its config (signing key) into the temp dir.
+    pub(crate) fn bare_cmd(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("esus-ir").expect("binary");
+        for var in ["ESUS_TOKEN", "ESUS_BASE_URL", "ESUS_IR_SIGN_KEY", "ESUS_REFRESH_TOKEN", "ESUS_COMPROMISED_TOKEN", "ESUS_LEAKED_KEY_SECRET", "RUST_LOG"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("XDG_CONFIG_HOME", self.dir.path().join("config")).env("HOME", self.dir.path()).env("NO_COLOR", "1").timeout(std::time::Duration::from_secs(120));
+        cmd
+    }
+
+    /// The compromise inputs of the default scenario.
+    pub(crate) fn compromise_args(&self, cmd: &mut assert_cmd::Command) {
+        let r = self.sim.ready();
+        cmd.args(["--input", &format!("key_id={}", r.key_id), "--input", &format!("user_id={}", r.user_id)])
+            .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
+            .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret());
+    }
+
+    /// Writes a runbook into the temp dir and returns its path.
+    pub(crate) fn runbook(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write runbook");
+        path.display().to_string()
+    }
+}
+
+/// Runs a command on a blocking thread (the simulator keeps serving on the test's runtime).
+pub(crate) async fn output(mut cmd: assert_cmd::Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("esus-ir runs")).await.expect("join")
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the exit code, showing stdout and stderr when it differs.
+pub(crate) fn assert_code(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+}
+
+/// Every file under `dir`, recursively.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `esus-ir verify` on a transcript: (exit code, stdout).
+pub(crate) fn verify(env: &Env, transcript: &Path) -> (i32, String) {
+    let out = env.bare_cmd().arg("verify").arg(transcript).output().expect("verify runs");
+    (out.status.code().unwrap_or(-1), text(&out.stdout))
+}
