@@ -310,6 +310,11 @@ fn subscription(mut flat: Map<String, Value>) -> Value {
     Value::Object(out)
 }
 
+/// Percent-encodes text as exactly one path segment.
+pub fn encode_segment(text: &str) -> String {
+    utf8_percent_encode(text, SEGMENT).to_string()
+}
+
 /// A path parameter as one encoded segment; empty, `.` and `..` are refused.
 fn segment(name: &str, value: Option<&Value>) -> Result<String, BuildError> {
     let text = value.map(scalar_text).unwrap_or_default();
@@ -318,7 +323,7 @@ fn segment(name: &str, value: Option<&Value>) -> Result<String, BuildError> {
             "path parameter `{name}` is empty or not a usable id: `{text}`"
         )));
     }
-    Ok(utf8_percent_encode(&text, SEGMENT).to_string())
+    Ok(encode_segment(&text))
 }
 
 fn scalar_text(v: &Value) -> String {

@@ -648,7 +648,10 @@ async fn recover_rotate(
             let grace = json!({"graceHours": 0});
             let again = ApiRequest {
                 method: Method::Post,
-                path: format!("/api-keys/{}/rotate", utf8_segment(successor)),
+                path: format!(
+                    "/api-keys/{}/rotate",
+                    crate::esus::request::encode_segment(successor)
+                ),
                 query: Vec::new(),
                 body: Some(Body::plain("application/json", grace)),
                 auth: Auth::Operator,
@@ -687,10 +690,6 @@ async fn recover_rotate(
             "could not record the request: {e}"
         ))),
     }
-}
-
-fn utf8_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn terminal(sent: Sent) -> StepResult {

@@ -1,6 +1,10 @@
 //! The one integration-test binary: a module per feature.
 
 mod cli;
+mod run_faults;
+mod run_live;
+mod run_modes;
+mod run_support;
 mod sim_audit;
 mod sim_auth;
 mod sim_cli;
@@ -17,5 +21,3 @@ mod transcript_verify;
 mod transcript_writer;
 mod validate;
 mod validate_fuzz;
-mod run_live;
-mod run_support;

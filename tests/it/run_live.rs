@@ -22,46 +22,97 @@ async fn the_compromise_runbook_contains_the_key_with_yes() {
     // Contained: the leaked key is gone, the session is dead.
     let old = env.sim.api_key(&r.key_id).expect("tombstone");
     assert!(old.deleted && !old.usable_now, "{old:?}");
-    assert!(env.sim.sessions_of(&r.user_id).iter().filter(|s| s.id == r.session_id).all(|s| s.revoked));
+    assert!(
+        env.sim
+            .sessions_of(&r.user_id)
+            .iter()
+            .filter(|s| s.id == r.session_id)
+            .all(|s| s.revoked)
+    );
 
     // A replacement with the same name and scopes exists.
     let steps = report["steps"].as_array().expect("steps");
-    let step = |id: &str| steps.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("step {id}"));
-    let new_id = [step("rotate"), step("recreate")].iter().find_map(|s| s["outputs"]["new_key_id"].as_str().map(str::to_string)).expect("a replacement id");
+    let step = |id: &str| {
+        steps
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("step {id}"))
+    };
+    let new_id = [step("rotate"), step("recreate")]
+        .iter()
+        .find_map(|s| s["outputs"]["new_key_id"].as_str().map(str::to_string))
+        .expect("a replacement id");
     let new = env.sim.api_key(&new_id).expect("replacement exists");
-    assert_eq!((new.name.as_str(), &new.scopes), (before.name.as_str(), &before.scopes));
+    assert_eq!(
+        (new.name.as_str(), &new.scopes),
+        (before.name.as_str(), &before.scopes)
+    );
     assert!(new.usable_now);
     assert_eq!(step("contained")["status"], "ok");
 
     // The audit evidence holds every row ESUS reported, across pages.
     let audit = step("audit");
-    let file = env.run_dir().join("evidence").join(audit["evidence"][0]["file"].as_str().expect("evidence file"));
-    let saved: Value = serde_json::from_slice(&std::fs::read(&file).expect("evidence")).expect("json evidence");
+    let file = env.run_dir().join("evidence").join(
+        audit["evidence"][0]["file"]
+            .as_str()
+            .expect("evidence file"),
+    );
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("evidence")).expect("json evidence");
     let rows = saved["rows"].as_array().expect("rows").len() as u64;
     assert_eq!(Some(rows), saved["total"].as_u64());
     assert!(rows > 200, "several pages of audit history: {rows}");
-    let pages = env.sim.requests().iter().filter(|q| q.path == format!("/admin/audit/user/{}", r.user_id)).count();
+    let pages = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.path == format!("/admin/audit/user/{}", r.user_id))
+        .count();
     assert!(pages >= 3, "{pages} pages");
 
     // The replacement's secret went to a 0600 file and nowhere else.
-    let secret_file = [step("rotate"), step("recreate")].iter().find_map(|s| s["secret_files"][0].as_str().map(str::to_string)).expect("secret file");
-    let secret = std::fs::read_to_string(&secret_file).expect("secret").trim().to_string();
+    let secret_file = [step("rotate"), step("recreate")]
+        .iter()
+        .find_map(|s| s["secret_files"][0].as_str().map(str::to_string))
+        .expect("secret file");
+    let secret = std::fs::read_to_string(&secret_file)
+        .expect("secret")
+        .trim()
+        .to_string();
     assert!(!secret.is_empty());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&secret_file).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&secret_file)
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
     }
-    let canaries = [r.admin_token.expose_secret().to_string(), r.session_token.expose_secret().to_string(), r.key_secret.expose_secret().to_string(), secret.clone()];
+    let canaries = [
+        r.admin_token.expose_secret().to_string(),
+        r.session_token.expose_secret().to_string(),
+        r.key_secret.expose_secret().to_string(),
+        secret.clone(),
+    ];
     let mut haystacks = vec![("stdout", text(&out.stdout)), ("stderr", text(&out.stderr))];
     for f in files_under(&env.run_dir()) {
         if !f.starts_with(env.run_dir().join("secrets")) {
-            haystacks.push((Box::leak(f.display().to_string().into_boxed_str()), String::from_utf8_lossy(&std::fs::read(&f).expect("read")).into_owned()));
+            haystacks.push((
+                Box::leak(f.display().to_string().into_boxed_str()),
+                String::from_utf8_lossy(&std::fs::read(&f).expect("read")).into_owned(),
+            ));
         }
     }
     for canary in &canaries {
         for (name, hay) in &haystacks {
-            assert!(!hay.contains(canary.as_str()), "a secret leaked into {name}");
+            assert!(
+                !hay.contains(canary.as_str()),
+                "a secret leaked into {name}"
+            );
         }
     }
 
@@ -80,10 +131,17 @@ async fn every_request_carries_a_request_id_and_the_user_agent_is_ours() {
     assert_code(&out, 0);
     let log = env.sim.requests();
     assert!(!log.is_empty());
-    assert!(log.iter().all(|q| q.request_id.as_deref().is_some_and(|id| id.len() >= 32)), "{log:?}");
+    assert!(
+        log.iter()
+            .all(|q| q.request_id.as_deref().is_some_and(|id| id.len() >= 32)),
+        "{log:?}"
+    );
     let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
     for q in &log {
         let id = q.request_id.as_deref().unwrap_or_default();
-        assert!(transcript.contains(id), "request id {id} recorded in the transcript");
+        assert!(
+            transcript.contains(id),
+            "request id {id} recorded in the transcript"
+        );
     }
 }

@@ -20,7 +20,10 @@ impl Env {
 
     pub(crate) async fn with(config: SimConfig) -> Env {
         let sim = Simulator::start(config).await.expect("simulator starts");
-        Env { sim, dir: tempfile::tempdir().expect("tempdir") }
+        Env {
+            sim,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub(crate) fn run_dir(&self) -> PathBuf {
@@ -33,6 +36,11 @@ impl Env {
 
     /// `esus-ir run RUNBOOK …` against the simulator, with the admin token in ESUS_TOKEN.
     pub(crate) fn run_cmd(&self, runbook: &str) -> assert_cmd::Command {
+        self.run_cmd_at(runbook, &self.run_dir())
+    }
+
+    /// Like [`Env::run_cmd`], with another run folder.
+    pub(crate) fn run_cmd_at(&self, runbook: &str, run_dir: &Path) -> assert_cmd::Command {
         let mut cmd = self.bare_cmd();
         let ready = self.sim.ready();
         cmd.env("ESUS_TOKEN", ready.admin_token.expose_secret())
@@ -41,7 +49,7 @@ impl Env {
             .arg("--base-url")
             .arg(self.sim.base_url())
             .arg("--run-dir")
-            .arg(self.run_dir())
+            .arg(run_dir)
             .arg("--operator")
             .arg("oncall@example.org");
         cmd
@@ -50,19 +58,35 @@ impl Env {
     /// The binary with a clean environment pointing its config (signing key) into the temp dir.
     pub(crate) fn bare_cmd(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("esus-ir").expect("binary");
-        for var in ["ESUS_TOKEN", "ESUS_BASE_URL", "ESUS_IR_SIGN_KEY", "ESUS_REFRESH_TOKEN", "ESUS_COMPROMISED_TOKEN", "ESUS_LEAKED_KEY_SECRET", "RUST_LOG"] {
+        for var in [
+            "ESUS_TOKEN",
+            "ESUS_BASE_URL",
+            "ESUS_IR_SIGN_KEY",
+            "ESUS_REFRESH_TOKEN",
+            "ESUS_COMPROMISED_TOKEN",
+            "ESUS_LEAKED_KEY_SECRET",
+            "RUST_LOG",
+        ] {
             cmd.env_remove(var);
         }
-        cmd.env("XDG_CONFIG_HOME", self.dir.path().join("config")).env("HOME", self.dir.path()).env("NO_COLOR", "1").timeout(std::time::Duration::from_secs(120));
+        cmd.env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .timeout(std::time::Duration::from_secs(120));
         cmd
     }
 
     /// The compromise inputs of the default scenario.
     pub(crate) fn compromise_args(&self, cmd: &mut assert_cmd::Command) {
         let r = self.sim.ready();
-        cmd.args(["--input", &format!("key_id={}", r.key_id), "--input", &format!("user_id={}", r.user_id)])
-            .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
-            .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret());
+        cmd.args([
+            "--input",
+            &format!("key_id={}", r.key_id),
+            "--input",
+            &format!("user_id={}", r.user_id),
+        ])
+        .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
+        .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret());
     }
 
     /// Writes a runbook into the temp dir and returns its path.
@@ -75,7 +99,9 @@ impl Env {
 
 /// Runs a command on a blocking thread (the simulator keeps serving on the test's runtime).
 pub(crate) async fn output(mut cmd: assert_cmd::Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("esus-ir runs")).await.expect("join")
+    tokio::task::spawn_blocking(move || cmd.output().expect("esus-ir runs"))
+        .await
+        .expect("join")
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {
@@ -84,13 +110,21 @@ pub(crate) fn text(bytes: &[u8]) -> String {
 
 /// Asserts the exit code, showing stdout and stderr when it differs.
 pub(crate) fn assert_code(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 /// Every file under `dir`, recursively.
 pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -104,6 +138,11 @@ pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// `esus-ir verify` on a transcript: (exit code, stdout).
 pub(crate) fn verify(env: &Env, transcript: &Path) -> (i32, String) {
-    let out = env.bare_cmd().arg("verify").arg(transcript).output().expect("verify runs");
+    let out = env
+        .bare_cmd()
+        .arg("verify")
+        .arg(transcript)
+        .output()
+        .expect("verify runs");
     (out.status.code().unwrap_or(-1), text(&out.stdout))
 }

@@ -1,0 +1,228 @@
+//! Bad days: retries on 503 and 429, a rotate whose answer is lost, an expired token, and
+//! concurrency that really overlaps.
+
+use esus_ir::sim::SimConfig;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::run_support::{Env, assert_code, output, text, verify};
+
+fn with(fault: &str) -> SimConfig {
+    SimConfig::default().with_fault(fault).expect("fault spec")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_reads_are_retried_after_503() {
+    let env = Env::with(with("error_count=2@GET /api-keys/{id}")).await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.args(["--yes", "--non-interactive"]);
+    assert_code(&output(cmd).await, 0);
+    let key_path = format!("/api-keys/{}", env.sim.ready().key_id);
+    let gets: Vec<Option<u16>> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.method == "GET" && q.path == key_path)
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(&gets[..3], &[Some(503), Some(503), Some(200)], "{gets:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_requests_wait_for_retry_after() {
+    let env = Env::with(with("rate_limit=1/s@GET /admin/audit/user/{id}")).await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.args(["--yes", "--non-interactive"]);
+    assert_code(&output(cmd).await, 0);
+    let statuses: Vec<Option<u16>> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.path.starts_with("/admin/audit/user/"))
+        .map(|q| q.status)
+        .collect();
+    assert!(
+        statuses.contains(&Some(429)),
+        "the rate limit was hit: {statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&Some(200)));
+}
+
+const ROTATE_ONLY: &str = "version: 1
+name: rotate-only
+inputs:
+  key_id: {type: string, required: true}
+steps:
+  - id: rotate
+    name: Rotate with no grace
+    action: api_keys.rotate
+    with: {id: \"{{ inputs.key_id }}\", grace_hours: 0}
+    confirm: false
+    outputs:
+      new_key_id: response.id
+      new_secret: {value: response.secret, secret: true}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotate_whose_answer_is_lost_is_never_sent_twice() {
+    let env = Env::with(with("drop_count=1@POST /api-keys/{id}/rotate")).await;
+    let key = env.sim.ready().key_id.clone();
+    let rb = env.runbook("rotate.yaml", ROTATE_ONLY);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args([
+        "--input",
+        &format!("key_id={key}"),
+        "--non-interactive",
+        "--output",
+        "json",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let log = env.sim.requests();
+    let original = format!("/api-keys/{key}/rotate");
+    assert_eq!(
+        log.iter()
+            .filter(|q| q.method == "POST" && q.path == original)
+            .count(),
+        1,
+        "{log:?}"
+    );
+    let old = env.sim.api_key(&key).expect("old key");
+    let successor = old
+        .superseded_by
+        .clone()
+        .expect("the dropped rotate did happen");
+    assert!(
+        log.iter()
+            .any(|q| q.method == "POST" && q.path == format!("/api-keys/{successor}/rotate")),
+        "the lost replacement was rotated once more"
+    );
+    assert!(!old.usable_now);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let new_id = report["steps"][0]["outputs"]["new_key_id"]
+        .as_str()
+        .expect("new id")
+        .to_string();
+    assert!(env.sim.api_key(&new_id).is_some_and(|k| k.usable_now));
+    assert!(
+        report["steps"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("answer was lost"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refreshed_mid_run() {
+    let env = Env::start().await;
+    env.sim
+        .advance_clock(std::time::Duration::from_secs(20 * 60));
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.env(
+        "ESUS_REFRESH_TOKEN",
+        env.sim.ready().admin_refresh_token.expose_secret(),
+    )
+    .args(["--yes", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let log = env.sim.requests();
+    assert!(
+        log.iter().any(|q| q.status == Some(401)),
+        "the old token was refused first"
+    );
+    assert_eq!(
+        log.iter().filter(|q| q.path == "/auth/refresh").count(),
+        1,
+        "refreshed once, shared by parallel steps"
+    );
+    let key = env.sim.api_key(&env.sim.ready().key_id).expect("key");
+    assert!(key.deleted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_without_refresh_stops_unattended_runs_with_exit_4() {
+    let env = Env::start().await;
+    env.sim
+        .advance_clock(std::time::Duration::from_secs(20 * 60));
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.args(["--yes", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 4);
+    assert!(
+        text(&out.stdout).contains("Renew the token and resume"),
+        "{}",
+        text(&out.stdout)
+    );
+    let (code, said) = verify(&env, &env.transcript());
+    assert_eq!(code, 0, "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_branches_really_overlap() {
+    let env = Env::with(with("barrier=2@GET /api-keys/{id}")).await;
+    let rb = env.runbook(
+        "parallel.yaml",
+        "version: 1\nname: parallel\ninputs:\n  key_id: {type: string, required: true}\nsteps:\n  - {id: a, name: A, action: api_keys.get, needs: [], with: {id: \"{{ inputs.key_id }}\"}}\n  - {id: b, name: B, action: api_keys.get, needs: [], with: {id: \"{{ inputs.key_id }}\"}}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args([
+        "--input",
+        &format!("key_id={}", env.sim.ready().key_id),
+        "--non-interactive",
+    ]);
+    assert_code(&output(cmd).await, 0);
+    let held: Vec<Vec<String>> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.path.starts_with("/api-keys/"))
+        .map(|q| q.faults.clone())
+        .collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        held.iter()
+            .all(|f| f.iter().any(|x| x == "barrier") && !f.iter().any(|x| x == "barrier-timeout")),
+        "both were in flight together: {held:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreach_fans_out_with_its_concurrency_and_collects_outputs_in_order() {
+    let env = Env::with(with("barrier=4@GET /api-keys/{id}")).await;
+    let rb = env.runbook(
+        "fanout.yaml",
+        "version: 1\nname: fanout\nsteps:\n  - id: list\n    name: List keys\n    action: api_keys.list\n    outputs:\n      ids: response['items'] | map(attribute='id') | list\n  - id: each\n    name: Read each key\n    action: api_keys.get\n    foreach: steps.list.outputs.ids\n    concurrency: 4\n    with: {id: \"{{ item }}\"}\n    outputs:\n      ids: response.id\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed = report["steps"][0]["outputs"]["ids"].clone();
+    assert!(listed.as_array().is_some_and(|a| a.len() >= 4), "{listed}");
+    assert_eq!(
+        report["steps"][1]["outputs"]["ids"], listed,
+        "outputs in item order"
+    );
+    let gets: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "GET" && q.path.starts_with("/api-keys/"))
+        .collect();
+    assert_eq!(gets.len(), listed.as_array().map_or(0, Vec::len));
+    assert!(
+        gets.iter()
+            .take(4)
+            .all(|q| !q.faults.iter().any(|f| f == "barrier-timeout")),
+        "four in flight at once: {gets:?}"
+    );
+    let (code, said) = verify(&env, &env.transcript());
+    assert_eq!(
+        code, 0,
+        "the batch approval digest and the chain verify: {said}"
+    );
+}

@@ -1,0 +1,212 @@
+//! Dry-runs, unattended refusals and the documented exit codes.
+
+use serde_json::Value;
+
+use crate::run_support::{Env, assert_code, output, text, verify};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_sends_nothing_and_shows_every_request_with_placeholders() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.env_remove("ESUS_TOKEN").arg("--dry-run");
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    assert!(
+        env.sim.requests().is_empty(),
+        "dry-run sent {:?}",
+        env.sim.requests()
+    );
+    let shown = text(&out.stdout);
+    let key = &env.sim.ready().key_id;
+    for needle in [
+        format!("DELETE {}/api-keys/{key}", env.sim.base_url()),
+        format!("POST {}/api-keys/{key}/rotate", env.sim.base_url()),
+        "{\"graceHours\":0}".to_string(),
+        "\"name\":\"<snapshot.name>\"".to_string(),
+        "Authorization: Bearer [secret]".to_string(),
+    ] {
+        assert!(shown.contains(&needle), "`{needle}` not in:\n{shown}");
+    }
+    let (code, said) = verify(&env, &env.transcript());
+    assert_eq!(code, 0, "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_reads_sends_only_gets_and_resolves_later_steps() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.arg("--dry-run=reads");
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let log = env.sim.requests();
+    assert!(!log.is_empty(), "the snapshot GET was sent");
+    assert!(log.iter().all(|q| q.method == "GET"), "only GETs: {log:?}");
+    let before = env.sim.api_key(&env.sim.ready().key_id).expect("key");
+    assert!(before.usable_now && !before.deleted, "nothing changed");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("\"name\":\"prod-ehr-integration-2024\""),
+        "the snapshot resolved the recreate body:\n{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unattended_runs_without_approvals_refuse_to_start() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.args(["--non-interactive", "--approve", "delete"]);
+    let out = output(cmd).await;
+    assert_code(&out, 3);
+    assert!(
+        env.sim.requests().is_empty(),
+        "nothing may be sent: {:?}",
+        env.sim.requests()
+    );
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("logout (needs --yes or --approve logout)") && said.contains("rotate"),
+        "{said}"
+    );
+    assert!(!said.contains("delete (needs"), "{said}");
+    let (code, v) = verify(&env, &env.transcript());
+    assert_eq!(
+        code, 0,
+        "a refused run still leaves a verifiable transcript: {v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_steps_need_approve_by_name_even_with_yes() {
+    let env = Env::start().await;
+    let rb = env.runbook("typed.yaml", "version: 1\nname: typed\ninputs:\n  key_id: {type: string, required: true}\nsteps:\n  - id: delete\n    name: Delete\n    action: api_keys.delete\n    with: {id: \"{{ inputs.key_id }}\"}\n    confirm: typed\n");
+    let key = env.sim.ready().key_id.clone();
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args([
+        "--input",
+        &format!("key_id={key}"),
+        "--yes",
+        "--non-interactive",
+    ]);
+    assert_code(&output(cmd).await, 3);
+    assert!(env.sim.requests().is_empty());
+    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run2"));
+    cmd.args([
+        "--input",
+        &format!("key_id={key}"),
+        "--approve",
+        "delete",
+        "--non-interactive",
+    ]);
+    assert_code(&output(cmd).await, 0);
+    assert!(env.sim.api_key(&key).is_some_and(|k| k.deleted));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_exits_1_and_skips_its_dependents() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    let r = env.sim.ready();
+    cmd.args([
+        "--input",
+        "key_id=k-does-not-exist",
+        "--input",
+        &format!("user_id={}", r.user_id),
+        "--yes",
+        "--non-interactive",
+        "--output",
+        "json",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let status = |id: &str| {
+        report["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["id"] == id))
+            .map(|x| x["status"].clone())
+    };
+    assert_eq!(status("snapshot"), Some("failed".into()));
+    assert_eq!(status("delete"), Some("skipped".into()));
+    assert!(env.sim.requests().iter().all(|q| q.method != "DELETE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_bad_inputs_exit_2_before_anything_is_sent() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    cmd.args([
+        "--input",
+        "key_id=k 1; rm -rf /",
+        "--yes",
+        "--non-interactive",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 2);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("input `user_id` is required") && err.contains("does not match the pattern"),
+        "{err}"
+    );
+    let mut cmd = env.run_cmd("api-key-compromise");
+    cmd.args([
+        "--input",
+        "session_token=abc",
+        "--input",
+        "key_id=k-1",
+        "--input",
+        "user_id=u-1",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 2);
+    assert!(text(&out.stderr).contains("cannot be given on the command line"));
+    assert!(env.sim.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_exits_4() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.env("ESUS_TOKEN", "not-a-valid-token")
+        .args(["--yes", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 4);
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .all(|q| q.method == "GET" || q.path == "/auth/logout"),
+        "nothing destructive with a bad token: {:?}",
+        env.sim.requests()
+    );
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.env_remove("ESUS_TOKEN")
+        .args(["--yes", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 4);
+    assert!(text(&out.stderr).contains("no ESUS token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_a_remote_host_is_refused() {
+    let env = Env::start().await;
+    let mut cmd = env.bare_cmd();
+    cmd.env("ESUS_TOKEN", "t").args([
+        "run",
+        "api-key-compromise",
+        "--base-url",
+        "http://api.esus.health",
+        "--dry-run",
+        "--input",
+        "key_id=k-1",
+        "--input",
+        "user_id=u-1",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 2);
+    assert!(text(&out.stderr).contains("plain http is only allowed to a loopback host"));
+}
