@@ -5,6 +5,7 @@ mod run_faults;
 mod run_live;
 mod run_modes;
 mod run_support;
+mod run_terminal;
 mod sim_audit;
 mod sim_auth;
 mod sim_cli;

@@ -76,6 +76,47 @@ impl Env {
         cmd
     }
 
+    /// A plain `std::process::Command` with the environment of [`Env::bare_cmd`] (for PTY and
+    /// signal tests, which need the child process itself).
+    pub(crate) fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
+        for var in [
+            "ESUS_TOKEN",
+            "ESUS_BASE_URL",
+            "ESUS_IR_SIGN_KEY",
+            "ESUS_REFRESH_TOKEN",
+            "ESUS_COMPROMISED_TOKEN",
+            "ESUS_LEAKED_KEY_SECRET",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        let r = self.sim.ready();
+        cmd.env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("ESUS_TOKEN", r.admin_token.expose_secret())
+            .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
+            .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret())
+            .args([
+                "run",
+                "api-key-compromise",
+                "--base-url",
+                &self.sim.base_url(),
+                "--operator",
+                "oncall@example.org",
+            ])
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .args([
+                "--input",
+                &format!("key_id={}", r.key_id),
+                "--input",
+                &format!("user_id={}", r.user_id),
+            ]);
+        cmd
+    }
+
     /// The compromise inputs of the default scenario.
     pub(crate) fn compromise_args(&self, cmd: &mut assert_cmd::Command) {
         let r = self.sim.ready();

@@ -1,0 +1,126 @@
+//! The run as a person meets it: real dialoguer prompts in a pseudo-terminal, and Ctrl-C.
+
+use std::time::Duration;
+
+use esus_ir::sim::SimConfig;
+use expectrl::Expect;
+
+use crate::run_support::{Env, verify};
+
+/// Drives an interactive run: answers the logout and delete prompts, returns the exit code.
+fn interactive(env: &Env, answer_delete: &str) -> i32 {
+    let mut session = expectrl::Session::spawn(env.std_cmd()).expect("spawn in a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session
+        .expect("Log out the compromised session of user")
+        .expect("logout prompt");
+    session.send("y").expect("answer");
+    session
+        .expect("Delete API key")
+        .expect("delete prompt shows the step's message");
+    session.send(answer_delete).expect("answer");
+    if answer_delete == "y" {
+        session.expect("Rotate").expect("rotate prompt");
+        session.send("y").expect("answer");
+    }
+    session.expect(expectrl::Eof).expect("the run ends");
+    match session.get_process().wait().expect("exit status") {
+        expectrl::process::unix::WaitStatus::Exited(_, code) => code,
+        other => panic!("unexpected end: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_yes_at_real_prompts_contains_the_key() {
+    let env = Env::start().await;
+    let code = tokio::task::block_in_place(|| interactive(&env, "y"));
+    assert_eq!(code, 0);
+    assert!(
+        env.sim
+            .api_key(&env.sim.ready().key_id)
+            .is_some_and(|k| k.deleted)
+    );
+    let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
+    assert!(
+        transcript.contains("\"how\":\"interactive\""),
+        "approvals recorded as interactive"
+    );
+    assert_eq!(verify(&env, &env.transcript()).0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_no_stops_the_run_with_exit_3_and_sends_nothing_more() {
+    let env = Env::start().await;
+    let code = tokio::task::block_in_place(|| interactive(&env, "n"));
+    assert_eq!(code, 3);
+    let log = env.sim.requests();
+    assert!(log.iter().all(|q| q.method != "DELETE"), "{log:?}");
+    assert!(log.iter().all(|q| !q.path.ends_with("/rotate")));
+    assert!(
+        env.sim
+            .api_key(&env.sim.ready().key_id)
+            .is_some_and(|k| k.usable_now)
+    );
+    assert_eq!(
+        verify(&env, &env.transcript()).0,
+        0,
+        "a declined run leaves a verifiable transcript"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finishes_in_flight_requests_and_stops_cleanly() {
+    let env = Env::with(
+        SimConfig::default()
+            .with_fault("latency=400ms")
+            .expect("fault"),
+    )
+    .await;
+    let mut cmd = env.std_cmd();
+    cmd.args(["--yes", "--non-interactive"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    for _ in 0..400 {
+        if !env.sim.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!env.sim.requests().is_empty(), "the run started");
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the run did not stop after Ctrl-C");
+    });
+    assert_eq!(status.code(), Some(130));
+    let log = env.sim.requests();
+    assert!(
+        log.iter().all(|q| q.dropped || q.status.is_some()),
+        "in-flight requests were answered, not cut: {log:?}"
+    );
+    assert!(
+        log.iter().all(|q| !q.path.starts_with("/admin/audit")),
+        "nothing new was started after Ctrl-C: {log:?}"
+    );
+    let (code, said) = verify(&env, &env.transcript());
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        std::fs::read_to_string(env.transcript())
+            .expect("t")
+            .contains("\"outcome\":\"interrupted\"")
+    );
+}
