@@ -58,7 +58,7 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Run a runbook against ESUS: plan, confirmations, requests, signed transcript.
-    Run(super::run_cmd::RunArgs),
+    Run(Box<super::run_cmd::RunArgs>),
     /// Serve the ESUS simulator on loopback until Ctrl-C.
     Sim(super::sim_cmd::SimArgs),
     /// Create an OpenSSH Ed25519 signing key for transcripts.

@@ -15,7 +15,7 @@ pub(super) fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::Graph { runbook, format } => graph_cmd(&runbook, format),
         Command::List => list(),
         Command::Schema { output } => schema(output.as_deref()),
-        Command::Run(args) => super::run_cmd::run(args),
+        Command::Run(args) => super::run_cmd::run(*args),
         Command::Sim(args) => super::sim_cmd::run(args),
         Command::Keygen(args) => super::transcript_cmd::keygen(args),
         Command::Verify(args) => super::transcript_cmd::verify(args),

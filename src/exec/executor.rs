@@ -42,6 +42,13 @@ pub struct RunMeta {
     pub resumes: Option<String>,
 }
 
+/// A step finished by an earlier (resumed) run: status, non-secret and secret outputs.
+pub type FinishedStep = (
+    StepStatus,
+    Map<String, Value>,
+    HashMap<String, SecretString>,
+);
+
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -50,14 +57,7 @@ pub struct RunOptions {
     /// Approvals.
     pub policy: ApprovalPolicy,
     /// Steps finished by the run being resumed: their status and non-secret outputs.
-    pub finished: HashMap<
-        String,
-        (
-            StepStatus,
-            Map<String, Value>,
-            HashMap<String, SecretString>,
-        ),
-    >,
+    pub finished: HashMap<String, FinishedStep>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,6 +12,12 @@ use serde_json::{Map, Value};
 use super::event::REDACTED;
 use crate::runbook::model::{InputType, Runbook};
 
+/// Reads an environment variable.
+pub type EnvReader = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Asks for a secret input without echo: (name, description) → value.
+pub type SecretPrompt = Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>;
+
 /// Where input values may come from (the CLI fills this in).
 #[derive(Default)]
 pub struct InputSources {
@@ -22,9 +28,9 @@ pub struct InputSources {
     /// `--secret-file NAME=PATH`.
     pub secret_files: Vec<(String, PathBuf)>,
     /// Reads an environment variable (a closure so tests need not touch the process environment).
-    pub env: Option<Box<dyn Fn(&str) -> Option<String> + Send + Sync>>,
+    pub env: Option<EnvReader>,
     /// Asks for a missing secret without echo (interactive runs only).
-    pub prompt_secret: Option<Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>>,
+    pub prompt_secret: Option<SecretPrompt>,
 }
 
 /// The resolved inputs of a run.
@@ -258,9 +264,7 @@ mod tests {
         crate::runbook::parse::parse(text).expect("parses").0
     }
 
-    fn env(
-        pairs: &'static [(&'static str, &'static str)],
-    ) -> Option<Box<dyn Fn(&str) -> Option<String> + Send + Sync>> {
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> Option<EnvReader> {
         Some(Box::new(move |k| {
             pairs
                 .iter()

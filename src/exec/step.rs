@@ -261,6 +261,9 @@ fn save_body(
         .map_err(|e| format!("writing evidence {name}: {e}"))
 }
 
+/// Non-secret outputs, and secret ones.
+type Outputs = (Map<String, Value>, HashMap<String, SecretString>);
+
 /// Evaluates the step's outputs over a response.
 fn outputs(
     shared: &Shared,
@@ -270,7 +273,7 @@ fn outputs(
     body: &Value,
     status: u16,
     item: Option<&Value>,
-) -> Result<(Map<String, Value>, HashMap<String, SecretString>), String> {
+) -> Result<Outputs, String> {
     if step.outputs.is_empty() {
         return Ok(Default::default());
     }
