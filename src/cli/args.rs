@@ -59,6 +59,8 @@ pub enum Command {
     },
     /// Run a runbook against ESUS: plan, confirmations, requests, signed transcript.
     Run(Box<super::run_cmd::RunArgs>),
+    /// Rehearse a runbook against the embedded simulator and score it.
+    Drill(Box<super::drill_cmd::DrillArgs>),
     /// Serve the ESUS simulator on loopback until Ctrl-C.
     Sim(super::sim_cmd::SimArgs),
     /// Create an OpenSSH Ed25519 signing key for transcripts.

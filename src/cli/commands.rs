@@ -16,6 +16,7 @@ pub(super) fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::List => list(),
         Command::Schema { output } => schema(output.as_deref()),
         Command::Run(args) => super::run_cmd::run(*args),
+        Command::Drill(args) => super::drill_cmd::run(*args),
         Command::Sim(args) => super::sim_cmd::run(args),
         Command::Keygen(args) => super::transcript_cmd::keygen(args),
         Command::Verify(args) => super::transcript_cmd::verify(args),

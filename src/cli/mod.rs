@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 pub mod confirm;
+pub mod drill_cmd;
 pub mod run_cmd;
 pub mod sim_cmd;
 pub mod transcript_cmd;

@@ -107,20 +107,97 @@ pub enum OutputFormat {
 
 /// Runs `esus-ir run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
-    run_with(args, RunMode::Live, None)
+    let output = args.output;
+    let done = runtime()?.block_on(execute(args, RunMode::Live, None))?;
+    print_finished(&done, output)?;
+    Ok(done.exit_code())
 }
 
-/// Runs a runbook; `drill` supplies the simulator's base URL and credentials.
-pub fn run_with(
-    args: RunArgs,
-    mode: RunMode,
-    drill: Option<DrillTarget>,
-) -> Result<ExitCode, Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A multi-threaded tokio runtime (the executor's parallel steps and the drill's simulator).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::io("starting the async runtime", e))?;
-    runtime.block_on(run_async(args, mode, drill))
+        .map_err(|e| Error::io("starting the async runtime", e))
+}
+
+/// What a run left behind.
+pub enum Finished {
+    /// A dry-run: the steps it would have sent.
+    Dry {
+        /// `all` or `reads`.
+        what: String,
+        /// Each step.
+        steps: Vec<dry_run::DryStep>,
+        /// The transcript.
+        transcript: PathBuf,
+    },
+    /// A live (or drill) run.
+    Live(Box<crate::exec::report::RunReport>),
+}
+
+impl Finished {
+    /// The process exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Finished::Dry { .. } => ExitCode::Success,
+            Finished::Live(r) => r.outcome.exit_code(),
+        }
+    }
+
+    /// The result as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Finished::Dry {
+                what,
+                steps,
+                transcript,
+            } => {
+                serde_json::json!({"dry_run": what, "steps": steps, "transcript": transcript})
+            }
+            Finished::Live(r) => serde_json::to_value(r).unwrap_or_default(),
+        }
+    }
+}
+
+/// Prints a finished run on stdout.
+pub fn print_finished(done: &Finished, output: OutputFormat) -> Result<(), Error> {
+    match (done, output) {
+        (_, OutputFormat::Json) => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&done.to_json()).unwrap_or_default()
+        )),
+        (
+            Finished::Dry {
+                steps, transcript, ..
+            },
+            OutputFormat::Text,
+        ) => out(&format!(
+            "{}\ntranscript: {}\n",
+            dry_run::render_text(steps),
+            transcript.display()
+        )),
+        (Finished::Live(r), OutputFormat::Text) => out(&r.render_text()),
+    }
+}
+
+/// Runs a drill: like [`execute`] against the simulator, approving every step when `approve_all`.
+pub async fn execute_drill(
+    mut args: RunArgs,
+    mut target: DrillTarget,
+    approve_all: bool,
+) -> Result<Finished, Error> {
+    let source = bundled::resolve(&args.runbook)?;
+    if let Ok((rb, _)) = crate::runbook::parse::parse(&source.text) {
+        // The scenario's facts fill only the inputs this runbook declares.
+        target
+            .default_inputs
+            .retain(|(name, _)| rb.inputs.contains_key(name));
+        if approve_all {
+            args.approve = rb.steps.iter().map(|s| s.id.clone()).collect();
+        }
+    }
+    execute(args, RunMode::Drill, Some(target)).await
 }
 
 /// Where a drill sends its requests, and with what credentials.
@@ -139,11 +216,12 @@ pub struct DrillTarget {
     pub default_inputs: Vec<(String, String)>,
 }
 
-async fn run_async(
+/// Runs a runbook (live, dry-run, or a drill against `drill`'s simulator); prints nothing on stdout.
+pub async fn execute(
     args: RunArgs,
     mode: RunMode,
     drill: Option<DrillTarget>,
-) -> Result<ExitCode, Error> {
+) -> Result<Finished, Error> {
     let source = bundled::resolve(&args.runbook)?;
     let valid = Arc::new(crate::runbook::load(
         &source.display,
@@ -261,18 +339,11 @@ async fn run_async(
         let steps = dry_run::run(shared, &inputs, meta, what == "reads").await;
         ctrl_c.abort();
         writer.finish()?;
-        match args.output {
-            OutputFormat::Text => out(&format!(
-                "{}\ntranscript: {}\n",
-                dry_run::render_text(&steps),
-                transcript_path.display()
-            ))?,
-            OutputFormat::Json => out(&format!(
-                "{}\n",
-                serde_json::json!({"dry_run": what, "steps": steps, "transcript": transcript_path})
-            ))?,
-        }
-        return Ok(ExitCode::Success);
+        return Ok(Finished::Dry {
+            what: what.to_string(),
+            steps,
+            transcript: transcript_path,
+        });
     }
     let opts = RunOptions {
         max_parallel: args.max_parallel.into(),
@@ -284,15 +355,13 @@ async fn run_async(
     let sig = writer.finish();
     report.run_dir = Some(run_dir);
     report.transcript = Some(transcript_path);
-    match args.output {
-        OutputFormat::Text => out(&report.render_text())?,
-        OutputFormat::Json => out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ))?,
+    let done = Finished::Live(Box::new(report));
+    if let Err(e) = sig {
+        // The summary still matters to the operator; the signature problem is reported after it.
+        print_finished(&done, args.output)?;
+        return Err(e.into());
     }
-    sig?;
-    Ok(report.outcome.exit_code())
+    Ok(done)
 }
 
 fn input_sources(

@@ -57,6 +57,49 @@ impl Ui {
     }
 }
 
+impl Ui {
+    fn plan(
+        &self,
+        layers: &[Vec<String>],
+        destructive: &[String],
+        known: &[(String, crate::exec::event::RequestView)],
+    ) {
+        if self.quiet {
+            return;
+        }
+        let mut text =
+            String::from("plan (steps in one line may run in parallel; * = destructive):\n");
+        for (k, layer) in layers.iter().enumerate() {
+            let ids: Vec<String> = layer
+                .iter()
+                .map(|id| {
+                    if destructive.contains(id) {
+                        format!("{id}*")
+                    } else {
+                        id.clone()
+                    }
+                })
+                .collect();
+            text.push_str(&format!("  {}. {}\n", k + 1, ids.join(", ")));
+        }
+        if !known.is_empty() {
+            text.push_str("requests already known (the rest depend on earlier answers):\n");
+            for (id, r) in known {
+                let body = r.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
+                text.push_str(&format!("  {id}: {} {}{body}\n", r.method, r.url));
+            }
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text.trim_end());
+            }
+            None => {
+                let _ = write!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+}
+
 fn spinner_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
@@ -77,6 +120,12 @@ impl EventSink for Ui {
                 base_url,
                 ..
             } => self.line(&format!("{runbook_name}: {mode:?} run against {base_url}")),
+            Event::Plan {
+                layers,
+                destructive,
+                known_requests,
+                ..
+            } => self.plan(layers, destructive, known_requests),
             Event::StepStarted { step, items: None } => {
                 if let Some(m) = &self.multi {
                     let pb = m.add(

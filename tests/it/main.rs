@@ -1,6 +1,7 @@
 //! The one integration-test binary: a module per feature.
 
 mod cli;
+mod drill;
 mod run_faults;
 mod run_live;
 mod run_modes;

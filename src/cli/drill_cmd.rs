@@ -1,0 +1,426 @@
+//! `esus-ir drill`: rehearse a runbook against the embedded simulator and score the response —
+//! was the credential contained, how fast, and does the transcript verify.
+
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::commands::out;
+use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
+use super::transcript_cmd::SignKeyArgs;
+use crate::error::{Error, ExitCode};
+use crate::esus::client::{ClientConfig, EsusClient};
+use crate::esus::request::{ApiRequest, Auth};
+use crate::exec::report::RunReport;
+use crate::sim::{FaultSpec, KeyState, ScenarioSource, SimConfig, SimHandle, Simulator};
+use crate::transcript::{VerifyOptions, read_transcript, verify_transcript};
+
+/// Arguments of `esus-ir drill`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  esus-ir drill                                   # the api-key-compromise drill
+  esus-ir drill --fault error_rate=0.2 --fault 'drop_count=1@POST /api-keys/{id}/rotate' --seed 7
+  esus-ir drill session-compromise --output json
+
+Without a terminal (CI, a paging tool) the drill runs unattended and approves every step: it only
+ever talks to the embedded simulator on 127.0.0.1.")]
+pub struct DrillArgs {
+    /// A runbook file or bundled name (default: api-key-compromise).
+    #[arg(value_name = "RUNBOOK", default_value = "api-key-compromise")]
+    pub runbook: String,
+    /// Scenario YAML for the simulator (default: the built-in compromise scenario).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Inject a fault into the simulator: KIND=VALUE[@ROUTE] (see `esus-ir sim --help`).
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Seed for rate-based faults.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Serve the simulator over HTTPS with a generated CA (exercises the production TLS path).
+    #[arg(long)]
+    pub tls: bool,
+    /// An input value overriding the scenario's.
+    #[arg(short, long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Approve every destructive step without asking.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Never prompt (then every step is approved: this is a simulator).
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// The run's folder. Default: ./esus-ir-runs/<time>-<runbook>.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Who runs the drill.
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// Steps running at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_parallel: u16,
+    /// Transcript signing key.
+    #[command(flatten)]
+    pub sign: SignKeyArgs,
+}
+
+/// One scored check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// The evidence for the verdict.
+    pub detail: String,
+}
+
+/// The drill's score.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// The runbook.
+    pub runbook: String,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// The checks.
+    pub checks: Vec<Check>,
+    /// Seconds from start to containment (last successful destructive step).
+    pub time_to_containment_s: Option<f64>,
+    /// Prompts the operator answered.
+    pub prompts_answered: usize,
+    /// Requests retried after a transient failure.
+    pub retries: usize,
+    /// Steps that failed with `on_failure: continue` while the run still succeeded.
+    pub failures_recovered: usize,
+    /// Faults injected.
+    pub faults: Vec<String>,
+    /// The run itself.
+    pub run: RunReport,
+}
+
+/// Facts captured before the run, to judge it after.
+struct Before {
+    key: Option<KeyState>,
+    audit_rows: usize,
+}
+
+/// Runs `esus-ir drill`.
+pub fn run(args: DrillArgs) -> Result<ExitCode, Error> {
+    let runtime = run_cmd::runtime()?;
+    runtime.block_on(drill(args))
+}
+
+async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
+    let faults = args
+        .faults
+        .iter()
+        .map(|s| s.parse::<FaultSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let config = SimConfig {
+        scenario: args
+            .scenario
+            .clone()
+            .map_or(ScenarioSource::Builtin, ScenarioSource::File),
+        faults,
+        seed: args.seed,
+        tls: args.tls,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config).await?;
+    let ready = sim.ready().clone();
+    let before = Before {
+        key: sim.api_key(&ready.key_id),
+        audit_rows: sim.audit_rows_of(&ready.user_id),
+    };
+    let interactive = !args.non_interactive && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let run_dir = args.run_dir.clone();
+    let ca_cert = match sim.ca_cert_pem() {
+        Some(pem) => {
+            let path =
+                std::env::temp_dir().join(format!("esus-ir-drill-ca-{}.pem", std::process::id()));
+            std::fs::write(&path, pem)
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let target = DrillTarget {
+        base_url: sim.base_url(),
+        token: ready.admin_token.clone(),
+        refresh: Some(ready.admin_refresh_token.clone()),
+        ca_cert: ca_cert.clone(),
+        secret_inputs: vec![
+            ("session_token".into(), ready.session_token.clone()),
+            ("leaked_secret".into(), ready.key_secret.clone()),
+        ],
+        default_inputs: vec![
+            ("key_id".into(), ready.key_id.clone()),
+            ("user_id".into(), ready.user_id.clone()),
+            ("session_id".into(), ready.session_id.clone()),
+        ],
+    };
+    let run_args = RunArgs {
+        runbook: args.runbook.clone(),
+        base_url: None,
+        ca_cert: None,
+        token_file: None,
+        login: None,
+        inputs: args.inputs.clone(),
+        inputs_file: None,
+        secret_files: Vec::new(),
+        yes: args.yes || !interactive,
+        approve: Vec::new(),
+        non_interactive: !interactive,
+        dry_run: None,
+        max_parallel: args.max_parallel,
+        output: args.output,
+        run_dir,
+        secrets_dir: None,
+        transcript: None,
+        operator: args.operator.clone(),
+        timeout: 30,
+        sign: args.sign,
+    };
+    let approve_all = !interactive;
+    let finished = run_cmd::execute_drill(run_args, target, approve_all).await?;
+    let Finished::Live(report) = finished else {
+        return Err(Error::Usage("a drill cannot be a dry-run".into()));
+    };
+    let score = score(&sim, &before, *report, &args.faults, ca_cert).await;
+    sim.shutdown().await;
+    match args.output {
+        OutputFormat::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&score).unwrap_or_default()
+        ))?,
+        OutputFormat::Text => out(&format!("{}{}", score.run.render_text(), render(&score)))?,
+    }
+    Ok(if score.passed {
+        ExitCode::Success
+    } else if score.run.exit_code != 0 {
+        score.run.outcome.exit_code()
+    } else {
+        ExitCode::StepFailed
+    })
+}
+
+async fn score(
+    sim: &SimHandle,
+    before: &Before,
+    run: RunReport,
+    faults: &[String],
+    ca_cert: Option<PathBuf>,
+) -> DrillReport {
+    let ready = sim.ready();
+    let mut checks = vec![Check {
+        name: "run completed".into(),
+        passed: run.exit_code == 0,
+        detail: run.message.clone(),
+    }];
+    let records = run
+        .transcript
+        .as_deref()
+        .and_then(|t| read_transcript(t).ok())
+        .unwrap_or_default();
+    let verified = run
+        .transcript
+        .as_deref()
+        .map(|t| verify_transcript(t, &VerifyOptions::default()));
+    checks.push(match verified {
+        Some(Ok(v)) => Check {
+            name: "transcript verified".into(),
+            passed: v.ok,
+            detail: if v.ok {
+                "signature, chain and digests check out".into()
+            } else {
+                format!("{} problem(s)", v.problems.len())
+            },
+        },
+        Some(Err(e)) => Check {
+            name: "transcript verified".into(),
+            passed: false,
+            detail: e.to_string(),
+        },
+        None => Check {
+            name: "transcript verified".into(),
+            passed: false,
+            detail: "no transcript".into(),
+        },
+    });
+    if run.runbook == "api-key-compromise" {
+        checks.extend(key_compromise_checks(sim, before, &run, ca_cert).await);
+    }
+    let count = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
+        records
+            .iter()
+            .filter(|r| r.kind == kind && pred(&Value::Object(r.data.clone())))
+            .count()
+    };
+    let prompts_answered = count("confirmation", &|d| {
+        d.get("how").and_then(Value::as_str) == Some("interactive")
+    });
+    let retries = count("request", &|d| {
+        d.get("attempt")
+            .and_then(Value::as_u64)
+            .is_some_and(|a| a > 1)
+    });
+    let failures_recovered = if run.exit_code == 0 {
+        run.steps
+            .iter()
+            .filter(|s| s.status == crate::exec::event::StepStatus::Failed)
+            .count()
+    } else {
+        0
+    };
+    let timeline = crate::transcript::report::model::Timeline::from_records(&records);
+    let _ = ready;
+    DrillReport {
+        runbook: run.runbook.clone(),
+        passed: checks.iter().all(|c| c.passed),
+        checks,
+        time_to_containment_s: timeline.containment.map(|(d, _)| d.as_secs_f64()),
+        prompts_answered,
+        retries,
+        failures_recovered,
+        faults: faults.to_vec(),
+        run,
+    }
+}
+
+async fn key_compromise_checks(
+    sim: &SimHandle,
+    before: &Before,
+    run: &RunReport,
+    ca_cert: Option<PathBuf>,
+) -> Vec<Check> {
+    let ready = sim.ready();
+    let mut checks = Vec::new();
+    let key = sim.api_key(&ready.key_id);
+    let mut config = ClientConfig::new(sim.base_url());
+    config.ca_cert = ca_cert;
+    let probe = match EsusClient::new(&config) {
+        Ok(client) => {
+            let auth = Auth::ApiKey(SecretString::from(format!(
+                "{}:{}",
+                ready.key_client_id,
+                ready.key_secret.expose_secret()
+            )));
+            let req = ApiRequest {
+                auth,
+                ..ApiRequest::get(format!(
+                    "/api-keys/{}",
+                    crate::esus::request::encode_segment(&ready.key_id)
+                ))
+            };
+            client
+                .send(&req, None, "drill-probe", None)
+                .await
+                .map(|r| r.status)
+                .ok()
+        }
+        Err(_) => None,
+    };
+    checks.push(Check {
+        name: "leaked key no longer authenticates".into(),
+        passed: key.as_ref().is_some_and(|k| !k.usable_now) && probe == Some(401),
+        detail: format!(
+            "simulator: usable_now={:?}; a request with the leaked secret got {probe:?}",
+            key.as_ref().map(|k| k.usable_now)
+        ),
+    });
+    let session_dead = sim
+        .sessions_of(&ready.user_id)
+        .iter()
+        .filter(|s| s.id == ready.session_id)
+        .all(|s| s.revoked);
+    checks.push(Check {
+        name: "compromised session is dead".into(),
+        passed: session_dead,
+        detail: format!("session {}", ready.session_id),
+    });
+    let new_id = run
+        .steps
+        .iter()
+        .filter(|s| s.status == crate::exec::event::StepStatus::Ok)
+        .find_map(|s| {
+            s.outputs
+                .get("new_key_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    let replacement = new_id.as_deref().and_then(|id| sim.api_key(id));
+    let same = match (&before.key, &replacement) {
+        (Some(old), Some(new)) => {
+            new.name == old.name && new.scopes == old.scopes && new.usable_now
+        }
+        _ => false,
+    };
+    checks.push(Check {
+        name: "replacement with the same name and scopes".into(),
+        passed: same,
+        detail: format!("replacement {}", new_id.as_deref().unwrap_or("none")),
+    });
+    let evidence = run
+        .steps
+        .iter()
+        .find(|s| s.id == "audit")
+        .and_then(|s| s.evidence.first())
+        .and_then(|e| run.evidence_dir.as_ref().map(|d| d.join(&e.file)));
+    let (rows, total) = evidence
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|v| {
+            (
+                v["rows"].as_array().map_or(0, Vec::len),
+                v["total"].as_u64().unwrap_or(0) as usize,
+            )
+        })
+        .unwrap_or((0, 0));
+    checks.push(Check {
+        name: "evidence holds every audit row of the user".into(),
+        passed: rows == total && rows >= before.audit_rows && rows > 0,
+        detail: format!(
+            "{rows} rows saved, ESUS reported {total}, {} existed before the drill",
+            before.audit_rows
+        ),
+    });
+    checks
+}
+
+fn render(score: &DrillReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nDRILL REPORT — {} — {}",
+        score.runbook,
+        if score.passed { "PASSED" } else { "FAILED" }
+    );
+    for c in &score.checks {
+        let _ = writeln!(
+            s,
+            "  [{}] {} — {}",
+            if c.passed { "x" } else { " " },
+            c.name,
+            c.detail
+        );
+    }
+    let ttc = score
+        .time_to_containment_s
+        .map_or_else(|| "not reached".to_string(), |t| format!("{t:.2}s"));
+    let _ = writeln!(s, "  time to containment: {ttc}");
+    let _ = writeln!(
+        s,
+        "  prompts answered: {}, retries: {}, failures recovered: {}",
+        score.prompts_answered, score.retries, score.failures_recovered
+    );
+    if !score.faults.is_empty() {
+        let _ = writeln!(s, "  faults injected: {}", score.faults.join(", "));
+    }
+    s
+}
