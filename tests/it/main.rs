@@ -5,5 +5,6 @@ mod sim_auth;
 mod sim_cli;
 mod sim_faults;
 mod sim_fhir;
+mod sim_hooks;
 mod sim_keys;
 mod sim_support;
