@@ -2,8 +2,6 @@
 //! stores key digests, generates audit history (seeded, so reproducible) and opens the admin
 //! session whose token the ready file reports.
 
-use std::collections::HashSet;
-
 use jiff::{SignedDuration, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -12,7 +10,6 @@ use secrecy::SecretString;
 use super::audit::{Agent, AuditRow, Entity, Source};
 use super::auth;
 use super::error::SimError;
-use super::roles;
 use super::scenario::{AuditHistorySpec, Scenario};
 use super::shared::{REFRESH_TTL, Shared, register_tokens};
 use super::state::{ApiKey, Consent, Patient, Session, State, User};
@@ -43,93 +40,6 @@ fn days(n: i64) -> SignedDuration {
     SignedDuration::from_hours(24 * n)
 }
 
-/// Checks the scenario's cross-references before anything is built.
-fn validate(sc: &Scenario, origin: &str) -> Result<(), SimError> {
-    let users: HashSet<&str> = sc.users.iter().map(|u| u.id.as_str()).collect();
-    if users.len() != sc.users.len() {
-        return Err(bad(origin, "user ids must be unique"));
-    }
-    for u in &sc.users {
-        if let Some(r) = u.roles.iter().find(|r| !roles::exists(r)) {
-            return Err(bad(origin, format!("user {}: unknown role `{r}`", u.id)));
-        }
-    }
-    let user_ref = |what: &str, id: &str| {
-        if users.contains(id) {
-            Ok(())
-        } else {
-            Err(bad(origin, format!("{what} refers to unknown user `{id}`")))
-        }
-    };
-    for s in &sc.sessions {
-        user_ref(&format!("session {}", s.id), &s.user)?;
-    }
-    for k in &sc.api_keys {
-        user_ref(&format!("api key {}", k.id), &k.owner)?;
-    }
-    if let Some(g) = &sc.generate_keys {
-        user_ref("generate_keys", &g.owner)?;
-    }
-    let patients: HashSet<&str> = sc.patients.iter().map(|p| p.id.as_str()).collect();
-    if let Some(c) = sc
-        .consents
-        .iter()
-        .find(|c| !patients.contains(c.patient.as_str()))
-    {
-        return Err(bad(
-            origin,
-            format!("consent {} refers to unknown patient `{}`", c.id, c.patient),
-        ));
-    }
-    if let Some(h) = &sc.audit_history {
-        if h.actors.is_empty() {
-            return Err(bad(origin, "audit_history needs at least one actor"));
-        }
-        for a in &h.actors {
-            user_ref("audit_history actor", &a.user)?;
-        }
-    }
-    let c = &sc.compromised;
-    user_ref("compromised", &c.user)?;
-    if !sc
-        .api_keys
-        .iter()
-        .any(|k| k.id == c.key && k.owner == c.user)
-    {
-        return Err(bad(
-            origin,
-            format!(
-                "compromised key `{}` must be an api_keys entry owned by `{}`",
-                c.key, c.user
-            ),
-        ));
-    }
-    if !sc
-        .sessions
-        .iter()
-        .any(|s| s.id == c.session && s.user == c.user)
-    {
-        return Err(bad(
-            origin,
-            format!(
-                "compromised session `{}` must be a session of `{}`",
-                c.session, c.user
-            ),
-        ));
-    }
-    if !sc
-        .users
-        .iter()
-        .any(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
-    {
-        return Err(bad(
-            origin,
-            "the scenario needs an admin user without MFA (for the ready file)",
-        ));
-    }
-    Ok(())
-}
-
 /// Builds the state into `shared` and returns the ready-file facts.
 pub(crate) fn seed(
     shared: &Shared,
@@ -137,7 +47,7 @@ pub(crate) fn seed(
     origin: &str,
     seed: u64,
 ) -> Result<Seeded, SimError> {
-    validate(sc, origin)?;
+    sc.validate(origin)?;
     let now = shared.clock.now();
     let mut st = shared.lock();
     st.org_id = sc.organization.id.clone();
