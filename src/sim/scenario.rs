@@ -284,6 +284,11 @@ impl Scenario {
         for k in &sc.api_keys {
             user_ref(&format!("api key {}", k.id), &k.owner)?;
         }
+        let key_ids: HashSet<&str> = sc.api_keys.iter().map(|k| k.id.as_str()).collect();
+        let clients: HashSet<&str> = sc.api_keys.iter().map(|k| k.client_id.as_str()).collect();
+        if key_ids.len() != sc.api_keys.len() || clients.len() != sc.api_keys.len() {
+            return Err(bad(origin, "api key ids and client ids must be unique"));
+        }
         if let Some(g) = &sc.generate_keys {
             user_ref("generate_keys", &g.owner)?;
         }
