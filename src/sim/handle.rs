@@ -187,6 +187,11 @@ impl SimHandle {
         self.shared.log.since(0)
     }
 
+    /// The requests received after sequence number `seq` (as `GET /_sim/requests?since=SEQ`).
+    pub fn requests_since(&self, seq: u64) -> Vec<RecordedRequest> {
+        self.shared.log.since(seq)
+    }
+
     /// Every rest-hook delivery attempt so far.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.hooks.deliveries()

@@ -201,3 +201,37 @@ fn check_endpoint(endpoint: &str, own: SocketAddr) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criteria_parse_and_reject_unknown_parameters() {
+        assert_eq!(Criteria::parse("Patient?name=x").unwrap(), Criteria::Other);
+        let c = Criteria::parse("AuditEvent?outcome=failure&emergency-override=true").unwrap();
+        assert_eq!(
+            c,
+            Criteria::Audit {
+                outcomes: Some(vec!["failure".into()]),
+                override_only: true,
+                kind: None
+            }
+        );
+        assert!(Criteria::parse("AuditEvent?outcome=maybe").is_err());
+        assert!(Criteria::parse("AuditEvent?agent=u-1").is_err());
+    }
+
+    #[test]
+    fn endpoints_must_be_loopback_and_not_the_simulator() {
+        let own: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert!(check_endpoint("http://127.0.0.1:9000/hook", own).is_ok());
+        assert!(check_endpoint("http://localhost:9000/hook", own).is_ok());
+        assert!(check_endpoint("http://[::1]:9000/hook", own).is_ok());
+        assert!(check_endpoint("https://your-app.com/alerts", own).is_err());
+        assert!(check_endpoint("http://10.0.0.1:9000/hook", own).is_err());
+        assert!(check_endpoint("http://127.0.0.1:4000/hook", own).is_err());
+        assert!(check_endpoint("not a url", own).is_err());
+    }
+}

@@ -61,36 +61,12 @@ pub(crate) async fn layer(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
     if path == "/_sim" || path.starts_with("/_sim/") {
         return next.run(req).await;
     }
-    let headers = req.headers();
-    let meta = Meta {
-        method: req.method().as_str().to_owned(),
-        query: req.uri().query().map(str::to_owned),
-        ip: req
-            .extensions()
-            .get::<PeerAddr>()
-            .map_or_else(|| "127.0.0.1".into(), |p| p.0.ip().to_string()),
-        user_agent: header(headers, "user-agent").unwrap_or_default(),
-        request_id: header(headers, "x-request-id"),
-        emergency_override: header(headers, "x-emergency-override")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-        path,
-    };
-    let seq = shared.log.arrive(RecordedRequest {
-        seq: 0,
-        method: meta.method.clone(),
-        path: meta.path.clone(),
-        query: meta.query.clone(),
-        request_id: meta.request_id.clone(),
-        credential: caller::credential_kind(headers),
-        status: None,
-        dropped: false,
-        faults: Vec::new(),
-        received_at: shared.clock.now(),
-    });
+    let meta = meta_of(&req);
+    let seq = arrive(&shared, &meta, req.headers());
     let decision = if shared.faults.is_empty() {
         Decision::default()
     } else {
@@ -104,10 +80,7 @@ pub(crate) async fn layer(
         }
         .into_response();
         delay(&decision).await;
-        shared
-            .log
-            .finish(seq, Some(resp.status().as_u16()), false, &decision.fired);
-        return echo_request_id(resp, meta.request_id.as_deref());
+        return answer(&shared, seq, &meta, &decision, resp);
     }
     let auth = caller::resolve(&shared, req.headers());
     req.extensions_mut().insert(auth.clone());
@@ -124,10 +97,48 @@ pub(crate) async fn layer(
         // The connection task drops this future together with the connection.
         std::future::pending::<()>().await;
     }
-    shared
-        .log
-        .finish(seq, Some(resp.status().as_u16()), false, &decision.fired);
-    tracing::debug!(seq, method = %meta.method, path = %meta.path, status = resp.status().as_u16(), "sim request");
+    answer(&shared, seq, &meta, &decision, resp)
+}
+
+/// Reads what the log and the audit row need from the request.
+fn meta_of(req: &Request) -> Meta {
+    let headers = req.headers();
+    Meta {
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
+        ip: req
+            .extensions()
+            .get::<PeerAddr>()
+            .map_or_else(|| "127.0.0.1".into(), |p| p.0.ip().to_string()),
+        user_agent: header(headers, "user-agent").unwrap_or_default(),
+        request_id: header(headers, "x-request-id"),
+        emergency_override: header(headers, "x-emergency-override")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+    }
+}
+
+/// Records the arrival in the request log; returns its sequence number.
+fn arrive(shared: &Shared, meta: &Meta, headers: &HeaderMap) -> u64 {
+    shared.log.arrive(RecordedRequest {
+        seq: 0,
+        method: meta.method.clone(),
+        path: meta.path.clone(),
+        query: meta.query.clone(),
+        request_id: meta.request_id.clone(),
+        credential: caller::credential_kind(headers),
+        status: None,
+        dropped: false,
+        faults: Vec::new(),
+        received_at: shared.clock.now(),
+    })
+}
+
+/// Completes the log entry and sends the answer.
+fn answer(shared: &Shared, seq: u64, meta: &Meta, decision: &Decision, resp: Response) -> Response {
+    let status = resp.status().as_u16();
+    shared.log.finish(seq, Some(status), false, &decision.fired);
+    tracing::debug!(seq, method = %meta.method, path = %meta.path, status, "sim request");
     echo_request_id(resp, meta.request_id.as_deref())
 }
 

@@ -2,11 +2,13 @@
 //! as YAML, and the built-in default scenario. Only the file shape lives here; `seed.rs` turns it
 //! into live state.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::error::SimError;
+use super::roles;
 
 /// The built-in scenario's YAML text (a realistic key compromise; see the file for the story).
 pub const DEFAULT_SCENARIO_YAML: &str = include_str!("default_scenario.yaml");
@@ -255,5 +257,105 @@ impl Scenario {
             origin: origin.to_owned(),
             reason: e.to_string(),
         })
+    }
+
+    /// Checks the scenario's cross-references before anything is built.
+    pub(crate) fn validate(&self, origin: &str) -> Result<(), SimError> {
+        let sc = self;
+        let users: HashSet<&str> = sc.users.iter().map(|u| u.id.as_str()).collect();
+        if users.len() != sc.users.len() {
+            return Err(bad(origin, "user ids must be unique"));
+        }
+        for u in &sc.users {
+            if let Some(r) = u.roles.iter().find(|r| !roles::exists(r)) {
+                return Err(bad(origin, format!("user {}: unknown role `{r}`", u.id)));
+            }
+        }
+        let user_ref = |what: &str, id: &str| {
+            if users.contains(id) {
+                Ok(())
+            } else {
+                Err(bad(origin, format!("{what} refers to unknown user `{id}`")))
+            }
+        };
+        for s in &sc.sessions {
+            user_ref(&format!("session {}", s.id), &s.user)?;
+        }
+        for k in &sc.api_keys {
+            user_ref(&format!("api key {}", k.id), &k.owner)?;
+        }
+        let key_ids: HashSet<&str> = sc.api_keys.iter().map(|k| k.id.as_str()).collect();
+        let clients: HashSet<&str> = sc.api_keys.iter().map(|k| k.client_id.as_str()).collect();
+        if key_ids.len() != sc.api_keys.len() || clients.len() != sc.api_keys.len() {
+            return Err(bad(origin, "api key ids and client ids must be unique"));
+        }
+        if let Some(g) = &sc.generate_keys {
+            user_ref("generate_keys", &g.owner)?;
+        }
+        let patients: HashSet<&str> = sc.patients.iter().map(|p| p.id.as_str()).collect();
+        if let Some(c) = sc
+            .consents
+            .iter()
+            .find(|c| !patients.contains(c.patient.as_str()))
+        {
+            return Err(bad(
+                origin,
+                format!("consent {} refers to unknown patient `{}`", c.id, c.patient),
+            ));
+        }
+        if let Some(h) = &sc.audit_history {
+            if h.actors.is_empty() {
+                return Err(bad(origin, "audit_history needs at least one actor"));
+            }
+            for a in &h.actors {
+                user_ref("audit_history actor", &a.user)?;
+            }
+        }
+        let c = &sc.compromised;
+        user_ref("compromised", &c.user)?;
+        if !sc
+            .api_keys
+            .iter()
+            .any(|k| k.id == c.key && k.owner == c.user)
+        {
+            return Err(bad(
+                origin,
+                format!(
+                    "compromised key `{}` must be an api_keys entry owned by `{}`",
+                    c.key, c.user
+                ),
+            ));
+        }
+        if !sc
+            .sessions
+            .iter()
+            .any(|s| s.id == c.session && s.user == c.user)
+        {
+            return Err(bad(
+                origin,
+                format!(
+                    "compromised session `{}` must be a session of `{}`",
+                    c.session, c.user
+                ),
+            ));
+        }
+        if !sc
+            .users
+            .iter()
+            .any(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
+        {
+            return Err(bad(
+                origin,
+                "the scenario needs an admin user without MFA (for the ready file)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn bad(origin: &str, reason: impl Into<String>) -> SimError {
+    SimError::Scenario {
+        origin: origin.to_owned(),
+        reason: reason.into(),
     }
 }

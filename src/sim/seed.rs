@@ -2,8 +2,6 @@
 //! stores key digests, generates audit history (seeded, so reproducible) and opens the admin
 //! session whose token the ready file reports.
 
-use std::collections::HashSet;
-
 use jiff::{SignedDuration, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -12,7 +10,6 @@ use secrecy::SecretString;
 use super::audit::{Agent, AuditRow, Entity, Source};
 use super::auth;
 use super::error::SimError;
-use super::roles;
 use super::scenario::{AuditHistorySpec, Scenario};
 use super::shared::{REFRESH_TTL, Shared, register_tokens};
 use super::state::{ApiKey, Consent, Patient, Session, State, User};
@@ -43,93 +40,6 @@ fn days(n: i64) -> SignedDuration {
     SignedDuration::from_hours(24 * n)
 }
 
-/// Checks the scenario's cross-references before anything is built.
-fn validate(sc: &Scenario, origin: &str) -> Result<(), SimError> {
-    let users: HashSet<&str> = sc.users.iter().map(|u| u.id.as_str()).collect();
-    if users.len() != sc.users.len() {
-        return Err(bad(origin, "user ids must be unique"));
-    }
-    for u in &sc.users {
-        if let Some(r) = u.roles.iter().find(|r| !roles::exists(r)) {
-            return Err(bad(origin, format!("user {}: unknown role `{r}`", u.id)));
-        }
-    }
-    let user_ref = |what: &str, id: &str| {
-        if users.contains(id) {
-            Ok(())
-        } else {
-            Err(bad(origin, format!("{what} refers to unknown user `{id}`")))
-        }
-    };
-    for s in &sc.sessions {
-        user_ref(&format!("session {}", s.id), &s.user)?;
-    }
-    for k in &sc.api_keys {
-        user_ref(&format!("api key {}", k.id), &k.owner)?;
-    }
-    if let Some(g) = &sc.generate_keys {
-        user_ref("generate_keys", &g.owner)?;
-    }
-    let patients: HashSet<&str> = sc.patients.iter().map(|p| p.id.as_str()).collect();
-    if let Some(c) = sc
-        .consents
-        .iter()
-        .find(|c| !patients.contains(c.patient.as_str()))
-    {
-        return Err(bad(
-            origin,
-            format!("consent {} refers to unknown patient `{}`", c.id, c.patient),
-        ));
-    }
-    if let Some(h) = &sc.audit_history {
-        if h.actors.is_empty() {
-            return Err(bad(origin, "audit_history needs at least one actor"));
-        }
-        for a in &h.actors {
-            user_ref("audit_history actor", &a.user)?;
-        }
-    }
-    let c = &sc.compromised;
-    user_ref("compromised", &c.user)?;
-    if !sc
-        .api_keys
-        .iter()
-        .any(|k| k.id == c.key && k.owner == c.user)
-    {
-        return Err(bad(
-            origin,
-            format!(
-                "compromised key `{}` must be an api_keys entry owned by `{}`",
-                c.key, c.user
-            ),
-        ));
-    }
-    if !sc
-        .sessions
-        .iter()
-        .any(|s| s.id == c.session && s.user == c.user)
-    {
-        return Err(bad(
-            origin,
-            format!(
-                "compromised session `{}` must be a session of `{}`",
-                c.session, c.user
-            ),
-        ));
-    }
-    if !sc
-        .users
-        .iter()
-        .any(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
-    {
-        return Err(bad(
-            origin,
-            "the scenario needs an admin user without MFA (for the ready file)",
-        ));
-    }
-    Ok(())
-}
-
 /// Builds the state into `shared` and returns the ready-file facts.
 pub(crate) fn seed(
     shared: &Shared,
@@ -137,58 +47,13 @@ pub(crate) fn seed(
     origin: &str,
     seed: u64,
 ) -> Result<Seeded, SimError> {
-    validate(sc, origin)?;
+    sc.validate(origin)?;
     let now = shared.clock.now();
     let mut st = shared.lock();
     st.org_id = sc.organization.id.clone();
     st.org_name = sc.organization.name.clone();
-    for u in &sc.users {
-        st.users_by_email
-            .insert(u.email.to_ascii_lowercase(), u.id.clone());
-        st.users.insert(
-            u.id.clone(),
-            User {
-                id: u.id.clone(),
-                email: u.email.clone(),
-                name: u.name.clone(),
-                password_hash: auth::hash_password(&u.password)?,
-                roles: u.roles.clone(),
-                mfa_secret: u.mfa_secret.as_ref().map(|s| s.as_bytes().to_vec()),
-            },
-        );
-    }
-    let mut compromised_tokens = None;
-    for s in &sc.sessions {
-        let created = now - SignedDuration::from_mins(s.created_minutes_ago);
-        st.sessions.insert(
-            s.id.clone(),
-            Session {
-                id: s.id.clone(),
-                user_id: s.user.clone(),
-                created_at: created,
-                last_seen_at: now,
-                ip: s.ip.clone(),
-                user_agent: s.user_agent.clone(),
-                revoked: false,
-            },
-        );
-        let pair = match (&s.access_token, &s.refresh_token) {
-            (Some(a), Some(r)) => {
-                let exp = now
-                    + SignedDuration::try_from(shared.token_ttl)
-                        .unwrap_or(SignedDuration::from_mins(15));
-                register_tokens(&mut st, &s.id, a, r, exp, now + REFRESH_TTL);
-                (a.clone(), r.clone())
-            }
-            _ => {
-                let p = shared.issue_tokens(&mut st, &s.user, &s.id, now)?;
-                (p.access, p.refresh)
-            }
-        };
-        if s.id == sc.compromised.session {
-            compromised_tokens = Some(pair);
-        }
-    }
+    seed_users(&mut st, sc)?;
+    let compromised_tokens = seed_sessions(shared, &mut st, sc, now)?;
     seed_keys(&mut st, sc, now);
     seed_phi(&mut st, sc, now);
     if let Some(h) = &sc.audit_history {
@@ -199,20 +64,7 @@ pub(crate) fn seed(
         .iter()
         .find(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
         .ok_or_else(|| bad(origin, "no admin user without MFA"))?;
-    let admin_session = format!("s-ready-{}", admin.id);
-    st.sessions.insert(
-        admin_session.clone(),
-        Session {
-            id: admin_session.clone(),
-            user_id: admin.id.clone(),
-            created_at: now,
-            last_seen_at: now,
-            ip: "127.0.0.1".into(),
-            user_agent: "esus-ir sim (ready file)".into(),
-            revoked: false,
-        },
-    );
-    let admin_pair = shared.issue_tokens(&mut st, &admin.id, &admin_session, now)?;
+    let admin_pair = open_ready_session(shared, &mut st, &admin.id, now)?;
     let key = sc
         .api_keys
         .iter()
@@ -233,6 +85,88 @@ pub(crate) fn seed(
         session_token: session_token.into(),
         session_refresh_token: session_refresh.into(),
     })
+}
+
+fn seed_users(st: &mut State, sc: &Scenario) -> Result<(), SimError> {
+    for u in &sc.users {
+        st.users_by_email
+            .insert(u.email.to_ascii_lowercase(), u.id.clone());
+        st.users.insert(
+            u.id.clone(),
+            User {
+                id: u.id.clone(),
+                email: u.email.clone(),
+                name: u.name.clone(),
+                password_hash: auth::hash_password(&u.password)?,
+                roles: u.roles.clone(),
+                mfa_secret: u.mfa_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Opens the scenario's sessions; returns the compromised session's (access, refresh) tokens.
+fn seed_sessions(
+    shared: &Shared,
+    st: &mut State,
+    sc: &Scenario,
+    now: Timestamp,
+) -> Result<Option<(String, String)>, SimError> {
+    let mut compromised = None;
+    for s in &sc.sessions {
+        st.sessions.insert(
+            s.id.clone(),
+            Session {
+                id: s.id.clone(),
+                user_id: s.user.clone(),
+                created_at: now - SignedDuration::from_mins(s.created_minutes_ago),
+                last_seen_at: now,
+                ip: s.ip.clone(),
+                user_agent: s.user_agent.clone(),
+                revoked: false,
+            },
+        );
+        let pair = match (&s.access_token, &s.refresh_token) {
+            (Some(a), Some(r)) => {
+                let ttl = SignedDuration::try_from(shared.token_ttl)
+                    .unwrap_or(SignedDuration::from_mins(15));
+                register_tokens(st, &s.id, a, r, now + ttl, now + REFRESH_TTL);
+                (a.clone(), r.clone())
+            }
+            _ => {
+                let p = shared.issue_tokens(st, &s.user, &s.id, now)?;
+                (p.access, p.refresh)
+            }
+        };
+        if s.id == sc.compromised.session {
+            compromised = Some(pair);
+        }
+    }
+    Ok(compromised)
+}
+
+/// The admin session whose tokens the ready file reports.
+fn open_ready_session(
+    shared: &Shared,
+    st: &mut State,
+    admin_id: &str,
+    now: Timestamp,
+) -> Result<super::shared::TokenPair, SimError> {
+    let id = format!("s-ready-{admin_id}");
+    st.sessions.insert(
+        id.clone(),
+        Session {
+            id: id.clone(),
+            user_id: admin_id.to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            ip: "127.0.0.1".into(),
+            user_agent: "esus-ir sim (ready file)".into(),
+            revoked: false,
+        },
+    );
+    shared.issue_tokens(st, admin_id, &id, now)
 }
 
 fn seed_keys(st: &mut State, sc: &Scenario, now: Timestamp) {

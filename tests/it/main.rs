@@ -12,6 +12,7 @@ mod sim_auth;
 mod sim_cli;
 mod sim_faults;
 mod sim_fhir;
+mod sim_hooks;
 mod sim_keys;
 mod sim_support;
 mod transcript_cli;

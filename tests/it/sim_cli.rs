@@ -226,3 +226,32 @@ async fn scenario_files_seed_the_simulator_and_errors_name_the_problem() {
             .contains("usres")
     );
 }
+
+#[tokio::test]
+async fn scenario_sessions_may_carry_literal_tokens() {
+    let yaml = esus_ir::sim::DEFAULT_SCENARIO_YAML.replace(
+        "created_minutes_ago: 95 }",
+        "created_minutes_ago: 95, access_token: known-access-token, refresh_token: known-refresh-token }",
+    );
+    let sim = Simulator::start(
+        SimConfig::default()
+            .with_scenario_yaml(&yaml)
+            .expect("yaml"),
+    )
+    .await
+    .expect("starts");
+    assert_eq!(
+        sim.ready().session_token.expose_secret(),
+        "known-access-token"
+    );
+    let me: Value = client()
+        .get(format!("{}/auth/me", sim.base_url()))
+        .bearer_auth("known-access-token")
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["id"], "u-1001");
+}

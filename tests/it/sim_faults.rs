@@ -257,3 +257,22 @@ async fn request_log_records_what_was_received_and_skips_sim_routes() {
         .await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn faults_never_touch_the_sim_controls() {
+    let s = faulty(&["error_count=100", "drop_rate=1.0"], 0).await;
+    let log = s.call("GET", "/_sim/requests", Cred::None, None).await;
+    assert_eq!(log.status, 200);
+    let adv = s
+        .call(
+            "POST",
+            "/_sim/clock/advance",
+            Cred::None,
+            Some(json!({"seconds": 1})),
+        )
+        .await;
+    assert_eq!(adv.status, 200);
+    let admin = s.admin();
+    let a = s.call("GET", "/roles", Cred::Bearer(&admin), None).await;
+    assert_eq!(a.status, 503, "error_count wins over the drop");
+}
