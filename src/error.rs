@@ -49,6 +49,9 @@ pub enum Error {
     /// ESUS refused the operator's credentials, or there were none.
     #[error("authentication: {0}")]
     Auth(String),
+    /// A transcript is invalid (tampered, unsigned where a signature is required, inconsistent).
+    #[error("{0}")]
+    Invalid(String),
     /// The simulator failed to start or serve.
     #[error("simulator: {0}")]
     Sim(String),
@@ -63,6 +66,7 @@ impl Error {
         match self {
             Error::Runbook(_) | Error::Usage(_) => ExitCode::Usage,
             Error::Auth(_) => ExitCode::Auth,
+            Error::Invalid(_) => ExitCode::Invalid,
             Error::Io { .. } | Error::Sim(_) => ExitCode::StepFailed,
             // A key that cannot be used is a usage problem; a transcript that cannot be read
             // or checked is never valid.

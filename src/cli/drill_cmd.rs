@@ -165,7 +165,8 @@ async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
         ],
     };
     let run_args = RunArgs {
-        runbook: args.runbook.clone(),
+        runbook: Some(args.runbook.clone()),
+        resume: None,
         base_url: None,
         ca_cert: None,
         token_file: None,

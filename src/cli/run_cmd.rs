@@ -34,9 +34,12 @@ use crate::transcript::{Signer, TranscriptWriter, layout};
 The operator's token comes from ESUS_TOKEN, --token-file, --login (password from ESUS_PASSWORD or a
 prompt), or a hidden prompt — never from the command line. ESUS_REFRESH_TOKEN enables renewal.")]
 pub struct RunArgs {
-    /// A runbook file or bundled runbook name.
-    #[arg(value_name = "RUNBOOK")]
-    pub runbook: String,
+    /// A runbook file or bundled runbook name (with --resume: optional, checked against the transcript).
+    #[arg(value_name = "RUNBOOK", required_unless_present = "resume")]
+    pub runbook: Option<String>,
+    /// Continue a stopped run from its transcript: finished steps are not repeated.
+    #[arg(long, value_name = "TRANSCRIPT")]
+    pub resume: Option<PathBuf>,
     /// ESUS base URL (https; http only to loopback).
     #[arg(long, env = "ESUS_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
@@ -187,7 +190,7 @@ pub async fn execute_drill(
     mut target: DrillTarget,
     approve_all: bool,
 ) -> Result<Finished, Error> {
-    let source = bundled::resolve(&args.runbook)?;
+    let source = bundled::resolve(args.runbook.as_deref().unwrap_or("api-key-compromise"))?;
     if let Ok((rb, _)) = crate::runbook::parse::parse(&source.text) {
         // The scenario's facts fill only the inputs this runbook declares.
         target
@@ -222,7 +225,19 @@ pub async fn execute(
     mode: RunMode,
     drill: Option<DrillTarget>,
 ) -> Result<Finished, Error> {
-    let source = bundled::resolve(&args.runbook)?;
+    let resumed = match &args.resume {
+        Some(path) => Some(load_resume(path, args.runbook.as_deref())?),
+        None => None,
+    };
+    let source = match (&resumed, &args.runbook) {
+        (Some((source, _)), _) => source.clone(),
+        (None, Some(name)) => bundled::resolve(name)?,
+        (None, None) => {
+            return Err(Error::Usage(
+                "which runbook? give RUNBOOK or --resume".into(),
+            ));
+        }
+    };
     let valid = Arc::new(crate::runbook::load(
         &source.display,
         &source.text,
@@ -231,11 +246,33 @@ pub async fn execute(
     let interactive =
         !args.non_interactive && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let dry = args.dry_run.as_deref();
-    let inputs = inputs::resolve(
-        &valid.runbook,
-        &input_sources(&args, interactive, drill.as_ref())?,
-    )
-    .map_err(|e| Error::Usage(format!("inputs:\n{e}")))?;
+    let resume_plan = match (&resumed, &args.resume) {
+        (Some((_, records)), Some(path)) => {
+            let secrets = path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(layout::SECRETS_DIR);
+            let plan =
+                crate::exec::resume::plan(records, &valid, &secrets).map_err(Error::Usage)?;
+            for note in &plan.notes {
+                eprintln!("{note}");
+            }
+            Some(plan)
+        }
+        _ => None,
+    };
+    let mut sources = input_sources(&args, interactive, drill.as_ref())?;
+    if let Some(plan) = &resume_plan {
+        // The first run's inputs, unless given again.
+        for (k, v) in &plan.inputs {
+            if !sources.given.iter().any(|(n, _)| n == k) {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                sources.given.insert(0, (k.clone(), text));
+            }
+        }
+    }
+    let inputs = inputs::resolve(&valid.runbook, &sources)
+        .map_err(|e| Error::Usage(format!("inputs:\n{e}")))?;
     let base_url = drill
         .as_ref()
         .map(|d| d.base_url.clone())
@@ -333,7 +370,7 @@ pub async fn execute(
         operator: operator_name(args.operator.as_deref()),
         host: host_name(),
         mode,
-        resumes: None,
+        resumes: resume_plan.as_ref().map(|p| p.resumes.clone()),
     };
     if let Some(what) = dry {
         let steps = dry_run::run(shared, &inputs, meta, what == "reads").await;
@@ -348,7 +385,11 @@ pub async fn execute(
     let opts = RunOptions {
         max_parallel: args.max_parallel.into(),
         policy,
-        finished: Default::default(),
+        finished: resume_plan
+            .as_ref()
+            .map(|p| p.finished.clone())
+            .unwrap_or_default(),
+        unknown: resume_plan.map(|p| p.unknown).unwrap_or_default(),
     };
     let mut report = executor::run(shared, &inputs, meta, opts).await;
     ctrl_c.abort();
@@ -362,6 +403,74 @@ pub async fn execute(
         return Err(e.into());
     }
     Ok(done)
+}
+
+/// Reads a transcript to resume: its chain must be intact, its signature (when there is one)
+/// valid, and the runbook unchanged.
+fn load_resume(
+    path: &std::path::Path,
+    runbook: Option<&str>,
+) -> Result<(bundled::RunbookSource, Vec<crate::transcript::Record>), Error> {
+    let (records, cut) = crate::transcript::read_transcript_prefix(path)?;
+    if cut {
+        eprintln!(
+            "note: the transcript's last line was cut (the run was killed while writing); it is ignored"
+        );
+    }
+    if crate::transcript::signature_path(path).exists() {
+        let v = crate::transcript::verify_transcript(
+            path,
+            &crate::transcript::VerifyOptions::default(),
+        )?;
+        if !v.ok {
+            let first = v
+                .problems
+                .first()
+                .map(|p| p.what.clone())
+                .unwrap_or_default();
+            return Err(Error::Invalid(format!(
+                "{} does not verify ({first}); refusing to resume from it",
+                path.display()
+            )));
+        }
+    }
+    let first = records
+        .first()
+        .filter(|r| r.kind == "run-started")
+        .ok_or_else(|| Error::Invalid(format!("{}: no run-started record", path.display())))?;
+    let text = first
+        .str_field("runbook_text")
+        .unwrap_or_default()
+        .to_string();
+    let recorded = first.str_field("runbook_sha256").unwrap_or_default();
+    if crate::transcript::sha256_hex(text.as_bytes()) != recorded {
+        return Err(Error::Invalid(format!(
+            "{}: the embedded runbook does not match its digest",
+            path.display()
+        )));
+    }
+    let source = match runbook {
+        Some(name) => {
+            let given = bundled::resolve(name)?;
+            let digest = crate::transcript::sha256_hex(given.text.as_bytes());
+            if digest != recorded {
+                return Err(Error::Usage(format!(
+                    "the runbook `{name}` changed since that run (sha256 {}… now, {}… then); resume needs the same runbook — omit RUNBOOK to use the copy in the transcript",
+                    &digest[..12],
+                    &recorded[..12.min(recorded.len())]
+                )));
+            }
+            given
+        }
+        None => bundled::RunbookSource {
+            display: format!(
+                "{} (from the transcript)",
+                first.str_field("runbook_name").unwrap_or("runbook")
+            ),
+            text,
+        },
+    };
+    Ok((source, records))
 }
 
 fn input_sources(

@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub policy: ApprovalPolicy,
     /// Steps finished by the run being resumed: their status and non-secret outputs.
     pub finished: HashMap<String, FinishedStep>,
+    /// Non-idempotent steps whose request an earlier run sent with no recorded answer.
+    pub unknown: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -245,6 +247,23 @@ pub async fn run(
                         continue;
                     }
                 };
+                let recover = opts.unknown.contains(&step.id);
+                if recover && info_of(&shared, i).action.name != "api_keys.rotate" {
+                    match resend_unknown(&shared, &opts.policy, i).await {
+                        Ok(true) => {}
+                        Ok(false) | Err(_) => {
+                            declined = true;
+                            stop = true;
+                            let r = StepResult {
+                                status: Some(StepStatus::Declined),
+                                reason: Some("an earlier run sent this request and recorded no answer; it is not safe to repeat blindly. Check ESUS's state, then run the step again (interactively, or with a fresh run)".into()),
+                                ..StepResult::default()
+                            };
+                            done(&shared, &mut ctx, &mut slots, &mut reports, i, r, false);
+                            continue;
+                        }
+                    }
+                }
                 match approve(&shared, &ctx, &opts.policy, i, &prepared).await {
                     Ok(true) => {}
                     Ok(false) => {
@@ -272,7 +291,12 @@ pub async fn run(
                 slots[i] = Slot::Running;
                 started_at.insert(i, Instant::now());
                 let (sh, snapshot) = (shared.clone(), Arc::new(ctx.clone()));
-                running.spawn(async move { (i, step::execute(sh, snapshot, i, prepared).await) });
+                running.spawn(async move {
+                    (
+                        i,
+                        step::execute_with(sh, snapshot, i, prepared, recover).await,
+                    )
+                });
             }
         }
         if running.is_empty() {
@@ -362,6 +386,39 @@ pub async fn run(
         (RunOutcome::Success, "all steps completed".to_string())
     };
     finish(&shared, report, outcome, msg, reports)
+}
+
+fn info_of(shared: &Shared, i: usize) -> &crate::runbook::validate::StepInfo {
+    &shared.valid.steps[i]
+}
+
+/// Asks whether to send again a non-idempotent request whose earlier outcome is unknown;
+/// unattended runs never do.
+async fn resend_unknown(
+    shared: &Arc<Shared>,
+    policy: &ApprovalPolicy,
+    i: usize,
+) -> std::io::Result<bool> {
+    if !policy.interactive {
+        return Ok(false);
+    }
+    let step = &shared.valid.runbook.steps[i];
+    let prompt = Prompt {
+        step: step.id.clone(),
+        name: step.name.clone(),
+        message: format!(
+            "An earlier run sent `{}` ({}) and recorded no answer: it may already have happened. Check ESUS; send it again?",
+            step.id, step.action
+        ),
+        requests: Vec::new(),
+        total: 0,
+        typed: None,
+        drill: shared.drill,
+    };
+    let confirmer = shared.confirmer.clone();
+    tokio::task::spawn_blocking(move || confirmer.confirm(&prompt))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 fn skipped(reason: String) -> StepResult {

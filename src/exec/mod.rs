@@ -14,6 +14,7 @@ pub mod inputs;
 pub mod progress;
 pub mod render;
 pub mod report;
+pub mod resume;
 pub mod send;
 pub mod shared;
 pub mod step;

@@ -76,11 +76,34 @@ pub async fn execute(
     i: usize,
     prepared: Prepared,
 ) -> StepResult {
+    execute_with(shared, ctx, i, prepared, false).await
+}
+
+/// Runs step `i`; `recover` means an earlier run sent its (non-idempotent) request and recorded no
+/// answer, so ESUS's state is checked before anything is sent.
+pub async fn execute_with(
+    shared: Arc<Shared>,
+    ctx: Arc<Context>,
+    i: usize,
+    prepared: Prepared,
+    recover: bool,
+) -> StepResult {
     let started = Instant::now();
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
     let mut result = match prepared {
         Prepared::One(req) if info.action.paged => paged(&shared, &ctx, step, info, req).await,
+        Prepared::One(req) if recover && info.action.name == "api_keys.rotate" => {
+            let why = "the run that sent it stopped before an answer was recorded";
+            match recover_rotate(&shared, step, info, &req, why).await {
+                Ok((resp, id, note)) => {
+                    let mut r = finish_answer(&shared, &ctx, step, info, &resp, &id, None).await;
+                    r.reason.get_or_insert(note);
+                    r
+                }
+                Err(r) => r,
+            }
+        }
         Prepared::One(req) => one(&shared, &ctx, step, info, req, None).await,
         Prepared::Many(items) => many(&shared, &ctx, step, info, items).await,
         Prepared::Revoked { get, probe } => revoked(&shared, &ctx, step, info, get, probe).await,

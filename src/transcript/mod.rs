@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 pub use allowed_signers::{AllowedSigner, parse_allowed_signers};
 pub use canonical::{canonical_json, request_digest, sha256_hex};
-pub use read::read_transcript;
+pub use read::{read_transcript, read_transcript_prefix};
 pub use record::{GENESIS_PREV, Record};
 pub use sign::{
     KeyCreated, NAMESPACE, Signer, SignerSource, allowed_signers_line, default_key_path,

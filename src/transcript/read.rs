@@ -23,3 +23,24 @@ pub fn read_transcript(path: &Path) -> Result<Vec<Record>, TranscriptError> {
     }
     Ok(records.into_iter().map(|l| l.record).collect())
 }
+
+/// Reads a transcript that may end in a line cut by a killed process: complete lines only.
+/// Returns the records and whether a partial last line was dropped.
+pub fn read_transcript_prefix(path: &Path) -> Result<(Vec<Record>, bool), TranscriptError> {
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| TranscriptError::io(format!("reading {}", path.display()), e))?;
+    let cut = !bytes.is_empty() && !bytes.ends_with(b"\n");
+    if cut {
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        bytes.truncate(keep);
+    }
+    let (records, problems) = check_chain(&bytes);
+    if let Some(problem) = problems.into_iter().next() {
+        return Err(TranscriptError::Malformed {
+            path: path.to_path_buf(),
+            line: problem.line.unwrap_or(0),
+            what: problem.what,
+        });
+    }
+    Ok((records.into_iter().map(|l| l.record).collect(), cut))
+}

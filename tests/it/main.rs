@@ -2,6 +2,7 @@
 
 mod cli;
 mod drill;
+mod resume;
 mod run_faults;
 mod run_live;
 mod run_modes;
