@@ -22,3 +22,5 @@ mod transcript_verify;
 mod transcript_writer;
 mod validate;
 mod validate_fuzz;
+mod runbooks_session;
+mod runbooks_support;
