@@ -22,5 +22,6 @@ mod transcript_verify;
 mod transcript_writer;
 mod validate;
 mod validate_fuzz;
+mod runbooks_monitoring;
 mod runbooks_session;
 mod runbooks_support;

@@ -1,6 +1,7 @@
 //! Helpers for the bundled-runbook tests: run a bundled runbook against the in-process simulator
 //! (through [`Env`]), read its JSON report, and look at ESUS's state with a plain HTTP client.
 
+use std::path::Path;
 use std::process::Output;
 
 use secrecy::ExposeSecret;
@@ -14,7 +15,18 @@ pub(crate) const DEFAULT_SCENARIO: &str = include_str!("../../src/sim/default_sc
 /// Runs `runbook` live, unattended (`--yes --non-interactive --output json`), with extra args;
 /// expects exit 0 and returns the JSON report.
 pub(crate) async fn run_ok(env: &Env, runbook: &str, args: &[&str], envs: &[(&str, &str)]) -> Value {
-    let out = run(env, runbook, args, envs, true).await;
+    run_ok_in(env, &env.run_dir(), runbook, args, envs).await
+}
+
+/// Like [`run_ok`], with another run folder (for a second run against the same simulator).
+pub(crate) async fn run_ok_in(
+    env: &Env,
+    run_dir: &Path,
+    runbook: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Value {
+    let out = run_in(env, run_dir, runbook, args, envs, true).await;
     assert_code(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["outcome"], "success", "{report:#}");
@@ -29,7 +41,18 @@ pub(crate) async fn run(
     envs: &[(&str, &str)],
     live: bool,
 ) -> Output {
-    let mut cmd = env.run_cmd(runbook);
+    run_in(env, &env.run_dir(), runbook, args, envs, live).await
+}
+
+async fn run_in(
+    env: &Env,
+    run_dir: &Path,
+    runbook: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    live: bool,
+) -> Output {
+    let mut cmd = env.run_cmd_at(runbook, run_dir);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -121,6 +144,19 @@ impl Api {
         api_key: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_with(method, path, bearer, api_key, body, &[]).await
+    }
+
+    /// Like [`Api::call`], with extra headers.
+    pub(crate) async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        api_key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = bearer {
@@ -128,6 +164,9 @@ impl Api {
         }
         if let Some(k) = api_key {
             req = req.header("X-API-Key", k);
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -150,4 +189,9 @@ impl Api {
         assert_eq!(status, 200, "GET {path}: {body}");
         body
     }
+}
+
+/// The scenario admin's access token.
+pub(crate) fn admin_token(env: &Env) -> String {
+    env.sim.ready().admin_token.expose_secret().to_string()
 }
