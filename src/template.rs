@@ -192,7 +192,9 @@ fn day_count(days: i64) -> Result<jiff::SignedDuration, minijinja::Error> {
 fn days_ago(days: i64) -> Result<String, minijinja::Error> {
     let then = jiff::Timestamp::now()
         .checked_sub(day_count(days)?)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))?;
+        .map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+        })?;
     Ok(then.to_string())
 }
 

@@ -60,7 +60,14 @@ async fn runbooks_security_monitoring_creates_both_alerts_once_and_they_fire() {
 
     // Idempotent: a second run lists, finds both, and creates nothing.
     let again = env.dir.path().join("run2");
-    let second = run_ok_in(&env, &again, "security-monitoring", &["--input", &input], &[]).await;
+    let second = run_ok_in(
+        &env,
+        &again,
+        "security-monitoring",
+        &["--input", &input],
+        &[],
+    )
+    .await;
     assert_eq!(posts(&env), 2, "the second run created nothing");
     assert_eq!(subscriptions(&env).await.len(), 2);
     assert_eq!(step(&second, "failed_access")["status"], "skipped");
@@ -93,12 +100,18 @@ async fn runbooks_security_monitoring_creates_both_alerts_once_and_they_fire() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let d = env.sim.deliveries();
-        let to = |id: &Value| d.iter().any(|x| Some(x.subscription_id.as_str()) == id.as_str());
+        let to = |id: &Value| {
+            d.iter()
+                .any(|x| Some(x.subscription_id.as_str()) == id.as_str())
+        };
         if to(&failure_id) && to(&override_id) {
             assert!(d.iter().all(|x| x.endpoint == endpoint));
             break;
         }
-        assert!(Instant::now() < deadline, "no delivery for both alerts: {d:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no delivery for both alerts: {d:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -130,7 +143,11 @@ async fn runbooks_security_monitoring_creates_only_what_is_missing() {
     let before = posts(&env);
     let input = format!("endpoint={endpoint}");
     let report = run_ok(&env, "security-monitoring", &["--input", &input], &[]).await;
-    assert_eq!(posts(&env), before + 1, "only the override alert was created");
+    assert_eq!(
+        posts(&env),
+        before + 1,
+        "only the override alert was created"
+    );
     assert_eq!(step(&report, "failed_access")["status"], "skipped");
     assert_eq!(step(&report, "emergency_override")["status"], "ok");
     assert_eq!(

@@ -14,7 +14,12 @@ pub(crate) const DEFAULT_SCENARIO: &str = include_str!("../../src/sim/default_sc
 
 /// Runs `runbook` live, unattended (`--yes --non-interactive --output json`), with extra args;
 /// expects exit 0 and returns the JSON report.
-pub(crate) async fn run_ok(env: &Env, runbook: &str, args: &[&str], envs: &[(&str, &str)]) -> Value {
+pub(crate) async fn run_ok(
+    env: &Env,
+    runbook: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Value {
     run_ok_in(env, &env.run_dir(), runbook, args, envs).await
 }
 
@@ -144,7 +149,8 @@ impl Api {
         api_key: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        self.call_with(method, path, bearer, api_key, body, &[]).await
+        self.call_with(method, path, bearer, api_key, body, &[])
+            .await
     }
 
     /// Like [`Api::call`], with extra headers.
