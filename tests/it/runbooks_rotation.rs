@@ -209,3 +209,45 @@ async fn runbooks_scheduled_rotation_dry_run_sends_nothing() {
     }
     assert_eq!(env.sim.api_key("k-1005").expect("key").superseded_by, None);
 }
+
+/// At a real prompt: one question for the whole batch, listing every key it will rotate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbooks_scheduled_rotation_asks_once_showing_every_key() {
+    use expectrl::Expect;
+    let config = SimConfig::default()
+        .with_scenario_yaml(&scenario())
+        .expect("scenario");
+    let env = Env::with(config).await;
+    let cmd = crate::runbooks_support::std_run(&env, "scheduled-key-rotation", &[]);
+    let code = tokio::task::block_in_place(|| {
+        let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        // The requests are listed first (in the order of the listing), then the question.
+        for id in DUE {
+            session
+                .expect(format!("/api-keys/{id}/rotate").as_str())
+                .expect("every request is shown");
+        }
+        session
+            .expect("Rotate these 6 API keys")
+            .expect("the batch prompt names the count");
+        session.send("y").expect("answer");
+        session.expect(expectrl::Eof).expect("the run ends");
+        match session.get_process().wait().expect("exit status") {
+            expectrl::process::unix::WaitStatus::Exited(_, code) => code,
+            other => panic!("unexpected end: {other:?}"),
+        }
+    });
+    assert_eq!(code, 0);
+    for id in DUE {
+        assert!(
+            env.sim
+                .api_key(id)
+                .is_some_and(|k| k.superseded_by.is_some()),
+            "{id}"
+        );
+    }
+    let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
+    assert_eq!(transcript.matches("\"type\":\"confirmation\"").count(), 1);
+    assert!(transcript.contains("\"how\":\"interactive\""));
+}

@@ -201,3 +201,25 @@ impl Api {
 pub(crate) fn admin_token(env: &Env) -> String {
     env.sim.ready().admin_token.expose_secret().to_string()
 }
+
+/// `esus-ir run RUNBOOK ARGS…` as a plain process (for pseudo-terminal tests), with the
+/// environment of [`Env::std_cmd`] minus the compromise inputs.
+pub(crate) fn std_run(env: &Env, runbook: &str, args: &[&str]) -> std::process::Command {
+    // Keep the clean environment and credentials of `std_cmd`, replace the arguments.
+    let base = env.std_cmd();
+    let mut fresh = std::process::Command::new(base.get_program());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => fresh.env(k, v),
+            None => fresh.env_remove(k),
+        };
+    }
+    fresh
+        .env_remove("ESUS_COMPROMISED_TOKEN")
+        .env_remove("ESUS_LEAKED_KEY_SECRET")
+        .args(["run", runbook, "--base-url", &env.sim.base_url()])
+        .args(["--operator", "oncall@example.org", "--run-dir"])
+        .arg(env.run_dir())
+        .args(args);
+    fresh
+}
