@@ -13,7 +13,7 @@ use crate::runbooks_support::{
     Api, DEFAULT_SCENARIO, dry_run_sends_nothing, run_ok, run_ok_in, step, strings,
 };
 
-/// The default scenario plus five more keys past 90 days and one just under.
+/// The default scenario plus five more keys past 90 days, one just under, and one old but expired.
 fn scenario() -> String {
     let extra = r#"  - { id: k-2001, name: old-a, owner: u-0001, client_id: ck_old_a, secret: sk_live_old_a_1, scopes: [Patient.read], created_days_ago: 91, expires_in_days: 300 }
   - { id: k-2002, name: old-b, owner: u-0001, client_id: ck_old_b, secret: sk_live_old_b_1, scopes: [Patient.read], created_days_ago: 120 }
@@ -21,6 +21,7 @@ fn scenario() -> String {
   - { id: k-2004, name: old-d, owner: u-1002, client_id: ck_old_d, secret: sk_live_old_d_1, scopes: [Patient.read], created_days_ago: 365, app_id: app-d }
   - { id: k-2005, name: old-e, owner: u-1004, client_id: ck_old_e, secret: sk_live_old_e_1, scopes: [Observation.read], created_days_ago: 100 }
   - { id: k-2006, name: young, owner: u-0001, client_id: ck_young, secret: sk_live_young_1, scopes: [Patient.read], created_days_ago: 89 }
+  - { id: k-2007, name: lapsed, owner: u-0001, client_id: ck_lapsed, secret: sk_live_lapsed_1, scopes: [Patient.read], created_days_ago: 200, expires_in_days: -1 }
 patients:
 "#;
     let text = DEFAULT_SCENARIO.replacen("patients:\n", extra, 1);
@@ -55,7 +56,7 @@ async fn runbooks_scheduled_rotation_rotates_every_due_key_with_a_grace_window()
     let list = &step(&report, "list")["outputs"];
     let mut due = strings(&list["due"]);
     due.sort();
-    assert_eq!(due, DUE, "young, inactive and fresh keys are not due");
+    assert_eq!(due, DUE, "young, inactive and expired keys are not due");
 
     // Each due key has a successor and is still usable inside its grace window.
     let rotate = step(&report, "rotate");
@@ -74,7 +75,9 @@ async fn runbooks_scheduled_rotation_rotates_every_due_key_with_a_grace_window()
         assert!(n.usable_now);
         assert_eq!((&n.name, &n.scopes), (&o.name, &o.scopes));
     }
-    for id in ["k-1001", "k-1002", "k-1003", "k-1004", "k-2006"] {
+    for id in [
+        "k-1001", "k-1002", "k-1003", "k-1004", "k-1006", "k-2006", "k-2007",
+    ] {
         assert_eq!(
             env.sim.api_key(id).expect("key").superseded_by,
             None,
