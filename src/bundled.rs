@@ -16,10 +16,28 @@ pub struct Bundled {
 }
 
 /// Every bundled runbook, in the order `list` shows them.
-pub static BUNDLED: &[Bundled] = &[Bundled {
-    name: "api-key-compromise",
-    text: include_str!("../runbooks/api-key-compromise.yaml"),
-}];
+pub static BUNDLED: &[Bundled] = &[
+    Bundled {
+        name: "api-key-compromise",
+        text: include_str!("../runbooks/api-key-compromise.yaml"),
+    },
+    Bundled {
+        name: "session-compromise",
+        text: include_str!("../runbooks/session-compromise.yaml"),
+    },
+    Bundled {
+        name: "security-monitoring",
+        text: include_str!("../runbooks/security-monitoring.yaml"),
+    },
+    Bundled {
+        name: "access-review",
+        text: include_str!("../runbooks/access-review.yaml"),
+    },
+    Bundled {
+        name: "scheduled-key-rotation",
+        text: include_str!("../runbooks/scheduled-key-rotation.yaml"),
+    },
+];
 
 /// Finds a bundled runbook by name.
 pub fn find(name: &str) -> Option<&'static Bundled> {

@@ -47,7 +47,8 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// A strict engine with the runbook helpers (`now()`, `days_since`).
+    /// A strict engine with the runbook helpers (`now()`, the filters `days_since` and `days_ago`,
+    /// and the tests `older_than`, `containing` and `matching`).
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -56,6 +57,10 @@ impl Engine {
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_function("now", || jiff::Timestamp::now().to_string());
         env.add_filter("days_since", days_since);
+        env.add_filter("days_ago", days_ago);
+        env.add_test("older_than", older_than);
+        env.add_test("containing", containing);
+        env.add_test("matching", matching);
         Engine { env }
     }
 
@@ -169,6 +174,89 @@ fn days_since(ts: String) -> Result<i64, minijinja::Error> {
     Ok(jiff::Timestamp::now().duration_since(then).as_secs() / 86_400)
 }
 
+/// Most days `days_ago` and `older_than` accept (a century): keeps the arithmetic in range.
+const MAX_DAYS: i64 = 36_500;
+
+fn day_count(days: i64) -> Result<jiff::SignedDuration, minijinja::Error> {
+    if !(0..=MAX_DAYS).contains(&days) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{days} days: expected 0 to {MAX_DAYS}"),
+        ));
+    }
+    Ok(jiff::SignedDuration::from_secs(days * 86_400))
+}
+
+/// `7 | days_ago` → the RFC 3339 time seven days before now (for audit `date` filters). A filter,
+/// not a function, so that the validator's list of global names stays as it is.
+fn days_ago(days: i64) -> Result<String, minijinja::Error> {
+    let then = jiff::Timestamp::now()
+        .checked_sub(day_count(days)?)
+        .map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+        })?;
+    Ok(then.to_string())
+}
+
+/// `created is older_than(90)` → whether an RFC 3339 time lies more than 90 days before now
+/// (`older_than(0)`: in the past). An absent (undefined or none) time is never older; a value that
+/// is not an RFC 3339 time is an error, so a renamed field cannot silently pass a review.
+fn older_than(value: JValue, days: i64) -> Result<bool, minijinja::Error> {
+    let span = day_count(days)?;
+    if value.is_undefined() || value.is_none() {
+        return Ok(false);
+    }
+    let text = value.as_str().ok_or_else(|| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("older_than: `{value}` is not an RFC 3339 time"),
+        )
+    })?;
+    let then: jiff::Timestamp = text.parse().map_err(|e| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("older_than: `{text}` is not an RFC 3339 time: {e}"),
+        )
+    })?;
+    Ok(jiff::Timestamp::now().duration_since(then) > span)
+}
+
+/// `scopes is containing("*")` → whether a list holds the value (or a text holds the substring).
+/// An absent value contains nothing.
+fn containing(value: JValue, needle: JValue) -> Result<bool, minijinja::Error> {
+    if value.is_undefined() || value.is_none() {
+        return Ok(false);
+    }
+    if let Some(text) = value.as_str() {
+        return Ok(needle.as_str().is_some_and(|n| text.contains(n)));
+    }
+    let items = value.try_iter().map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("containing: `{value}` is neither a list nor text"),
+        )
+    })?;
+    Ok(items.into_iter().any(|item| item == needle))
+}
+
+/// `name is matching("^key[0-9]*$")` → whether the text matches the regular expression (Rust
+/// `regex` syntax: linear time, so a hostile pattern cannot stall a run). Absent values do not match.
+fn matching(value: JValue, pattern: String) -> Result<bool, minijinja::Error> {
+    if value.is_undefined() || value.is_none() {
+        return Ok(false);
+    }
+    let re = regex::RegexBuilder::new(&pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("matching: bad pattern: {e}"),
+            )
+        })?;
+    Ok(value.as_str().is_some_and(|t| re.is_match(t)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +324,66 @@ mod tests {
             .expect("refs");
         assert!(refs.contains("response.items"));
         assert!(e.template_refs("{{ inputs.key_id").is_err());
+    }
+
+    #[test]
+    fn review_helpers_select_keys_by_age_scope_and_name() {
+        let e = Engine::new();
+        let old = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(100 * 86_400))
+            .expect("time")
+            .to_string();
+        let new = jiff::Timestamp::now().to_string();
+        let later = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(86_400))
+            .expect("time")
+            .to_string();
+        let c = to_ctx(&json!({"keys": [
+            {"id": "a", "name": "key1", "scopes": ["*"], "createdAt": old},
+            {"id": "b", "name": "prod-ehr-2024", "scopes": ["Patient.read"], "createdAt": new,
+             "expiresAt": later},
+        ]}));
+        let ids = |expr: &str| e.eval(&format!("{expr} | map(attribute='id') | list"), &c);
+        assert_eq!(
+            ids("keys | selectattr('createdAt', 'older_than', 90)"),
+            Ok(json!(["a"]))
+        );
+        assert_eq!(
+            ids("keys | selectattr('createdAt', 'older_than', 0)"),
+            Ok(json!(["a", "b"]))
+        );
+        assert_eq!(
+            ids("keys | selectattr('expiresAt', 'older_than', 0)"),
+            Ok(json!([])),
+            "an absent time is not old"
+        );
+        assert_eq!(
+            ids("keys | rejectattr('expiresAt', 'defined')"),
+            Ok(json!(["a"]))
+        );
+        assert_eq!(
+            ids("keys | selectattr('scopes', 'containing', '*')"),
+            Ok(json!(["a"]))
+        );
+        assert_eq!(
+            ids("keys | selectattr('name', 'matching', '^key[0-9]*$')"),
+            Ok(json!(["a"]))
+        );
+        assert!(e.eval("'x' is older_than(1)", &c).is_err(), "not a time");
+        assert!(e.eval("'x' is matching('(')", &c).is_err(), "bad pattern");
+        assert_eq!(e.eval("'abc' is containing('b')", &c), Ok(json!(true)));
+    }
+
+    #[test]
+    fn days_ago_is_an_rfc3339_time_in_the_past_and_bounded() {
+        let e = Engine::new();
+        let c = ctx();
+        let seven = e.eval("7 | days_ago", &c).expect("days_ago");
+        let then: jiff::Timestamp = seven.as_str().expect("text").parse().expect("rfc 3339");
+        let days = jiff::Timestamp::now().duration_since(then).as_secs() / 86_400;
+        assert_eq!(days, 7);
+        assert_eq!(e.eval("7 | days_ago | days_since", &c), Ok(json!(7)));
+        assert!(e.eval("-1 | days_ago", &c).is_err());
+        assert!(e.eval("99999999 | days_ago", &c).is_err());
     }
 }
