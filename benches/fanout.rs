@@ -29,11 +29,17 @@ fn runbook(concurrency: usize) -> String {
 }
 
 async fn bare(base: &str, token: &SecretString, ids: &[String], concurrency: usize) -> Duration {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
     let started = Instant::now();
     let ok = futures::stream::iter(ids.iter())
         .map(|id| {
-            let req = client.get(format!("{base}/api-keys/{id}")).bearer_auth(token.expose_secret()).header("X-Request-Id", uuid::Uuid::new_v4().to_string());
+            let req = client
+                .get(format!("{base}/api-keys/{id}"))
+                .bearer_auth(token.expose_secret())
+                .header("X-Request-Id", uuid::Uuid::new_v4().to_string());
             async move {
                 match req.send().await {
                     Ok(r) => r.bytes().await.is_ok(),
@@ -49,20 +55,59 @@ async fn bare(base: &str, token: &SecretString, ids: &[String], concurrency: usi
     started.elapsed()
 }
 
-async fn esus_ir(base: &str, token: &SecretString, ids: &[String], concurrency: usize, dir: &std::path::Path) -> Duration {
+async fn esus_ir(
+    base: &str,
+    token: &SecretString,
+    ids: &[String],
+    concurrency: usize,
+    dir: &std::path::Path,
+) -> Duration {
     let text = runbook(concurrency);
     let valid = Arc::new(esus_ir::runbook::load("fanout", &text, false).expect("valid runbook"));
-    let sources = InputSources { given: vec![("ids".into(), serde_json::to_string(ids).expect("json"))], ..InputSources::default() };
+    let sources = InputSources {
+        given: vec![("ids".into(), serde_json::to_string(ids).expect("json"))],
+        ..InputSources::default()
+    };
     let inputs = inputs::resolve(&valid.runbook, &sources).expect("inputs");
     let run_dir = dir.join(format!("run-{concurrency}-{}", uuid::Uuid::new_v4()));
-    let folders = Folders { evidence: run_dir.join("evidence"), secrets: run_dir.join("secrets") };
+    let folders = Folders {
+        evidence: run_dir.join("evidence"),
+        secrets: run_dir.join("secrets"),
+    };
     folders.create().expect("folders");
-    let writer = Arc::new(TranscriptWriter::create(run_dir.join("transcript.jsonl"), Signer::generate("bench").expect("key")).expect("writer"));
+    let writer = Arc::new(
+        TranscriptWriter::create(
+            run_dir.join("transcript.jsonl"),
+            Signer::generate("bench").expect("key"),
+        )
+        .expect("writer"),
+    );
     let client = EsusClient::new(&ClientConfig::new(base)).expect("client");
     let (_handle, interrupt) = Interrupt::new();
-    let shared = Arc::new(Shared::new(valid, client, OperatorToken::new(Some(token.clone()), None), Arc::new(NeverPrompt), writer.clone(), Arc::new(NoProgress), folders, interrupt, false));
-    let meta = RunMeta { run_id: "bench".into(), runbook_text: text, operator: "bench".into(), host: "bench".into(), mode: RunMode::Drill, resumes: None };
-    let opts = RunOptions { max_parallel: 4, policy: ApprovalPolicy::default(), ..RunOptions::default() };
+    let shared = Arc::new(Shared::new(
+        valid,
+        client,
+        OperatorToken::new(Some(token.clone()), None),
+        Arc::new(NeverPrompt),
+        writer.clone(),
+        Arc::new(NoProgress),
+        folders,
+        interrupt,
+        false,
+    ));
+    let meta = RunMeta {
+        run_id: "bench".into(),
+        runbook_text: text,
+        operator: "bench".into(),
+        host: "bench".into(),
+        mode: RunMode::Drill,
+        resumes: None,
+    };
+    let opts = RunOptions {
+        max_parallel: 4,
+        policy: ApprovalPolicy::default(),
+        ..RunOptions::default()
+    };
     let started = Instant::now();
     let report = executor::run(shared, &inputs, meta, opts).await;
     let took = started.elapsed();
@@ -74,24 +119,57 @@ async fn esus_ir(base: &str, token: &SecretString, ids: &[String], concurrency: 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n = args.first().copied().unwrap_or(2000);
-    let levels: Vec<usize> = if args.len() > 1 { args[1..].to_vec() } else { vec![8, 32] };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let levels: Vec<usize> = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        vec![8, 32]
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
-        let scenario = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/sim-fanout-5000-keys.yaml")).expect("scenario");
-        let sim = Simulator::start(SimConfig::default().with_scenario_yaml(&scenario).expect("scenario")).await.expect("sim");
+        let scenario = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/bench/sim-fanout-5000-keys.yaml"
+        ))
+        .expect("scenario");
+        let sim = Simulator::start(
+            SimConfig::default()
+                .with_scenario_yaml(&scenario)
+                .expect("scenario"),
+        )
+        .await
+        .expect("sim");
         let base = sim.base_url();
         let token = sim.ready().admin_token.clone();
-        let ids: Vec<String> = (1..=n.min(5000)).map(|i| format!("gen-key-{i:05}")).collect();
+        let ids: Vec<String> = (1..=n.min(5000))
+            .map(|i| format!("gen-key-{i:05}"))
+            .collect();
         let dir = tempfile::tempdir().expect("tempdir");
-        println!("fan-out over {} keys, simulator in-process on {base}", ids.len());
-        println!("{:>11} {:>12} {:>12} {:>8} {:>14}", "concurrency", "bare req/s", "esus-ir req/s", "ratio", "peak RSS MiB");
+        println!(
+            "fan-out over {} keys, simulator in-process on {base}",
+            ids.len()
+        );
+        println!(
+            "{:>11} {:>12} {:>12} {:>8} {:>14}",
+            "concurrency", "bare req/s", "esus-ir req/s", "ratio", "peak RSS MiB"
+        );
         for &c in &levels {
             // Warm both paths once, then take the better of three runs each.
             let _ = bare(&base, &token, &ids[..ids.len().min(200)], c).await;
@@ -102,7 +180,13 @@ fn main() {
                 e = e.min(esus_ir(&base, &token, &ids, c, dir.path()).await);
             }
             let rate = |d: Duration| ids.len() as f64 / d.as_secs_f64();
-            println!("{c:>11} {:>12.0} {:>12.0} {:>8.2} {:>14.1}", rate(b), rate(e), rate(e) / rate(b), peak_rss_kib() as f64 / 1024.0);
+            println!(
+                "{c:>11} {:>12.0} {:>12.0} {:>8.2} {:>14.1}",
+                rate(b),
+                rate(e),
+                rate(e) / rate(b),
+                peak_rss_kib() as f64 / 1024.0
+            );
         }
     });
 }

@@ -105,7 +105,17 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
                 }
             }
         }
-        let view = |r: &crate::esus::request::ApiRequest| r.view(shared.client.url(r).as_str());
+        // Placeholders such as `<item>` are shown as written, not percent-encoded.
+        let view = |r: &crate::esus::request::ApiRequest| {
+            r.view(
+                &shared
+                    .client
+                    .url(r)
+                    .as_str()
+                    .replace("%3C", "<")
+                    .replace("%3E", ">"),
+            )
+        };
         if !skip {
             if let Some(expr) = &step.foreach {
                 let items = if unknown(expr) {
@@ -161,9 +171,6 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
                                 "reads the Consent first, then PUTs it back with status `inactive`"
                                     .into(),
                             );
-                        }
-                        if info.action.paged {
-                            d.notes.push("reads every page (_count=100, _offset=0, 100, …) into the evidence folder".into());
                         }
                         if info.action.special == Special::CheckRevoked {
                             d.notes.push(

@@ -565,7 +565,16 @@ async fn prepare(shared: &Arc<Shared>, ctx: &Context, i: usize) -> Result<Prepar
             step: step.id.clone(),
             items: Some(items.len()),
         });
-        return Ok(Prepared::Many(items));
+        let built = if info.action.special == Special::ConsentExpire {
+            let mut reqs = Vec::with_capacity(items.len());
+            for item in &items {
+                reqs.push(consent_put(shared, ctx, i, Some(item)).await?);
+            }
+            Some(reqs)
+        } else {
+            None
+        };
+        return Ok(Prepared::Many { items, built });
     }
     match info.action.special {
         Special::CheckRevoked => {
@@ -588,48 +597,63 @@ async fn prepare(shared: &Arc<Shared>, ctx: &Context, i: usize) -> Result<Prepar
             };
             Ok(Prepared::Revoked { get, probe })
         }
-        Special::ConsentExpire => {
-            let get = render::request(&shared.engine, ctx, step, info, None).map_err(fail)?;
-            let read = ApiRequest {
-                method: crate::esus::actions::Method::Get,
-                body: None,
-                ..get.clone()
-            };
-            let policy = SendPolicy {
-                attempts: 3,
-                backoff: std::time::Duration::from_millis(500),
-                idempotent: true,
-                timeout: step.timeout.map(|t| t.0),
-            };
-            let bp = BodyPolicy {
-                phi: true,
-                secret_fields: &[],
-            };
-            let (resp, id) = match send::send(shared, &step.id, None, &read, policy, bp).await {
-                Ok(Sent::Answer(r, id)) => (r, id),
-                Ok(_) | Err(_) => return Err(fail("could not read the Consent to expire".into())),
-            };
-            let _ = send::record_response(shared, &step.id, &id, &resp, bp, None);
-            if resp.status != 200 {
-                return Err(fail(format!(
-                    "reading the Consent answered {}",
-                    resp.status
-                )));
-            }
-            let mut consent = resp.json();
-            if let Value::Object(m) = &mut consent {
-                m.insert("status".into(), Value::from("inactive"));
-                m.remove("meta");
-            }
-            Ok(Prepared::One(ApiRequest {
-                body: Some(Body::plain("application/fhir+json", consent)),
-                ..get
-            }))
-        }
+        Special::ConsentExpire => consent_put(shared, ctx, i, None).await.map(Prepared::One),
         Special::None => render::request(&shared.engine, ctx, step, info, None)
             .map(Prepared::One)
             .map_err(fail),
     }
+}
+
+/// `consent.expire`: reads the Consent (a safe GET) and builds the PUT that sets it inactive.
+async fn consent_put(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    i: usize,
+    item: Option<&Value>,
+) -> Result<ApiRequest, StepResult> {
+    let step = &shared.valid.runbook.steps[i];
+    let info = &shared.valid.steps[i];
+    let fail = |e: String| StepResult {
+        status: Some(StepStatus::Failed),
+        reason: Some(e),
+        ..StepResult::default()
+    };
+    let put = render::request(&shared.engine, ctx, step, info, item).map_err(fail)?;
+    let read = ApiRequest {
+        method: crate::esus::actions::Method::Get,
+        body: None,
+        ..put.clone()
+    };
+    let policy = SendPolicy {
+        attempts: 3,
+        backoff: std::time::Duration::from_millis(500),
+        idempotent: true,
+        timeout: step.timeout.map(|t| t.0),
+    };
+    let bp = BodyPolicy {
+        phi: true,
+        secret_fields: &[],
+    };
+    let (resp, id) = match send::send(shared, &step.id, None, &read, policy, bp).await {
+        Ok(Sent::Answer(r, id)) => (r, id),
+        Ok(_) | Err(_) => return Err(fail(format!("could not read {}", read.path))),
+    };
+    let _ = send::record_response(shared, &step.id, &id, &resp, bp, None);
+    if resp.status != 200 {
+        return Err(fail(format!(
+            "reading {} answered {}",
+            read.path, resp.status
+        )));
+    }
+    let mut consent = resp.json();
+    if let Value::Object(m) = &mut consent {
+        m.insert("status".into(), Value::from("inactive"));
+        m.remove("meta");
+    }
+    Ok(ApiRequest {
+        body: Some(Body::plain("application/fhir+json", consent)),
+        ..put
+    })
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -728,13 +752,19 @@ fn shown_requests(
             shown.extend(probe.as_ref().map(view));
             (shown, shown_len(probe), d)
         }
-        Prepared::Many(items) => {
+        Prepared::Many { items, built } => {
             let step = &shared.valid.runbook.steps[i];
             let info = &shared.valid.steps[i];
             let mut batch = BatchDigest::default();
             let mut shown = Vec::new();
-            for item in items {
-                if let Ok(r) = render::request(&shared.engine, ctx, step, info, Some(item)) {
+            for (k, item) in items.iter().enumerate() {
+                let request = match built {
+                    Some(b) => b.get(k).cloned().ok_or(()),
+                    None => {
+                        render::request(&shared.engine, ctx, step, info, Some(item)).map_err(|_| ())
+                    }
+                };
+                if let Ok(r) = request {
                     let v = view(&r);
                     batch.push(&v);
                     if shown.len() < 10_000 {

@@ -27,8 +27,14 @@ use crate::template;
 pub enum Prepared {
     /// One request (or, for paged actions, the first page's).
     One(ApiRequest),
-    /// A `foreach`: the items (requests are rendered per item).
-    Many(Vec<Value>),
+    /// A `foreach`: the items; requests are rendered per item unless `built` holds them
+    /// (actions that read before they write build every request before the confirmation).
+    Many {
+        /// The items.
+        items: Vec<Value>,
+        /// Pre-built requests, one per item.
+        built: Option<Vec<ApiRequest>>,
+    },
     /// `api_keys.check_revoked`: read the key, then (with the leaked secret) try it.
     Revoked {
         /// `GET /api-keys/{id}` with the operator's token.
@@ -105,13 +111,15 @@ pub async fn execute_with(
             }
         }
         Prepared::One(req) => one(&shared, &ctx, step, info, req, None).await,
-        Prepared::Many(items) => many(&shared, &ctx, step, info, items).await,
+        Prepared::Many { items, built } => many(&shared, &ctx, step, info, items, built).await,
         Prepared::Revoked { get, probe } => revoked(&shared, &ctx, step, info, get, probe).await,
     };
     if result.status.is_none() {
         result.status = Some(StepStatus::Ok);
     }
-    if result.status == Some(StepStatus::Ok) {
+    // Written even when the step failed: a fan-out whose other items failed must not lose the
+    // secrets of the items that succeeded (their old keys die when the grace window ends).
+    {
         for (name, value) in &result.secret_outputs {
             match shared.folders.write_secret(
                 &step.id,
@@ -472,14 +480,17 @@ async fn many(
     step: &Step,
     info: &StepInfo,
     items: Vec<Value>,
+    built: Option<Vec<ApiRequest>>,
 ) -> StepResult {
     let total = items.len();
+    let built = built.map(Arc::new);
     shared.progress.items_started(&step.id, total);
     let concurrency = step.concurrency.unwrap_or(1).max(1) as usize;
     let per_item = futures::stream::iter(items.into_iter().enumerate())
         .map(|(k, item)| {
             let shared = shared.clone();
             let ctx = ctx.clone();
+            let prebuilt = built.as_ref().and_then(|b| b.get(k).cloned());
             async move {
                 if shared.interrupt.count() > 0 {
                     return (
@@ -490,7 +501,11 @@ async fn many(
                         },
                     );
                 }
-                let r = match render::request(&shared.engine, &ctx, step, info, Some(&item)) {
+                let request = match prebuilt {
+                    Some(req) => Ok(req),
+                    None => render::request(&shared.engine, &ctx, step, info, Some(&item)),
+                };
+                let r = match request {
                     Ok(req) => one(&shared, &ctx, step, info, req, Some((k, &item))).await,
                     Err(e) => StepResult::failed(format!("item {k}: {e}")),
                 };
