@@ -3,6 +3,7 @@
 //! executor within ~15 % of the bare client, memory flat in N.
 //!
 //! `cargo bench --bench fanout -- [N] [CONCURRENCY...]` (defaults: 2000 items, 8 and 32).
+//! `BENCH_LATENCY_MS=20` adds that latency to every simulator answer, like a network would.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +62,7 @@ async fn esus_ir(
     ids: &[String],
     concurrency: usize,
     dir: &std::path::Path,
+    transcript: bool,
 ) -> Duration {
     let text = runbook(concurrency);
     let valid = Arc::new(esus_ir::runbook::load("fanout", &text, false).expect("valid runbook"));
@@ -84,12 +86,17 @@ async fn esus_ir(
     );
     let client = EsusClient::new(&ClientConfig::new(base)).expect("client");
     let (_handle, interrupt) = Interrupt::new();
+    let sink: Arc<dyn esus_ir::exec::event::EventSink> = if transcript {
+        writer.clone()
+    } else {
+        Arc::new(Null)
+    };
     let shared = Arc::new(Shared::new(
         valid,
         client,
         OperatorToken::new(Some(token.clone()), None),
         Arc::new(NeverPrompt),
-        writer.clone(),
+        sink,
         Arc::new(NoProgress),
         folders,
         interrupt,
@@ -111,9 +118,33 @@ async fn esus_ir(
     let started = Instant::now();
     let report = executor::run(shared, &inputs, meta, opts).await;
     let took = started.elapsed();
-    writer.finish().expect("signed");
+    if transcript {
+        writer.finish().expect("signed");
+    }
     assert_eq!(report.exit_code, 0, "{}", report.render_text());
     took
+}
+
+/// The simulator configuration, with `BENCH_LATENCY_MS` applied.
+fn latency(config: SimConfig) -> SimConfig {
+    match std::env::var("BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(ms) if ms > 0 => config
+            .with_fault(&format!("latency={ms}ms"))
+            .expect("latency fault"),
+        _ => config,
+    }
+}
+
+/// A listener that drops every event: isolates the transcript's cost.
+struct Null;
+
+impl esus_ir::exec::event::EventSink for Null {
+    fn emit(&self, _event: &esus_ir::exec::event::Event) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn peak_rss_kib() -> u64 {
@@ -150,7 +181,7 @@ fn main() {
         ))
         .expect("scenario");
         let sim = Simulator::start(
-            SimConfig::default()
+            latency(SimConfig::default())
                 .with_scenario_yaml(&scenario)
                 .expect("scenario"),
         )
@@ -167,24 +198,30 @@ fn main() {
             ids.len()
         );
         println!(
-            "{:>11} {:>12} {:>12} {:>8} {:>14}",
-            "concurrency", "bare req/s", "esus-ir req/s", "ratio", "peak RSS MiB"
+            "{:>11} {:>11} {:>14} {:>7} {:>16} {:>13}",
+            "concurrency",
+            "bare req/s",
+            "esus-ir req/s",
+            "ratio",
+            "(no transcript)",
+            "peak RSS MiB"
         );
         for &c in &levels {
-            // Warm both paths once, then take the better of three runs each.
+            // Warm both paths once, then take the best of three runs each.
             let _ = bare(&base, &token, &ids[..ids.len().min(200)], c).await;
-            let mut b = Duration::MAX;
-            let mut e = Duration::MAX;
+            let (mut b, mut e, mut n) = (Duration::MAX, Duration::MAX, Duration::MAX);
             for _ in 0..3 {
                 b = b.min(bare(&base, &token, &ids, c).await);
-                e = e.min(esus_ir(&base, &token, &ids, c, dir.path()).await);
+                e = e.min(esus_ir(&base, &token, &ids, c, dir.path(), true).await);
+                n = n.min(esus_ir(&base, &token, &ids, c, dir.path(), false).await);
             }
             let rate = |d: Duration| ids.len() as f64 / d.as_secs_f64();
             println!(
-                "{c:>11} {:>12.0} {:>12.0} {:>8.2} {:>14.1}",
+                "{c:>11} {:>11.0} {:>14.0} {:>7.2} {:>16.0} {:>13.1}",
                 rate(b),
                 rate(e),
                 rate(e) / rate(b),
+                rate(n),
                 peak_rss_kib() as f64 / 1024.0
             );
         }

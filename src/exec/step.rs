@@ -486,20 +486,22 @@ async fn many(
     let built = built.map(Arc::new);
     shared.progress.items_started(&step.id, total);
     let concurrency = step.concurrency.unwrap_or(1).max(1) as usize;
+    let index = shared.valid.index_of(&step.id).unwrap_or(0);
+    // Each item is its own task, so rendering, recording and parsing spread over the runtime's
+    // threads instead of queueing behind one another in this step's task.
     let per_item = futures::stream::iter(items.into_iter().enumerate())
         .map(|(k, item)| {
             let shared = shared.clone();
             let ctx = ctx.clone();
             let prebuilt = built.as_ref().and_then(|b| b.get(k).cloned());
-            async move {
+            let task = tokio::spawn(async move {
+                let step = &shared.valid.runbook.steps[index];
+                let info = &shared.valid.steps[index];
                 if shared.interrupt.count() > 0 {
-                    return (
-                        k,
-                        StepResult {
-                            status: Some(StepStatus::Interrupted),
-                            ..StepResult::default()
-                        },
-                    );
+                    return StepResult {
+                        status: Some(StepStatus::Interrupted),
+                        ..StepResult::default()
+                    };
                 }
                 let request = match prebuilt {
                     Some(req) => Ok(req),
@@ -513,6 +515,12 @@ async fn many(
                     &step.id,
                     r.status.is_none() || r.status == Some(StepStatus::Ok),
                 );
+                r
+            });
+            async move {
+                let r = task
+                    .await
+                    .unwrap_or_else(|e| StepResult::failed(format!("item {k}: {e}")));
                 (k, r)
             }
         })

@@ -19,6 +19,13 @@ pub fn canonical_json(value: &Value) -> Vec<u8> {
     out
 }
 
+/// The canonical encoding of a JSON object given as its map (no copy into a `Value`).
+pub fn canonical_object(map: &serde_json::Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_object(map, &mut out);
+    out
+}
+
 /// SHA-256 (lowercase hex) of the canonical JSON of a serialized [`RequestView`].
 ///
 /// The executor records this in a `confirmation` event for the exact request it showed, and
@@ -53,23 +60,25 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            // JCS orders keys by UTF-16 code units, which differs from byte order only for
-            // characters outside the Basic Multilingual Plane.
-            entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                write_value(item, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map, out),
     }
+}
+
+fn write_object(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    // JCS orders keys by UTF-16 code units, which differs from byte order only for
+    // characters outside the Basic Multilingual Plane.
+    entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    out.push(b'{');
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write_value(item, out);
+    }
+    out.push(b'}');
 }
 
 /// JCS string escaping: `"` and `\` escaped, control characters as `\b \t \n \f \r` or `\u00xx`

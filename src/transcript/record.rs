@@ -42,6 +42,37 @@ impl Record {
         record
     }
 
+    /// Builds a record and its line from `data` already in canonical form, without re-encoding:
+    /// the writer canonicalizes outside its lock and only this (cheap) part runs inside it.
+    /// Equal to [`Record::new`] followed by [`Record::to_line`].
+    pub fn sealed(
+        seq: u64,
+        ts: String,
+        kind: String,
+        data: Map<String, Value>,
+        data_canon: &str,
+        prev: String,
+    ) -> (Self, String) {
+        let (ts_j, kind_j, prev_j) = (json_string(&ts), json_string(&kind), json_string(&prev));
+        // Keys in canonical (sorted) order: data, prev, seq, ts, type.
+        let hash = sha256_hex(format!("{{\"data\":{data_canon},\"prev\":{prev_j},\"seq\":{seq},\"ts\":{ts_j},\"type\":{kind_j}}}").as_bytes());
+        let line = format!(
+            "{{\"seq\":{seq},\"ts\":{ts_j},\"type\":{kind_j},\"data\":{data_canon},\"prev\":{prev_j},\"hash\":{}}}",
+            json_string(&hash)
+        );
+        (
+            Record {
+                seq,
+                ts,
+                kind,
+                data,
+                prev,
+                hash,
+            },
+            line,
+        )
+    }
+
     /// SHA-256 over the canonical JSON of `{"data","prev","seq","ts","type"}`.
     pub fn compute_hash(&self) -> String {
         let mut body = Map::new();
@@ -145,6 +176,22 @@ mod tests {
         let back = Record::parse(&line).unwrap();
         assert_eq!(back, r);
         assert_eq!(back.compute_hash(), r.hash);
+    }
+
+    #[test]
+    fn sealed_equals_new_then_to_line() {
+        let r = sample();
+        let canon = String::from_utf8(canonical_json(&Value::Object(r.data.clone()))).unwrap();
+        let (sealed, line) = Record::sealed(
+            r.seq,
+            r.ts.clone(),
+            r.kind.clone(),
+            r.data.clone(),
+            &canon,
+            r.prev.clone(),
+        );
+        assert_eq!(sealed, r);
+        assert_eq!(line, r.to_line());
     }
 
     #[test]

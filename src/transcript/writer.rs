@@ -180,6 +180,20 @@ impl TranscriptWriter {
     }
 
     fn append(&self, state: &mut State, event: &Event, note: Option<&str>) -> io::Result<()> {
+        let (kind, data) = event_parts(event)?;
+        self.append_parts(state, kind, data, None, note)
+    }
+
+    /// Appends one record; `canon` is `data` already in canonical form, when the caller could
+    /// compute it outside the lock (events whose data the writer does not extend).
+    fn append_parts(
+        &self,
+        state: &mut State,
+        kind: String,
+        mut data: Map<String, Value>,
+        canon: Option<String>,
+        note: Option<&str>,
+    ) -> io::Result<()> {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
         if state.broken {
             return Err(io::Error::other(
@@ -189,7 +203,6 @@ impl TranscriptWriter {
         if state.signed || state.run_finished {
             return Err(invalid("the transcript is already finished".into()));
         }
-        let (kind, mut data) = event_parts(event)?;
         match (state.next_seq, kind.as_str()) {
             (0, "run-started") => {
                 data.insert("tool_version".into(), env!("CARGO_PKG_VERSION").into());
@@ -211,8 +224,12 @@ impl TranscriptWriter {
             data.insert("note".into(), note.into());
         }
         let ts = format!("{:.3}", (self.clock)());
-        let record = Record::new(state.next_seq, ts, kind, data, state.prev.clone());
-        let mut line = record.to_line();
+        let canon = match canon {
+            Some(c) if note.is_none() => c,
+            _ => canonical_string(&data),
+        };
+        let (record, mut line) =
+            Record::sealed(state.next_seq, ts, kind, data, &canon, state.prev.clone());
         line.push('\n');
         // One write per line: a crash leaves at worst a final partial line, never interleaving.
         let durable = matches!(
@@ -243,8 +260,13 @@ impl TranscriptWriter {
 
 impl EventSink for TranscriptWriter {
     fn emit(&self, event: &Event) -> io::Result<()> {
+        // Serializing and canonicalizing happen before taking the lock, so parallel steps only
+        // queue for the hash and the write.
+        let (kind, data) = event_parts(event)?;
+        let canon = (!matches!(kind.as_str(), "run-started" | "run-finished"))
+            .then(|| canonical_string(&data));
         let mut state = self.lock();
-        self.append(&mut state, event, None)
+        self.append_parts(&mut state, kind, data, canon, None)
     }
 }
 
@@ -261,6 +283,10 @@ pub fn signature_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".sig");
     PathBuf::from(p)
+}
+
+fn canonical_string(data: &Map<String, Value>) -> String {
+    String::from_utf8(super::canonical::canonical_object(data)).unwrap_or_default()
 }
 
 /// Splits a serialized event into its `type` tag and the remaining fields.

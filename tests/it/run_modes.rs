@@ -131,6 +131,11 @@ async fn a_failed_step_exits_1_and_skips_its_dependents() {
     assert_eq!(status("snapshot"), Some("failed".into()));
     assert_eq!(status("delete"), Some("skipped".into()));
     assert!(env.sim.requests().iter().all(|q| q.method != "DELETE"));
+    let (code, said) = verify(&env, &env.transcript());
+    assert_eq!(
+        code, 0,
+        "a failed run leaves a verifiable transcript: {said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,4 +214,55 @@ async fn plain_http_to_a_remote_host_is_refused() {
     let out = output(cmd).await;
     assert_code(&out, 2);
     assert!(text(&out.stderr).contains("plain http is only allowed to a loopback host"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_email_and_password_and_mfa() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "roles.yaml",
+        "version: 1\nname: roles\nsteps:\n  - {id: roles, name: Roles, action: roles.list}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.env_remove("ESUS_TOKEN")
+        .env("ESUS_PASSWORD", "admin-drill-password")
+        .args(["--login", &env.sim.ready().admin_email, "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|q| q.path == "/auth/login" && q.status == Some(200))
+    );
+    let code = esus_ir::sim::totp_code(b"drill-totp-secret", env.sim.now());
+    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run2"));
+    cmd.env_remove("ESUS_TOKEN")
+        .env("ESUS_PASSWORD", "max-drill-password")
+        .env("ESUS_MFA_CODE", &code)
+        .args([
+            "--login",
+            "mfa.admin@riverside.example",
+            "--non-interactive",
+        ]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|q| q.path == "/auth/mfa/verify" && q.status == Some(200)),
+        "{:?}",
+        env.sim.requests()
+    );
+    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run3"));
+    cmd.env_remove("ESUS_TOKEN")
+        .env("ESUS_PASSWORD", "wrong")
+        .args(["--login", &env.sim.ready().admin_email, "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 4);
+    assert!(
+        !text(&out.stderr).contains("wrong"),
+        "the password is never echoed"
+    );
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Start-up and `validate` latency of the release binary: both must feel instant (milliseconds).
+# Usage: bench/startup.sh [RUNS]   (builds the release binary first)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-50}"
+cargo build --release --quiet
+bin=target/release/esus-ir
+time_ms() { # median wall time in ms of "$@" over $runs runs
+  local samples=()
+  for _ in $(seq "$runs"); do
+    local t0 t1
+    t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N)
+    samples+=($(( (t1 - t0) / 1000 )))
+  done
+  printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f ms (median of %d)\n", a[int((NR+1)/2)]/1000, NR}'
+}
+echo "esus-ir --version:                      $(time_ms "$bin" --version)"
+echo "esus-ir validate api-key-compromise:    $(time_ms "$bin" validate api-key-compromise)"
+echo "esus-ir validate (all bundled):         $(time_ms "$bin" validate api-key-compromise session-compromise security-monitoring access-review scheduled-key-rotation)"
+echo "esus-ir graph --format mermaid:         $(time_ms "$bin" graph api-key-compromise --format mermaid)"
