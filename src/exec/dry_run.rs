@@ -44,17 +44,7 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
     let mut ctx = Context::new(inputs);
     let mut real: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
-    let _ = shared.emit(&Event::RunStarted {
-        runbook_name: valid.runbook.name.clone(),
-        runbook_sha256: crate::transcript::sha256_hex(meta.runbook_text.as_bytes()),
-        runbook_text: meta.runbook_text.clone(),
-        operator: meta.operator.clone(),
-        host: meta.host.clone(),
-        base_url: shared.client.base().to_string(),
-        mode: meta.mode,
-        inputs: inputs.display.clone(),
-        resumes: None,
-    });
+    let _ = shared.emit(&super::executor::run_started(&shared, inputs, &meta));
     let _ = shared.emit(&super::executor::plan_event(&shared, &ctx));
     for &i in valid.graph.order() {
         let step = &valid.runbook.steps[i];

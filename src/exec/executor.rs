@@ -93,17 +93,7 @@ pub async fn run(
         transcript: None,
         evidence_dir: Some(shared.folders.evidence.clone()),
     };
-    let started = Event::RunStarted {
-        runbook_name: valid.runbook.name.clone(),
-        runbook_sha256: crate::transcript::sha256_hex(meta.runbook_text.as_bytes()),
-        runbook_text: meta.runbook_text.clone(),
-        operator: meta.operator.clone(),
-        host: meta.host.clone(),
-        base_url: shared.client.base().to_string(),
-        mode: meta.mode,
-        inputs: inputs.display.clone(),
-        resumes: meta.resumes.clone(),
-    };
+    let started = run_started(&shared, inputs, &meta);
     if let Err(e) = shared
         .emit(&started)
         .and_then(|()| shared.emit(&plan_event(&shared, &ctx)))
@@ -501,6 +491,21 @@ pub fn display_name(shared: &Shared, ctx: &Context, i: usize) -> String {
         Ok(Value::String(s)) => s,
         Ok(other) => other.to_string(),
         Err(_) => step.name.clone(),
+    }
+}
+
+/// The first event of a run.
+pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {
+    Event::RunStarted {
+        runbook_name: shared.valid.runbook.name.clone(),
+        runbook_sha256: crate::transcript::sha256_hex(meta.runbook_text.as_bytes()),
+        runbook_text: meta.runbook_text.clone(),
+        operator: meta.operator.clone(),
+        host: meta.host.clone(),
+        base_url: shared.client.base().to_string(),
+        mode: meta.mode,
+        inputs: inputs.display.clone(),
+        resumes: meta.resumes.clone(),
     }
 }
 

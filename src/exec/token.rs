@@ -94,23 +94,9 @@ async fn refresh_tokens(
     client: &EsusClient,
     refresh: &SecretString,
 ) -> Result<(SecretString, Option<SecretString>), AuthError> {
-    let wire =
-        serde_json::to_vec(&json!({"refreshToken": refresh.expose_secret()})).unwrap_or_default();
-    let req = ApiRequest {
-        method: Method::Post,
-        path: "/auth/refresh".into(),
-        query: Vec::new(),
-        body: Some(Body::with_secret(
-            "application/json",
-            json!({"refreshToken": REDACTED}),
-            wire,
-        )),
-        auth: Auth::None,
-    };
-    let resp = client
-        .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
-        .await
-        .map_err(|e| AuthError(e.to_string()))?;
+    let wire = json!({"refreshToken": refresh.expose_secret()});
+    let shown = json!({"refreshToken": REDACTED});
+    let resp = post_secret_json(client, "/auth/refresh", shown, &wire).await?;
     if resp.status != 200 {
         return Err(AuthError(format!(
             "POST /auth/refresh answered {}",
@@ -127,23 +113,9 @@ pub async fn login(
     password: &SecretString,
     mfa_code: impl FnOnce() -> Option<SecretString>,
 ) -> Result<(SecretString, Option<SecretString>), AuthError> {
-    let wire = serde_json::to_vec(&json!({"email": email, "password": password.expose_secret()}))
-        .unwrap_or_default();
-    let req = ApiRequest {
-        method: Method::Post,
-        path: "/auth/login".into(),
-        query: Vec::new(),
-        body: Some(Body::with_secret(
-            "application/json",
-            json!({"email": email, "password": REDACTED}),
-            wire,
-        )),
-        auth: Auth::None,
-    };
-    let resp = client
-        .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
-        .await
-        .map_err(|e| AuthError(e.to_string()))?;
+    let wire = json!({"email": email, "password": password.expose_secret()});
+    let shown = json!({"email": email, "password": REDACTED});
+    let resp = post_secret_json(client, "/auth/login", shown, &wire).await?;
     if resp.status != 200 {
         return Err(AuthError(format!(
             "login as {email} failed: ESUS answered {}",
@@ -151,43 +123,50 @@ pub async fn login(
         )));
     }
     let body = resp.json();
-    if body.get("mfaRequired").and_then(Value::as_bool) == Some(true) {
-        let mfa_token = body
-            .get("mfaToken")
-            .and_then(Value::as_str)
-            .map(|t| SecretString::from(t.to_string()))
-            .ok_or_else(|| AuthError("MFA required but no mfaToken".into()))?;
-        let code = mfa_code().ok_or_else(|| {
-            AuthError("ESUS asks for an MFA code: set ESUS_MFA_CODE or run interactively".into())
-        })?;
-        let wire = serde_json::to_vec(
-            &json!({"mfaToken": mfa_token.expose_secret(), "code": code.expose_secret()}),
-        )
-        .unwrap_or_default();
-        let req = ApiRequest {
-            method: Method::Post,
-            path: "/auth/mfa/verify".into(),
-            query: Vec::new(),
-            body: Some(Body::with_secret(
-                "application/json",
-                json!({"mfaToken": REDACTED, "code": REDACTED}),
-                wire,
-            )),
-            auth: Auth::None,
-        };
-        let resp = client
-            .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
-            .await
-            .map_err(|e| AuthError(e.to_string()))?;
-        if resp.status != 200 {
-            return Err(AuthError(format!(
-                "MFA verification failed: ESUS answered {}",
-                resp.status
-            )));
-        }
-        return token_pair(&resp.json());
+    if body.get("mfaRequired").and_then(Value::as_bool) != Some(true) {
+        return token_pair(&body);
     }
-    token_pair(&body)
+    let mfa_token = body
+        .get("mfaToken")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AuthError("MFA required but no mfaToken".into()))?;
+    let code = mfa_code().ok_or_else(|| {
+        AuthError("ESUS asks for an MFA code: set ESUS_MFA_CODE or run interactively".into())
+    })?;
+    let wire = json!({"mfaToken": mfa_token, "code": code.expose_secret()});
+    let shown = json!({"mfaToken": REDACTED, "code": REDACTED});
+    let resp = post_secret_json(client, "/auth/mfa/verify", shown, &wire).await?;
+    if resp.status != 200 {
+        return Err(AuthError(format!(
+            "MFA verification failed: ESUS answered {}",
+            resp.status
+        )));
+    }
+    token_pair(&resp.json())
+}
+
+/// POSTs a JSON body that holds credentials, without a bearer token.
+async fn post_secret_json(
+    client: &EsusClient,
+    path: &str,
+    shown: Value,
+    wire: &Value,
+) -> Result<crate::esus::client::ApiResponse, AuthError> {
+    let req = ApiRequest {
+        method: Method::Post,
+        path: path.into(),
+        query: Vec::new(),
+        body: Some(Body::with_secret(
+            "application/json",
+            shown,
+            serde_json::to_vec(wire).unwrap_or_default(),
+        )),
+        auth: Auth::None,
+    };
+    client
+        .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
+        .await
+        .map_err(|e| AuthError(e.to_string()))
 }
 
 fn token_pair(body: &Value) -> Result<(SecretString, Option<SecretString>), AuthError> {

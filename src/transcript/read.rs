@@ -13,15 +13,7 @@ use super::record::Record;
 pub fn read_transcript(path: &Path) -> Result<Vec<Record>, TranscriptError> {
     let bytes = std::fs::read(path)
         .map_err(|e| TranscriptError::io(format!("reading {}", path.display()), e))?;
-    let (records, problems) = check_chain(&bytes);
-    if let Some(problem) = problems.into_iter().next() {
-        return Err(TranscriptError::Malformed {
-            path: path.to_path_buf(),
-            line: problem.line.unwrap_or(0),
-            what: problem.what,
-        });
-    }
-    Ok(records.into_iter().map(|l| l.record).collect())
+    records_of(path, &bytes)
 }
 
 /// Reads a transcript that may end in a line cut by a killed process: complete lines only.
@@ -34,7 +26,12 @@ pub fn read_transcript_prefix(path: &Path) -> Result<(Vec<Record>, bool), Transc
         let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         bytes.truncate(keep);
     }
-    let (records, problems) = check_chain(&bytes);
+    Ok((records_of(path, &bytes)?, cut))
+}
+
+/// The records of `bytes`, failing at the first line that breaks the chain.
+fn records_of(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, TranscriptError> {
+    let (records, problems) = check_chain(bytes);
     if let Some(problem) = problems.into_iter().next() {
         return Err(TranscriptError::Malformed {
             path: path.to_path_buf(),
@@ -42,5 +39,5 @@ pub fn read_transcript_prefix(path: &Path) -> Result<(Vec<Record>, bool), Transc
             what: problem.what,
         });
     }
-    Ok((records.into_iter().map(|l| l.record).collect(), cut))
+    Ok(records.into_iter().map(|l| l.record).collect())
 }

@@ -4,13 +4,7 @@ use serde_json::Value;
 
 fn drill(dir: &std::path::Path, args: &[&str]) -> (i32, Value, String) {
     let mut cmd = assert_cmd::Command::cargo_bin("esus-ir").expect("binary");
-    for var in [
-        "ESUS_TOKEN",
-        "ESUS_BASE_URL",
-        "ESUS_IR_SIGN_KEY",
-        "ESUS_REFRESH_TOKEN",
-        "RUST_LOG",
-    ] {
+    for var in crate::run_support::CLEARED_ENV {
         cmd.env_remove(var);
     }
     cmd.env("XDG_CONFIG_HOME", dir.join("config"))

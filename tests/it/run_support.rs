@@ -7,6 +7,17 @@ use std::process::Output;
 use esus_ir::sim::{SimConfig, SimHandle, Simulator};
 use secrecy::ExposeSecret;
 
+/// Variables of the developer's environment that would change what a test runs.
+pub(crate) const CLEARED_ENV: [&str; 7] = [
+    "ESUS_TOKEN",
+    "ESUS_BASE_URL",
+    "ESUS_IR_SIGN_KEY",
+    "ESUS_REFRESH_TOKEN",
+    "ESUS_COMPROMISED_TOKEN",
+    "ESUS_LEAKED_KEY_SECRET",
+    "RUST_LOG",
+];
+
 /// A simulator plus a scratch folder for one test.
 pub(crate) struct Env {
     pub(crate) sim: SimHandle,
@@ -58,15 +69,7 @@ impl Env {
     /// The binary with a clean environment pointing its config (signing key) into the temp dir.
     pub(crate) fn bare_cmd(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("esus-ir").expect("binary");
-        for var in [
-            "ESUS_TOKEN",
-            "ESUS_BASE_URL",
-            "ESUS_IR_SIGN_KEY",
-            "ESUS_REFRESH_TOKEN",
-            "ESUS_COMPROMISED_TOKEN",
-            "ESUS_LEAKED_KEY_SECRET",
-            "RUST_LOG",
-        ] {
+        for var in CLEARED_ENV {
             cmd.env_remove(var);
         }
         cmd.env("XDG_CONFIG_HOME", self.dir.path().join("config"))
@@ -80,15 +83,7 @@ impl Env {
     /// signal tests, which need the child process itself).
     pub(crate) fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
-        for var in [
-            "ESUS_TOKEN",
-            "ESUS_BASE_URL",
-            "ESUS_IR_SIGN_KEY",
-            "ESUS_REFRESH_TOKEN",
-            "ESUS_COMPROMISED_TOKEN",
-            "ESUS_LEAKED_KEY_SECRET",
-            "RUST_LOG",
-        ] {
+        for var in CLEARED_ENV {
             cmd.env_remove(var);
         }
         let r = self.sim.ready();
