@@ -539,6 +539,8 @@ pub static ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         body: BodyShape::Raw,
+        // Any FHIR resource may be read through `http`: treat every answer as PHI.
+        phi: true,
         ..action(
             "http",
             "Any ESUS call, by path relative to the base URL",
