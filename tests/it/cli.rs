@@ -137,3 +137,32 @@ fn help_has_examples_and_version_prints() {
         .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
     esus_ir().arg("--frobnicate").assert().code(2);
 }
+
+#[test]
+fn the_committed_schema_is_current_and_the_runbooks_point_at_it() {
+    let out = esus_ir()
+        .arg("schema")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let committed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/runbook.schema.json"
+    ))
+    .expect("docs/runbook.schema.json");
+    assert_eq!(
+        String::from_utf8_lossy(&committed),
+        String::from_utf8_lossy(&out),
+        "run `esus-ir schema -o docs/runbook.schema.json`"
+    );
+    for b in esus_ir::bundled::BUNDLED {
+        assert!(
+            b.text
+                .starts_with("# yaml-language-server: $schema=../docs/runbook.schema.json\n"),
+            "{}",
+            b.name
+        );
+    }
+}
