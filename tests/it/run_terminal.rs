@@ -124,3 +124,66 @@ async fn ctrl_c_finishes_in_flight_requests_and_stops_cleanly() {
             .contains("\"outcome\":\"interrupted\"")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_replaced_at_a_hidden_prompt() {
+    let env = Env::start().await;
+    env.sim.advance_clock(Duration::from_secs(20 * 60));
+    let r = env.sim.ready().clone();
+    let login: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/auth/login", env.sim.base_url()))
+        .json(&serde_json::json!({"email": r.admin_email, "password": secrecy::ExposeSecret::expose_secret(&r.admin_password)}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let fresh = login["accessToken"]
+        .as_str()
+        .expect("a fresh token")
+        .to_string();
+    let rb = env.runbook(
+        "roles.yaml",
+        "version: 1\nname: roles\nsteps:\n  - {id: roles, name: Roles, action: roles.list}\n",
+    );
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", env.dir.path().join("config"))
+        .env("NO_COLOR", "1")
+        .env(
+            "ESUS_TOKEN",
+            secrecy::ExposeSecret::expose_secret(&r.admin_token),
+        )
+        .args(["run", &rb, "--base-url", &env.sim.base_url()])
+        .arg("--run-dir")
+        .arg(env.run_dir());
+    let code = tokio::task::block_in_place(|| {
+        let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session
+            .expect("Paste a new access token")
+            .expect("the hidden token prompt");
+        session.send_line(&fresh).expect("type the token");
+        let rest = session.expect(expectrl::Eof).expect("the run ends");
+        assert!(
+            !String::from_utf8_lossy(rest.before()).contains(&fresh),
+            "the token is not echoed"
+        );
+        match session.get_process().wait().expect("exit status") {
+            expectrl::process::unix::WaitStatus::Exited(_, code) => code,
+            other => panic!("unexpected end: {other:?}"),
+        }
+    });
+    assert_eq!(code, 0);
+    let statuses: Vec<Option<u16>> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.path == "/roles")
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(statuses, vec![Some(401), Some(200)]);
+}
