@@ -467,6 +467,8 @@ pub static ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         body: BodyShape::FhirSubscription,
+        // Channel headers often carry the webhook's own credential.
+        secret_fields: &["header"],
         ..action(
             "subscription.create",
             "Create a FHIR Subscription (alerting)",
@@ -486,15 +488,18 @@ pub static ACTIONS: &[ActionSpec] = &[
             ],
         )
     },
-    action(
-        "subscription.list",
-        "List FHIR Subscriptions",
-        Get,
-        "/fhir/Subscription",
-        Read,
-        true,
-        &[],
-    ),
+    ActionSpec {
+        secret_fields: &["header"],
+        ..action(
+            "subscription.list",
+            "List FHIR Subscriptions",
+            Get,
+            "/fhir/Subscription",
+            Read,
+            true,
+            &[],
+        )
+    },
     ActionSpec {
         target: Some("id"),
         ..action(
@@ -539,8 +544,17 @@ pub static ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         body: BodyShape::Raw,
-        // Any FHIR resource may be read through `http`: treat every answer as PHI.
+        // Any FHIR resource may be read through `http`: treat every answer as PHI, and any
+        // credential-looking field as secret (it may rotate a key or refresh a token).
         phi: true,
+        secret_fields: &[
+            "secret",
+            "accessToken",
+            "refreshToken",
+            "mfaToken",
+            "password",
+            "token",
+        ],
         ..action(
             "http",
             "Any ESUS call, by path relative to the base URL",

@@ -72,7 +72,7 @@ pub enum TransportError {
 }
 
 /// An HTTP answer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiResponse {
     /// Status code.
     pub status: u16,
@@ -82,6 +82,17 @@ pub struct ApiResponse {
     pub body: bytes::Bytes,
     /// Time from sending to the full body.
     pub duration: Duration,
+}
+
+impl std::fmt::Debug for ApiResponse {
+    /// The body may hold a new secret or PHI: only its size is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiResponse")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .field("duration", &self.duration)
+            .finish()
+    }
 }
 
 impl ApiResponse {
@@ -226,7 +237,7 @@ pub fn full_url(base: &Url, path: &str, query: &[(String, String)]) -> Url {
 /// Parses the base URL and applies the policy: https, or http only to a loopback host.
 pub fn check_base_url(text: &str) -> Result<Url, ClientError> {
     let err = |why: &str| ClientError::BaseUrl {
-        url: text.to_string(),
+        url: shown_url(text),
         why: why.to_string(),
     };
     let url = Url::parse(text).map_err(|e| err(&e.to_string()))?;
@@ -245,6 +256,20 @@ pub fn check_base_url(text: &str) -> Result<Url, ClientError> {
             "plain http is only allowed to a loopback host (127.0.0.1, ::1, localhost); use https",
         )),
         other => Err(err(&format!("scheme `{other}` is not http(s)"))),
+    }
+}
+
+/// The URL as it may be shown in an error: without credentials, query or fragment.
+fn shown_url(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(unparsable URL, not shown)".into(),
     }
 }
 
@@ -293,6 +318,17 @@ mod tests {
         assert!(check_base_url("ftp://x").is_err());
         assert!(check_base_url("https://user:pw@api.esus.health").is_err());
         assert!(check_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn base_url_errors_never_show_credentials() {
+        let err = check_base_url("https://admin:pw-canary@api.esus.health/?token=t-canary")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            !err.contains("pw-canary") && !err.contains("t-canary") && !err.contains("admin"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -183,6 +183,7 @@ pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildEr
     }
     let mut query = Vec::new();
     let mut flat = Map::new();
+    let mut wire_flat: Option<Map<String, Value>> = None;
     let mut auth = Auth::Operator;
     for p in action.params {
         match p.place {
@@ -194,27 +195,61 @@ pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildEr
             Place::Body => {
                 if let Some(v) = params.get(p.name) {
                     flat.insert(p.wire.to_string(), v.clone());
+                    // A secret parameter is shown redacted but sent with its real value.
+                    if let Some(real) = params.secrets.get(p.name) {
+                        let text = real.expose_secret();
+                        let value = serde_json::from_str::<Value>(text)
+                            .ok()
+                            .filter(|v| v.is_array() || v.is_object())
+                            .unwrap_or_else(|| Value::from(text));
+                        wire_flat
+                            .get_or_insert_with(Map::new)
+                            .insert(p.wire.to_string(), value);
+                    }
                 }
             }
             Place::Bearer => {
-                if let Some(t) = params
+                match params
                     .secrets
                     .get(p.name)
                     .filter(|t| !t.expose_secret().is_empty())
                 {
-                    auth = Auth::Bearer(t.clone());
+                    Some(t) => auth = Auth::Bearer(t.clone()),
+                    // Without it the operator's own token would be used: logging the operator
+                    // out instead of the attacker's session.
+                    None if p.required => {
+                        return Err(BuildError(format!(
+                            "`{}` needs the token `{}`, and it is empty (give the secret input, or add a `when:` that skips the step without it)",
+                            action.name, p.name
+                        )));
+                    }
+                    None => {}
                 }
             }
             Place::Path | Place::Internal => {}
         }
     }
-    let body = match action.body {
-        BodyShape::None => None,
-        BodyShape::Flat => Some(Body::plain("application/json", Value::Object(flat))),
-        BodyShape::FhirSubscription => {
-            Some(Body::plain("application/fhir+json", subscription(flat)))
-        }
-        BodyShape::Raw => None,
+    let wire = wire_flat.map(|secret| {
+        let mut all = flat.clone();
+        all.extend(secret);
+        all
+    });
+    let shape = |m: Map<String, Value>| match action.body {
+        BodyShape::FhirSubscription => subscription(m),
+        _ => Value::Object(m),
+    };
+    let content_type = match action.body {
+        BodyShape::FhirSubscription => "application/fhir+json",
+        _ => "application/json",
+    };
+    let body = match (action.body, wire) {
+        (BodyShape::None | BodyShape::Raw, _) => None,
+        (_, Some(wire)) => Some(Body::with_secret(
+            content_type,
+            shape(flat),
+            serde_json::to_vec(&shape(wire)).unwrap_or_default(),
+        )),
+        (_, None) => Some(Body::plain(content_type, shape(flat))),
     };
     Ok(ApiRequest {
         method: action.method,
@@ -402,6 +437,37 @@ mod tests {
         let view = serde_json::to_string(&r.view("https://h/auth/logout")).expect("json");
         assert!(!view.contains("canary-token-123"), "{view}");
         assert!(view.contains("Bearer [secret]"));
+    }
+
+    #[test]
+    fn a_logout_without_its_token_is_refused_rather_than_logging_out_the_operator() {
+        let err = build(
+            lookup("auth.logout").expect("a"),
+            &params(&[("token", Value::Null)]),
+        )
+        .expect_err("refused");
+        assert!(err.0.contains("needs the token `token`"), "{err}");
+    }
+
+    #[test]
+    fn secret_body_parameters_are_sent_real_and_shown_redacted() {
+        let mut p = params(&[
+            ("criteria", json!("AuditEvent?outcome=failure")),
+            ("endpoint", json!("https://x/a")),
+            ("header", json!(REDACTED)),
+        ]);
+        p.secrets.insert(
+            "header".into(),
+            SecretString::from(r#"["Authorization: Bearer hook-canary"]"#.to_string()),
+        );
+        let r = build(lookup("subscription.create").expect("a"), &p).expect("built");
+        let body = r.body.expect("body");
+        assert_eq!(body.display()["channel"]["header"], json!(REDACTED));
+        let wire: Value = serde_json::from_slice(&body.wire_bytes()).expect("json");
+        assert_eq!(
+            wire["channel"]["header"],
+            json!(["Authorization: Bearer hook-canary"])
+        );
     }
 
     #[test]

@@ -655,8 +655,14 @@ async fn consent_put(
         m.insert("status".into(), Value::from("inactive"));
         m.remove("meta");
     }
+    // The Consent names a patient: PHI. People and the transcript see its digest, not its text.
+    let wire = serde_json::to_vec(&consent).unwrap_or_default();
+    let shown = serde_json::json!({
+        "[phi]": "Consent body withheld from display and transcript; status set to inactive",
+        "sha256": crate::transcript::sha256_hex(&wire),
+    });
     Ok(ApiRequest {
-        body: Some(Body::plain("application/fhir+json", consent)),
+        body: Some(Body::with_secret("application/fhir+json", shown, wire)),
         ..put
     })
 }

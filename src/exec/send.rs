@@ -163,7 +163,8 @@ pub fn record_response(
     } else {
         let mut v = resp.json();
         redact_fields(&mut v, policy.secret_fields);
-        Some(v)
+        // A body that did not parse cannot be redacted field by field: record none.
+        (policy.secret_fields.is_empty() || v.is_object() || v.is_array()).then_some(v)
     };
     shared.emit(&Event::Response {
         step: step.into(),

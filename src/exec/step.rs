@@ -232,7 +232,7 @@ async fn finish_answer(
     let mut result = StepResult::default();
     let mut evidence = None;
     if let Some(save) = &step.save {
-        match save_body(shared, ctx, save, item, resp) {
+        match save_body(shared, ctx, save, item, resp, info.action.secret_fields) {
             Ok(e) => evidence = Some(e),
             Err(e) => return StepResult::failed(e),
         }
@@ -275,6 +275,7 @@ fn save_body(
     save: &str,
     item: Option<&Value>,
     resp: &ApiResponse,
+    secret_fields: &[&str],
 ) -> Result<EvidenceRef, String> {
     let name = render::bind_item(ctx.display(), item);
     let name = shared
@@ -286,7 +287,19 @@ fn save_body(
         .map(str::to_string)
         .unwrap_or_else(|| name.to_string());
     let mut w = EvidenceWriter::create(&shared.folders, &name)?;
-    w.write(&resp.body)
+    // Evidence is shared with auditors: secrets in the answer (a new key's) stay in `secrets/`.
+    let bytes = if secret_fields.is_empty() {
+        resp.body.to_vec()
+    } else {
+        match serde_json::from_slice::<Value>(&resp.body) {
+            Ok(mut v) => {
+                send::redact_fields(&mut v, secret_fields);
+                serde_json::to_vec(&v).unwrap_or_default()
+            }
+            Err(_) => b"\"[body withheld: not JSON, and it may hold a secret]\"".to_vec(),
+        }
+    };
+    w.write(&bytes)
         .map_err(|e| format!("writing evidence {name}: {e}"))?;
     w.finish()
         .map_err(|e| format!("writing evidence {name}: {e}"))

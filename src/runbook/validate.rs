@@ -424,7 +424,10 @@ fn check_params(
             }
             continue;
         }
-        if secret && matches!(param.place, Place::Path | Place::Query) {
+        if secret
+            && (matches!(param.place, Place::Path | Place::Query)
+                || (action.name == "http" && matches!(name.as_str(), "path" | "query")))
+        {
             p.value(
                 &path,
                 format!(

@@ -145,3 +145,29 @@ async fn every_request_carries_a_request_id_and_the_user_agent_is_ours() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_answers_of_create_and_rotate_keep_the_new_secret_out_of_evidence() {
+    let env = Env::start().await;
+    let key = env.sim.ready().key_id.clone();
+    let rb = env.runbook(
+        "rotate-save.yaml",
+        "version: 1\nname: rotate-save\ninputs:\n  key_id: {type: string, required: true}\nsteps:\n  - id: rotate\n    name: Rotate\n    action: api_keys.rotate\n    with: {id: \"{{ inputs.key_id }}\", grace_hours: 0}\n    confirm: false\n    save: rotated.json\n    outputs:\n      new_secret: {value: response.secret, secret: true}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--input", &format!("key_id={key}"), "--non-interactive"]);
+    assert_code(&output(cmd).await, 0);
+    let secret = std::fs::read_to_string(env.run_dir().join("secrets/rotate.new_secret"))
+        .expect("secret file")
+        .trim()
+        .to_string();
+    let saved =
+        std::fs::read_to_string(env.run_dir().join("evidence/rotated.json")).expect("evidence");
+    assert!(
+        !saved.contains(&secret),
+        "the new secret is not in the evidence file"
+    );
+    assert!(saved.contains("\"secret\":\"[secret]\""), "{saved}");
+    let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
+    assert!(!transcript.contains(&secret));
+}

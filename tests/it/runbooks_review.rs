@@ -124,6 +124,11 @@ async fn runbooks_access_review_expires_stale_consents_only_when_asked() {
         "one PUT per stale Consent and nothing else: {puts:?}"
     );
     assert_eq!(step(&report, "expire_stale")["status"], "ok");
+    let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
+    assert!(
+        !transcript.contains("Patient/"),
+        "the Consents written back (PHI) are not in the transcript"
+    );
     let after = &step(&report, "consents_after")["outputs"]["still_stale"];
     assert_eq!(strings(after), Vec::<String>::new());
 }

@@ -355,3 +355,24 @@ fn the_bundled_runbooks_are_valid() {
         assert!(!valid.runbook.steps.is_empty());
     }
 }
+
+#[test]
+fn http_outputs_that_read_credentials_must_be_secret_and_secrets_stay_out_of_http_urls() {
+    let text = with_steps(
+        "  - id: a\n    name: A\n    action: http\n    with: { method: POST, path: api-keys/k-1/rotate, body: { graceHours: 0 } }\n    outputs:\n      s: response.secret\n  - id: b\n    name: B\n    action: http\n    with:\n      method: GET\n      path: \"/auth/{{ inputs.token }}\"\n",
+    );
+    let (list, rendered) = problems(&text);
+    let messages: Vec<&str> = list.iter().map(|p| p.2.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("reads the secret that `http` returns")),
+        "{rendered}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("would put a secret value into the URL")),
+        "{rendered}"
+    );
+}
