@@ -168,7 +168,7 @@ fn days_since(ts: String) -> Result<i64, minijinja::Error> {
     let then: jiff::Timestamp = ts.parse().map_err(|e| {
         minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
-            format!("`{ts}` is not an RFC 3339 time: {e}"),
+            format!("a value is not an RFC 3339 time: {e}"),
         )
     })?;
     Ok(jiff::Timestamp::now().duration_since(then).as_secs() / 86_400)
@@ -209,13 +209,16 @@ fn older_than(value: JValue, days: i64) -> Result<bool, minijinja::Error> {
     let text = value.as_str().ok_or_else(|| {
         minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
-            format!("older_than: `{value}` is not an RFC 3339 time"),
+            format!(
+                "older_than: a {} value is not an RFC 3339 time",
+                value.kind()
+            ),
         )
     })?;
     let then: jiff::Timestamp = text.parse().map_err(|e| {
         minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
-            format!("older_than: `{text}` is not an RFC 3339 time: {e}"),
+            format!("older_than: a value is not an RFC 3339 time: {e}"),
         )
     })?;
     Ok(jiff::Timestamp::now().duration_since(then) > span)
@@ -233,7 +236,10 @@ fn containing(value: JValue, needle: JValue) -> Result<bool, minijinja::Error> {
     let items = value.try_iter().map_err(|_| {
         minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
-            format!("containing: `{value}` is neither a list nor text"),
+            format!(
+                "containing: a {} value is neither a list nor text",
+                value.kind()
+            ),
         )
     })?;
     Ok(items.into_iter().any(|item| item == needle))

@@ -254,7 +254,7 @@ async fn finish_answer(
         result.reason = Some(format!(
             "ESUS answered {}{}",
             resp.status,
-            diagnostics(resp)
+            diagnostics(resp, info)
         ));
         result.auth_failed = matches!(resp.status, 401 | 403);
         return result;
@@ -407,7 +407,7 @@ async fn paged(
                 ..StepResult::failed(format!(
                     "ESUS answered {} at offset {read}{}",
                     resp.status,
-                    diagnostics(&resp)
+                    diagnostics(&resp, info)
                 ))
             };
         }
@@ -625,7 +625,7 @@ async fn revoked(
         s => {
             return StepResult {
                 auth_failed: matches!(s, 401 | 403),
-                ..StepResult::failed(format!("ESUS answered {s}{}", diagnostics(&resp)))
+                ..StepResult::failed(format!("ESUS answered {s}{}", diagnostics(&resp, info)))
             };
         }
     };
@@ -772,7 +772,7 @@ fn terminal(sent: Sent) -> StepResult {
 }
 
 /// ` — <diagnostics>` from an OperationOutcome body, when there is one.
-fn diagnostics(resp: &ApiResponse) -> String {
+fn diagnostics(resp: &ApiResponse, info: &StepInfo) -> String {
     let body = resp.json();
     let issue = body
         .get("issue")
@@ -785,6 +785,11 @@ fn diagnostics(resp: &ApiResponse) -> String {
                 .get("diagnostics")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
+            // ESUS's diagnostics may quote what it was sent: when that held a secret or PHI,
+            // only the issue code is repeated.
+            if !info.secret_params.is_empty() || info.action.phi {
+                return format!(" ({code})");
+            }
             let diag: String = diag.chars().take(300).collect();
             format!(" ({code}: {diag})")
         }
