@@ -134,6 +134,7 @@ pub async fn run(
     let mut started_at: HashMap<usize, Instant> = HashMap::new();
     let mut interrupt = shared.interrupt.clone();
     let (mut stop, mut declined, mut auth_failed, mut hard_stop) = (false, false, false, false);
+    let mut prompt_interrupted = false;
     let max_parallel = opts.max_parallel.max(1);
     loop {
         if shared.sink_broken() {
@@ -269,9 +270,20 @@ pub async fn run(
                     }
                     Err(e) => {
                         stop = true;
+                        // Ctrl-C at a prompt reaches us as an interrupted read, not a signal.
+                        let at_prompt = e.kind() == std::io::ErrorKind::Interrupted;
+                        prompt_interrupted |= at_prompt;
                         let r = StepResult {
-                            status: Some(StepStatus::Failed),
-                            reason: Some(format!("confirmation failed: {e}")),
+                            status: Some(if at_prompt {
+                                StepStatus::Interrupted
+                            } else {
+                                StepStatus::Failed
+                            }),
+                            reason: Some(if at_prompt {
+                                "interrupted at the confirmation prompt".into()
+                            } else {
+                                format!("confirmation failed: {e}")
+                            }),
                             ..StepResult::default()
                         };
                         done(&shared, &mut ctx, &mut slots, &mut reports, i, r, false);
@@ -332,7 +344,7 @@ pub async fn run(
             }
         }
     }
-    let interrupted = interrupt.count() > 0 || hard_stop;
+    let interrupted = interrupt.count() > 0 || hard_stop || prompt_interrupted;
     for (i, slot) in slots.iter().enumerate() {
         if *slot == Slot::Pending {
             let status = if interrupted {

@@ -187,3 +187,29 @@ async fn an_expired_token_is_replaced_at_a_hidden_prompt() {
         .collect();
     assert_eq!(statuses, vec![Some(401), Some(200)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_a_prompt_stops_the_run_as_interrupted() {
+    let env = Env::start().await;
+    let code = tokio::task::block_in_place(|| {
+        let mut session = expectrl::Session::spawn(env.std_cmd()).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session
+            .expect("Log out the compromised session of user")
+            .expect("logout prompt");
+        session
+            .send(expectrl::ControlCode::EndOfText)
+            .expect("Ctrl-C");
+        session.expect(expectrl::Eof).expect("the run ends");
+        match session.get_process().wait().expect("exit status") {
+            expectrl::process::unix::WaitStatus::Exited(_, code) => code,
+            other => panic!("unexpected end: {other:?}"),
+        }
+    });
+    assert_eq!(code, 130);
+    assert!(
+        env.sim.requests().iter().all(|q| q.method == "GET"),
+        "nothing destructive was sent"
+    );
+    assert_eq!(verify(&env, &env.transcript()).0, 0);
+}
