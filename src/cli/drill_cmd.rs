@@ -14,7 +14,7 @@ use crate::error::{Error, ExitCode};
 use crate::esus::client::{ClientConfig, EsusClient};
 use crate::esus::request::{ApiRequest, Auth};
 use crate::exec::report::RunReport;
-use crate::sim::{FaultSpec, KeyState, ScenarioSource, SimConfig, SimHandle, Simulator};
+use crate::sim::{KeyState, SimHandle, Simulator};
 use crate::transcript::{VerifyOptions, read_transcript, verify_transcript};
 
 /// Arguments of `esus-ir drill`.
@@ -30,18 +30,9 @@ pub struct DrillArgs {
     /// A runbook file or bundled name (default: api-key-compromise).
     #[arg(value_name = "RUNBOOK", default_value = "api-key-compromise")]
     pub runbook: String,
-    /// Scenario YAML for the simulator (default: the built-in compromise scenario).
-    #[arg(long, value_name = "FILE")]
-    pub scenario: Option<PathBuf>,
-    /// Inject a fault into the simulator: KIND=VALUE[@ROUTE] (see `esus-ir sim --help`).
-    #[arg(long = "fault", value_name = "SPEC")]
-    pub faults: Vec<String>,
-    /// Seed for rate-based faults.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Serve the simulator over HTTPS with a generated CA (exercises the production TLS path).
-    #[arg(long)]
-    pub tls: bool,
+    /// The simulator's scenario, faults, seed and TLS.
+    #[command(flatten)]
+    pub world: super::sim_cmd::SimWorld,
     /// An input value overriding the scenario's.
     #[arg(short, long = "input", value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
@@ -115,22 +106,7 @@ pub fn run(args: DrillArgs) -> Result<ExitCode, Error> {
 }
 
 async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
-    let faults = args
-        .faults
-        .iter()
-        .map(|s| s.parse::<FaultSpec>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let config = SimConfig {
-        scenario: args
-            .scenario
-            .clone()
-            .map_or(ScenarioSource::Builtin, ScenarioSource::File),
-        faults,
-        seed: args.seed,
-        tls: args.tls,
-        ..SimConfig::default()
-    };
+    let config = args.world.config()?;
     let sim = Simulator::start(config).await?;
     let ready = sim.ready().clone();
     let before = Before {
@@ -192,7 +168,7 @@ async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
     let Finished::Live(report) = finished else {
         return Err(Error::Usage("a drill cannot be a dry-run".into()));
     };
-    let score = score(&sim, &before, *report, &args.faults, ca_cert).await;
+    let score = score(&sim, &before, *report, &args.world.faults, ca_cert).await;
     sim.shutdown().await;
     match args.output {
         OutputFormat::Json => out(&format!(

@@ -26,18 +26,9 @@ pub struct SimArgs {
     /// Loopback address to listen on (port 0 = any free port).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// Scenario YAML file (default: the built-in key-compromise scenario).
-    #[arg(long, value_name = "FILE")]
-    pub scenario: Option<PathBuf>,
-    /// Inject a fault: KIND=VALUE[@ROUTE] (repeatable).
-    #[arg(long = "fault", value_name = "SPEC")]
-    pub faults: Vec<String>,
-    /// Seed for rate-based faults and generated audit history.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Serve HTTPS with a certificate generated at start.
-    #[arg(long)]
-    pub tls: bool,
+    /// What the simulator serves and how it misbehaves.
+    #[command(flatten)]
+    pub world: SimWorld,
     /// Where to write the generated CA certificate (with --tls).
     #[arg(long, value_name = "PATH", requires = "tls")]
     pub ca_out: Option<PathBuf>,
@@ -46,14 +37,47 @@ pub struct SimArgs {
     pub ready_file: Option<PathBuf>,
 }
 
-/// Turns the arguments into a simulator configuration (clap stops here).
+/// The simulator's scenario, faults, seed and TLS: shared by `sim` and `drill`.
+#[derive(Debug, clap::Args)]
+pub struct SimWorld {
+    /// Scenario YAML file (default: the built-in key-compromise scenario).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Inject a fault: KIND=VALUE[@ROUTE] (repeatable; see `esus-ir sim --help`).
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Seed for rate-based faults and generated audit history.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Serve HTTPS with a certificate generated at start (the production TLS path).
+    #[arg(long)]
+    pub tls: bool,
+}
+
+impl SimWorld {
+    /// The simulator configuration these arguments describe (clap stops here).
+    pub fn config(&self) -> Result<SimConfig, Error> {
+        let faults = self
+            .faults
+            .iter()
+            .map(|s| s.parse::<FaultSpec>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        Ok(SimConfig {
+            scenario: self
+                .scenario
+                .clone()
+                .map_or(ScenarioSource::Builtin, ScenarioSource::File),
+            faults,
+            seed: self.seed,
+            tls: self.tls,
+            ..SimConfig::default()
+        })
+    }
+}
+
+/// Turns the arguments into a simulator configuration.
 fn config(args: &SimArgs) -> Result<SimConfig, Error> {
-    let faults = args
-        .faults
-        .iter()
-        .map(|s| s.parse::<FaultSpec>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Usage(e.to_string()))?;
     if !args.listen.ip().is_loopback() {
         return Err(Error::Usage(format!(
             "refusing to listen on {}: the simulator binds loopback addresses only (127.0.0.1, ::1)",
@@ -62,15 +86,8 @@ fn config(args: &SimArgs) -> Result<SimConfig, Error> {
     }
     Ok(SimConfig {
         listen: args.listen,
-        scenario: args
-            .scenario
-            .clone()
-            .map_or(ScenarioSource::Builtin, ScenarioSource::File),
-        faults,
-        seed: args.seed,
-        tls: args.tls,
         ca_out: args.ca_out.clone(),
-        ..SimConfig::default()
+        ..args.world.config()?
     })
 }
 

@@ -100,3 +100,22 @@ fn a_drill_under_faults_still_contains_the_key() {
     );
     assert_eq!(report["faults"].as_array().map(Vec::len), Some(5));
 }
+
+#[test]
+fn a_tls_drill_goes_through_the_production_tls_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, report, stderr) = drill(dir.path(), &["--tls"]);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert_eq!(report["passed"], true);
+    let transcript = std::fs::read_to_string(
+        report["run"]["transcript"]
+            .as_str()
+            .map(|t| dir.path().join(t))
+            .expect("path"),
+    )
+    .expect("transcript");
+    assert!(
+        transcript.contains("\"base_url\":\"https://127.0.0.1:"),
+        "https with the simulator's generated CA"
+    );
+}
