@@ -217,10 +217,13 @@ pub async fn run(
                         }
                     }
                 }
-                let _ = shared.emit(&Event::StepStarted {
-                    step: step.id.clone(),
-                    items: None,
-                });
+                // A fan-out announces itself once its items are known (in `prepare`).
+                if step.foreach.is_none() {
+                    let _ = shared.emit(&Event::StepStarted {
+                        step: step.id.clone(),
+                        items: None,
+                    });
+                }
                 let prepared = match prepare(&shared, &ctx, i).await {
                     Ok(p) => p,
                     Err(r) => {
@@ -568,20 +571,19 @@ async fn prepare(shared: &Arc<Shared>, ctx: &Context, i: usize) -> Result<Prepar
         ..StepResult::default()
     };
     if let Some(expr) = &step.foreach {
-        let items = shared
-            .engine
-            .eval(expr, ctx.display())
-            .map_err(|e| fail(format!("`foreach`: {e}")))?;
-        let Value::Array(items) = items else {
-            return Err(fail(format!(
+        let items = match shared.engine.eval(expr, ctx.display()) {
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(other) => Err(format!(
                 "`foreach` must give a list; `{expr}` gave {}",
-                type_name(&items)
-            )));
+                type_name(&other)
+            )),
+            Err(e) => Err(format!("`foreach`: {e}")),
         };
         let _ = shared.emit(&Event::StepStarted {
             step: step.id.clone(),
-            items: Some(items.len()),
+            items: items.as_ref().ok().map(Vec::len),
         });
+        let items = items.map_err(fail)?;
         let built = if info.action.special == Special::ConsentExpire {
             let mut reqs = Vec::with_capacity(items.len());
             for item in &items {
