@@ -532,20 +532,12 @@ fn input_sources(
         })),
         prompt_secret: interactive.then(|| {
             Box::new(|name: &str, description: &str| {
-                dialoguer::Password::new()
-                    .with_prompt(format!(
-                        "{name} (secret, hidden){}",
-                        if description.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" — {description}")
-                        }
-                    ))
-                    .allow_empty_password(true)
-                    .interact_on(&dialoguer::console::Term::stderr())
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .map(SecretString::from)
+                let about = if description.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {description}")
+                };
+                hidden(&format!("{name} (secret, hidden){about}"))
             }) as Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>
         }),
     })
@@ -615,13 +607,17 @@ async fn operator_token(
     ))
 }
 
+/// Asks without echo. Called from async code before the run starts: `block_in_place` keeps the
+/// prompt from holding up a runtime worker.
 fn hidden(prompt: &str) -> Option<SecretString> {
-    dialoguer::Password::new()
-        .with_prompt(prompt)
-        .interact_on(&dialoguer::console::Term::stderr())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(SecretString::from)
+    tokio::task::block_in_place(|| {
+        dialoguer::Password::new()
+            .with_prompt(prompt)
+            .interact_on(&dialoguer::console::Term::stderr())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from)
+    })
 }
 
 fn default_run_dir(runbook: &str, run_id: &str) -> PathBuf {

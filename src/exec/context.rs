@@ -80,11 +80,6 @@ impl Context {
         &self.display
     }
 
-    /// Whether a step has finished (or has a placeholder).
-    pub fn has_step(&self, id: &str) -> bool {
-        self.steps.contains_key(id)
-    }
-
     /// A view with the real secret values, for rendering a secret parameter only.
     pub fn with_secrets(&self) -> CtxValue {
         let mut root = Map::new();
@@ -113,11 +108,6 @@ impl Context {
         root.insert("inputs".into(), Value::Object(inputs));
         root.insert("steps".into(), Value::Object(steps));
         template::to_ctx(&Value::Object(root))
-    }
-
-    /// A secret value by its template path (`inputs.NAME` or `steps.ID.outputs.NAME`).
-    pub fn secret(&self, path: &str) -> Option<&SecretString> {
-        self.secrets.get(path)
     }
 
     fn rebuild(&mut self) {

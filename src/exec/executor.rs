@@ -130,6 +130,20 @@ pub async fn run(
             });
         }
     }
+    // Every way a step ends goes through `done`: its event, its report line, its outputs.
+    macro_rules! finish {
+        ($i:expr, $r:expr, $passable:expr) => {
+            done(
+                &shared,
+                &mut ctx,
+                &mut slots,
+                &mut reports,
+                $i,
+                $r,
+                $passable,
+            )
+        };
+    }
     let mut running: JoinSet<(usize, StepResult)> = JoinSet::new();
     let mut started_at: HashMap<usize, Instant> = HashMap::new();
     let mut interrupt = shared.interrupt.clone();
@@ -171,30 +185,14 @@ pub async fn run(
                         ),
                         _ => String::new(),
                     };
-                    done(
-                        &shared,
-                        &mut ctx,
-                        &mut slots,
-                        &mut reports,
-                        i,
-                        skipped(why),
-                        false,
-                    );
+                    finish!(i, skipped(why), false);
                     continue;
                 }
                 if let Some(when) = &step.when {
                     match shared.engine.eval_bool(when, ctx.display()) {
                         Ok(true) => {}
                         Ok(false) => {
-                            done(
-                                &shared,
-                                &mut ctx,
-                                &mut slots,
-                                &mut reports,
-                                i,
-                                skipped(format!("condition `{when}` is false")),
-                                true,
-                            );
+                            finish!(i, skipped(format!("condition `{when}` is false")), true);
                             continue;
                         }
                         Err(e) => {
@@ -204,15 +202,7 @@ pub async fn run(
                                 ..StepResult::default()
                             };
                             stop |= step.on_failure == OnFailure::Abort;
-                            done(
-                                &shared,
-                                &mut ctx,
-                                &mut slots,
-                                &mut reports,
-                                i,
-                                r,
-                                step.on_failure == OnFailure::Continue,
-                            );
+                            finish!(i, r, step.on_failure == OnFailure::Continue);
                             continue;
                         }
                     }
@@ -229,20 +219,12 @@ pub async fn run(
                     Err(r) => {
                         stop |= step.on_failure == OnFailure::Abort;
                         auth_failed |= r.auth_failed;
-                        done(
-                            &shared,
-                            &mut ctx,
-                            &mut slots,
-                            &mut reports,
-                            i,
-                            r,
-                            step.on_failure == OnFailure::Continue,
-                        );
+                        finish!(i, r, step.on_failure == OnFailure::Continue);
                         continue;
                     }
                 };
                 let recover = opts.unknown.contains(&step.id);
-                if recover && info_of(&shared, i).action.name != "api_keys.rotate" {
+                if recover && shared.valid.steps[i].action.name != "api_keys.rotate" {
                     match resend_unknown(&shared, &opts.policy, i).await {
                         Ok(true) => {}
                         Ok(false) | Err(_) => {
@@ -253,7 +235,7 @@ pub async fn run(
                                 reason: Some("an earlier run sent this request and recorded no answer; it is not safe to repeat blindly. Check ESUS's state, then run the step again (interactively, or with a fresh run)".into()),
                                 ..StepResult::default()
                             };
-                            done(&shared, &mut ctx, &mut slots, &mut reports, i, r, false);
+                            finish!(i, r, false);
                             continue;
                         }
                     }
@@ -268,7 +250,7 @@ pub async fn run(
                             reason: Some("declined by the operator".into()),
                             ..StepResult::default()
                         };
-                        done(&shared, &mut ctx, &mut slots, &mut reports, i, r, false);
+                        finish!(i, r, false);
                         continue;
                     }
                     Err(e) => {
@@ -289,7 +271,7 @@ pub async fn run(
                             }),
                             ..StepResult::default()
                         };
-                        done(&shared, &mut ctx, &mut slots, &mut reports, i, r, false);
+                        finish!(i, r, false);
                         continue;
                     }
                 }
@@ -325,7 +307,7 @@ pub async fn run(
                     stop = true;
                 }
                 let passable = status == StepStatus::Ok || (status == StepStatus::Failed && step.on_failure == OnFailure::Continue);
-                done(&shared, &mut ctx, &mut slots, &mut reports, i, r, passable);
+                finish!(i, r, passable);
             }
             count = interrupt.changed() => {
                 stop = true;
@@ -391,10 +373,6 @@ pub async fn run(
         (RunOutcome::Success, "all steps completed".to_string())
     };
     finish(&shared, report, outcome, msg, reports)
-}
-
-fn info_of(shared: &Shared, i: usize) -> &crate::runbook::validate::StepInfo {
-    &shared.valid.steps[i]
 }
 
 /// Asks whether to send again a non-idempotent request whose earlier outcome is unknown;
@@ -775,7 +753,7 @@ fn shown_requests(
             let d = request_digest(&v);
             let mut shown = vec![v];
             shown.extend(probe.as_ref().map(view));
-            (shown, shown_len(probe), d)
+            (shown, 1 + usize::from(probe.is_some()), d)
         }
         Prepared::Many { items, built } => {
             let step = &shared.valid.runbook.steps[i];
@@ -800,8 +778,4 @@ fn shown_requests(
             (shown, items.len(), batch.finish())
         }
     }
-}
-
-fn shown_len(probe: &Option<ApiRequest>) -> usize {
-    1 + usize::from(probe.is_some())
 }

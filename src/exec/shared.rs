@@ -147,16 +147,3 @@ impl EventSink for Fanout {
         Ok(())
     }
 }
-
-/// A listener that keeps every event in memory (tests).
-#[derive(Default)]
-pub struct Recorder(pub std::sync::Mutex<Vec<Event>>);
-
-impl EventSink for Recorder {
-    fn emit(&self, event: &Event) -> std::io::Result<()> {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(event.clone());
-        }
-        Ok(())
-    }
-}

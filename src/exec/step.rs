@@ -15,7 +15,7 @@ use super::evidence::EvidenceWriter;
 use super::render;
 use super::send::{self, BodyPolicy, SendPolicy, Sent};
 use super::shared::Shared;
-use crate::esus::actions::{Method, Special};
+use crate::esus::actions::Method;
 use crate::esus::client::ApiResponse;
 use crate::esus::request::{ApiRequest, Auth, Body};
 use crate::runbook::model::Step;
@@ -795,9 +795,4 @@ fn diagnostics(resp: &ApiResponse, info: &StepInfo) -> String {
         }
         None => String::new(),
     }
-}
-
-/// Whether a prepared step uses a `Special` flow (for the scheduler's preparation).
-pub fn is_revoked_check(info: &StepInfo) -> bool {
-    info.action.special == Special::CheckRevoked
 }

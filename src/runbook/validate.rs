@@ -62,20 +62,6 @@ impl Validated {
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.runbook.steps.iter().position(|s| s.id == id)
     }
-
-    /// Names of inputs declared `type: secret`.
-    pub fn secret_inputs(&self) -> BTreeSet<String> {
-        secret_inputs(&self.runbook)
-    }
-}
-
-fn secret_inputs(runbook: &Runbook) -> BTreeSet<String> {
-    runbook
-        .inputs
-        .iter()
-        .filter(|(_, s)| s.kind == InputType::Secret)
-        .map(|(n, _)| n.clone())
-        .collect()
 }
 
 /// Validates a parsed runbook; `map` locates problems in `text`.
@@ -411,7 +397,7 @@ fn check_params(
         let secret = refs.check_value(
             value,
             &path,
-            RefScope::with(step_index(refs, step), step),
+            RefScope::with(refs.index_of(&step.id), step),
             p,
         );
         if secret {
@@ -467,10 +453,6 @@ fn check_params(
         }
     }
     secret_params
-}
-
-fn step_index(refs: &Refs<'_>, step: &Step) -> usize {
-    refs.index_of(&step.id)
 }
 
 fn check_http(step: &Step, sp: &str, p: &mut Problems<'_>) {

@@ -98,15 +98,19 @@ fn list_shows_bundled_runbooks() {
         .stdout(predicate::str::contains("api-key-compromise"));
 }
 
-#[test]
-fn schema_is_json_schema_for_the_runbook() {
-    let out = esus_ir()
+fn schema_stdout() -> Vec<u8> {
+    esus_ir()
         .arg("schema")
         .assert()
         .success()
         .get_output()
         .stdout
-        .clone();
+        .clone()
+}
+
+#[test]
+fn schema_is_json_schema_for_the_runbook() {
+    let out = schema_stdout();
     let schema: serde_json::Value = serde_json::from_slice(&out).expect("json");
     assert!(
         schema["$schema"]
@@ -140,13 +144,7 @@ fn help_has_examples_and_version_prints() {
 
 #[test]
 fn the_committed_schema_is_current_and_the_runbooks_point_at_it() {
-    let out = esus_ir()
-        .arg("schema")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = schema_stdout();
     let committed = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/docs/runbook.schema.json"
