@@ -155,6 +155,7 @@ async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
         non_interactive: !interactive,
         dry_run: None,
         max_parallel: args.max_parallel,
+        max_items: crate::runbook::validate::MAX_FOREACH_ITEMS,
         output: args.output,
         run_dir,
         secrets_dir: None,

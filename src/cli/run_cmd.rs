@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// Steps running at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_parallel: u16,
+    /// Most items one `foreach` may fan out over (a cap against runaway runbooks).
+    #[arg(long, value_name = "N", default_value_t = crate::runbook::validate::MAX_FOREACH_ITEMS)]
+    pub max_items: usize,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -390,6 +393,7 @@ pub async fn execute(
             .map(|p| p.finished.clone())
             .unwrap_or_default(),
         unknown: resume_plan.map(|p| p.unknown).unwrap_or_default(),
+        max_items: args.max_items,
     };
     let mut report = executor::run(shared, &inputs, meta, opts).await;
     ctrl_c.abort();

@@ -13,7 +13,7 @@ pub enum Method {
     Post,
     /// PUT
     Put,
-    /// PATCH (only through `http`)
+    /// PATCH
     Patch,
     /// DELETE
     Delete,
@@ -115,6 +115,8 @@ pub enum BodyShape {
     FhirSubscription,
     /// The `body` parameter as is (`http`).
     Raw,
+    /// `{"status": "inactive"}`: ESUS's own Consent PATCH body.
+    ConsentInactive,
 }
 
 /// Actions whose behaviour is more than one plain request.
@@ -124,8 +126,9 @@ pub enum Special {
     None,
     /// Reads the key and, with a secret, tries to use it; succeeds only if the key is dead.
     CheckRevoked,
-    /// Reads the Consent and writes it back with status `inactive`.
-    ConsentExpire,
+    /// Tries the stolen session credentials; succeeds only if ESUS refuses every one of them
+    /// and the sessions listed at the start were all ended.
+    CheckSessions,
 }
 
 /// A built-in action.
@@ -157,6 +160,16 @@ pub struct ActionSpec {
     pub target: Option<&'static str>,
     /// Multi-request behaviour.
     pub special: Special,
+    /// A containment check: its result (from ESUS) is the run's containment verdict.
+    pub check: bool,
+    /// Takes access away (logout, delete, deactivate, remove): a containment action. `expect` on
+    /// it may only list [`ActionSpec::already_contained`] answers, so a refusal can never read
+    /// as success.
+    pub contains: bool,
+    /// Answers of a containment action that mean "already contained" (the key is already gone).
+    pub already_contained: &'static [u16],
+    /// Sends no operator token: the body carries the credential (a refresh token).
+    pub unauthenticated: bool,
 }
 
 const fn p(
@@ -231,35 +244,47 @@ const fn action(
         phi: false,
         target: None,
         special: Special::None,
+        check: false,
+        contains: false,
+        already_contained: &[],
+        unauthenticated: false,
     }
 }
 
 use Effect::{Destructive, Read, Write};
-use Method::{Delete, Get, Post, Put};
+use Method::{Delete, Get, Patch, Post, Put};
 
 /// Every built-in action, `http` last.
 pub static ACTIONS: &[ActionSpec] = &[
-    action(
-        "auth.logout",
-        "Log out one session (its token) and kill its refresh token",
-        Post,
-        "/auth/logout",
-        Destructive,
-        true,
-        &[TOKEN_REQ],
-    ),
-    action(
-        "auth.logout_all",
-        "Log out every session of the token's user",
-        Post,
-        "/auth/logout-all",
-        Destructive,
-        true,
-        &[TOKEN_REQ],
-    ),
+    ActionSpec {
+        contains: true,
+        // The token is already refused: the session cannot be used with it any more.
+        already_contained: &[401],
+        ..action(
+            "auth.logout",
+            "Log out one session (its token) and kill its refresh token",
+            Post,
+            "/auth/logout",
+            Destructive,
+            true,
+            &[TOKEN_REQ],
+        )
+    },
+    ActionSpec {
+        contains: true,
+        ..action(
+            "auth.logout_all",
+            "Log out every session of the token's user and burn their refresh tokens",
+            Post,
+            "/auth/logout-all",
+            Destructive,
+            true,
+            &[TOKEN_REQ],
+        )
+    },
     action(
         "auth.sessions",
-        "List the sessions of the token's user (default: the operator)",
+        "List the sessions of the token's user (default: the operator's own)",
         Get,
         "/auth/sessions",
         Read,
@@ -268,9 +293,10 @@ pub static ACTIONS: &[ActionSpec] = &[
     ),
     ActionSpec {
         target: Some("session_id"),
+        contains: true,
         ..action(
             "auth.revoke_session",
-            "End one session by id",
+            "End one session of the token's own user, by id",
             Delete,
             "/auth/sessions/{session_id}",
             Destructive,
@@ -278,6 +304,41 @@ pub static ACTIONS: &[ActionSpec] = &[
             &[
                 p("session_id", "sessionId", K::String, P::Path, true),
                 TOKEN_OPT,
+            ],
+        )
+    },
+    ActionSpec {
+        body: BodyShape::Flat,
+        secret_fields: &["accessToken", "refreshToken"],
+        // It uses up the (stolen) refresh token: ESUS rotates it. The new pair is ours.
+        contains: true,
+        already_contained: &[401],
+        unauthenticated: true,
+        ..action(
+            "auth.refresh",
+            "Exchange a refresh token for a new token pair (the old refresh token is used up)",
+            Post,
+            "/auth/refresh",
+            Write,
+            false,
+            &[p("refresh_token", "refreshToken", K::Secret, P::Body, true)],
+        )
+    },
+    ActionSpec {
+        special: Special::CheckSessions,
+        check: true,
+        ..action(
+            "auth.check_sessions_ended",
+            "Succeed only if ESUS refuses the stolen access and refresh tokens and ended every listed session",
+            Get,
+            "/auth/sessions",
+            Write,
+            true,
+            &[
+                p("token", "", K::Secret, P::Internal, false),
+                p("refresh_token", "", K::Secret, P::Internal, false),
+                p("listed", "", K::List, P::Internal, false),
+                p("revoked", "", K::Integer, P::Internal, false),
             ],
         )
     },
@@ -325,6 +386,7 @@ pub static ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         body: BodyShape::Flat,
         target: Some("id"),
+        contains: true,
         ..action(
             "api_keys.update",
             "Change an API key's name, scopes, active flag or rate limit",
@@ -343,6 +405,8 @@ pub static ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         target: Some("id"),
+        contains: true,
+        already_contained: &[404],
         ..action(
             "api_keys.delete",
             "Delete an API key",
@@ -372,6 +436,7 @@ pub static ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         special: Special::CheckRevoked,
+        check: true,
         ..action(
             "api_keys.check_revoked",
             "Succeed only if the key is gone or inactive, and (with its secret) refused",
@@ -427,7 +492,7 @@ pub static ACTIONS: &[ActionSpec] = &[
     },
     action(
         "roles.list",
-        "List roles and their permissions",
+        "List roles (id is a UUID, name the slug) and their permissions",
         Get,
         "/roles",
         Read,
@@ -439,7 +504,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         target: Some("user_id"),
         ..action(
             "roles.assign",
-            "Give a user a role",
+            "Give a user a role (by the role's UUID)",
             Post,
             "/roles/users/{user_id}/assign",
             Destructive,
@@ -452,9 +517,10 @@ pub static ACTIONS: &[ActionSpec] = &[
     },
     ActionSpec {
         target: Some("user_id"),
+        contains: true,
         ..action(
             "roles.unassign",
-            "Take a role from a user",
+            "Take a role (by the role's UUID) from a user",
             Delete,
             "/roles/users/{user_id}/{role_id}",
             Destructive,
@@ -463,6 +529,42 @@ pub static ACTIONS: &[ActionSpec] = &[
                 p("user_id", "userId", K::String, P::Path, true),
                 p("role_id", "roleId", K::String, P::Path, true),
             ],
+        )
+    },
+    action(
+        "admin.list_users",
+        "List the members of the operator's organization",
+        Get,
+        "/admin/users",
+        Read,
+        true,
+        &[],
+    ),
+    ActionSpec {
+        target: Some("id"),
+        contains: true,
+        ..action(
+            "admin.remove_user",
+            "Remove a user from the operator's organization (their sessions are not ended)",
+            Delete,
+            "/admin/users/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    ActionSpec {
+        body: BodyShape::Flat,
+        target: Some("id"),
+        contains: true,
+        ..action(
+            "admin.set_org_role",
+            "Change a member's organization role (Admin, Member or ReadOnly)",
+            Patch,
+            "/admin/users/{id}/role",
+            Destructive,
+            true,
+            &[ID, p("role", "role", K::String, P::Body, true)],
         )
     },
     ActionSpec {
@@ -529,13 +631,13 @@ pub static ACTIONS: &[ActionSpec] = &[
         )
     },
     ActionSpec {
-        special: Special::ConsentExpire,
+        body: BodyShape::ConsentInactive,
         phi: true,
         target: Some("id"),
         ..action(
             "consent.expire",
-            "Set a Consent's status to inactive",
-            Put,
+            "Set a Consent's status to inactive (PATCH)",
+            Patch,
             "/fhir/Consent/{id}",
             Destructive,
             true,
@@ -578,6 +680,35 @@ pub fn lookup(name: &str) -> Option<&'static ActionSpec> {
 }
 
 impl ActionSpec {
+    /// Why `expect: [status]` is not allowed on this action, if it is not: a containment check
+    /// decides by itself, and a containment action's refusal (401, 403, an unknown id…) must
+    /// never read as success — only the answers the catalogue knows to mean "already contained"
+    /// may be expected.
+    pub fn expect_refused(&self, status: u16) -> Option<String> {
+        if self.check {
+            return Some(format!(
+                "`{}` is a containment check: it decides from ESUS's answers itself, and `expect` would let a refusal pass as proof",
+                self.name
+            ));
+        }
+        if !self.contains || self.already_contained.contains(&status) {
+            return None;
+        }
+        let allowed = if self.already_contained.is_empty() {
+            "no answer other than 2xx".to_string()
+        } else {
+            self.already_contained
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Some(format!(
+            "`{}` takes access away; ESUS answering {status} means it did not, so `expect` cannot make it a success (answers that mean \"already contained\" for this action: {allowed})",
+            self.name
+        ))
+    }
+
     /// A parameter by name.
     pub fn param(&self, name: &str) -> Option<&'static Param> {
         self.params.iter().find(|p| p.name == name)
@@ -651,9 +782,36 @@ mod tests {
         assert!(!lookup("api_keys.create").expect("create").idempotent);
         assert!(lookup("api_keys.delete").expect("delete").idempotent);
         assert!(lookup("audit.user").expect("audit").paged);
+        assert!(lookup("api_keys.check_revoked").expect("check").check);
+        assert!(lookup("auth.check_sessions_ended").expect("check").check);
+        assert_eq!(
+            lookup("consent.expire").expect("expire").method,
+            Method::Patch,
+            "ESUS expires a Consent with PATCH {{\"status\":\"inactive\"}}"
+        );
         let http = lookup("http").expect("http");
         assert_eq!(http.effect_with(Some("get")), Effect::Read);
         assert_eq!(http.effect_with(Some("POST")), Effect::Destructive);
         assert!(!http.idempotent_with(Some("POST")));
+    }
+
+    #[test]
+    fn expect_can_never_turn_a_refused_containment_action_into_success() {
+        let delete = lookup("api_keys.delete").expect("delete");
+        assert_eq!(delete.expect_refused(404), None, "gone is contained");
+        for refusal in [401, 403, 409, 500] {
+            assert!(delete.expect_refused(refusal).is_some(), "{refusal}");
+        }
+        let logout_all = lookup("auth.logout_all").expect("logout_all");
+        assert!(logout_all.expect_refused(401).is_some());
+        let revoke = lookup("auth.revoke_session").expect("revoke");
+        assert!(
+            revoke.expect_refused(404).is_some(),
+            "ESUS answers 404 for another user's session too: not proof it ended"
+        );
+        let check = lookup("api_keys.check_revoked").expect("check");
+        assert!(check.expect_refused(200).is_some());
+        let rotate = lookup("api_keys.rotate").expect("rotate");
+        assert_eq!(rotate.expect_refused(404), None, "not a containment action");
     }
 }

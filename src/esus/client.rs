@@ -76,7 +76,7 @@ pub enum TransportError {
 pub struct ApiResponse {
     /// Status code.
     pub status: u16,
-    /// `Retry-After` in seconds, when given.
+    /// How long `Retry-After` asks to wait (given as seconds or as an HTTP date), when given.
     pub retry_after: Option<Duration>,
     /// The body bytes.
     pub body: bytes::Bytes,
@@ -200,8 +200,7 @@ impl EsusClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|s| parse_retry_after(s, jiff::Timestamp::now()));
         let body = resp
             .bytes()
             .await
@@ -213,6 +212,18 @@ impl EsusClient {
             duration: started.elapsed(),
         })
     }
+}
+
+/// `Retry-After` as a wait: delay-seconds, or an HTTP date (IMF-fixdate) counted from `now`
+/// (a date in the past means "now"). Anything else is ignored, and the caller backs off.
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let wait = now.duration_until(at);
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 /// Joins the base URL with an encoded relative path and a query.
@@ -329,6 +340,23 @@ mod tests {
             !err.contains("pw-canary") && !err.contains("t-canary") && !err.contains("admin"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now: jiff::Timestamp = "2026-12-02T03:00:00Z".parse().expect("ts");
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 02 Dec 2026 03:00:12 GMT", now),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 02 Dec 2026 02:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: retry now"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
     }
 
     #[test]

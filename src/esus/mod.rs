@@ -3,5 +3,6 @@
 
 pub mod actions;
 pub mod client;
+pub mod errors;
 pub mod paths;
 pub mod request;

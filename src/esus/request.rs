@@ -161,6 +161,14 @@ impl Params {
     fn get(&self, name: &str) -> Option<&Value> {
         self.display.get(name).filter(|v| !v.is_null())
     }
+
+    /// A secret parameter's value, when given and not empty.
+    pub fn secret(&self, name: &str) -> Option<SecretString> {
+        self.secrets
+            .get(name)
+            .filter(|s| !s.expose_secret().is_empty())
+            .cloned()
+    }
 }
 
 /// A request that cannot be built from these parameters.
@@ -184,7 +192,11 @@ pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildEr
     let mut query = Vec::new();
     let mut flat = Map::new();
     let mut wire_flat: Option<Map<String, Value>> = None;
-    let mut auth = Auth::Operator;
+    let mut auth = if action.unauthenticated {
+        Auth::None
+    } else {
+        Auth::Operator
+    };
     for p in action.params {
         match p.place {
             Place::Query => {
@@ -244,6 +256,10 @@ pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildEr
     };
     let body = match (action.body, wire) {
         (BodyShape::None | BodyShape::Raw, _) => None,
+        (BodyShape::ConsentInactive, _) => Some(Body::plain(
+            content_type,
+            serde_json::json!({"status": "inactive"}),
+        )),
         (_, Some(wire)) => Some(Body::with_secret(
             content_type,
             shape(flat),

@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use super::context::Context;
 use super::event::{Event, RequestView, RunOutcome, StepStatus};
-use super::executor::{RunMeta, display_name};
+use super::executor::RunMeta;
 use super::inputs::Inputs;
+use super::plan::display_name;
 use super::render;
 use super::shared::Shared;
 use super::step::{self, Prepared};
@@ -44,8 +45,8 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
     let mut ctx = Context::new(inputs);
     let mut real: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
-    let _ = shared.emit(&super::executor::run_started(&shared, inputs, &meta));
-    let _ = shared.emit(&super::executor::plan_event(&shared, &ctx));
+    let _ = shared.emit(&super::plan::run_started(&shared, inputs, &meta));
+    let _ = shared.emit(&super::plan::plan_event(&shared, &ctx));
     for &i in valid.graph.order() {
         let step = &valid.runbook.steps[i];
         let info = &valid.steps[i];
@@ -156,12 +157,6 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
                     Ok(r) => {
                         let v = view(&r);
                         let known = !serde_json::to_string(&v).unwrap_or_default().contains("<");
-                        if info.action.special == Special::ConsentExpire {
-                            d.notes.push(
-                                "reads the Consent first, then PUTs it back with status `inactive`"
-                                    .into(),
-                            );
-                        }
                         if info.action.special == Special::CheckRevoked {
                             d.notes.push(
                                 "with a leaked secret, also tries the key itself and expects 401"
@@ -174,12 +169,8 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
                                     .into(),
                             );
                         }
-                        if reads
-                            && info.effect == Effect::Read
-                            && known
-                            && info.action.special != Special::ConsentExpire
-                        {
-                            let result = step::execute(
+                        if reads && info.effect == Effect::Read && known {
+                            let result = step::execute_with(
                                 shared.clone(),
                                 Arc::new(ctx.clone()),
                                 i,
@@ -191,6 +182,7 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
                                 } else {
                                     Prepared::One(r.clone())
                                 },
+                                false,
                             )
                             .await;
                             d.sent = true;
@@ -209,6 +201,8 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
                                 reason: result.reason.clone(),
                                 outputs: result.outputs.clone(),
                                 duration_ms: result.duration.as_millis() as u64,
+                                finding: result.finding.clone(),
+                                expected: result.expected,
                             });
                             ctx.set_step(&step.id, status, result.outputs, result.secret_outputs);
                             out.push(d);
@@ -226,6 +220,8 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
             reason: Some("dry-run: not sent".into()),
             outputs: Default::default(),
             duration_ms: 0,
+            finding: None,
+            expected: None,
         });
         ctx.set_placeholder(&step.id, step.outputs.keys().cloned());
         out.push(d);

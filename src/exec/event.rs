@@ -164,6 +164,51 @@ pub enum Event {
         outputs: serde_json::Map<String, Value>,
         /// Milliseconds from start to finish.
         duration_ms: u64,
+        /// What a containment check found (or why it could not tell), for people.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        finding: Option<String>,
+        /// The non-2xx answer the runbook expected (`expect:`), shown as expected, not failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected: Option<u16>,
+    },
+    /// A paged audit pull finished: what the evidence file holds and what proves it complete.
+    AuditEvidence {
+        /// The step id.
+        step: String,
+        /// The evidence file, relative to the evidence folder.
+        file: String,
+        /// SHA-256 (hex) of the file.
+        sha256: String,
+        /// Distinct rows saved (each row once, by `id`).
+        rows: u64,
+        /// The `total` ESUS reported at the last read.
+        reported_total: u64,
+        /// Rows read more than once (pages shift while rows arrive) and dropped.
+        duplicates_dropped: u64,
+        /// Pages read.
+        pages: u64,
+        /// The oldest `recorded` among the rows, when any.
+        window_from: Option<String>,
+        /// The newest `recorded` the completeness proof covers.
+        window_to: Option<String>,
+        /// Whether ESUS's own count proves every row of the window was saved.
+        complete: bool,
+        /// How completeness was proven, or why it was not.
+        proof: String,
+    },
+    /// What the run proved about containment: written just before `run-finished`.
+    Containment {
+        /// contained, not-contained or not-applicable.
+        state: ContainmentState,
+        /// One line for people.
+        summary: String,
+        /// Each containment check step and what it found.
+        checks: Vec<CheckFinding>,
+        /// Milliseconds from the start of the run (of the first run, when resumed) to the moment
+        /// the last check proved containment.
+        time_to_containment_ms: Option<u64>,
+        /// When containment was proven (RFC 3339).
+        at: Option<String>,
     },
     /// The run ended.
     RunFinished {
@@ -172,6 +217,29 @@ pub enum Event {
         /// The process exit code this outcome maps to.
         exit_code: u8,
     },
+}
+
+/// Whether a run proved that what it set out to contain is contained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainmentState {
+    /// Every containment check passed against ESUS.
+    Contained,
+    /// A check failed or did not run: nothing proves containment.
+    NotContained,
+    /// The runbook contains nothing (monitoring, reviews, rotations).
+    NotApplicable,
+}
+
+/// One containment check step and what it found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckFinding {
+    /// The check step's id.
+    pub step: String,
+    /// Its status.
+    pub status: StepStatus,
+    /// What it found, or why it could not tell.
+    pub detail: String,
 }
 
 /// A file in the run's evidence folder and its digest.

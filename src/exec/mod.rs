@@ -4,14 +4,22 @@
 //! terminal) listen to that stream without the executor knowing their formats.
 
 pub mod approval;
+mod checks;
+mod confirmation;
+pub mod containment;
 pub mod context;
 pub mod digest;
 pub mod dry_run;
 pub mod event;
 pub mod evidence;
 pub mod executor;
+mod fanout;
 pub mod inputs;
+mod paged;
+pub mod plan;
+pub mod prepare;
 pub mod progress;
+mod recover;
 pub mod render;
 pub mod report;
 pub mod resume;

@@ -29,6 +29,10 @@ pub struct StepReport {
     pub evidence: Vec<EvidenceRef>,
     /// Files holding secret outputs (0600).
     pub secret_files: Vec<PathBuf>,
+    /// What a containment check found.
+    pub finding: Option<String>,
+    /// The non-2xx answer the runbook expected.
+    pub expected: Option<u16>,
 }
 
 /// The whole run.
@@ -52,6 +56,8 @@ pub struct RunReport {
     pub transcript: Option<PathBuf>,
     /// The evidence folder.
     pub evidence_dir: Option<PathBuf>,
+    /// What the run proved about containment.
+    pub containment: Option<super::containment::Containment>,
 }
 
 impl RunOutcome {

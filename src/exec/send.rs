@@ -50,7 +50,99 @@ pub enum Sent {
     Interrupted,
 }
 
-/// Sends `req` for `step` (item `item`), retrying as the policy allows.
+/// How many times a 429 is waited out before its answer is returned. A throttled request was
+/// not processed (simulator assumption, docs/esus-api.md), so it may be sent again even when it
+/// is not idempotent; these waits do not use up the step's `retry` attempts.
+pub const MAX_THROTTLED: u32 = 6;
+
+/// Connection attempts for a request that certainly never reached ESUS (it may always be sent
+/// again: nothing happened), whatever the step's `retry` says.
+pub const CONNECT_ATTEMPTS: u32 = 3;
+
+/// Attempts made so far for one logical request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tries {
+    /// Sends that counted as attempts (the first included).
+    pub attempt: u32,
+    /// 429 answers waited out.
+    pub throttled: u32,
+    /// Operator-token renewals after a 401.
+    pub renewals: u32,
+}
+
+/// What to do after one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Hand the answer to the step.
+    Done,
+    /// The operator's token was refused: renew it and send again.
+    Renew,
+    /// Wait (at least `retry_after`, when ESUS said) and send again.
+    Retry {
+        /// It was a 429.
+        throttled: bool,
+        /// ESUS's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// It may have reached ESUS and must not be re-sent: the outcome is unknown.
+    Unknown(String),
+    /// It never reached ESUS, after every attempt.
+    GaveUp(String),
+}
+
+/// The retry rules, as one pure function (the safety-critical part of sending).
+pub fn verdict(
+    result: &Result<ApiResponse, TransportError>,
+    operator_auth: bool,
+    policy: SendPolicy,
+    tries: Tries,
+) -> Verdict {
+    match result {
+        Ok(r) if r.status == 401 && operator_auth && tries.renewals < 2 => Verdict::Renew,
+        Ok(r) if r.status == 429 => {
+            if tries.throttled < MAX_THROTTLED {
+                Verdict::Retry {
+                    throttled: true,
+                    retry_after: r.retry_after,
+                }
+            } else {
+                Verdict::Done
+            }
+        }
+        Ok(r) if r.status >= 500 && !policy.idempotent => Verdict::Unknown(format!(
+            "ESUS answered {} to a request that is not safe to repeat",
+            r.status
+        )),
+        Ok(r) if r.status >= 500 && tries.attempt < policy.attempts => Verdict::Retry {
+            throttled: false,
+            retry_after: r.retry_after,
+        },
+        Ok(_) => Verdict::Done,
+        Err(TransportError::NotSent(e)) => {
+            if tries.attempt < policy.attempts.max(CONNECT_ATTEMPTS) {
+                Verdict::Retry {
+                    throttled: false,
+                    retry_after: None,
+                }
+            } else {
+                Verdict::GaveUp(e.clone())
+            }
+        }
+        Err(TransportError::Unknown(e)) if !policy.idempotent => Verdict::Unknown(e.clone()),
+        Err(TransportError::Unknown(e)) => {
+            if tries.attempt < policy.attempts {
+                Verdict::Retry {
+                    throttled: false,
+                    retry_after: None,
+                }
+            } else {
+                Verdict::GaveUp(e.clone())
+            }
+        }
+    }
+}
+
+/// Sends `req` for `step` (item `item`), retrying as [`verdict`] allows.
 pub async fn send(
     shared: &Arc<Shared>,
     step: &str,
@@ -61,15 +153,15 @@ pub async fn send(
 ) -> Result<Sent, std::io::Error> {
     let url = shared.client.url(req).to_string();
     let view = req.view(&url);
-    let mut attempt = 0u32;
-    let mut renewals = 0;
+    let operator_auth = matches!(req.auth, Auth::Operator);
+    let mut tries = Tries::default();
     loop {
-        attempt += 1;
+        tries.attempt += 1;
         let request_id = uuid::Uuid::new_v4().to_string();
         shared.emit(&Event::Request {
             step: step.into(),
             item,
-            attempt,
+            attempt: tries.attempt,
             request_id: request_id.clone(),
             request: view.clone(),
         })?;
@@ -78,12 +170,20 @@ pub async fn send(
             .client
             .send(req, token.as_ref(), &request_id, policy.timeout)
             .await;
-        let retry_after = match result {
-            Ok(resp)
-                if resp.status == 401 && matches!(req.auth, Auth::Operator) && renewals < 2 =>
-            {
-                record_response(shared, step, &request_id, &resp, body, None)?;
-                renewals += 1;
+        let verdict = verdict(&result, operator_auth, policy, tries);
+        match result {
+            Ok(resp) if verdict == Verdict::Done => return Ok(Sent::Answer(resp, request_id)),
+            Ok(resp) => record_response(shared, step, &request_id, &resp, body, None)?,
+            Err(e) => record_failure(shared, step, &request_id, &e.to_string())?,
+        }
+        let (throttled, retry_after) = match verdict {
+            Verdict::Retry {
+                throttled,
+                retry_after,
+            } => (throttled, retry_after),
+            Verdict::Renew => {
+                tries.renewals += 1;
+                tries.attempt -= 1;
                 if let Err(e) = shared
                     .token
                     .renew(generation, &shared.client, shared.confirmer.clone())
@@ -91,52 +191,43 @@ pub async fn send(
                 {
                     return Ok(Sent::AuthFailed(e.0));
                 }
-                attempt -= 1;
                 continue;
             }
-            Ok(resp) => {
-                let transient = resp.status == 429 || (resp.status >= 500 && policy.idempotent);
-                if !transient || attempt >= policy.attempts {
-                    if resp.status >= 500 && !policy.idempotent {
-                        record_response(shared, step, &request_id, &resp, body, None)?;
-                        return Ok(Sent::Unknown(format!(
-                            "ESUS answered {} to a request that is not safe to repeat",
-                            resp.status
-                        )));
-                    }
-                    return Ok(Sent::Answer(resp, request_id));
-                }
-                record_response(shared, step, &request_id, &resp, body, None)?;
-                resp.retry_after
-            }
-            Err(TransportError::NotSent(e)) => {
-                record_failure(shared, step, &request_id, &e)?;
-                if attempt >= policy.attempts {
-                    return Ok(Sent::Failed(e));
-                }
-                None
-            }
-            Err(TransportError::Unknown(e)) => {
-                record_failure(shared, step, &request_id, &e)?;
-                if !policy.idempotent {
-                    return Ok(Sent::Unknown(e));
-                }
-                if attempt >= policy.attempts {
-                    return Ok(Sent::Failed(e));
-                }
-                None
-            }
+            Verdict::Unknown(why) => return Ok(Sent::Unknown(why)),
+            Verdict::GaveUp(why) => return Ok(Sent::Failed(why)),
+            // Only an answer is ever `Done`, and answers were returned above.
+            Verdict::Done => return Ok(Sent::Failed("no answer".into())),
         };
-        let wait = backoff(policy.backoff, attempt, retry_after);
-        tracing::info!(step, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+        if throttled {
+            tries.throttled += 1;
+        }
+        let wait = backoff(policy.backoff, tries.attempt, retry_after, throttled);
+        tracing::info!(
+            step,
+            attempt = tries.attempt,
+            throttled,
+            wait_ms = wait.as_millis() as u64,
+            "retrying"
+        );
         if shared.interrupt.sleep_or_stop(wait).await {
             return Ok(Sent::Interrupted);
         }
     }
 }
 
-/// Exponential backoff with ±50 % jitter, at most 30 s; `Retry-After` (capped at 120 s) wins when longer.
-fn backoff(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+/// Exponential backoff with ±50 % jitter, at most 30 s; `Retry-After` (capped at 120 s) wins when
+/// longer. A 429 without `Retry-After` waits at least a second: ESUS asked us to slow down.
+fn backoff(
+    base: Duration,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    throttled: bool,
+) -> Duration {
+    let base = if throttled {
+        base.max(Duration::from_secs(1))
+    } else {
+        base
+    };
     let exp = base
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(10))
         .min(Duration::from_secs(30));
@@ -220,11 +311,15 @@ mod tests {
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
         let b = Duration::from_millis(100);
-        assert!(backoff(b, 1, None) <= Duration::from_millis(150));
-        assert!(backoff(b, 4, None) >= Duration::from_millis(400));
-        assert!(backoff(b, 40, None) <= Duration::from_secs(45));
-        assert!(backoff(b, 1, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
-        assert!(backoff(b, 1, Some(Duration::from_secs(3600))) <= Duration::from_secs(120));
+        assert!(backoff(b, 1, None, false) <= Duration::from_millis(150));
+        assert!(backoff(b, 4, None, false) >= Duration::from_millis(400));
+        assert!(backoff(b, 40, None, false) <= Duration::from_secs(45));
+        assert!(backoff(b, 1, Some(Duration::from_secs(3)), false) >= Duration::from_secs(3));
+        assert!(backoff(b, 1, Some(Duration::from_secs(3600)), false) <= Duration::from_secs(120));
+        assert!(
+            backoff(b, 1, None, true) >= Duration::from_millis(500),
+            "a 429 without Retry-After still slows down"
+        );
     }
 
     #[test]

@@ -1,13 +1,15 @@
-//! Running one prepared step: its request(s), paging, fan-out, evidence, outputs and secrets.
+//! Running one prepared step: the dispatch to what its action does, and the parts every action
+//! shares — sending one request, recording the answer, saving evidence, computing outputs.
+//! Paged audit pulls, fan-outs, containment checks and lost-answer recovery live in their own
+//! modules ([`super::paged`], [`super::fanout`], [`super::checks`], [`super::recover`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use secrecy::SecretString;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::context::Context;
 use super::event::{EvidenceRef, StepStatus};
@@ -15,9 +17,9 @@ use super::evidence::EvidenceWriter;
 use super::render;
 use super::send::{self, BodyPolicy, SendPolicy, Sent};
 use super::shared::Shared;
-use crate::esus::actions::Method;
 use crate::esus::client::ApiResponse;
-use crate::esus::request::{ApiRequest, Auth, Body};
+use crate::esus::errors::ErrorBody;
+use crate::esus::request::ApiRequest;
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 use crate::template;
@@ -27,13 +29,10 @@ use crate::template;
 pub enum Prepared {
     /// One request (or, for paged actions, the first page's).
     One(ApiRequest),
-    /// A `foreach`: the items; requests are rendered per item unless `built` holds them
-    /// (actions that read before they write build every request before the confirmation).
+    /// A `foreach`: the items; each item's request is rendered when it runs.
     Many {
         /// The items.
         items: Vec<Value>,
-        /// Pre-built requests, one per item.
-        built: Option<Vec<ApiRequest>>,
     },
     /// `api_keys.check_revoked`: read the key, then (with the leaked secret) try it.
     Revoked {
@@ -42,6 +41,8 @@ pub enum Prepared {
         /// The same URL authenticated by the key itself.
         probe: Option<ApiRequest>,
     },
+    /// `auth.check_sessions_ended`: try the stolen credentials.
+    Sessions(super::checks::SessionCheck),
 }
 
 /// What became of a step.
@@ -63,26 +64,26 @@ pub struct StepResult {
     pub auth_failed: bool,
     /// Time taken.
     pub duration: Duration,
+    /// What a containment check found (or why it could not tell).
+    pub finding: Option<String>,
+    /// The non-2xx answer that `expect:` made a success.
+    pub expected: Option<u16>,
 }
 
 impl StepResult {
-    fn failed(reason: impl Into<String>) -> Self {
+    /// A failed step with its reason.
+    pub fn failed(reason: impl Into<String>) -> Self {
         StepResult {
             status: Some(StepStatus::Failed),
             reason: Some(reason.into()),
             ..StepResult::default()
         }
     }
-}
 
-/// Runs step `i`.
-pub async fn execute(
-    shared: Arc<Shared>,
-    ctx: Arc<Context>,
-    i: usize,
-    prepared: Prepared,
-) -> StepResult {
-    execute_with(shared, ctx, i, prepared, false).await
+    /// The status, `ok` when none was set.
+    pub fn final_status(&self) -> StepStatus {
+        self.status.unwrap_or(StepStatus::Ok)
+    }
 }
 
 /// Runs step `i`; `recover` means an earlier run sent its (non-idempotent) request and recorded no
@@ -98,50 +99,53 @@ pub async fn execute_with(
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
     let mut result = match prepared {
-        Prepared::One(req) if info.action.paged => paged(&shared, &ctx, step, info, req).await,
-        Prepared::One(req) if recover && info.action.name == "api_keys.rotate" => {
+        Prepared::One(req) if info.action.paged => {
+            super::paged::pull(&shared, &ctx, step, info, req).await
+        }
+        Prepared::One(req) if recover => {
             let why = "the run that sent it stopped before an answer was recorded";
-            match recover_rotate(&shared, step, info, &req, why).await {
-                Ok((resp, id, note)) => {
-                    let mut r = finish_answer(&shared, &ctx, step, info, &resp, &id, None).await;
-                    r.reason.get_or_insert(note);
-                    r
-                }
-                Err(r) => r,
-            }
+            super::recover::recover(&shared, &ctx, step, info, &req, why).await
         }
         Prepared::One(req) => one(&shared, &ctx, step, info, req, None).await,
-        Prepared::Many { items, built } => many(&shared, &ctx, step, info, items, built).await,
-        Prepared::Revoked { get, probe } => revoked(&shared, &ctx, step, info, get, probe).await,
+        Prepared::Many { items } => super::fanout::many(&shared, &ctx, step, info, items).await,
+        Prepared::Revoked { get, probe } => {
+            super::checks::revoked(&shared, &ctx, step, info, get, probe).await
+        }
+        Prepared::Sessions(check) => {
+            super::checks::sessions(&shared, &ctx, step, info, check).await
+        }
     };
     if result.status.is_none() {
         result.status = Some(StepStatus::Ok);
     }
-    // Written even when the step failed: a fan-out whose other items failed must not lose the
-    // secrets of the items that succeeded (their old keys die when the grace window ends).
-    {
-        for (name, value) in &result.secret_outputs {
-            match shared.folders.write_secret(
-                &step.id,
-                name,
-                secrecy::ExposeSecret::expose_secret(value),
-            ) {
-                Ok(path) => result.secret_files.push(path),
-                Err(e) => {
-                    result.status = Some(StepStatus::Failed);
-                    result.reason = Some(format!(
-                        "could not write secret output `{name}` to {}: {e}",
-                        shared.folders.secrets.display()
-                    ));
-                }
-            }
-        }
-    }
+    keep_secrets(&shared, step, &mut result);
     result.duration = started.elapsed();
     result
 }
 
-fn send_policy(step: &Step, idempotent: bool) -> SendPolicy {
+/// Writes a step's secret outputs, even when the step failed: a fan-out whose other items failed
+/// must not lose the secrets of the items that succeeded.
+fn keep_secrets(shared: &Shared, step: &Step, result: &mut StepResult) {
+    for (name, value) in &result.secret_outputs {
+        match shared.folders.write_secret(
+            &step.id,
+            name,
+            secrecy::ExposeSecret::expose_secret(value),
+        ) {
+            Ok(path) => result.secret_files.push(path),
+            Err(e) => {
+                result.status = Some(StepStatus::Failed);
+                result.reason = Some(format!(
+                    "could not write secret output `{name}` to {}: {e}",
+                    shared.folders.secrets.display()
+                ));
+            }
+        }
+    }
+}
+
+/// The send policy of a step: its `retry`, else 3 attempts for idempotent actions and 1 for others.
+pub(super) fn send_policy(step: &Step, idempotent: bool) -> SendPolicy {
     let default_attempts = if idempotent { 3 } else { 1 };
     SendPolicy {
         attempts: step
@@ -158,14 +162,16 @@ fn send_policy(step: &Step, idempotent: bool) -> SendPolicy {
     }
 }
 
-fn body_policy(info: &StepInfo) -> BodyPolicy {
+/// How the step's answers may be recorded.
+pub(super) fn body_policy(info: &StepInfo) -> BodyPolicy {
     BodyPolicy {
         phi: info.action.phi,
         secret_fields: info.action.secret_fields,
     }
 }
 
-async fn one(
+/// Sends one request (of item `item` of a fan-out) and finishes the step with its answer.
+pub(super) async fn one(
     shared: &Arc<Shared>,
     ctx: &Context,
     step: &Step,
@@ -174,53 +180,28 @@ async fn one(
     item: Option<(usize, &Value)>,
 ) -> StepResult {
     let idx = item.map(|(k, _)| k);
-    let sent = match send::send(
-        shared,
-        &step.id,
-        idx,
-        &req,
-        send_policy(step, info.idempotent),
-        body_policy(info),
-    )
-    .await
-    {
+    let policy = send_policy(step, info.idempotent);
+    let sent = match send::send(shared, &step.id, idx, &req, policy, body_policy(info)).await {
         Ok(s) => s,
         Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
     };
-    let (resp, request_id, note) = match sent {
-        Sent::Answer(resp, id) => (resp, id, None),
-        Sent::Unknown(why) if info.action.name == "api_keys.rotate" => {
-            match recover_rotate(shared, step, info, &req, &why).await {
-                Ok((resp, id, note)) => (resp, id, Some(note)),
-                Err(r) => return r,
-            }
+    match sent {
+        Sent::Answer(resp, id) => {
+            finish_answer(shared, ctx, step, info, &resp, &id, item.map(|(_, v)| v)).await
         }
-        Sent::Unknown(why) => {
-            return StepResult::failed(format!(
-                "outcome unknown: {why}. It was not re-sent because `{}` is not idempotent; check ESUS's state before re-running this step",
-                info.action.name
-            ));
+        Sent::Unknown(why) if super::recover::recoverable(info) => {
+            super::recover::recover(shared, ctx, step, info, &req, &why).await
         }
-        other => return terminal(other),
-    };
-    let mut result = finish_answer(
-        shared,
-        ctx,
-        step,
-        info,
-        &resp,
-        &request_id,
-        item.map(|(_, v)| v),
-    )
-    .await;
-    if let (Some(note), None) = (note, &result.reason) {
-        result.reason = Some(note);
+        Sent::Unknown(why) => StepResult::failed(format!(
+            "outcome unknown: {why}. It was not re-sent because `{}` is not idempotent; check ESUS's state before re-running this step",
+            info.action.name
+        )),
+        other => terminal(other),
     }
-    result
 }
 
 /// Records an answer, saves it when asked, and computes outputs.
-async fn finish_answer(
+pub(super) async fn finish_answer(
     shared: &Arc<Shared>,
     ctx: &Context,
     step: &Step,
@@ -248,8 +229,7 @@ async fn finish_answer(
         return StepResult::failed(format!("could not record the response: {e}"));
     }
     result.evidence.extend(evidence);
-    let ok = resp.is_success(&step.expect);
-    if !ok {
+    if !resp.is_success(&step.expect) {
         result.status = Some(StepStatus::Failed);
         result.reason = Some(format!(
             "ESUS answered {}{}",
@@ -258,6 +238,14 @@ async fn finish_answer(
         ));
         result.auth_failed = matches!(resp.status, 401 | 403);
         return result;
+    }
+    if !(200..300).contains(&resp.status) {
+        result.expected = Some(resp.status);
+        result.reason = Some(format!(
+            "ESUS answered {}{} — expected by the runbook",
+            resp.status,
+            diagnostics(resp, info)
+        ));
     }
     match outputs(shared, ctx, step, info, &resp.json(), resp.status, item) {
         Ok((shown, secret)) => {
@@ -277,15 +265,7 @@ fn save_body(
     resp: &ApiResponse,
     secret_fields: &[&str],
 ) -> Result<EvidenceRef, String> {
-    let name = render::bind_item(ctx.display(), item);
-    let name = shared
-        .engine
-        .render_str(save, &name)
-        .map_err(|e| format!("`save`: {e}"))?;
-    let name = name
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| name.to_string());
+    let name = save_name(shared, ctx, save, item)?;
     let mut w = EvidenceWriter::create(&shared.folders, &name)?;
     // Evidence is shared with auditors: secrets in the answer (a new key's) stay in `secrets/`.
     let bytes = if secret_fields.is_empty() {
@@ -305,11 +285,29 @@ fn save_body(
         .map_err(|e| format!("writing evidence {name}: {e}"))
 }
 
+/// The rendered `save` name (checked again by the evidence writer).
+pub(super) fn save_name(
+    shared: &Shared,
+    ctx: &Context,
+    save: &str,
+    item: Option<&Value>,
+) -> Result<String, String> {
+    let scope = render::bind_item(ctx.display(), item);
+    let name = shared
+        .engine
+        .render_str(save, &scope)
+        .map_err(|e| format!("`save`: {e}"))?;
+    Ok(name
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| name.to_string()))
+}
+
 /// Non-secret outputs, and secret ones.
-type Outputs = (Map<String, Value>, HashMap<String, SecretString>);
+pub(super) type Outputs = (Map<String, Value>, HashMap<String, SecretString>);
 
 /// Evaluates the step's outputs over a response.
-fn outputs(
+pub(super) fn outputs(
     shared: &Shared,
     ctx: &Context,
     step: &Step,
@@ -351,410 +349,8 @@ fn outputs(
     Ok((shown, secret))
 }
 
-/// Reads every page of an audit query, streaming rows to the evidence file.
-async fn paged(
-    shared: &Arc<Shared>,
-    ctx: &Context,
-    step: &Step,
-    info: &StepInfo,
-    first: ApiRequest,
-) -> StepResult {
-    let name = match &step.save {
-        Some(save) => match shared.engine.render_str(save, ctx.display()) {
-            Ok(Value::String(s)) => s,
-            Ok(other) => other.to_string(),
-            Err(e) => return StepResult::failed(format!("`save`: {e}")),
-        },
-        None => format!("{}.json", step.id),
-    };
-    let mut writer = match EvidenceWriter::create(&shared.folders, &name) {
-        Ok(w) => w,
-        Err(e) => return StepResult::failed(e),
-    };
-    if let Err(e) = writer.begin_rows() {
-        return StepResult::failed(format!("evidence {name}: {e}"));
-    }
-    let page: u64 = first
-        .query
-        .iter()
-        .find(|(k, _)| k == "_count")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(100);
-    let (mut read, mut total) = (0u64, 0u64);
-    let policy = send_policy(step, true);
-    for _ in 0..100_000 {
-        let mut req = first.clone();
-        req.query.retain(|(k, _)| k != "_count" && k != "_offset");
-        req.query.push(("_count".into(), page.to_string()));
-        req.query.push(("_offset".into(), read.to_string()));
-        let (resp, request_id) =
-            match send::send(shared, &step.id, None, &req, policy, body_policy(info)).await {
-                Ok(Sent::Answer(r, id)) => (r, id),
-                Ok(other) => return terminal(other),
-                Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
-            };
-        if !resp.is_success(&step.expect) {
-            let _ = send::record_response(
-                shared,
-                &step.id,
-                &request_id,
-                &resp,
-                body_policy(info),
-                None,
-            );
-            return StepResult {
-                auth_failed: matches!(resp.status, 401 | 403),
-                ..StepResult::failed(format!(
-                    "ESUS answered {} at offset {read}{}",
-                    resp.status,
-                    diagnostics(&resp, info)
-                ))
-            };
-        }
-        let body = resp.json();
-        let rows = body
-            .get("rows")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        total = body
-            .get("total")
-            .and_then(Value::as_u64)
-            .unwrap_or(read + rows.len() as u64);
-        for row in &rows {
-            if let Err(e) = writer.row(row) {
-                return StepResult::failed(format!("evidence {name}: {e}"));
-            }
-        }
-        read += rows.len() as u64;
-        let last = rows.is_empty() || read >= total;
-        if !last {
-            if let Err(e) = send::record_response(
-                shared,
-                &step.id,
-                &request_id,
-                &resp,
-                body_policy(info),
-                None,
-            ) {
-                return StepResult::failed(format!("could not record the response: {e}"));
-            }
-            continue;
-        }
-        let evidence = match writer.end_rows(total).and_then(|()| writer.finish()) {
-            Ok(e) => e,
-            Err(e) => return StepResult::failed(format!("evidence {name}: {e}")),
-        };
-        if let Err(e) = send::record_response(
-            shared,
-            &step.id,
-            &request_id,
-            &resp,
-            body_policy(info),
-            Some(evidence.clone()),
-        ) {
-            return StepResult::failed(format!("could not record the response: {e}"));
-        }
-        let mut result = match outputs(
-            shared,
-            ctx,
-            step,
-            info,
-            &json!({"total": total, "read": read}),
-            resp.status,
-            None,
-        ) {
-            Ok((shown, secret)) => StepResult {
-                outputs: shown,
-                secret_outputs: secret,
-                ..StepResult::default()
-            },
-            Err(e) => StepResult::failed(e),
-        };
-        result.evidence.push(evidence);
-        if read < total {
-            result.status = Some(StepStatus::Failed);
-            result.reason = Some(format!(
-                "ESUS reported {total} rows but stopped answering rows after {read}"
-            ));
-        }
-        return result;
-    }
-    StepResult::failed(format!(
-        "gave up after 100000 pages ({read} of {total} rows)"
-    ))
-}
-
-/// Fans a step out over items with its concurrency; memory stays flat in the number of items
-/// except for the declared outputs.
-async fn many(
-    shared: &Arc<Shared>,
-    ctx: &Arc<Context>,
-    step: &Step,
-    info: &StepInfo,
-    items: Vec<Value>,
-    built: Option<Vec<ApiRequest>>,
-) -> StepResult {
-    let total = items.len();
-    let built = built.map(Arc::new);
-    shared.progress.items_started(&step.id, total);
-    let concurrency = step.concurrency.unwrap_or(1).max(1) as usize;
-    let index = shared.valid.index_of(&step.id).unwrap_or(0);
-    // Each item is its own task, so rendering, recording and parsing spread over the runtime's
-    // threads instead of queueing behind one another in this step's task.
-    let per_item = futures::stream::iter(items.into_iter().enumerate())
-        .map(|(k, item)| {
-            let shared = shared.clone();
-            let ctx = ctx.clone();
-            let prebuilt = built.as_ref().and_then(|b| b.get(k).cloned());
-            let task = tokio::spawn(async move {
-                let step = &shared.valid.runbook.steps[index];
-                let info = &shared.valid.steps[index];
-                if shared.interrupt.count() > 0 {
-                    return StepResult {
-                        status: Some(StepStatus::Interrupted),
-                        ..StepResult::default()
-                    };
-                }
-                let request = match prebuilt {
-                    Some(req) => Ok(req),
-                    None => render::request(&shared.engine, &ctx, step, info, Some(&item)),
-                };
-                let r = match request {
-                    Ok(req) => one(&shared, &ctx, step, info, req, Some((k, &item))).await,
-                    Err(e) => StepResult::failed(format!("item {k}: {e}")),
-                };
-                shared.progress.item_finished(
-                    &step.id,
-                    r.status.is_none() || r.status == Some(StepStatus::Ok),
-                );
-                r
-            });
-            async move {
-                let r = task
-                    .await
-                    .unwrap_or_else(|e| StepResult::failed(format!("item {k}: {e}")));
-                (k, r)
-            }
-        })
-        .buffer_unordered(concurrency);
-    futures::pin_mut!(per_item);
-    let names: Vec<&String> = step.outputs.keys().collect();
-    let mut columns: Vec<Vec<Value>> = vec![vec![Value::Null; total]; names.len()];
-    let mut secret_columns: HashMap<String, Vec<Value>> = HashMap::new();
-    let mut result = StepResult::default();
-    let (mut failed, mut interrupted, mut first_error) = (0usize, 0usize, None);
-    while let Some((k, r)) = per_item.next().await {
-        match r.status {
-            Some(StepStatus::Interrupted) => interrupted += 1,
-            Some(StepStatus::Failed) => {
-                failed += 1;
-                result.auth_failed |= r.auth_failed;
-                first_error.get_or_insert_with(|| {
-                    format!("item {k}: {}", r.reason.clone().unwrap_or_default())
-                });
-            }
-            _ => {
-                for (c, name) in names.iter().enumerate() {
-                    if let Some(v) = r.outputs.get(name.as_str()) {
-                        columns[c][k] = v.clone();
-                    }
-                }
-                for (name, s) in r.secret_outputs {
-                    secret_columns
-                        .entry(name)
-                        .or_insert_with(|| vec![Value::Null; total])[k] =
-                        Value::from(secrecy::ExposeSecret::expose_secret(&s));
-                }
-            }
-        }
-        result.evidence.extend(r.evidence);
-    }
-    for (c, name) in names.iter().enumerate() {
-        if !info.secret_outputs.contains(name.as_str()) {
-            result.outputs.insert(
-                (*name).clone(),
-                Value::Array(std::mem::take(&mut columns[c])),
-            );
-        }
-    }
-    for (name, col) in secret_columns {
-        result
-            .secret_outputs
-            .insert(name, SecretString::from(Value::Array(col).to_string()));
-    }
-    if interrupted > 0 {
-        result.status = Some(StepStatus::Interrupted);
-        result.reason = Some(format!(
-            "interrupted: {interrupted} of {total} items not started, {failed} failed"
-        ));
-    } else if failed > 0 {
-        result.status = Some(StepStatus::Failed);
-        result.reason = Some(format!(
-            "{failed} of {total} items failed; first: {}",
-            first_error.unwrap_or_default()
-        ));
-    }
-    result
-}
-
-/// `api_keys.check_revoked`: succeed only if the key is gone or inactive and the leaked secret
-/// (when given) is refused.
-async fn revoked(
-    shared: &Arc<Shared>,
-    ctx: &Context,
-    step: &Step,
-    info: &StepInfo,
-    get: ApiRequest,
-    probe: Option<ApiRequest>,
-) -> StepResult {
-    let policy = send_policy(step, true);
-    let (resp, id) = match send::send(shared, &step.id, None, &get, policy, body_policy(info)).await
-    {
-        Ok(Sent::Answer(r, id)) => (r, id),
-        Ok(other) => return terminal(other),
-        Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
-    };
-    if let Err(e) = send::record_response(shared, &step.id, &id, &resp, body_policy(info), None) {
-        return StepResult::failed(format!("could not record the response: {e}"));
-    }
-    let key = match resp.status {
-        404 | 410 => "gone",
-        200 if resp.json().get("active").and_then(Value::as_bool) == Some(false) => "inactive",
-        200 => return StepResult::failed("the key is still active: containment NOT confirmed"),
-        s => {
-            return StepResult {
-                auth_failed: matches!(s, 401 | 403),
-                ..StepResult::failed(format!("ESUS answered {s}{}", diagnostics(&resp, info)))
-            };
-        }
-    };
-    let mut refused = Value::Null;
-    if let Some(probe) = probe {
-        let (resp, id) =
-            match send::send(shared, &step.id, None, &probe, policy, body_policy(info)).await {
-                Ok(Sent::Answer(r, id)) => (r, id),
-                Ok(other) => return terminal(other),
-                Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
-            };
-        if let Err(e) = send::record_response(shared, &step.id, &id, &resp, body_policy(info), None)
-        {
-            return StepResult::failed(format!("could not record the response: {e}"));
-        }
-        if resp.status != 401 {
-            return StepResult::failed(format!(
-                "the leaked secret still authenticates (ESUS answered {} instead of 401): containment NOT confirmed",
-                resp.status
-            ));
-        }
-        refused = Value::Bool(true);
-    }
-    match outputs(
-        shared,
-        ctx,
-        step,
-        info,
-        &json!({"key": key, "secret_refused": refused}),
-        200,
-        None,
-    ) {
-        Ok((shown, secret)) => StepResult {
-            outputs: shown,
-            secret_outputs: secret,
-            ..StepResult::default()
-        },
-        Err(e) => StepResult::failed(e),
-    }
-}
-
-/// After a rotate whose answer was lost: ask ESUS whether it happened before doing anything else.
-async fn recover_rotate(
-    shared: &Arc<Shared>,
-    step: &Step,
-    info: &StepInfo,
-    req: &ApiRequest,
-    why: &str,
-) -> Result<(ApiResponse, String, String), StepResult> {
-    let key_path = req.path.trim_end_matches("/rotate").to_string();
-    let check = ApiRequest::get(key_path.clone());
-    let (resp, id) = match send::send(
-        shared,
-        &step.id,
-        None,
-        &check,
-        send_policy(step, true),
-        body_policy(info),
-    )
-    .await
-    {
-        Ok(Sent::Answer(r, id)) => (r, id),
-        Ok(other) => return Err(terminal(other)),
-        Err(e) => {
-            return Err(StepResult::failed(format!(
-                "could not record the request: {e}"
-            )));
-        }
-    };
-    let _ = send::record_response(shared, &step.id, &id, &resp, body_policy(info), None);
-    let body = resp.json();
-    if resp.status != 200 {
-        return Err(StepResult::failed(format!(
-            "outcome unknown: the rotate got no answer ({why}) and the key can no longer be read (ESUS answered {}); it was not re-sent. Look for a replacement with GET /api-keys?name=…",
-            resp.status
-        )));
-    }
-    let (retry, note) = match body.get("supersededBy").and_then(Value::as_str) {
-        // It happened, but the new secret was in the lost answer: rotate the (unusable)
-        // replacement once more, with no grace, to get a secret someone holds.
-        Some(successor) => {
-            let grace = json!({"graceHours": 0});
-            let again = ApiRequest {
-                method: Method::Post,
-                path: format!(
-                    "/api-keys/{}/rotate",
-                    crate::esus::request::encode_segment(successor)
-                ),
-                query: Vec::new(),
-                body: Some(Body::plain("application/json", grace)),
-                auth: Auth::Operator,
-            };
-            (
-                again,
-                format!(
-                    "the rotate reached ESUS but its answer was lost ({why}); its replacement {successor} was rotated again (graceHours 0) to obtain a secret"
-                ),
-            )
-        }
-        // It did not happen: sending it now is the first time, not a repeat.
-        None => (
-            req.clone(),
-            format!(
-                "the first rotate got no answer ({why}); ESUS showed it had not happened, so it was sent once more"
-            ),
-        ),
-    };
-    match send::send(
-        shared,
-        &step.id,
-        None,
-        &retry,
-        send_policy(step, false),
-        body_policy(info),
-    )
-    .await
-    {
-        Ok(Sent::Answer(r, id)) => Ok((r, id, note)),
-        Ok(Sent::Unknown(w)) => Err(StepResult::failed(format!(
-            "outcome unknown twice ({why}; {w}); stopped to avoid more rotations"
-        ))),
-        Ok(other) => Err(terminal(other)),
-        Err(e) => Err(StepResult::failed(format!(
-            "could not record the request: {e}"
-        ))),
-    }
-}
-
-fn terminal(sent: Sent) -> StepResult {
+/// A step result for a send that ended without a usable answer.
+pub(super) fn terminal(sent: Sent) -> StepResult {
     match sent {
         Sent::Failed(e) => StepResult::failed(format!("could not reach ESUS: {e}")),
         Sent::Unknown(e) => StepResult::failed(format!("outcome unknown: {e}")),
@@ -771,28 +367,38 @@ fn terminal(sent: Sent) -> StepResult {
     }
 }
 
-/// ` — <diagnostics>` from an OperationOutcome body, when there is one.
-fn diagnostics(resp: &ApiResponse, info: &StepInfo) -> String {
-    let body = resp.json();
-    let issue = body
-        .get("issue")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first());
-    match issue {
-        Some(i) => {
-            let code = i.get("code").and_then(Value::as_str).unwrap_or_default();
-            let diag = i
-                .get("diagnostics")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            // ESUS's diagnostics may quote what it was sent: when that held a secret or PHI,
-            // only the issue code is repeated.
-            if !info.secret_params.is_empty() || info.action.phi {
-                return format!(" ({code})");
-            }
-            let diag: String = diag.chars().take(300).collect();
-            format!(" ({code}: {diag})")
+/// Sends a request that is part of a step's work and records its answer; a send that ends
+/// without an answer becomes the step's result.
+pub(super) async fn exchange(
+    shared: &Arc<Shared>,
+    step: &Step,
+    info: &StepInfo,
+    req: &ApiRequest,
+    policy: SendPolicy,
+) -> Result<ApiResponse, StepResult> {
+    let sent = send::send(shared, &step.id, None, req, policy, body_policy(info)).await;
+    let (resp, id) = match sent {
+        Ok(Sent::Answer(r, id)) => (r, id),
+        Ok(other) => return Err(terminal(other)),
+        Err(e) => {
+            return Err(StepResult::failed(format!(
+                "could not record the request: {e}"
+            )));
         }
-        None => String::new(),
+    };
+    if let Err(e) = send::record_response(shared, &step.id, &id, &resp, body_policy(info), None) {
+        return Err(StepResult::failed(format!(
+            "could not record the response: {e}"
+        )));
     }
+    Ok(resp)
+}
+
+/// ` (<code>: <diagnostics>)` from any of ESUS's error shapes. ESUS's words may quote what it
+/// was sent: when that held a secret or PHI, only the code is repeated.
+pub(super) fn diagnostics(resp: &ApiResponse, info: &StepInfo) -> String {
+    let quote = info.secret_params.is_empty() && !info.action.phi;
+    ErrorBody::parse(&resp.json())
+        .map(|e| e.suffix(quote))
+        .unwrap_or_default()
 }

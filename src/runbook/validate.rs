@@ -18,6 +18,9 @@ use crate::template::{self, Engine};
 /// Runbooks with more steps than this are refused (fan-out belongs in `foreach`).
 pub const MAX_STEPS: usize = 500;
 
+/// A `foreach` fans out over at most this many items unless the run raises the cap explicitly.
+pub const MAX_FOREACH_ITEMS: usize = 10_000;
+
 /// A runbook that passed every check, with what the executor needs to know about each step.
 #[derive(Debug)]
 pub struct Validated {

@@ -223,6 +223,8 @@ fn finished(step: &str, status: StepStatus, reason: Option<&str>) -> Event {
         reason: reason.map(str::to_string),
         outputs,
         duration_ms: 250,
+        finding: None,
+        expected: None,
     }
 }
 

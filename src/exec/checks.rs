@@ -1,0 +1,331 @@
+//! Containment checks: the steps whose answers from ESUS are the run's containment verdict.
+//! Each succeeds only on a positive answer that proves the credential is dead — a 401 to the
+//! stolen credential, a 404 or `active: false` for the key — never on the absence of an error.
+//! Each also says, in its `finding`, what it saw, so the run can lead with it.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::context::Context;
+use super::shared::Shared;
+use super::step::{self, StepResult, exchange, send_policy};
+use crate::esus::actions::Method;
+use crate::esus::request::{ApiRequest, Auth, Body, Params};
+use crate::runbook::model::Step;
+use crate::runbook::validate::StepInfo;
+
+/// `auth.check_sessions_ended`, ready to run.
+#[derive(Debug)]
+pub struct SessionCheck {
+    /// The stolen access token.
+    pub token: Option<SecretString>,
+    /// The stolen refresh token.
+    pub refresh_token: Option<SecretString>,
+    /// `Some(None)`: the runbook asks about the listed sessions but none were listed.
+    pub listed: Option<Option<Vec<String>>>,
+    /// How many sessions `logout-all` said it ended.
+    pub revoked: Option<u64>,
+    /// Whether the refresh token may be tried (it is used up if it still works: never after the
+    /// run stopped, when the operator did not approve ending the sessions).
+    pub probe_refresh: bool,
+}
+
+impl SessionCheck {
+    /// The check as the rendered parameters describe it.
+    pub fn from_params(params: &Params, probe_refresh: bool) -> SessionCheck {
+        let listed = params.display.get("listed").map(|v| match v {
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        });
+        SessionCheck {
+            token: params.secret("token"),
+            refresh_token: params.secret("refresh_token"),
+            listed,
+            revoked: params.display.get("revoked").and_then(Value::as_u64),
+            probe_refresh,
+        }
+    }
+}
+
+/// What one part of a check found.
+struct Part {
+    held: bool,
+    what: String,
+}
+
+fn ok(what: impl Into<String>) -> Part {
+    Part {
+        held: true,
+        what: what.into(),
+    }
+}
+
+fn not(what: impl Into<String>) -> Part {
+    Part {
+        held: false,
+        what: what.into(),
+    }
+}
+
+/// The check's result from its parts: ok only if every part held.
+fn verdict(parts: Vec<Part>, outputs: Result<step::Outputs, String>) -> StepResult {
+    let held = !parts.is_empty() && parts.iter().all(|p| p.held);
+    let finding = parts
+        .iter()
+        .map(|p| p.what.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut r = if held {
+        StepResult::default()
+    } else {
+        StepResult::failed(format!("containment NOT confirmed: {finding}"))
+    };
+    r.finding = Some(finding);
+    if held {
+        match outputs {
+            Ok((shown, secret)) => {
+                r.outputs = shown;
+                r.secret_outputs = secret;
+            }
+            Err(e) => return StepResult::failed(e),
+        }
+    }
+    r
+}
+
+/// `api_keys.check_revoked`: the key is gone or inactive, and (with its secret) refused.
+pub(super) async fn revoked(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    get: ApiRequest,
+    probe: Option<ApiRequest>,
+) -> StepResult {
+    let policy = send_policy(step, true);
+    let id = get.path.rsplit('/').next().unwrap_or_default().to_string();
+    let resp = match exchange(shared, step, info, &get, policy).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let mut parts = Vec::new();
+    let key = match resp.status {
+        404 | 410 => {
+            parts.push(ok(format!(
+                "key {id} is gone (GET {} → {})",
+                get.path, resp.status
+            )));
+            "gone"
+        }
+        200 if resp.json().get("active").and_then(Value::as_bool) == Some(false) => {
+            parts.push(ok(format!("key {id} is inactive (active: false)")));
+            "inactive"
+        }
+        200 => {
+            parts.push(not(format!(
+                "key {id} is still active (GET {} → 200, active: true)",
+                get.path
+            )));
+            "active"
+        }
+        s => {
+            let mut r = StepResult::failed(format!(
+                "could not tell whether key {id} is dead: ESUS answered {s}{}",
+                step::diagnostics(&resp, info)
+            ));
+            r.auth_failed = matches!(s, 401 | 403);
+            r.finding = Some(format!("key {id}: not verified (ESUS answered {s})"));
+            return r;
+        }
+    };
+    let mut refused = Value::Null;
+    if let Some(probe) = probe {
+        let resp = match exchange(shared, step, info, &probe, policy).await {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+        if resp.status == 401 {
+            parts.push(ok("the leaked secret is refused (401)"));
+            refused = Value::Bool(true);
+        } else {
+            parts.push(not(format!(
+                "the leaked secret still authenticates (ESUS answered {} instead of 401)",
+                resp.status
+            )));
+            refused = Value::Bool(false);
+        }
+    }
+    let outputs = step::outputs(
+        shared,
+        ctx,
+        step,
+        info,
+        &json!({"key": key, "secret_refused": refused}),
+        200,
+        None,
+    );
+    verdict(parts, outputs)
+}
+
+/// `auth.check_sessions_ended`: the stolen access token and refresh token are refused, and the
+/// sessions listed at the start were ended.
+pub(super) async fn sessions(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    step: &Step,
+    info: &StepInfo,
+    check: SessionCheck,
+) -> StepResult {
+    let mut parts = Vec::new();
+    let mut facts = serde_json::Map::new();
+    if check.token.is_none() && check.refresh_token.is_none() {
+        parts.push(not(
+            "no stolen credential was given: nothing was tested against ESUS",
+        ));
+    }
+    if let Some(token) = &check.token {
+        let list = ApiRequest {
+            auth: Auth::Bearer(token.clone()),
+            ..ApiRequest::get("/auth/sessions")
+        };
+        let resp = match exchange(shared, step, info, &list, send_policy(step, true)).await {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+        facts.insert("token_refused".into(), Value::Bool(resp.status == 401));
+        parts.push(access_token_part(&resp));
+    }
+    if let Some(refresh) = &check.refresh_token {
+        match check.probe_refresh {
+            true => match refresh_part(shared, step, info, refresh).await {
+                Ok(part) => {
+                    facts.insert("refresh_refused".into(), Value::Bool(part.held));
+                    parts.push(part);
+                }
+                Err(r) => return r,
+            },
+            false => parts.push(not(
+                "the stolen refresh token was not tried: the run stopped, and trying it would use it up",
+            )),
+        }
+    }
+    if let Some(listed) = &check.listed {
+        parts.push(listed_part(listed.as_deref(), check.revoked));
+    }
+    let outputs = step::outputs(shared, ctx, step, info, &Value::Object(facts), 200, None);
+    verdict(parts, outputs)
+}
+
+fn access_token_part(resp: &crate::esus::client::ApiResponse) -> Part {
+    match resp.status {
+        401 => ok("the stolen access token is refused (401)"),
+        200 => {
+            let open: Vec<String> = resp
+                .json()
+                .get("sessions")
+                .and_then(Value::as_array)
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|x| x.get("sessionId").and_then(Value::as_str))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            not(format!(
+                "the stolen access token still works: ESUS lists {} open session(s) ({})",
+                open.len(),
+                open.join(", ")
+            ))
+        }
+        s => not(format!(
+            "the stolen access token got {s}, not the 401 that proves it is dead"
+        )),
+    }
+}
+
+/// Tries the stolen refresh token. If it still works, the check has just used it: the fresh
+/// pair it got is used at once to log every session out, so that the check itself leaves
+/// nothing alive — and the check fails, because containment had not held.
+async fn refresh_part(
+    shared: &Arc<Shared>,
+    step: &Step,
+    info: &StepInfo,
+    refresh: &SecretString,
+) -> Result<Part, StepResult> {
+    let wire = json!({"refreshToken": refresh.expose_secret()});
+    let shown = json!({"refreshToken": super::event::REDACTED});
+    let req = ApiRequest {
+        method: Method::Post,
+        path: "/auth/refresh".into(),
+        query: Vec::new(),
+        body: Some(Body::with_secret(
+            "application/json",
+            shown,
+            serde_json::to_vec(&wire).unwrap_or_default(),
+        )),
+        auth: Auth::None,
+    };
+    let once = send_policy(step, false);
+    let resp = exchange(shared, step, info, &req, once).await?;
+    if resp.status == 401 {
+        return Ok(ok("the stolen refresh token is refused (401)"));
+    }
+    if resp.status != 200 {
+        return Ok(not(format!(
+            "the stolen refresh token got {}, not the 401 that proves it is dead",
+            resp.status
+        )));
+    }
+    let fresh = resp
+        .json()
+        .get("accessToken")
+        .and_then(Value::as_str)
+        .map(|t| SecretString::from(t.to_string()));
+    let Some(fresh) = fresh else {
+        return Ok(not(
+            "the stolen refresh token still works (ESUS issued new tokens)",
+        ));
+    };
+    let logout = ApiRequest {
+        method: Method::Post,
+        path: "/auth/logout-all".into(),
+        query: Vec::new(),
+        body: None,
+        auth: Auth::Bearer(fresh),
+    };
+    let ended = exchange(shared, step, info, &logout, once).await?;
+    Ok(not(format!(
+        "the stolen refresh token still worked: the check used it and logged out every session it reached (logout-all → {})",
+        ended.status
+    )))
+}
+
+fn listed_part(listed: Option<&[String]>, revoked: Option<u64>) -> Part {
+    let Some(listed) = listed else {
+        return not(
+            "the user's sessions were never listed (no stolen credential still worked): nothing proves they ended, and ESUS gives administrators no route to list or end another user's sessions",
+        );
+    };
+    let ids = listed.join(", ");
+    match revoked {
+        Some(n) if n >= listed.len() as u64 => ok(format!(
+            "logout-all ended {n} session(s); {} were listed at the start ({ids})",
+            listed.len()
+        )),
+        Some(n) => not(format!(
+            "logout-all ended {n} session(s) but {} were listed at the start ({ids})",
+            listed.len()
+        )),
+        None => not(format!(
+            "the {} session(s) listed at the start ({ids}) were not logged out: logout-all did not run",
+            listed.len()
+        )),
+    }
+}
