@@ -87,8 +87,10 @@ pub struct DrillReport {
     pub retries: usize,
     /// Steps that failed with `on_failure: continue` while the run still succeeded.
     pub failures_recovered: usize,
-    /// Faults injected.
+    /// Faults injected (the `--fault` flags).
     pub faults: Vec<String>,
+    /// How often each kind of injected fault actually fired, as the simulator logged it.
+    pub faults_fired: std::collections::BTreeMap<String, usize>,
     /// The run itself.
     pub run: RunReport,
 }
@@ -132,6 +134,7 @@ async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
         ca_cert: ca_cert.clone(),
         secret_inputs: vec![
             ("session_token".into(), ready.session_token.clone()),
+            ("refresh_token".into(), ready.session_refresh_token.clone()),
             ("leaked_secret".into(), ready.key_secret.clone()),
         ],
         default_inputs: vec![
@@ -194,7 +197,6 @@ async fn score(
     faults: &[String],
     ca_cert: Option<PathBuf>,
 ) -> DrillReport {
-    let ready = sim.ready();
     let mut checks = vec![Check {
         name: "run completed".into(),
         passed: run.exit_code == 0,
@@ -205,33 +207,15 @@ async fn score(
         .as_deref()
         .and_then(|t| read_transcript(t).ok())
         .unwrap_or_default();
-    let verified = run
-        .transcript
-        .as_deref()
-        .map(|t| verify_transcript(t, &VerifyOptions::default()));
-    checks.push(match verified {
-        Some(Ok(v)) => Check {
-            name: "transcript verified".into(),
-            passed: v.ok,
-            detail: if v.ok {
-                "signature, chain and digests check out".into()
-            } else {
-                format!("{} problem(s)", v.problems.len())
-            },
-        },
-        Some(Err(e)) => Check {
-            name: "transcript verified".into(),
-            passed: false,
-            detail: e.to_string(),
-        },
-        None => Check {
-            name: "transcript verified".into(),
-            passed: false,
-            detail: "no transcript".into(),
-        },
-    });
-    if run.runbook == "api-key-compromise" {
-        checks.extend(key_compromise_checks(sim, before, &run, ca_cert).await);
+    checks.push(transcript_check(&run));
+    checks.push(containment_check(&run));
+    let probe = Probe::new(sim, ca_cert);
+    match run.runbook.as_str() {
+        "api-key-compromise" => {
+            checks.extend(key_compromise_checks(sim, before, &run, &probe).await);
+        }
+        "session-compromise" => checks.extend(session_compromise_checks(sim, &run, &probe).await),
+        _ => {}
     }
     let count = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
         records
@@ -255,18 +239,77 @@ async fn score(
     } else {
         0
     };
-    let timeline = crate::transcript::report::model::Timeline::from_records(&records);
-    let _ = ready;
+    let mut faults_fired = std::collections::BTreeMap::new();
+    for fault in sim.requests().iter().flat_map(|r| r.faults.clone()) {
+        *faults_fired.entry(fault).or_insert(0usize) += 1;
+    }
     DrillReport {
         runbook: run.runbook.clone(),
         passed: checks.iter().all(|c| c.passed),
         checks,
-        time_to_containment_s: timeline.containment.map(|(d, _)| d.as_secs_f64()),
+        time_to_containment_s: run
+            .containment
+            .as_ref()
+            .and_then(|c| c.time_to_containment_ms)
+            .map(|ms| ms as f64 / 1000.0),
         prompts_answered,
         retries,
         failures_recovered,
         faults: faults.to_vec(),
+        faults_fired,
         run,
+    }
+}
+
+fn transcript_check(run: &RunReport) -> Check {
+    let verified = run
+        .transcript
+        .as_deref()
+        .map(|t| verify_transcript(t, &VerifyOptions::default()));
+    let (passed, detail) = match verified {
+        Some(Ok(v)) if v.ok => (true, "signature, chain and digests check out".to_string()),
+        Some(Ok(v)) => (false, format!("{} problem(s)", v.problems.len())),
+        Some(Err(e)) => (false, e.to_string()),
+        None => (false, "no transcript".to_string()),
+    };
+    Check {
+        name: "transcript verified".into(),
+        passed,
+        detail,
+    }
+}
+
+/// The run's own verdict, from its containment checks against the simulator.
+fn containment_check(run: &RunReport) -> Check {
+    let c = run.containment.as_ref();
+    Check {
+        name: "the run proved containment".into(),
+        passed: c.is_some_and(|c| c.state == crate::exec::event::ContainmentState::Contained),
+        detail: run.containment_line(),
+    }
+}
+
+/// Requests the drill makes itself, to judge the run without taking its word.
+struct Probe {
+    client: Option<EsusClient>,
+}
+
+impl Probe {
+    fn new(sim: &SimHandle, ca_cert: Option<PathBuf>) -> Probe {
+        let mut config = ClientConfig::new(sim.base_url());
+        config.ca_cert = ca_cert;
+        Probe {
+            client: EsusClient::new(&config).ok(),
+        }
+    }
+
+    async fn status(&self, req: ApiRequest) -> Option<u16> {
+        let client = self.client.as_ref()?;
+        client
+            .send(&req, None, "drill-probe", None)
+            .await
+            .map(|r| r.status)
+            .ok()
     }
 }
 
@@ -274,52 +317,44 @@ async fn key_compromise_checks(
     sim: &SimHandle,
     before: &Before,
     run: &RunReport,
-    ca_cert: Option<PathBuf>,
+    probe: &Probe,
 ) -> Vec<Check> {
     let ready = sim.ready();
     let mut checks = Vec::new();
     let key = sim.api_key(&ready.key_id);
-    let mut config = ClientConfig::new(sim.base_url());
-    config.ca_cert = ca_cert;
-    let probe = match EsusClient::new(&config) {
-        Ok(client) => {
-            let auth = Auth::ApiKey(SecretString::from(format!(
-                "{}:{}",
-                ready.key_client_id,
-                ready.key_secret.expose_secret()
-            )));
-            let req = ApiRequest {
-                auth,
-                ..ApiRequest::get(format!(
-                    "/api-keys/{}",
-                    crate::esus::request::encode_segment(&ready.key_id)
-                ))
-            };
-            client
-                .send(&req, None, "drill-probe", None)
-                .await
-                .map(|r| r.status)
-                .ok()
-        }
-        Err(_) => None,
-    };
+    let auth = Auth::ApiKey(SecretString::from(format!(
+        "{}:{}",
+        ready.key_client_id,
+        ready.key_secret.expose_secret()
+    )));
+    let leaked = probe
+        .status(ApiRequest {
+            auth,
+            ..ApiRequest::get(format!(
+                "/api-keys/{}",
+                crate::esus::request::encode_segment(&ready.key_id)
+            ))
+        })
+        .await;
     checks.push(Check {
         name: "leaked key no longer authenticates".into(),
-        passed: key.as_ref().is_some_and(|k| !k.usable_now) && probe == Some(401),
+        passed: key.as_ref().is_some_and(|k| !k.usable_now) && leaked == Some(401),
         detail: format!(
-            "simulator: usable_now={:?}; a request with the leaked secret got {probe:?}",
+            "simulator: usable_now={:?}; a request with the leaked secret got {leaked:?}",
             key.as_ref().map(|k| k.usable_now)
         ),
     });
-    let session_dead = sim
+    let session = sim
         .sessions_of(&ready.user_id)
-        .iter()
-        .filter(|s| s.id == ready.session_id)
-        .all(|s| s.revoked);
+        .into_iter()
+        .find(|s| s.id == ready.session_id);
     checks.push(Check {
         name: "compromised session is dead".into(),
-        passed: session_dead,
-        detail: format!("session {}", ready.session_id),
+        passed: session.as_ref().is_some_and(|s| s.revoked),
+        detail: match &session {
+            Some(s) => format!("session {}: revoked={}", s.id, s.revoked),
+            None => format!("session {} is not in the simulator", ready.session_id),
+        },
     });
     let new_id = run
         .steps
@@ -343,31 +378,92 @@ async fn key_compromise_checks(
         passed: same,
         detail: format!("replacement {}", new_id.as_deref().unwrap_or("none")),
     });
+    checks.push(evidence_check(run, before.audit_rows));
+    checks
+}
+
+async fn session_compromise_checks(sim: &SimHandle, run: &RunReport, probe: &Probe) -> Vec<Check> {
+    let ready = sim.ready();
+    let sessions = sim.sessions_of(&ready.user_id);
+    let alive: Vec<&str> = sessions
+        .iter()
+        .filter(|s| !s.revoked)
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut checks = vec![Check {
+        name: "every session of the user is dead".into(),
+        passed: !sessions.is_empty() && alive.is_empty(),
+        detail: format!(
+            "simulator: {} session(s) of {}, still alive: {}",
+            sessions.len(),
+            ready.user_id,
+            if alive.is_empty() {
+                "none".to_string()
+            } else {
+                alive.join(", ")
+            }
+        ),
+    }];
+    let access = probe
+        .status(ApiRequest {
+            auth: Auth::Bearer(ready.session_token.clone()),
+            ..ApiRequest::get("/auth/sessions")
+        })
+        .await;
+    checks.push(Check {
+        name: "stolen access token refused".into(),
+        passed: access == Some(401),
+        detail: format!("GET /auth/sessions with it got {access:?}"),
+    });
+    let wire = serde_json::json!({"refreshToken": ready.session_refresh_token.expose_secret()});
+    let refresh = probe
+        .status(ApiRequest {
+            method: crate::esus::actions::Method::Post,
+            path: "/auth/refresh".into(),
+            query: Vec::new(),
+            body: Some(crate::esus::request::Body::with_secret(
+                "application/json",
+                serde_json::json!({"refreshToken": crate::exec::event::REDACTED}),
+                serde_json::to_vec(&wire).unwrap_or_default(),
+            )),
+            auth: Auth::None,
+        })
+        .await;
+    checks.push(Check {
+        name: "stolen refresh token refused".into(),
+        passed: refresh == Some(401),
+        detail: format!("POST /auth/refresh with it got {refresh:?}"),
+    });
+    checks.push(evidence_check(run, 1));
+    checks
+}
+
+/// The audit evidence: every row once, and the run's proof that nothing is missing.
+fn evidence_check(run: &RunReport, at_least: usize) -> Check {
     let evidence = run
         .steps
         .iter()
         .find(|s| s.id == "audit")
         .and_then(|s| s.evidence.first())
         .and_then(|e| run.evidence_dir.as_ref().map(|d| d.join(&e.file)));
-    let (rows, total) = evidence
+    let doc = evidence
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .map(|v| {
-            (
-                v["rows"].as_array().map_or(0, Vec::len),
-                v["total"].as_u64().unwrap_or(0) as usize,
-            )
-        })
-        .unwrap_or((0, 0));
-    checks.push(Check {
-        name: "evidence holds every audit row of the user".into(),
-        passed: rows == total && rows >= before.audit_rows && rows > 0,
+        .unwrap_or(Value::Null);
+    let rows = doc["rows"].as_array().map_or(&[][..], Vec::as_slice);
+    let ids: std::collections::HashSet<&str> =
+        rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    let complete = doc["complete"].as_bool() == Some(true);
+    Check {
+        name: "evidence holds every audit row of the user, once".into(),
+        passed: complete && ids.len() == rows.len() && rows.len() >= at_least.max(1),
         detail: format!(
-            "{rows} rows saved, ESUS reported {total}, {} existed before the drill",
-            before.audit_rows
+            "{} rows saved ({} distinct), ESUS counted {}, proven complete: {complete}; {at_least} existed before the drill",
+            rows.len(),
+            ids.len(),
+            doc["total"]
         ),
-    });
-    checks
+    }
 }
 
 fn render(score: &DrillReport) -> String {
@@ -398,7 +494,17 @@ fn render(score: &DrillReport) -> String {
         score.prompts_answered, score.retries, score.failures_recovered
     );
     if !score.faults.is_empty() {
-        let _ = writeln!(s, "  faults injected: {}", score.faults.join(", "));
+        let fired: Vec<String> = score
+            .faults_fired
+            .iter()
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  faults injected: {} (fired: {})",
+            score.faults.join(", "),
+            fired.join(", ")
+        );
     }
     s
 }

@@ -704,7 +704,7 @@ impl ActionSpec {
                 .join(", ")
         };
         Some(format!(
-            "`{}` takes access away; ESUS answering {status} means it did not, so `expect` cannot make it a success (answers that mean \"already contained\" for this action: {allowed})",
+            "`{}` takes access away, and an answer of {status} does not prove it did, so `expect` cannot make it a success (answers that mean \"already contained\" for this action: {allowed})",
             self.name
         ))
     }

@@ -84,19 +84,29 @@ impl ApprovalPolicy {
         }
     }
 
-    /// Steps that need an approval this policy cannot give (checked before anything is sent).
-    pub fn missing(&self, valid: &Validated) -> Vec<String> {
+    /// Steps that need an approval this policy cannot give, among those that `might_run`
+    /// (checked before anything is sent; a step whose condition is only known at run time is
+    /// judged when it is reached).
+    pub fn missing(&self, valid: &Validated, might_run: impl Fn(usize) -> bool) -> Vec<String> {
         valid
             .runbook
             .steps
             .iter()
             .zip(&valid.steps)
-            .filter(|(s, info)| self.decide(&s.id, &info.confirm) == Decision::Missing)
-            .map(|(s, info)| match info.confirm {
-                ConfirmMode::Typed => format!("{} (typed: needs --approve {})", s.id, s.id),
-                _ => format!("{} (needs --yes or --approve {})", s.id, s.id),
+            .enumerate()
+            .filter(|(i, (s, info))| {
+                self.decide(&s.id, &info.confirm) == Decision::Missing && might_run(*i)
             })
+            .map(|(_, (s, info))| self.missing_words(&s.id, &info.confirm))
             .collect()
+    }
+
+    /// What an unattended run needs to approve step `id`.
+    pub fn missing_words(&self, id: &str, mode: &ConfirmMode) -> String {
+        match mode {
+            ConfirmMode::Typed => format!("{id} (typed: needs --approve {id})"),
+            _ => format!("{id} (needs --yes or --approve {id})"),
+        }
     }
 
     /// `--approve` names that are not steps of the runbook.

@@ -15,18 +15,29 @@ use super::step::Prepared;
 use crate::esus::request::ApiRequest;
 use crate::runbook::validate::ConfirmMode;
 
-/// Decides, asks when needed, and records the approval. `Ok(false)` is a "no".
+/// The answer for one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// Approved (by a person, a flag, or not needed).
+    Yes,
+    /// The operator said no.
+    No,
+    /// An unattended run reached a step nobody approved in advance; what would approve it.
+    Missing(String),
+}
+
+/// Decides, asks when needed, and records the approval.
 pub(super) async fn approve(
     shared: &Arc<Shared>,
     ctx: &Context,
     policy: &ApprovalPolicy,
     i: usize,
     prepared: &Prepared,
-) -> std::io::Result<bool> {
+) -> std::io::Result<Answer> {
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
     if info.confirm == ConfirmMode::No {
-        return Ok(true);
+        return Ok(Answer::Yes);
     }
     let (requests, total, digest) = shown_requests(shared, ctx, i, prepared);
     let message = match &info.confirm {
@@ -40,7 +51,7 @@ pub(super) async fn approve(
     };
     let (approved, how) = match policy.decide(&step.id, &info.confirm) {
         Decision::Approved(how) => (true, how),
-        Decision::Missing => (false, ApprovalSource::Interactive),
+        Decision::Missing => (false, ApprovalSource::Missing),
         Decision::Ask => {
             let prompt = Prompt {
                 step: step.id.clone(),
@@ -61,7 +72,13 @@ pub(super) async fn approve(
         approved,
         how,
     })?;
-    Ok(approved)
+    Ok(match (approved, how) {
+        (true, _) => Answer::Yes,
+        (false, ApprovalSource::Missing) => {
+            Answer::Missing(policy.missing_words(&step.id, &info.confirm))
+        }
+        (false, _) => Answer::No,
+    })
 }
 
 /// Asks the operator on a blocking thread.

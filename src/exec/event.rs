@@ -33,6 +33,8 @@ pub enum ApprovalSource {
     Approve,
     /// The runbook said `confirm: false`.
     NotRequired,
+    /// Nobody could approve it: an unattended run without `--yes`/`--approve` for this step.
+    Missing,
 }
 
 /// What became of a step.

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
 use super::approval::ApprovalPolicy;
-use super::confirmation;
+use super::confirmation::{self, Answer};
 use super::containment::{self, Containment, Ended};
 use super::context::Context;
 use super::event::{Event, RunMode, RunOutcome, StepStatus};
@@ -112,7 +112,10 @@ pub async fn run(
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
-    let missing = run.opts.policy.missing(&run.shared.valid);
+    let missing = run
+        .opts
+        .policy
+        .missing(&run.shared.valid, |i| run.might_run(i));
     if !missing.is_empty() {
         let why = format!(
             "refusing to start: nothing was sent. Unattended runs need approvals for: {}",
@@ -164,6 +167,20 @@ impl Run {
     fn open(&self, inputs: &Inputs, meta: &RunMeta) -> std::io::Result<()> {
         self.shared.emit(&run_started(&self.shared, inputs, meta))?;
         self.shared.emit(&plan_event(&self.shared, &self.ctx))
+    }
+
+    /// Whether step `i` will run, as far as can be told before anything is sent: a condition
+    /// decided by the inputs is decided now; one that reads earlier steps (an error now, as
+    /// they have not run) is judged when the step is reached.
+    fn might_run(&self, i: usize) -> bool {
+        match &self.shared.valid.runbook.steps[i].when {
+            None => true,
+            Some(when) => self
+                .shared
+                .engine
+                .eval_bool(when, self.ctx.display())
+                .unwrap_or(false),
+        }
     }
 
     /// Steps an earlier run finished: their outputs feed this one, and they do not run again.
@@ -278,8 +295,12 @@ impl Run {
         }
         let policy = self.opts.policy.clone();
         match confirmation::approve(&shared, &self.ctx, &policy, i, &prepared).await {
-            Ok(true) => {}
-            Ok(false) => return self.decline(i, "declined by the operator"),
+            Ok(Answer::Yes) => {}
+            Ok(Answer::No) => return self.decline(i, "declined by the operator"),
+            Ok(Answer::Missing(what)) => {
+                let why = format!("not approved: this unattended run has no approval for {what}");
+                return self.decline(i, &why);
+            }
             Err(e) => return self.prompt_failed(i, &e),
         }
         self.slots[i] = Slot::Running;

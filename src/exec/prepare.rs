@@ -1,6 +1,9 @@
 //! Turning a step that may start into the exact request(s) it will send — before it is
 //! confirmed, so the prompt shows exactly what goes out. Nothing here sends anything.
 
+// A step that cannot go on ends with its `StepResult`: it is the error, built once per step.
+#![allow(clippy::result_large_err)]
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 

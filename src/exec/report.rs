@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::event::{EvidenceRef, RunOutcome, StepStatus};
+use super::event::{ContainmentState, EvidenceRef, RunOutcome, StepStatus};
 use crate::error::ExitCode;
 
 /// One step in the summary.
@@ -74,9 +74,35 @@ impl RunOutcome {
 }
 
 impl RunReport {
-    /// The human summary.
+    /// The containment line that leads every summary: what is proven, or what is at risk.
+    pub fn containment_line(&self) -> String {
+        let Some(c) = &self.containment else {
+            return "NOT CONTAINED: nothing was checked".into();
+        };
+        match c.state {
+            ContainmentState::Contained => {
+                let at =
+                    c.at.as_deref()
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                        .map(|t| format!(" at {}", t.strftime("%H:%M:%S")))
+                        .unwrap_or_default();
+                let ttc = c
+                    .time_to_containment_ms
+                    .map(|ms| format!(" (time to containment {:.1} s)", ms as f64 / 1000.0))
+                    .unwrap_or_default();
+                format!("CONTAINED{at}{ttc}: {}", c.summary)
+            }
+            ContainmentState::NotContained => format!("NOT CONTAINED: {}", c.summary),
+            ContainmentState::NotApplicable => {
+                format!("containment: not applicable — {}", c.summary)
+            }
+        }
+    }
+
+    /// The human summary: containment first, then every step, then what to do next.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
+        let _ = writeln!(out, "\n{}", self.containment_line());
         let _ = writeln!(out, "\n{} — {}", self.runbook, outcome_words(self.outcome));
         for s in &self.steps {
             let _ = writeln!(
@@ -89,6 +115,9 @@ impl RunReport {
             );
             if let Some(r) = &s.reason {
                 let _ = writeln!(out, "              {r}");
+            }
+            if let (Some(f), StepStatus::Ok) = (&s.finding, s.status) {
+                let _ = writeln!(out, "              proven: {f}");
             }
             for (k, v) in &s.outputs {
                 let text = match v {

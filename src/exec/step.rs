@@ -338,6 +338,9 @@ pub(super) fn outputs(
         })?;
         if is_secret {
             let text = match value {
+                // Nothing to keep (a refused rotate has no secret): no file, no output.
+                Value::Null => continue,
+                Value::String(s) if s.is_empty() => continue,
                 Value::String(s) => s,
                 other => other.to_string(),
             };

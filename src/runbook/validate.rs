@@ -578,12 +578,12 @@ fn check_policy(
     p: &mut Problems<'_>,
 ) {
     for (j, code) in step.expect.iter().enumerate() {
+        let at = index_path(&key_path(sp, "expect"), j);
         if !(100..=599).contains(code) {
-            p.value(
-                &index_path(&key_path(sp, "expect"), j),
-                format!("{code} is not an HTTP status"),
-                "not 100–599",
-            );
+            p.value(&at, format!("{code} is not an HTTP status"), "not 100–599");
+        } else if let Some(why) = action.expect_refused(*code) {
+            p.value(&at, why, "a refusal cannot be expected")
+                .with_help("let the step fail, or use `on_failure: continue`; the containment check decides whether the credential is dead");
         }
     }
     if let Some(retry) = &step.retry {

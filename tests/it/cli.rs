@@ -15,7 +15,7 @@ fn validate_accepts_the_bundled_runbook_by_name_and_path() {
         .args(["validate", "api-key-compromise"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("ok (7 steps"));
+        .stdout(predicate::str::contains("ok (8 steps"));
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/runbooks/api-key-compromise.yaml"
@@ -64,7 +64,7 @@ fn graph_renders_mermaid_with_destructive_steps_marked() {
     assert!(text.starts_with("flowchart TD\n"), "{text}");
     assert!(text.contains("s_snapshot --> s_delete"), "{text}");
     assert!(
-        text.contains("s_contained --> s_audit") && text.contains("s_logout --> s_audit"),
+        text.contains("s_contained --> s_audit") && text.contains("s_session_dead --> s_audit"),
         "{text}"
     );
     let class_line = text

@@ -42,8 +42,9 @@ fn a_bare_drill_contains_the_key_unattended_and_passes() {
         "leaked key no longer authenticates",
         "compromised session is dead",
         "replacement with the same name and scopes",
-        "evidence holds every audit row of the user",
+        "evidence holds every audit row of the user, once",
         "transcript verified",
+        "the run proved containment",
     ] {
         assert_eq!(
             check(&report, name)["passed"],
@@ -98,7 +99,36 @@ fn a_drill_under_faults_still_contains_the_key() {
         "the 503s were retried: {}",
         report["retries"]
     );
-    assert_eq!(report["faults"].as_array().map(Vec::len), Some(5));
+    // The faults really fired (as the simulator logged them, not counted from our own flags):
+    // two 503s and two dropped answers.
+    let fired = &report["faults_fired"];
+    assert_eq!(fired["error"], 2, "{fired}");
+    assert_eq!(fired["drop"], 2, "{fired}");
+    assert!(fired["latency"].as_u64().is_some_and(|n| n > 5), "{fired}");
+    assert_eq!(check(&report, "the run proved containment")["passed"], true);
+}
+
+#[test]
+fn a_session_compromise_drill_is_scored_on_the_same_containment_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, report, stderr) = drill(dir.path(), &["session-compromise"]);
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    for name in [
+        "the run proved containment",
+        "every session of the user is dead",
+        "stolen access token refused",
+        "stolen refresh token refused",
+        "evidence holds every audit row of the user, once",
+        "transcript verified",
+    ] {
+        assert_eq!(
+            check(&report, name)["passed"],
+            true,
+            "{name}: {}",
+            check(&report, name)
+        );
+    }
+    assert_eq!(report["run"]["containment"]["state"], "contained");
 }
 
 #[test]
