@@ -28,7 +28,19 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// The OperationOutcome issue code.
+    /// The text of an `{"error": "…"}` body (non-FHIR routes, and every 429), asserting that
+    /// shape and nothing else.
+    pub(crate) fn error(&self) -> &str {
+        let keys: Vec<&String> = self
+            .body
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys, ["error"], "an {{\"error\"}} body: {}", self.body);
+        self.body["error"].as_str().unwrap_or_default()
+    }
+
+    /// The OperationOutcome issue code (FHIR routes).
     pub(crate) fn issue_code(&self) -> &str {
         assert_eq!(
             self.body["resourceType"], "OperationOutcome",
