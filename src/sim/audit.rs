@@ -184,6 +184,16 @@ pub(crate) fn classify(method: &str, path: &str, query: Option<&str>) -> Classif
     }
 }
 
+/// A row's `outcome` for the status the route answered: `error` for 5xx, `failure` for 4xx,
+/// `success` otherwise.
+pub(crate) fn outcome_of(status: u16) -> &'static str {
+    match status {
+        500.. => "error",
+        400..=499 => "failure",
+        _ => "success",
+    }
+}
+
 /// The filters of `/admin/audit*` (`date` may repeat: `date=ge…&date=lt…`).
 #[derive(Debug, Default)]
 pub(crate) struct AuditFilter {
@@ -323,6 +333,26 @@ mod tests {
         let c = classify("POST", "/api-keys/k-1001/rotate", None);
         assert_eq!((c.kind, c.action), ("apikey.rotate", "U"));
         assert_eq!(c.entity.unwrap().resource_id.as_deref(), Some("k-1001"));
+    }
+
+    #[test]
+    fn outcomes_follow_the_status_class() {
+        assert_eq!(outcome_of(200), "success");
+        assert_eq!(outcome_of(204), "success");
+        assert_eq!(outcome_of(403), "failure");
+        assert_eq!(outcome_of(500), "error");
+        assert_eq!(outcome_of(503), "error");
+    }
+
+    #[test]
+    fn entities_with_an_id_carry_a_reference() {
+        let e = Entity::new("Patient", Some("p-0001"), None);
+        assert_eq!(e.reference.as_deref(), Some("Patient/p-0001"));
+        assert!(
+            Entity::new("Observation", None, Some("patient=p"))
+                .reference
+                .is_none()
+        );
     }
 
     #[test]

@@ -192,12 +192,10 @@ impl FaultEngine {
                 d.drop = true;
                 d.fired.push("drop");
             }
-            (FaultKind::CutRate(p), _) => {
-                // Drawn for every matching request, like the other rates.
-                if self.draw(*p).0 && d.reject.is_none() {
-                    d.reject = Some(Reject::Cut);
-                    d.fired.push("cut");
-                }
+            // Drawn for every matching request, like the other rates.
+            (FaultKind::CutRate(p), _) if self.draw(*p).0 && d.reject.is_none() => {
+                d.reject = Some(Reject::Cut);
+                d.fired.push("cut");
             }
             (FaultKind::CutCount(n), RuleState::Counter(c))
                 if d.reject.is_none() && c.fetch_add(1, Ordering::Relaxed) < *n =>

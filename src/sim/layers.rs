@@ -228,13 +228,7 @@ fn record_audit(shared: &Shared, meta: &Meta, auth: &AuthState, resp: &Response)
             .emergency_override
             .then(|| "emergency-override".to_owned()),
         action: class.action.to_owned(),
-        outcome: if status.is_server_error() {
-            "error".into()
-        } else if status.is_client_error() {
-            "failure".into()
-        } else {
-            "success".into()
-        },
+        outcome: audit::outcome_of(status.as_u16()).into(),
         outcome_desc: resp.extensions().get::<OutcomeDesc>().map(|d| d.0.clone()),
         agent: Agent {
             user_id,
