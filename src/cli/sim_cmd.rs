@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::error::{Error, ExitCode};
-use crate::sim::{FaultSpec, ScenarioSource, SimConfig, Simulator};
+use crate::sim::{FaultSpec, ScenarioSource, SimConfig, Simulator, listen_allowed};
 
 /// Arguments of `esus-ir sim`.
 #[derive(Debug, clap::Args)]
@@ -20,10 +20,12 @@ Examples:
 
 Fault syntax: KIND=VALUE[@ROUTE], ROUTE = [METHOD ]PATH or METHOD:PATH; `{name}` or `*`
 matches one path segment. Kinds: latency=20ms, error_rate=0.2, drop_rate=0.05,
-rate_limit=50/s, token_ttl=60s, error_count=N, drop_count=N, barrier=N.
+rate_limit=50/s, token_ttl=60s, error_count=N, drop_count=N, barrier=N, cut_rate=0.05,
+cut_count=N, error_shape=operation-outcome|error|ok-reason, retry_after=none|seconds|date,
+audit_trickle=N.
 Test-only controls live under /_sim/ (requests, deliveries, clock/advance); see docs/esus-api.md.")]
 pub struct SimArgs {
-    /// Loopback address to listen on (port 0 = any free port).
+    /// Loopback address to listen on: 127.0.0.1 or ::1 only (port 0 = any free port).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// What the simulator serves and how it misbehaves.
@@ -78,7 +80,7 @@ impl SimWorld {
 
 /// Turns the arguments into a simulator configuration.
 fn config(args: &SimArgs) -> Result<SimConfig, Error> {
-    if !args.listen.ip().is_loopback() {
+    if !listen_allowed(&args.listen) {
         return Err(Error::Usage(format!(
             "refusing to listen on {}: the simulator binds loopback addresses only (127.0.0.1, ::1)",
             args.listen

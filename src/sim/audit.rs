@@ -6,8 +6,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-/// One audit row, serialized exactly as ESUS documents it (plus `requestId`, a simulator
-/// addition recording the caller's `X-Request-Id`).
+/// One audit row, serialized as ESUS's OpenAPI (getAdminAudit) and audit docs show it: the
+/// documented fields plus `agent.roles`, `agent.emergencyOverride` and `entity.reference`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRow {
@@ -24,7 +24,7 @@ pub struct AuditRow {
     pub subtype: Option<String>,
     /// C, R, U, D or E.
     pub action: String,
-    /// `success` or `failure`.
+    /// `success`, `failure` (a 4xx answer) or `error` (a 5xx answer the route produced).
     pub outcome: String,
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,8 +39,9 @@ pub struct AuditRow {
     pub entity: Option<Entity>,
     /// When (RFC 3339).
     pub recorded: Timestamp,
-    /// The caller's `X-Request-Id`, if it sent one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The caller's `X-Request-Id`, if it sent one. Kept for the simulator's own accessors and
+    /// never served: ESUS rows have no such field.
+    #[serde(skip)]
     pub request_id: Option<String>,
 }
 
@@ -48,20 +49,20 @@ pub struct AuditRow {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
-    /// The caller's user id (the key owner for API-key requests); null when unauthenticated.
+    /// The caller's user id (the key owner for API-key requests); absent when unauthenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// The caller's email.
+    /// The caller's email; absent when unauthenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Source address.
     pub ip: String,
     /// `User-Agent`.
     pub user_agent: String,
-    /// The caller's roles (present on emergency-override rows).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub roles: Option<Vec<String>>,
-    /// Set on requests made with `X-Emergency-Override: true`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub emergency_override: Option<bool>,
+    /// The caller's RBAC role slugs (empty when unauthenticated); on every row.
+    pub roles: Vec<String>,
+    /// True on requests made with `X-Emergency-Override: true`, false otherwise; on every row.
+    pub emergency_override: bool,
 }
 
 /// The `source` of a row.
@@ -82,9 +83,24 @@ pub struct Entity {
     /// Its id, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
+    /// `ResourceType/id` when there is an id, e.g. `Patient/p-0001`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     /// The search query, for searches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+}
+
+impl Entity {
+    /// An entity; `reference` is derived from the type and id.
+    pub fn new(resource_type: &str, id: Option<&str>, query: Option<&str>) -> Self {
+        Entity {
+            resource_type: resource_type.to_owned(),
+            resource_id: id.map(str::to_owned),
+            reference: id.map(|id| format!("{resource_type}/{id}")),
+            query: query.filter(|q| !q.is_empty()).map(str::to_owned),
+        }
+    }
 }
 
 /// How a request is described in the audit log.
@@ -96,11 +112,7 @@ pub(crate) struct Classified {
 }
 
 fn entity(resource_type: &str, id: Option<&str>, query: Option<&str>) -> Option<Entity> {
-    Some(Entity {
-        resource_type: resource_type.to_owned(),
-        resource_id: id.map(str::to_owned),
-        query: query.filter(|q| !q.is_empty()).map(str::to_owned),
-    })
+    Some(Entity::new(resource_type, id, query))
 }
 
 /// Classifies a request by method and path (query for searches).
@@ -146,6 +158,13 @@ pub(crate) fn classify(method: &str, path: &str, query: Option<&str>) -> Classif
                 .join("&");
             c("audit.read", "R", entity("AuditEvent", None, Some(&q)))
         }
+        ("GET", ["admin", "users"]) => c("admin.user.list", "R", entity("User", None, None)),
+        ("DELETE", ["admin", "users", id]) => {
+            c("admin.user.remove", "D", entity("User", Some(id), None))
+        }
+        ("PATCH", ["admin", "users", id, "role"]) => {
+            c("admin.user.role", "U", entity("User", Some(id), None))
+        }
         ("GET", ["roles"]) => c("role.list", "R", None),
         ("POST", ["roles", "users", id, "assign"]) => {
             c("role.assign", "U", entity("User", Some(id), None))
@@ -156,10 +175,22 @@ pub(crate) fn classify(method: &str, path: &str, query: Option<&str>) -> Classif
         ("GET", ["fhir", rt, id]) => c("resource.read", "R", entity(rt, Some(id), None)),
         ("GET", ["fhir", rt]) => c("resource.search", "R", entity(rt, None, query)),
         ("POST", ["fhir", rt]) => c("resource.create", "C", entity(rt, None, None)),
-        ("PUT", ["fhir", rt, id]) => c("resource.update", "U", entity(rt, Some(id), None)),
+        ("PUT" | "PATCH", ["fhir", rt, id]) => {
+            c("resource.update", "U", entity(rt, Some(id), None))
+        }
         ("DELETE", ["fhir", rt, id]) => c("resource.delete", "D", entity(rt, Some(id), None)),
         ("GET", [".well-known", "smart-configuration"]) => c("smart.discovery", "R", None),
         _ => c("http.request", "E", None),
+    }
+}
+
+/// A row's `outcome` for the status the route answered: `error` for 5xx, `failure` for 4xx,
+/// `success` otherwise.
+pub(crate) fn outcome_of(status: u16) -> &'static str {
+    match status {
+        500.. => "error",
+        400..=499 => "failure",
+        _ => "success",
     }
 }
 
@@ -260,8 +291,9 @@ pub(crate) fn to_fhir(row: &AuditRow) -> Value {
         "requestor": true,
         "network": {"address": row.agent.ip, "type": "2"},
     });
-    if let Some(roles) = &row.agent.roles {
-        agent["role"] = json!(roles.iter().map(|r| json!({"text": r})).collect::<Vec<_>>());
+    if !row.agent.roles.is_empty() {
+        let roles: Vec<Value> = row.agent.roles.iter().map(|r| json!({"text": r})).collect();
+        agent["role"] = json!(roles);
     }
     let mut event = json!({
         "resourceType": "AuditEvent",
@@ -269,14 +301,14 @@ pub(crate) fn to_fhir(row: &AuditRow) -> Value {
         "type": {"system": "https://api.esus.health/audit-type", "code": row.kind},
         "action": row.action,
         "recorded": row.recorded.to_string(),
-        "outcome": if row.outcome == "success" { "0" } else { "4" },
+        "outcome": match row.outcome.as_str() { "success" => "0", "error" => "8", _ => "4" },
         "agent": [agent],
         "source": {"site": "esus-sim", "observer": {"display": "esus-sim"}},
     });
     if let Some(desc) = &row.outcome_desc {
         event["outcomeDesc"] = json!(desc);
     }
-    if row.agent.emergency_override == Some(true) {
+    if row.agent.emergency_override {
         // HL7 v3 ActReason "ETREAT" (emergency treatment) is how FHIR marks break-glass access.
         event["purposeOfEvent"] = json!([{"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}]}]);
@@ -301,6 +333,26 @@ mod tests {
         let c = classify("POST", "/api-keys/k-1001/rotate", None);
         assert_eq!((c.kind, c.action), ("apikey.rotate", "U"));
         assert_eq!(c.entity.unwrap().resource_id.as_deref(), Some("k-1001"));
+    }
+
+    #[test]
+    fn outcomes_follow_the_status_class() {
+        assert_eq!(outcome_of(200), "success");
+        assert_eq!(outcome_of(204), "success");
+        assert_eq!(outcome_of(403), "failure");
+        assert_eq!(outcome_of(500), "error");
+        assert_eq!(outcome_of(503), "error");
+    }
+
+    #[test]
+    fn entities_with_an_id_carry_a_reference() {
+        let e = Entity::new("Patient", Some("p-0001"), None);
+        assert_eq!(e.reference.as_deref(), Some("Patient/p-0001"));
+        assert!(
+            Entity::new("Observation", None, Some("patient=p"))
+                .reference
+                .is_none()
+        );
     }
 
     #[test]

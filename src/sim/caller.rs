@@ -10,13 +10,19 @@ use super::auth;
 use super::outcome::ApiError;
 use super::request_log::CredentialKind;
 use super::shared::Shared;
+use super::state::{OrgRole, User};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) user_id: String,
     pub(crate) email: String,
+    /// RBAC role slugs.
     pub(crate) roles: Vec<String>,
+    /// The organization role.
+    pub(crate) org_role: OrgRole,
+    /// Whether the user is still a member of the organization.
+    pub(crate) member: bool,
     pub(crate) via: Via,
 }
 
@@ -46,10 +52,16 @@ impl Caller {
         self.roles.iter().any(|r| r == role)
     }
 
+    /// Whether the caller acts as an organization administrator: organization role `Admin`,
+    /// or the RBAC role `admin` with any organization role (simulator assumption).
+    pub(crate) fn is_admin(&self) -> bool {
+        self.org_role == OrgRole::Admin || self.has_role("admin")
+    }
+
     /// Admin routes are for people: an admin's session, never an API key (simulator assumption).
     pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
         match self.via {
-            Via::Session { .. } if self.has_role("admin") => Ok(()),
+            Via::Session { .. } if self.is_admin() => Ok(()),
             Via::Session { .. } => Err(ApiError::forbidden("this route needs the admin role")),
             Via::Key { .. } => Err(ApiError::forbidden(
                 "admin routes need an admin's bearer token, not an API key",
@@ -57,15 +69,19 @@ impl Caller {
         }
     }
 
-    /// Checks `Resource.action`: API keys by scope (`*` covers all), users by role permission.
+    /// Checks `Resource.action`: API keys by scope (`*` covers all), users by role permission
+    /// (an organization `Admin` has every permission).
     pub(crate) fn require_permission(&self, resource: &str, action: &str) -> Result<(), ApiError> {
         let wanted = format!("{resource}.{action}");
         let ok = match &self.via {
             Via::Key { scopes } => scopes.iter().any(|s| s == "*" || *s == wanted),
-            Via::Session { .. } => self
-                .roles
-                .iter()
-                .any(|r| super::roles::role_allows(r, resource, action)),
+            Via::Session { .. } => {
+                self.org_role == OrgRole::Admin
+                    || self
+                        .roles
+                        .iter()
+                        .any(|r| super::roles::role_allows(r, resource, action))
+            }
         };
         if ok {
             Ok(())
@@ -132,12 +148,18 @@ fn resolve_bearer(shared: &Shared, token: &str) -> AuthState {
     let Some(user) = st.users.get(&user_id) else {
         return AuthState::Refused("login", "user no longer exists".into());
     };
-    AuthState::Caller(Caller {
-        user_id,
+    AuthState::Caller(caller_of(user, Via::Session { session_id }))
+}
+
+fn caller_of(user: &User, via: Via) -> Caller {
+    Caller {
+        user_id: user.id.clone(),
         email: user.email.clone(),
         roles: user.roles.clone(),
-        via: Via::Session { session_id },
-    })
+        org_role: user.org_role,
+        member: user.member,
+        via,
+    }
 }
 
 fn resolve_key(shared: &Shared, value: &str) -> AuthState {
@@ -160,17 +182,45 @@ fn resolve_key(shared: &Shared, value: &str) -> AuthState {
     }
     key.last_used_at = Some(now);
     let (owner, scopes) = (key.owner.clone(), key.scopes.clone());
-    let (email, roles) = st
-        .users
-        .get(&owner)
-        .map(|u| (u.email.clone(), u.roles.clone()))
-        .unwrap_or_default();
-    AuthState::Caller(Caller {
-        user_id: owner,
-        email,
-        roles,
-        via: Via::Key { scopes },
-    })
+    let via = Via::Key { scopes };
+    match st.users.get(&owner) {
+        Some(user) => AuthState::Caller(caller_of(user, via)),
+        None => AuthState::Caller(Caller {
+            user_id: owner,
+            email: String::new(),
+            roles: Vec::new(),
+            org_role: OrgRole::Member,
+            member: false,
+            via,
+        }),
+    }
+}
+
+/// The organization-route gate (simulator assumption, ESUS documents neither): a session of a
+/// user removed from the organization is refused on every organization route, and a `ReadOnly`
+/// member's session may only use GET there. API keys are not gated: removing or demoting their
+/// owner does not revoke or limit them.
+pub(crate) fn org_gate(method: &str, path: &str, auth: &AuthState) -> Result<(), ApiError> {
+    let org_route = ["/admin/", "/api-keys", "/roles", "/fhir/"]
+        .iter()
+        .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'));
+    let AuthState::Caller(c) = auth else {
+        return Ok(());
+    };
+    if !org_route || !matches!(c.via, Via::Session { .. }) {
+        return Ok(());
+    }
+    if !c.member {
+        return Err(ApiError::forbidden(
+            "the user is not a member of this organization",
+        ));
+    }
+    if c.org_role == OrgRole::ReadOnly && method != "GET" && method != "HEAD" {
+        return Err(ApiError::forbidden(
+            "a ReadOnly member may only read (GET) organization routes",
+        ));
+    }
+    Ok(())
 }
 
 /// Extractor for handlers that need an authenticated caller: 401 otherwise.

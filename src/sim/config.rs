@@ -55,6 +55,15 @@ impl Default for SimConfig {
     }
 }
 
+/// The addresses the simulator may listen on: exactly `127.0.0.1` and `::1` (not the rest of
+/// 127.0.0.0/8).
+pub fn listen_allowed(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+    }
+}
+
 impl SimConfig {
     /// Adds a fault from its `--fault` text, e.g. `drop_count=1@POST /api-keys/{id}/rotate`.
     pub fn with_fault(mut self, spec: &str) -> Result<Self, SimError> {

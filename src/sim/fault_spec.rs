@@ -35,6 +35,43 @@ pub enum FaultKind {
     DropCount(u64),
     /// `barrier=N`: the first N matching requests are held until all N are in flight at once.
     Barrier(usize),
+    /// `cut_rate=0.05`: this share of matching requests is cut: the connection is closed
+    /// without running the route (no state change, no audit row; seeded draw).
+    CutRate(f64),
+    /// `cut_count=N`: the first N matching requests are cut without running the route.
+    CutCount(u64),
+    /// `error_shape=operation-outcome|error|ok-reason`: every error answer on matching routes
+    /// has this body shape.
+    ErrorShape(ErrorShape),
+    /// `retry_after=none|seconds|date`: whether 429 answers on matching routes carry
+    /// `Retry-After`, and in which form (default: none).
+    RetryAfter(RetryAfter),
+    /// `audit_trickle=N`: after each matching request is answered, N new audit rows are
+    /// appended in the scope that request looks at.
+    AuditTrickle(u64),
+}
+
+/// The body shape of an error answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"resourceType":"OperationOutcome","issue":[{"severity","code","diagnostics"}]}`.
+    OperationOutcome,
+    /// `{"error": "…"}`.
+    Error,
+    /// `{"ok": false, "reason": "…"}`.
+    OkReason,
+}
+
+/// How a 429 announces its wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetryAfter {
+    /// No `Retry-After` header (the default).
+    #[default]
+    None,
+    /// `Retry-After: <whole seconds>`.
+    Seconds,
+    /// `Retry-After: <IMF-fixdate>`.
+    Date,
 }
 
 /// Which requests a fault applies to.
@@ -155,10 +192,36 @@ fn parse(spec: &str) -> Result<FaultSpec, String> {
             }
             FaultKind::Barrier(usize::try_from(n).map_err(|_| "barrier is too large")?)
         }
+        "cut_rate" => FaultKind::CutRate(rate(value)?),
+        "cut_count" => FaultKind::CutCount(count(value)?),
+        "error_shape" => FaultKind::ErrorShape(match value {
+            "operation-outcome" => ErrorShape::OperationOutcome,
+            "error" => ErrorShape::Error,
+            "ok-reason" => ErrorShape::OkReason,
+            _ => {
+                return Err(format!(
+                    "error_shape `{value}`: use operation-outcome, error or ok-reason"
+                ));
+            }
+        }),
+        "retry_after" => FaultKind::RetryAfter(match value {
+            "none" => RetryAfter::None,
+            "seconds" => RetryAfter::Seconds,
+            "date" => RetryAfter::Date,
+            _ => return Err(format!("retry_after `{value}`: use none, seconds or date")),
+        }),
+        "audit_trickle" => {
+            let n = count(value)?;
+            if n > 10_000 {
+                return Err("audit_trickle is at most 10000 rows per request".into());
+            }
+            FaultKind::AuditTrickle(n)
+        }
         other => {
             return Err(format!(
                 "unknown kind `{other}`; known: latency, error_rate, drop_rate, rate_limit, \
-                 token_ttl, error_count, drop_count, barrier"
+                 token_ttl, error_count, drop_count, barrier, cut_rate, cut_count, error_shape, \
+                 retry_after, audit_trickle"
             ));
         }
     };
@@ -247,6 +310,17 @@ mod tests {
         assert_eq!(p("error_count=3"), FaultKind::ErrorCount(3));
         assert_eq!(p("drop_count=1"), FaultKind::DropCount(1));
         assert_eq!(p("barrier=2"), FaultKind::Barrier(2));
+        assert_eq!(p("cut_rate=0.1"), FaultKind::CutRate(0.1));
+        assert_eq!(p("cut_count=2"), FaultKind::CutCount(2));
+        assert_eq!(
+            p("error_shape=ok-reason@/auth/me"),
+            FaultKind::ErrorShape(ErrorShape::OkReason)
+        );
+        assert_eq!(
+            p("retry_after=date"),
+            FaultKind::RetryAfter(RetryAfter::Date)
+        );
+        assert_eq!(p("audit_trickle=3"), FaultKind::AuditTrickle(3));
     }
 
     #[test]
@@ -274,6 +348,9 @@ mod tests {
             ("barrier=1", "at least 2"),
             ("token_ttl=60s@/auth/login", "no @ROUTE"),
             ("drop_count=1@api-keys", "must start with `/`"),
+            ("error_shape=xml", "operation-outcome, error or ok-reason"),
+            ("retry_after=soon", "none, seconds or date"),
+            ("cut_rate=2", "between 0 and 1"),
         ] {
             let err = spec.parse::<FaultSpec>().unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fault_spec::{FaultKind, FaultSpec};
+use super::fault_spec::{ErrorShape, FaultKind, FaultSpec, RetryAfter};
 
 /// How long a barrier holds requests before letting them go anyway, so nothing hangs.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,6 +25,12 @@ pub(crate) struct Decision {
     pub(crate) reject: Option<Reject>,
     /// Run the route, then close the connection without answering.
     pub(crate) drop: bool,
+    /// The error-body shape forced by an `error_shape` fault (the last matching one).
+    pub(crate) error_shape: Option<ErrorShape>,
+    /// How 429s announce their wait (the last matching `retry_after` fault; default none).
+    pub(crate) retry_after: RetryAfter,
+    /// Audit rows to append after the answer (`audit_trickle`, summed over matching rules).
+    pub(crate) trickle: u64,
     /// Names of the faults that fired, for the request log.
     pub(crate) fired: Vec<&'static str>,
 }
@@ -34,8 +40,10 @@ pub(crate) struct Decision {
 pub(crate) enum Reject {
     /// 500 or 503.
     Error(u16),
-    /// 429 with `Retry-After` in seconds.
+    /// 429; the real wait in seconds.
     RateLimited(u64),
+    /// Close the connection without running the route.
+    Cut,
 }
 
 struct Rule {
@@ -73,7 +81,7 @@ impl FaultEngine {
             .iter()
             .map(|spec| {
                 let state = match &spec.kind {
-                    FaultKind::ErrorCount(_) | FaultKind::DropCount(_) => {
+                    FaultKind::ErrorCount(_) | FaultKind::DropCount(_) | FaultKind::CutCount(_) => {
                         RuleState::Counter(AtomicU64::new(0))
                     }
                     FaultKind::RateLimit { limit, .. } => RuleState::Bucket(Mutex::new(Bucket {
@@ -184,6 +192,20 @@ impl FaultEngine {
                 d.drop = true;
                 d.fired.push("drop");
             }
+            // Drawn for every matching request, like the other rates.
+            (FaultKind::CutRate(p), _) if self.draw(*p).0 && d.reject.is_none() => {
+                d.reject = Some(Reject::Cut);
+                d.fired.push("cut");
+            }
+            (FaultKind::CutCount(n), RuleState::Counter(c))
+                if d.reject.is_none() && c.fetch_add(1, Ordering::Relaxed) < *n =>
+            {
+                d.reject = Some(Reject::Cut);
+                d.fired.push("cut");
+            }
+            (FaultKind::ErrorShape(shape), _) => d.error_shape = Some(*shape),
+            (FaultKind::RetryAfter(mode), _) => d.retry_after = *mode,
+            (FaultKind::AuditTrickle(n), _) => d.trickle += n,
             _ => {}
         }
     }
@@ -253,6 +275,27 @@ mod tests {
         }
         let err = Some(Reject::Error(503));
         assert_eq!(fired, vec![err, None, err, None]);
+    }
+
+    #[tokio::test]
+    async fn cut_count_rejects_before_the_route_and_modes_are_collected() {
+        let e = engine(
+            &[
+                "cut_count=1@POST /x",
+                "error_shape=ok-reason",
+                "retry_after=seconds@/x",
+                "audit_trickle=2@/x",
+            ],
+            1,
+        );
+        let first = e.decide("POST", "/x").await;
+        assert_eq!(first.reject, Some(Reject::Cut));
+        assert_eq!(first.fired, ["cut"]);
+        assert_eq!(first.error_shape, Some(ErrorShape::OkReason));
+        assert_eq!((first.retry_after, first.trickle), (RetryAfter::Seconds, 2));
+        assert_eq!(e.decide("POST", "/x").await.reject, None);
+        let other = e.decide("GET", "/y").await;
+        assert_eq!((other.retry_after, other.trickle), (RetryAfter::None, 0));
     }
 
     #[tokio::test]

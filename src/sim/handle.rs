@@ -74,13 +74,17 @@ pub struct SessionState {
     pub id: String,
     /// Whether it was logged out or revoked.
     pub revoked: bool,
+    /// Its user.
+    pub user_id: String,
+    /// How many of its refresh tokens are still unused and unexpired (0 once burned).
+    pub live_refresh_tokens: usize,
 }
 
 impl Simulator {
     /// Seeds the scenario, binds the listener and starts serving. Must be called inside a tokio
     /// runtime; the server runs on it until the handle is shut down or dropped.
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
-        if !config.listen.ip().is_loopback() {
+        if !super::config::listen_allowed(&config.listen) {
             return Err(SimError::NotLoopback(config.listen));
         }
         let (scenario, origin) = config.load_scenario()?;
@@ -227,15 +231,33 @@ impl SimHandle {
 
     /// The sessions of a user, revoked ones included.
     pub fn sessions_of(&self, user_id: &str) -> Vec<SessionState> {
+        let now = self.shared.clock.now();
         let st = self.shared.lock();
+        let mut live: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for rec in st.refresh_tokens.values().filter(|r| r.expires_at > now) {
+            *live.entry(rec.session_id.as_str()).or_default() += 1;
+        }
         st.sessions
             .values()
             .filter(|s| s.user_id == user_id)
             .map(|s| SessionState {
                 id: s.id.clone(),
                 revoked: s.revoked,
+                user_id: s.user_id.clone(),
+                live_refresh_tokens: live.get(s.id.as_str()).copied().unwrap_or(0),
             })
             .collect()
+    }
+
+    /// A user's organization role (`Admin`, `Member`, `ReadOnly`) while a member; `None` for
+    /// an unknown user or one removed from the organization.
+    pub fn org_role_of(&self, user_id: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .users
+            .get(user_id)
+            .filter(|u| u.member)
+            .map(|u| u.org_role.as_str().to_owned())
     }
 
     /// How many audit rows name this user as agent.
@@ -252,7 +274,7 @@ impl SimHandle {
         self.shared.lock().audit.clone()
     }
 
-    /// The roles a user holds now.
+    /// The RBAC role slugs a user holds now (see [`super::role_id`] for their UUIDs).
     pub fn roles_of(&self, user_id: &str) -> Option<Vec<String>> {
         self.shared
             .lock()

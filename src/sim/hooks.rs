@@ -40,8 +40,13 @@ impl Criteria {
             match pair.split_once('=') {
                 Some(("outcome", v)) => {
                     let list: Vec<String> = v.split(',').map(str::to_owned).collect();
-                    if let Some(bad) = list.iter().find(|o| *o != "success" && *o != "failure") {
-                        return Err(format!("criteria outcome `{bad}`: use success or failure"));
+                    if let Some(bad) = list
+                        .iter()
+                        .find(|o| !["success", "failure", "error"].contains(&o.as_str()))
+                    {
+                        return Err(format!(
+                            "criteria outcome `{bad}`: use success, failure or error"
+                        ));
                     }
                     outcomes = Some(list);
                 }
@@ -72,7 +77,7 @@ impl Criteria {
                 kind,
             } => {
                 outcomes.as_ref().is_none_or(|o| o.contains(&row.outcome))
-                    && (!override_only || row.agent.emergency_override == Some(true))
+                    && (!override_only || row.agent.emergency_override)
                     && kind.as_ref().is_none_or(|k| &row.kind == k)
             }
         }

@@ -1,7 +1,9 @@
 //! The one request layer every non-`/_sim/` request passes through, in this order: record the
-//! arrival in the request log, apply faults (barrier, rate limit, error), resolve the credential,
-//! run the route, write the audit row (and queue rest-hook notifications), add latency, then
-//! answer — or, for a drop fault, close the connection without answering.
+//! arrival in the request log, apply faults (barrier, rate limit, error, cut), resolve the
+//! credential, apply the organization gate, run the route, write the audit row (and queue
+//! rest-hook notifications), append `audit_trickle` rows, render the error body in the route's
+//! shape, add latency, then answer — or, for a drop fault, close the connection without
+//! answering. A cut closes the connection before anything but the request log has seen it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use super::audit::{self, Agent, AuditRow, Entity, Source};
 use super::caller::{self, AuthState};
 use super::faults::{Decision, Reject};
 use super::hooks::Job;
-use super::outcome::{ApiError, OutcomeDesc};
+use super::outcome::{ApiError, OutcomeDesc, render};
 use super::request_log::RecordedRequest;
 use super::shared::Shared;
 
@@ -67,37 +69,68 @@ pub(crate) async fn layer(
     }
     let meta = meta_of(&req);
     let seq = arrive(&shared, &meta, req.headers());
-    let decision = if shared.faults.is_empty() {
+    let mut decision = if shared.faults.is_empty() {
         Decision::default()
     } else {
         shared.faults.decide(&meta.method, &meta.path).await
     };
+    let kill = req.extensions().get::<ConnKill>().cloned();
     if let Some(reject) = decision.reject {
         // A fault answer stands for the gateway in front of ESUS: no route ran, no audit row.
         let resp = match reject {
             Reject::Error(status) => ApiError::exception(status, "simulated server error (fault)"),
             Reject::RateLimited(secs) => ApiError::throttled(secs),
+            Reject::Cut => {
+                delay(&decision).await;
+                return close(&shared, seq, &meta, &decision, kill, "cut").await;
+            }
         }
         .into_response();
+        let resp = render(resp, &meta.path, decision.error_shape, decision.retry_after);
         delay(&decision).await;
         return answer(&shared, seq, &meta, &decision, resp);
     }
     let auth = caller::resolve(&shared, req.headers());
-    req.extensions_mut().insert(auth.clone());
-    let kill = req.extensions().get::<ConnKill>().cloned();
-    let resp = next.run(req).await;
+    let resp = match caller::org_gate(&meta.method, &meta.path, &auth) {
+        Err(refused) => refused.into_response(),
+        Ok(()) => {
+            req.extensions_mut().insert(auth.clone());
+            next.run(req).await
+        }
+    };
     record_audit(&shared, &meta, &auth, &resp);
+    if decision.trickle > 0 {
+        trickle(&shared, &meta.path, decision.trickle);
+        decision.fired.push("audit_trickle");
+    }
+    let resp = render(resp, &meta.path, decision.error_shape, decision.retry_after);
     delay(&decision).await;
-    if decision.drop
-        && let Some(kill) = kill
-    {
-        shared.log.finish(seq, None, true, &decision.fired);
-        tracing::debug!(seq, method = %meta.method, path = %meta.path, "sim request dropped (fault)");
-        kill.0.notify_one();
-        // The connection task drops this future together with the connection.
-        std::future::pending::<()>().await;
+    if decision.drop {
+        return close(&shared, seq, &meta, &decision, kill, "dropped").await;
     }
     answer(&shared, seq, &meta, &decision, resp)
+}
+
+/// Closes the request's connection without an answer and never returns: the connection task
+/// drops this future together with the connection.
+async fn close(
+    shared: &Shared,
+    seq: u64,
+    meta: &Meta,
+    decision: &Decision,
+    kill: Option<ConnKill>,
+    what: &'static str,
+) -> Response {
+    shared.log.finish(seq, None, true, &decision.fired);
+    tracing::debug!(seq, method = %meta.method, path = %meta.path, "sim request {what} (fault)");
+    match kill {
+        Some(kill) => {
+            kill.0.notify_one();
+            std::future::pending::<Response>().await
+        }
+        // Not served by our accept loop (no connection to close): answer 503 instead.
+        None => ApiError::exception(503, "connection closed (fault)").into_response(),
+    }
 }
 
 /// Reads what the log and the audit row need from the request.
@@ -171,10 +204,21 @@ fn record_audit(shared: &Shared, meta: &Meta, auth: &AuthState, resp: &Response)
     };
     let now = shared.clock.now();
     let mut st = shared.lock();
-    let (user_id, email) = match (resp.extensions().get::<AuditUser>(), caller) {
-        (Some(AuditUser(id)), _) => (Some(id.clone()), st.users.get(id).map(|u| u.email.clone())),
-        (None, Some(c)) => (Some(c.user_id.clone()), Some(c.email.clone())),
-        (None, None) => (None, None),
+    let (user_id, email, roles) = match (resp.extensions().get::<AuditUser>(), caller) {
+        (Some(AuditUser(id)), _) => {
+            let user = st.users.get(id);
+            (
+                Some(id.clone()),
+                user.map(|u| u.email.clone()),
+                user.map(|u| u.roles.clone()).unwrap_or_default(),
+            )
+        }
+        (None, Some(c)) => (
+            Some(c.user_id.clone()),
+            Some(c.email.clone()),
+            c.roles.clone(),
+        ),
+        (None, None) => (None, None, Vec::new()),
     };
     let row = AuditRow {
         id: format!("a-{:06}", st.audit.len() + 1),
@@ -184,21 +228,15 @@ fn record_audit(shared: &Shared, meta: &Meta, auth: &AuthState, resp: &Response)
             .emergency_override
             .then(|| "emergency-override".to_owned()),
         action: class.action.to_owned(),
-        outcome: if status.is_success() || status.is_redirection() {
-            "success".into()
-        } else {
-            "failure".into()
-        },
+        outcome: audit::outcome_of(status.as_u16()).into(),
         outcome_desc: resp.extensions().get::<OutcomeDesc>().map(|d| d.0.clone()),
         agent: Agent {
             user_id,
             email,
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
-            roles: meta
-                .emergency_override
-                .then(|| caller.map(|c| c.roles.clone()).unwrap_or_default()),
-            emergency_override: meta.emergency_override.then_some(true),
+            roles,
+            emergency_override: meta.emergency_override,
         },
         source: Some(Source {
             site: "esus-sim".into(),
@@ -210,6 +248,67 @@ fn record_audit(shared: &Shared, meta: &Meta, auth: &AuthState, resp: &Response)
     };
     let jobs = notifications(&st.subscriptions, &row);
     st.push_audit(row);
+    drop(st);
+    for job in jobs {
+        shared.hooks.send(job);
+    }
+}
+
+/// `audit_trickle`: appends `n` rows in the scope the request looked at — rows whose agent is
+/// the user of `/admin/audit/user/{id}`, rows about the patient of
+/// `/admin/audit/patient/{id}`, otherwise rows by the scenario's compromised user — as an
+/// attacker still at work would (Patient reads from the compromised session's address).
+fn trickle(shared: &Shared, path: &str, n: u64) {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (scope_user, scope_patient) = match segs.as_slice() {
+        ["admin", "audit", "user", id] => (Some(*id), None),
+        ["admin", "audit", "patient", id] => (None, Some(*id)),
+        _ => (None, None),
+    };
+    let now = shared.clock.now();
+    let mut st = shared.lock();
+    let attacker = st.attacker.clone();
+    let agent_id = scope_user.map_or(attacker.user_id.clone(), str::to_owned);
+    let patients: Vec<String> = st.patients.keys().cloned().collect();
+    let mut jobs = Vec::new();
+    for _ in 0..n {
+        st.trickled += 1;
+        let patient = match scope_patient {
+            Some(p) => p.to_owned(),
+            None if patients.is_empty() => "p-0000".to_owned(),
+            None => {
+                let i = usize::try_from(st.trickled).unwrap_or(0) % patients.len();
+                patients[i].clone()
+            }
+        };
+        let user = st.users.get(&agent_id);
+        let row = AuditRow {
+            id: format!("a-{:06}", st.audit.len() + 1),
+            organization_id: Some(st.org_id.clone()),
+            kind: "resource.read".into(),
+            subtype: None,
+            action: "R".into(),
+            outcome: "success".into(),
+            outcome_desc: None,
+            agent: Agent {
+                user_id: Some(agent_id.clone()),
+                email: user.map(|u| u.email.clone()),
+                ip: attacker.ip.clone(),
+                user_agent: attacker.user_agent.clone(),
+                roles: user.map(|u| u.roles.clone()).unwrap_or_default(),
+                emergency_override: false,
+            },
+            source: Some(Source {
+                site: "esus-sim".into(),
+                observer: "esus-sim".into(),
+            }),
+            entity: Some(Entity::new("Patient", Some(&patient), None)),
+            recorded: now,
+            request_id: None,
+        };
+        jobs.extend(notifications(&st.subscriptions, &row));
+        st.push_audit(row);
+    }
     drop(st);
     for job in jobs {
         shared.hooks.send(job);

@@ -1,7 +1,8 @@
 //! The embedded ESUS simulator (issue 3): a stateful ESUS API on loopback, for drills and tests.
 //!
-//! It follows `esus-api-facts.md` where ESUS documents behaviour and makes documented choices
-//! (docs/esus-api.md, "simulator assumption") where ESUS is silent. It shares no types with the
+//! It follows ESUS's published OpenAPI (each route cites its operationId) where ESUS documents
+//! behaviour, and where ESUS is silent it takes the reading hardest for a client, documented as
+//! a "simulator assumption" in docs/esus-api.md. It shares no types with the
 //! ESUS client on purpose: two independent readings of the contract are what let a test catch a
 //! misreading.
 //!
@@ -38,11 +39,12 @@ mod tls;
 
 pub use audit::{Agent, AuditRow, Entity, Source};
 pub use auth::totp_code;
-pub use config::{ScenarioSource, SimConfig};
+pub use config::{ScenarioSource, SimConfig, listen_allowed};
 pub use error::SimError;
-pub use fault_spec::{FaultKind, FaultSpec, RouteFilter};
+pub use fault_spec::{ErrorShape, FaultKind, FaultSpec, RetryAfter, RouteFilter};
 pub use handle::{KeyState, SessionState, SimHandle, Simulator};
 pub use hooks::Delivery;
 pub use ready::ReadyInfo;
 pub use request_log::{CredentialKind, RecordedRequest};
+pub use roles::role_id;
 pub use scenario::{DEFAULT_SCENARIO_YAML, Scenario};

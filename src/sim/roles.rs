@@ -1,19 +1,21 @@
-//! The six built-in ESUS roles and what each may do. The permission lists are a simulator
-//! assumption (ESUS documents the role names only); `admin` may do everything.
+//! The six built-in ESUS roles and what each may do. `name` is the slug and `id` a UUID
+//! (OpenAPI getRoles); the ids are fixed constants — UUIDv5 (URL namespace) of
+//! `urn:esus-sim:role:<slug>` — so they are the same at every start. The permission lists are a
+//! simulator assumption (ESUS documents the role names only); `admin` may do everything.
 
 use serde_json::{Value, json};
 
-/// (id, name, description, permissions as `Resource.action`).
+/// (slug, UUID, description, permissions as `Resource.action`).
 const ROLES: &[(&str, &str, &str, &[&str])] = &[
     (
         "admin",
-        "Administrator",
+        "ab7fdf23-5b53-55a7-bdbe-c23a17110ab5",
         "Full administrative access",
         &["*.*"],
     ),
     (
         "practitioner",
-        "Practitioner",
+        "93b367c4-bd08-53f6-b2ea-d469e35db3e2",
         "Clinical access to consented patients",
         &[
             "Patient.read",
@@ -24,40 +26,56 @@ const ROLES: &[(&str, &str, &str, &[&str])] = &[
     ),
     (
         "patient",
-        "Patient",
+        "c5538f1a-de0d-59c1-ac59-a296a72c993b",
         "Access to one's own record",
         &["Patient.read", "Observation.read"],
     ),
     (
         "researcher",
-        "Researcher",
+        "483fd897-c2fb-55e5-b47f-a92d9c509a0c",
         "De-identified observations",
         &["Observation.read"],
     ),
     (
         "api-client",
-        "API client",
+        "2f5d0972-d8b9-5458-861d-18a24dc00f5d",
         "Integration access",
         &["Patient.read", "Observation.read"],
     ),
     (
         "emergency-responder",
-        "Emergency responder",
+        "0dbfded5-52b2-576d-95ed-7be3c0721367",
         "May override consent with X-Emergency-Override (always audited)",
         &["Patient.read", "Observation.read", "Emergency.override"],
     ),
 ];
 
-/// Whether a role id exists.
+/// Whether a role slug exists.
 pub(crate) fn exists(role: &str) -> bool {
-    ROLES.iter().any(|(id, ..)| *id == role)
+    ROLES.iter().any(|(slug, ..)| *slug == role)
+}
+
+/// The UUID of a built-in role, by slug: what `roleId` must be in the role routes.
+pub fn role_id(slug: &str) -> Option<&'static str> {
+    ROLES
+        .iter()
+        .find(|(s, ..)| *s == slug)
+        .map(|(_, id, ..)| *id)
+}
+
+/// The slug of a built-in role, by UUID (a slug is not a UUID: `None`).
+pub(crate) fn slug_of(id: &str) -> Option<&'static str> {
+    ROLES
+        .iter()
+        .find(|(_, uuid, ..)| uuid.eq_ignore_ascii_case(id))
+        .map(|(slug, ..)| *slug)
 }
 
 /// Whether a role grants `resource.action`.
 pub(crate) fn role_allows(role: &str, resource: &str, action: &str) -> bool {
     ROLES
         .iter()
-        .filter(|(id, ..)| *id == role)
+        .filter(|(slug, ..)| *slug == role)
         .flat_map(|(.., perms)| perms.iter())
         .any(|p| {
             let (r, a) = p.split_once('.').unwrap_or((p, ""));
@@ -65,32 +83,77 @@ pub(crate) fn role_allows(role: &str, resource: &str, action: &str) -> bool {
         })
 }
 
-/// Every permission a set of roles grants, for `/auth/me`.
-pub(crate) fn permissions_of(roles: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = ROLES
+/// Every permission a set of roles grants, as `{resource, action}` (for `/auth/me`).
+pub(crate) fn permissions_of(roles: &[String], org_admin: bool) -> Vec<Value> {
+    let mut out: Vec<&str> = ROLES
         .iter()
-        .filter(|(id, ..)| roles.iter().any(|r| r == id))
-        .flat_map(|(.., perms)| perms.iter().map(|p| (*p).to_owned()))
+        .filter(|(slug, ..)| roles.iter().any(|r| r == slug))
+        .flat_map(|(.., perms)| perms.iter().copied())
         .collect();
-    out.sort();
+    if org_admin {
+        out.push("*.*");
+    }
+    out.sort_unstable();
     out.dedup();
-    out
+    out.into_iter()
+        .map(|p| {
+            let (r, a) = p.split_once('.').unwrap_or((p, ""));
+            json!({"resource": r, "action": a})
+        })
+        .collect()
+}
+
+/// Stable id of a permission: a UUID-shaped string derived from SHA-256 of role and permission
+/// (RFC 9562 version 8, "custom").
+fn permission_id(role: &str, perm: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let d = Sha256::digest(format!("urn:esus-sim:permission:{role}:{perm}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// `GET /roles`: a bare array.
 pub(crate) fn list() -> Value {
     let roles: Vec<Value> = ROLES
         .iter()
-        .map(|(id, name, desc, perms)| {
+        .map(|(slug, id, desc, perms)| {
             let perms: Vec<Value> = perms
                 .iter()
                 .map(|p| {
                     let (r, a) = p.split_once('.').unwrap_or((p, ""));
-                    json!({"id": format!("perm-{id}-{}", p.replace('*', "all")), "resource": r, "action": a})
+                    json!({"id": permission_id(slug, p), "resource": r, "action": a})
                 })
                 .collect();
-            json!({"id": id, "name": name, "description": desc, "isSystem": true, "permissions": perms})
+            json!({"id": id, "name": slug, "description": desc, "isSystem": true, "permissions": perms})
         })
         .collect();
     Value::Array(roles)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_ids_are_uuids_and_round_trip() {
+        for (slug, ..) in ROLES {
+            let id = role_id(slug).unwrap();
+            assert_eq!(id.len(), 36);
+            assert_eq!(slug_of(id), Some(*slug));
+            assert_eq!(slug_of(slug), None, "a slug is not a role id");
+        }
+        assert_eq!(permission_id("admin", "*.*").len(), 36);
+    }
 }

@@ -61,13 +61,27 @@ pub struct UserSpec {
     pub id: String,
     /// Login email.
     pub email: String,
-    /// Display name.
+    /// Display name; split at the first space into `firstName`/`lastName` unless those are
+    /// given.
     pub name: String,
+    /// `firstName` of `/auth/me` and `/admin/users` (default: the first word of `name`).
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// `lastName` (default: the rest of `name`).
+    #[serde(default)]
+    pub last_name: Option<String>,
     /// Plaintext password (a drill credential; hashed at start).
     pub password: String,
-    /// Role ids (of the six built-in roles).
+    /// RBAC role slugs (of the six built-in roles).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Organization role: `Admin`, `Member` or `ReadOnly` (default: `Admin` for holders of the
+    /// RBAC role `admin`, `Member` otherwise).
+    #[serde(default)]
+    pub org_role: Option<String>,
+    /// When the user joined the organization, in days before the start (default 365).
+    #[serde(default = "default_joined")]
+    pub joined_days_ago: i64,
     /// If set, login needs a TOTP code (HMAC-SHA256, 6 digits, 30 s) over these bytes.
     #[serde(default)]
     pub mfa_secret: Option<String>,
@@ -235,6 +249,9 @@ fn default_days() -> i64 {
 fn default_weight() -> u32 {
     1
 }
+fn default_joined() -> i64 {
+    365
+}
 
 impl Scenario {
     /// The built-in scenario.
@@ -269,6 +286,19 @@ impl Scenario {
         for u in &sc.users {
             if let Some(r) = u.roles.iter().find(|r| !roles::exists(r)) {
                 return Err(bad(origin, format!("user {}: unknown role `{r}`", u.id)));
+            }
+            if let Some(r) = u
+                .org_role
+                .as_deref()
+                .filter(|r| super::state::OrgRole::parse(r).is_none())
+            {
+                return Err(bad(
+                    origin,
+                    format!(
+                        "user {}: unknown org_role `{r}` (use Admin, Member or ReadOnly)",
+                        u.id
+                    ),
+                ));
             }
         }
         let user_ref = |what: &str, id: &str| {

@@ -12,7 +12,7 @@ use super::auth;
 use super::error::SimError;
 use super::scenario::{AuditHistorySpec, Scenario};
 use super::shared::{REFRESH_TTL, Shared, register_tokens};
-use super::state::{ApiKey, Consent, Patient, Session, State, User};
+use super::state::{ApiKey, Consent, OrgRole, Patient, Session, State, User};
 
 /// The facts the ready file reports, with secrets.
 pub(crate) struct Seeded {
@@ -52,8 +52,15 @@ pub(crate) fn seed(
     let mut st = shared.lock();
     st.org_id = sc.organization.id.clone();
     st.org_name = sc.organization.name.clone();
-    seed_users(&mut st, sc)?;
+    seed_users(&mut st, sc, now)?;
     let compromised_tokens = seed_sessions(shared, &mut st, sc, now)?;
+    if let Some(s) = sc.sessions.iter().find(|s| s.id == sc.compromised.session) {
+        st.attacker = super::state::Attacker {
+            user_id: sc.compromised.user.clone(),
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+        };
+    }
     seed_keys(&mut st, sc, now);
     seed_phi(&mut st, sc, now);
     if let Some(h) = &sc.audit_history {
@@ -87,19 +94,35 @@ pub(crate) fn seed(
     })
 }
 
-fn seed_users(st: &mut State, sc: &Scenario) -> Result<(), SimError> {
+fn seed_users(st: &mut State, sc: &Scenario, now: Timestamp) -> Result<(), SimError> {
     for u in &sc.users {
         st.users_by_email
             .insert(u.email.to_ascii_lowercase(), u.id.clone());
+        let (first, last) = match u.name.trim().split_once(' ') {
+            Some((f, l)) => (Some(f.to_owned()), Some(l.trim().to_owned())),
+            None if u.name.trim().is_empty() => (None, None),
+            None => (Some(u.name.trim().to_owned()), None),
+        };
+        let org_role = u.org_role.as_deref().and_then(OrgRole::parse).unwrap_or(
+            if u.roles.iter().any(|r| r == "admin") {
+                OrgRole::Admin
+            } else {
+                OrgRole::Member
+            },
+        );
         st.users.insert(
             u.id.clone(),
             User {
                 id: u.id.clone(),
                 email: u.email.clone(),
-                name: u.name.clone(),
+                first_name: u.first_name.clone().or(first),
+                last_name: u.last_name.clone().or(last),
                 password_hash: auth::hash_password(&u.password)?,
                 roles: u.roles.clone(),
                 mfa_secret: u.mfa_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+                org_role,
+                member: true,
+                joined_at: now - days(u.joined_days_ago),
             },
         );
     }
@@ -234,9 +257,14 @@ fn seed_phi(st: &mut State, sc: &Scenario, now: Timestamp) {
                 id: c.id.clone(),
                 patient_id: c.patient.clone(),
                 status: c.status.clone(),
-                date_time: start,
-                period_start: start,
+                scope: "patient-privacy".into(),
+                performer_id: None,
+                policy: None,
+                provision_type: Some("permit".into()),
+                provision_extra: serde_json::Map::new(),
+                period_start: Some(start),
                 period_end: c.end_days_ago.map(|d| now - days(d)),
+                date_time: start,
                 version: 1,
                 last_updated: start,
             },
@@ -278,23 +306,19 @@ fn seed_audit(st: &mut State, h: &AuditHistorySpec, now: Timestamp, seed: u64) {
                 patients[rng.random_range(0..patients.len())].clone()
             };
             let e = if rng.random_bool(0.5) {
-                Entity {
-                    resource_type: "Patient".into(),
-                    resource_id: Some(pid),
-                    query: None,
-                }
+                Entity::new("Patient", Some(&pid), None)
             } else {
-                Entity {
-                    resource_type: "Observation".into(),
-                    resource_id: None,
-                    query: Some(format!("patient={pid}")),
-                }
+                Entity::new("Observation", None, Some(&format!("patient={pid}")))
             };
             ("resource.read", "R", Some(e))
         } else {
             ("auth.login", "E", None)
         };
-        let email = st.users.get(&actor.user).map(|u| u.email.clone());
+        let (email, roles) = st
+            .users
+            .get(&actor.user)
+            .map(|u| (Some(u.email.clone()), u.roles.clone()))
+            .unwrap_or_default();
         let row = AuditRow {
             id: format!("a-{:06}", st.audit.len() + 1),
             organization_id: Some(st.org_id.clone()),
@@ -313,8 +337,8 @@ fn seed_audit(st: &mut State, h: &AuditHistorySpec, now: Timestamp, seed: u64) {
                     "Mozilla/5.0"
                 }
                 .into(),
-                roles: None,
-                emergency_override: None,
+                roles,
+                emergency_override: false,
             },
             source: Some(Source {
                 site: "esus".into(),

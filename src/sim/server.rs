@@ -43,6 +43,7 @@ pub(crate) async fn serve(
             let svc = hyper::service::service_fn({
                 let kill = kill.clone();
                 move |mut req: hyper::Request<Incoming>| {
+                    strip_trailing_slash(&mut req);
                     req.extensions_mut().insert(ConnKill(kill.clone()));
                     req.extensions_mut().insert(PeerAddr(peer));
                     let mut router = router.clone();
@@ -62,6 +63,28 @@ pub(crate) async fn serve(
                 }
             }
         });
+    }
+}
+
+/// The OpenAPI writes collection paths with a trailing slash (`/roles/`, `/admin/audit/`):
+/// `/roles/` and `/roles` are the same route here.
+fn strip_trailing_slash<B>(req: &mut hyper::Request<B>) {
+    let path = req.uri().path();
+    if path.len() <= 1 || !path.ends_with('/') {
+        return;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+    let new = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = new.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = hyper::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
     }
 }
 

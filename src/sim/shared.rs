@@ -14,8 +14,8 @@ use super::hooks::Hooks;
 use super::request_log::RequestLog;
 use super::state::{State, TokenRec};
 
-/// Refresh tokens live a week (simulator assumption; ESUS does not document it).
-pub(crate) const REFRESH_TTL: SignedDuration = SignedDuration::from_hours(24 * 7);
+/// Refresh tokens live 30 days ("Esus's default", esus-api-facts.md).
+pub(crate) const REFRESH_TTL: SignedDuration = SignedDuration::from_hours(24 * 30);
 
 /// The simulator's shared context (one per running simulator, behind an `Arc`).
 pub(crate) struct Shared {

@@ -12,16 +12,55 @@ use super::audit::AuditRow;
 /// A SHA-256 digest: how tokens and key secrets are stored (never in plaintext).
 pub(crate) type Digest = [u8; 32];
 
+/// A user's role in the organization (`PATCH /admin/users/{id}/role`'s enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrgRole {
+    /// Acts as an administrator, whatever its RBAC roles.
+    Admin,
+    /// Acts by its RBAC roles.
+    Member,
+    /// Acts by its RBAC roles, GET only on organization routes.
+    ReadOnly,
+}
+
+impl OrgRole {
+    /// Parses the API's spelling.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Admin" => Some(OrgRole::Admin),
+            "Member" => Some(OrgRole::Member),
+            "ReadOnly" => Some(OrgRole::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// The API's spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OrgRole::Admin => "Admin",
+            OrgRole::Member => "Member",
+            OrgRole::ReadOnly => "ReadOnly",
+        }
+    }
+}
+
 /// A user account.
 #[derive(Debug, Clone)]
 pub(crate) struct User {
     pub(crate) id: String,
     pub(crate) email: String,
-    pub(crate) name: String,
+    pub(crate) first_name: Option<String>,
+    pub(crate) last_name: Option<String>,
     /// Argon2id PHC string.
     pub(crate) password_hash: String,
+    /// RBAC role slugs.
     pub(crate) roles: Vec<String>,
     pub(crate) mfa_secret: Option<Vec<u8>>,
+    /// The organization role.
+    pub(crate) org_role: OrgRole,
+    /// False once removed from the organization (`DELETE /admin/users/{id}`).
+    pub(crate) member: bool,
+    pub(crate) joined_at: Timestamp,
 }
 
 /// A login session; its tokens die with it.
@@ -107,24 +146,35 @@ pub(crate) struct Patient {
     pub(crate) birth_date: String,
 }
 
-/// A FHIR Consent, reduced to what gating needs.
+/// A FHIR Consent, holding the fields of ESUS's Consent body.
 #[derive(Debug, Clone)]
 pub(crate) struct Consent {
     pub(crate) id: String,
     pub(crate) patient_id: String,
     pub(crate) status: String,
-    pub(crate) date_time: Timestamp,
-    pub(crate) period_start: Timestamp,
+    /// ESUS's `scope` string (a consentscope code such as `patient-privacy`).
+    pub(crate) scope: String,
+    pub(crate) performer_id: Option<String>,
+    /// `policy` as given (validated).
+    pub(crate) policy: Option<serde_json::Value>,
+    /// `provision.type`: permit or deny.
+    pub(crate) provision_type: Option<String>,
+    /// `provision.actor`, `.action`, `.purpose` as given (validated).
+    pub(crate) provision_extra: serde_json::Map<String, serde_json::Value>,
+    pub(crate) period_start: Option<Timestamp>,
     pub(crate) period_end: Option<Timestamp>,
+    pub(crate) date_time: Timestamp,
     pub(crate) version: u64,
     pub(crate) last_updated: Timestamp,
 }
 
 impl Consent {
-    /// Whether this consent allows PHI reads at `now`.
+    /// Whether this consent allows PHI access at `now`: active, a permit (or no type), and now
+    /// inside its period.
     pub(crate) fn in_force(&self, now: Timestamp) -> bool {
         self.status == "active"
-            && self.period_start <= now
+            && self.provision_type.as_deref() != Some("deny")
+            && self.period_start.is_none_or(|start| start <= now)
             && self.period_end.is_none_or(|end| end > now)
     }
 }
@@ -138,6 +188,15 @@ pub(crate) struct Subscription {
     pub(crate) endpoint: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) active: bool,
+}
+
+/// Who `audit_trickle` rows name by default: the scenario's compromised user, from the
+/// compromised session's address and user agent.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Attacker {
+    pub(crate) user_id: String,
+    pub(crate) ip: String,
+    pub(crate) user_agent: String,
 }
 
 /// Everything mutable, behind `Shared::state`.
@@ -162,6 +221,9 @@ pub(crate) struct State {
     pub(crate) consents: BTreeMap<String, Consent>,
     pub(crate) subscriptions: BTreeMap<String, Subscription>,
     pub(crate) next_id: u64,
+    pub(crate) attacker: Attacker,
+    /// `audit_trickle` rows appended so far.
+    pub(crate) trickled: u64,
 }
 
 impl State {
@@ -206,7 +268,8 @@ impl State {
         idx
     }
 
-    /// Revokes every live session of a user; returns how many.
+    /// Revokes every live session of a user and burns all the user's refresh tokens; returns
+    /// how many sessions it ended.
     pub(crate) fn revoke_sessions_of(&mut self, user_id: &str) -> usize {
         let mut n = 0;
         for s in self.sessions.values_mut() {
@@ -215,6 +278,21 @@ impl State {
                 n += 1;
             }
         }
+        let sessions = &self.sessions;
+        self.refresh_tokens.retain(|_, rec| {
+            sessions
+                .get(&rec.session_id)
+                .is_none_or(|s| s.user_id != user_id)
+        });
         n
+    }
+
+    /// Revokes one session and burns its refresh tokens.
+    pub(crate) fn revoke_session(&mut self, session_id: &str) {
+        if let Some(s) = self.sessions.get_mut(session_id) {
+            s.revoked = true;
+        }
+        self.refresh_tokens
+            .retain(|_, rec| rec.session_id != session_id);
     }
 }

@@ -16,6 +16,8 @@ mod runbooks_support;
 mod sim_audit;
 mod sim_auth;
 mod sim_cli;
+mod sim_contract;
+mod sim_contract_faults;
 mod sim_faults;
 mod sim_fhir;
 mod sim_hooks;

@@ -149,6 +149,44 @@ fn sim_command_refuses_non_loopback_addresses_and_bad_faults() {
     );
 }
 
+// The docs promise 127.0.0.1 and ::1 only: the rest of 127.0.0.0/8 is refused too, by the
+// command (exit 2, before binding) and by the library.
+#[tokio::test]
+async fn listen_on_127_0_0_2_is_refused_without_binding() {
+    let out = esus_ir()
+        .args(["sim", "--listen", "127.0.0.2:0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 127.0.0.2:0") && stderr.contains("127.0.0.1, ::1"),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("simulator ready"),
+        "it never served"
+    );
+    let config = SimConfig {
+        listen: "127.0.0.2:0".parse().expect("addr"),
+        ..SimConfig::default()
+    };
+    let err = Simulator::start(config).await.expect_err("refused");
+    assert!(
+        matches!(err, esus_ir::sim::SimError::NotLoopback(_)),
+        "{err}"
+    );
+    assert!(esus_ir::sim::listen_allowed(
+        &"[::1]:0".parse().expect("addr")
+    ));
+    assert!(esus_ir::sim::listen_allowed(
+        &"127.0.0.1:8080".parse().expect("addr")
+    ));
+    assert!(!esus_ir::sim::listen_allowed(
+        &"127.1.2.3:0".parse().expect("addr")
+    ));
+}
+
 #[tokio::test]
 async fn tls_serves_with_a_generated_ca() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -28,7 +28,7 @@ async fn error_count_answers_503_to_the_first_matching_requests() {
         let a = s.call("GET", "/auth/me", Cred::Bearer(&admin), None).await;
         got.push(a.status);
         if a.status == 503 {
-            assert_eq!(a.issue_code(), "exception");
+            assert!(a.error().contains("simulated server error"));
         }
     }
     assert_eq!(
@@ -67,6 +67,7 @@ async fn drop_count_runs_the_route_then_closes_without_answering() {
     // The worst case for a client: the rotate happened although no answer came back.
     let old = s.sim.api_key("k-1001").expect("key");
     assert!(old.superseded_by.is_some());
+    let first_successor = old.superseded_by.clone().expect("successor");
     let retry = s
         .call(
             "POST",
@@ -76,15 +77,20 @@ async fn drop_count_runs_the_route_then_closes_without_answering() {
         )
         .await;
     assert_eq!(
-        retry.status, 409,
-        "a blind retry finds the key already rotated"
+        retry.status, 200,
+        "a blind retry rotates again and mints a second successor"
+    );
+    assert_ne!(retry.body["id"].as_str(), Some(first_successor.as_str()));
+    assert!(
+        s.sim.api_key(&first_successor).expect("key").usable_now,
+        "the lost answer's key is live and nobody holds its secret"
     );
     let log = s.sim.requests();
     assert!(log[0].dropped);
     assert_eq!(log[0].status, None);
     assert_eq!(log[0].request_id.as_deref(), Some("rot-1"));
     assert_eq!(log[0].faults, ["drop"]);
-    assert_eq!((log[1].dropped, log[1].status), (false, Some(409)));
+    assert_eq!((log[1].dropped, log[1].status), (false, Some(200)));
 }
 
 #[tokio::test]
@@ -141,7 +147,7 @@ async fn rate_faults_are_reproducible_under_a_seed() {
 }
 
 #[tokio::test]
-async fn rate_limit_answers_429_with_retry_after() {
+async fn rate_limit_answers_429_without_retry_after_by_default() {
     // Per minute, so the refill during the test (a fraction of a request) cannot matter.
     let s = faulty(&["rate_limit=3/m"], 0).await;
     let admin = s.admin();
@@ -149,13 +155,8 @@ async fn rate_limit_answers_429_with_retry_after() {
     for _ in 0..6 {
         let a = s.call("GET", "/roles", Cred::Bearer(&admin), None).await;
         if a.status == 429 {
-            assert_eq!(a.issue_code(), "throttled");
-            let retry: u64 = a.headers["retry-after"]
-                .to_str()
-                .expect("ascii")
-                .parse()
-                .expect("seconds");
-            assert!(retry >= 1);
+            assert!(a.error().contains("rate limit"));
+            assert!(a.headers.get("retry-after").is_none(), "absent by default");
         }
         got.push(a.status);
     }
@@ -177,18 +178,18 @@ async fn latency_is_recorded_on_every_matching_answer() {
 #[tokio::test]
 async fn barrier_holds_requests_until_all_are_in_flight() {
     let s = faulty(&["barrier=2@DELETE /auth/sessions/{id}"], 0).await;
-    let admin = s.admin();
+    let token = s.session();
     let (a, b) = tokio::join!(
         s.call(
             "DELETE",
-            "/auth/sessions/s-1001",
-            Cred::Bearer(&admin),
+            "/auth/sessions/s-1002",
+            Cred::Bearer(&token),
             None
         ),
         s.call(
             "DELETE",
-            "/auth/sessions/s-1002",
-            Cred::Bearer(&admin),
+            "/auth/sessions/s-1003",
+            Cred::Bearer(&token),
             None
         ),
     );
@@ -202,8 +203,8 @@ async fn barrier_holds_requests_until_all_are_in_flight() {
     // Past the first N, requests pass freely.
     s.call(
         "DELETE",
-        "/auth/sessions/s-2001",
-        Cred::Bearer(&admin),
+        "/auth/sessions/s-1001",
+        Cred::Bearer(&token),
         None,
     )
     .await;

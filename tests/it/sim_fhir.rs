@@ -1,5 +1,5 @@
 //! Simulator contract: FHIR — consent gating and the emergency override, Consent search and
-//! update, SMART discovery, and OperationOutcome for unknown routes.
+//! update, SMART discovery, and error shapes for unknown routes.
 
 use serde_json::{Value, json};
 
@@ -165,67 +165,43 @@ async fn consents_can_be_searched_and_a_stale_one_expired() {
         .await;
     assert_eq!(old.body["total"], 0);
 
-    let mut c = s
-        .call("GET", "/fhir/Consent/c-0001", Cred::Bearer(&admin), None)
-        .await
-        .body;
-    c["status"] = json!("inactive");
-    c["provision"]["period"]["end"] = json!("2020-01-01T00:00:00Z");
+    // ESUS's own body (OpenAPI putFhirConsentById), not the FHIR resource.
     let upd = s
         .call(
             "PUT",
             "/fhir/Consent/c-0001",
             Cred::Bearer(&admin),
-            Some(c.clone()),
+            Some(json!({"status": "inactive", "scope": "patient-privacy",
+                        "provision": {"type": "permit", "period": {"end": "2020-01-01T00:00:00Z"}}})),
         )
         .await;
     assert_eq!(upd.status, 200, "{}", upd.body);
     assert_eq!(upd.body["meta"]["versionId"], "2");
+    assert_eq!(upd.body["status"], "inactive");
     let pat = s.login(PAT.0, PAT.1).await;
     let gated = s
         .call("GET", "/fhir/Patient/p-0001", Cred::Bearer(&pat), None)
         .await;
     assert_eq!(gated.status, 403, "the consent no longer allows reads");
 
-    let mut moved = c.clone();
-    moved["patient"]["reference"] = json!("Patient/p-0002");
-    assert_eq!(
-        s.call(
+    let bad = s
+        .call(
             "PUT",
             "/fhir/Consent/c-0001",
             Cred::Bearer(&admin),
-            Some(moved)
+            Some(json!({"status": "sort-of"})),
         )
-        .await
-        .status,
-        409
-    );
-    let mut bad = c.clone();
-    bad["status"] = json!("sort-of");
-    assert_eq!(
-        s.call(
-            "PUT",
-            "/fhir/Consent/c-0001",
-            Cred::Bearer(&admin),
-            Some(bad)
-        )
-        .await
-        .status,
-        400
-    );
-    let mut unknown = c;
-    unknown["id"] = json!("c-9999");
-    assert_eq!(
-        s.call(
+        .await;
+    assert_eq!((bad.status, bad.issue_code()), (400, "invalid"));
+    let unknown = s
+        .call(
             "PUT",
             "/fhir/Consent/c-9999",
             Cred::Bearer(&admin),
-            Some(unknown)
+            Some(json!({"status": "inactive"})),
         )
-        .await
-        .status,
-        404
-    );
+        .await;
+    assert_eq!((unknown.status, unknown.issue_code()), (404, "not-found"));
     assert_eq!(
         s.call("GET", "/fhir/Consent/c-9999", Cred::Bearer(&admin), None)
             .await
@@ -253,8 +229,12 @@ async fn smart_configuration_and_unknown_routes() {
         json!(["S256"])
     );
     let nowhere = s.call("GET", "/nowhere", Cred::None, None).await;
-    assert_eq!((nowhere.status, nowhere.issue_code()), (404, "not-found"));
+    assert_eq!(nowhere.status, 404);
+    assert!(nowhere.error().contains("no route"));
+    let fhir_nowhere = s.call("GET", "/fhir/Nothing/x", Cred::None, None).await;
+    assert_eq!(fhir_nowhere.status, 404);
+    assert_eq!(fhir_nowhere.issue_code(), "not-found");
     let wrong_method = s.call("PATCH", "/api-keys", Cred::None, None).await;
     assert_eq!(wrong_method.status, 405);
-    assert_eq!(wrong_method.body["resourceType"], "OperationOutcome");
+    assert!(wrong_method.error().contains("method not allowed"));
 }

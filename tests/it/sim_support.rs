@@ -28,7 +28,19 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// The OperationOutcome issue code.
+    /// The text of an `{"error": "…"}` body (non-FHIR routes, and every 429), asserting that
+    /// shape and nothing else.
+    pub(crate) fn error(&self) -> &str {
+        let keys: Vec<&String> = self
+            .body
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys, ["error"], "an {{\"error\"}} body: {}", self.body);
+        self.body["error"].as_str().unwrap_or_default()
+    }
+
+    /// The OperationOutcome issue code (FHIR routes).
     pub(crate) fn issue_code(&self) -> &str {
         assert_eq!(
             self.body["resourceType"], "OperationOutcome",
@@ -37,6 +49,23 @@ impl Answer {
         );
         self.body["issue"][0]["code"].as_str().unwrap_or_default()
     }
+}
+
+/// An object's keys, sorted.
+pub(crate) fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// Owned and sorted, to compare with [`keys`].
+pub(crate) fn sorted(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+    v.sort();
+    v
 }
 
 pub(crate) fn client() -> reqwest::Client {

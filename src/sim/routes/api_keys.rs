@@ -1,5 +1,7 @@
-//! `/api-keys*` (admin): create, list, get, update, delete, rotate, with ESUS's rotate semantics
-//! (a new linked key; the old one authenticates until its grace window ends).
+//! `/api-keys*` (admin; OpenAPI getApi-keys, postApi-keys, getApi-keysById, putApi-keysById,
+//! deleteApi-keysById, postApi-keysByIdRotate): create, list, get, update, delete, rotate, with
+//! ESUS's rotate semantics (a new linked key; the old one authenticates until its grace window
+//! ends).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -115,11 +117,8 @@ pub(crate) async fn create(
 
 fn created(body: Value, key_id: &str) -> Response {
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
-    resp.extensions_mut().insert(AuditEntity(Entity {
-        resource_type: "ApiKey".into(),
-        resource_id: Some(key_id.to_owned()),
-        query: None,
-    }));
+    resp.extensions_mut()
+        .insert(AuditEntity(Entity::new("ApiKey", Some(key_id), None)));
     resp
 }
 
@@ -243,8 +242,12 @@ pub(crate) struct RotateBody {
     grace_hours: Option<f64>,
 }
 
-/// `POST /api-keys/{id}/rotate` `{graceHours?}` → 200 the new key with `secret`. A deleted key
-/// answers 404; a key that was already rotated answers 409 (simulator assumptions).
+/// `POST /api-keys/{id}/rotate` `{graceHours?}` (OpenAPI postApi-keysByIdRotate) → 200 the new
+/// key with `secret`. A deleted key answers 404. A key that was already rotated is rotated
+/// again: a further distinct successor, the old key's `supersededBy`/`supersededAt` name the
+/// newest, and its grace window restarts from now with this call's `graceHours` — which can
+/// reopen a window an earlier `graceHours: 0` closed (simulator assumptions: ESUS documents no
+/// refusal, so the hardest reading for a client).
 pub(crate) async fn rotate(
     State(shared): AppState,
     Authed(caller): Authed,
@@ -267,11 +270,6 @@ pub(crate) async fn rotate(
         .get_mut(&id)
         .filter(|k| !k.deleted)
         .ok_or_else(|| not_found(&id))?;
-    if let Some(by) = &old.superseded_by {
-        return Err(ApiError::conflict(format!(
-            "API key {id} was already rotated (superseded by {by})"
-        )));
-    }
     old.superseded_by = Some(new_id.clone());
     old.superseded_at = Some(now);
     old.grace_ends_at = Some(now + SignedDuration::from_secs_f64(grace * 3600.0));
@@ -292,10 +290,7 @@ pub(crate) async fn rotate(
     st.insert_key(new);
     let mut resp = Json(out).into_response();
     // The audit entity stays the rotated (old) key, as classified from the path.
-    resp.extensions_mut().insert(AuditEntity(Entity {
-        resource_type: "ApiKey".into(),
-        resource_id: Some(id),
-        query: None,
-    }));
+    resp.extensions_mut()
+        .insert(AuditEntity(Entity::new("ApiKey", Some(&id), None)));
     Ok(resp)
 }

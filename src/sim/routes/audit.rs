@@ -1,5 +1,8 @@
-//! `/admin/audit*` (admin): filters and offset paging over the audit rows, oldest first, so a
-//! complete pull is stable while new rows are appended (simulator assumption on the order).
+//! `/admin/audit*` (admin; OpenAPI getAdminAudit, getAdminAuditUserByUserId,
+//! getAdminAuditPatientByPatientId): filters and offset paging over the audit rows. Order and
+//! page size are undocumented, so the simulator takes the adversarial reading (simulator
+//! assumptions): **newest first**, so rows appended during a pull shift every later page, and
+//! pages of at most [`MAX_COUNT`] rows whatever `_count` asks.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,7 +18,7 @@ use super::{AppState, query_pairs};
 /// Page size without `_count`.
 const DEFAULT_COUNT: usize = 50;
 /// Largest page; larger `_count` values are clamped (simulator assumption).
-const MAX_COUNT: usize = 200;
+pub(crate) const MAX_COUNT: usize = 50;
 
 /// Which rows a route looks at before filtering.
 enum Scope<'a> {
@@ -48,8 +51,10 @@ fn parse(uri: &Uri) -> Result<(AuditFilter, Paging), ApiError> {
             "entity" => f.entity = Some(v),
             "type" => f.kind = Some(v),
             "outcome" => {
-                if v != "success" && v != "failure" {
-                    return Err(ApiError::invalid("outcome must be success or failure"));
+                if !["success", "failure", "error"].contains(&v.as_str()) {
+                    return Err(ApiError::invalid(
+                        "outcome must be success, failure or error",
+                    ));
                 }
                 f.outcome = Some(v);
             }
@@ -62,10 +67,23 @@ fn parse(uri: &Uri) -> Result<(AuditFilter, Paging), ApiError> {
 fn page(shared: &Shared, scope: Scope<'_>, uri: &Uri) -> Result<Json<Value>, ApiError> {
     let (filter, paging) = parse(uri)?;
     let st = shared.lock();
+    // Newest first: the indexes are in append order, so walk them backwards.
     let indices: Box<dyn Iterator<Item = usize>> = match scope {
-        Scope::All => Box::new(0..st.audit.len()),
-        Scope::User(id) => Box::new(st.audit_by_user.get(id).into_iter().flatten().copied()),
-        Scope::Patient(id) => Box::new(st.audit_by_patient.get(id).into_iter().flatten().copied()),
+        Scope::All => Box::new((0..st.audit.len()).rev()),
+        Scope::User(id) => Box::new(
+            st.audit_by_user
+                .get(id)
+                .into_iter()
+                .flat_map(|v| v.iter().rev())
+                .copied(),
+        ),
+        Scope::Patient(id) => Box::new(
+            st.audit_by_patient
+                .get(id)
+                .into_iter()
+                .flat_map(|v| v.iter().rev())
+                .copied(),
+        ),
     };
     let mut total = 0usize;
     let mut rows = Vec::new();

@@ -205,8 +205,9 @@ pub(crate) struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-/// `POST /auth/refresh`: a new pair; the used refresh token dies (rotation, simulator
-/// assumption), earlier access tokens live until they expire.
+/// `POST /auth/refresh` (OpenAPI postAuthRefresh): a new pair; the used refresh token dies
+/// (rotation, simulator assumption), earlier access tokens live until they expire. A used,
+/// burned, expired or revoked-session refresh token is 401.
 pub(crate) async fn refresh(State(shared): AppState, Body(body): Body<RefreshBody>) -> Response {
     let Some(token) = body.refresh_token else {
         return ApiError::invalid("refreshToken is required").into_response();
@@ -242,19 +243,19 @@ fn session_of(caller: &super::super::caller::Caller) -> Result<String, ApiError>
     })
 }
 
-/// `POST /auth/logout`: that session and its tokens die.
+/// `POST /auth/logout` (OpenAPI postAuthLogout): the current session dies and its refresh
+/// token is burned.
 pub(crate) async fn logout(
     State(shared): AppState,
     Authed(caller): Authed,
 ) -> Result<Json<Value>, ApiError> {
     let sid = session_of(&caller)?;
-    if let Some(s) = shared.lock().sessions.get_mut(&sid) {
-        s.revoked = true;
-    }
+    shared.lock().revoke_session(&sid);
     Ok(Json(json!({"success": true})))
 }
 
-/// `POST /auth/logout-all`: every session of the caller.
+/// `POST /auth/logout-all` (OpenAPI postAuthLogout-all): every active session of the caller
+/// ends and every refresh token of the caller is burned; `revoked` counts the sessions.
 pub(crate) async fn logout_all(
     State(shared): AppState,
     Authed(caller): Authed,
@@ -264,7 +265,8 @@ pub(crate) async fn logout_all(
     Ok(Json(json!({"success": true, "revoked": n})))
 }
 
-/// `GET /auth/sessions`: the caller's live sessions.
+/// `GET /auth/sessions` (OpenAPI getAuthSessions): the caller's own live sessions, whoever the
+/// caller is (an admin sees only their own).
 pub(crate) async fn sessions(
     State(shared): AppState,
     Authed(caller): Authed,
@@ -285,8 +287,9 @@ pub(crate) async fn sessions(
     Ok(Json(json!({"total": list.len(), "sessions": list})))
 }
 
-/// `DELETE /auth/sessions/{id}`: the caller's own session, or anyone's for an admin
-/// (simulator assumption); 404 if unknown, foreign or already revoked.
+/// `DELETE /auth/sessions/{sessionId}` (OpenAPI deleteAuthSessionsBySessionId) → 204: one
+/// session of the caller's own, with its refresh token. Another user's session — for an admin
+/// too — answers exactly like an unknown or already revoked one: 404 (simulator assumption).
 pub(crate) async fn delete_session(
     State(shared): AppState,
     Authed(caller): Authed,
@@ -294,25 +297,45 @@ pub(crate) async fn delete_session(
 ) -> Result<StatusCode, ApiError> {
     session_of(&caller)?;
     let mut st = shared.lock();
-    match st.sessions.get_mut(&id) {
-        Some(s) if !s.revoked && (s.user_id == caller.user_id || caller.has_role("admin")) => {
-            s.revoked = true;
-            Ok(StatusCode::NO_CONTENT)
-        }
-        _ => Err(ApiError::not_found(format!("session {id} not found"))),
+    let own = st
+        .sessions
+        .get(&id)
+        .is_some_and(|s| !s.revoked && s.user_id == caller.user_id);
+    if !own {
+        return Err(ApiError::not_found(format!("session {id} not found")));
     }
+    st.revoke_session(&id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /auth/me`.
+/// `GET /auth/me` (OpenAPI getAuthMe): the profile with its organization memberships; a user
+/// removed from the organization has none.
 pub(crate) async fn me(State(shared): AppState, Authed(caller): Authed) -> Json<Value> {
     let st = shared.lock();
-    let name = st.users.get(&caller.user_id).map(|u| u.name.clone());
+    let user = st.users.get(&caller.user_id);
+    let member = user.is_some_and(|u| u.member);
+    let organizations = match user.filter(|_| member) {
+        Some(u) => json!([{
+            "organizationId": st.org_id,
+            "organizationName": st.org_name,
+            "role": u.org_role.as_str(),
+            "roles": u.roles,
+            "permissions": super::super::roles::permissions_of(
+                &u.roles,
+                u.org_role == super::super::state::OrgRole::Admin,
+            ),
+        }]),
+        None => json!([]),
+    };
     Json(json!({
         "id": caller.user_id,
         "email": caller.email,
-        "name": name,
-        "organizations": [{"id": st.org_id, "name": st.org_name, "roles": caller.roles}],
-        "roles": caller.roles,
-        "permissions": super::super::roles::permissions_of(&caller.roles),
+        "firstName": user.and_then(|u| u.first_name.clone()),
+        "lastName": user.and_then(|u| u.last_name.clone()),
+        "isActive": true,
+        "isSystemAdmin": false,
+        "avatarUrl": null,
+        "activeOrganizationId": if member { json!(st.org_id) } else { Value::Null },
+        "organizations": organizations,
     }))
 }

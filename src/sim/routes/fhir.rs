@@ -1,6 +1,7 @@
-//! FHIR PHI and discovery: Consent search/read/update, Patient read and Observation search
-//! (gated by an active Consent unless an emergency responder sends `X-Emergency-Override: true`,
-//! which the audit layer always marks), and `/.well-known/smart-configuration`.
+//! FHIR PHI and discovery: Consent search/read/update/patch (ESUS's own Consent body), Patient
+//! read by id (gated by a Consent in force unless an emergency responder sends
+//! `X-Emergency-Override: true`, which the audit layer always marks), Observation search (not
+//! gated: a search), and `/.well-known/smart-configuration`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -25,21 +26,219 @@ const CONSENT_STATUSES: [&str; 6] = [
 ];
 
 fn consent_json(c: &Consent) -> Value {
-    let mut period = json!({"start": c.period_start});
-    if let Some(end) = c.period_end {
-        period["end"] = json!(end);
+    let mut provision = serde_json::Map::new();
+    if let Some(t) = &c.provision_type {
+        provision.insert("type".into(), json!(t));
     }
-    json!({
+    let mut period = serde_json::Map::new();
+    if let Some(start) = c.period_start {
+        period.insert("start".into(), json!(start));
+    }
+    if let Some(end) = c.period_end {
+        period.insert("end".into(), json!(end));
+    }
+    if !period.is_empty() {
+        provision.insert("period".into(), Value::Object(period));
+    }
+    for (k, v) in &c.provision_extra {
+        provision.insert(k.clone(), v.clone());
+    }
+    let mut out = json!({
         "resourceType": "Consent",
         "id": c.id,
         "meta": {"versionId": c.version.to_string(), "lastUpdated": c.last_updated},
         "status": c.status,
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": c.scope}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": format!("Patient/{}", c.patient_id)},
         "dateTime": c.date_time,
-        "provision": {"type": "permit", "period": period},
-    })
+    });
+    if let Some(p) = &c.performer_id {
+        out["performer"] = json!([{"reference": format!("Practitioner/{p}")}]);
+    }
+    if let Some(policy) = &c.policy {
+        out["policy"] = policy.clone();
+    }
+    if !provision.is_empty() {
+        out["provision"] = Value::Object(provision);
+    }
+    out
+}
+
+/// ESUS's Consent body (putFhirConsentById / patchFhirConsentById), validated: every field
+/// optional, nothing outside the schema.
+#[derive(Debug, Default)]
+struct ConsentBody {
+    status: Option<String>,
+    scope: Option<String>,
+    performer_id: Option<String>,
+    policy: Option<Value>,
+    provision: Option<ProvisionBody>,
+}
+
+#[derive(Debug, Default)]
+struct ProvisionBody {
+    kind: Option<String>,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+    /// `actor`, `action`, `purpose` as given.
+    extra: serde_json::Map<String, Value>,
+}
+
+/// A body field outside ESUS's schema, or of the wrong type: 400 naming it.
+fn field_error(path: &str, what: &str) -> ApiError {
+    ApiError::invalid(format!("{path}: {what}"))
+}
+
+fn object<'a>(
+    v: &'a Value,
+    path: &str,
+    allowed: &[&str],
+) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| field_error(path, "must be an object"))?;
+    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let at = if path.is_empty() {
+            format!("`{k}`")
+        } else {
+            format!("`{path}.{k}`")
+        };
+        return Err(ApiError::invalid(format!(
+            "unknown field {at}: ESUS's Consent body takes only {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(map)
+}
+
+fn string(v: &Value, path: &str) -> Result<String, ApiError> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| field_error(path, "must be a string"))
+}
+
+fn array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
+    v.as_array()
+        .ok_or_else(|| field_error(path, "must be an array"))
+}
+
+fn strings_only(map: &serde_json::Map<String, Value>, path: &str) -> Result<(), ApiError> {
+    for (k, v) in map {
+        string(v, &format!("{path}.{k}"))?;
+    }
+    Ok(())
+}
+
+/// A CodeableConcept: `{coding?: [{system?, code?, display?}], text?}`.
+fn codeable(v: &Value, path: &str) -> Result<(), ApiError> {
+    let map = object(v, path, &["coding", "text"])?;
+    if let Some(t) = map.get("text") {
+        string(t, &format!("{path}.text"))?;
+    }
+    if let Some(c) = map.get("coding") {
+        for (i, coding) in array(c, &format!("{path}.coding"))?.iter().enumerate() {
+            let p = format!("{path}.coding[{i}]");
+            strings_only(object(coding, &p, &["system", "code", "display"])?, &p)?;
+        }
+    }
+    Ok(())
+}
+
+fn instant(v: &Value, path: &str) -> Result<Timestamp, ApiError> {
+    let text = string(v, path)?;
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    Some(&text)
+        .filter(|t| t.len() == 10 && t.parse::<jiff::civil::Date>().is_ok())
+        .and_then(|t| format!("{t}T00:00:00Z").parse::<Timestamp>().ok())
+        .ok_or_else(|| field_error(path, "must be an RFC 3339 instant or YYYY-MM-DD"))
+}
+
+fn parse_consent_body(v: &Value) -> Result<ConsentBody, ApiError> {
+    let top = object(
+        v,
+        "",
+        &["status", "scope", "performerId", "policy", "provision"],
+    )
+    .map_err(|e| match v.is_object() {
+        true => e,
+        false => ApiError::invalid("the body must be a JSON object"),
+    })?;
+    let mut out = ConsentBody::default();
+    if let Some(s) = top.get("status") {
+        let s = string(s, "status")?;
+        if !CONSENT_STATUSES.contains(&s.as_str()) {
+            return Err(field_error(
+                "status",
+                &format!("must be one of {}", CONSENT_STATUSES.join(", ")),
+            ));
+        }
+        out.status = Some(s);
+    }
+    if let Some(s) = top.get("scope") {
+        out.scope = Some(string(s, "scope")?);
+    }
+    if let Some(p) = top.get("performerId") {
+        out.performer_id = Some(string(p, "performerId")?);
+    }
+    if let Some(p) = top.get("policy") {
+        for (i, item) in array(p, "policy")?.iter().enumerate() {
+            let path = format!("policy[{i}]");
+            strings_only(object(item, &path, &["authority", "uri"])?, &path)?;
+        }
+        out.policy = Some(p.clone());
+    }
+    if let Some(p) = top.get("provision") {
+        let map = object(
+            p,
+            "provision",
+            &["type", "actor", "action", "purpose", "period"],
+        )?;
+        let mut prov = ProvisionBody::default();
+        if let Some(t) = map.get("type") {
+            let t = string(t, "provision.type")?;
+            if t != "permit" && t != "deny" {
+                return Err(field_error("provision.type", "must be permit or deny"));
+            }
+            prov.kind = Some(t);
+        }
+        if let Some(period) = map.get("period") {
+            let pm = object(period, "provision.period", &["start", "end"])?;
+            if let Some(s) = pm.get("start") {
+                prov.start = Some(instant(s, "provision.period.start")?);
+            }
+            if let Some(e) = pm.get("end") {
+                prov.end = Some(instant(e, "provision.period.end")?);
+            }
+        }
+        if let Some(actors) = map.get("actor") {
+            for (i, a) in array(actors, "provision.actor")?.iter().enumerate() {
+                let path = format!("provision.actor[{i}]");
+                let am = object(a, &path, &["role", "reference"])?;
+                if let Some(r) = am.get("role") {
+                    codeable(r, &format!("{path}.role"))?;
+                }
+                if let Some(r) = am.get("reference") {
+                    let rp = format!("{path}.reference");
+                    strings_only(object(r, &rp, &["reference", "type", "display"])?, &rp)?;
+                }
+            }
+            prov.extra.insert("actor".into(), actors.clone());
+        }
+        for name in ["action", "purpose"] {
+            if let Some(list) = map.get(name) {
+                let path = format!("provision.{name}");
+                for (i, c) in array(list, &path)?.iter().enumerate() {
+                    codeable(c, &format!("{path}[{i}]"))?;
+                }
+                prov.extra.insert(name.into(), list.clone());
+            }
+        }
+        out.provision = Some(prov);
+    }
+    Ok(out)
 }
 
 fn date_ok(filter: &AuditFilter, t: Timestamp) -> bool {
@@ -52,7 +251,8 @@ fn date_ok(filter: &AuditFilter, t: Timestamp) -> bool {
     })
 }
 
-/// `GET /fhir/Consent?patient=&status=&date=` (`date` compares `dateTime`, with FHIR prefixes).
+/// `GET /fhir/Consent?patient=&status=&date=` (OpenAPI getFhirConsent; `date` compares
+/// `dateTime`, with FHIR prefixes).
 pub(crate) async fn search_consents(
     State(shared): AppState,
     Authed(caller): Authed,
@@ -80,7 +280,7 @@ pub(crate) async fn search_consents(
     Ok(Json(bundle("Consent", found)))
 }
 
-/// `GET /fhir/Consent/{id}`.
+/// `GET /fhir/Consent/{id}` (OpenAPI getFhirConsentById).
 pub(crate) async fn get_consent(
     State(shared): AppState,
     Authed(caller): Authed,
@@ -95,51 +295,100 @@ pub(crate) async fn get_consent(
     Ok(Json(consent_json(c)))
 }
 
-/// `PUT /fhir/Consent/{id}`: updates `status` and `provision.period.end` (how a stale consent is
-/// expired); the patient cannot change (409).
-pub(crate) async fn update_consent(
-    State(shared): AppState,
-    Authed(caller): Authed,
-    Path(id): Path<String>,
-    Body(resource): Body<Value>,
+/// How a body applies to a stored Consent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    /// PUT: the body replaces the Consent's content. `status` and `scope` keep their values
+    /// when absent; `performerId`, `policy` and `provision` (period included) are cleared when
+    /// absent (simulator assumption).
+    Replace,
+    /// PATCH: only the fields given change; `provision` and `provision.period` are merged.
+    Merge,
+}
+
+fn apply(c: &mut Consent, body: ConsentBody, how: Apply) {
+    if let Some(s) = body.status {
+        c.status = s;
+    }
+    if let Some(s) = body.scope {
+        c.scope = s;
+    }
+    match how {
+        Apply::Replace => {
+            c.performer_id = body.performer_id;
+            c.policy = body.policy;
+            let p = body.provision.unwrap_or_default();
+            c.provision_type = p.kind;
+            c.period_start = p.start;
+            c.period_end = p.end;
+            c.provision_extra = p.extra;
+        }
+        Apply::Merge => {
+            if body.performer_id.is_some() {
+                c.performer_id = body.performer_id;
+            }
+            if body.policy.is_some() {
+                c.policy = body.policy;
+            }
+            if let Some(p) = body.provision {
+                if p.kind.is_some() {
+                    c.provision_type = p.kind;
+                }
+                if p.start.is_some() {
+                    c.period_start = p.start;
+                }
+                if p.end.is_some() {
+                    c.period_end = p.end;
+                }
+                c.provision_extra.extend(p.extra);
+            }
+        }
+    }
+}
+
+async fn change_consent(
+    shared: &Shared,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+    how: Apply,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_permission("Consent", "write")?;
-    if resource["resourceType"] != "Consent" {
-        return Err(ApiError::invalid("resourceType must be Consent"));
-    }
-    if resource["id"].as_str().is_some_and(|rid| rid != id) {
-        return Err(ApiError::invalid("resource id does not match the URL"));
-    }
-    let status = resource["status"]
-        .as_str()
-        .filter(|s| CONSENT_STATUSES.contains(s))
-        .ok_or_else(|| ApiError::invalid("status must be a FHIR Consent status"))?;
-    let end = match &resource["provision"]["period"]["end"] {
-        Value::Null => None,
-        v => Some(
-            v.as_str()
-                .and_then(|s| s.parse::<Timestamp>().ok())
-                .ok_or_else(|| {
-                    ApiError::invalid("provision.period.end must be an RFC 3339 instant")
-                })?,
-        ),
-    };
+    let body = parse_consent_body(body)?;
     let now = shared.clock.now();
     let mut st = shared.lock();
     let c = st
         .consents
-        .get_mut(&id)
+        .get_mut(id)
         .ok_or_else(|| ApiError::not_found(format!("Consent/{id} not found")))?;
-    if let Some(r) = resource["patient"]["reference"].as_str()
-        && r != format!("Patient/{}", c.patient_id)
-    {
-        return Err(ApiError::conflict("a Consent's patient cannot change"));
-    }
-    c.status = status.to_owned();
-    c.period_end = end;
+    apply(c, body, how);
     c.version += 1;
     c.last_updated = now;
     Ok(Json(consent_json(c)))
+}
+
+/// `PUT /fhir/Consent/{id}` (OpenAPI putFhirConsentById) with ESUS's own body
+/// `{status?, scope?, performerId?, policy?, provision?}` → 200 the FHIR Consent. A body with
+/// any other field — `resourceType`, `id`, `meta`, `patient`, `patientId`… as in the FHIR
+/// resource a GET returns — is 400 naming the field (simulator assumption).
+pub(crate) async fn put_consent(
+    State(shared): AppState,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Result<Json<Value>, ApiError> {
+    change_consent(&shared, &caller, &id, &body, Apply::Replace).await
+}
+
+/// `PATCH /fhir/Consent/{id}` (OpenAPI patchFhirConsentById): the same fields, merged; expiring
+/// a Consent is `{"status": "inactive"}`.
+pub(crate) async fn patch_consent(
+    State(shared): AppState,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Result<Json<Value>, ApiError> {
+    change_consent(&shared, &caller, &id, &body, Apply::Merge).await
 }
 
 /// Consent gate for PHI: an active Consent in force, or an emergency override by an emergency
@@ -177,7 +426,8 @@ fn gate(
     }
 }
 
-/// `GET /fhir/Patient/{id}` (needs `Patient.read`).
+/// `GET /fhir/Patient/{id}` (OpenAPI getFhirPatientById; needs `Patient.read`), gated by
+/// Consent.
 pub(crate) async fn read_patient(
     State(shared): AppState,
     Authed(caller): Authed,
@@ -196,11 +446,12 @@ pub(crate) async fn read_patient(
     })))
 }
 
-/// `GET /fhir/Observation?patient=ID` (needs `Observation.read`): two generated vital signs.
+/// `GET /fhir/Observation?patient=ID` (OpenAPI getFhirObservation; needs `Observation.read`):
+/// two generated vital signs. A search: **not** gated by Consent (ESUS gates "specific ID
+/// reads/updates/deletes"); an unknown patient is an empty Bundle.
 pub(crate) async fn search_observations(
     State(shared): AppState,
     Authed(caller): Authed,
-    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_permission("Observation", "read")?;
@@ -210,9 +461,8 @@ pub(crate) async fn search_observations(
         .map(|(_, v)| v.trim_start_matches("Patient/").to_owned())
         .ok_or_else(|| ApiError::invalid("the patient parameter is required"))?;
     if !shared.lock().patients.contains_key(&patient) {
-        return Err(ApiError::not_found(format!("Patient/{patient} not found")));
+        return Ok(Json(bundle("Observation", Vec::new())));
     }
-    gate(&shared, &caller, &headers, &patient)?;
     let obs = [
         ("8867-4", "Heart rate", 72, "/min"),
         ("8310-5", "Body temperature", 37, "Cel"),

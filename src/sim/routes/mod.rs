@@ -1,6 +1,7 @@
 //! The route table, and the small helpers every route uses: a JSON body extractor that answers
-//! OperationOutcome on bad input, query-pair parsing, and FHIR Bundles.
+//! 400 on bad input, query-pair parsing, and FHIR Bundles.
 
+mod admin_users;
 mod api_keys;
 mod audit;
 mod auth;
@@ -15,7 +16,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::Uri;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -47,6 +48,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/audit", get(audit::all))
         .route("/admin/audit/user/{id}", get(audit::of_user))
         .route("/admin/audit/patient/{id}", get(audit::of_patient))
+        .route("/admin/users", get(admin_users::list))
+        .route("/admin/users/{id}", delete(admin_users::remove))
+        .route("/admin/users/{id}/role", patch(admin_users::set_role))
         .route("/roles", get(roles::list))
         .route("/roles/users/{user}/assign", post(roles::assign))
         .route("/roles/users/{user}/{role}", delete(roles::unassign))
@@ -63,7 +67,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/fhir/Consent", get(fhir::search_consents))
         .route(
             "/fhir/Consent/{id}",
-            get(fhir::get_consent).put(fhir::update_consent),
+            get(fhir::get_consent)
+                .put(fhir::put_consent)
+                .patch(fhir::patch_consent),
         )
         .route("/fhir/Patient/{id}", get(fhir::read_patient))
         .route("/fhir/Observation", get(fhir::search_observations))

@@ -98,11 +98,8 @@ pub(crate) async fn create(
     if let Ok(loc) = HeaderValue::from_str(&format!("{}/fhir/Subscription/{id}", shared.base_url)) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
-    resp.extensions_mut().insert(AuditEntity(Entity {
-        resource_type: "Subscription".into(),
-        resource_id: Some(id),
-        query: None,
-    }));
+    resp.extensions_mut()
+        .insert(AuditEntity(Entity::new("Subscription", Some(&id), None)));
     Ok(resp)
 }
 
