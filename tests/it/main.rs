@@ -1,5 +1,6 @@
 //! The one integration-test binary: a module per feature.
 
+mod audit_evidence;
 mod cli;
 mod drill;
 mod resume;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::run_support::{Env, assert_code, text, verify};
 use crate::runbooks_support::{
-    assert_complete_rows, dry_run_sends_nothing, evidence, run, run_ok, step, strings,
+    assert_complete_rows, dry_run_sends_nothing, evidence, run, run_in, run_ok, step, strings,
 };
 
 fn live(env: &Env, user: &str) -> Vec<String> {
@@ -169,8 +169,9 @@ async fn runbooks_session_compromise_with_no_working_credential_ends_not_contain
     assert_eq!(live(&env, &r.user_id), still_open, "nothing was ended");
 
     // In text, the containment state comes first.
-    let out = run(
+    let out = run_in(
         &env,
+        &env.dir.path().join("run-text"),
         "session-compromise",
         &["--input", &user, "--yes", "--non-interactive"],
         &[("ESUS_COMPROMISED_TOKEN", &token)],
@@ -186,8 +187,9 @@ async fn runbooks_session_compromise_with_no_working_credential_ends_not_contain
     assert!(!stdout.contains("CONTAINED at"), "{stdout}");
 
     // Approving the cut-off removes the user from the organization — still no containment claim.
-    let out = run(
+    let out = run_in(
         &env,
+        &env.dir.path().join("run-cut-off"),
         "session-compromise",
         &["--input", &user, "--approve", "cut_off"],
         &[("ESUS_COMPROMISED_TOKEN", &token)],

@@ -49,7 +49,7 @@ pub(crate) async fn run(
     run_in(env, &env.run_dir(), runbook, args, envs, live).await
 }
 
-async fn run_in(
+pub(crate) async fn run_in(
     env: &Env,
     run_dir: &Path,
     runbook: &str,
@@ -118,11 +118,15 @@ pub(crate) fn evidence(env: &Env, step: &Value) -> Value {
     serde_json::from_slice(&std::fs::read(&file).expect("evidence")).expect("json evidence")
 }
 
-/// Asserts that a paged evidence file holds every row ESUS reported.
+/// Asserts that a paged evidence file holds each row once and proves itself complete.
 pub(crate) fn assert_complete_rows(saved: &Value) {
-    let rows = saved["rows"].as_array().expect("rows").len() as u64;
-    assert_eq!(Some(rows), saved["total"].as_u64(), "every row saved");
-    assert!(rows > 0);
+    let rows = saved["rows"].as_array().expect("rows");
+    let ids: std::collections::HashSet<&str> =
+        rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), rows.len(), "each row once");
+    assert_eq!(Some(rows.len() as u64), saved["distinct"].as_u64());
+    assert_eq!(saved["complete"], true, "proven complete");
+    assert!(!rows.is_empty());
 }
 
 /// Requests to ESUS made by the test itself (its own reading of the API).
