@@ -4,4 +4,5 @@
 pub mod actions;
 pub mod client;
 pub mod paths;
+pub mod permissions;
 pub mod request;
