@@ -74,7 +74,8 @@ pub struct InputDoc {
     pub description: String,
     /// The regular expression a value must match in full.
     pub pattern: Option<String>,
-    /// Where a value may come from; the first that has one wins.
+    /// Where a value may come from; the first that has one wins. A secret never comes from the
+    /// command line.
     pub sources: Vec<String>,
 }
 
@@ -289,7 +290,6 @@ fn input_sources(
         if spec.required {
             sources.push("a hidden prompt (interactive runs)".into());
         }
-        sources.push("never the command line".into());
     } else {
         sources.push(format!("--input {name}=VALUE"));
         sources.push("--inputs-file FILE".into());
@@ -329,7 +329,12 @@ pub fn render_text(d: &Description) -> String {
         if let Some(p) = &i.pattern {
             let _ = writeln!(out, "      pattern: {p}");
         }
-        let _ = writeln!(out, "      from: {}", i.sources.join(", "));
+        let never = if i.kind == "secret" {
+            "; never from the command line"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "      from: {}{never}", i.sources.join(", "));
     }
     out.push_str("\nSteps (in run order; steps in one layer may run side by side):\n");
     for (n, s) in d.steps.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: a module per feature.
 
 mod cli;
+mod cli_conventions;
 mod drill;
 mod resume;
 mod run_faults;
