@@ -330,3 +330,32 @@ fn hostile_step_ids_outputs_and_containment_text_are_escaped_everywhere() {
     assert!(!md.contains("<script"), "{md}");
     assert!(!md.contains("<img"), "{md}");
 }
+
+#[test]
+fn a_dry_run_without_a_containment_record_says_nothing_was_contained() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_edited(
+        dir.path(),
+        Ending::Success,
+        "api-key-compromise",
+        |records| {
+            records[0].data.insert("mode".into(), "dry-run".into());
+        },
+    );
+    let md = report(&path, ReportFormat::Markdown);
+    assert!(
+        md.contains("as a dry run against https://esus.example (no change was sent)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("A dry run changes nothing, so nothing was contained."),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Time to containment | not applicable (dry run: nothing was changed) |"),
+        "{md}"
+    );
+    let html = report(&path, ReportFormat::Html);
+    assert!(html.contains(">DRY RUN</span>"), "{html}");
+    assert!(!html.contains("contained (estimate)"), "{html}");
+}

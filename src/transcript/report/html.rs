@@ -90,6 +90,7 @@ fn summary(out: &mut String, t: &Timeline) {
         },
         Containment::Estimated(Some(_)) => ("estimate", "CONTAINED? (ESTIMATE)".to_string()),
         Containment::Estimated(None) => ("not-contained", "NOT CONTAINED (ESTIMATE)".to_string()),
+        Containment::DryRun => ("", "DRY RUN".to_string()),
     };
     let _ = writeln!(
         out,
@@ -162,6 +163,10 @@ fn containment(out: &mut String, t: &Timeline) {
     out.push_str("<h2>Containment</h2>\n");
     let c = match t.containment_facts() {
         Containment::Recorded(c) => c,
+        Containment::DryRun => {
+            out.push_str("<p>A dry run sends no change, so nothing was contained.</p>\n");
+            return;
+        }
         Containment::Estimated(e) => {
             let _ = writeln!(
                 out,

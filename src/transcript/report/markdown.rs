@@ -133,6 +133,7 @@ pub(super) fn time_to_containment(t: &Timeline, escape: fn(&str) -> String) -> S
             human_duration(*d),
             escape(step)
         ),
+        Containment::DryRun => "not applicable (dry run: nothing was changed)".into(),
         Containment::Estimated(None) => {
             "not reached (estimate: no destructive step succeeded; this transcript has no containment record)".into()
         }

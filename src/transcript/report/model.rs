@@ -117,6 +117,8 @@ pub enum Containment<'a> {
     Recorded(&'a ContainmentRecord),
     /// No record (an older transcript): the last-destructive-step estimate, if any step counts.
     Estimated(Option<&'a (SignedDuration, String)>),
+    /// No record, and a dry run: nothing was changed, so nothing was contained.
+    DryRun,
 }
 
 /// An evidence file.
@@ -192,6 +194,7 @@ impl Timeline {
     pub fn containment_facts(&self) -> Containment<'_> {
         match &self.containment_record {
             Some(c) => Containment::Recorded(c),
+            None if self.mode == "dry-run" => Containment::DryRun,
             None => Containment::Estimated(self.containment.as_ref()),
         }
     }
@@ -201,6 +204,7 @@ impl Timeline {
         match self.containment_facts() {
             Containment::Recorded(c) => c.time_to_containment,
             Containment::Estimated(e) => e.map(|(d, _)| *d),
+            Containment::DryRun => None,
         }
     }
 
@@ -281,6 +285,7 @@ impl Timeline {
                 human_duration(*d)
             ),
             Containment::Estimated(None) => "Containment was not reached (estimate: no destructive step finished ok; this transcript has no containment record).".to_string(),
+            Containment::DryRun => "A dry run changes nothing, so nothing was contained.".to_string(),
         });
         s
     }

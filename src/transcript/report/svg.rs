@@ -62,6 +62,7 @@ pub(super) fn timeline(t: &Timeline) -> Option<String> {
         Containment::Estimated(e) => e
             .and_then(|(d, _)| i64::try_from(d.as_millis()).ok())
             .map(|ms| (ms, "contained (estimate)")),
+        Containment::DryRun => None,
     };
     let run_end = t
         .finished
