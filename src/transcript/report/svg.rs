@@ -9,7 +9,7 @@ use super::model::{Containment, StepRow, Timeline, human_duration};
 
 const WIDTH: i64 = 960;
 const LABEL: i64 = 210;
-const RIGHT: i64 = 90;
+const RIGHT: i64 = 130;
 const TOP: i64 = 34;
 const ROW: i64 = 26;
 const BAR: i64 = 16;
