@@ -103,8 +103,9 @@ impl StepGraph {
         self.ancestors[b][a]
     }
 
-    /// Renders the graph; `label(i)` gives a step's display name and whether it is destructive.
-    pub fn render(&self, format: GraphFormat, label: impl Fn(usize) -> (String, bool)) -> String {
+    /// Renders the graph; `label(i)` gives a step's display name, whether it is destructive and
+    /// its `when:` condition.
+    pub fn render(&self, format: GraphFormat, label: impl Fn(usize) -> NodeLabel) -> String {
         match format {
             GraphFormat::Text => self.render_text(label),
             GraphFormat::Dot => self.render_dot(label),
@@ -112,42 +113,80 @@ impl StepGraph {
         }
     }
 
-    fn render_text(&self, label: impl Fn(usize) -> (String, bool)) -> String {
+    fn render_text(&self, label: impl Fn(usize) -> NodeLabel) -> String {
         let mut out = String::new();
         for (k, layer) in self.layers().iter().enumerate() {
             let parallel = if layer.len() > 1 { "  (parallel)" } else { "" };
             let _ = writeln!(out, "layer {}{parallel}", k + 1);
             for &i in layer {
-                let (name, destructive) = label(i);
-                let mark = if destructive { "  [destructive]" } else { "" };
+                let node = label(i);
+                let mark = if node.destructive {
+                    "  [destructive]"
+                } else {
+                    ""
+                };
+                let when = node
+                    .when
+                    .as_deref()
+                    .map(|w| format!("  when: {}", one_line(w)))
+                    .unwrap_or_default();
                 let needs: Vec<&str> = self.needs[i].iter().map(|&n| self.id(n)).collect();
                 let after = if needs.is_empty() {
                     String::new()
                 } else {
                     format!("  ← {}", needs.join(", "))
                 };
-                let _ = writeln!(out, "  {}: {name}{mark}{after}", self.id(i));
+                let _ = writeln!(
+                    out,
+                    "  {}: {}{mark}{when}{after}",
+                    self.id(i),
+                    one_line(&node.name)
+                );
             }
         }
         out
     }
 
-    fn render_dot(&self, label: impl Fn(usize) -> (String, bool)) -> String {
-        let mut out = String::from("digraph runbook {\n  rankdir=TB;\n  node [shape=box];\n");
-        for i in 0..self.len() {
-            let (name, destructive) = label(i);
-            let style = if destructive {
-                ", color=red, penwidth=2"
-            } else {
-                ""
-            };
+    /// Graphviz: one `rank=same` row per layer, in order from the top, each headed by a
+    /// `layer N` label; destructive steps red and bold, conditional steps dashed with their
+    /// `when:` in the label.
+    fn render_dot(&self, label: impl Fn(usize) -> NodeLabel) -> String {
+        let mut out = String::from(
+            "digraph runbook {\n  rankdir=TB;\n  newrank=true;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n",
+        );
+        let layers = self.layers();
+        for (k, layer) in layers.iter().enumerate() {
+            let _ = writeln!(out, "  subgraph layer_{} {{\n    rank=same;", k + 1);
             let _ = writeln!(
                 out,
-                "  \"{}\" [label=\"{}\\n{}\"{style}];",
-                dot_escape(self.id(i)),
-                dot_escape(self.id(i)),
-                dot_escape(&name)
+                "    \"layer {}\" [shape=plaintext, style=\"\", fontcolor=gray40];",
+                k + 1
             );
+            for &i in layer {
+                let node = label(i);
+                let mut text = format!("{}\\n{}", dot_escape(self.id(i)), dot_escape(&node.name));
+                let mut style = vec!["rounded"];
+                let mut attrs = String::new();
+                if let Some(when) = &node.when {
+                    let _ = write!(text, "\\nwhen: {}", dot_escape(when));
+                    style.push("dashed");
+                }
+                if node.destructive {
+                    style.push("filled");
+                    attrs.push_str(", color=red, fillcolor=\"#fde2e1\", penwidth=2");
+                    text.push_str("\\n[destructive]");
+                }
+                let _ = writeln!(
+                    out,
+                    "    \"{}\" [label=\"{text}\", style=\"{}\"{attrs}];",
+                    dot_escape(self.id(i)),
+                    style.join(",")
+                );
+            }
+            out.push_str("  }\n");
+        }
+        for k in 1..layers.len() {
+            let _ = writeln!(out, "  \"layer {k}\" -> \"layer {}\" [style=invis];", k + 1);
         }
         for i in 0..self.len() {
             for &n in &self.needs[i] {
@@ -163,20 +202,29 @@ impl StepGraph {
         out
     }
 
-    fn render_mermaid(&self, label: impl Fn(usize) -> (String, bool)) -> String {
+    fn render_mermaid(&self, label: impl Fn(usize) -> NodeLabel) -> String {
         let mut out = String::from("flowchart TD\n");
         let mut destructive_ids = Vec::new();
-        for i in 0..self.len() {
-            let (name, destructive) = label(i);
+        let mut conditional_ids = Vec::new();
+        for &i in &self.order {
+            let node = label(i);
+            let when = node
+                .when
+                .as_deref()
+                .map(|w| format!("<br/>when: {}", mermaid_escape(w)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {}[\"{}<br/>{}\"]",
+                "  {}[\"{}<br/>{}{when}\"]",
                 mermaid_id(self.id(i)),
                 mermaid_escape(self.id(i)),
-                mermaid_escape(&name)
+                mermaid_escape(&node.name)
             );
-            if destructive {
+            if node.destructive {
                 destructive_ids.push(mermaid_id(self.id(i)));
+            }
+            if node.when.is_some() {
+                conditional_ids.push(mermaid_id(self.id(i)));
             }
         }
         for i in 0..self.len() {
@@ -193,8 +241,46 @@ impl StepGraph {
             out.push_str("  classDef destructive fill:#fde2e1,stroke:#c0392b,stroke-width:2px\n");
             let _ = writeln!(out, "  class {} destructive", destructive_ids.join(","));
         }
+        if !conditional_ids.is_empty() {
+            out.push_str("  classDef conditional stroke-dasharray:5 5\n");
+            let _ = writeln!(out, "  class {} conditional", conditional_ids.join(","));
+        }
         out
     }
+}
+
+/// How [`StepGraph::render`] shows one step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeLabel {
+    /// The display name, e.g. `Delete key k-1 (api_keys.delete)`.
+    pub name: String,
+    /// Whether the step changes or removes access.
+    pub destructive: bool,
+    /// The step's `when:` condition, if it has one.
+    pub when: Option<String>,
+}
+
+/// Fills each `{{ inputs.NAME }}` in `text` whose NAME is in `given` with its value; every other
+/// template (an input not given, a step output, a filter) stays as written.
+pub fn fill_inputs(text: &str, given: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let Some(len) = rest[open..].find("}}") else {
+            break;
+        };
+        let whole = &rest[open..open + len + 2];
+        let inner = whole[2..whole.len() - 2].trim();
+        let value = inner
+            .strip_prefix("inputs.")
+            .and_then(|name| given.iter().rev().find(|(n, _)| n == name))
+            .map(|(_, v)| v.as_str());
+        out.push_str(&rest[..open]);
+        out.push_str(value.unwrap_or(whole));
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Output formats of [`StepGraph::render`].
@@ -275,9 +361,19 @@ fn find_cycle(needs: &[Vec<usize>]) -> Option<Vec<usize>> {
 }
 
 fn dot_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', " ")
+    one_line(s).replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Line breaks (and runs of white space around them) as single spaces.
+fn one_line(s: &str) -> String {
+    if !s.contains(['\n', '\r']) {
+        return s.to_string();
+    }
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn mermaid_id(id: &str) -> String {
@@ -285,8 +381,9 @@ fn mermaid_id(id: &str) -> String {
 }
 
 fn mermaid_escape(s: &str) -> String {
-    s.replace('"', "#quot;")
-        .replace(['\n', '\r'], " ")
+    one_line(s)
+        .replace('#', "#35;")
+        .replace('"', "#quot;")
         .replace('<', "#lt;")
         .replace('>', "#gt;")
 }
@@ -337,13 +434,89 @@ mod tests {
         assert_eq!(err.0.len(), n + 1);
     }
 
+    fn label(i: usize) -> NodeLabel {
+        NodeLabel {
+            name: format!("step \"{i}\""),
+            destructive: i == 1,
+            when: (i == 2).then(|| "inputs.token is not none".to_string()),
+        }
+    }
+
     #[test]
-    fn mermaid_marks_destructive_steps_and_edges() {
-        let g = graph(&[&[], &[0]]).expect("acyclic");
-        let out = g.render(GraphFormat::Mermaid, |i| (format!("step \"{i}\""), i == 1));
+    fn mermaid_marks_destructive_and_conditional_steps_and_edges() {
+        let g = graph(&[&[], &[0], &[0]]).expect("acyclic");
+        let out = g.render(GraphFormat::Mermaid, label);
         assert!(out.starts_with("flowchart TD\n"));
         assert!(out.contains("s_s0 --> s_s1"));
         assert!(out.contains("class s_s1 destructive"));
         assert!(out.contains("#quot;"));
+        assert!(out.contains("<br/>when: inputs.token is not none"), "{out}");
+        assert!(out.contains("class s_s2 conditional"), "{out}");
+    }
+
+    #[test]
+    fn dot_puts_each_layer_on_one_rank_in_order() {
+        let g = graph(&[&[], &[0], &[0], &[1, 2]]).expect("acyclic");
+        let out = g.render(GraphFormat::Dot, label);
+        let l1 = out.find("subgraph layer_1 {").expect("layer 1");
+        let l2 = out.find("subgraph layer_2 {").expect("layer 2");
+        let l3 = out.find("subgraph layer_3 {").expect("layer 3");
+        assert!(l1 < l2 && l2 < l3, "{out}");
+        let layer2 = &out[l2..l3];
+        assert!(layer2.contains("rank=same;"), "{out}");
+        assert!(
+            layer2.contains("\"s1\" [") && layer2.contains("\"s2\" ["),
+            "{out}"
+        );
+        assert!(
+            out.contains("\"layer 1\" -> \"layer 2\" [style=invis];"),
+            "{out}"
+        );
+        let s1 = out.lines().find(|l| l.contains("\"s1\" [")).expect("s1");
+        assert!(
+            s1.contains("color=red") && s1.contains("[destructive]"),
+            "{s1}"
+        );
+        let s2 = out.lines().find(|l| l.contains("\"s2\" [")).expect("s2");
+        assert!(
+            s2.contains("dashed") && s2.contains("when: inputs.token is not none"),
+            "{s2}"
+        );
+        assert!(s2.contains("step \\\"2\\\""), "quotes escaped: {s2}");
+        assert!(out.contains("\"s0\" -> \"s1\";"));
+    }
+
+    #[test]
+    fn given_inputs_fill_step_names_and_the_rest_stays() {
+        let given = vec![("key_id".to_string(), "k-1".to_string())];
+        assert_eq!(
+            fill_inputs(
+                "Delete {{ inputs.key_id }} ({{steps.s.outputs.name}}) of {{ inputs.user_id }} {{inputs.key_id}}",
+                &given
+            ),
+            "Delete k-1 ({{steps.s.outputs.name}}) of {{ inputs.user_id }} k-1"
+        );
+        assert_eq!(
+            fill_inputs("open {{ inputs.key_id", &given),
+            "open {{ inputs.key_id"
+        );
+        assert_eq!(fill_inputs("é {{ inputs.key_id }} ü", &given), "é k-1 ü");
+    }
+
+    #[test]
+    fn text_shows_when_and_flattens_line_breaks() {
+        let g = graph(&[&[], &[0], &[0]]).expect("acyclic");
+        let out = g.render(GraphFormat::Text, |i| NodeLabel {
+            name: format!("line one\n  line {i}"),
+            ..label(i)
+        });
+        assert!(
+            out.contains("  s2: line one line 2  when: inputs.token is not none  ← s0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  s1: line one line 1  [destructive]  ← s0"),
+            "{out}"
+        );
     }
 }

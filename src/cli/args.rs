@@ -8,7 +8,14 @@ use super::LogFormat;
 
 /// Incident response for compromised ESUS credentials.
 #[derive(Debug, Parser)]
-#[command(name = "esus-ir", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "esus-ir",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = TOP_EXAMPLES
+)]
 pub struct Cli {
     /// More tracing on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -20,6 +27,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The top-level `--help` examples: what an engineer needs when a credential leaked at 3 a.m.
+const TOP_EXAMPLES: &str = "Examples:
+  esus-ir drill api-key-compromise              # rehearse against the embedded simulator
+  esus-ir describe api-key-compromise           # inputs, steps, ESUS permissions needed
+  esus-ir run api-key-compromise --dry-run --input key_id=k-123 --input user_id=u-1001
+  ESUS_TOKEN=… esus-ir run api-key-compromise --input key_id=k-123 --input user_id=u-1001
+  esus-ir verify esus-ir-runs/<run>/transcript.jsonl
+  esus-ir report esus-ir-runs/<run>/transcript.jsonl --format html -o postmortem.html
+
+Run `esus-ir list` for the bundled runbooks and `esus-ir <command> --help` for more examples.";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -35,7 +53,7 @@ pub enum Command {
     },
     /// Show a runbook's step graph: parallel layers and destructive steps.
     #[command(
-        after_help = "Examples:\n  esus-ir graph api-key-compromise\n  esus-ir graph my-runbook.yaml --format mermaid > graph.mmd\n  esus-ir graph my-runbook.yaml --format dot | dot -Tsvg > graph.svg"
+        after_help = "Examples:\n  esus-ir graph api-key-compromise\n  esus-ir graph my-runbook.yaml --format mermaid > graph.mmd\n  esus-ir graph my-runbook.yaml --format dot | dot -Tsvg > graph.svg\n  esus-ir graph api-key-compromise -i key_id=k-123 -i user_id=u-1001"
     )]
     Graph {
         /// A runbook file or bundled runbook name.
@@ -44,7 +62,13 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
+        /// Fill `{{ inputs.NAME }}` in step names with this value (not for secret inputs);
+        /// repeatable. Inputs not given stay as written.
+        #[arg(short, long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
     },
+    /// Explain a runbook: inputs and where their values may come from, steps, ESUS permissions.
+    Describe(super::describe::DescribeArgs),
     /// List the bundled runbooks.
     #[command(after_help = "Example:\n  esus-ir list")]
     List,
@@ -69,6 +93,10 @@ pub enum Command {
     Verify(super::transcript_cmd::VerifyArgs),
     /// Render a post-mortem timeline from a transcript.
     Report(super::transcript_cmd::ReportArgs),
+    /// Print a shell completion script to stdout.
+    Completions(super::completions::CompletionsArgs),
+    /// Write man pages (esus-ir.1 and one per subcommand).
+    Man(super::completions::ManArgs),
 }
 
 /// How `graph` draws the step graph.

@@ -12,7 +12,12 @@ use crate::runbook;
 pub(super) fn dispatch(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Validate { runbooks } => validate(&runbooks),
-        Command::Graph { runbook, format } => graph_cmd(&runbook, format),
+        Command::Graph {
+            runbook,
+            format,
+            inputs,
+        } => graph_cmd(&runbook, format, &inputs),
+        Command::Describe(args) => super::describe::run(args),
         Command::List => list(),
         Command::Schema { output } => schema(output.as_deref()),
         Command::Run(args) => super::run_cmd::run(*args),
@@ -21,6 +26,8 @@ pub(super) fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::Keygen(args) => super::transcript_cmd::keygen(args),
         Command::Verify(args) => super::transcript_cmd::verify(args),
         Command::Report(args) => super::transcript_cmd::report(args),
+        Command::Completions(args) => super::completions::completions(args),
+        Command::Man(args) => super::completions::man(args),
     }
 }
 
@@ -61,9 +68,10 @@ fn validate(args: &[String]) -> Result<ExitCode, Error> {
     })
 }
 
-fn graph_cmd(arg: &str, format: GraphFormat) -> Result<ExitCode, Error> {
+fn graph_cmd(arg: &str, format: GraphFormat, inputs: &[String]) -> Result<ExitCode, Error> {
     let source = bundled::resolve(arg)?;
     let valid = runbook::load(&source.display, &source.text, stderr_color())?;
+    let given = super::describe::graph_inputs(&valid.runbook, inputs)?;
     let format = match format {
         GraphFormat::Text => graph::GraphFormat::Text,
         GraphFormat::Dot => graph::GraphFormat::Dot,
@@ -71,11 +79,15 @@ fn graph_cmd(arg: &str, format: GraphFormat) -> Result<ExitCode, Error> {
     };
     let text = valid.graph.render(format, |i| {
         let step = &valid.runbook.steps[i];
-        let info = &valid.steps[i];
-        (
-            format!("{} ({})", step.name, step.action),
-            info.effect == crate::esus::actions::Effect::Destructive,
-        )
+        graph::NodeLabel {
+            name: format!(
+                "{} ({})",
+                graph::fill_inputs(&step.name, &given),
+                step.action
+            ),
+            destructive: valid.steps[i].effect == crate::esus::actions::Effect::Destructive,
+            when: step.when.clone(),
+        }
     });
     out(&text)?;
     Ok(ExitCode::Success)

@@ -5,7 +5,9 @@
 
 mod args;
 mod commands;
+mod completions;
 pub mod confirm;
+pub mod describe;
 pub mod drill_cmd;
 pub mod run_cmd;
 pub mod sim_cmd;

@@ -5,4 +5,5 @@ pub mod actions;
 pub mod client;
 pub mod errors;
 pub mod paths;
+pub mod permissions;
 pub mod request;

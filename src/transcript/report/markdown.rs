@@ -3,13 +3,15 @@
 
 use std::fmt::Write;
 
-use super::model::{Timeline, human_duration};
+use super::model::{Containment, Timeline, human_duration};
 use crate::transcript::verify::Verification;
 
 pub(super) fn render(t: &Timeline, v: &Verification) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Incident response report: {}\n", md(&t.runbook_name));
+    let _ = writeln!(out, "{}\n", md(&t.summary()));
     overview(&mut out, t, v);
+    containment(&mut out, t);
     if !t.inputs.is_empty() {
         out.push_str("\n## Inputs\n\n| Input | Value |\n|---|---|\n");
         for (k, val) in &t.inputs {
@@ -73,6 +75,9 @@ fn overview(out: &mut String, t: &Timeline, v: &Verification) {
     let mut row = |k: &str, val: String| {
         let _ = writeln!(out, "| {k} | {val} |");
     };
+    if let Some(id) = &t.incident_id {
+        row("Incident", md(id));
+    }
     row("Operator", md(&t.operator));
     row("Host", md(&t.host));
     row("Mode", md(&t.mode));
@@ -103,13 +108,7 @@ fn overview(out: &mut String, t: &Timeline, v: &Verification) {
             format!("{} (exit {code})", md(o))
         }),
     );
-    row(
-        "Time to containment",
-        t.containment.as_ref().map_or(
-            "not reached (no destructive step succeeded)".into(),
-            |(d, step)| format!("{} (step {})", human_duration(*d), md(step)),
-        ),
-    );
+    row("Time to containment", time_to_containment(t, md));
     row(
         "Verification",
         if v.ok {
@@ -118,6 +117,56 @@ fn overview(out: &mut String, t: &Timeline, v: &Verification) {
             "**INVALID**".into()
         },
     );
+}
+
+/// The "Time to containment" cell: recorded, or labelled as an estimate. `escape` is the
+/// format's escaping function.
+pub(super) fn time_to_containment(t: &Timeline, escape: fn(&str) -> String) -> String {
+    match t.containment_facts() {
+        Containment::Recorded(c) => match (c.time_to_containment, c.state.as_str()) {
+            (Some(d), _) => format!("{} (recorded)", human_duration(d)),
+            (None, "not-applicable") => "not applicable (recorded)".into(),
+            (None, state) => format!("not reached (recorded: {})", escape(state)),
+        },
+        Containment::Estimated(Some((d, step))) => format!(
+            "{} (estimate: when the last destructive step, {}, finished ok; this transcript has no containment record)",
+            human_duration(*d),
+            escape(step)
+        ),
+        Containment::DryRun => "not applicable (dry run: nothing was changed)".into(),
+        Containment::Estimated(None) => {
+            "not reached (estimate: no destructive step succeeded; this transcript has no containment record)".into()
+        }
+    }
+}
+
+fn containment(out: &mut String, t: &Timeline) {
+    let Containment::Recorded(c) = t.containment_facts() else {
+        return;
+    };
+    out.push_str("\n## Containment\n\n");
+    let _ = writeln!(out, "- State: **{}**", md(&c.state));
+    if !c.summary.is_empty() {
+        let _ = writeln!(out, "- Summary: {}", md(&c.summary));
+    }
+    if let Some(d) = c.time_to_containment {
+        let _ = writeln!(out, "- Time to containment: {}", human_duration(d));
+    }
+    if let Some(at) = &c.at {
+        let _ = writeln!(out, "- Contained at: {}", md(at));
+    }
+    if !c.checks.is_empty() {
+        out.push_str("\n| Check (step) | Status | Detail |\n|---|---|---|\n");
+        for check in &c.checks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                md(&check.step),
+                md(&check.status),
+                md(&check.detail)
+            );
+        }
+    }
 }
 
 fn verification(out: &mut String, v: &Verification) {

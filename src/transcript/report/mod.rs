@@ -7,6 +7,7 @@
 mod html;
 mod markdown;
 pub mod model;
+mod svg;
 
 use super::record::Record;
 use super::verify::Verification;

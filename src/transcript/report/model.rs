@@ -1,7 +1,10 @@
 //! The facts a post-mortem asks for, read from a transcript's records.
 //!
-//! "Time to containment" is defined here: from the run's start to the finish of the last
-//! destructive step (per the plan) that finished `ok`; none such means containment was not reached.
+//! Containment facts come from the run's `containment` record when it has one (the executor's
+//! own verdict: state, summary, checks, time to containment). Older transcripts have none; for
+//! them "time to containment" is *estimated* here: from the run's start to the finish of the last
+//! destructive step (per the plan) that finished `ok`; none such means containment was not
+//! reached. Renderers label the estimate as such.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -27,6 +30,8 @@ pub struct Timeline {
     pub tool_version: String,
     /// The transcript this run resumed, if any (its head hash).
     pub resumes: Option<String>,
+    /// The incident id given to the run, if any.
+    pub incident_id: Option<String>,
     /// Inputs as recorded (secret ones as `[secret]`), rendered as JSON text.
     pub inputs: Vec<(String, String)>,
     /// When the run started.
@@ -37,8 +42,13 @@ pub struct Timeline {
     pub duration: Option<SignedDuration>,
     /// run-finished outcome and exit code.
     pub outcome: Option<(String, u64)>,
-    /// Time from start to containment, and the step that achieved it.
+    /// The estimate for transcripts without a `containment` record: time from start to the
+    /// finish of the last destructive step that finished ok, and that step.
     pub containment: Option<(SignedDuration, String)>,
+    /// The run's `containment` record, when it wrote one.
+    pub containment_record: Option<ContainmentRecord>,
+    /// The timestamp of the last record (where an unfinished step's bar ends).
+    pub last_ts: String,
     /// Steps in the order they started.
     pub steps: Vec<StepRow>,
     /// Evidence files referenced by responses.
@@ -66,6 +76,49 @@ pub struct StepRow {
     pub duration_ms: Option<u64>,
     /// Requests sent (attempts included).
     pub requests: usize,
+    /// When it finished (its `step-finished` record), if it did.
+    pub finished: Option<String>,
+    /// A `foreach` step's item count.
+    pub items: Option<u64>,
+    /// Its outputs as recorded (secret ones are the string `[secret]`), in recorded order.
+    pub outputs: Vec<(String, Value)>,
+}
+
+/// The run's own verdict on containment (a `containment` record).
+#[derive(Debug, Clone, Default)]
+pub struct ContainmentRecord {
+    /// `contained`, `not-contained` or `not-applicable` (other words are shown as they are).
+    pub state: String,
+    /// One line for people.
+    pub summary: String,
+    /// The checks behind the verdict.
+    pub checks: Vec<ContainmentCheck>,
+    /// From the run's start to containment, when it was reached.
+    pub time_to_containment: Option<SignedDuration>,
+    /// When containment was reached (RFC 3339), when it was.
+    pub at: Option<String>,
+}
+
+/// One check of a containment record.
+#[derive(Debug, Clone, Default)]
+pub struct ContainmentCheck {
+    /// The step that checked.
+    pub step: String,
+    /// `ok`, `failed`, `skipped`, …
+    pub status: String,
+    /// What it found.
+    pub detail: String,
+}
+
+/// Where a report's containment facts come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Containment<'a> {
+    /// The run's `containment` record.
+    Recorded(&'a ContainmentRecord),
+    /// No record (an older transcript): the last-destructive-step estimate, if any step counts.
+    Estimated(Option<&'a (SignedDuration, String)>),
+    /// No record, and a dry run: nothing was changed, so nothing was contained.
+    DryRun,
 }
 
 /// An evidence file.
@@ -112,6 +165,7 @@ impl Timeline {
                     started: r.ts.clone(),
                     destructive: destructive.contains(&field(r, "step")),
                     status: "unknown".into(),
+                    items: r.data.get("items").and_then(Value::as_u64),
                     ..StepRow::default()
                 }),
                 "confirmation" => {
@@ -128,10 +182,112 @@ impl Timeline {
                 "response" => t.read_evidence(r),
                 "step-finished" => t.read_step_finished(r, &destructive),
                 "run-finished" => t.read_finish(r),
+                "containment" => t.containment_record = Some(containment_record(r)),
                 _ => {}
             }
+            t.last_ts = r.ts.clone();
         }
         t
+    }
+
+    /// Where the containment facts come from: the record when there is one, else the estimate.
+    pub fn containment_facts(&self) -> Containment<'_> {
+        match &self.containment_record {
+            Some(c) => Containment::Recorded(c),
+            None if self.mode == "dry-run" => Containment::DryRun,
+            None => Containment::Estimated(self.containment.as_ref()),
+        }
+    }
+
+    /// Time to containment: recorded when the run recorded it, else the estimate.
+    pub fn time_to_containment(&self) -> Option<SignedDuration> {
+        match self.containment_facts() {
+            Containment::Recorded(c) => c.time_to_containment,
+            Containment::Estimated(e) => e.map(|(d, _)| *d),
+            Containment::DryRun => None,
+        }
+    }
+
+    /// Milliseconds from the run's start to `ts`, if both parse.
+    pub fn offset_ms(&self, ts: &str) -> Option<i64> {
+        between(&self.started, ts).and_then(|d| i64::try_from(d.as_millis()).ok())
+    }
+
+    /// The one-paragraph summary on top of a report, as plain text (renderers escape it): who ran
+    /// what, for which incident, how, how it ended, and what was contained when.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let operator = or_unknown(&self.operator);
+        let runbook = or_unknown(&self.runbook_name);
+        s.push_str(&format!("{operator} ran the runbook {runbook}"));
+        if let Some(id) = &self.incident_id {
+            s.push_str(&format!(" for incident {id}"));
+        }
+        let target = or_unknown(&self.base_url);
+        s.push_str(&match self.mode.as_str() {
+            "live" => format!(" live against {target}"),
+            "drill" => {
+                " as a drill against the embedded simulator (no real credential was touched)"
+                    .to_string()
+            }
+            "dry-run" => format!(" as a dry run against {target} (no change was sent)"),
+            other => format!(" in mode {} against {target}", or_unknown(other)),
+        });
+        if !self.host.is_empty() {
+            s.push_str(&format!(" from {}", self.host));
+        }
+        s.push_str(&format!(", starting {}.", human_time(&self.started)));
+        match &self.outcome {
+            Some((outcome, code)) => {
+                let words = match outcome.as_str() {
+                    "success" => "succeeded".to_string(),
+                    "failed" => "failed".to_string(),
+                    "declined" => "stopped at a declined confirmation".to_string(),
+                    "auth-failed" => "stopped: authentication with ESUS failed".to_string(),
+                    "interrupted" => "was interrupted".to_string(),
+                    other => format!("ended with outcome {}", or_unknown(other)),
+                };
+                let after = self
+                    .duration
+                    .map(|d| format!(" after {}", human_duration(d)))
+                    .unwrap_or_default();
+                s.push_str(&format!(" The run {words}{after} (exit {code})."));
+            }
+            None => s.push_str(
+                " The transcript ends without a run-finished record: the run did not finish.",
+            ),
+        }
+        s.push(' ');
+        s.push_str(&match self.containment_facts() {
+            Containment::Recorded(c) => {
+                let summary = if c.summary.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.summary.trim_end_matches('.'))
+                };
+                match c.state.as_str() {
+                    "contained" => {
+                        let when = match (c.time_to_containment, &c.at) {
+                            (Some(d), Some(at)) => format!(" {} after the start, at {}", human_duration(d), human_time(at)),
+                            (Some(d), None) => format!(" {} after the start", human_duration(d)),
+                            (None, Some(at)) => format!(" at {}", human_time(at)),
+                            (None, None) => String::new(),
+                        };
+                        format!("Contained{when}{summary}.")
+                    }
+                    "not-contained" => format!("NOT contained{summary}."),
+                    "not-applicable" => format!("Containment does not apply to this run{summary}."),
+                    other => format!("Containment: {}{summary}.", or_unknown(other)),
+                }
+            }
+            Containment::Estimated(Some((d, step))) => format!(
+                "Estimated time to containment: {} (this transcript has no containment record; the estimate is when the last destructive step, {step}, finished ok).",
+                human_duration(*d)
+            ),
+            Containment::Estimated(None) => "Containment was not reached (estimate: no destructive step finished ok; this transcript has no containment record).".to_string(),
+            Containment::DryRun => "A dry run changes nothing, so nothing was contained.".to_string(),
+        });
+        s
     }
 
     fn read_start(&mut self, r: &Record) {
@@ -143,6 +299,10 @@ impl Timeline {
         self.mode = field(r, "mode");
         self.tool_version = field(r, "tool_version");
         self.resumes = r.str_field("resumes").map(str::to_string);
+        self.incident_id = r
+            .str_field("incident_id")
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string);
         self.started = r.ts.clone();
         if let Some(Value::Object(inputs)) = r.data.get("inputs") {
             self.inputs = inputs
@@ -179,6 +339,13 @@ impl Timeline {
         row.status = status.clone();
         row.reason = r.str_field("reason").map(str::to_string);
         row.duration_ms = r.data.get("duration_ms").and_then(Value::as_u64);
+        row.finished = Some(r.ts.clone());
+        row.outputs = r
+            .data
+            .get("outputs")
+            .and_then(Value::as_object)
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         let step = field(r, "step");
         if status == "ok"
             && destructive.contains(&step)
@@ -260,7 +427,61 @@ fn describe(r: &Record) -> String {
         },
         "step-finished" => format!("{step}: {}", field(r, "status")),
         "run-finished" => format!("run finished: {}", field(r, "outcome")),
+        "containment" => {
+            let summary = field(r, "summary");
+            if summary.is_empty() {
+                format!("containment: {}", field(r, "state"))
+            } else {
+                format!("containment: {}: {summary}", field(r, "state"))
+            }
+        }
         other => other.to_string(),
+    }
+}
+
+/// Reads a `containment` record leniently: a missing or mistyped field is left empty.
+fn containment_record(r: &Record) -> ContainmentRecord {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let checks = r
+        .data
+        .get("checks")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|c| ContainmentCheck {
+                    step: text(c.get("step")),
+                    status: text(c.get("status")),
+                    detail: text(c.get("detail")),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ContainmentRecord {
+        state: field(r, "state"),
+        summary: field(r, "summary"),
+        checks,
+        time_to_containment: r
+            .data
+            .get("time_to_containment_ms")
+            .and_then(Value::as_u64)
+            .and_then(|ms| i64::try_from(ms).ok())
+            .map(SignedDuration::from_millis),
+        at: r
+            .str_field("at")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    }
+}
+
+fn or_unknown(s: &str) -> &str {
+    if s.trim().is_empty() { "(unknown)" } else { s }
+}
+
+/// `2026-01-02 03:04:05 UTC` for an RFC 3339 timestamp; other text as it is.
+pub fn human_time(ts: &str) -> String {
+    match ts.parse::<Timestamp>() {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Err(_) => or_unknown(ts).to_string(),
     }
 }
 

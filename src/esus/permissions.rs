@@ -1,0 +1,426 @@
+//! What ESUS requires of the caller for each built-in action: an admin's bearer token, a FHIR
+//! permission `Resource.action`, or the affected user's own session token.
+//!
+//! `describe` lists these per runbook; a preflight compares them with the operator's
+//! `GET /auth/me` through [`Permission::satisfied_by`]. The table is keyed by action name; an
+//! action it does not name falls back to its route ([`for_route`]), so a new action never breaks
+//! the build and is classified by the same rules as `http`. Route rules follow docs/esus-api.md:
+//!
+//! - `/api-keys*`, `/admin/*`, `/roles*`: an admin's bearer token (API keys are refused);
+//! - `/fhir/<Resource>…`: `Resource.read` for GET, `Resource.write` otherwise;
+//! - `/auth/logout`, `/auth/logout-all`, `/auth/sessions*`: a session's own bearer token — in a
+//!   runbook, the affected user's token passed as `token`, not the operator's;
+//! - `/auth/refresh`, `/auth/login`, `/auth/mfa/verify`: no bearer token at all;
+//! - `/auth/me`: any session (the operator's own).
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::actions::{ActionSpec, Method};
+
+/// One thing ESUS requires of the credential that sends a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Permission {
+    /// An admin's bearer token (admin routes: `/api-keys*`, `/admin/*`, `/roles*`).
+    Admin,
+    /// A FHIR permission, e.g. `Consent.write`, held through a role (or an API key's scope).
+    Fhir {
+        /// The FHIR resource type, e.g. `Consent`.
+        resource: String,
+        /// `read` or `write`.
+        action: String,
+    },
+    /// The affected user's own session token (the step's `token`), not the operator's.
+    OwnSession,
+    /// The operator's own session token; any signed-in user has it.
+    OperatorSession,
+    /// No bearer token: the request carries its own credential (a refresh token, a password).
+    NoBearer,
+    /// Not known: an `http` call whose path is not a literal, or a route outside the rules.
+    Unknown,
+}
+
+impl Permission {
+    /// A FHIR permission.
+    pub fn fhir(resource: &str, action: &str) -> Permission {
+        Permission::Fhir {
+            resource: resource.to_string(),
+            action: action.to_string(),
+        }
+    }
+
+    /// Whether the operator's token must carry this (admin role or FHIR permission), as opposed
+    /// to a credential the run supplies otherwise.
+    pub fn is_operator_permission(&self) -> bool {
+        matches!(
+            self,
+            Permission::Admin | Permission::Fhir { .. } | Permission::OperatorSession
+        )
+    }
+
+    /// Whether the operator described by `me` (the body of `GET /auth/me`) holds this.
+    ///
+    /// `Some(true)`/`Some(false)` when `me` says so; `None` when it cannot tell: the permission is
+    /// not the operator's to hold ([`OwnSession`](Self::OwnSession), [`NoBearer`](Self::NoBearer)),
+    /// it is [`Unknown`](Self::Unknown), or `me` lists neither roles nor permissions. Roles and
+    /// permissions are read from the top level and from every `organizations[]` entry;
+    /// permissions may be `{"resource","action"}` objects or `"Resource.action"` strings, and `*`
+    /// matches anything. The `admin` role grants everything.
+    pub fn satisfied_by(&self, me: &Value) -> Option<bool> {
+        let grants = Grants::of(me);
+        match self {
+            Permission::OwnSession | Permission::NoBearer | Permission::Unknown => None,
+            Permission::OperatorSession => me
+                .get("id")
+                .map(|id| !id.is_null())
+                .or(grants.known().then_some(true)),
+            Permission::Admin => {
+                if grants.admin_role || grants.allows("*", "*") {
+                    Some(true)
+                } else {
+                    grants.roles_known.then_some(false)
+                }
+            }
+            Permission::Fhir { resource, action } => {
+                if grants.admin_role || grants.allows(resource, action) {
+                    Some(true)
+                } else {
+                    grants.known().then_some(false)
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Permission::Admin => f.write_str("admin bearer token"),
+            Permission::Fhir { resource, action } => write!(f, "{resource}.{action}"),
+            Permission::OwnSession => f.write_str("the affected user's own session token"),
+            Permission::OperatorSession => f.write_str("any operator session"),
+            Permission::NoBearer => f.write_str("no bearer token"),
+            Permission::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// Whether every permission in `needed` is held by `me`: `Some(false)` as soon as one is not,
+/// `Some(true)` when all are, `None` when some cannot be told and none is missing.
+pub fn all_satisfied(needed: &[Permission], me: &Value) -> Option<bool> {
+    let mut unknown = false;
+    for p in needed {
+        match p.satisfied_by(me) {
+            Some(false) => return Some(false),
+            None => unknown = true,
+            Some(true) => {}
+        }
+    }
+    (!unknown).then_some(true)
+}
+
+/// What an action requires, every item at once (most need one thing; `consent.expire` reads the
+/// Consent before writing it back). `http` depends on its path as well as its method, so it is
+/// [`Permission::Unknown`] here whatever the method: use [`for_route`] or [`for_step`] for it.
+pub fn required(action: &ActionSpec, _method: Option<&str>) -> Vec<Permission> {
+    match by_name(action.name) {
+        Some(needs) => needs,
+        None if action.name == "http" => vec![Permission::Unknown],
+        None => for_route(action.method.as_str(), action.path),
+    }
+}
+
+/// What a step requires, given its `with:` parameters as written: `http` is classified by its
+/// literal `method` and `path`; session actions without a `token` use the operator's session.
+pub fn for_step(action: &ActionSpec, with: &indexmap::IndexMap<String, Value>) -> Vec<Permission> {
+    let text = |k: &str| with.get(k).and_then(Value::as_str);
+    if action.name == "http" {
+        return match (text("method"), text("path")) {
+            (Some(m), Some(p)) if !m.contains("{{") => for_route(m, p),
+            (_, Some(p)) => for_route("POST", p),
+            _ => vec![Permission::Unknown],
+        };
+    }
+    let has_token = with.contains_key("token");
+    match action.name {
+        // Without `token` these act with the operator's own token.
+        "auth.sessions" if !has_token => vec![Permission::OperatorSession],
+        // Ending another user's session by id with the operator's token takes an admin.
+        "auth.revoke_session" if !has_token => vec![Permission::Admin],
+        _ => required(action, None),
+    }
+}
+
+/// The table, by action name. `None` for a name it does not know.
+fn by_name(name: &str) -> Option<Vec<Permission>> {
+    use Permission::{Admin, NoBearer, OwnSession};
+    Some(match name {
+        "auth.logout" | "auth.logout_all" | "auth.sessions" | "auth.revoke_session" => {
+            vec![OwnSession]
+        }
+        // Proves the affected user's old tokens are refused: sent with those tokens.
+        "auth.check_sessions_ended" => vec![OwnSession],
+        "auth.refresh" => vec![NoBearer],
+        "api_keys.list"
+        | "api_keys.get"
+        | "api_keys.create"
+        | "api_keys.update"
+        | "api_keys.delete"
+        | "api_keys.rotate"
+        | "api_keys.check_revoked" => vec![Admin],
+        "audit.query" | "audit.user" | "audit.patient" => vec![Admin],
+        "roles.list" | "roles.assign" | "roles.unassign" => vec![Admin],
+        "admin.list_users" | "admin.remove_user" | "admin.set_org_role" => vec![Admin],
+        "subscription.create" | "subscription.delete" => {
+            vec![Permission::fhir("Subscription", "write")]
+        }
+        "subscription.list" => vec![Permission::fhir("Subscription", "read")],
+        "consent.search" => vec![Permission::fhir("Consent", "read")],
+        "consent.expire" => vec![
+            Permission::fhir("Consent", "read"),
+            Permission::fhir("Consent", "write"),
+        ],
+        _ => return None,
+    })
+}
+
+/// What a request to `path` (relative to the base URL; templates allowed after the part that
+/// decides) with `method` requires, by the route rules in the module documentation.
+pub fn for_route(method: &str, path: &str) -> Vec<Permission> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let mut segments = path.split('/');
+    let first = segments.next().unwrap_or_default();
+    let second = segments.next().unwrap_or_default();
+    let literal = |s: &str| !s.is_empty() && !s.contains("{{") && !s.contains('{');
+    let read = Method::parse(method) == Some(Method::Get);
+    vec![match first {
+        "api-keys" | "admin" | "roles" => Permission::Admin,
+        "fhir" if literal(second) && second.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            Permission::fhir(second, if read { "read" } else { "write" })
+        }
+        "auth" => match second {
+            "logout" | "logout-all" | "sessions" => Permission::OwnSession,
+            "refresh" | "login" | "mfa" => Permission::NoBearer,
+            "me" => Permission::OperatorSession,
+            _ => Permission::Unknown,
+        },
+        _ => Permission::Unknown,
+    }]
+}
+
+/// The roles and permissions an `/auth/me` body lists.
+#[derive(Debug, Default)]
+struct Grants {
+    admin_role: bool,
+    roles_known: bool,
+    permissions: Vec<(String, String)>,
+    permissions_known: bool,
+}
+
+impl Grants {
+    fn of(me: &Value) -> Grants {
+        let mut g = Grants::default();
+        let mut scopes: Vec<&Value> = vec![me];
+        if let Some(orgs) = me.get("organizations").and_then(Value::as_array) {
+            scopes.extend(orgs.iter());
+        }
+        for scope in scopes {
+            if let Some(roles) = scope.get("roles").and_then(Value::as_array) {
+                g.roles_known = true;
+                g.admin_role |= roles.iter().any(|r| {
+                    r.as_str()
+                        .or_else(|| r.get("id").and_then(Value::as_str))
+                        .is_some_and(|r| r == "admin")
+                });
+            }
+            if let Some(perms) = scope.get("permissions").and_then(Value::as_array) {
+                g.permissions_known = true;
+                for p in perms {
+                    let pair = match p {
+                        Value::String(s) => s
+                            .split_once('.')
+                            .map(|(r, a)| (r.to_string(), a.to_string())),
+                        Value::Object(o) => match (
+                            o.get("resource").and_then(Value::as_str),
+                            o.get("action").and_then(Value::as_str),
+                        ) {
+                            (Some(r), Some(a)) => Some((r.to_string(), a.to_string())),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    g.permissions.extend(pair);
+                }
+            }
+        }
+        g
+    }
+
+    fn known(&self) -> bool {
+        self.roles_known || self.permissions_known
+    }
+
+    fn allows(&self, resource: &str, action: &str) -> bool {
+        let matches = |have: &str, want: &str| have == "*" || have.eq_ignore_ascii_case(want);
+        self.permissions
+            .iter()
+            .any(|(r, a)| matches(r, resource) && matches(a, action))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esus::actions::{ACTIONS, lookup};
+    use serde_json::json;
+
+    #[test]
+    fn every_built_in_action_has_an_entry_in_the_table() {
+        for a in ACTIONS {
+            assert!(
+                by_name(a.name).is_some() || a.name == "http",
+                "{} has no entry in esus::permissions",
+                a.name
+            );
+            assert!(!required(a, None).is_empty(), "{}", a.name);
+        }
+    }
+
+    #[test]
+    fn the_table_agrees_with_the_route_rules() {
+        for a in ACTIONS.iter().filter(|a| a.name != "http") {
+            let by_route = for_route(a.method.as_str(), a.path);
+            let by_table = required(a, None);
+            assert!(
+                by_table.iter().any(|p| by_route.contains(p)),
+                "{}: table {by_table:?}, route {by_route:?}",
+                a.name
+            );
+        }
+    }
+
+    #[test]
+    fn actions_map_to_what_esus_requires() {
+        let req = |name: &str| required(lookup(name).expect(name), None);
+        assert_eq!(req("api_keys.rotate"), vec![Permission::Admin]);
+        assert_eq!(req("audit.user"), vec![Permission::Admin]);
+        assert_eq!(req("roles.assign"), vec![Permission::Admin]);
+        assert_eq!(req("auth.logout"), vec![Permission::OwnSession]);
+        assert_eq!(
+            req("subscription.create"),
+            vec![Permission::fhir("Subscription", "write")]
+        );
+        assert_eq!(
+            req("consent.search"),
+            vec![Permission::fhir("Consent", "read")]
+        );
+        assert!(req("consent.expire").contains(&Permission::fhir("Consent", "write")));
+    }
+
+    #[test]
+    fn routes_classify_http_calls() {
+        assert_eq!(
+            for_route("GET", "/fhir/Patient/{{ inputs.p }}"),
+            vec![Permission::fhir("Patient", "read")]
+        );
+        assert_eq!(
+            for_route("put", "fhir/Consent/c-1"),
+            vec![Permission::fhir("Consent", "write")]
+        );
+        assert_eq!(
+            for_route("DELETE", "/admin/users/u-1"),
+            vec![Permission::Admin]
+        );
+        assert_eq!(
+            for_route("POST", "/auth/refresh"),
+            vec![Permission::NoBearer]
+        );
+        assert_eq!(
+            for_route("GET", "/{{ inputs.p }}"),
+            vec![Permission::Unknown]
+        );
+        assert_eq!(
+            for_route("GET", "/fhir/{{ inputs.t }}"),
+            vec![Permission::Unknown]
+        );
+    }
+
+    #[test]
+    fn step_parameters_refine_session_actions_and_http() {
+        let with = |v: Value| -> indexmap::IndexMap<String, Value> {
+            serde_json::from_value(v).expect("map")
+        };
+        let sessions = lookup("auth.sessions").expect("sessions");
+        assert_eq!(
+            for_step(sessions, &with(json!({}))),
+            vec![Permission::OperatorSession]
+        );
+        assert_eq!(
+            for_step(sessions, &with(json!({"token": "{{ inputs.t }}"}))),
+            vec![Permission::OwnSession]
+        );
+        let revoke = lookup("auth.revoke_session").expect("revoke");
+        assert_eq!(
+            for_step(revoke, &with(json!({"session_id": "s-1"}))),
+            vec![Permission::Admin]
+        );
+        let http = lookup("http").expect("http");
+        assert_eq!(
+            for_step(
+                http,
+                &with(json!({"method": "GET", "path": "/fhir/Observation"}))
+            ),
+            vec![Permission::fhir("Observation", "read")]
+        );
+        assert_eq!(required(http, Some("GET")), vec![Permission::Unknown]);
+    }
+
+    #[test]
+    fn satisfied_by_reads_auth_me() {
+        let admin = json!({"id": "u-1", "roles": ["admin"], "permissions": ["*.*"]});
+        let practitioner = json!({
+            "id": "u-2",
+            "organizations": [{"id": "org-1", "roles": ["practitioner"],
+                "permissions": [{"resource": "Consent", "action": "read"},
+                                {"resource": "Consent", "action": "write"}]}],
+            "roles": ["practitioner"]
+        });
+        let opaque = json!({"id": "u-3"});
+        let write = Permission::fhir("Consent", "write");
+        let sub = Permission::fhir("Subscription", "write");
+        assert_eq!(Permission::Admin.satisfied_by(&admin), Some(true));
+        assert_eq!(Permission::Admin.satisfied_by(&practitioner), Some(false));
+        assert_eq!(Permission::Admin.satisfied_by(&opaque), None);
+        assert_eq!(write.satisfied_by(&practitioner), Some(true));
+        assert_eq!(sub.satisfied_by(&practitioner), Some(false));
+        assert_eq!(sub.satisfied_by(&admin), Some(true));
+        assert_eq!(write.satisfied_by(&opaque), None);
+        assert_eq!(Permission::OwnSession.satisfied_by(&admin), None);
+        assert_eq!(
+            Permission::OperatorSession.satisfied_by(&opaque),
+            Some(true)
+        );
+        let wildcard =
+            json!({"organizations": [{"permissions": [{"resource": "*", "action": "read"}]}]});
+        assert_eq!(
+            Permission::fhir("Patient", "read").satisfied_by(&wildcard),
+            Some(true)
+        );
+        assert_eq!(
+            Permission::fhir("Patient", "write").satisfied_by(&wildcard),
+            Some(false)
+        );
+        assert_eq!(
+            all_satisfied(&[write.clone(), sub.clone()], &practitioner),
+            Some(false)
+        );
+        assert_eq!(
+            all_satisfied(&[write, Permission::OwnSession], &practitioner),
+            None
+        );
+    }
+}
