@@ -122,8 +122,7 @@ pub fn all_satisfied(needed: &[Permission], me: &Value) -> Option<bool> {
     (!unknown).then_some(true)
 }
 
-/// What an action requires, every item at once (most need one thing; `consent.expire` reads the
-/// Consent before writing it back). `http` depends on its path as well as its method, so it is
+/// What an action requires, every item at once (most need one thing). `http` depends on its path as well as its method, so it is
 /// [`Permission::Unknown`] here whatever the method: use [`for_route`] or [`for_step`] for it.
 pub fn required(action: &ActionSpec, _method: Option<&str>) -> Vec<Permission> {
     match by_name(action.name) {
@@ -146,10 +145,11 @@ pub fn for_step(action: &ActionSpec, with: &indexmap::IndexMap<String, Value>) -
     }
     let has_token = with.contains_key("token");
     match action.name {
-        // Without `token` these act with the operator's own token.
-        "auth.sessions" if !has_token => vec![Permission::OperatorSession],
-        // Ending another user's session by id with the operator's token takes an admin.
-        "auth.revoke_session" if !has_token => vec![Permission::Admin],
+        // Without `token` these act with the operator's own token — on the operator's own
+        // sessions only: ESUS lets nobody, administrators included, end another user's session.
+        "auth.sessions" | "auth.revoke_session" if !has_token => {
+            vec![Permission::OperatorSession]
+        }
         _ => required(action, None),
     }
 }
@@ -179,10 +179,7 @@ fn by_name(name: &str) -> Option<Vec<Permission>> {
         }
         "subscription.list" => vec![Permission::fhir("Subscription", "read")],
         "consent.search" => vec![Permission::fhir("Consent", "read")],
-        "consent.expire" => vec![
-            Permission::fhir("Consent", "read"),
-            Permission::fhir("Consent", "write"),
-        ],
+        "consent.expire" => vec![Permission::fhir("Consent", "write")],
         _ => return None,
     })
 }
@@ -366,7 +363,8 @@ mod tests {
         let revoke = lookup("auth.revoke_session").expect("revoke");
         assert_eq!(
             for_step(revoke, &with(json!({"session_id": "s-1"}))),
-            vec![Permission::Admin]
+            vec![Permission::OperatorSession],
+            "the operator's token only ever reaches the operator's own sessions"
         );
         let http = lookup("http").expect("http");
         assert_eq!(
