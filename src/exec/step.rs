@@ -187,7 +187,11 @@ pub(super) async fn one(
     };
     match sent {
         Sent::Answer(resp, id) => {
-            finish_answer(shared, ctx, step, info, &resp, &id, item.map(|(_, v)| v)).await
+            let mut r =
+                finish_answer(shared, ctx, step, info, &resp, &id, item.map(|(_, v)| v)).await;
+            // A 401 to the stolen token is about that token, not the operator's credentials.
+            r.auth_failed &= matches!(req.auth, crate::esus::request::Auth::Operator);
+            r
         }
         Sent::Unknown(why) if super::recover::recoverable(info) => {
             super::recover::recover(shared, ctx, step, info, &req, &why).await

@@ -2,6 +2,7 @@
 
 mod audit_evidence;
 mod cli;
+mod client_contract;
 mod cli_conventions;
 mod drill;
 mod resume;

@@ -266,3 +266,20 @@ async fn login_with_email_and_password_and_mfa() {
         "the password is never echoed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stolen_token_is_a_failed_step_not_an_operator_auth_failure() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "dead.yaml",
+        "version: 1\nname: dead\ninputs:\n  token: {type: secret, required: true}\nsteps:\n  - {id: end, name: End, action: auth.logout_all, with: {token: \"{{ inputs.token }}\"}}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.env("ESUS_IR_INPUT_TOKEN", "not-a-live-token")
+        .args(["--yes", "--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    // 4 would tell the operator to renew *their* token; the stolen one being dead is a step result.
+    assert_code(&out, 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["outcome"], "failed");
+}
