@@ -207,8 +207,14 @@ fn batch_size(before: &[Located], step: Option<&str>) -> Option<u64> {
 }
 
 fn check_evidence(records: &[Located], dir: &Path, require: bool, out: &mut Structure) {
-    for loc in records.iter().filter(|l| l.record.kind == "response") {
-        let Some(evidence) = loc.record.data.get("evidence").filter(|v| !v.is_null()) else {
+    for loc in records.iter() {
+        let evidence = match loc.record.kind.as_str() {
+            "response" => loc.record.data.get("evidence").filter(|v| !v.is_null()).cloned(),
+            // A paged pull's summary names its file and digest directly.
+            "audit-evidence" => Some(Value::Object(loc.record.data.clone())),
+            _ => None,
+        };
+        let Some(evidence) = &evidence else {
             continue;
         };
         let file = evidence.get("file").and_then(Value::as_str);
@@ -231,7 +237,11 @@ fn check_evidence(records: &[Located], dir: &Path, require: bool, out: &mut Stru
         }
         let path = dir.join(file);
         match std::fs::read(&path) {
-            Ok(bytes) if sha256_hex(&bytes) == digest => {}
+            Ok(bytes) if sha256_hex(&bytes) == digest => {
+                if loc.record.kind == "audit-evidence" {
+                    check_rows(loc, &bytes, &path, out);
+                }
+            }
             Ok(_) => out.problems.push(problem(
                 loc,
                 ProblemKind::Evidence,
@@ -252,6 +262,42 @@ fn check_evidence(records: &[Located], dir: &Path, require: bool, out: &mut Stru
                 path.display()
             )),
         }
+    }
+}
+
+/// An audit pull's file holds each row once, as many as its summary says.
+fn check_rows(loc: &Located, bytes: &[u8], path: &Path, out: &mut Structure) {
+    let claimed = loc.record.data.get("rows").and_then(Value::as_u64);
+    let doc: Option<Value> = serde_json::from_slice(bytes).ok();
+    let rows = doc
+        .as_ref()
+        .and_then(|d| d.get("rows"))
+        .and_then(Value::as_array);
+    let Some(rows) = rows else {
+        out.problems.push(problem(
+            loc,
+            ProblemKind::Evidence,
+            format!("evidence file {} holds no `rows` list", path.display()),
+        ));
+        return;
+    };
+    let ids: std::collections::HashSet<String> = rows
+        .iter()
+        .filter_map(|r| r.get("id"))
+        .map(|id| id.to_string())
+        .collect();
+    if ids.len() != rows.len() || Some(rows.len() as u64) != claimed {
+        out.problems.push(problem(
+            loc,
+            ProblemKind::Evidence,
+            format!(
+                "evidence file {} holds {} rows ({} distinct) but the pull recorded {}",
+                path.display(),
+                rows.len(),
+                ids.len(),
+                claimed.map_or("no count".into(), |n| n.to_string())
+            ),
+        ));
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use esus_ir::sim::SimConfig;
 use serde_json::Value;
 
-use crate::run_support::{Env, assert_code, output};
+use crate::run_support::{Env, assert_code, output, verify};
 use crate::runbooks_support::step;
 
 const PULL: &str = "version: 1\nname: pull\ninputs:\n  user: {type: string, required: true}\nsteps:\n  - id: audit\n    name: Pull the audit log\n    action: audit.user\n    with: {user_id: \"{{ inputs.user }}\", count: 200}\n    save: audit.json\n    outputs:\n      rows: response.rows\n      complete: response.complete\n";
@@ -132,4 +132,7 @@ async fn rows_arriving_mid_pull_are_caught_up_and_the_window_is_proven_complete(
     );
     assert!(in_window.iter().all(|id| unique.contains(id.as_str())));
     assert_eq!(step(&report, "audit")["status"], "ok");
+    // `verify` re-reads the evidence: its digest, and each row once, as many as recorded.
+    let (code, said) = verify(&env, &env.transcript());
+    assert_eq!(code, 0, "{said}");
 }
