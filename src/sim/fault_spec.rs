@@ -20,7 +20,8 @@ pub enum FaultKind {
     /// `drop_rate=0.05`: this share of matching requests is handled, then the connection is closed
     /// without an answer (seeded draw).
     DropRate(f64),
-    /// `rate_limit=50/s` (or `/m`): beyond this many requests per period, 429 with `Retry-After`.
+    /// `rate_limit=50/s` (or `/m`, or a period such as `1/3s`): beyond this many requests per
+    /// period, 429 (with `Retry-After` only as `retry_after` says).
     RateLimit {
         /// Requests allowed per period.
         limit: u32,
@@ -277,7 +278,11 @@ fn rate_limit(value: &str) -> Result<FaultKind, String> {
     let per = match per {
         "s" => Duration::from_secs(1),
         "m" => Duration::from_secs(60),
-        _ => return Err(format!("`{value}`: the period is s or m")),
+        // `1/3s`: a period of any length, so a test can tell a Retry-After wait from a backoff.
+        other => duration(other)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("`{value}`: the period is s, m or a duration like 3s"))?,
     };
     Ok(FaultKind::RateLimit { limit, per })
 }
@@ -344,6 +349,7 @@ mod tests {
             ("latency=20", "unit"),
             ("error_rate=1.5", "between 0 and 1"),
             ("rate_limit=50", "N/s"),
+            ("rate_limit=1/0s", "the period"),
             ("nap=1s", "unknown kind"),
             ("barrier=1", "at least 2"),
             ("token_ttl=60s@/auth/login", "no @ROUTE"),

@@ -29,25 +29,108 @@ async fn idempotent_reads_are_retried_after_503() {
     assert_eq!(&gets[..3], &[Some(503), Some(503), Some(200)], "{gets:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttled_requests_wait_for_retry_after() {
-    let env = Env::with(with("rate_limit=1/s@GET /admin/audit/user/{id}")).await;
-    let mut cmd = env.run_cmd("api-key-compromise");
-    env.compromise_args(&mut cmd);
-    cmd.args(["--yes", "--non-interactive"]);
+/// Three reads of `/roles`, one at a time (against a rate limit of one request every 3 s).
+const THREE_READS: &str = "version: 1\nname: reads\nsteps:\n  - id: reads\n    name: Read the roles three times\n    action: http\n    foreach: \"[1, 2, 3]\"\n    with: {method: GET, path: /roles}\n";
+
+/// Runs THREE_READS against `faults`; returns the arrival gaps after each 429 at `/roles`.
+async fn gaps_after_429(faults: &[&str]) -> Vec<f64> {
+    let mut config = SimConfig::default();
+    for f in faults {
+        config = config.with_fault(f).expect("fault spec");
+    }
+    let env = Env::with(config).await;
+    let rb = env.runbook("reads.yaml", THREE_READS);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.arg("--non-interactive");
     assert_code(&output(cmd).await, 0);
-    let statuses: Vec<Option<u16>> = env
+    let log: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == "/roles")
+        .collect();
+    assert_eq!(
+        log.iter().filter(|q| q.status == Some(200)).count(),
+        3,
+        "every read got through in the end: {log:?}"
+    );
+    let mut gaps = Vec::new();
+    for pair in log.windows(2) {
+        if pair[0].status == Some(429) {
+            let gap = pair[1].received_at.duration_since(pair[0].received_at);
+            gaps.push(gap.as_secs_f64());
+        }
+    }
+    assert!(!gaps.is_empty(), "the rate limit was hit: {log:?}");
+    gaps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_requests_wait_as_long_as_retry_after_says_in_seconds() {
+    // One request every 3 s: Retry-After: 3. The client's own backoff after a first 429 would
+    // be 0.5–1.5 s, so only honouring the header waits this long.
+    let gaps = gaps_after_429(&["rate_limit=1/3s@GET /roles", "retry_after=seconds"]).await;
+    assert!(gaps.iter().all(|g| *g >= 2.9), "{gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_requests_wait_until_a_retry_after_http_date() {
+    let gaps = gaps_after_429(&["rate_limit=1/3s@GET /roles", "retry_after=date"]).await;
+    // An HTTP date has whole seconds: the wait ends at the second that date names.
+    assert!(gaps.iter().all(|g| *g >= 2.0), "{gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_requests_without_retry_after_still_back_off() {
+    let gaps = gaps_after_429(&["rate_limit=1/3s@GET /roles"]).await;
+    assert!(gaps.iter().all(|g| *g >= 0.5), "{gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_create_is_sent_again_and_creates_exactly_once() {
+    // 429 means ESUS did not process the request: even a create may be sent again.
+    let env = Env::with(with("rate_limit=1/2s@POST /api-keys")).await;
+    let rb = env.runbook(
+        "create.yaml",
+        "version: 1\nname: create\nsteps:\n  - id: create\n    name: Create two keys\n    action: api_keys.create\n    foreach: \"['contract-a', 'contract-b']\"\n    with: {name: \"{{ item }}\", scopes: [Patient.read]}\n    outputs:\n      id: response.id\n      secret: {value: response.secret, secret: true}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--non-interactive", "--output", "json"]);
+    assert_code(&output(cmd).await, 0);
+    let posts: Vec<Option<u16>> = env
         .sim
         .requests()
         .iter()
-        .filter(|q| q.path.starts_with("/admin/audit/user/"))
+        .filter(|q| q.method == "POST" && q.path == "/api-keys")
         .map(|q| q.status)
         .collect();
-    assert!(
-        statuses.contains(&Some(429)),
-        "the rate limit was hit: {statuses:?}"
-    );
-    assert_eq!(statuses.last(), Some(&Some(200)));
+    assert!(posts.contains(&Some(429)), "{posts:?}");
+    assert_eq!(posts.iter().filter(|s| **s == Some(201)).count(), 2, "{posts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_error_shape_reaches_the_failure_reason() {
+    for (shape, words) in [
+        ("operation-outcome", "not-found"),
+        ("error", "not found"),
+        ("ok-reason", "not found"),
+    ] {
+        let env = Env::with(with(&format!("error_shape={shape}@GET /api-keys/{{id}}"))).await;
+        let rb = env.runbook(
+            "get.yaml",
+            "version: 1\nname: get\nsteps:\n  - {id: get, name: Get, action: api_keys.get, with: {id: k-nope}}\n",
+        );
+        let mut cmd = env.run_cmd(&rb);
+        cmd.args(["--non-interactive", "--output", "json"]);
+        let out = output(cmd).await;
+        assert_code(&out, 1);
+        let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let reason = report["steps"][0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("ESUS answered 404 (") && reason.to_lowercase().contains(words),
+            "{shape}: {reason}"
+        );
+    }
 }
 
 const ROTATE_ONLY: &str = "version: 1
