@@ -342,19 +342,7 @@ pub async fn execute(
     };
     let sink: Arc<dyn EventSink> = Arc::new(Fanout(vec![writer.clone(), ui.clone()]));
     let (handle, interrupt) = Interrupt::new();
-    let ctrl_c = tokio::spawn(async move {
-        for n in 1.. {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            handle.fire();
-            if n == 1 {
-                eprintln!(
-                    "\nCtrl-C: finishing in-flight requests, starting nothing new. Press Ctrl-C again to abort now."
-                );
-            }
-        }
-    });
+    let ctrl_c = ctrl_c_listener(handle)?;
     let mode = if dry.is_some() { RunMode::DryRun } else { mode };
     let shared = Arc::new(Shared::new(
         valid.clone(),
@@ -407,6 +395,33 @@ pub async fn execute(
         return Err(e.into());
     }
     Ok(done)
+}
+
+/// Counts Ctrl-C presses into `handle`. The handler is installed before this returns (not when a
+/// spawned task first runs), so a Ctrl-C at the very first prompt never kills the process.
+fn ctrl_c_listener(
+    handle: crate::exec::shared::InterruptHandle,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    #[cfg(unix)]
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::io("listening for Ctrl-C", e))?;
+    Ok(tokio::spawn(async move {
+        for n in 1.. {
+            #[cfg(unix)]
+            let pressed = sigint.recv().await.is_some();
+            #[cfg(not(unix))]
+            let pressed = tokio::signal::ctrl_c().await.is_ok();
+            if !pressed {
+                return;
+            }
+            handle.fire();
+            if n == 1 {
+                eprintln!(
+                    "\nCtrl-C: finishing in-flight requests, starting nothing new. Press Ctrl-C again to abort now."
+                );
+            }
+        }
+    }))
 }
 
 /// Reads a transcript to resume: its chain must be intact, its signature (when there is one)
