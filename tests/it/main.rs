@@ -4,6 +4,7 @@ mod cli;
 mod drill;
 mod resume;
 mod run_faults;
+mod run_folder;
 mod run_live;
 mod run_modes;
 mod run_support;
