@@ -2,6 +2,7 @@
 
 mod cli;
 mod drill;
+mod hostile;
 mod resume;
 mod run_faults;
 mod run_folder;
