@@ -274,19 +274,15 @@ async fn every_hostile_runbook_is_refused_by_validate_and_run_without_a_request(
         );
         run.env("ESUS_TOKEN", &token).env("T_TOKEN", "hunter2");
         failures.extend(refused(&env, case, "run", run).await);
-        assert!(
-            !run_dir.exists(),
-            "{}: a refused run created its run folder",
-            case.path.display()
-        );
+        if run_dir.exists() {
+            failures.push(format!(
+                "{} (run): a refused run created its run folder",
+                case.path.display()
+            ));
+        }
     }
     assert!(
-        env.sim.requests().is_empty(),
-        "requests reached the simulator: {:?}",
-        env.sim.requests()
-    );
-    assert!(
-        failures.is_empty(),
+        failures.is_empty() && env.sim.requests().is_empty(),
         "{} of {} cases were not refused as expected:\n\n{}",
         failures.len(),
         cases.len() * 2,
