@@ -2,9 +2,11 @@
 //!
 //! Wherever a command takes `RUNBOOK`, it accepts a path or one of these names.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::Error;
+use crate::runbook::parse::MAX_BYTES;
 
 /// A bundled runbook: its name and YAML text.
 #[derive(Debug, Clone, Copy)]
@@ -54,22 +56,18 @@ pub struct RunbookSource {
 }
 
 /// Reads `RUNBOOK`: an existing path wins; otherwise a bundled name.
+///
+/// A path is opened first and then checked (`fstat` of what was opened, so a symlink swapped in
+/// between cannot matter): only a regular file is read, and at most [`MAX_BYTES`] + 1 bytes of
+/// it, so a link to `/dev/zero`, a FIFO or a huge file is refused at once. Opening never blocks
+/// (a FIFO is opened non-blocking, then refused). The text must be UTF-8. Nothing of a file is
+/// quoted here; [`crate::runbook::load`] quotes only runbook-shaped YAML mappings.
 pub fn resolve(arg: &str) -> Result<RunbookSource, Error> {
     let path = Path::new(arg);
-    if path.exists() {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("reading {arg}"), e))?;
-        if meta.len() > crate::runbook::parse::MAX_BYTES as u64 {
-            return Err(Error::Usage(format!(
-                "{arg}: {} bytes; runbooks are limited to 1 MiB",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {arg}"), e))?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| Error::Usage(format!("{arg}: not UTF-8 text")))?;
+    if std::fs::symlink_metadata(path).is_ok() {
         return Ok(RunbookSource {
             display: arg.to_string(),
-            text,
+            text: read_file(path, arg)?,
         });
     }
     match find(arg) {
@@ -79,10 +77,98 @@ pub fn resolve(arg: &str) -> Result<RunbookSource, Error> {
         }),
         None => {
             let names: Vec<&str> = BUNDLED.iter().map(|b| b.name).collect();
-            Err(Error::Usage(format!(
-                "`{arg}` is neither a file nor a bundled runbook (bundled: {})",
-                names.join(", ")
-            )))
+            Err(Error::Usage(
+                match crate::runbook::validate::suggest(arg, &names) {
+                    Some(s) => format!(
+                        "`{arg}` is neither a file nor a bundled runbook; did you mean `{s}`?"
+                    ),
+                    None => format!(
+                        "`{arg}` is neither a file nor a bundled runbook (bundled: {})",
+                        names.join(", ")
+                    ),
+                },
+            ))
         }
     }
+}
+
+/// Reads a runbook file: a regular file of at most [`MAX_BYTES`], UTF-8.
+fn read_file(path: &Path, arg: &str) -> Result<String, Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+        let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| Error::Usage(format!("{arg}: cannot be opened: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::Usage(format!("{arg}: cannot be read: {e}")))?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "{arg}: {}, not a regular file; runbooks are read from regular files only",
+            kind_of(&meta)
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Usage(format!("{arg}: cannot be read: {e}")))?;
+    if bytes.len() > MAX_BYTES {
+        return Err(Error::Usage(format!(
+            "{arg}: larger than 1 MiB; runbooks are limited to {MAX_BYTES} bytes"
+        )));
+    }
+    decode(bytes, arg)
+}
+
+/// What kind of file this is, for a message.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "a character device (such as /dev/zero)";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
+}
+
+/// UTF-8 text, or a message naming what the bytes are instead (never the bytes themselves).
+fn decode(bytes: Vec<u8>, arg: &str) -> Result<String, Error> {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(Error::Usage(format!(
+            "{arg}: UTF-16 text (it starts with a UTF-16 byte-order mark); runbooks are UTF-8: save it as UTF-8"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        let hint = if e.as_bytes().iter().take(4096).filter(|b| **b == 0).count() > 1 {
+            " (it holds NUL bytes: UTF-16 without a byte-order mark?)"
+        } else {
+            ""
+        };
+        Error::Usage(format!(
+            "{arg}: not UTF-8 text: invalid byte at line {line} (byte offset {at}){hint}; runbooks are UTF-8"
+        ))
+    })
 }

@@ -123,6 +123,34 @@ impl Engine {
         })
     }
 
+    /// Evaluates an expression (with the engine's fuel) and counts the items of the list it gives,
+    /// reading at most `cap + 1` of them, so a lazily repeated list is never built. `Ok(Err(kind))`
+    /// when the value is not a list (`kind` names its type).
+    pub fn count_items(
+        &self,
+        source: &str,
+        ctx: &JValue,
+        cap: usize,
+    ) -> Result<Result<usize, String>, TemplateError> {
+        use minijinja::value::ValueKind;
+        let expr = self.env.compile_expression(source)?;
+        let out = expr.eval(ctx.clone())?;
+        match out.kind() {
+            ValueKind::Seq | ValueKind::Iterable => {
+                if let Some(n) = out.len() {
+                    return Ok(Ok(n));
+                }
+                let items = out.try_iter()?;
+                Ok(Ok(items.take(cap.saturating_add(1)).count()))
+            }
+            ValueKind::Undefined => Err(TemplateError {
+                message: format!("`{}` is undefined", source.trim()),
+                range: None,
+            }),
+            other => Ok(Err(other.to_string())),
+        }
+    }
+
     /// Evaluates a condition; strict, so an undefined name is an error rather than false.
     pub fn eval_bool(&self, source: &str, ctx: &JValue) -> Result<bool, TemplateError> {
         let expr = self.env.compile_expression(source)?;
@@ -156,6 +184,51 @@ pub fn single_expression(source: &str) -> Option<&str> {
     let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
         .then_some(inner.trim())
+}
+
+/// The block tags a runbook template may use: conditions only. Loops, macros, `set`,
+/// `include`/`import`/`extends` and the rest are refused by `validate`, so a runbook cannot reach
+/// for files, recurse or loop.
+pub const ALLOWED_TAGS: &[&str] = &["if", "elif", "else", "endif", "raw", "endraw"];
+
+/// Refuses what runbook templates and expressions have no use for and that reach beyond their
+/// values: block tags other than [`ALLOWED_TAGS`], and names with `__` (Python-style internals
+/// such as `__class__`). `expression`: the whole text is code (`when`, `foreach`, `outputs`).
+pub fn check_restricted(source: &str, expression: bool) -> Result<(), String> {
+    const DUNDER: &str = "names with `__` (template internals) are not allowed";
+    if expression {
+        return if source.contains("__") {
+            Err(DUNDER.into())
+        } else {
+            Ok(())
+        };
+    }
+    let mut rest = source;
+    while let Some(start) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let is_tag = rest[start..].starts_with("{%");
+        let after = &rest[start + 2..];
+        let close = if is_tag { "%}" } else { "}}" };
+        let end = after.find(close).unwrap_or(after.len());
+        let code = &after[..end];
+        if is_tag {
+            let word: String = code
+                .trim_start_matches(['-', '+', '~'])
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !ALLOWED_TAGS.contains(&word.as_str()) {
+                return Err(format!(
+                    "`{{% {word} %}}` is not allowed in runbook templates: only `{{{{ expressions }}}}` and `if`/`elif`/`else`/`endif` blocks"
+                ));
+            }
+        }
+        if code.contains("__") {
+            return Err(DUNDER.into());
+        }
+        rest = after.get(end + close.len()..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// Whether a string contains template syntax at all.

@@ -300,11 +300,6 @@ pub async fn execute(
             unknown.join(", ")
         )));
     }
-    let token = match (dry, &drill) {
-        (Some("all"), _) => OperatorToken::default(),
-        (_, Some(d)) => OperatorToken::new(Some(d.token.clone()), d.refresh.clone()),
-        _ => operator_token(&args, &client, interactive).await?,
-    };
     let run_id = uuid::Uuid::new_v4().to_string();
     let run_dir = args
         .run_dir
@@ -317,11 +312,21 @@ pub async fn execute(
             .clone()
             .unwrap_or_else(|| run_dir.join(layout::SECRETS_DIR)),
     };
+    // Before anything is sent (the token check may already talk to ESUS): an existing run folder
+    // with links, or that others may write to, is refused.
+    evidence::check_run_folder(&run_dir)
+        .and_then(|()| folders.check())
+        .map_err(Error::Usage)?;
     evidence::create_private_dir(&run_dir)
         .map_err(|e| Error::io(format!("creating {}", run_dir.display()), e))?;
     folders
         .create()
         .map_err(|e| Error::io(format!("creating {}", folders.evidence.display()), e))?;
+    let token = match (dry, &drill) {
+        (Some("all"), _) => OperatorToken::default(),
+        (_, Some(d)) => OperatorToken::new(Some(d.token.clone()), d.refresh.clone()),
+        _ => operator_token(&args, &client, interactive).await?,
+    };
     let (signer, created) = Signer::resolve(&args.sign.into_source())?;
     if let Some(c) = created {
         eprintln!("{c}");

@@ -1,14 +1,26 @@
 //! The run's evidence folder: full responses (`save`), audit pages streamed to disk, and the
 //! secrets folder for secret outputs (0600 files in a 0700 folder).
+//!
+//! A run folder may already exist, and someone else may have planted links in it. So: every file
+//! is created new (`O_CREAT|O_EXCL|O_NOFOLLOW`, relative to a folder opened with `O_NOFOLLOW`),
+//! never opened over an existing name; a name that is taken gets the next free `.N` (a secret is
+//! never lost, evidence never overwritten); sub-folders are created and entered one component at
+//! a time without following links; modes are set only on folders created here, never on existing
+//! ones; and [`check_run_folder`] / [`Folders::check`] refuse, before anything is sent, a folder
+//! that is a link, is not owned by the effective user, is writable by group or others, or holds a
+//! link in `evidence/` or `secrets/`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::event::EvidenceRef;
 use crate::esus::paths;
+
+/// How many `.N` suffixes are tried for a taken name before giving up.
+const MAX_SUFFIX: usize = 10_000;
 
 /// Where a run keeps its files.
 #[derive(Debug, Clone)]
@@ -20,10 +32,21 @@ pub struct Folders {
 }
 
 impl Folders {
-    /// Creates both folders (0700).
-    pub fn create(&self) -> std::io::Result<()> {
+    /// Creates both folders (0700) where missing; existing folders keep their mode.
+    pub fn create(&self) -> io::Result<()> {
         create_private_dir(&self.evidence)?;
         create_private_dir(&self.secrets)
+    }
+
+    /// Refuses existing evidence or secrets folders that are links, are not ours, are writable
+    /// by group or others, or hold a link anywhere inside. Missing folders are fine.
+    pub fn check(&self) -> Result<(), String> {
+        for dir in [&self.evidence, &self.secrets] {
+            if check_existing_dir(dir)? {
+                refuse_links_under(dir, 0)?;
+            }
+        }
+        Ok(())
     }
 
     /// The checked path of an evidence file.
@@ -32,39 +55,270 @@ impl Folders {
         Ok(self.evidence.join(name))
     }
 
-    /// Writes one secret to `secrets/<step>.<name>` with mode 0600; returns its path.
-    pub fn write_secret(&self, step: &str, name: &str, value: &str) -> std::io::Result<PathBuf> {
+    /// Writes one secret to `secrets/<step>.<name>` with mode 0600, or, when that name is taken
+    /// (an earlier run, a second item, a planted file or link), to the first free
+    /// `secrets/<step>.<name>.<n>`. Never follows a link, never truncates; the file and its folder
+    /// are synced. Returns the path actually written.
+    pub fn write_secret(&self, step: &str, name: &str, value: &str) -> io::Result<PathBuf> {
+        let base = format!("{step}.{name}");
+        if base.contains('/') || base.starts_with('.') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{base}` is not a file name"),
+            ));
+        }
         create_private_dir(&self.secrets)?;
-        let path = self.secrets.join(format!("{step}.{name}"));
-        let mut f = private_file(&path)?;
-        f.write_all(value.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        Ok(path)
+        let dir = open_dir(&self.secrets)?;
+        check_dir_fd(&dir, &self.secrets).map_err(io::Error::other)?;
+        let (mut file, used) = create_free(&dir, &base, "")?;
+        file.write_all(value.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        // The new entry itself must survive a crash too.
+        let _ = rustix::fs::fsync(&dir);
+        Ok(self.secrets.join(used))
     }
 }
 
-/// Creates a folder (and parents) readable by the owner only.
-pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+/// Checks the run folder itself before anything is sent: when it exists it must be a real
+/// folder (not a link), owned by the effective user, not writable by group or others, and hold
+/// no link among its entries (a planted `transcript.jsonl` link, say).
+pub fn check_run_folder(dir: &Path) -> Result<(), String> {
+    if !check_existing_dir(dir)? {
+        return Ok(());
+    }
+    let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+        if kind.is_symlink() {
+            return Err(link_refused(&entry.path()));
+        }
     }
     Ok(())
 }
 
-/// Creates (truncating) a file readable by the owner only.
-pub fn private_file(path: &Path) -> std::io::Result<File> {
+fn link_refused(path: &Path) -> String {
+    format!(
+        "{} is a symbolic link; esus-ir never follows links in a run folder (remove it, or use a fresh --run-dir)",
+        path.display()
+    )
+}
+
+/// `Ok(false)` when `dir` does not exist; `Ok(true)` when it is a folder we may write in.
+fn check_existing_dir(dir: &Path) -> Result<bool, String> {
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(link_refused(dir));
+    }
+    if !meta.is_dir() {
+        return Err(format!("{} exists and is not a folder", dir.display()));
+    }
+    check_owner_mode(&meta, dir)?;
+    Ok(true)
+}
+
+/// The folder must belong to the effective user and not be writable by group or others.
+fn check_owner_mode(meta: &fs::Metadata, dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(format!(
+                "{} belongs to uid {}, not to you (uid {me}); a run folder must be your own",
+                dir.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} is writable by {} (mode {:o}); a run folder must be writable by you alone",
+                dir.display(),
+                if meta.mode() & 0o002 != 0 {
+                    "others"
+                } else {
+                    "its group"
+                },
+                meta.mode() & 0o777
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses any link under `dir` (bounded depth; links are never followed while walking).
+fn refuse_links_under(dir: &Path, depth: usize) -> Result<(), String> {
+    if depth > 32 {
+        return Err(format!("{}: folders nested too deeply", dir.display()));
+    }
+    let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if kind.is_symlink() {
+            return Err(link_refused(&path));
+        }
+        if kind.is_dir() {
+            let meta =
+                fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            check_owner_mode(&meta, &path)?;
+            refuse_links_under(&path, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates a folder (and missing parents) readable by the owner only. Only folders created here
+/// get mode 0700; an existing folder keeps its mode (it is never chmod-ed), and must be a folder,
+/// not a link to one.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(io::Error::other(link_refused(path)));
+        }
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a folder", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Creates a new file readable by the owner only: fails if the name exists (file or link), and
+/// never follows a link.
+pub fn private_file(path: &Path) -> io::Result<File> {
     let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        opts.mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
     opts.open(path)
+}
+
+/// Opens a folder for `*at` calls, refusing a link.
+fn open_dir(path: &Path) -> io::Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+/// Checks an opened folder's owner and mode (what was opened, not what the path now names).
+fn check_dir_fd(dir: &rustix::fd::OwnedFd, path: &Path) -> Result<(), String> {
+    let st = rustix::fs::fstat(dir).map_err(|e| format!("{}: {e}", path.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(format!(
+            "{} belongs to uid {}, not to you (uid {me})",
+            path.display(),
+            st.st_uid
+        ));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by group or others (mode {:o})",
+            path.display(),
+            st.st_mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// Creates `<stem><ext>` in `dir`, or the first free `<stem>.<n><ext>`: always a new file
+/// (`O_EXCL|O_NOFOLLOW`, 0600). Returns the file and the name used.
+fn create_free(dir: &rustix::fd::OwnedFd, stem: &str, ext: &str) -> io::Result<(File, String)> {
+    use rustix::fs::{Mode, OFlags};
+    for n in 0..MAX_SUFFIX {
+        let name = if n == 0 {
+            format!("{stem}{ext}")
+        } else {
+            format!("{stem}.{n}{ext}")
+        };
+        match rustix::fs::openat(
+            dir,
+            name.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok((File::from(fd), name)),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{stem}{ext} and {MAX_SUFFIX} numbered alternatives all exist"),
+    ))
+}
+
+/// Enters (creating when missing, mode 0700) the sub-folder `name` of `dir`, never following a
+/// link; an existing sub-folder must be ours and not writable by others.
+fn enter_subdir(
+    dir: &rustix::fd::OwnedFd,
+    name: &str,
+    shown: &Path,
+) -> Result<rustix::fd::OwnedFd, String> {
+    use rustix::fs::{Mode, OFlags};
+    match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(format!("{}: {e}", shown.display())),
+    }
+    let sub = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        format!(
+            "{}: {e} (sub-folders of the evidence folder must be real folders, never links)",
+            shown.display()
+        )
+    })?;
+    check_dir_fd(&sub, shown)?;
+    Ok(sub)
+}
+
+/// Splits `audit.json` into (`audit`, `.json`); a name without an extension (or a dot file)
+/// has none.
+fn split_ext(file: &str) -> (&str, &str) {
+    match file.rfind('.') {
+        Some(i) if i > 0 => (&file[..i], &file[i..]),
+        _ => (file, ""),
+    }
 }
 
 /// A JSON evidence file written as it arrives, hashed on the way.
@@ -76,19 +330,41 @@ pub struct EvidenceWriter {
 }
 
 impl EvidenceWriter {
-    /// Opens `name` in the evidence folder (sub-folders are created).
+    /// Creates `name` in the evidence folder: sub-folders are created (0700) and entered one
+    /// component at a time without following links; the file is always new (0600, never
+    /// following a link). When `name` is taken, the first free `<stem>.<n>.<ext>` is used, and
+    /// the reference [`EvidenceWriter::finish`] returns names the file actually written.
     pub fn create(folders: &Folders, name: &str) -> Result<EvidenceWriter, String> {
-        let path = folders.evidence_path(name)?;
-        if let Some(parent) = path.parent() {
-            create_private_dir(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        paths::check_save_name(name)?;
+        let parts: Vec<&str> = name.split('/').filter(|s| !s.is_empty()).collect();
+        let Some((file_name, subdirs)) = parts.split_last() else {
+            return Err("the file name is empty".into());
+        };
+        let root = &folders.evidence;
+        create_private_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        let mut dir = open_dir(root).map_err(|e| e.to_string())?;
+        check_dir_fd(&dir, root)?;
+        let mut shown = root.clone();
+        for sub in subdirs {
+            shown.push(sub);
+            dir = enter_subdir(&dir, sub, &shown)?;
         }
-        let file = private_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (stem, ext) = split_ext(file_name);
+        let (file, used) = create_free(&dir, stem, ext)
+            .map_err(|e| format!("{}: {e}", shown.join(file_name).display()))?;
+        let mut used_name: Vec<&str> = subdirs.to_vec();
+        used_name.push(&used);
         Ok(EvidenceWriter {
             file: BufWriter::new(file),
             hasher: Sha256::new(),
-            name: name.to_string(),
+            name: used_name.join("/"),
             rows: 0,
         })
+    }
+
+    /// The name (relative to the evidence folder) this writer writes to.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Writes bytes.

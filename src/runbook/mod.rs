@@ -23,16 +23,35 @@ pub struct RunbookError {
     pub count: usize,
 }
 
-/// Parses and validates runbook `text`, shown in messages as `name`.
+/// Parses and validates runbook `text`, shown in messages as `name`. A leading UTF-8 byte-order
+/// mark is skipped.
 pub fn load(name: &str, text: &str, color: bool) -> Result<Validated, RunbookError> {
-    check(text).map_err(|problems| RunbookError {
-        rendered: diagnostic::render(name, text, &problems, color),
+    let body = strip_bom(text);
+    check_body(body).map_err(|problems| RunbookError {
+        rendered: diagnostic::render(name, body, &problems, color),
         count: problems.len(),
     })
 }
 
-/// Parses and validates runbook `text`, returning the problems unrendered.
+/// Parses and validates runbook `text`, returning the problems unrendered (spans are offsets into
+/// `text`, a leading byte-order mark included).
 pub fn check(text: &str) -> Result<Validated, Vec<diagnostic::Problem>> {
-    let (runbook, map) = parse::parse(text)?;
-    validate::validate(runbook, &map, text)
+    let body = strip_bom(text);
+    let shift = text.len() - body.len();
+    check_body(body).map_err(|mut problems| {
+        for p in &mut problems {
+            p.span.offset += shift;
+        }
+        problems
+    })
+}
+
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Every problem at once: structural ones, and the meaning checks of what did deserialize.
+fn check_body(text: &str) -> Result<Validated, Vec<diagnostic::Problem>> {
+    let parsed = parse::parse_partial(text)?;
+    validate::validate_parsed(parsed, text)
 }

@@ -25,6 +25,13 @@ const GLOBALS: &[&str] = &[
     "none",
 ];
 
+/// Whether a name an expression reads is fixed before the run (a global function or constant),
+/// so that an expression reading only such names can be evaluated by `validate`.
+pub(super) fn is_constant_name(name: &str) -> bool {
+    let head = name.split('.').next().unwrap_or(name);
+    GLOBALS.contains(&head) && head != "loop"
+}
+
 /// Which names a template may read where it appears.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RefScope {
@@ -84,6 +91,7 @@ pub(super) struct Refs<'a> {
     ids: HashMap<&'a str, usize>,
     secret_inputs: BTreeSet<String>,
     secret_outputs: HashMap<usize, BTreeSet<String>>,
+    broken: &'a BTreeSet<usize>,
 }
 
 impl<'a> Refs<'a> {
@@ -92,6 +100,7 @@ impl<'a> Refs<'a> {
         graph: Option<&'a StepGraph>,
         engine: &'a Engine,
         text: &'a str,
+        broken: &'a BTreeSet<usize>,
     ) -> Self {
         let mut ids = HashMap::new();
         for (i, s) in rb.steps.iter().enumerate() {
@@ -111,7 +120,12 @@ impl<'a> Refs<'a> {
             ids,
             secret_inputs,
             secret_outputs: HashMap::new(),
+            broken,
         }
+    }
+
+    pub(super) fn engine(&self) -> &'a Engine {
+        self.engine
     }
 
     pub(super) fn index_of(&self, id: &str) -> usize {
@@ -130,6 +144,10 @@ impl<'a> Refs<'a> {
         scope: RefScope,
         p: &mut Problems<'_>,
     ) -> bool {
+        if let Err(why) = crate::template::check_restricted(src, false) {
+            p.value(path, format!("template: {why}"), "not allowed");
+            return false;
+        }
         match self.engine.template_refs(src) {
             Ok(refs) => {
                 self.check_refs(&refs, path, scope, p);
@@ -150,6 +168,10 @@ impl<'a> Refs<'a> {
         scope: RefScope,
         p: &mut Problems<'_>,
     ) -> bool {
+        if let Err(why) = crate::template::check_restricted(src, true) {
+            p.value(path, format!("expression: {why}"), "not allowed");
+            return false;
+        }
         match self.engine.expr_refs(src) {
             Ok(refs) => self.check_refs(&refs, path, scope, p),
             Err(e) => {
@@ -168,13 +190,19 @@ impl<'a> Refs<'a> {
         p: &mut Problems<'_>,
     ) -> bool {
         match value {
-            Value::String(s) => match self.engine.template_refs(s) {
-                Ok(refs) => self.check_refs(&refs, path, scope, p),
-                Err(e) => {
-                    self.syntax_problem(&e, path, p);
-                    false
+            Value::String(s) => {
+                if let Err(why) = crate::template::check_restricted(s, false) {
+                    p.value(path, format!("template: {why}"), "not allowed");
+                    return false;
                 }
-            },
+                match self.engine.template_refs(s) {
+                    Ok(refs) => self.check_refs(&refs, path, scope, p),
+                    Err(e) => {
+                        self.syntax_problem(&e, path, p);
+                        false
+                    }
+                }
+            }
             Value::Array(items) => {
                 let mut secret = false;
                 for (i, v) in items.iter().enumerate() {
@@ -219,6 +247,10 @@ impl<'a> Refs<'a> {
             } else {
                 path.clone()
             };
+            if let Err(why) = crate::template::check_restricted(spec.expr(), true) {
+                p.value(&vpath, format!("expression: {why}"), "not allowed");
+                continue;
+            }
             let refs = match self.engine.expr_refs(spec.expr()) {
                 Ok(r) => r,
                 Err(e) => {
@@ -369,6 +401,8 @@ impl<'a> Refs<'a> {
                 false
             }
             Some("status") => false,
+            // A step that did not deserialize has its own problem; what it outputs is unknown.
+            Some("outputs") if self.broken.contains(&target) => false,
             Some("outputs") => {
                 let outputs = &self.rb.steps[target].outputs;
                 let secret = self.secret_outputs.get(&target);

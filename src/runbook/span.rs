@@ -194,13 +194,13 @@ fn parent(path: &str) -> Option<&str> {
 }
 
 /// Converts the event parser's character indices into byte offsets.
-struct CharOffsets {
+pub(super) struct CharOffsets {
     table: Option<Vec<usize>>,
     len: usize,
 }
 
 impl CharOffsets {
-    fn new(text: &str) -> Self {
+    pub(super) fn new(text: &str) -> Self {
         let table = (!text.is_ascii()).then(|| text.char_indices().map(|(b, _)| b).collect());
         CharOffsets {
             table,
@@ -208,7 +208,7 @@ impl CharOffsets {
         }
     }
 
-    fn byte(&self, char_index: usize) -> usize {
+    pub(super) fn byte(&self, char_index: usize) -> usize {
         match &self.table {
             None => char_index.min(self.len),
             Some(t) => t.get(char_index).copied().unwrap_or(self.len),

@@ -18,8 +18,14 @@ use crate::template::{self, Engine};
 /// Runbooks with more steps than this are refused (fan-out belongs in `foreach`).
 pub const MAX_STEPS: usize = 500;
 
-/// A `foreach` fans out over at most this many items unless the run raises the cap explicitly.
+/// Most items one `foreach` step fans out over. `validate` refuses a `foreach` that depends on no
+/// run-time value (a literal list, `range(…)`) and gives more; the executor enforces the same cap
+/// at run time on lists computed from inputs and responses (a flag raises it there).
 pub const MAX_FOREACH_ITEMS: usize = 10_000;
+
+/// Why confirmation of a destructive step can never be switched off in the runbook.
+const ALWAYS_APPROVED: &str =
+    "destructive steps are always approved by a person or by --yes/--approve";
 
 /// A runbook that passed every check, with what the executor needs to know about each step.
 #[derive(Debug)]
@@ -69,12 +75,41 @@ impl Validated {
 
 /// Validates a parsed runbook; `map` locates problems in `text`.
 pub fn validate(runbook: Runbook, map: &SourceMap, text: &str) -> Result<Validated, Vec<Problem>> {
+    validate_with(runbook, map, text, &BTreeSet::new(), true, Vec::new())
+}
+
+/// Validates what [`parse_partial`](super::parse::parse_partial) read: the structural problems it
+/// found are kept, and the meaning of every step that did deserialize is still checked (broken
+/// steps take part in the graph with the id and `needs` that could be read).
+pub(super) fn validate_parsed(
+    parsed: super::parse::Parsed,
+    text: &str,
+) -> Result<Validated, Vec<Problem>> {
+    let super::parse::Parsed {
+        runbook,
+        map,
+        problems,
+        broken_steps,
+        steps_read,
+    } = parsed;
+    validate_with(runbook, &map, text, &broken_steps, steps_read, problems)
+}
+
+fn validate_with(
+    runbook: Runbook,
+    map: &SourceMap,
+    text: &str,
+    broken: &BTreeSet<usize>,
+    steps_read: bool,
+    structural: Vec<Problem>,
+) -> Result<Validated, Vec<Problem>> {
     let mut p = Problems::new(map);
-    check_top(&runbook, &mut p);
+    p.list = structural;
+    check_top(&runbook, steps_read, &mut p);
     check_inputs(&runbook, &mut p);
-    let graph = build_graph(&runbook, &mut p);
+    let graph = build_graph(&runbook, broken, &mut p);
     let engine = Engine::new();
-    let mut refs = Refs::new(&runbook, graph.as_ref(), &engine, text);
+    let mut refs = Refs::new(&runbook, graph.as_ref(), &engine, text, broken);
     let mut steps = Vec::with_capacity(runbook.steps.len());
     let order: Vec<usize> = graph.as_ref().map_or_else(
         || (0..runbook.steps.len()).collect(),
@@ -82,11 +117,15 @@ pub fn validate(runbook: Runbook, map: &SourceMap, text: &str) -> Result<Validat
     );
     let mut infos: HashMap<usize, StepInfo> = HashMap::new();
     for i in order {
+        if broken.contains(&i) {
+            continue;
+        }
         if let Some(info) = check_step(&runbook, i, &mut refs, &mut p) {
             refs.set_secret_outputs(i, info.secret_outputs.clone());
             infos.insert(i, info);
         }
     }
+    check_save_names(&runbook, broken, &infos, &mut p);
     for i in 0..runbook.steps.len() {
         if let Some(info) = infos.remove(&i) {
             steps.push(info);
@@ -107,7 +146,7 @@ pub fn validate(runbook: Runbook, map: &SourceMap, text: &str) -> Result<Validat
     }
 }
 
-fn check_top(rb: &Runbook, p: &mut Problems<'_>) {
+fn check_top(rb: &Runbook, steps_read: bool, p: &mut Problems<'_>) {
     if rb.version != 1 {
         p.value(
             "version",
@@ -118,7 +157,7 @@ fn check_top(rb: &Runbook, p: &mut Problems<'_>) {
     if rb.name.trim().is_empty() {
         p.value("name", "the runbook name is empty", "give it a name");
     }
-    if rb.steps.is_empty() {
+    if rb.steps.is_empty() && steps_read {
         p.key("steps", "a runbook needs at least one step", "no steps");
     }
     if rb.steps.len() > MAX_STEPS {
@@ -209,7 +248,7 @@ fn check_inputs(rb: &Runbook, p: &mut Problems<'_>) {
     }
 }
 
-fn build_graph(rb: &Runbook, p: &mut Problems<'_>) -> Option<StepGraph> {
+fn build_graph(rb: &Runbook, broken: &BTreeSet<usize>, p: &mut Problems<'_>) -> Option<StepGraph> {
     let id_re = Regex::new(r"^[a-z0-9_-]{1,64}$").expect("static regex");
     let mut first: HashMap<&str, usize> = HashMap::new();
     let mut ok = true;
@@ -241,7 +280,7 @@ fn build_graph(rb: &Runbook, p: &mut Problems<'_>) -> Option<StepGraph> {
         } else {
             first.insert(&step.id, i);
         }
-        if step.name.trim().is_empty() {
+        if step.name.trim().is_empty() && !broken.contains(&i) {
             p.value(
                 &key_path(&index_path("steps", i), "name"),
                 format!("step `{}` has an empty name", step.id),
@@ -333,6 +372,7 @@ fn check_step(
     if action.name == "http" {
         check_http(step, &sp, p);
     }
+    check_header_lines(step, &sp, p);
     let confirm = confirm_mode(step, action, effect, &sp, refs, p);
     check_policy(step, action, idempotent, &sp, p);
     refs.check_template(
@@ -342,10 +382,34 @@ fn check_step(
         p,
     );
     if let Some(when) = &step.when {
-        refs.check_expr(when, &key_path(&sp, "when"), RefScope::plain(i), p);
+        let path = key_path(&sp, "when");
+        if refs.check_expr(when, &path, RefScope::plain(i), p) && {
+            // Whether a secret was supplied (`inputs.token is not none`) is known for real; only
+            // its value is a placeholder. So presence tests may look at a secret, nothing else.
+            let rest = presence_re().replace_all(when, "true");
+            let mut scratch = Problems::new(p.map());
+            refs.check_expr(&rest, &path, RefScope::plain(i), &mut scratch)
+        } {
+            p.value(
+                &path,
+                format!("the `when` of step `{}` reads a secret value", step.id),
+                "secret in a condition",
+            )
+            .with_help("conditions are evaluated against the `[secret]` placeholder, never the real value, so a secret can only be tested with `is none` / `is not none`");
+        }
     }
     if let Some(foreach) = &step.foreach {
-        refs.check_expr(foreach, &key_path(&sp, "foreach"), RefScope::plain(i), p);
+        let path = key_path(&sp, "foreach");
+        if refs.check_expr(foreach, &path, RefScope::plain(i), p) {
+            p.value(
+                &path,
+                format!("the `foreach` of step `{}` reads a secret value", step.id),
+                "secret in a foreach",
+            )
+            .with_help("lists are computed against the `[secret]` placeholder, never the real value; fan out over ids, not secrets");
+        } else {
+            check_constant_foreach(foreach, &path, refs, p);
+        }
     }
     if let Some(save) = &step.save {
         let path = key_path(&sp, "save");
@@ -369,6 +433,92 @@ fn check_step(
         secret_outputs,
         secret_params,
     })
+}
+
+/// A `foreach` that reads no run-time value always gives the same list: compute it now and refuse
+/// it when it is not a list or longer than [`MAX_FOREACH_ITEMS`].
+fn check_constant_foreach(src: &str, path: &str, refs: &Refs<'_>, p: &mut Problems<'_>) {
+    let Ok(names) = refs.engine().expr_refs(src) else {
+        return;
+    };
+    if !names.iter().all(|n| super::refs::is_constant_name(n)) {
+        return;
+    }
+    let ctx = template::to_ctx(&Value::Object(serde_json::Map::new()));
+    match refs.engine().count_items(src, &ctx, MAX_FOREACH_ITEMS) {
+        Ok(Ok(n)) if n > MAX_FOREACH_ITEMS => {
+            p.value(
+                path,
+                format!(
+                    "this `foreach` gives more than {MAX_FOREACH_ITEMS} items; one step fans out over at most {MAX_FOREACH_ITEMS}"
+                ),
+                "too many items",
+            )
+            .with_help("split the work, or compute the list from inputs (the run-time cap can be raised by a flag)");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(kind)) => {
+            p.value(
+                path,
+                format!("`foreach` must give a list; `{}` gives {kind}", src.trim()),
+                "not a list",
+            );
+        }
+        Err(e) => {
+            p.value(
+                path,
+                format!("this `foreach` cannot be computed: {}", e.message),
+                "always fails",
+            );
+        }
+    }
+}
+
+/// Two steps saving evidence to the same literal name would collide (evidence is never
+/// overwritten, so the second would land under another name than the runbook says).
+fn check_save_names(
+    rb: &Runbook,
+    broken: &BTreeSet<usize>,
+    infos: &HashMap<usize, StepInfo>,
+    p: &mut Problems<'_>,
+) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    // Explicit names first, so a collision is reported at a `save` the runbook wrote.
+    let mut named: Vec<(usize, String, bool)> = Vec::new();
+    for (i, step) in rb.steps.iter().enumerate() {
+        if broken.contains(&i) {
+            continue;
+        }
+        match &step.save {
+            Some(save) if !template::is_template(save) => {
+                named.push((i, save.trim_start_matches("./").to_string(), true));
+            }
+            None if infos.get(&i).is_some_and(|info| info.action.paged) => {
+                named.push((i, format!("{}.json", step.id), false));
+            }
+            _ => {}
+        }
+    }
+    named.sort_by_key(|(_, _, explicit)| !explicit);
+    for (i, name, explicit) in named {
+        match seen.get(&name) {
+            Some(&j) => {
+                let (at, other) = if explicit { (i, j) } else { (j, i) };
+                p.value(
+                    &key_path(&index_path("steps", at), "save"),
+                    format!(
+                        "steps `{}` and `{}` both save their evidence to `{name}`",
+                        rb.steps[other].id, rb.steps[at].id
+                    ),
+                    "evidence name used twice",
+                )
+                .with_help("evidence is never overwritten: give each step its own `save` name (a paged step without `save` uses `ID.json`)");
+            }
+            None => {
+                seen.insert(name, i);
+            }
+        }
+    }
 }
 
 fn check_params(
@@ -485,6 +635,10 @@ fn check_http(step: &Step, sp: &str, p: &mut Problems<'_>) {
                     || literal.contains('\\'))
             {
                 Err("the path's literal text could leave the base URL".into())
+            } else if literal.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                Err("the path contains whitespace or control characters (CR/LF)".into())
+            } else if literal.contains('@') {
+                Err("`@` in a path looks like `user@host`".into())
             } else {
                 Ok(())
             }
@@ -498,6 +652,28 @@ fn check_http(step: &Step, sp: &str, p: &mut Problems<'_>) {
                 "`http` only reaches ESUS: give a path such as `/api-keys/{{ inputs.key_id }}`",
             );
         }
+    }
+}
+
+/// Literal strings inside a `header` parameter (subscription channel headers) may not hold CR or
+/// LF: one header each, never a smuggled second one.
+fn check_header_lines(step: &Step, sp: &str, p: &mut Problems<'_>) {
+    let Some(value) = step.with.get("header") else {
+        return;
+    };
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    if items
+        .iter()
+        .any(|v| v.as_str().is_some_and(|s| s.contains(['\r', '\n'])))
+    {
+        p.value(
+            &key_path(&key_path(sp, "with"), "header"),
+            "a header holds a line break (CR/LF), which would smuggle in another header",
+            "line break in a header",
+        );
     }
 }
 
@@ -547,6 +723,18 @@ fn confirm_mode(
             }
         }
         Some(Confirm::Bool(true)) => ConfirmMode::Ask(None),
+        Some(Confirm::Bool(false)) if effect == Effect::Destructive => {
+            p.value(
+                &cp,
+                format!(
+                    "step `{}` is destructive (`{}`) and cannot switch off confirmation: {ALWAYS_APPROVED}",
+                    step.id, action.name
+                ),
+                "confirm: false on a destructive step",
+            )
+            .with_help("remove `confirm: false`; an unattended run approves with --yes (or --approve STEP_ID)");
+            ConfirmMode::Ask(None)
+        }
         Some(Confirm::Bool(false)) => ConfirmMode::No,
         Some(Confirm::Typed) => {
             if action.target.is_none() {
@@ -664,6 +852,14 @@ fn kind_words(kind: ParamKind) -> &'static str {
     }
 }
 
+/// `inputs.X is not none`, `steps.ID.outputs.X is defined`, …: tests of presence only.
+fn presence_re() -> Regex {
+    Regex::new(
+        r"\b(?:inputs|steps)(?:\.[A-Za-z0-9_-]+)+\s+is\s+(?:not\s+)?(?:none|defined|undefined)\b",
+    )
+    .expect("static regex")
+}
+
 /// `[a-z_][a-z0-9_]*`: names usable as `inputs.NAME` in templates.
 pub(super) fn ident_re() -> Regex {
     Regex::new(r"^[a-z_][a-z0-9_]*$").expect("static regex")
@@ -674,7 +870,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// The closest known name within a small edit distance.
-pub(super) fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (edit_distance(word, k), *k))

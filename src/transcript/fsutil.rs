@@ -7,7 +7,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::Path;
 
-/// Creates `dir` and any missing parents; folders created here get mode 0700.
+/// Creates `dir` and any missing parents; folders created here get mode 0700, existing ones keep
+/// theirs (nothing here ever changes the mode of a folder it did not create).
 pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
@@ -23,14 +24,17 @@ pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
 }
 
 /// Opens a new file for writing with mode 0600; fails if it exists (a transcript or key is
-/// never silently replaced).
+/// never silently replaced) and never follows a link (`O_EXCL|O_NOFOLLOW`: a planted link at the
+/// name is an error, its target is never touched).
 pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
     options.open(path)
 }
@@ -42,6 +46,8 @@ pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> 
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
+    // A leftover (or planted) temporary name is removed, never followed: removing a link removes
+    // the link, and the file is then created new.
     let _ = fs::remove_file(&tmp);
     let result = (|| {
         let mut file = create_private_file(&tmp)?;

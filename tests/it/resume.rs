@@ -126,7 +126,7 @@ async fn a_rotate_in_flight_when_killed_is_not_sent_again() {
     let key = env.sim.ready().key_id.clone();
     let rb = env.runbook(
         "rotate.yaml",
-        "version: 1\nname: rotate-only\ninputs:\n  key_id: {type: string, required: true}\nsteps:\n  - id: rotate\n    name: Rotate with no grace\n    action: api_keys.rotate\n    with: {id: \"{{ inputs.key_id }}\", grace_hours: 0}\n    confirm: false\n    outputs:\n      new_key_id: response.id\n      new_secret: {value: response.secret, secret: true}\n",
+        "version: 1\nname: rotate-only\ninputs:\n  key_id: {type: string, required: true}\nsteps:\n  - id: rotate\n    name: Rotate with no grace\n    action: api_keys.rotate\n    with: {id: \"{{ inputs.key_id }}\", grace_hours: 0}\n    outputs:\n      new_key_id: response.id\n      new_secret: {value: response.secret, secret: true}\n",
     );
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
     cmd.env("XDG_CONFIG_HOME", env.dir.path().join("config"))
@@ -139,6 +139,7 @@ async fn a_rotate_in_flight_when_killed_is_not_sent_again() {
             "run",
             &rb,
             "--non-interactive",
+            "--yes",
             "--base-url",
             &env.sim.base_url(),
             "--input",
@@ -154,9 +155,12 @@ async fn a_rotate_in_flight_when_killed_is_not_sent_again() {
     .await;
 
     let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run2"));
-    cmd.arg("--resume")
-        .arg(env.transcript())
-        .args(["--non-interactive", "--output", "json"]);
+    cmd.arg("--resume").arg(env.transcript()).args([
+        "--non-interactive",
+        "--yes",
+        "--output",
+        "json",
+    ]);
     let out = output(cmd).await;
     assert_code(&out, 0);
     let rotations = env

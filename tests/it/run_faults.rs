@@ -142,7 +142,6 @@ steps:
     name: Rotate with no grace
     action: api_keys.rotate
     with: {id: \"{{ inputs.key_id }}\", grace_hours: 0}
-    confirm: false
     outputs:
       new_key_id: response.id
       new_secret: {value: response.secret, secret: true}
@@ -158,6 +157,7 @@ async fn a_rotate_whose_answer_is_lost_is_never_sent_twice() {
         "--input",
         &format!("key_id={key}"),
         "--non-interactive",
+        "--yes",
         "--output",
         "json",
     ]);

@@ -152,10 +152,15 @@ async fn saved_answers_of_create_and_rotate_keep_the_new_secret_out_of_evidence(
     let key = env.sim.ready().key_id.clone();
     let rb = env.runbook(
         "rotate-save.yaml",
-        "version: 1\nname: rotate-save\ninputs:\n  key_id: {type: string, required: true}\nsteps:\n  - id: rotate\n    name: Rotate\n    action: api_keys.rotate\n    with: {id: \"{{ inputs.key_id }}\", grace_hours: 0}\n    confirm: false\n    save: rotated.json\n    outputs:\n      new_secret: {value: response.secret, secret: true}\n",
+        "version: 1\nname: rotate-save\ninputs:\n  key_id: {type: string, required: true}\nsteps:\n  - id: rotate\n    name: Rotate\n    action: api_keys.rotate\n    with: {id: \"{{ inputs.key_id }}\", grace_hours: 0}\n    save: rotated.json\n    outputs:\n      new_secret: {value: response.secret, secret: true}\n",
     );
     let mut cmd = env.run_cmd(&rb);
-    cmd.args(["--input", &format!("key_id={key}"), "--non-interactive"]);
+    cmd.args([
+        "--input",
+        &format!("key_id={key}"),
+        "--non-interactive",
+        "--yes",
+    ]);
     assert_code(&output(cmd).await, 0);
     let secret = std::fs::read_to_string(env.run_dir().join("secrets/rotate.new_secret"))
         .expect("secret file")

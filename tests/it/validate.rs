@@ -344,7 +344,10 @@ fn excessive_nesting_is_refused() {
         "]".repeat(10_000)
     );
     let (list, _) = problems(&text);
-    assert!(list[0].2.contains("recursion limit"), "{list:?}");
+    assert!(
+        list[0].2.contains("nesting deeper than 64 levels"),
+        "{list:?}"
+    );
 }
 
 #[test]
@@ -375,4 +378,255 @@ fn http_outputs_that_read_credentials_must_be_secret_and_secrets_stay_out_of_htt
             .any(|m| m.contains("would put a secret value into the URL")),
         "{rendered}"
     );
+}
+
+/// The messages of every problem.
+fn messages(text: &str) -> Vec<String> {
+    problems(text).0.into_iter().map(|p| p.2).collect()
+}
+
+fn has(list: &[String], needle: &str) -> bool {
+    list.iter().any(|m| m.contains(needle))
+}
+
+#[test]
+fn confirmation_of_destructive_steps_cannot_be_switched_off() {
+    for (action, with) in [
+        ("api_keys.delete", "{ id: \"{{ inputs.key_id }}\" }"),
+        ("http", "{ method: POST, path: /api-keys }"),
+        (
+            "http",
+            "{ method: \"{{ inputs.key_id }}\", path: /api-keys }",
+        ),
+    ] {
+        let text = with_steps(&format!(
+            "  - id: a\n    name: A\n    action: {action}\n    with: {with}\n    confirm: false\n"
+        ));
+        let list = messages(&text);
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert!(
+            list[0].contains(
+                "destructive steps are always approved by a person or by --yes/--approve"
+            ),
+            "{list:?}"
+        );
+    }
+    // Reads and plain creates may still say `confirm: false`.
+    let read = with_steps(
+        "  - id: a\n    name: A\n    action: http\n    with: { method: GET, path: /api-keys }\n    confirm: false\n",
+    );
+    assert!(runbook::check(&read).is_ok());
+}
+
+#[test]
+fn constant_foreach_lists_over_the_cap_are_refused() {
+    assert_eq!(runbook::validate::MAX_FOREACH_ITEMS, 10_000);
+    let step = |foreach: &str| {
+        with_steps(&format!(
+            "  - id: a\n    name: A\n    action: api_keys.get\n    foreach: \"{foreach}\"\n    with: {{ id: \"{{{{ item }}}}\" }}\n"
+        ))
+    };
+    assert!(has(
+        &messages(&step("[1] * 10001")),
+        "more than 10000 items"
+    ));
+    assert!(has(
+        &messages(&step("range(1000000)")),
+        "cannot be computed"
+    ));
+    assert!(has(&messages(&step("'abc'")), "must give a list"));
+    for fine in ["range(10000)", "['k-1', 'k-2']", "[1] * 10000"] {
+        assert!(runbook::check(&step(fine)).is_ok(), "{fine}");
+    }
+}
+
+#[test]
+fn conditions_and_lists_over_secrets_are_refused_but_presence_tests_are_not() {
+    let when = |expr: &str| {
+        with_steps(&format!(
+            "  - id: a\n    name: A\n    action: api_keys.list\n    when: \"{expr}\"\n"
+        ))
+    };
+    assert!(has(
+        &messages(&when("inputs.token == 'x'")),
+        "reads a secret value"
+    ));
+    assert!(has(
+        &messages(&when(
+            "inputs.token is not none and inputs.token | length > 3"
+        )),
+        "reads a secret value"
+    ));
+    assert!(runbook::check(&when("inputs.token is not none")).is_ok());
+    let foreach = with_steps(
+        "  - id: a\n    name: A\n    action: api_keys.get\n    foreach: \"[inputs.token]\"\n    with: { id: \"{{ item }}\" }\n",
+    );
+    assert!(has(
+        &messages(&foreach),
+        "the `foreach` of step `a` reads a secret value"
+    ));
+}
+
+#[test]
+fn two_steps_saving_to_the_same_name_are_refused() {
+    let list = messages(&with_steps(
+        "  - {id: a, name: A, action: api_keys.list, save: keys.json}\n  - {id: b, name: B, action: api_keys.list, save: keys.json}\n",
+    ));
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(list[0].contains("steps `a` and `b` both save their evidence to `keys.json`"));
+    // A paged step without `save` writes `ID.json`.
+    let list = messages(&with_steps(
+        "  - {id: audit, name: A, action: audit.query}\n  - {id: b, name: B, action: api_keys.list, save: audit.json}\n",
+    ));
+    assert!(
+        has(&list, "both save their evidence to `audit.json`"),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn a_leading_byte_order_mark_is_accepted_and_places_stay_the_same() {
+    let good = with_steps("  - {id: a, name: A, action: api_keys.list}\n");
+    assert!(runbook::check(&format!("\u{feff}{good}")).is_ok());
+    let bad = with_steps("  - {id: a, name: A, action: api_keys.lst}\n");
+    let plain = problems(&bad).0;
+    let marked = problems(&format!("\u{feff}{bad}")).0;
+    assert_eq!(plain, marked);
+    let rendered = runbook::load("t.yaml", &format!("\u{feff}{bad}"), false)
+        .expect_err("invalid")
+        .rendered;
+    assert!(
+        rendered.contains("t.yaml:7:30: unknown action"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn a_byte_order_mark_elsewhere_is_refused() {
+    let text = "version: 1\nname: t\n\u{feff}steps: []\n";
+    let list = messages(text);
+    assert!(
+        has(&list, "a byte-order mark (U+FEFF) at line 3"),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn tabs_are_named_as_tabs() {
+    let text = with_steps("  - id: a\n\tname: A\n    action: api_keys.list\n");
+    let list = messages(&text);
+    assert_eq!(
+        list,
+        ["a tab character is used for indentation at line 8; YAML indents with spaces"]
+    );
+    let list = messages("version: 1\nsteps:\n\t- id: a\n");
+    assert!(
+        has(&list, "tab character is used for indentation at line 3"),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn a_broken_step_does_not_hide_the_problems_of_the_others() {
+    let text = with_steps(concat!(
+        "  - id: a\n    name: A\n    action: api_keys.list\n    colour: red\n    needs: [c]\n",
+        "  - id: b\n    name: \"{{ inputs.nope }}\"\n    action: api_keys.list\n    needs: [a]\n",
+        "  - id: c\n    name: \"{{ broken\"\n    action: api_keys.list\n    needs: [b]\n",
+        "  - id: d\n    name: D\n    action: api_keys.get\n    with: { id: \"{{ steps.a.outputs.anything }}\" }\n    needs: [a, ghost]\n",
+    ));
+    let list = messages(&text);
+    for needle in [
+        "unknown field `colour`",
+        "undefined input `nope`",
+        "template syntax",
+        "step `d` needs `ghost`, which is not a step",
+    ] {
+        assert!(has(&list, needle), "no `{needle}` in {list:?}");
+    }
+    // Without the unknown `ghost`, the cycle through the broken step is found too.
+    let text = text.replace("[a, ghost]", "[a]");
+    assert!(has(&messages(&text), "cycle"), "{:?}", messages(&text));
+}
+
+#[test]
+fn template_features_beyond_conditions_are_refused() {
+    for (field, value) in [
+        ("name", "{% for i in range(9) %}x{% endfor %}"),
+        ("name", "{% include 'x' %}"),
+        ("name", "{{ ''.__class__ }}"),
+        ("save", "{% import 'x' as y %}a.json"),
+    ] {
+        let text = with_steps(&format!(
+            "  - id: a\n    name: A\n    action: api_keys.list\n    {field}: \"{value}\"\n"
+        ));
+        let text = if field == "name" {
+            text.replacen("    name: A\n", "", 1)
+        } else {
+            text
+        };
+        let list = messages(&text);
+        assert!(
+            has(&list, "is not allowed in runbook templates") || has(&list, "names with `__`"),
+            "{value}: {list:?}"
+        );
+    }
+    let ok = with_steps(
+        "  - id: a\n    name: \"{% if inputs.key_id %}A{% else %}B{% endif %}\"\n    action: api_keys.list\n",
+    );
+    assert!(runbook::check(&ok).is_ok());
+}
+
+#[test]
+fn files_that_are_not_runbooks_are_never_quoted() {
+    for text in [
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1ib2R5\n-----END OPENSSH PRIVATE KEY-----\n",
+        "root:$6$c2VjcmV0LWtleS1ib2R5:19000:0:99999:7:::\n",
+        "- c2VjcmV0LWtleS1ib2R5\n",
+        "token: c2VjcmV0LWtleS1ib2R5\n",
+        "token: [c2VjcmV0LWtleS1ib2R5\n",
+    ] {
+        let err = runbook::load("f", text, false).expect_err("not a runbook");
+        assert!(
+            !err.rendered.contains("c2VjcmV0LWtleS1ib2R5"),
+            "{text}: {}",
+            err.rendered
+        );
+    }
+}
+
+#[test]
+fn only_the_first_hundred_problems_are_drawn() {
+    let params: Vec<String> = (0..150).map(|i| format!("p{i}: 1")).collect();
+    let text = with_steps(&format!(
+        "  - id: a\n    name: A\n    action: api_keys.list\n    with: {{{}}}\n",
+        params.join(", ")
+    ));
+    let err = runbook::load("t.yaml", &text, false).expect_err("invalid");
+    assert_eq!(err.count, 150);
+    assert_eq!(err.rendered.matches("has no parameter").count(), 100);
+    assert!(
+        err.rendered
+            .contains("t.yaml: … and 50 more problems not shown")
+    );
+    assert!(err.rendered.ends_with("t.yaml: 150 problems\n"));
+}
+
+#[test]
+fn a_misspelt_bundled_name_gets_a_suggestion() {
+    for command in ["validate", "run"] {
+        let out = assert_cmd::Command::cargo_bin("esus-ir")
+            .expect("binary")
+            .env_remove("ESUS_TOKEN")
+            .env("NO_COLOR", "1")
+            .args([command, "api-key-compromize"])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("`api-key-compromize` is neither a file nor a bundled runbook; did you mean `api-key-compromise`?"),
+            "{command}: {stderr}"
+        );
+    }
 }
