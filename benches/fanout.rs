@@ -109,6 +109,7 @@ async fn esus_ir(
         host: "bench".into(),
         mode: RunMode::Drill,
         resumes: None,
+        incident_id: None,
     };
     let opts = RunOptions {
         max_parallel: 4,

@@ -18,8 +18,27 @@ pub enum ExitCode {
     Auth = 4,
     /// A transcript failed verification (or is unsigned / incomplete).
     Invalid = 5,
+    /// ESUS could not be reached, the TLS handshake failed, or the URL is not ESUS: nothing was
+    /// sent. Worth retrying once the network or the URL is fixed.
+    Unreachable = 6,
     /// Interrupted by Ctrl-C.
     Interrupted = 130,
+}
+
+impl ExitCode {
+    /// The outcome word machines read (`--output json`), kebab-case like the run outcomes.
+    pub fn word(self) -> &'static str {
+        match self {
+            ExitCode::Success => "success",
+            ExitCode::StepFailed => "failed",
+            ExitCode::Usage => "usage-error",
+            ExitCode::Declined => "declined",
+            ExitCode::Auth => "auth-failed",
+            ExitCode::Invalid => "invalid",
+            ExitCode::Unreachable => "unreachable",
+            ExitCode::Interrupted => "interrupted",
+        }
+    }
 }
 
 impl From<ExitCode> for process::ExitCode {

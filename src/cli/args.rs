@@ -23,6 +23,12 @@ pub struct Cli {
     /// Format of tracing output on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Colour: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = super::terminal::ColorChoice::Auto, global = true)]
+    pub color: super::terminal::ColorChoice,
+    /// No progress on stderr: only the result, prompts and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -80,6 +86,12 @@ pub enum Command {
         /// Write to this file instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// The schema of `run`/`drill --output json` results (and of the error document).
+        #[arg(long, conflicts_with = "plan")]
+        result: bool,
+        /// The schema of `run --dry-run --output json` plans.
+        #[arg(long)]
+        plan: bool,
     },
     /// Run a runbook against ESUS: plan, confirmations, requests, signed transcript.
     Run(Box<super::run_cmd::RunArgs>),
@@ -108,4 +120,16 @@ pub enum GraphFormat {
     Dot,
     /// Mermaid flowchart, for incident documents.
     Mermaid,
+}
+
+impl Command {
+    /// Whether the command writes one JSON document on stdout (`run`/`drill --output json`).
+    pub fn json_output(&self) -> bool {
+        use super::run_cmd::OutputFormat::Json;
+        match self {
+            Command::Run(a) => a.output == Json,
+            Command::Drill(a) => a.output == Json,
+            _ => false,
+        }
+    }
 }

@@ -9,7 +9,10 @@ use crate::graph;
 use crate::runbook;
 
 /// Runs the chosen subcommand.
-pub(super) fn dispatch(command: Command) -> Result<ExitCode, Error> {
+pub(super) fn dispatch(
+    command: Command,
+    term: super::terminal::Terminal,
+) -> Result<ExitCode, Error> {
     match command {
         Command::Validate { runbooks } => validate(&runbooks),
         Command::Graph {
@@ -19,9 +22,13 @@ pub(super) fn dispatch(command: Command) -> Result<ExitCode, Error> {
         } => graph_cmd(&runbook, format, &inputs),
         Command::Describe(args) => super::describe::run(args),
         Command::List => list(),
-        Command::Schema { output } => schema(output.as_deref()),
-        Command::Run(args) => super::run_cmd::run(*args),
-        Command::Drill(args) => super::drill_cmd::run(*args),
+        Command::Schema {
+            output,
+            result,
+            plan,
+        } => schema(output.as_deref(), SchemaOf::pick(result, plan)),
+        Command::Run(args) => super::run_cmd::run(*args, term),
+        Command::Drill(args) => super::drill_cmd::run(*args, term),
         Command::Sim(args) => super::sim_cmd::run(args),
         Command::Keygen(args) => super::transcript_cmd::keygen(args),
         Command::Verify(args) => super::transcript_cmd::verify(args),
@@ -111,11 +118,51 @@ fn list() -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
-fn schema(output: Option<&std::path::Path>) -> Result<ExitCode, Error> {
-    let schema = schemars::schema_for!(runbook::Runbook);
+/// Which JSON Schema `esus-ir schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SchemaOf {
+    /// The runbook format.
+    Runbook,
+    /// `run`/`drill --output json`: a result, or an error document.
+    Result,
+    /// `run --dry-run --output json`.
+    Plan,
+}
+
+impl SchemaOf {
+    fn pick(result: bool, plan: bool) -> SchemaOf {
+        match (result, plan) {
+            (true, _) => SchemaOf::Result,
+            (_, true) => SchemaOf::Plan,
+            _ => SchemaOf::Runbook,
+        }
+    }
+}
+
+/// A result or an error: what `run`/`drill --output json` prints (the `kind` field tells which).
+#[derive(schemars::JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)] // exists to describe the documents, not to be built
+enum ResultOrError {
+    Result(Box<crate::exec::report::RunReport>),
+    Error(super::ErrorDocument),
+}
+
+/// The JSON Schema text of `what`.
+pub(super) fn schema_text(what: SchemaOf) -> Result<String, Error> {
+    let schema = match what {
+        SchemaOf::Runbook => schemars::schema_for!(runbook::Runbook),
+        SchemaOf::Result => schemars::schema_for!(ResultOrError),
+        SchemaOf::Plan => schemars::schema_for!(crate::exec::dry_run::PlanDocument),
+    };
     let mut text =
         serde_json::to_string_pretty(&schema).map_err(|e| Error::Usage(e.to_string()))?;
     text.push('\n');
+    Ok(text)
+}
+
+fn schema(output: Option<&std::path::Path>, what: SchemaOf) -> Result<ExitCode, Error> {
+    let text = schema_text(what)?;
     match output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?,

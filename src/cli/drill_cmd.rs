@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::commands::out;
 use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
+use super::terminal::Terminal;
 use super::transcript_cmd::SignKeyArgs;
 use crate::error::{Error, ExitCode};
 use crate::esus::client::{ClientConfig, EsusClient};
@@ -51,6 +52,9 @@ pub struct DrillArgs {
     /// Who runs the drill.
     #[arg(long, value_name = "NAME")]
     pub operator: Option<String>,
+    /// The exercise this drill belongs to (recorded like a real run's incident id).
+    #[arg(long, value_name = "ID")]
+    pub incident_id: Option<String>,
     /// Steps running at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_parallel: u16,
@@ -102,12 +106,12 @@ struct Before {
 }
 
 /// Runs `esus-ir drill`.
-pub fn run(args: DrillArgs) -> Result<ExitCode, Error> {
+pub fn run(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     let runtime = run_cmd::runtime()?;
-    runtime.block_on(drill(args))
+    runtime.block_on(drill(args, term))
 }
 
-async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
+async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     let config = args.world.config()?;
     let sim = Simulator::start(config).await?;
     let ready = sim.ready().clone();
@@ -115,7 +119,7 @@ async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
         key: sim.api_key(&ready.key_id),
         audit_rows: sim.audit_rows_of(&ready.user_id),
     };
-    let interactive = !args.non_interactive && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let interactive = super::terminal::interactive(args.non_interactive);
     let run_dir = args.run_dir.clone();
     let ca_cert = match sim.ca_cert_pem() {
         Some(pem) => {
@@ -164,11 +168,12 @@ async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
         secrets_dir: None,
         transcript: None,
         operator: args.operator.clone(),
+        incident_id: args.incident_id.clone(),
         timeout: 30,
         sign: args.sign,
     };
     let approve_all = !interactive;
-    let finished = run_cmd::execute_drill(run_args, target, approve_all).await?;
+    let finished = run_cmd::execute_drill(run_args, term, target, approve_all).await?;
     let Finished::Live(report) = finished else {
         return Err(Error::Usage("a drill cannot be a dry-run".into()));
     };
@@ -179,7 +184,11 @@ async fn drill(args: DrillArgs) -> Result<ExitCode, Error> {
             "{}\n",
             serde_json::to_string_pretty(&score).unwrap_or_default()
         ))?,
-        OutputFormat::Text => out(&format!("{}{}", score.run.render_text(), render(&score)))?,
+        OutputFormat::Text => {
+            let done = Finished::Live(Box::new(score.run.clone()));
+            run_cmd::print_finished(&done, OutputFormat::Text, term)?;
+            out(&render(&score))?;
+        }
     }
     Ok(if score.passed {
         ExitCode::Success

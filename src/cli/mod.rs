@@ -9,8 +9,12 @@ mod completions;
 pub mod confirm;
 pub mod describe;
 pub mod drill_cmd;
+pub mod operator;
+mod resume_source;
 pub mod run_cmd;
+mod run_inputs;
 pub mod sim_cmd;
+pub mod terminal;
 pub mod transcript_cmd;
 pub mod ui;
 
@@ -29,22 +33,76 @@ pub fn main() -> std::process::ExitCode {
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::Usage.into()
-            } else {
-                ExitCode::Success.into()
-            };
+            if !e.use_stderr() {
+                return ExitCode::Success.into();
+            }
+            if wants_json(std::env::args()) {
+                error_document(ExitCode::Usage, &e.kind().to_string());
+            }
+            return ExitCode::Usage.into();
         }
     };
     init_tracing(cli.verbose, cli.log_format);
-    let code = match commands::dispatch(cli.command) {
+    let json = cli.command.json_output();
+    let term = terminal::Terminal {
+        color: cli.color,
+        quiet: cli.quiet,
+    };
+    let code = match commands::dispatch(cli.command, term) {
         Ok(code) => code,
         Err(err) => {
             report(&err);
+            if json {
+                error_document(err.exit_code(), &err.to_string());
+            }
             err.exit_code()
         }
     };
     code.into()
+}
+
+/// Whether a command line asks `run` or `drill` for `--output json` (read before clap could
+/// parse it, so that even a usage error answers with a JSON document).
+fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    let command = args.iter().skip(1).find(|a| !a.starts_with('-'));
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--output" && w[1] == "json")
+        || args.iter().any(|a| a == "--output=json");
+    json && matches!(command.map(String::as_str), Some("run" | "drill"))
+}
+
+/// The one JSON document on stdout when a run could not even start.
+fn error_document(code: ExitCode, message: &str) {
+    let doc = ErrorDocument {
+        schema_version: crate::exec::report::SCHEMA_VERSION,
+        kind: "error".into(),
+        outcome: code.word().into(),
+        exit_code: code as u8,
+        error: message.to_string(),
+    };
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    );
+}
+
+/// `--output json` when a run could not start (usage, input, credentials, a bad transcript): the
+/// same versioned document family as a run's result (`esus-ir schema --result`).
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDocument {
+    /// The version of the JSON documents.
+    pub schema_version: u32,
+    /// Always `error`.
+    pub kind: String,
+    /// `usage-error`, `auth-failed`, `unreachable`, `invalid`, `failed`, …
+    pub outcome: String,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// What went wrong, for people (never a secret).
+    pub error: String,
 }
 
 /// Renders an error once, at the edge, on stderr.

@@ -1,26 +1,31 @@
-//! `esus-ir run`: arguments, environment and terminal become one [`RunSettings`]; the library
-//! does the rest. Tokens and secret inputs never come from argv.
+//! `esus-ir run`: arguments, environment and terminal become one run; the library does the rest.
+//! Tokens and secret inputs never come from argv.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use super::commands::{out, stderr_color};
+use super::commands::out;
 use super::confirm::TerminalConfirmer;
+use super::operator::{self, TokenSources};
+use super::resume_source::load_resume;
+use super::run_inputs::{self, Supplied};
+use super::terminal::{self, Terminal};
 use super::transcript_cmd::SignKeyArgs;
 use super::ui::Ui;
 use crate::bundled;
 use crate::error::{Error, ExitCode};
 use crate::esus::client::{ClientConfig, EsusClient};
 use crate::exec::approval::{ApprovalPolicy, Confirmer, NeverPrompt};
-use crate::exec::event::{EventSink, RunMode};
+use crate::exec::dry_run::PlanDocument;
+use crate::exec::event::{ContainmentState, EventSink, RunMode, RunOutcome};
 use crate::exec::evidence::Folders;
 use crate::exec::executor::{self, RunMeta, RunOptions};
-use crate::exec::inputs::{self, InputSources};
+use crate::exec::inputs;
+use crate::exec::report::RunReport;
 use crate::exec::shared::{Fanout, Interrupt, Shared};
-use crate::exec::token::{self, OperatorToken};
+use crate::exec::token::OperatorToken;
 use crate::exec::{dry_run, evidence};
 use crate::transcript::{Signer, TranscriptWriter, layout};
 
@@ -94,6 +99,10 @@ pub struct RunArgs {
     /// Who is running this (recorded and used as the signer identity). Default: the OS user.
     #[arg(long, value_name = "NAME")]
     pub operator: Option<String>,
+    /// The incident this run belongs to (a ticket or page id): recorded in the transcript, the
+    /// JSON result and the report, apart from the signer's identity.
+    #[arg(long, value_name = "ID")]
+    pub incident_id: Option<String>,
     /// Default per-request timeout in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub timeout: u64,
@@ -112,10 +121,10 @@ pub enum OutputFormat {
 }
 
 /// Runs `esus-ir run`.
-pub fn run(args: RunArgs) -> Result<ExitCode, Error> {
+pub fn run(args: RunArgs, term: Terminal) -> Result<ExitCode, Error> {
     let output = args.output;
-    let done = runtime()?.block_on(execute(args, RunMode::Live, None))?;
-    print_finished(&done, output)?;
+    let done = runtime()?.block_on(execute(args, term, RunMode::Live, None))?;
+    print_finished(&done, output, term)?;
     Ok(done.exit_code())
 }
 
@@ -129,67 +138,69 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 /// What a run left behind.
 pub enum Finished {
-    /// A dry-run: the steps it would have sent.
-    Dry {
-        /// `all` or `reads`.
-        what: String,
-        /// Each step.
-        steps: Vec<dry_run::DryStep>,
-        /// The transcript.
-        transcript: PathBuf,
-    },
+    /// A dry-run: the plan.
+    Dry(Box<PlanDocument>),
     /// A live (or drill) run.
-    Live(Box<crate::exec::report::RunReport>),
+    Live(Box<RunReport>),
 }
 
 impl Finished {
     /// The process exit code.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Finished::Dry { .. } => ExitCode::Success,
+            Finished::Dry(_) => ExitCode::Success,
             Finished::Live(r) => r.outcome.exit_code(),
         }
     }
 
-    /// The result as JSON.
+    /// The `--output json` document.
     pub fn to_json(&self) -> serde_json::Value {
         match self {
-            Finished::Dry {
-                what,
-                steps,
-                transcript,
-            } => {
-                serde_json::json!({"dry_run": what, "steps": steps, "transcript": transcript})
-            }
+            Finished::Dry(plan) => serde_json::to_value(plan).unwrap_or_default(),
             Finished::Live(r) => serde_json::to_value(r).unwrap_or_default(),
         }
     }
 }
 
-/// Prints a finished run on stdout.
-pub fn print_finished(done: &Finished, output: OutputFormat) -> Result<(), Error> {
+/// Prints a finished run on stdout: the containment state first, then every step, then what to
+/// do next.
+pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> Result<(), Error> {
+    let styles = term.stdout_styles();
     match (done, output) {
         (_, OutputFormat::Json) => out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&done.to_json()).unwrap_or_default()
         )),
-        (
-            Finished::Dry {
-                steps, transcript, ..
-            },
-            OutputFormat::Text,
-        ) => out(&format!(
-            "{}\ntranscript: {}\n",
-            dry_run::render_text(steps),
-            transcript.display()
-        )),
-        (Finished::Live(r), OutputFormat::Text) => out(&r.render_text()),
+        (Finished::Dry(plan), OutputFormat::Text) => {
+            let mut text = dry_run::render_text(&plan.steps);
+            if let Some(t) = &plan.transcript {
+                text.push_str(&format!("\ntranscript: {}\n", t.display()));
+            }
+            if let Some(cmd) = &plan.apply_command {
+                text.push_str(&format!("\nTo run it for real:\n  {cmd}\n"));
+            }
+            out(&text)
+        }
+        (Finished::Live(r), OutputFormat::Text) => {
+            let line = r.containment_line();
+            let line = match r.contained {
+                ContainmentState::Contained => styles.ok(line),
+                ContainmentState::NotContained => styles.failed(line),
+                ContainmentState::NotApplicable => line,
+            };
+            let mut text = format!("\n{line}\n{}", r.render_text());
+            if let Some(cmd) = &r.resume_command {
+                text.push_str(&format!("To continue this run:\n  {cmd}\n"));
+            }
+            out(&text)
+        }
     }
 }
 
 /// Runs a drill: like [`execute`] against the simulator, approving every step when `approve_all`.
 pub async fn execute_drill(
     mut args: RunArgs,
+    term: Terminal,
     mut target: DrillTarget,
     approve_all: bool,
 ) -> Result<Finished, Error> {
@@ -203,7 +214,7 @@ pub async fn execute_drill(
             args.approve = rb.steps.iter().map(|s| s.id.clone()).collect();
         }
     }
-    execute(args, RunMode::Drill, Some(target)).await
+    execute(args, term, RunMode::Drill, Some(target)).await
 }
 
 /// Where a drill sends its requests, and with what credentials.
@@ -225,6 +236,7 @@ pub struct DrillTarget {
 /// Runs a runbook (live, dry-run, or a drill against `drill`'s simulator); prints nothing on stdout.
 pub async fn execute(
     args: RunArgs,
+    term: Terminal,
     mode: RunMode,
     drill: Option<DrillTarget>,
 ) -> Result<Finished, Error> {
@@ -244,50 +256,22 @@ pub async fn execute(
     let valid = Arc::new(crate::runbook::load(
         &source.display,
         &source.text,
-        stderr_color(),
+        term.stderr_styles().enabled(),
     )?);
-    let interactive =
-        !args.non_interactive && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let dry = args.dry_run.as_deref();
+    let interactive = terminal::interactive(args.non_interactive);
+    let dry = args.dry_run.clone();
     let resume_plan = match (&resumed, &args.resume) {
-        (Some((_, records)), Some(path)) => {
-            let secrets = path
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .join(layout::SECRETS_DIR);
-            let plan =
-                crate::exec::resume::plan(records, &valid, &secrets).map_err(Error::Usage)?;
-            for note in &plan.notes {
-                eprintln!("{note}");
-            }
-            Some(plan)
-        }
+        (Some((_, records)), Some(path)) => Some(resume_plan(records, path, &valid)?),
         _ => None,
     };
-    let mut sources = input_sources(&args, interactive, drill.as_ref())?;
-    if let Some(plan) = &resume_plan {
-        // The first run's inputs, unless given again.
-        for (k, v) in &plan.inputs {
-            if !sources.given.iter().any(|(n, _)| n == k) {
-                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                sources.given.insert(0, (k.clone(), text));
-            }
-        }
-    }
-    let inputs = inputs::resolve(&valid.runbook, &sources)
-        .map_err(|e| Error::Usage(format!("inputs:\n{e}")))?;
-    let base_url = drill
-        .as_ref()
-        .map(|d| d.base_url.clone())
-        .or(args.base_url.clone())
-        .ok_or_else(|| Error::Usage("no ESUS base URL: use --base-url or ESUS_BASE_URL".into()))?;
-    let mut config = ClientConfig::new(base_url);
-    config.ca_cert = drill
-        .as_ref()
-        .and_then(|d| d.ca_cert.clone())
-        .or(args.ca_cert.clone());
-    config.request_timeout = std::time::Duration::from_secs(args.timeout.max(1));
-    let client = EsusClient::new(&config).map_err(|e| Error::Usage(e.to_string()))?;
+    let inputs = resolve_inputs(
+        &args,
+        &valid,
+        interactive,
+        drill.as_ref(),
+        resume_plan.as_ref(),
+    )?;
+    let client = client_for(&args, drill.as_ref())?;
     let policy = ApprovalPolicy {
         interactive,
         yes: args.yes,
@@ -301,33 +285,19 @@ pub async fn execute(
         )));
     }
     let run_id = uuid::Uuid::new_v4().to_string();
-    let run_dir = args
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| default_run_dir(&valid.runbook.name, &run_id));
-    let folders = Folders {
-        evidence: run_dir.join(layout::EVIDENCE_DIR),
-        secrets: args
-            .secrets_dir
-            .clone()
-            .unwrap_or_else(|| run_dir.join(layout::SECRETS_DIR)),
-    };
-    // Before anything is sent (the token check may already talk to ESUS): an existing run folder
-    // with links, or that others may write to, is refused.
-    evidence::check_run_folder(&run_dir)
-        .and_then(|()| folders.check())
-        .map_err(Error::Usage)?;
-    evidence::create_private_dir(&run_dir)
-        .map_err(|e| Error::io(format!("creating {}", run_dir.display()), e))?;
-    folders
-        .create()
-        .map_err(|e| Error::io(format!("creating {}", folders.evidence.display()), e))?;
-    let token = match (dry, &drill) {
+    let (run_dir, folders) = folders_for(&args, &valid.runbook.name, &run_id)?;
+    let token = match (dry.as_deref(), &drill) {
         (Some("all"), _) => OperatorToken::default(),
         (_, Some(d)) => OperatorToken::new(Some(d.token.clone()), d.refresh.clone()),
-        _ => operator_token(&args, &client, interactive).await?,
+        _ => {
+            let sources = TokenSources {
+                token_file: args.token_file.clone(),
+                login: args.login.clone(),
+            };
+            operator::operator_token(&sources, &client, interactive).await?
+        }
     };
-    let (signer, created) = Signer::resolve(&args.sign.into_source())?;
+    let (signer, created) = Signer::resolve(&args.sign.clone().into_source())?;
     if let Some(c) = created {
         eprintln!("{c}");
     }
@@ -336,18 +306,23 @@ pub async fn execute(
         .clone()
         .unwrap_or_else(|| run_dir.join(layout::TRANSCRIPT_FILE));
     let writer = Arc::new(TranscriptWriter::create(&transcript_path, signer)?);
-    let fancy = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && args.output == OutputFormat::Text;
-    let ui = Arc::new(Ui::new(fancy, false));
+    let (handle, interrupt) = Interrupt::new();
+    let ctrl_c = terminal::ctrl_c_listener(handle)?;
+    let ui = Arc::new(Ui::new(
+        term.fancy() && args.output == OutputFormat::Text,
+        term.quiet,
+        term.stderr_styles(),
+    ));
     let confirmer: Arc<dyn Confirmer> = if interactive {
-        Arc::new(TerminalConfirmer::new(ui.multi()))
+        Arc::new(TerminalConfirmer::new(
+            ui.gate(),
+            interrupt.clone(),
+            term.stderr_styles(),
+        ))
     } else {
         Arc::new(NeverPrompt)
     };
     let sink: Arc<dyn EventSink> = Arc::new(Fanout(vec![writer.clone(), ui.clone()]));
-    let (handle, interrupt) = Interrupt::new();
-    let ctrl_c = ctrl_c_listener(handle)?;
     let mode = if dry.is_some() { RunMode::DryRun } else { mode };
     let shared = Arc::new(Shared::new(
         valid.clone(),
@@ -363,20 +338,19 @@ pub async fn execute(
     let meta = RunMeta {
         run_id,
         runbook_text: source.text.clone(),
-        operator: operator_name(args.operator.as_deref()),
-        host: host_name(),
+        operator: operator::operator_name(args.operator.as_deref()),
+        host: operator::host_name(),
         mode,
         resumes: resume_plan.as_ref().map(|p| p.resumes.clone()),
+        incident_id: args.incident_id.clone(),
     };
     if let Some(what) = dry {
-        let steps = dry_run::run(shared, &inputs, meta, what == "reads").await;
+        let mut plan = dry_run::run(shared, &inputs, meta, what == "reads").await;
         ctrl_c.abort();
         writer.finish()?;
-        return Ok(Finished::Dry {
-            what: what.to_string(),
-            steps,
-            transcript: transcript_path,
-        });
+        plan.transcript = Some(transcript_path);
+        plan.apply_command = Some(apply_command());
+        return Ok(Finished::Dry(Box::new(plan)));
     }
     let opts = RunOptions {
         max_parallel: args.max_parallel.into(),
@@ -391,257 +365,106 @@ pub async fn execute(
     let mut report = executor::run(shared, &inputs, meta, opts).await;
     ctrl_c.abort();
     let sig = writer.finish();
+    if report.outcome != RunOutcome::Success {
+        report.resume_command = Some(format!(
+            "esus-ir run --resume {}",
+            shell_word(&transcript_path.display().to_string())
+        ));
+    }
     report.run_dir = Some(run_dir);
     report.transcript = Some(transcript_path);
     let done = Finished::Live(Box::new(report));
     if let Err(e) = sig {
         // The summary still matters to the operator; the signature problem is reported after it.
-        print_finished(&done, args.output)?;
+        print_finished(&done, args.output, term)?;
         return Err(e.into());
     }
     Ok(done)
 }
 
-/// Counts Ctrl-C presses into `handle`. The handler is installed before this returns (not when a
-/// spawned task first runs), so a Ctrl-C at the very first prompt never kills the process.
-fn ctrl_c_listener(
-    handle: crate::exec::shared::InterruptHandle,
-) -> Result<tokio::task::JoinHandle<()>, Error> {
-    #[cfg(unix)]
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| Error::io("listening for Ctrl-C", e))?;
-    Ok(tokio::spawn(async move {
-        for n in 1.. {
-            #[cfg(unix)]
-            let pressed = sigint.recv().await.is_some();
-            #[cfg(not(unix))]
-            let pressed = tokio::signal::ctrl_c().await.is_ok();
-            if !pressed {
-                return;
-            }
-            handle.fire();
-            if n == 1 {
-                eprintln!(
-                    "\nCtrl-C: finishing in-flight requests, starting nothing new. Press Ctrl-C again to abort now."
-                );
-            }
-        }
-    }))
-}
-
-/// Reads a transcript to resume: its chain must be intact, its signature (when there is one)
-/// valid, and the runbook unchanged.
-fn load_resume(
+/// What an earlier run of this runbook finished, from its transcript.
+fn resume_plan(
+    records: &[crate::transcript::Record],
     path: &std::path::Path,
-    runbook: Option<&str>,
-) -> Result<(bundled::RunbookSource, Vec<crate::transcript::Record>), Error> {
-    let (records, cut) = crate::transcript::read_transcript_prefix(path)?;
-    if cut {
-        eprintln!(
-            "note: the transcript's last line was cut (the run was killed while writing); it is ignored"
-        );
+    valid: &crate::runbook::Validated,
+) -> Result<crate::exec::resume::ResumePlan, Error> {
+    let secrets = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(layout::SECRETS_DIR);
+    let plan = crate::exec::resume::plan(records, valid, &secrets).map_err(Error::Usage)?;
+    for note in &plan.notes {
+        eprintln!("{note}");
     }
-    if crate::transcript::signature_path(path).exists() {
-        let v = crate::transcript::verify_transcript(
-            path,
-            &crate::transcript::VerifyOptions::default(),
-        )?;
-        if !v.ok {
-            let first = v
-                .problems
-                .first()
-                .map(|p| p.what.clone())
-                .unwrap_or_default();
-            return Err(Error::Invalid(format!(
-                "{} does not verify ({first}); refusing to resume from it",
-                path.display()
-            )));
-        }
-    }
-    let first = records
-        .first()
-        .filter(|r| r.kind == "run-started")
-        .ok_or_else(|| Error::Invalid(format!("{}: no run-started record", path.display())))?;
-    let text = first
-        .str_field("runbook_text")
-        .unwrap_or_default()
-        .to_string();
-    let recorded = first.str_field("runbook_sha256").unwrap_or_default();
-    if crate::transcript::sha256_hex(text.as_bytes()) != recorded {
-        return Err(Error::Invalid(format!(
-            "{}: the embedded runbook does not match its digest",
-            path.display()
-        )));
-    }
-    let source = match runbook {
-        Some(name) => {
-            let given = bundled::resolve(name)?;
-            let digest = crate::transcript::sha256_hex(given.text.as_bytes());
-            if digest != recorded {
-                return Err(Error::Usage(format!(
-                    "the runbook `{name}` changed since that run (sha256 {}… now, {}… then); resume needs the same runbook — omit RUNBOOK to use the copy in the transcript",
-                    &digest[..12],
-                    &recorded[..12.min(recorded.len())]
-                )));
-            }
-            given
-        }
-        None => bundled::RunbookSource {
-            display: format!(
-                "{} (from the transcript)",
-                first.str_field("runbook_name").unwrap_or("runbook")
-            ),
-            text,
-        },
-    };
-    Ok((source, records))
+    Ok(plan)
 }
 
-fn input_sources(
+fn resolve_inputs(
     args: &RunArgs,
+    valid: &crate::runbook::Validated,
     interactive: bool,
     drill: Option<&DrillTarget>,
-) -> Result<InputSources, Error> {
-    let mut given = Vec::new();
-    for pair in &args.inputs {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--input `{pair}`: expected NAME=VALUE")))?;
-        given.push((k.trim().to_string(), v.to_string()));
-    }
-    let mut secret_files = Vec::new();
-    for pair in &args.secret_files {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--secret-file `{pair}`: expected NAME=PATH")))?;
-        secret_files.push((k.trim().to_string(), PathBuf::from(v)));
-    }
-    let file = match &args.inputs_file {
-        None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            let value: serde_json::Value = serde_yaml::from_str(&text)
-                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-            match value {
-                serde_json::Value::Object(m) => Some(m),
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "{}: expected a mapping of input names to values",
-                        path.display()
-                    )));
-                }
-            }
-        }
+    resume: Option<&crate::exec::resume::ResumePlan>,
+) -> Result<crate::exec::inputs::Inputs, Error> {
+    let supplied = Supplied {
+        secrets: drill.map(|d| d.secret_inputs.clone()).unwrap_or_default(),
+        defaults: drill.map(|d| d.default_inputs.clone()).unwrap_or_default(),
     };
-    if let Some(d) = drill {
-        for (k, v) in &d.default_inputs {
-            if !given.iter().any(|(n, _)| n == k) {
-                given.insert(0, (k.clone(), v.clone()));
+    let mut sources = run_inputs::input_sources(
+        &args.inputs,
+        args.inputs_file.as_ref(),
+        &args.secret_files,
+        interactive,
+        supplied,
+    )?;
+    if let Some(plan) = resume {
+        // The first run's inputs, unless given again.
+        for (k, v) in &plan.inputs {
+            if !sources.given.iter().any(|(n, _)| n == k) {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                sources.given.insert(0, (k.clone(), text));
             }
         }
     }
-    let drill_secrets: Vec<(String, SecretString)> =
-        drill.map(|d| d.secret_inputs.clone()).unwrap_or_default();
-    Ok(InputSources {
-        given,
-        file,
-        secret_files,
-        env: Some(Box::new(move |name: &str| {
-            drill_secrets
-                .iter()
-                .find(|(n, _)| format!("ESUS_IR_INPUT_{}", n.to_ascii_uppercase()) == name)
-                .map(|(_, v)| secrecy::ExposeSecret::expose_secret(v).to_string())
-                .or_else(|| std::env::var(name).ok())
-        })),
-        prompt_secret: interactive.then(|| {
-            Box::new(|name: &str, description: &str| {
-                let about = if description.is_empty() {
-                    String::new()
-                } else {
-                    format!(" — {description}")
-                };
-                hidden(&format!("{name} (secret, hidden){about}"))
-            }) as Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>
-        }),
-    })
+    inputs::resolve(&valid.runbook, &sources).map_err(|e| Error::Usage(format!("inputs:\n{e}")))
 }
 
-/// The operator's token: ESUS_TOKEN, --token-file, --login, or a hidden prompt.
-async fn operator_token(
-    args: &RunArgs,
-    client: &EsusClient,
-    interactive: bool,
-) -> Result<OperatorToken, Error> {
-    let refresh = std::env::var("ESUS_REFRESH_TOKEN")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(SecretString::from);
-    if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading --token-file {}", path.display()), e))?;
-        let t = text.trim().to_string();
-        if t.is_empty() {
-            return Err(Error::Auth(format!(
-                "--token-file {} is empty",
-                path.display()
-            )));
-        }
-        return Ok(OperatorToken::new(Some(SecretString::from(t)), refresh));
-    }
-    if let Some(t) = std::env::var("ESUS_TOKEN")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-    {
-        return Ok(OperatorToken::new(
-            Some(SecretString::from(t.trim().to_string())),
-            refresh,
-        ));
-    }
-    if let Some(email) = &args.login {
-        let password = std::env::var("ESUS_PASSWORD")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(SecretString::from)
-            .or_else(|| {
-                interactive
-                    .then(|| hidden(&format!("ESUS password for {email}")))
-                    .flatten()
-            });
-        let password = password.ok_or_else(|| {
-            Error::Auth("--login needs ESUS_PASSWORD or a terminal to ask for the password".into())
-        })?;
-        let mfa = || {
-            std::env::var("ESUS_MFA_CODE")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(SecretString::from)
-                .or_else(|| interactive.then(|| hidden("MFA code")).flatten())
-        };
-        let (access, refresh) = token::login(client, email, &password, mfa)
-            .await
-            .map_err(|e| Error::Auth(e.0))?;
-        return Ok(OperatorToken::new(Some(access), refresh));
-    }
-    if interactive && let Some(t) = hidden("ESUS access token (hidden)") {
-        return Ok(OperatorToken::new(Some(t), refresh));
-    }
-    Err(Error::Auth(
-        "no ESUS token: set ESUS_TOKEN, use --token-file or --login (nothing was sent)".into(),
-    ))
+fn client_for(args: &RunArgs, drill: Option<&DrillTarget>) -> Result<EsusClient, Error> {
+    let base_url = drill
+        .map(|d| d.base_url.clone())
+        .or(args.base_url.clone())
+        .ok_or_else(|| Error::Usage("no ESUS base URL: use --base-url or ESUS_BASE_URL".into()))?;
+    let mut config = ClientConfig::new(base_url);
+    config.ca_cert = drill
+        .and_then(|d| d.ca_cert.clone())
+        .or(args.ca_cert.clone());
+    config.request_timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    EsusClient::new(&config).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// Asks without echo. Called from async code before the run starts: `block_in_place` keeps the
-/// prompt from holding up a runtime worker.
-fn hidden(prompt: &str) -> Option<SecretString> {
-    tokio::task::block_in_place(|| {
-        dialoguer::Password::new()
-            .with_prompt(prompt)
-            .interact_on(&dialoguer::console::Term::stderr())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(SecretString::from)
-    })
+/// The run folder and its evidence and secrets folders, checked (before anything is sent: an
+/// existing folder with links, or that others may write to, is refused) and created.
+fn folders_for(args: &RunArgs, runbook: &str, run_id: &str) -> Result<(PathBuf, Folders), Error> {
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| default_run_dir(runbook, run_id));
+    let folders = Folders {
+        evidence: run_dir.join(layout::EVIDENCE_DIR),
+        secrets: args
+            .secrets_dir
+            .clone()
+            .unwrap_or_else(|| run_dir.join(layout::SECRETS_DIR)),
+    };
+    evidence::check_run_folder(&run_dir)
+        .and_then(|()| folders.check())
+        .map_err(Error::Usage)?;
+    evidence::create_private_dir(&run_dir)
+        .map_err(|e| Error::io(format!("creating {}", run_dir.display()), e))?;
+    folders
+        .create()
+        .map_err(|e| Error::io(format!("creating {}", folders.evidence.display()), e))?;
+    Ok((run_dir, folders))
 }
 
 fn default_run_dir(runbook: &str, run_id: &str) -> PathBuf {
@@ -651,22 +474,39 @@ fn default_run_dir(runbook: &str, run_id: &str) -> PathBuf {
     PathBuf::from("esus-ir-runs").join(format!("{stamp}-{runbook}-{}", &run_id[..8]))
 }
 
-/// `--operator`, else the OS user.
-pub fn operator_name(given: Option<&str>) -> String {
-    given
-        .map(str::to_string)
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into())
+/// This command line without `--dry-run`: what runs the plan for real. (Secrets are never on
+/// the command line, so repeating it shows none.)
+fn apply_command() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut words = vec!["esus-ir".to_string()];
+    let mut skip_value = false;
+    for a in args.iter().skip(1) {
+        if skip_value {
+            skip_value = false;
+            if a == "all" || a == "reads" {
+                continue;
+            }
+        }
+        if a == "--dry-run" {
+            skip_value = true;
+            continue;
+        }
+        if a.starts_with("--dry-run=") {
+            continue;
+        }
+        words.push(shell_word(a));
+    }
+    words.join(" ")
 }
 
-/// This machine's name.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+/// A word as a POSIX shell reads it back.
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
 }

@@ -1,43 +1,182 @@
-//! Progress on stderr: indicatif spinners per running step and one aggregated bar per fan-out on
-//! a terminal; one plain line per event otherwise (CI logs, paging tools).
+//! Progress on stderr: indicatif spinners per running step, one bar per fan-out (done/total,
+//! rate, ETA) and a row counter per paged audit pull on a terminal; one plain line per event
+//! otherwise (CI logs, paging tools). Everything a person reads is in words, never a Rust name.
+//! While a prompt is up ([`PromptGate`]) bars are hidden and lines are held back, so nothing is
+//! drawn over the question.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use console::Style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::exec::event::{Event, EventSink, StepStatus};
+use crate::exec::event::{ApprovalSource, Event, RunMode, StepStatus};
 use crate::exec::progress::Progress;
 use crate::exec::report::status_words;
 
+/// Colours for what people read; plain text when colour is off (NO_COLOR, not a terminal,
+/// `--color never`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Styles {
+    on: bool,
+}
+
+impl Styles {
+    /// Colours on or off.
+    pub fn new(on: bool) -> Self {
+        Styles { on }
+    }
+
+    /// Whether colours are on.
+    pub fn enabled(&self) -> bool {
+        self.on
+    }
+
+    fn paint(&self, text: String, style: Style) -> String {
+        if self.on {
+            style.force_styling(true).apply_to(text).to_string()
+        } else {
+            text
+        }
+    }
+
+    /// The LIVE banner.
+    pub fn live(&self, t: String) -> String {
+        self.paint(t, Style::new().white().on_red().bold())
+    }
+    /// The DRILL banner.
+    pub fn drill(&self, t: String) -> String {
+        self.paint(t, Style::new().black().on_yellow().bold())
+    }
+    /// Something destructive.
+    pub fn destructive(&self, t: String) -> String {
+        self.paint(t, Style::new().red().bold())
+    }
+    /// Success.
+    pub fn ok(&self, t: String) -> String {
+        self.paint(t, Style::new().green())
+    }
+    /// Failure.
+    pub fn failed(&self, t: String) -> String {
+        self.paint(t, Style::new().red().bold())
+    }
+    /// A decline, a skip, a warning.
+    pub fn warn(&self, t: String) -> String {
+        self.paint(t, Style::new().yellow())
+    }
+    /// Emphasis.
+    pub fn bold(&self, t: String) -> String {
+        self.paint(t, Style::new().bold())
+    }
+
+    /// A step status, coloured by what it means.
+    pub fn status(&self, s: StepStatus) -> String {
+        let word = status_words(s).to_string();
+        match s {
+            StepStatus::Ok => self.ok(word),
+            StepStatus::Failed => self.failed(word),
+            StepStatus::Declined | StepStatus::Interrupted => self.warn(word),
+            StepStatus::Skipped => word,
+        }
+    }
+}
+
+/// Holds the terminal for one prompt at a time: bars hidden, other output held back until the
+/// answer is in.
+pub struct PromptGate {
+    multi: Option<MultiProgress>,
+    one_at_a_time: Mutex<()>,
+    held: Mutex<Option<Vec<String>>>,
+}
+
+impl PromptGate {
+    fn new(multi: Option<MultiProgress>) -> Self {
+        PromptGate {
+            multi,
+            one_at_a_time: Mutex::new(()),
+            held: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` (a prompt) with the terminal to itself.
+    pub fn during<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _one = self.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+        // Hidden, not suspended: a suspended MultiProgress holds its lock, and a step running
+        // alongside would block a runtime worker on its next tick until the prompt is answered.
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+            m.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let r = f();
+        if let Some(m) = &self.multi {
+            m.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        for line in held {
+            self.print(line);
+        }
+        r
+    }
+
+    /// Prints one line above the bars, or holds it while a prompt is up.
+    fn print(&self, line: String) {
+        if let Some(held) = self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            held.push(line);
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
+    }
+}
+
 /// The terminal listener.
 pub struct Ui {
-    multi: Option<MultiProgress>,
+    gate: std::sync::Arc<PromptGate>,
     bars: Mutex<HashMap<String, ProgressBar>>,
     failed: Mutex<HashMap<String, u64>>,
     started: Instant,
     quiet: bool,
+    styles: Styles,
+    mode: Mutex<Option<RunMode>>,
 }
 
 impl Ui {
     /// Spinners when `fancy` (stderr is a terminal), plain lines otherwise; `quiet` prints nothing.
-    pub fn new(fancy: bool, quiet: bool) -> Self {
+    pub fn new(fancy: bool, quiet: bool, styles: Styles) -> Self {
         let multi = (fancy && !quiet)
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Ui {
-            multi,
+            gate: std::sync::Arc::new(PromptGate::new(multi)),
             bars: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
             started: Instant::now(),
             quiet,
+            styles,
+            mode: Mutex::new(None),
         }
     }
 
-    /// The bars' owner, for suspending them during prompts.
-    pub fn multi(&self) -> Option<MultiProgress> {
-        self.multi.clone()
+    /// The prompt gate, shared with the confirmer.
+    pub fn gate(&self) -> std::sync::Arc<PromptGate> {
+        self.gate.clone()
+    }
+
+    fn multi(&self) -> Option<&MultiProgress> {
+        self.gate.multi.as_ref()
     }
 
     fn line(&self, text: &str) {
@@ -45,36 +184,54 @@ impl Ui {
             return;
         }
         let stamp = self.started.elapsed().as_secs_f64();
-        let msg = format!("[{stamp:>7.2}s] {text}");
-        match &self.multi {
-            Some(m) => {
-                let _ = m.println(msg);
-            }
-            None => {
-                let _ = writeln!(std::io::stderr().lock(), "{msg}");
-            }
-        }
+        self.gate.print(format!("[{stamp:>7.2}s] {text}"));
     }
-}
 
-impl Ui {
+    fn run_started(&self, runbook: &str, mode: RunMode, base_url: &str) {
+        if let Ok(mut m) = self.mode.lock() {
+            *m = Some(mode);
+        }
+        let what = match mode {
+            RunMode::Live => format!(
+                "{} {runbook} against {base_url}",
+                self.styles.live(" LIVE ".into())
+            ),
+            RunMode::Drill => format!(
+                "{} {runbook} against the embedded simulator at {base_url}",
+                self.styles.drill(" DRILL ".into())
+            ),
+            RunMode::DryRun => {
+                format!("DRY RUN of {runbook} for {base_url}: nothing destructive is sent")
+            }
+        };
+        self.line(&what);
+    }
+
     fn plan(
         &self,
         layers: &[Vec<String>],
         destructive: &[String],
         known: &[(String, crate::exec::event::RequestView)],
     ) {
-        if self.quiet {
+        // A dry-run prints the whole plan on stdout; drawing it here too would show it twice.
+        let dry = self
+            .mode
+            .lock()
+            .ok()
+            .and_then(|m| *m)
+            .is_some_and(|m| m == RunMode::DryRun);
+        if self.quiet || dry {
             return;
         }
-        let mut text =
-            String::from("plan (steps in one line may run in parallel; * = destructive):\n");
+        let mut text = String::from(
+            "plan (steps on one line may run in parallel; * = changes or removes access):\n",
+        );
         for (k, layer) in layers.iter().enumerate() {
             let ids: Vec<String> = layer
                 .iter()
                 .map(|id| {
                     if destructive.contains(id) {
-                        format!("{id}*")
+                        self.styles.destructive(format!("{id}*"))
                     } else {
                         id.clone()
                     }
@@ -89,14 +246,40 @@ impl Ui {
                 text.push_str(&format!("  {id}: {} {}{body}\n", r.method, r.url));
             }
         }
-        match &self.multi {
-            Some(m) => {
-                let _ = m.println(text.trim_end());
-            }
-            None => {
-                let _ = write!(std::io::stderr().lock(), "{text}");
-            }
+        self.gate.print(text.trim_end().to_string());
+    }
+
+    fn finished(
+        &self,
+        step: &str,
+        status: StepStatus,
+        reason: Option<&str>,
+        ms: u64,
+        expected: Option<u16>,
+    ) {
+        let bar = self.bars.lock().ok().and_then(|mut b| b.remove(step));
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
         }
+        let mark = match status {
+            StepStatus::Ok => self.styles.ok("✓".into()),
+            StepStatus::Failed => self.styles.failed("✗".into()),
+            _ => "•".to_string(),
+        };
+        let word = match (status, expected) {
+            (StepStatus::Ok, Some(code)) => self.styles.ok(format!("ok (expected {code})")),
+            _ => self.styles.status(status),
+        };
+        let why = match (status, reason) {
+            // The expected answer is already in the word; the reason repeats it.
+            (StepStatus::Ok, _) if expected.is_some() => String::new(),
+            (StepStatus::Skipped, Some(r)) if r.starts_with("condition ") => {
+                " — not needed (its condition is false)".into()
+            }
+            (_, Some(r)) => format!(" — {r}"),
+            (_, None) => String::new(),
+        };
+        self.line(&format!("{mark} {step}: {word} ({ms} ms){why}"));
     }
 }
 
@@ -111,7 +294,17 @@ fn bar_style() -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-impl EventSink for Ui {
+fn how_words(how: ApprovalSource) -> &'static str {
+    match how {
+        ApprovalSource::Interactive => "by the operator",
+        ApprovalSource::AssumeYes => "by --yes",
+        ApprovalSource::Approve => "by --approve",
+        ApprovalSource::NotRequired => "no confirmation needed",
+        ApprovalSource::Missing => "no approval was given for this unattended run",
+    }
+}
+
+impl crate::exec::event::EventSink for Ui {
     fn emit(&self, event: &Event) -> std::io::Result<()> {
         match event {
             Event::RunStarted {
@@ -119,7 +312,8 @@ impl EventSink for Ui {
                 mode,
                 base_url,
                 ..
-            } => self.line(&format!("{runbook_name}: {mode:?} run against {base_url}")),
+            } => self.run_started(runbook_name, *mode, base_url),
+            Event::Preflight { summary, .. } => self.line(summary),
             Event::Plan {
                 layers,
                 destructive,
@@ -127,7 +321,7 @@ impl EventSink for Ui {
                 ..
             } => self.plan(layers, destructive, known_requests),
             Event::StepStarted { step, items: None } => {
-                if let Some(m) = &self.multi {
+                if let Some(m) = self.multi().filter(|_| !self.quiet) {
                     let pb = m.add(
                         ProgressBar::new_spinner()
                             .with_style(spinner_style())
@@ -146,40 +340,22 @@ impl EventSink for Ui {
                 approved,
                 how,
                 ..
-            } => self.line(&format!(
-                "{step}: {} ({how:?})",
-                if *approved {
-                    "approved"
+            } => {
+                let word = if *approved {
+                    self.styles.ok("approved".into())
                 } else {
-                    "NOT approved"
-                }
-            )),
+                    self.styles.warn("NOT approved".into())
+                };
+                self.line(&format!("{step}: {word} ({})", how_words(*how)));
+            }
             Event::StepFinished {
                 step,
                 status,
                 reason,
                 duration_ms,
+                expected,
                 ..
-            } => {
-                let bar = self.bars.lock().ok().and_then(|mut b| b.remove(step));
-                if let Some(pb) = bar {
-                    pb.finish_and_clear();
-                }
-                let why = reason
-                    .as_deref()
-                    .map(|r| format!(" — {r}"))
-                    .unwrap_or_default();
-                let mark = if *status == StepStatus::Ok {
-                    "✓"
-                } else {
-                    "•"
-                };
-                self.line(&format!(
-                    "{mark} {step}: {} ({duration_ms} ms){why}",
-                    status_words(*status)
-                ));
-            }
-            Event::RunFinished { outcome, .. } => self.line(&format!("run finished: {outcome:?}")),
+            } => self.finished(step, *status, reason.as_deref(), *duration_ms, *expected),
             _ => {}
         }
         Ok(())
@@ -188,8 +364,12 @@ impl EventSink for Ui {
 
 impl Progress for Ui {
     fn items_started(&self, step: &str, total: usize) {
-        match &self.multi {
+        match self.multi().filter(|_| !self.quiet) {
             Some(m) => {
+                // The step's spinner gives way to the bar.
+                if let Some(old) = self.bars.lock().ok().and_then(|mut b| b.remove(step)) {
+                    old.finish_and_clear();
+                }
                 let pb = m.add(
                     ProgressBar::new(total as u64)
                         .with_style(bar_style())
@@ -220,9 +400,16 @@ impl Progress for Ui {
             if failed > 0 {
                 pb.set_message(format!("{failed} failed"));
             }
-        } else if self.multi.is_none() && !ok {
+        } else if self.multi().is_none() && !ok {
             drop(bars);
             self.line(&format!("{step}: an item failed ({failed} so far)"));
+        }
+    }
+
+    fn rows_read(&self, step: &str, rows: u64, total: u64) {
+        let Ok(bars) = self.bars.lock() else { return };
+        if let Some(pb) = bars.get(step) {
+            pb.set_message(format!("{rows} audit rows saved (ESUS counts {total})"));
         }
     }
 }

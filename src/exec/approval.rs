@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use secrecy::SecretString;
 
 use super::event::{ApprovalSource, RequestView};
+use super::report::MissingApproval;
 use crate::runbook::validate::{ConfirmMode, Validated};
 
 /// What the operator is asked.
@@ -87,7 +88,11 @@ impl ApprovalPolicy {
     /// Steps that need an approval this policy cannot give, among those that `might_run`
     /// (checked before anything is sent; a step whose condition is only known at run time is
     /// judged when it is reached).
-    pub fn missing(&self, valid: &Validated, might_run: impl Fn(usize) -> bool) -> Vec<String> {
+    pub fn missing(
+        &self,
+        valid: &Validated,
+        might_run: impl Fn(usize) -> bool,
+    ) -> Vec<MissingApproval> {
         valid
             .runbook
             .steps
@@ -97,15 +102,21 @@ impl ApprovalPolicy {
             .filter(|(i, (s, info))| {
                 self.decide(&s.id, &info.confirm) == Decision::Missing && might_run(*i)
             })
-            .map(|(_, (s, info))| self.missing_words(&s.id, &info.confirm))
+            .map(|(_, (s, info))| Self::missing_one(&s.id, &info.confirm))
             .collect()
     }
 
     /// What an unattended run needs to approve step `id`.
-    pub fn missing_words(&self, id: &str, mode: &ConfirmMode) -> String {
-        match mode {
-            ConfirmMode::Typed => format!("{id} (typed: needs --approve {id})"),
-            _ => format!("{id} (needs --yes or --approve {id})"),
+    pub fn missing_one(id: &str, mode: &ConfirmMode) -> MissingApproval {
+        let typed = *mode == ConfirmMode::Typed;
+        MissingApproval {
+            step: id.to_string(),
+            typed,
+            approve_with: if typed {
+                format!("--approve {id} (typed: --yes does not approve it)")
+            } else {
+                format!("--yes or --approve {id}")
+            },
         }
     }
 

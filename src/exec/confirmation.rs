@@ -23,7 +23,7 @@ pub(super) enum Answer {
     /// The operator said no.
     No,
     /// An unattended run reached a step nobody approved in advance; what would approve it.
-    Missing(String),
+    Missing(super::report::MissingApproval),
 }
 
 /// Decides, asks when needed, and records the approval.
@@ -75,7 +75,7 @@ pub(super) async fn approve(
     Ok(match (approved, how) {
         (true, _) => Answer::Yes,
         (false, ApprovalSource::Missing) => {
-            Answer::Missing(policy.missing_words(&step.id, &info.confirm))
+            Answer::Missing(ApprovalPolicy::missing_one(&step.id, &info.confirm))
         }
         (false, _) => Answer::No,
     })

@@ -12,7 +12,7 @@ use super::report::{StepReport, status_words};
 use crate::runbook::Validated;
 
 /// What the run proved.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Containment {
     /// contained, not-contained or not-applicable.
     pub state: ContainmentState,

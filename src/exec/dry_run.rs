@@ -19,7 +19,7 @@ use super::step::{self, Prepared};
 use crate::esus::actions::{Effect, Special};
 
 /// One step of a dry-run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DryStep {
     /// Step id.
     pub id: String,
@@ -39,14 +39,52 @@ pub struct DryStep {
     pub sent: bool,
 }
 
-/// Runs a dry-run. `reads` allows the safe GETs.
-pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: bool) -> Vec<DryStep> {
+/// Runs a dry-run. `reads` allows the safe GETs (after the preflight, which is a read too).
+pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: bool) -> PlanDocument {
+    let started_at = jiff::Timestamp::now().to_string();
+    let steps = plan_steps(&shared, inputs, &meta, reads).await;
+    PlanDocument {
+        schema_version: super::report::SCHEMA_VERSION,
+        kind: "plan".into(),
+        dry_run: if reads { "reads" } else { "all" }.into(),
+        runbook: shared.valid.runbook.name.clone(),
+        incident_id: meta.incident_id.clone(),
+        operator: meta.operator.clone(),
+        started_at,
+        steps,
+        transcript: None,
+        apply_command: None,
+    }
+}
+
+async fn plan_steps(
+    shared: &Arc<Shared>,
+    inputs: &Inputs,
+    meta: &RunMeta,
+    reads: bool,
+) -> Vec<DryStep> {
     let valid = shared.valid.clone();
     let mut ctx = Context::new(inputs);
     let mut real: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
-    let _ = shared.emit(&super::plan::run_started(&shared, inputs, &meta));
-    let _ = shared.emit(&super::plan::plan_event(&shared, &ctx));
+    let _ = shared.emit(&super::plan::run_started(shared, inputs, meta));
+    if reads && let Err(refusal) = super::preflight::check(shared).await {
+        let _ = shared.emit(&Event::RunFinished {
+            outcome: refusal.outcome,
+            exit_code: refusal.outcome.exit_code() as u8,
+        });
+        return vec![DryStep {
+            id: "preflight".into(),
+            name: "Check the operator's token against ESUS".into(),
+            effect: "read",
+            confirm: false,
+            notes: vec![refusal.message],
+            requests: Vec::new(),
+            items: None,
+            sent: true,
+        }];
+    }
+    let _ = shared.emit(&super::plan::plan_event(shared, &ctx));
     for &i in valid.graph.order() {
         let step = &valid.runbook.steps[i];
         let info = &valid.steps[i];
@@ -65,7 +103,7 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
         };
         let mut d = DryStep {
             id: step.id.clone(),
-            name: display_name(&shared, &ctx, i),
+            name: display_name(shared, &ctx, i),
             effect: match info.effect {
                 Effect::Read => "read",
                 Effect::Write => "write",
@@ -231,6 +269,32 @@ pub async fn run(shared: Arc<Shared>, inputs: &Inputs, meta: RunMeta, reads: boo
         exit_code: 0,
     });
     out
+}
+
+/// The `--output json` document of a dry-run: the plan, versioned like the result
+/// (`esus-ir schema --plan`, docs/plan.schema.json).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct PlanDocument {
+    /// [`super::report::SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Always `plan`.
+    pub kind: String,
+    /// `all` (nothing is sent) or `reads` (the safe GETs are sent).
+    pub dry_run: String,
+    /// The runbook's name.
+    pub runbook: String,
+    /// `--incident-id`, when given.
+    pub incident_id: Option<String>,
+    /// Who asked for the plan.
+    pub operator: String,
+    /// When (RFC 3339).
+    pub started_at: String,
+    /// Every step, in the order a live run takes them.
+    pub steps: Vec<DryStep>,
+    /// The dry-run's transcript.
+    pub transcript: Option<std::path::PathBuf>,
+    /// The command that runs this plan for real.
+    pub apply_command: Option<String>,
 }
 
 /// The dry-run as text for stdout.

@@ -3,6 +3,7 @@
 //! Every value in an event is already safe to persist: secrets are replaced by the placeholder
 //! [`REDACTED`] before an event is built, so a listener can never leak one by writing it out.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -10,7 +11,7 @@ use serde_json::Value;
 pub const REDACTED: &str = "[secret]";
 
 /// How a run talks to ESUS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunMode {
     /// Requests are sent to a real ESUS.
@@ -22,7 +23,7 @@ pub enum RunMode {
 }
 
 /// How a destructive step came to be approved (or not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ApprovalSource {
     /// The operator answered a prompt.
@@ -38,7 +39,7 @@ pub enum ApprovalSource {
 }
 
 /// What became of a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepStatus {
     /// It ran and every request succeeded.
@@ -54,7 +55,7 @@ pub enum StepStatus {
 }
 
 /// A request as it is shown, confirmed and recorded; credentials and secret values are redacted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct RequestView {
     /// HTTP method.
     pub method: String,
@@ -90,6 +91,19 @@ pub enum Event {
         inputs: serde_json::Map<String, Value>,
         /// When resuming: the head hash of the transcript this run continues.
         resumes: Option<String>,
+        /// `--incident-id`: the incident this run belongs to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        incident_id: Option<String>,
+    },
+    /// Who the operator's token is, on which ESUS (`GET /auth/me`), before anything else is sent.
+    Preflight {
+        /// The identity ESUS reported (id, email, organizations with their roles); `null` when
+        /// the check failed before ESUS could say.
+        identity: Value,
+        /// "acting as … on …", or why the check failed.
+        summary: String,
+        /// Permissions the runbook needs that the token lacks, with the steps that need them.
+        lacking: Vec<String>,
     },
     /// The plan shown before the first request.
     Plan {
@@ -222,7 +236,7 @@ pub enum Event {
 }
 
 /// Whether a run proved that what it set out to contain is contained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ContainmentState {
     /// Every containment check passed against ESUS.
@@ -234,7 +248,7 @@ pub enum ContainmentState {
 }
 
 /// One containment check step and what it found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct CheckFinding {
     /// The check step's id.
     pub step: String,
@@ -245,7 +259,7 @@ pub struct CheckFinding {
 }
 
 /// A file in the run's evidence folder and its digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct EvidenceRef {
     /// Path relative to the evidence folder.
     pub file: String,
@@ -254,7 +268,7 @@ pub struct EvidenceRef {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
     /// Every step succeeded or was skipped by its condition.
@@ -265,6 +279,8 @@ pub enum RunOutcome {
     Declined,
     /// Authentication with ESUS failed.
     AuthFailed,
+    /// ESUS could not be reached, or the URL is not ESUS (found before anything was sent).
+    Unreachable,
     /// The operator pressed Ctrl-C.
     Interrupted,
 }

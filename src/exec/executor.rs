@@ -43,6 +43,8 @@ pub struct RunMeta {
     pub mode: RunMode,
     /// The head hash of the transcript this run resumes.
     pub resumes: Option<String>,
+    /// `--incident-id`: the incident this run belongs to (not the signer's identity).
+    pub incident_id: Option<String>,
 }
 
 /// A step finished by an earlier (resumed) run: status, non-secret and secret outputs.
@@ -108,7 +110,7 @@ pub async fn run(
     opts: RunOptions,
 ) -> RunReport {
     let mut run = Run::new(shared, inputs, &meta, opts);
-    if let Err(e) = run.open(inputs, &meta) {
+    if let Err(e) = run.shared.emit(&run_started(&run.shared, inputs, &meta)) {
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
@@ -117,11 +119,21 @@ pub async fn run(
         .policy
         .missing(&run.shared.valid, |i| run.might_run(i));
     if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
         let why = format!(
             "refusing to start: nothing was sent. Unattended runs need approvals for: {}",
-            missing.join(", ")
+            list.join(", ")
         );
+        run.report.missing_approvals = missing;
         return run.finish(RunOutcome::Declined, why);
+    }
+    match super::preflight::check(&run.shared).await {
+        Ok(identity) => run.report.acting_as = Some(identity.me),
+        Err(refusal) => return run.finish(refusal.outcome, refusal.message),
+    }
+    if let Err(e) = run.shared.emit(&plan_event(&run.shared, &run.ctx)) {
+        let why = format!("could not write the transcript: {e}");
+        return run.finish(RunOutcome::Failed, why);
     }
     run.restore();
     run.schedule().await;
@@ -138,6 +150,16 @@ impl Run {
             opts.max_items = crate::runbook::validate::MAX_FOREACH_ITEMS;
         }
         let report = RunReport {
+            schema_version: super::report::SCHEMA_VERSION,
+            kind: "result".into(),
+            incident_id: meta.incident_id.clone(),
+            operator: meta.operator.clone(),
+            mode: meta.mode,
+            started_at: jiff::Timestamp::now().to_string(),
+            finished_at: String::new(),
+            contained: super::event::ContainmentState::NotApplicable,
+            time_to_containment_ms: None,
+            resume_command: None,
             run_id: meta.run_id.clone(),
             runbook: shared.valid.runbook.name.clone(),
             outcome: RunOutcome::Success,
@@ -148,6 +170,8 @@ impl Run {
             transcript: None,
             evidence_dir: Some(shared.folders.evidence.clone()),
             containment: None,
+            acting_as: None,
+            missing_approvals: Vec::new(),
         };
         Run {
             ctx: Context::new(inputs),
@@ -162,11 +186,6 @@ impl Run {
             report,
             shared,
         }
-    }
-
-    fn open(&self, inputs: &Inputs, meta: &RunMeta) -> std::io::Result<()> {
-        self.shared.emit(&run_started(&self.shared, inputs, meta))?;
-        self.shared.emit(&plan_event(&self.shared, &self.ctx))
     }
 
     /// Whether step `i` will run, as far as can be told before anything is sent: a condition
@@ -299,6 +318,7 @@ impl Run {
             Ok(Answer::No) => return self.decline(i, "declined by the operator"),
             Ok(Answer::Missing(what)) => {
                 let why = format!("not approved: this unattended run has no approval for {what}");
+                self.report.missing_approvals.push(what);
                 return self.decline(i, &why);
             }
             Err(e) => return self.prompt_failed(i, &e),
@@ -581,6 +601,9 @@ impl Run {
         self.report.outcome = outcome;
         self.report.exit_code = code;
         self.report.message = message;
+        self.report.contained = c.state;
+        self.report.time_to_containment_ms = c.time_to_containment_ms;
+        self.report.finished_at = jiff::Timestamp::now().to_string();
         self.report.containment = Some(c);
         self.report
     }

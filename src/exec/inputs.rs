@@ -18,6 +18,9 @@ pub type EnvReader = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// Asks for a secret input without echo: (name, description) → value.
 pub type SecretPrompt = Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>;
 
+/// Asks for a missing required input at the terminal: (name, type, description) → text.
+pub type TextPrompt = Box<dyn Fn(&str, &str, &str) -> Option<String> + Send + Sync>;
+
 /// Where input values may come from (the CLI fills this in).
 #[derive(Default)]
 pub struct InputSources {
@@ -31,6 +34,8 @@ pub struct InputSources {
     pub env: Option<EnvReader>,
     /// Asks for a missing secret without echo (interactive runs only).
     pub prompt_secret: Option<SecretPrompt>,
+    /// Asks for a missing required input (interactive runs only).
+    pub prompt_text: Option<TextPrompt>,
 }
 
 /// The resolved inputs of a run.
@@ -143,7 +148,11 @@ pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, Inpu
                     .and_then(env)
                     .map(|v| (Value::String(v), true))
             })
-            .or_else(|| spec.default.clone().map(|v| (v, false)));
+            .or_else(|| spec.default.clone().map(|v| (v, false)))
+            .or_else(|| {
+                let ask = sources.prompt_text.as_ref().filter(|_| spec.required)?;
+                ask(name, spec.kind.as_str(), &spec.description).map(|v| (Value::String(v), true))
+            });
         match raw {
             None if spec.required => problems.push(format!(
                 "input `{name}` is required: --input {name}=VALUE, or {}",

@@ -17,6 +17,7 @@ mod fanout;
 pub mod inputs;
 mod paged;
 pub mod plan;
+pub mod preflight;
 pub mod prepare;
 pub mod progress;
 mod recover;

@@ -34,6 +34,7 @@ pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {
         mode: meta.mode,
         inputs: inputs.display.clone(),
         resumes: meta.resumes.clone(),
+        incident_id: meta.incident_id.clone(),
     }
 }
 

@@ -1,17 +1,22 @@
 //! The run's result as the operator (or a paging tool) reads it: a human summary on stdout, or
-//! one JSON document.
+//! one JSON document (`--output json`) whose JSON Schema ships with the tool
+//! (`esus-ir schema --result`, docs/result.schema.json).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::event::{ContainmentState, EvidenceRef, RunOutcome, StepStatus};
 use crate::error::ExitCode;
 
+/// The version of the JSON documents (`--output json`); it changes only when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// One step in the summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StepReport {
     /// Step id.
     pub id: String,
@@ -31,15 +36,50 @@ pub struct StepReport {
     pub secret_files: Vec<PathBuf>,
     /// What a containment check found.
     pub finding: Option<String>,
-    /// The non-2xx answer the runbook expected.
+    /// The non-2xx answer the runbook expected (`expect:`): an expected refusal, not a failure.
     pub expected: Option<u16>,
 }
 
-/// The whole run.
-#[derive(Debug, Clone, Serialize)]
+/// A step an unattended run could not approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct MissingApproval {
+    /// The step id.
+    pub step: String,
+    /// Whether it is `confirm: typed` (only `--approve STEP` approves it, never `--yes`).
+    pub typed: bool,
+    /// The flag(s) that would approve it.
+    pub approve_with: String,
+}
+
+impl std::fmt::Display for MissingApproval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (needs {})", self.step, self.approve_with)
+    }
+}
+
+/// The whole run: the `--output json` document of a live run or drill.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RunReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Always `result` (a dry-run writes a `plan`, a failure before the run an `error`).
+    pub kind: String,
     /// Unique id of this run.
     pub run_id: String,
+    /// `--incident-id`, when given.
+    pub incident_id: Option<String>,
+    /// Who ran it (`--operator`, else the OS user); the signer identity of the transcript.
+    pub operator: String,
+    /// `live` or `drill`.
+    pub mode: super::event::RunMode,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// When it finished (RFC 3339).
+    pub finished_at: String,
+    /// contained, not-contained or not-applicable: the containment checks' verdict.
+    pub contained: ContainmentState,
+    /// Milliseconds from the start to the moment containment was proven, when it was.
+    pub time_to_containment_ms: Option<u64>,
     /// The runbook's name.
     pub runbook: String,
     /// How it ended.
@@ -58,6 +98,12 @@ pub struct RunReport {
     pub evidence_dir: Option<PathBuf>,
     /// What the run proved about containment.
     pub containment: Option<super::containment::Containment>,
+    /// Who the operator's token is, as ESUS said at the preflight (`GET /auth/me`).
+    pub acting_as: Option<Value>,
+    /// Steps an unattended run could not approve, each with what would approve it.
+    pub missing_approvals: Vec<MissingApproval>,
+    /// The exact command that continues this run, when it stopped before the end.
+    pub resume_command: Option<String>,
 }
 
 impl RunOutcome {
@@ -68,6 +114,7 @@ impl RunOutcome {
             RunOutcome::Failed => ExitCode::StepFailed,
             RunOutcome::Declined => ExitCode::Declined,
             RunOutcome::AuthFailed => ExitCode::Auth,
+            RunOutcome::Unreachable => ExitCode::Unreachable,
             RunOutcome::Interrupted => ExitCode::Interrupted,
         }
     }
@@ -183,7 +230,8 @@ fn outcome_words(o: RunOutcome) -> &'static str {
         RunOutcome::Success => "completed",
         RunOutcome::Failed => "FAILED",
         RunOutcome::Declined => "stopped: declined or approval missing",
-        RunOutcome::AuthFailed => "stopped: authentication failed",
+        RunOutcome::AuthFailed => "stopped: ESUS refused the operator's credentials",
+        RunOutcome::Unreachable => "stopped: ESUS could not be reached (nothing was sent)",
         RunOutcome::Interrupted => "interrupted",
     }
 }

@@ -209,7 +209,12 @@ fn batch_size(before: &[Located], step: Option<&str>) -> Option<u64> {
 fn check_evidence(records: &[Located], dir: &Path, require: bool, out: &mut Structure) {
     for loc in records.iter() {
         let evidence = match loc.record.kind.as_str() {
-            "response" => loc.record.data.get("evidence").filter(|v| !v.is_null()).cloned(),
+            "response" => loc
+                .record
+                .data
+                .get("evidence")
+                .filter(|v| !v.is_null())
+                .cloned(),
             // A paged pull's summary names its file and digest directly.
             "audit-evidence" => Some(Value::Object(loc.record.data.clone())),
             _ => None,

@@ -206,8 +206,29 @@ pub fn allowed_signers_line(operator: &str, public_key: &str) -> String {
 pub fn default_operator() -> String {
     ["USER", "LOGNAME", "USERNAME"]
         .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .or_else(os_account)
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The account name of this process's user, from the password database (for when the
+/// environment names nobody, as under some schedulers and paging tools).
+fn os_account() -> Option<String> {
+    #[cfg(unix)]
+    {
+        let uid = rustix::process::getuid().as_raw().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let id = fields.nth(1)?;
+            (id == uid && !name.is_empty()).then(|| name.to_string())
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 fn default_comment() -> String {

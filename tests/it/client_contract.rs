@@ -101,8 +101,14 @@ async fn every_action_is_answered_with_the_success_the_openapi_documents() {
     let rb = env.runbook("every-action.yaml", EVERY_ACTION);
     let mut cmd = env.run_cmd(&rb);
     cmd.env("ESUS_IR_INPUT_TOKEN", r.session_token.expose_secret())
-        .env("ESUS_IR_INPUT_REFRESH", r.session_refresh_token.expose_secret())
-        .env("ESUS_IR_INPUT_HOOK_HEADER", "Authorization: Bearer hook-secret")
+        .env(
+            "ESUS_IR_INPUT_REFRESH",
+            r.session_refresh_token.expose_secret(),
+        )
+        .env(
+            "ESUS_IR_INPUT_HOOK_HEADER",
+            "Authorization: Bearer hook-secret",
+        )
         .env("ESUS_IR_INPUT_OTHER_PASSWORD", "pat-drill-password")
         .args(["--yes", "--non-interactive", "--output", "json"]);
     let out = output(cmd).await;
@@ -158,15 +164,18 @@ async fn every_action_is_answered_with_the_success_the_openapi_documents() {
     assert_eq!(seen("PUT", &format!("/api-keys/{created}")), [Some(200)]);
     assert_eq!(seen("DELETE", &format!("/api-keys/{created}")), [Some(204)]);
     assert!(
-        log.iter()
-            .any(|q| q.method == "DELETE" && q.path.starts_with("/roles/users/u-1002/")
-                && q.status == Some(200)),
+        log.iter().any(|q| q.method == "DELETE"
+            && q.path.starts_with("/roles/users/u-1002/")
+            && q.status == Some(200)),
         "unassign by UUID"
     );
     let sub = step(&report, "subscribe")["outputs"]["id"]
         .as_str()
         .expect("subscription id");
-    assert_eq!(seen("DELETE", &format!("/fhir/Subscription/{sub}")), [Some(204)]);
+    assert_eq!(
+        seen("DELETE", &format!("/fhir/Subscription/{sub}")),
+        [Some(204)]
+    );
     assert_eq!(step(&report, "me")["outputs"]["email"], r.admin_email);
     assert!(
         env.sim.sessions_of("u-1002").iter().all(|s| s.revoked),

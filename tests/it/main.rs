@@ -2,10 +2,11 @@
 
 mod audit_evidence;
 mod cli;
-mod client_contract;
 mod cli_conventions;
+mod client_contract;
 mod drill;
 mod hostile;
+mod preflight;
 mod resume;
 mod run_faults;
 mod run_folder;

@@ -105,7 +105,11 @@ async fn a_throttled_create_is_sent_again_and_creates_exactly_once() {
         .map(|q| q.status)
         .collect();
     assert!(posts.contains(&Some(429)), "{posts:?}");
-    assert_eq!(posts.iter().filter(|s| **s == Some(201)).count(), 2, "{posts:?}");
+    assert_eq!(
+        posts.iter().filter(|s| **s == Some(201)).count(),
+        2,
+        "{posts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,14 +229,28 @@ async fn an_expired_token_is_refreshed_mid_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_token_without_refresh_stops_unattended_runs_with_exit_4() {
-    let env = Env::start().await;
-    env.sim
-        .advance_clock(std::time::Duration::from_secs(20 * 60));
+async fn a_token_that_expires_mid_run_without_refresh_stops_unattended_runs_with_exit_4() {
+    // The rotate is held long enough for the test to move the simulated clock past the token's
+    // 15 minutes: the preflight passed, the next request is refused.
+    let env = Env::with(with("latency=1500ms@POST /api-keys/{id}/rotate")).await;
     let mut cmd = env.run_cmd("api-key-compromise");
     env.compromise_args(&mut cmd);
     cmd.args(["--yes", "--non-interactive"]);
-    let out = output(cmd).await;
+    let run = tokio::spawn(output(cmd));
+    for _ in 0..200 {
+        if env
+            .sim
+            .requests()
+            .iter()
+            .any(|q| q.path.ends_with("/rotate"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    env.sim
+        .advance_clock(std::time::Duration::from_secs(20 * 60));
+    let out = run.await.expect("join");
     assert_code(&out, 4);
     assert!(
         text(&out.stdout).contains("Renew the token and resume"),

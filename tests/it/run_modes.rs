@@ -171,32 +171,6 @@ async fn missing_or_bad_inputs_exit_2_before_anything_is_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_token_exits_4() {
-    let env = Env::start().await;
-    let mut cmd = env.run_cmd("api-key-compromise");
-    env.compromise_args(&mut cmd);
-    cmd.env("ESUS_TOKEN", "not-a-valid-token")
-        .args(["--yes", "--non-interactive"]);
-    let out = output(cmd).await;
-    assert_code(&out, 4);
-    assert!(
-        env.sim
-            .requests()
-            .iter()
-            .all(|q| q.method == "GET" || q.path == "/auth/logout"),
-        "nothing destructive with a bad token: {:?}",
-        env.sim.requests()
-    );
-    let mut cmd = env.run_cmd("api-key-compromise");
-    env.compromise_args(&mut cmd);
-    cmd.env_remove("ESUS_TOKEN")
-        .args(["--yes", "--non-interactive"]);
-    let out = output(cmd).await;
-    assert_code(&out, 4);
-    assert!(text(&out.stderr).contains("no ESUS token"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_to_a_remote_host_is_refused() {
     let env = Env::start().await;
     let mut cmd = env.bare_cmd();
@@ -275,8 +249,12 @@ async fn a_refused_stolen_token_is_a_failed_step_not_an_operator_auth_failure() 
         "version: 1\nname: dead\ninputs:\n  token: {type: secret, required: true}\nsteps:\n  - {id: end, name: End, action: auth.logout_all, with: {token: \"{{ inputs.token }}\"}}\n",
     );
     let mut cmd = env.run_cmd(&rb);
-    cmd.env("ESUS_IR_INPUT_TOKEN", "not-a-live-token")
-        .args(["--yes", "--non-interactive", "--output", "json"]);
+    cmd.env("ESUS_IR_INPUT_TOKEN", "not-a-live-token").args([
+        "--yes",
+        "--non-interactive",
+        "--output",
+        "json",
+    ]);
     let out = output(cmd).await;
     // 4 would tell the operator to renew *their* token; the stolen one being dead is a step result.
     assert_code(&out, 1);

@@ -7,23 +7,28 @@ use expectrl::Expect;
 
 use crate::run_support::{Env, verify};
 
-/// Drives an interactive run: answers the logout and delete prompts, returns the exit code.
+/// Drives an interactive run: answers the logout prompt `y`⏎, the delete prompt with
+/// `answer_delete`⏎ (and the rotate prompt `y`⏎ after a yes); returns the exit code.
 fn interactive(env: &Env, answer_delete: &str) -> i32 {
     let mut session = expectrl::Session::spawn(env.std_cmd()).expect("spawn in a pty");
     session.set_expect_timeout(Some(Duration::from_secs(30)));
     session
         .expect("Log out the compromised session of user")
         .expect("logout prompt");
-    session.send("y").expect("answer");
+    session.send_line("y").expect("answer");
     session
         .expect("Delete API key")
         .expect("delete prompt shows the step's message");
-    session.send(answer_delete).expect("answer");
+    session.send_line(answer_delete).expect("answer");
     if answer_delete == "y" {
         session.expect("Rotate").expect("rotate prompt");
-        session.send("y").expect("answer");
+        session.send_line("y").expect("answer");
     }
     session.expect(expectrl::Eof).expect("the run ends");
+    exit_code(&mut session)
+}
+
+fn exit_code<S>(session: &mut expectrl::Session<expectrl::process::unix::UnixProcess, S>) -> i32 {
     match session.get_process().wait().expect("exit status") {
         expectrl::process::unix::WaitStatus::Exited(_, code) => code,
         other => panic!("unexpected end: {other:?}"),
@@ -66,6 +71,70 @@ async fn answering_no_stops_the_run_with_exit_3_and_sends_nothing_more() {
         0,
         "a declined run leaves a verifiable transcript"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn y_then_enter_approves_exactly_one_prompt_and_type_ahead_never_answers_the_next() {
+    let env = Env::start().await;
+    let code = tokio::task::block_in_place(|| {
+        let mut session = expectrl::Session::spawn(env.std_cmd()).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session
+            .expect("Log out the compromised session of user")
+            .expect("logout prompt");
+        // `y` then Enter, as people type it — and, in a hurry, two more `y` lines typed ahead.
+        session.send("y\r").expect("y then Enter");
+        session.send("y\ry\r").expect("typed ahead");
+        session.expect("approved").expect("the logout is approved");
+        session
+            .expect("Delete API key")
+            .expect("the delete prompt appears and waits");
+        // Nothing typed before the delete prompt answered it: the key is untouched until we say.
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(
+            env.sim.requests().iter().all(|q| q.method != "DELETE"),
+            "type-ahead answered the delete prompt: {:?}",
+            env.sim.requests()
+        );
+        assert!(
+            env.sim
+                .api_key(&env.sim.ready().key_id)
+                .is_some_and(|k| k.usable_now)
+        );
+        session.send_line("no").expect("decline");
+        session.expect(expectrl::Eof).expect("the run ends");
+        exit_code(&mut session)
+    });
+    assert_eq!(code, 3, "declined at the delete prompt");
+    let log = env.sim.requests();
+    assert_eq!(
+        log.iter().filter(|q| q.path == "/auth/logout").count(),
+        1,
+        "the one `y` approved the logout"
+    );
+    assert!(log.iter().all(|q| q.method != "DELETE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anything_but_y_or_yes_declines() {
+    for answer in ["", "n", "yep", "sure", "Y es", "ja"] {
+        let env = Env::start().await;
+        let code = tokio::task::block_in_place(|| {
+            let mut session = expectrl::Session::spawn(env.std_cmd()).expect("spawn");
+            session.set_expect_timeout(Some(Duration::from_secs(30)));
+            session
+                .expect("Log out the compromised session of user")
+                .expect("logout prompt");
+            session.send_line(answer).expect("answer");
+            session.expect(expectrl::Eof).expect("the run ends");
+            exit_code(&mut session)
+        });
+        assert_eq!(code, 3, "`{answer}` declined");
+        assert!(
+            env.sim.requests().iter().all(|q| q.path != "/auth/logout"),
+            "`{answer}`"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,14 +247,17 @@ async fn an_expired_token_is_replaced_at_a_hidden_prompt() {
         }
     });
     assert_eq!(code, 0);
-    let statuses: Vec<Option<u16>> = env
-        .sim
-        .requests()
-        .iter()
-        .filter(|q| q.path == "/roles")
-        .map(|q| q.status)
-        .collect();
-    assert_eq!(statuses, vec![Some(401), Some(200)]);
+    let statuses = |path: &str| -> Vec<Option<u16>> {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|q| q.path == path)
+            .map(|q| q.status)
+            .collect()
+    };
+    // The preflight meets the expired token first, asks for a new one, and the run goes on.
+    assert_eq!(statuses("/auth/me"), vec![Some(401), Some(200)]);
+    assert_eq!(statuses("/roles"), vec![Some(200)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

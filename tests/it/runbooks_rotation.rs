@@ -234,7 +234,7 @@ async fn runbooks_scheduled_rotation_asks_once_showing_every_key() {
         session
             .expect("Rotate these 6 API keys")
             .expect("the batch prompt names the count");
-        session.send("y").expect("answer");
+        session.send_line("y").expect("answer: y then Enter");
         session.expect(expectrl::Eof).expect("the run ends");
         match session.get_process().wait().expect("exit status") {
             expectrl::process::unix::WaitStatus::Exited(_, code) => code,

@@ -76,6 +76,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
             mode: RunMode::Drill,
             inputs: obj(json!({"label": "ci", "token": "[secret]"})),
             resumes: None,
+            incident_id: None,
         },
         Event::Plan {
             order: vec![

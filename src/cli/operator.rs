@@ -1,0 +1,160 @@
+//! Who runs esus-ir, and with what credential: the operator's ESUS token (ESUS_TOKEN,
+//! `--token-file`, `--login`, or a hidden prompt — never argv), their name for the transcript, and
+//! the machine's name. A token is a secret from the moment it is read.
+
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::Error;
+use crate::esus::client::EsusClient;
+use crate::exec::token::{self, OperatorToken};
+
+/// Where the operator's token comes from.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSources {
+    /// `--token-file`.
+    pub token_file: Option<std::path::PathBuf>,
+    /// `--login EMAIL`.
+    pub login: Option<String>,
+}
+
+/// The operator's token: `--token-file`, ESUS_TOKEN, `--login`, or a hidden prompt. Nothing is
+/// sent to ESUS except by `--login`.
+pub async fn operator_token(
+    sources: &TokenSources,
+    client: &EsusClient,
+    interactive: bool,
+) -> Result<OperatorToken, Error> {
+    let refresh = env_secret("ESUS_REFRESH_TOKEN")
+        .map(|t| checked(t, "ESUS_REFRESH_TOKEN"))
+        .transpose()?;
+    if let Some(path) = &sources.token_file {
+        let t = read_token_file(path)?;
+        return Ok(OperatorToken::new(Some(t), refresh));
+    }
+    if let Some(t) = env_secret("ESUS_TOKEN") {
+        return Ok(OperatorToken::new(Some(checked(t, "ESUS_TOKEN")?), refresh));
+    }
+    if let Some(email) = &sources.login {
+        let password = env_secret("ESUS_PASSWORD").or_else(|| {
+            interactive
+                .then(|| hidden(&format!("ESUS password for {email}")))
+                .flatten()
+        });
+        let password = password.ok_or_else(|| {
+            Error::Usage(
+                "--login needs ESUS_PASSWORD or a terminal to ask for the password (nothing was sent)"
+                    .into(),
+            )
+        })?;
+        let mfa = || {
+            env_secret("ESUS_MFA_CODE")
+                .or_else(|| interactive.then(|| hidden("MFA code")).flatten())
+        };
+        let (access, refresh) = token::login(client, email, &password, mfa)
+            .await
+            .map_err(|e| Error::Auth(e.0))?;
+        return Ok(OperatorToken::new(Some(access), refresh));
+    }
+    if interactive && let Some(t) = hidden("ESUS access token (hidden)") {
+        return Ok(OperatorToken::new(Some(checked(t, "the token")?), refresh));
+    }
+    Err(Error::Usage(
+        "no ESUS token: set ESUS_TOKEN, use --token-file or --login (nothing was sent)".into(),
+    ))
+}
+
+fn env_secret(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(SecretString::from)
+}
+
+fn read_token_file(path: &Path) -> Result<SecretString, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading --token-file {}", path.display()), e))?;
+    let text = SecretString::from(text);
+    // One trailing newline is how files end; anything else inside the token is refused below.
+    let trimmed = SecretString::from(
+        text.expose_secret()
+            .trim_end_matches(['\n', '\r'])
+            .to_string(),
+    );
+    if trimmed.expose_secret().trim().is_empty() {
+        return Err(Error::Usage(format!(
+            "--token-file {} is empty (nothing was sent)",
+            path.display()
+        )));
+    }
+    checked(trimmed, &format!("--token-file {}", path.display()))
+}
+
+/// A token with whitespace or control characters inside would fail every request (or split an
+/// HTTP header): refused before anything is sent. Surrounding spaces are trimmed.
+fn checked(token: SecretString, what: &str) -> Result<SecretString, Error> {
+    let t = token.expose_secret().trim();
+    if t.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::Usage(format!(
+            "{what}: the token contains a line break, space or control character (the value is not shown; nothing was sent)"
+        )));
+    }
+    Ok(SecretString::from(t.to_string()))
+}
+
+/// Asks without echo. Called from async code before the run starts: `block_in_place` keeps the
+/// prompt from holding up a runtime worker.
+pub fn hidden(prompt: &str) -> Option<SecretString> {
+    tokio::task::block_in_place(|| {
+        dialoguer::Password::new()
+            .with_prompt(prompt)
+            .interact_on(&dialoguer::console::Term::stderr())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from)
+    })
+}
+
+/// `--operator`, else $USER / $LOGNAME, else the OS account of this process.
+pub fn operator_name(given: Option<&str>) -> String {
+    given
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(crate::transcript::default_operator)
+}
+
+/// This machine's name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_with_line_breaks_are_refused_without_showing_them() {
+        let err = checked(
+            SecretString::from("abc\r\ndef-canary".to_string()),
+            "ESUS_TOKEN",
+        )
+        .expect_err("refused");
+        let msg = err.to_string();
+        assert!(msg.contains("line break"), "{msg}");
+        assert!(!msg.contains("canary"), "{msg}");
+        let ok = checked(SecretString::from("  tok-123 ".to_string()), "x").expect("trimmed");
+        assert_eq!(ok.expose_secret(), "tok-123");
+    }
+
+    #[test]
+    fn the_operator_is_named_by_the_flag_else_the_environment_or_account() {
+        assert_eq!(operator_name(Some("oncall@x")), "oncall@x");
+        assert_ne!(operator_name(None), "");
+    }
+}

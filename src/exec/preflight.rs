@@ -1,0 +1,293 @@
+//! Before anything is sent: who is this token, on which ESUS, and may it do what the runbook
+//! needs? One `GET /auth/me` (getAuthMe) answers all three, so a wrong token, an unreachable or
+//! non-ESUS URL, a TLS failure or a missing permission stops the run here — with its own message —
+//! and never after a first destructive request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::event::{Event, RunOutcome};
+use super::send;
+use super::shared::Shared;
+use crate::esus::client::{ApiResponse, TransportError};
+use crate::esus::permissions::{self, Permission};
+use crate::esus::request::ApiRequest;
+
+/// Why the preflight stopped the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// How the run ends (`auth-failed` or `unreachable`).
+    pub outcome: RunOutcome,
+    /// What happened and what to do, for people.
+    pub message: String,
+}
+
+/// Who the operator is, as ESUS says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `GET /auth/me`'s body.
+    pub me: Value,
+    /// "acting as admin@riverside.example (Riverside Health, roles admin) on https://…".
+    pub summary: String,
+}
+
+/// Checks the operator's token against ESUS and the runbook's needs; records what it found.
+pub async fn check(shared: &Arc<Shared>) -> Result<Identity, Refusal> {
+    let base = shared.client.base().to_string();
+    let me = match fetch_me(shared, &base).await {
+        Ok(me) => me,
+        Err(refusal) => {
+            record(shared, &json!(null), &refusal.message, &[]);
+            return Err(refusal);
+        }
+    };
+    let summary = format!("acting as {} on {base}", who(&me));
+    let lacking = lacking(shared, &me);
+    record(shared, &me, &summary, &lacking);
+    if !lacking.is_empty() {
+        return Err(Refusal {
+            outcome: RunOutcome::AuthFailed,
+            message: format!(
+                "the operator ({}) lacks what this runbook needs: {} (nothing was sent)",
+                who(&me),
+                lacking.join("; ")
+            ),
+        });
+    }
+    Ok(Identity { me, summary })
+}
+
+fn record(shared: &Shared, me: &Value, summary: &str, lacking: &[String]) {
+    let identity = json!({
+        "id": me.get("id"),
+        "email": me.get("email"),
+        "organizations": me.get("organizations").and_then(Value::as_array).map(|orgs| {
+            orgs.iter().map(|o| json!({
+                "organizationId": o.get("organizationId"),
+                "organizationName": o.get("organizationName"),
+                "role": o.get("role"),
+                "roles": o.get("roles"),
+            })).collect::<Vec<_>>()
+        }),
+    });
+    let _ = shared.emit(&Event::Preflight {
+        identity,
+        summary: summary.to_string(),
+        lacking: lacking.to_vec(),
+    });
+}
+
+/// `GET /auth/me`, with a renewal when the token is refused and the refresh token (or the
+/// operator) can give another; a transient 5xx is tried twice more.
+async fn fetch_me(shared: &Arc<Shared>, base: &str) -> Result<Value, Refusal> {
+    let req = ApiRequest::get("/auth/me");
+    let mut renewed = false;
+    for attempt in 1..=3u32 {
+        let (token, generation) = shared.token.current().await;
+        if token.is_none() {
+            return Err(auth(
+                "no ESUS token: set ESUS_TOKEN, use --token-file or --login (nothing was sent)",
+            ));
+        }
+        let result = send_recorded(shared, &req, attempt).await;
+        match result {
+            Err(e) => return Err(unreachable(base, &e)),
+            Ok(resp) if resp.status == 200 => return profile(base, &resp),
+            Ok(resp) if resp.status == 401 && !renewed => {
+                renewed = true;
+                if shared
+                    .token
+                    .renew(generation, &shared.client, shared.confirmer.clone())
+                    .await
+                    .is_err()
+                {
+                    return Err(refused(&resp));
+                }
+            }
+            Ok(resp) if matches!(resp.status, 401 | 403) => return Err(refused(&resp)),
+            Ok(resp) if resp.status >= 500 && attempt < 3 => {
+                tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+            }
+            Ok(resp) => return Err(not_esus(base, &resp)),
+        }
+    }
+    Err(Refusal {
+        outcome: RunOutcome::Unreachable,
+        message: format!("ESUS at {base} kept answering with server errors (nothing was sent)"),
+    })
+}
+
+async fn send_recorded(
+    shared: &Arc<Shared>,
+    req: &ApiRequest,
+    attempt: u32,
+) -> Result<ApiResponse, TransportError> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let url = shared.client.url(req).to_string();
+    let _ = shared.emit(&Event::Request {
+        step: "preflight".into(),
+        item: None,
+        attempt,
+        request_id: request_id.clone(),
+        request: req.view(&url),
+    });
+    let (token, _) = shared.token.current().await;
+    let timeout = Some(Duration::from_secs(15));
+    let result = shared
+        .client
+        .send(req, token.as_ref(), &request_id, timeout)
+        .await;
+    let policy = send::BodyPolicy {
+        phi: false,
+        secret_fields: &[],
+    };
+    match &result {
+        Ok(resp) => {
+            let _ = send::record_response(shared, "preflight", &request_id, resp, policy, None);
+        }
+        Err(e) => {
+            let _ = shared.emit(&Event::Response {
+                step: "preflight".into(),
+                request_id,
+                status: None,
+                duration_ms: 0,
+                body_sha256: None,
+                body: None,
+                evidence: None,
+                error: Some(e.to_string()),
+            });
+        }
+    }
+    result
+}
+
+/// The profile, or why this is not ESUS's `/auth/me`.
+fn profile(base: &str, resp: &ApiResponse) -> Result<Value, Refusal> {
+    let me = resp.json();
+    let has = |k: &str| me.get(k).and_then(Value::as_str).is_some();
+    if has("id") && has("email") {
+        return Ok(me);
+    }
+    Err(Refusal {
+        outcome: RunOutcome::Unreachable,
+        message: format!(
+            "{base} does not look like ESUS: GET /auth/me answered 200 without a user profile (check --base-url; nothing was sent)"
+        ),
+    })
+}
+
+fn auth(message: &str) -> Refusal {
+    Refusal {
+        outcome: RunOutcome::AuthFailed,
+        message: message.to_string(),
+    }
+}
+
+fn refused(resp: &ApiResponse) -> Refusal {
+    auth(&format!(
+        "ESUS refused the operator's token ({} at GET /auth/me): it is invalid, expired or revoked. Set a fresh ESUS_TOKEN (or ESUS_REFRESH_TOKEN to renew it) and run again (nothing was sent)",
+        resp.status
+    ))
+}
+
+fn not_esus(base: &str, resp: &ApiResponse) -> Refusal {
+    let what = match resp.status {
+        300..=399 => "a redirect (ESUS's API never redirects; esus-ir does not follow it)".into(),
+        404 => "404: there is no /auth/me here".to_string(),
+        s => format!("{s}"),
+    };
+    Refusal {
+        outcome: RunOutcome::Unreachable,
+        message: format!(
+            "{base} does not look like ESUS: GET /auth/me answered {what} (check --base-url; nothing was sent)"
+        ),
+    }
+}
+
+fn unreachable(base: &str, e: &TransportError) -> Refusal {
+    let detail = e.to_string();
+    let lower = detail.to_ascii_lowercase();
+    let message = if [
+        "certificate",
+        "tls",
+        "handshake",
+        "alert",
+        "peer is incompatible",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    {
+        format!(
+            "the TLS connection to {base} failed: {} — for a private CA use --ca-cert PEM; ESUS needs TLS 1.2 or later (nothing was sent)",
+            short(&detail)
+        )
+    } else {
+        format!(
+            "cannot reach ESUS at {base}: {} — check --base-url / ESUS_BASE_URL and the network (nothing was sent)",
+            short(&detail)
+        )
+    };
+    Refusal {
+        outcome: RunOutcome::Unreachable,
+        message,
+    }
+}
+
+/// The innermost causes of a transport error, which say what happened ("Connection refused").
+fn short(detail: &str) -> String {
+    let parts: Vec<&str> = detail.split(": ").collect();
+    let tail = &parts[parts.len().saturating_sub(2)..];
+    tail.join(": ")
+}
+
+/// "admin@riverside.example (Riverside Health, roles admin)".
+fn who(me: &Value) -> String {
+    let email = me.get("email").and_then(Value::as_str).unwrap_or("?");
+    let org = me
+        .get("organizations")
+        .and_then(Value::as_array)
+        .and_then(|o| o.first());
+    match org {
+        Some(o) => {
+            let name = o
+                .get("organizationName")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let roles: Vec<&str> = o
+                .get("roles")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!("{email} ({name}, roles {})", roles.join(", "))
+        }
+        None => format!("{email} (no organization)"),
+    }
+}
+
+/// What the runbook needs of the operator's token that `/auth/me` shows it lacks, with the
+/// steps that need it.
+fn lacking(shared: &Shared, me: &Value) -> Vec<String> {
+    let valid = &shared.valid;
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (step, info) in valid.runbook.steps.iter().zip(&valid.steps) {
+        for need in permissions::for_step(info.action, &step.with) {
+            if need_is_unmet(&need, me) {
+                missing
+                    .entry(need.to_string())
+                    .or_default()
+                    .push(step.id.clone());
+            }
+        }
+    }
+    missing
+        .into_iter()
+        .map(|(need, steps)| format!("{need} (steps {})", steps.join(", ")))
+        .collect()
+}
+
+fn need_is_unmet(need: &Permission, me: &Value) -> bool {
+    need.is_operator_permission() && need.satisfied_by(me) == Some(false)
+}
