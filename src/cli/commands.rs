@@ -139,12 +139,14 @@ impl SchemaOf {
     }
 }
 
-/// A result or an error: what `run`/`drill --output json` prints (the `kind` field tells which).
+/// What `run`/`drill --output json` prints: a run's result, a drill's score, or an error before
+/// the run could start (the `kind` field tells which).
 #[derive(schemars::JsonSchema)]
 #[schemars(untagged)]
 #[allow(dead_code)] // exists to describe the documents, not to be built
 enum ResultOrError {
     Result(Box<crate::exec::report::RunReport>),
+    Drill(Box<super::drill_cmd::DrillReport>),
     Error(super::ErrorDocument),
 }
 

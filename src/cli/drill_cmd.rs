@@ -64,7 +64,7 @@ pub struct DrillArgs {
 }
 
 /// One scored check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Check {
     /// What was checked.
     pub name: String,
@@ -74,9 +74,14 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The drill's score.
-#[derive(Debug, Clone, Serialize)]
+/// The drill's score: the `drill --output json` document.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DrillReport {
+    /// Version of this document format (1); it changes only when a field changes meaning or goes away.
+    pub schema_version: u32,
+    /// Always `drill`.
+    #[schemars(extend("const" = "drill"))]
+    pub kind: String,
     /// The runbook.
     pub runbook: String,
     /// Whether every check passed.
@@ -253,6 +258,8 @@ async fn score(
         *faults_fired.entry(fault).or_insert(0usize) += 1;
     }
     DrillReport {
+        schema_version: crate::exec::report::SCHEMA_VERSION,
+        kind: "drill".into(),
         runbook: run.runbook.clone(),
         passed: checks.iter().all(|c| c.passed),
         checks,

@@ -93,9 +93,10 @@ fn error_document(code: ExitCode, message: &str) {
 /// same versioned document family as a run's result (`esus-ir schema --result`).
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct ErrorDocument {
-    /// The version of the JSON documents.
+    /// Version of this document format (1); it changes only when a field changes meaning or goes away.
     pub schema_version: u32,
     /// Always `error`.
+    #[schemars(extend("const" = "error"))]
     pub kind: String,
     /// `usage-error`, `auth-failed`, `unreachable`, `invalid`, `failed`, …
     pub outcome: String,

@@ -298,7 +298,7 @@ pub async fn execute(
         }
     };
     let (signer, created) = Signer::resolve(&args.sign.clone().into_source())?;
-    if let Some(c) = created {
+    if let Some(c) = created.filter(|_| !term.quiet) {
         eprintln!("{c}");
     }
     let transcript_path = args

@@ -97,13 +97,22 @@ pub fn assess(
 
 /// What a check found, or why it could not tell.
 fn detail(e: Ended<'_>, id: &str) -> String {
-    match e.report {
-        Some(r) => match (&r.finding, &r.reason) {
-            (Some(f), _) => f.clone(),
-            (None, Some(reason)) => format!("`{id}` {}: {reason}", status_words(r.status)),
-            (None, None) => format!("`{id}` {}", status_words(r.status)),
+    let Some(r) = e.report else {
+        return format!("not verified: `{id}` never ran");
+    };
+    match (&r.finding, r.status) {
+        (Some(f), _) => f.clone(),
+        (None, StepStatus::Interrupted) => {
+            format!("not verified: `{id}` did not run (the run was interrupted)")
+        }
+        (None, StepStatus::Skipped | StepStatus::Declined) => format!(
+            "not verified: `{id}` did not run ({})",
+            r.reason.as_deref().unwrap_or("the run stopped")
+        ),
+        (None, s) => match &r.reason {
+            Some(reason) => format!("`{id}` {}: {reason}", status_words(s)),
+            None => format!("`{id}` {}", status_words(s)),
         },
-        None => format!("`{id}` never ran"),
     }
 }
 

@@ -275,9 +275,10 @@ async fn plan_steps(
 /// (`esus-ir schema --plan`, docs/plan.schema.json).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlanDocument {
-    /// [`super::report::SCHEMA_VERSION`].
+    /// Version of this document format (1); it changes only when a field changes meaning or goes away.
     pub schema_version: u32,
     /// Always `plan`.
+    #[schemars(extend("const" = "plan"))]
     pub kind: String,
     /// `all` (nothing is sent) or `reads` (the safe GETs are sent).
     pub dry_run: String,

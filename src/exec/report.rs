@@ -60,9 +60,10 @@ impl std::fmt::Display for MissingApproval {
 /// The whole run: the `--output json` document of a live run or drill.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RunReport {
-    /// [`SCHEMA_VERSION`].
+    /// Version of this document format (1); it changes only when a field changes meaning or goes away.
     pub schema_version: u32,
     /// Always `result` (a dry-run writes a `plan`, a failure before the run an `error`).
+    #[schemars(extend("const" = "result"))]
     pub kind: String,
     /// Unique id of this run.
     pub run_id: String,
@@ -146,10 +147,9 @@ impl RunReport {
         }
     }
 
-    /// The human summary: containment first, then every step, then what to do next.
+    /// The human summary after the containment line: every step, the transcript, the outcome.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "\n{}", self.containment_line());
         let _ = writeln!(out, "\n{} — {}", self.runbook, outcome_words(self.outcome));
         for s in &self.steps {
             let _ = writeln!(
