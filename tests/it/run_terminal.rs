@@ -285,3 +285,42 @@ async fn ctrl_c_at_a_prompt_stops_the_run_as_interrupted() {
     );
     assert_eq!(verify(&env, &env.transcript()).0, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_asks_for_a_required_input_nobody_gave() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "ask.yaml",
+        "version: 1\nname: ask\ninputs:\n  key_id: {type: string, required: true, description: Id of the key to read, pattern: \"k-[0-9]+\"}\nsteps:\n  - {id: read, name: Read the key, action: api_keys.get, with: {id: \"{{ inputs.key_id }}\"}}\n",
+    );
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", env.dir.path().join("config"))
+        .env("NO_COLOR", "1")
+        .env(
+            "ESUS_TOKEN",
+            secrecy::ExposeSecret::expose_secret(&env.sim.ready().admin_token),
+        )
+        .args(["run", &rb, "--base-url", &env.sim.base_url()])
+        .arg("--run-dir")
+        .arg(env.run_dir());
+    let code = tokio::task::block_in_place(|| {
+        let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session
+            .expect("key_id (string, required) — Id of the key to read: ")
+            .expect("the prompt names the input and says what it is");
+        session.send_line("k-1001").expect("type it");
+        session.expect(expectrl::Eof).expect("the run ends");
+        exit_code(&mut session)
+    });
+    assert_eq!(code, 0);
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|q| q.method == "GET" && q.path == "/api-keys/k-1001")
+    );
+}

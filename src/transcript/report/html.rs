@@ -125,6 +125,9 @@ fn overview(out: &mut String, t: &Timeline, v: &Verification) {
         ),
         ("esus-ir", esc(&t.tool_version)),
     ]);
+    if let Some(p) = &t.preflight {
+        rows.push(("Acting as", esc(p)));
+    }
     if let Some(r) = &t.resumes {
         rows.push(("Resumes", format!("<span class=\"mono\">{}</span>", esc(r))));
     }

@@ -91,6 +91,9 @@ fn overview(out: &mut String, t: &Timeline, v: &Verification) {
         ),
     );
     row("esus-ir", md(&t.tool_version));
+    if let Some(p) = &t.preflight {
+        row("Acting as", md(p));
+    }
     if let Some(r) = &t.resumes {
         row("Resumes", md(r));
     }

@@ -30,6 +30,8 @@ pub struct Timeline {
     pub tool_version: String,
     /// The transcript this run resumed, if any (its head hash).
     pub resumes: Option<String>,
+    /// What the preflight found: "acting as … on …", or why it stopped the run.
+    pub preflight: Option<String>,
     /// The incident id given to the run, if any.
     pub incident_id: Option<String>,
     /// Inputs as recorded (secret ones as `[secret]`), rendered as JSON text.
@@ -178,6 +180,13 @@ impl Timeline {
                     let word = if approved { "approved" } else { "declined" };
                     t.step_mut(r).approval = format!("{word} ({how})");
                 }
+                // The preflight is the run's, not a step's: it is shown as who acted.
+                "preflight" => {
+                    t.preflight = r
+                        .str_field("summary")
+                        .map(|s| s.strip_prefix("acting as ").unwrap_or(s).to_string());
+                }
+                "request" | "response" if r.step() == Some("preflight") => {}
                 "request" => t.step_mut(r).requests += 1,
                 "response" => t.read_evidence(r),
                 "step-finished" => t.read_step_finished(r, &destructive),
