@@ -18,7 +18,7 @@ use esus_ir::exec::evidence::Folders;
 use esus_ir::exec::executor::{self, RunMeta, RunOptions};
 use esus_ir::exec::inputs::{self, InputSources};
 use esus_ir::exec::progress::NoProgress;
-use esus_ir::exec::shared::{Interrupt, Shared};
+use esus_ir::exec::shared::{Interrupt, Parts, Shared};
 use esus_ir::exec::token::OperatorToken;
 use esus_ir::sim::{SimConfig, Simulator};
 use esus_ir::transcript::{Signer, TranscriptWriter};
@@ -91,17 +91,18 @@ async fn esus_ir(
     } else {
         Arc::new(Null)
     };
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(Shared::new(Parts {
         valid,
         client,
-        OperatorToken::new(Some(token.clone()), None),
-        Arc::new(NeverPrompt),
+        token: OperatorToken::new(Some(token.clone()), None),
+        confirmer: Arc::new(NeverPrompt),
+        policy: ApprovalPolicy::default(),
         sink,
-        Arc::new(NoProgress),
+        progress: Arc::new(NoProgress),
         folders,
         interrupt,
-        false,
-    ));
+        drill: false,
+    }));
     let meta = RunMeta {
         run_id: "bench".into(),
         runbook_text: text,
@@ -110,10 +111,11 @@ async fn esus_ir(
         mode: RunMode::Drill,
         resumes: None,
         incident_id: None,
+        resumes_file: None,
+        chain_started_at: None,
     };
     let opts = RunOptions {
         max_parallel: 4,
-        policy: ApprovalPolicy::default(),
         ..RunOptions::default()
     };
     let started = Instant::now();

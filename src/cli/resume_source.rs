@@ -1,42 +1,164 @@
-//! Resuming from a transcript, as the command line reads it: the transcript's chain must be
-//! intact, its signature (when there is one) valid, and the runbook unchanged.
+//! Resuming, as the command line reads it: `--resume` takes a run folder (its latest transcript)
+//! or a transcript; the transcript must be one, its chain intact and signed by a trusted key,
+//! and the runbook unchanged. The resumed run writes the next numbered transcript in the same
+//! run folder, so one folder holds the whole incident.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use crate::bundled;
 use crate::error::Error;
+use crate::transcript::Record;
 
-/// Reads a transcript to resume: its chain must be intact, its signature (when there is one)
-/// valid, and the runbook unchanged.
-pub(super) fn load_resume(
-    path: &std::path::Path,
-    runbook: Option<&str>,
-) -> Result<(bundled::RunbookSource, Vec<crate::transcript::Record>), Error> {
-    let (records, cut) = crate::transcript::read_transcript_prefix(path)?;
+/// A transcript to resume, as read.
+pub(super) struct Resumed {
+    /// The runbook, from the transcript (or the one given, when it is the same).
+    pub(super) source: bundled::RunbookSource,
+    /// Its records (complete lines).
+    pub(super) records: Vec<Record>,
+    /// How many of them a trusted key signed.
+    pub(super) trusted_len: usize,
+    /// The run folder it lives in (where the resumed run writes too).
+    pub(super) run_dir: PathBuf,
+    /// Its file name in that folder.
+    pub(super) file_name: String,
+}
+
+/// Finds and reads the transcript `arg` names (a run folder or a transcript).
+pub(super) fn load(arg: &Path, runbook: Option<&str>) -> Result<Resumed, Error> {
+    let path = transcript_of(arg)?;
+    let run_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    first_record(&path)?;
+    // It is a transcript: from here, damage is tampering (exit 5), not a wrong path.
+    let (records, cut) = crate::transcript::read_transcript_prefix(&path)?;
     if cut {
         eprintln!(
             "note: the transcript's last line was cut (the run was killed while writing); it is ignored"
         );
     }
-    if crate::transcript::signature_path(path).exists() {
-        let v = crate::transcript::verify_transcript(
-            path,
-            &crate::transcript::VerifyOptions::default(),
-        )?;
-        if !v.ok {
-            let first = v
-                .problems
-                .first()
-                .map(|p| p.what.clone())
-                .unwrap_or_default();
-            return Err(Error::Invalid(format!(
-                "{} does not verify ({first}); refusing to resume from it",
-                path.display()
-            )));
-        }
-    }
     let first = records
         .first()
         .filter(|r| r.kind == "run-started")
-        .ok_or_else(|| Error::Invalid(format!("{}: no run-started record", path.display())))?;
+        .ok_or_else(|| not_a_transcript(&path, "it does not begin with a run-started record"))?;
+    let trusted_len = trusted_len(&path, &records)?;
+    let source = runbook_of(&path, first, runbook)?;
+    Ok(Resumed {
+        source,
+        records,
+        trusted_len,
+        run_dir,
+        file_name,
+    })
+}
+
+/// The transcript `arg` names: itself, or a run folder's latest (`transcript.jsonl`, then
+/// `transcript.2.jsonl`, …).
+fn transcript_of(arg: &Path) -> Result<PathBuf, Error> {
+    let meta = std::fs::metadata(arg).map_err(|e| {
+        Error::Usage(format!(
+            "--resume {}: {e} (give the run folder or its transcript)",
+            arg.display()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Ok(arg.to_path_buf());
+    }
+    latest_transcript(arg).ok_or_else(|| {
+        Error::Usage(format!(
+            "--resume {}: no transcript.jsonl in that folder (give the run folder or its transcript)",
+            arg.display()
+        ))
+    })
+}
+
+/// The highest-numbered transcript of a run folder.
+pub(super) fn latest_transcript(dir: &Path) -> Option<PathBuf> {
+    (1..)
+        .map(|n| dir.join(transcript_name(n)))
+        .take_while(|p| p.exists())
+        .last()
+}
+
+/// Where the next transcript of a run folder goes.
+pub(super) fn next_transcript(dir: &Path) -> PathBuf {
+    (1..)
+        .map(|n| dir.join(transcript_name(n)))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(transcript_name(1)))
+}
+
+fn transcript_name(n: u32) -> String {
+    if n == 1 {
+        crate::transcript::layout::TRANSCRIPT_FILE.to_string()
+    } else {
+        format!("transcript.{n}.jsonl")
+    }
+}
+
+/// The first line must be an esus-ir record opening a run; otherwise this is not a transcript
+/// at all (a wrong path: exit 2, unlike a damaged transcript).
+fn first_record(path: &Path) -> Result<Record, Error> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| not_a_transcript(path, &e.to_string()))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file)
+        .take(4 * 1024 * 1024)
+        .read_line(&mut line)
+        .map_err(|e| not_a_transcript(path, &e.to_string()))?;
+    let record =
+        Record::parse(line.trim_end_matches('\n')).map_err(|e| not_a_transcript(path, &e))?;
+    if record.kind != "run-started" || record.seq != 0 {
+        return Err(not_a_transcript(
+            path,
+            "it does not begin with a run-started record",
+        ));
+    }
+    Ok(record)
+}
+
+fn not_a_transcript(path: &Path, why: &str) -> Error {
+    Error::Usage(format!(
+        "--resume {}: not an esus-ir transcript ({why})",
+        path.display()
+    ))
+}
+
+/// How many records a signature covers: all of them for a signed transcript that verifies; a
+/// killed run (no signature) is trusted no further than its chain today.
+fn trusted_len(path: &Path, records: &[Record]) -> Result<usize, Error> {
+    if !crate::transcript::signature_path(path).exists() {
+        return Ok(records.len());
+    }
+    let v =
+        crate::transcript::verify_transcript(path, &crate::transcript::VerifyOptions::default())?;
+    if !v.ok {
+        let first = v
+            .problems
+            .first()
+            .map(|p| p.what.clone())
+            .unwrap_or_default();
+        return Err(Error::Invalid(format!(
+            "{} does not verify ({first}); refusing to resume from it",
+            path.display()
+        )));
+    }
+    Ok(records.len())
+}
+
+/// The runbook the transcript ran: the copy inside it, or the one given when it is the same.
+fn runbook_of(
+    path: &Path,
+    first: &Record,
+    runbook: Option<&str>,
+) -> Result<bundled::RunbookSource, Error> {
     let text = first
         .str_field("runbook_text")
         .unwrap_or_default()
@@ -48,7 +170,7 @@ pub(super) fn load_resume(
             path.display()
         )));
     }
-    let source = match runbook {
+    match runbook {
         Some(name) => {
             let given = bundled::resolve(name)?;
             let digest = crate::transcript::sha256_hex(given.text.as_bytes());
@@ -59,15 +181,14 @@ pub(super) fn load_resume(
                     &recorded[..12.min(recorded.len())]
                 )));
             }
-            given
+            Ok(given)
         }
-        None => bundled::RunbookSource {
+        None => Ok(bundled::RunbookSource {
             display: format!(
                 "{} (from the transcript)",
                 first.str_field("runbook_name").unwrap_or("runbook")
             ),
             text,
-        },
-    };
-    Ok((source, records))
+        }),
+    }
 }

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use super::commands::out;
 use super::confirm::TerminalConfirmer;
 use super::operator::{self, TokenSources};
-use super::resume_source::load_resume;
+use super::resume_source;
 use super::run_inputs::{self, Supplied};
 use super::terminal::{self, Terminal};
 use super::transcript_cmd::SignKeyArgs;
@@ -24,7 +24,7 @@ use crate::exec::evidence::Folders;
 use crate::exec::executor::{self, RunMeta, RunOptions};
 use crate::exec::inputs;
 use crate::exec::report::RunReport;
-use crate::exec::shared::{Fanout, Interrupt, Shared};
+use crate::exec::shared::{Fanout, Interrupt, Parts, Shared};
 use crate::exec::token::OperatorToken;
 use crate::exec::{dry_run, evidence};
 use crate::transcript::{Signer, TranscriptWriter, layout};
@@ -42,8 +42,10 @@ pub struct RunArgs {
     /// A runbook file or bundled runbook name (with --resume: optional, checked against the transcript).
     #[arg(value_name = "RUNBOOK", required_unless_present = "resume")]
     pub runbook: Option<String>,
-    /// Continue a stopped run from its transcript: finished steps are not repeated.
-    #[arg(long, value_name = "TRANSCRIPT")]
+    /// Continue a stopped run: its run folder (or a transcript in it). Finished steps are not
+    /// repeated; containment is checked against ESUS again; the run writes its next transcript
+    /// in the same folder.
+    #[arg(long, value_name = "RUN_DIR|TRANSCRIPT")]
     pub resume: Option<PathBuf>,
     /// ESUS base URL (https; http only to loopback).
     #[arg(long, env = "ESUS_BASE_URL", value_name = "URL")]
@@ -241,11 +243,11 @@ pub async fn execute(
     drill: Option<DrillTarget>,
 ) -> Result<Finished, Error> {
     let resumed = match &args.resume {
-        Some(path) => Some(load_resume(path, args.runbook.as_deref())?),
+        Some(path) => Some(resume_source::load(path, args.runbook.as_deref())?),
         None => None,
     };
     let source = match (&resumed, &args.runbook) {
-        (Some((source, _)), _) => source.clone(),
+        (Some(r), _) => r.source.clone(),
         (None, Some(name)) => bundled::resolve(name)?,
         (None, None) => {
             return Err(Error::Usage(
@@ -260,10 +262,15 @@ pub async fn execute(
     )?);
     let interactive = terminal::interactive(args.non_interactive);
     let dry = args.dry_run.clone();
-    let resume_plan = match (&resumed, &args.resume) {
-        (Some((_, records)), Some(path)) => Some(resume_plan(records, path, &valid)?),
-        _ => None,
+    let resume_plan = match &resumed {
+        Some(r) => Some(resume_plan(r, &valid)?),
+        None => None,
     };
+    if let (Some(r), Some(plan)) = (&resumed, &resume_plan)
+        && plan.complete
+    {
+        return Ok(Finished::Live(Box::new(already_complete(r, plan, &valid))));
+    }
     let inputs = resolve_inputs(
         &args,
         &valid,
@@ -285,7 +292,12 @@ pub async fn execute(
         )));
     }
     let run_id = uuid::Uuid::new_v4().to_string();
-    let (run_dir, folders) = folders_for(&args, &valid.runbook.name, &run_id)?;
+    let (run_dir, folders) = folders_for(
+        &args,
+        resumed.as_ref().map(|r| r.run_dir.as_path()),
+        &valid.runbook.name,
+        &run_id,
+    )?;
     let token = match (dry.as_deref(), &drill) {
         (Some("all"), _) => OperatorToken::default(),
         (_, Some(d)) => OperatorToken::new(Some(d.token.clone()), d.refresh.clone()),
@@ -301,10 +313,11 @@ pub async fn execute(
     if let Some(c) = created.filter(|_| !term.quiet) {
         eprintln!("{c}");
     }
-    let transcript_path = args
-        .transcript
-        .clone()
-        .unwrap_or_else(|| run_dir.join(layout::TRANSCRIPT_FILE));
+    let transcript_path = match (&resumed, &args.transcript) {
+        (Some(_), _) => resume_source::next_transcript(&run_dir),
+        (None, Some(t)) => t.clone(),
+        (None, None) => run_dir.join(layout::TRANSCRIPT_FILE),
+    };
     let writer = Arc::new(TranscriptWriter::create(&transcript_path, signer)?);
     let (handle, interrupt) = Interrupt::new();
     let ctrl_c = terminal::ctrl_c_listener(handle)?;
@@ -324,17 +337,18 @@ pub async fn execute(
     };
     let sink: Arc<dyn EventSink> = Arc::new(Fanout(vec![writer.clone(), ui.clone()]));
     let mode = if dry.is_some() { RunMode::DryRun } else { mode };
-    let shared = Arc::new(Shared::new(
-        valid.clone(),
+    let shared = Arc::new(Shared::new(Parts {
+        valid: valid.clone(),
         client,
         token,
         confirmer,
+        policy,
         sink,
-        ui.clone(),
-        folders.clone(),
+        progress: ui.clone(),
+        folders: folders.clone(),
         interrupt,
-        drill.is_some(),
-    ));
+        drill: drill.is_some(),
+    }));
     let meta = RunMeta {
         run_id,
         runbook_text: source.text.clone(),
@@ -343,6 +357,10 @@ pub async fn execute(
         mode,
         resumes: resume_plan.as_ref().map(|p| p.resumes.clone()),
         incident_id: args.incident_id.clone(),
+        resumes_file: resume_plan.as_ref().map(|p| p.resumes_file.clone()),
+        chain_started_at: resume_plan
+            .as_ref()
+            .and_then(|p| p.chain_started_at.clone()),
     };
     if let Some(what) = dry {
         let mut plan = dry_run::run(shared, &inputs, meta, what == "reads").await;
@@ -354,12 +372,7 @@ pub async fn execute(
     }
     let opts = RunOptions {
         max_parallel: args.max_parallel.into(),
-        policy,
-        finished: resume_plan
-            .as_ref()
-            .map(|p| p.finished.clone())
-            .unwrap_or_default(),
-        unknown: resume_plan.map(|p| p.unknown).unwrap_or_default(),
+        resume: resume_plan,
         max_items: args.max_items,
     };
     let mut report = executor::run(shared, &inputs, meta, opts).await;
@@ -368,7 +381,7 @@ pub async fn execute(
     if report.outcome != RunOutcome::Success {
         report.resume_command = Some(format!(
             "esus-ir run --resume {}",
-            shell_word(&transcript_path.display().to_string())
+            shell_word(&run_dir.display().to_string())
         ));
     }
     report.run_dir = Some(run_dir);
@@ -382,21 +395,86 @@ pub async fn execute(
     Ok(done)
 }
 
-/// What an earlier run of this runbook finished, from its transcript.
+/// What an earlier run of this incident finished, from its transcript.
 fn resume_plan(
-    records: &[crate::transcript::Record],
-    path: &std::path::Path,
+    r: &resume_source::Resumed,
     valid: &crate::runbook::Validated,
 ) -> Result<crate::exec::resume::ResumePlan, Error> {
-    let secrets = path
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .join(layout::SECRETS_DIR);
-    let plan = crate::exec::resume::plan(records, valid, &secrets).map_err(Error::Usage)?;
-    for note in &plan.notes {
-        eprintln!("{note}");
+    let secrets = r.run_dir.join(layout::SECRETS_DIR);
+    let source = crate::exec::resume::Source {
+        records: &r.records,
+        trusted_len: r.trusted_len,
+        file_name: &r.file_name,
+        secrets_dir: &secrets,
+    };
+    let plan = crate::exec::resume::plan(&source, valid).map_err(Error::Usage)?;
+    if !plan.complete {
+        for note in &plan.notes {
+            eprintln!("{note}");
+        }
     }
     Ok(plan)
+}
+
+/// A run that already completed: nothing is sent; its own result is told again.
+fn already_complete(
+    r: &resume_source::Resumed,
+    plan: &crate::exec::resume::ResumePlan,
+    valid: &crate::runbook::Validated,
+) -> RunReport {
+    let contained = r
+        .records
+        .iter()
+        .rev()
+        .find(|x| x.kind == "containment")
+        .and_then(|x| x.str_field("state"))
+        .map_or(ContainmentState::NotApplicable, |s| match s {
+            "contained" => ContainmentState::Contained,
+            "not-contained" => ContainmentState::NotContained,
+            _ => ContainmentState::NotApplicable,
+        });
+    let summary = r
+        .records
+        .iter()
+        .rev()
+        .find(|x| x.kind == "containment")
+        .and_then(|x| x.str_field("summary"))
+        .unwrap_or("as recorded by the earlier run")
+        .to_string();
+    let now = jiff::Timestamp::now().to_string();
+    RunReport {
+        schema_version: crate::exec::report::SCHEMA_VERSION,
+        kind: "result".into(),
+        run_id: String::new(),
+        incident_id: None,
+        operator: operator::operator_name(None),
+        mode: RunMode::Live,
+        started_at: now.clone(),
+        finished_at: now,
+        contained,
+        time_to_containment_ms: None,
+        runbook: valid.runbook.name.clone(),
+        outcome: RunOutcome::Success,
+        exit_code: 0,
+        message: format!(
+            "already complete: {} finished this run earlier; nothing was sent",
+            r.file_name
+        ),
+        steps: Vec::new(),
+        run_dir: Some(r.run_dir.clone()),
+        transcript: Some(r.run_dir.join(&plan.resumes_file)),
+        evidence_dir: Some(r.run_dir.join(layout::EVIDENCE_DIR)),
+        containment: Some(crate::exec::containment::Containment {
+            state: contained,
+            summary: format!("{summary} (as the earlier run recorded; not checked again)"),
+            checks: Vec::new(),
+            time_to_containment_ms: None,
+            at: None,
+        }),
+        acting_as: None,
+        missing_approvals: Vec::new(),
+        resume_command: None,
+    }
 }
 
 fn resolve_inputs(
@@ -443,12 +521,26 @@ fn client_for(args: &RunArgs, drill: Option<&DrillTarget>) -> Result<EsusClient,
 }
 
 /// The run folder and its evidence and secrets folders, checked (before anything is sent: an
-/// existing folder with links, or that others may write to, is refused) and created.
-fn folders_for(args: &RunArgs, runbook: &str, run_id: &str) -> Result<(PathBuf, Folders), Error> {
-    let run_dir = args
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| default_run_dir(runbook, run_id));
+/// existing folder with links, or that others may write to, is refused) and created. A resumed
+/// run continues in the folder of the run it resumes.
+fn folders_for(
+    args: &RunArgs,
+    resumed: Option<&std::path::Path>,
+    runbook: &str,
+    run_id: &str,
+) -> Result<(PathBuf, Folders), Error> {
+    let run_dir = match (resumed, &args.run_dir) {
+        (Some(dir), Some(given)) if given != dir => {
+            return Err(Error::Usage(format!(
+                "--run-dir {}: a resumed run continues in its own folder ({})",
+                given.display(),
+                dir.display()
+            )));
+        }
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(given)) => given.clone(),
+        (None, None) => default_run_dir(runbook, run_id),
+    };
     let folders = Folders {
         evidence: run_dir.join(layout::EVIDENCE_DIR),
         secrets: args

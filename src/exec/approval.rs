@@ -9,7 +9,8 @@ use secrecy::SecretString;
 
 use super::event::{ApprovalSource, RequestView};
 use super::report::MissingApproval;
-use crate::runbook::validate::{ConfirmMode, Validated};
+use crate::esus::actions::Effect;
+use crate::runbook::validate::{ConfirmMode, StepInfo, Validated};
 
 /// What the operator is asked.
 #[derive(Debug, Clone)]
@@ -85,6 +86,16 @@ impl ApprovalPolicy {
         }
     }
 
+    /// The confirmation a step really gets: a destructive step is always asked (or approved in
+    /// advance), whatever its runbook says — validate refuses `confirm: false` there, and this is
+    /// the same rule at run time, so no other path to the executor can switch it off.
+    pub fn effective(info: &StepInfo) -> ConfirmMode {
+        match &info.confirm {
+            ConfirmMode::No if info.effect == Effect::Destructive => ConfirmMode::Ask(None),
+            other => other.clone(),
+        }
+    }
+
     /// Steps that need an approval this policy cannot give, among those that `might_run`
     /// (checked before anything is sent; a step whose condition is only known at run time is
     /// judged when it is reached).
@@ -100,9 +111,9 @@ impl ApprovalPolicy {
             .zip(&valid.steps)
             .enumerate()
             .filter(|(i, (s, info))| {
-                self.decide(&s.id, &info.confirm) == Decision::Missing && might_run(*i)
+                self.decide(&s.id, &Self::effective(info)) == Decision::Missing && might_run(*i)
             })
-            .map(|(_, (s, info))| Self::missing_one(&s.id, &info.confirm))
+            .map(|(_, (s, info))| Self::missing_one(&s.id, &Self::effective(info)))
             .collect()
     }
 
@@ -167,5 +178,67 @@ mod tests {
             person.decide("x", &ConfirmMode::No),
             Decision::Approved(ApprovalSource::NotRequired)
         );
+    }
+
+    fn valid(text: &str) -> Validated {
+        crate::runbook::check(text).expect("valid runbook")
+    }
+
+    const TWO: &str = "version: 1\nname: t\nsteps:\n  - {id: delete, name: D, action: api_keys.delete, with: {id: k-1}}\n  - {id: cut, name: C, action: admin.remove_user, with: {id: u-1}, confirm: typed}\n";
+
+    #[test]
+    fn a_destructive_step_is_always_asked_whatever_its_runbook_says() {
+        let mut v = valid(TWO);
+        v.steps[0].confirm = ConfirmMode::No;
+        assert_eq!(
+            ApprovalPolicy::effective(&v.steps[0]),
+            ConfirmMode::Ask(None)
+        );
+        let unattended = ApprovalPolicy::default();
+        let missing = unattended.missing(&v, |_| true);
+        assert!(
+            missing.iter().any(|m| m.step == "delete"),
+            "no `confirm: false` slips past: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn unattended_runs_report_every_missing_approval_and_typed_ones_need_their_name() {
+        let v = valid(TWO);
+        let yes = ApprovalPolicy {
+            yes: true,
+            ..ApprovalPolicy::default()
+        };
+        let missing = yes.missing(&v, |_| true);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(missing[0].step, "cut");
+        assert!(missing[0].typed && missing[0].approve_with.contains("--approve cut"));
+        assert!(
+            yes.missing(&v, |i| i != 1).is_empty(),
+            "a step that will not run is not judged"
+        );
+        let named = ApprovalPolicy {
+            yes: true,
+            approve: ["cut".to_string(), "nope".to_string()].into(),
+            ..ApprovalPolicy::default()
+        };
+        assert!(named.missing(&v, |_| true).is_empty());
+        assert_eq!(named.unknown_steps(&v), ["nope"]);
+        assert!(yes.unknown_steps(&v).is_empty());
+    }
+
+    #[test]
+    fn the_never_prompting_confirmer_never_approves_and_offers_no_token() {
+        let p = Prompt {
+            step: "delete".into(),
+            name: "D".into(),
+            message: "m".into(),
+            requests: Vec::new(),
+            total: 0,
+            typed: None,
+            drill: false,
+        };
+        assert!(!NeverPrompt.confirm(&p).expect("answers"));
+        assert!(NeverPrompt.new_token().is_none());
     }
 }

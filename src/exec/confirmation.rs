@@ -36,11 +36,12 @@ pub(super) async fn approve(
 ) -> std::io::Result<Answer> {
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
-    if info.confirm == ConfirmMode::No {
+    let mode = ApprovalPolicy::effective(info);
+    if mode == ConfirmMode::No {
         return Ok(Answer::Yes);
     }
     let (requests, total, digest) = shown_requests(shared, ctx, i, prepared);
-    let message = match &info.confirm {
+    let message = match &mode {
         ConfirmMode::Ask(Some(m)) => shared
             .engine
             .render_str(m, ctx.display())
@@ -49,7 +50,7 @@ pub(super) async fn approve(
             .unwrap_or_else(|| m.clone()),
         _ => format!("Run `{}` ({})?", display_name(shared, ctx, i), step.action),
     };
-    let (approved, how) = match policy.decide(&step.id, &info.confirm) {
+    let (approved, how) = match policy.decide(&step.id, &mode) {
         Decision::Approved(how) => (true, how),
         Decision::Missing => (false, ApprovalSource::Missing),
         Decision::Ask => {
@@ -71,11 +72,63 @@ pub(super) async fn approve(
         request_sha256: digest,
         approved,
         how,
+        covers: None,
     })?;
     Ok(match (approved, how) {
         (true, _) => Answer::Yes,
         (false, ApprovalSource::Missing) => {
-            Answer::Missing(ApprovalPolicy::missing_one(&step.id, &info.confirm))
+            Answer::Missing(ApprovalPolicy::missing_one(&step.id, &mode))
+        }
+        (false, _) => Answer::No,
+    })
+}
+
+/// Approves what a step's recovery must send beyond its approved request (revoking an orphan,
+/// then the request again): the same rules as the step's own approval — `--yes`/`--approve`,
+/// else a prompt, else not approved — recorded with one digest over every request it covers.
+pub(super) async fn approve_recovery(
+    shared: &Arc<Shared>,
+    step: &crate::runbook::model::Step,
+    message: &str,
+    requests: &[ApiRequest],
+) -> std::io::Result<Answer> {
+    let views: Vec<RequestView> = requests
+        .iter()
+        .map(|r| r.view(shared.client.url(r).as_str()))
+        .collect();
+    let mut batch = BatchDigest::default();
+    for v in &views {
+        batch.push(v);
+    }
+    let mode = ConfirmMode::Ask(None);
+    let (approved, how) = match shared.policy.decide(&step.id, &mode) {
+        Decision::Approved(how) => (true, how),
+        Decision::Missing => (false, ApprovalSource::Missing),
+        Decision::Ask => {
+            let prompt = Prompt {
+                step: step.id.clone(),
+                name: step.name.clone(),
+                message: message.to_string(),
+                total: views.len(),
+                requests: views,
+                typed: None,
+                drill: shared.drill,
+            };
+            (ask(shared, prompt).await?, ApprovalSource::Interactive)
+        }
+    };
+    shared.emit(&Event::Confirmation {
+        step: step.id.clone(),
+        prompt: message.to_string(),
+        request_sha256: batch.finish(),
+        approved,
+        how,
+        covers: Some(requests.len() as u64),
+    })?;
+    Ok(match (approved, how) {
+        (true, _) => Answer::Yes,
+        (false, ApprovalSource::Missing) => {
+            Answer::Missing(ApprovalPolicy::missing_one(&step.id, &mode))
         }
         (false, _) => Answer::No,
     })
@@ -130,12 +183,19 @@ fn shown_requests(
             let d = request_digest(&v);
             (vec![v], 1, d)
         }
-        Prepared::Many { items } => {
+        Prepared::Many { items, batch: done } => {
             let step = &shared.valid.runbook.steps[i];
             let info = &shared.valid.steps[i];
             let mut batch = BatchDigest::default();
             let mut shown = Vec::new();
-            for item in items {
+            // Only what this run will send: items an earlier run finished are not sent again.
+            let todo: Vec<&serde_json::Value> = items
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !done.done.contains_key(k))
+                .map(|(_, v)| v)
+                .collect();
+            for item in todo.iter().copied() {
                 if let Ok(r) = render::request(&shared.engine, ctx, step, info, Some(item)) {
                     let v = view(&r);
                     batch.push(&v);
@@ -144,7 +204,7 @@ fn shown_requests(
                     }
                 }
             }
-            (shown, items.len(), batch.finish())
+            (shown, todo.len(), batch.finish())
         }
     }
 }

@@ -220,7 +220,7 @@ async fn plan_steps(
                                 } else {
                                     Prepared::One(r.clone())
                                 },
-                                false,
+                                None,
                             )
                             .await;
                             d.sent = true;
@@ -241,6 +241,8 @@ async fn plan_steps(
                                 duration_ms: result.duration.as_millis() as u64,
                                 finding: result.finding.clone(),
                                 expected: result.expected,
+                                secret_files: Vec::new(),
+                                evidence: result.evidence.clone(),
                             });
                             ctx.set_step(&step.id, status, result.outputs, result.secret_outputs);
                             out.push(d);
@@ -260,6 +262,8 @@ async fn plan_steps(
             duration_ms: 0,
             finding: None,
             expected: None,
+            secret_files: Vec::new(),
+            evidence: Vec::new(),
         });
         ctx.set_placeholder(&step.id, step.outputs.keys().cloned());
         out.push(d);

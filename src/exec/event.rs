@@ -94,6 +94,13 @@ pub enum Event {
         /// `--incident-id`: the incident this run belongs to.
         #[serde(skip_serializing_if = "Option::is_none")]
         incident_id: Option<String>,
+        /// When resuming: the file name (in the run folder) of the transcript this run continues.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resumes_file: Option<String>,
+        /// When resuming: when the first run of the chain started (time to containment counts
+        /// from there).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        chain_started_at: Option<String>,
     },
     /// Who the operator's token is, on which ESUS (`GET /auth/me`), before anything else is sent.
     Preflight {
@@ -135,6 +142,10 @@ pub enum Event {
         approved: bool,
         /// How the answer was given.
         how: ApprovalSource,
+        /// For a recovery's approval: how many of the step's next requests (other than reads) the
+        /// digest covers, in order (the digest is then a batch digest over them).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        covers: Option<u64>,
     },
     /// A request is about to be sent.
     Request {
@@ -186,6 +197,48 @@ pub enum Event {
         /// The non-2xx answer the runbook expected (`expect:`), shown as expected, not failed.
         #[serde(skip_serializing_if = "Option::is_none")]
         expected: Option<u16>,
+        /// The files (names in the secrets folder) that hold its secret outputs.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        secret_files: Vec<String>,
+        /// Evidence files it saved.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        evidence: Vec<EvidenceRef>,
+    },
+    /// One item of a `foreach` ended: durable as soon as it is known, so a killed fan-out resumes
+    /// from the items that did not finish.
+    ItemFinished {
+        /// The step id.
+        step: String,
+        /// The item's index.
+        item: usize,
+        /// What became of it.
+        status: StepStatus,
+        /// Why, when it did not succeed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Its non-secret outputs (secret ones as [`REDACTED`]).
+        outputs: serde_json::Map<String, Value>,
+        /// The files (names in the secrets folder) that hold its secret outputs.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        secret_files: Vec<String>,
+    },
+    /// A step an earlier run of the chain finished, carried into this transcript so that it
+    /// alone says what is done (its outputs feed later steps).
+    Carried {
+        /// The step id.
+        step: String,
+        /// Always `ok`.
+        status: StepStatus,
+        /// Its non-secret outputs.
+        outputs: serde_json::Map<String, Value>,
+        /// Evidence files it saved.
+        evidence: Vec<EvidenceRef>,
+        /// The files (names in the secrets folder) that hold its secret outputs.
+        secret_files: Vec<String>,
+        /// The transcript that first recorded it.
+        from_file: String,
+        /// That record's seq.
+        from_seq: u64,
     },
     /// A paged audit pull finished: what the evidence file holds and what proves it complete.
     AuditEvidence {

@@ -7,7 +7,7 @@
 //! lives with the action ([`super::step`] and its neighbours), asking lives in
 //! [`super::confirmation`], the verdict in [`super::containment`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,6 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
-use super::approval::ApprovalPolicy;
 use super::confirmation::{self, Answer};
 use super::containment::{self, Containment, Ended};
 use super::context::Context;
@@ -45,6 +44,10 @@ pub struct RunMeta {
     pub resumes: Option<String>,
     /// `--incident-id`: the incident this run belongs to (not the signer's identity).
     pub incident_id: Option<String>,
+    /// When resuming: the file name of the transcript this run continues (same run folder).
+    pub resumes_file: Option<String>,
+    /// When resuming: when the first run of the chain started.
+    pub chain_started_at: Option<String>,
 }
 
 /// A step finished by an earlier (resumed) run: status, non-secret and secret outputs.
@@ -59,12 +62,8 @@ pub type FinishedStep = (
 pub struct RunOptions {
     /// Steps running at once (at least 1).
     pub max_parallel: usize,
-    /// Approvals.
-    pub policy: ApprovalPolicy,
-    /// Steps finished by the run being resumed: their status and non-secret outputs.
-    pub finished: HashMap<String, FinishedStep>,
-    /// Non-idempotent steps whose request an earlier run sent with no recorded answer.
-    pub unknown: HashSet<String>,
+    /// What the run being resumed finished, and what it left unknown.
+    pub resume: Option<super::resume::ResumePlan>,
     /// Most items a `foreach` may fan out over (0: the default cap).
     pub max_items: usize,
 }
@@ -97,7 +96,8 @@ struct Run {
     running: JoinSet<(usize, StepResult)>,
     started_at: HashMap<usize, Instant>,
     stop: Stop,
-    began: Instant,
+    /// When the incident's first run began: time to containment counts from there.
+    chain_began: jiff::Timestamp,
     proven: Option<(u64, String)>,
     report: RunReport,
 }
@@ -115,7 +115,7 @@ pub async fn run(
         return run.finish(RunOutcome::Failed, why);
     }
     let missing = run
-        .opts
+        .shared
         .policy
         .missing(&run.shared.valid, |i| run.might_run(i));
     if !missing.is_empty() {
@@ -181,7 +181,11 @@ impl Run {
             running: JoinSet::new(),
             started_at: HashMap::new(),
             stop: Stop::default(),
-            began: Instant::now(),
+            chain_began: meta
+                .chain_started_at
+                .as_deref()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(jiff::Timestamp::now),
             proven: None,
             report,
             shared,
@@ -202,11 +206,26 @@ impl Run {
         }
     }
 
-    /// Steps an earlier run finished: their outputs feed this one, and they do not run again.
+    /// Steps an earlier run finished: their outputs feed this one, they do not run again, and
+    /// the new transcript records them as carried, so it alone says what is done.
     fn restore(&mut self) {
+        let Some(plan) = self.opts.resume.clone() else {
+            return;
+        };
         let valid = self.shared.valid.clone();
+        for c in &plan.carried {
+            let _ = self.shared.emit(&Event::Carried {
+                step: c.step.clone(),
+                status: StepStatus::Ok,
+                outputs: c.outputs.clone(),
+                evidence: c.evidence.clone(),
+                secret_files: c.secret_files.clone(),
+                from_file: c.from_file.clone(),
+                from_seq: c.from_seq,
+            });
+        }
         for (i, s) in valid.runbook.steps.iter().enumerate() {
-            let Some((status, outputs, secrets)) = self.opts.finished.get(&s.id) else {
+            let Some((status, outputs, secrets)) = plan.finished.get(&s.id) else {
                 continue;
             };
             self.ctx
@@ -216,7 +235,7 @@ impl Run {
                 id: s.id.clone(),
                 name: display_name(&self.shared, &self.ctx, i),
                 status: *status,
-                reason: Some("finished in the resumed run".into()),
+                reason: Some("finished by an earlier run of this incident".into()),
                 duration_ms: 0,
                 outputs: outputs.clone(),
                 evidence: Vec::new(),
@@ -303,17 +322,31 @@ impl Run {
                 items: None,
             });
         }
-        let prepared =
-            match prepare::prepare(&shared, &self.ctx, i, self.opts.max_items, Mode::Normal) {
-                Ok(p) => p,
-                Err(r) => return self.fail(i, r),
-            };
-        let recover = self.opts.unknown.contains(&step.id);
-        if recover && !self.resend_allowed(i).await {
+        let batch = self
+            .opts
+            .resume
+            .as_ref()
+            .and_then(|p| p.batches.get(&step.id).cloned());
+        let prepared = match prepare::prepare(
+            &shared,
+            &self.ctx,
+            i,
+            self.opts.max_items,
+            Mode::Normal,
+            batch,
+        ) {
+            Ok(p) => p,
+            Err(r) => return self.fail(i, r),
+        };
+        let recover = self
+            .opts
+            .resume
+            .as_ref()
+            .and_then(|p| p.unknown.get(&step.id).copied());
+        if recover.is_some() && !self.resend_allowed(i).await {
             return self.decline(i, "an earlier run sent this request and recorded no answer; it is not safe to repeat blindly. Check ESUS's state, then run the step again (interactively, or with a fresh run)");
         }
-        let policy = self.opts.policy.clone();
-        match confirmation::approve(&shared, &self.ctx, &policy, i, &prepared).await {
+        match confirmation::approve(&shared, &self.ctx, &shared.policy, i, &prepared).await {
             Ok(Answer::Yes) => {}
             Ok(Answer::No) => return self.decline(i, "declined by the operator"),
             Ok(Answer::Missing(what)) => {
@@ -353,7 +386,7 @@ impl Run {
         if super::recover::recoverable(&self.shared.valid.steps[i]) {
             return true;
         }
-        confirmation::resend_unknown(&self.shared, &self.opts.policy, i)
+        confirmation::resend_unknown(&self.shared, &self.shared.policy, i)
             .await
             .unwrap_or(false)
     }
@@ -469,10 +502,11 @@ impl Run {
                 i,
                 self.opts.max_items,
                 Mode::AfterStop,
+                None,
             ) {
                 Ok(p) => {
                     let ctx = Arc::new(self.ctx.clone());
-                    step::execute_with(self.shared.clone(), ctx, i, p, false).await
+                    step::execute_with(self.shared.clone(), ctx, i, p, None).await
                 }
                 Err(mut r) => {
                     r.finding = Some(format!(
@@ -554,8 +588,9 @@ impl Run {
         let step = &shared.valid.runbook.steps[i];
         let status = r.final_status();
         if shared.valid.steps[i].action.check && status == StepStatus::Ok {
-            let ms = self.began.elapsed().as_millis() as u64;
-            self.proven = Some((ms, jiff::Timestamp::now().to_string()));
+            let now = jiff::Timestamp::now();
+            let ms = now.duration_since(self.chain_began).as_millis().max(0) as u64;
+            self.proven = Some((ms, now.to_string()));
         }
         let _ = shared.emit(&finished_event(&step.id, &r));
         self.reports[i] = Some(step_report(&shared, &self.ctx, i, &r));
@@ -630,7 +665,18 @@ fn finished_event(id: &str, r: &StepResult) -> Event {
         duration_ms: r.duration.as_millis() as u64,
         finding: r.finding.clone(),
         expected: r.expected,
+        secret_files: file_names(&r.secret_files),
+        evidence: r.evidence.clone(),
     }
+}
+
+/// The names of files in the secrets folder (never their contents), for the transcript.
+pub(super) fn file_names(paths: &[std::path::PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn step_report(shared: &Shared, ctx: &Context, i: usize, r: &StepResult) -> StepReport {

@@ -1,6 +1,12 @@
 //! `foreach`: one step fanned out over many items, `concurrency` at a time, each item its own
 //! task so rendering, recording and parsing spread over the runtime's threads. Memory stays flat
 //! in the number of items except for the declared outputs.
+//!
+//! Every item's outcome is durable as soon as it is known: its secret outputs are written
+//! (`secrets/<step>[<k>].<name>`, 0600) before its answer is recorded, and an `item-finished`
+//! record follows — so a fan-out killed half-way resumes from the items that did not finish, and
+//! an item whose request went out with no answer is checked against ESUS (super::recover), never
+//! sent again blindly.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,28 +16,44 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::context::Context;
-use super::event::StepStatus;
+use super::event::{Event, StepStatus};
 use super::render;
+use super::resume::{BatchProgress, DoneItem};
 use super::shared::Shared;
 use super::step::{self, StepResult};
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 
-/// Runs every item of a `foreach` step and gathers their outputs in item order.
+/// Runs the items of a `foreach` step an earlier run did not finish, and gathers every item's
+/// outputs (carried and new) in item order.
 pub(super) async fn many(
     shared: &Arc<Shared>,
     ctx: &Arc<Context>,
     step: &Step,
     info: &StepInfo,
     items: Vec<Value>,
+    mut batch: BatchProgress,
 ) -> StepResult {
     let total = items.len();
-    shared.progress.items_started(&step.id, total);
+    let mut gathered = Batch::new(step, total);
+    for (k, done) in std::mem::take(&mut batch.done) {
+        if k < total {
+            gathered.add_done(k, done);
+        }
+    }
+    let todo: Vec<(usize, Value)> = items
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| !gathered.carried.contains(k))
+        .collect();
+    shared.progress.items_started(&step.id, todo.len());
     let concurrency = step.concurrency.unwrap_or(1).max(1) as usize;
     let index = shared.valid.index_of(&step.id).unwrap_or(0);
-    let per_item = futures::stream::iter(items.into_iter().enumerate())
+    let unknown = Arc::new(batch.unknown);
+    let per_item = futures::stream::iter(todo)
         .map(|(k, item)| {
-            let task = tokio::spawn(run_item(shared.clone(), ctx.clone(), index, k, item));
+            let lost = unknown.get(&k).copied();
+            let task = tokio::spawn(run_item(shared.clone(), ctx.clone(), index, k, item, lost));
             async move {
                 let r = task
                     .await
@@ -41,11 +63,14 @@ pub(super) async fn many(
         })
         .buffer_unordered(concurrency);
     futures::pin_mut!(per_item);
-    let mut batch = Batch::new(step, total);
     while let Some((k, r)) = per_item.next().await {
-        batch.add(k, r);
+        gathered.add(k, r);
     }
-    batch.finish(info)
+    let mut result = gathered.finish(info);
+    // One file per secret output with every item's value, in item order, for people handing
+    // the secrets over; the per-item files are what resume relies on.
+    step::keep_secrets(shared, step, None, &mut result);
+    result
 }
 
 async fn run_item(
@@ -54,22 +79,50 @@ async fn run_item(
     index: usize,
     k: usize,
     item: Value,
+    lost: Option<jiff::Timestamp>,
 ) -> StepResult {
     let step = &shared.valid.runbook.steps[index];
     let info = &shared.valid.steps[index];
     if shared.interrupt.count() > 0 {
         return StepResult {
             status: Some(StepStatus::Interrupted),
+            reason: Some("not started: the run was interrupted".into()),
             ..StepResult::default()
         };
     }
     let r = match render::request(&shared.engine, &ctx, step, info, Some(&item)) {
-        Ok(req) => step::one(&shared, &ctx, step, info, req, Some((k, &item))).await,
+        Ok(req) => match lost {
+            Some(since) => {
+                let lost = super::recover::Lost {
+                    step,
+                    info,
+                    req: &req,
+                    item: Some((k, &item)),
+                    why: "the run that sent it stopped before an answer was recorded",
+                    since,
+                };
+                super::recover::recover(&shared, &ctx, lost).await
+            }
+            None => step::one(&shared, &ctx, step, info, req, Some((k, &item))).await,
+        },
         Err(e) => StepResult::failed(format!("item {k}: {e}")),
     };
+    let status = r.final_status();
+    let mut outputs = r.outputs.clone();
+    for name in r.secret_outputs.keys() {
+        outputs.insert(name.clone(), Value::from(super::event::REDACTED));
+    }
+    let _ = shared.emit(&Event::ItemFinished {
+        step: step.id.clone(),
+        item: k,
+        status,
+        reason: r.reason.clone(),
+        outputs,
+        secret_files: super::executor::file_names(&r.secret_files),
+    });
     shared
         .progress
-        .item_finished(&step.id, r.final_status() == StepStatus::Ok);
+        .item_finished(&step.id, status == StepStatus::Ok);
     r
 }
 
@@ -83,6 +136,7 @@ struct Batch<'a> {
     interrupted: usize,
     first_error: Option<String>,
     total: usize,
+    carried: std::collections::HashSet<usize>,
 }
 
 impl<'a> Batch<'a> {
@@ -97,7 +151,14 @@ impl<'a> Batch<'a> {
             interrupted: 0,
             first_error: None,
             total,
+            carried: std::collections::HashSet::new(),
         }
+    }
+
+    /// An item an earlier run finished.
+    fn add_done(&mut self, k: usize, done: DoneItem) {
+        self.carried.insert(k);
+        self.put(k, &done.outputs, done.secrets);
     }
 
     fn add(&mut self, k: usize, r: StepResult) {
@@ -110,21 +171,29 @@ impl<'a> Batch<'a> {
                     format!("item {k}: {}", r.reason.clone().unwrap_or_default())
                 });
             }
-            _ => {
-                for (c, name) in self.names.iter().enumerate() {
-                    if let Some(v) = r.outputs.get(name.as_str()) {
-                        self.columns[c][k] = v.clone();
-                    }
-                }
-                for (name, s) in r.secret_outputs {
-                    self.secret_columns
-                        .entry(name)
-                        .or_insert_with(|| vec![Value::Null; self.total])[k] =
-                        Value::from(secrecy::ExposeSecret::expose_secret(&s));
-                }
-            }
+            _ => self.put(k, &r.outputs, r.secret_outputs),
         }
         self.result.evidence.extend(r.evidence);
+        self.result.secret_files.extend(r.secret_files);
+    }
+
+    fn put(
+        &mut self,
+        k: usize,
+        outputs: &serde_json::Map<String, Value>,
+        secrets: HashMap<String, SecretString>,
+    ) {
+        for (c, name) in self.names.iter().enumerate() {
+            if let Some(v) = outputs.get(name.as_str()) {
+                self.columns[c][k] = v.clone();
+            }
+        }
+        for (name, s) in secrets {
+            self.secret_columns
+                .entry(name)
+                .or_insert_with(|| vec![Value::Null; self.total])[k] =
+                Value::from(secrecy::ExposeSecret::expose_secret(&s));
+        }
     }
 
     fn finish(mut self, info: &StepInfo) -> StepResult {
@@ -154,6 +223,11 @@ impl<'a> Batch<'a> {
                 "{} of {total} items failed; first: {}",
                 self.failed,
                 self.first_error.unwrap_or_default()
+            ));
+        } else if !self.carried.is_empty() {
+            self.result.reason = Some(format!(
+                "{} of {total} items were finished by an earlier run and not sent again",
+                self.carried.len()
             ));
         }
         self.result

@@ -35,6 +35,8 @@ pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {
         inputs: inputs.display.clone(),
         resumes: meta.resumes.clone(),
         incident_id: meta.incident_id.clone(),
+        resumes_file: meta.resumes_file.clone(),
+        chain_started_at: meta.chain_started_at.clone(),
     }
 }
 

@@ -31,16 +31,24 @@ pub fn prepare(
     i: usize,
     max_items: usize,
     mode: Mode,
+    batch: Option<super::resume::BatchProgress>,
 ) -> Result<Prepared, StepResult> {
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
     if let Some(expr) = &step.foreach {
         let items = foreach_items(shared, ctx, expr, max_items);
+        let batch = batch.unwrap_or_default();
+        // A resumed batch sends only the items an earlier run did not finish.
         let _ = shared.emit(&Event::StepStarted {
             step: step.id.clone(),
-            items: items.as_ref().ok().map(Vec::len),
+            items: items
+                .as_ref()
+                .ok()
+                .map(|all| all.len() - batch.done.keys().filter(|k| **k < all.len()).count()),
         });
-        return items.map(|items| Prepared::Many { items }).map_err(failed);
+        return items
+            .map(|items| Prepared::Many { items, batch })
+            .map_err(failed);
     }
     let params = render::params(&shared.engine, ctx, step, info, None).map_err(failed)?;
     match info.action.special {

@@ -1,114 +1,150 @@
-//! Resuming a stopped run from its transcript: which steps finished (and their outputs), which
-//! requests went out with no recorded answer, and which secrets the rest of the run still needs.
+//! Resuming a stopped run from its transcript — without taking its word for anything that can
+//! be checked.
+//!
+//! What an earlier run of the chain finished is carried over only from the part of its
+//! transcript a trusted key signed (`trusted_len`: the final signature, or the last checkpoint
+//! of a killed run); records after it are read for what went out, never for what finished.
+//! Containment checks are never carried: they are asked of ESUS again. A non-idempotent request
+//! with no recorded answer (none at all, or a dropped connection) is checked against ESUS's state
+//! before anything is sent again (super::recover). Secrets a finished step made are read back
+//! from the files its record names; a step that needs one that is gone cannot go on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
+use jiff::Timestamp;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::event::StepStatus;
+use super::event::{EvidenceRef, StepStatus};
 use super::executor::FinishedStep;
 use crate::runbook::Validated;
 use crate::template::Engine;
-use crate::transcript::{Record, summarize};
+use crate::transcript::Record;
+
+/// A fan-out item an earlier run finished.
+#[derive(Debug, Clone)]
+pub struct DoneItem {
+    /// Its outputs, non-secret.
+    pub outputs: Map<String, Value>,
+    /// Its secret outputs, read back from their files.
+    pub secrets: HashMap<String, SecretString>,
+}
+
+/// What an earlier run did with one `foreach` step it did not finish.
+#[derive(Debug, Clone, Default)]
+pub struct BatchProgress {
+    /// Items that finished `ok`, by index.
+    pub done: HashMap<usize, DoneItem>,
+    /// Items whose non-idempotent request went out with no answer, and when.
+    pub unknown: HashMap<usize, Timestamp>,
+}
+
+/// A finished step as the new transcript records it (`carried`), with where it was finished.
+#[derive(Debug, Clone)]
+pub struct Carried {
+    /// The step id.
+    pub step: String,
+    /// Its non-secret outputs.
+    pub outputs: Map<String, Value>,
+    /// Evidence it saved.
+    pub evidence: Vec<EvidenceRef>,
+    /// Its secret files (names in the secrets folder).
+    pub secret_files: Vec<String>,
+    /// The transcript that first recorded it, and the record.
+    pub from_file: String,
+    /// The record's seq.
+    pub from_seq: u64,
+}
 
 /// What a resumed run starts from.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ResumePlan {
     /// Steps that finished `ok`, with their outputs (secret ones read back from their files).
     pub finished: HashMap<String, FinishedStep>,
-    /// Non-idempotent steps whose request went out with no recorded answer.
-    pub unknown: HashSet<String>,
+    /// What to record as carried in the new transcript, in step order.
+    pub carried: Vec<Carried>,
+    /// Fan-outs an earlier run began and did not finish.
+    pub batches: HashMap<String, BatchProgress>,
+    /// Non-idempotent steps whose request went out with no recorded answer, and when.
+    pub unknown: HashMap<String, Timestamp>,
     /// The non-secret inputs the first run used.
     pub inputs: Map<String, Value>,
-    /// The head hash of the old transcript.
+    /// The hash of the last record trusted (the new transcript links to it).
     pub resumes: String,
+    /// The transcript resumed (its file name in the run folder).
+    pub resumes_file: String,
+    /// When the first run of the chain started.
+    pub chain_started_at: Option<String>,
+    /// The chain already completed: nothing is left to do.
+    pub complete: bool,
     /// What the operator should know (one line each).
     pub notes: Vec<String>,
 }
 
-/// Works out the resume plan from an (intact) transcript of `valid`'s runbook.
-pub fn plan(
-    records: &[Record],
-    valid: &Validated,
-    secrets_dir: &Path,
-) -> Result<ResumePlan, String> {
-    let summary = summarize(records);
+/// The transcript being resumed, as read.
+pub struct Source<'a> {
+    /// Its records (complete lines).
+    pub records: &'a [Record],
+    /// How many of them a trusted key signed.
+    pub trusted_len: usize,
+    /// Its file name in the run folder.
+    pub file_name: &'a str,
+    /// The run folder's secrets folder.
+    pub secrets_dir: &'a Path,
+}
+
+/// Works out the resume plan.
+pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
+    let trusted = &src.records[..src.trusted_len.min(src.records.len())];
+    let last = trusted
+        .last()
+        .ok_or("no record of the transcript is signed by a trusted key")?;
     let mut plan = ResumePlan {
-        resumes: summary.last_hash.clone().ok_or("the transcript is empty")?,
+        resumes: last.hash.clone(),
+        resumes_file: src.file_name.to_string(),
         ..ResumePlan::default()
     };
-    if let Some(Value::Object(inputs)) = records.first().and_then(|r| r.data.get("inputs")) {
-        plan.inputs = inputs
-            .iter()
-            .filter(|(_, v)| !v.is_null() && v.as_str() != Some(super::event::REDACTED))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-    }
-    let mut missing_secrets: HashMap<String, String> = HashMap::new();
+    read_start(trusted, &mut plan);
+    plan.complete = trusted
+        .last()
+        .is_some_and(|r| r.kind == "run-finished" && r.str_field("outcome") == Some("success"));
+    let finished = finished_steps(trusted, src.file_name);
+    let mut missing: HashMap<String, String> = HashMap::new();
     for (i, step) in valid.runbook.steps.iter().enumerate() {
-        let Some(done) = summary.steps.get(&step.id).filter(|s| s.status == "ok") else {
+        let info = &valid.steps[i];
+        // ESUS is asked again: an earlier "contained" is never taken on trust.
+        if info.action.check {
+            continue;
+        }
+        let Some(done) = finished.get(&step.id) else {
             continue;
         };
         let mut outputs = done.outputs.clone();
         let mut secrets = HashMap::new();
-        for name in &valid.steps[i].secret_outputs {
+        for name in &info.secret_outputs {
             outputs.remove(name);
-            let file = secrets_dir.join(format!("{}.{name}", step.id));
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    secrets.insert(
-                        name.clone(),
-                        SecretString::from(text.trim_end_matches(['\n', '\r']).to_string()),
-                    );
+            match read_secret(src.secrets_dir, &done.secret_files, &step.id, name) {
+                Ok(s) => {
+                    secrets.insert(name.clone(), s);
                 }
-                Err(e) => {
-                    missing_secrets.insert(
-                        format!("steps.{}.outputs.{name}", step.id),
-                        format!("{}: {e}", file.display()),
-                    );
+                Err(why) => {
+                    missing.insert(format!("steps.{}.outputs.{name}", step.id), why);
                 }
             }
         }
         plan.finished
             .insert(step.id.clone(), (StepStatus::Ok, outputs, secrets));
+        plan.carried.push(done.clone());
     }
-    for pending in &summary.unknown_outcome {
-        if plan.finished.contains_key(&pending.step) {
-            continue;
-        }
-        let Some(i) = valid.index_of(&pending.step) else {
-            continue;
-        };
-        if valid.steps[i].idempotent {
-            plan.notes.push(format!(
-                "{}: {} {} got no recorded answer; it is safe to repeat and will be sent again",
-                pending.step, pending.method, pending.url
-            ));
-        } else {
-            plan.notes.push(format!("{}: {} {} got no recorded answer and is not safe to repeat; ESUS's state is checked first", pending.step, pending.method, pending.url));
-            plan.unknown.insert(pending.step.clone());
-        }
-    }
-    let engine = Engine::new();
-    for step in valid
-        .runbook
-        .steps
-        .iter()
-        .filter(|s| !plan.finished.contains_key(&s.id))
-    {
-        for value in step.with.values() {
-            for r in string_refs(&engine, value) {
-                if let Some(why) = missing_secrets.get(&r) {
-                    return Err(format!(
-                        "step `{}` needs the secret `{r}` from the first run, but it cannot be read back ({why}); it was never printed, so the run cannot go on. Rotate that key again by hand, or re-run the runbook from the start",
-                        step.id
-                    ));
-                }
-            }
-        }
-    }
+    read_batches(
+        src,
+        valid,
+        &plan.finished.keys().cloned().collect(),
+        &mut plan,
+    );
+    read_unknown(src.records, valid, &mut plan);
+    check_secrets_needed(valid, &plan, &missing)?;
     let done: Vec<&str> = valid
         .runbook
         .steps
@@ -116,10 +152,17 @@ pub fn plan(
         .filter(|s| plan.finished.contains_key(&s.id))
         .map(|s| s.id.as_str())
         .collect();
+    let untrusted = src.records.len().saturating_sub(src.trusted_len);
+    if untrusted > 0 {
+        plan.notes.push(format!(
+            "the last {untrusted} record(s) of {} are not signed (the run was killed before its next checkpoint): what they say finished is done again, or checked against ESUS first",
+            src.file_name
+        ));
+    }
     plan.notes.insert(
         0,
         format!(
-            "resuming: {} of {} steps finished earlier ({})",
+            "resuming: {} of {} steps finished earlier ({}); containment is checked against ESUS again",
             done.len(),
             valid.runbook.steps.len(),
             if done.is_empty() {
@@ -130,6 +173,260 @@ pub fn plan(
         ),
     );
     Ok(plan)
+}
+
+fn read_start(trusted: &[Record], plan: &mut ResumePlan) {
+    let Some(first) = trusted.first().filter(|r| r.kind == "run-started") else {
+        return;
+    };
+    if let Some(Value::Object(inputs)) = first.data.get("inputs") {
+        plan.inputs = inputs
+            .iter()
+            .filter(|(_, v)| !v.is_null() && v.as_str() != Some(super::event::REDACTED))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    }
+    plan.chain_started_at = first
+        .str_field("chain_started_at")
+        .map(str::to_string)
+        .or_else(|| Some(first.ts.clone()));
+}
+
+/// Every step the trusted records say finished `ok`: carried from an earlier transcript of the
+/// chain, or finished in this one.
+fn finished_steps(trusted: &[Record], file_name: &str) -> HashMap<String, Carried> {
+    let mut out = HashMap::new();
+    for r in trusted {
+        let Some(step) = r.step() else { continue };
+        let carried = r.kind == "carried";
+        let ok = carried || (r.kind == "step-finished" && r.str_field("status") == Some("ok"));
+        if !ok {
+            if r.kind == "step-finished" {
+                out.remove(step);
+            }
+            continue;
+        }
+        let (from_file, from_seq) = if carried {
+            (
+                r.str_field("from_file").unwrap_or(file_name).to_string(),
+                r.data
+                    .get("from_seq")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(r.seq),
+            )
+        } else {
+            (file_name.to_string(), r.seq)
+        };
+        out.insert(
+            step.to_string(),
+            Carried {
+                step: step.to_string(),
+                outputs: object(r.data.get("outputs")),
+                evidence: evidence(r.data.get("evidence")),
+                secret_files: strings(r.data.get("secret_files")),
+                from_file,
+                from_seq,
+            },
+        );
+    }
+    out
+}
+
+/// Items of unfinished fan-outs: those that finished `ok`, trusted, with their secrets.
+fn read_batches(
+    src: &Source<'_>,
+    valid: &Validated,
+    finished: &std::collections::HashSet<String>,
+    plan: &mut ResumePlan,
+) {
+    let trusted = &src.records[..src.trusted_len.min(src.records.len())];
+    for r in trusted.iter().filter(|r| r.kind == "item-finished") {
+        let Some(step) = r.step().filter(|s| !finished.contains(*s)) else {
+            continue;
+        };
+        let Some(k) = r.data.get("item").and_then(Value::as_u64) else {
+            continue;
+        };
+        let batch = plan.batches.entry(step.to_string()).or_default();
+        if r.str_field("status") != Some("ok") {
+            batch.done.remove(&(k as usize));
+            continue;
+        }
+        let Some(i) = valid.index_of(step) else {
+            continue;
+        };
+        let files = strings(r.data.get("secret_files"));
+        let mut secrets = HashMap::new();
+        let mut lost = false;
+        for name in &valid.steps[i].secret_outputs {
+            match read_secret(src.secrets_dir, &files, &format!("{step}[{k}]"), name) {
+                Ok(s) => {
+                    secrets.insert(name.clone(), s);
+                }
+                Err(_) => lost = true,
+            }
+        }
+        if lost {
+            // Its secret is gone: the item is not done (its recovery will find what it made).
+            plan.notes.push(format!(
+                "{step}: item {k} finished but its secret file cannot be read back; it is checked against ESUS again"
+            ));
+            continue;
+        }
+        batch.done.insert(
+            k as usize,
+            DoneItem {
+                outputs: object(r.data.get("outputs")),
+                secrets,
+            },
+        );
+    }
+}
+
+/// Requests that went out with no answer recorded (none, or a connection that failed): an
+/// idempotent one is simply sent again; a non-idempotent one is checked against ESUS first.
+fn read_unknown(records: &[Record], valid: &Validated, plan: &mut ResumePlan) {
+    for (n, r) in records.iter().enumerate() {
+        if r.kind != "request" {
+            continue;
+        }
+        let Some(step) = r.step() else { continue };
+        let Some(i) = valid.index_of(step) else {
+            continue;
+        };
+        if plan.finished.contains_key(step) || valid.steps[i].idempotent {
+            continue;
+        }
+        let request_id = r.str_field("request_id").unwrap_or_default();
+        let answered = records[n + 1..].iter().any(|x| {
+            x.kind == "response"
+                && x.str_field("request_id") == Some(request_id)
+                && x.data.get("status").is_some_and(|s| !s.is_null())
+        });
+        if answered {
+            continue;
+        }
+        let item = r.data.get("item").and_then(Value::as_u64);
+        let item_done = item.is_some_and(|k| {
+            plan.batches
+                .get(step)
+                .is_some_and(|b| b.done.contains_key(&(k as usize)))
+        });
+        if item_done {
+            continue;
+        }
+        let sent =
+            r.ts.parse::<Timestamp>()
+                .unwrap_or_else(|_| Timestamp::now());
+        let method = r
+            .data
+            .get("request")
+            .and_then(|v| v.get("method"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let url = r
+            .data
+            .get("request")
+            .and_then(|v| v.get("url"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        plan.notes.push(format!(
+            "{step}{}: {method} {url} got no recorded answer and is not safe to repeat: ESUS's state is checked first",
+            item.map(|k| format!(" item {k}")).unwrap_or_default()
+        ));
+        match item {
+            Some(k) => {
+                plan.batches
+                    .entry(step.to_string())
+                    .or_default()
+                    .unknown
+                    .insert(k as usize, sent);
+            }
+            None => {
+                plan.unknown.insert(step.to_string(), sent);
+            }
+        }
+    }
+}
+
+/// A step still to run that needs a secret an earlier step made, whose file is gone, cannot go on.
+fn check_secrets_needed(
+    valid: &Validated,
+    plan: &ResumePlan,
+    missing: &HashMap<String, String>,
+) -> Result<(), String> {
+    let engine = Engine::new();
+    for step in valid
+        .runbook
+        .steps
+        .iter()
+        .filter(|s| !plan.finished.contains_key(&s.id))
+    {
+        for value in step.with.values() {
+            for r in string_refs(&engine, value) {
+                if let Some(why) = missing.get(&r) {
+                    return Err(format!(
+                        "step `{}` needs the secret `{r}` from the earlier run, but it cannot be read back ({why}); it was never printed, so the run cannot go on. Rotate that key again by hand, or re-run the runbook from the start",
+                        step.id
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A secret output's value: from the file its record names, else `<stem>.<name>`.
+fn read_secret(
+    dir: &Path,
+    files: &[String],
+    stem: &str,
+    name: &str,
+) -> Result<SecretString, String> {
+    let plain = format!("{stem}.{name}");
+    let file = files
+        .iter()
+        .find(|f| **f == plain || f.starts_with(&format!("{plain}.")))
+        .cloned()
+        .unwrap_or(plain);
+    // Only a file name: a record cannot point resume outside the secrets folder.
+    if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+        return Err(format!("`{file}` is not a file name in the secrets folder"));
+    }
+    let path = dir.join(&file);
+    std::fs::read_to_string(&path)
+        .map(|text| SecretString::from(text.trim_end_matches(['\n', '\r']).to_string()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn object(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn evidence(v: Option<&Value>) -> Vec<EvidenceRef> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    Some(EvidenceRef {
+                        file: e.get("file")?.as_str()?.to_string(),
+                        sha256: e.get("sha256")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn string_refs(engine: &Engine, value: &Value) -> Vec<String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::approval::Confirmer;
+use super::approval::{ApprovalPolicy, Confirmer};
 use super::event::{Event, EventSink};
 use super::evidence::Folders;
 use super::progress::Progress;
@@ -68,6 +68,30 @@ impl InterruptHandle {
     }
 }
 
+/// What a run is made of, given by the edge (the CLI, a test, a bench).
+pub struct Parts {
+    /// The runbook.
+    pub valid: Arc<Validated>,
+    /// The ESUS client.
+    pub client: EsusClient,
+    /// The operator's token.
+    pub token: OperatorToken,
+    /// Asks the operator.
+    pub confirmer: Arc<dyn Confirmer>,
+    /// Approvals given in advance, and whether a person may be asked.
+    pub policy: ApprovalPolicy,
+    /// Event listeners.
+    pub sink: Arc<dyn EventSink>,
+    /// Fan-out progress.
+    pub progress: Arc<dyn Progress>,
+    /// Evidence and secrets folders.
+    pub folders: Folders,
+    /// Ctrl-C.
+    pub interrupt: Interrupt,
+    /// Whether this is a drill (prompts are marked).
+    pub drill: bool,
+}
+
 /// State shared by the scheduler and every step task.
 pub struct Shared {
     /// The runbook.
@@ -80,6 +104,9 @@ pub struct Shared {
     pub token: OperatorToken,
     /// Asks the operator.
     pub confirmer: Arc<dyn Confirmer>,
+    /// Approvals given in advance, and whether a person may be asked (also for the recoveries a
+    /// step makes itself).
+    pub policy: ApprovalPolicy,
     /// Event listeners.
     pub sink: Arc<dyn EventSink>,
     /// Fan-out progress.
@@ -95,29 +122,19 @@ pub struct Shared {
 
 impl Shared {
     /// Bundles the parts.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        valid: Arc<Validated>,
-        client: EsusClient,
-        token: OperatorToken,
-        confirmer: Arc<dyn Confirmer>,
-        sink: Arc<dyn EventSink>,
-        progress: Arc<dyn Progress>,
-        folders: Folders,
-        interrupt: Interrupt,
-        drill: bool,
-    ) -> Self {
+    pub fn new(p: Parts) -> Self {
         Shared {
-            valid,
+            valid: p.valid,
             engine: Engine::new(),
-            client,
-            token,
-            confirmer,
-            sink,
-            progress,
-            folders,
-            interrupt,
-            drill,
+            client: p.client,
+            token: p.token,
+            confirmer: p.confirmer,
+            policy: p.policy,
+            sink: p.sink,
+            progress: p.progress,
+            folders: p.folders,
+            interrupt: p.interrupt,
+            drill: p.drill,
             sink_broken: AtomicBool::new(false),
         }
     }

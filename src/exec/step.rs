@@ -33,6 +33,8 @@ pub enum Prepared {
     Many {
         /// The items.
         items: Vec<Value>,
+        /// What an earlier run did with them (resume).
+        batch: super::resume::BatchProgress,
     },
     /// `api_keys.check_revoked`: read the key, then (with the leaked secret) try it.
     Revoked {
@@ -86,14 +88,14 @@ impl StepResult {
     }
 }
 
-/// Runs step `i`; `recover` means an earlier run sent its (non-idempotent) request and recorded no
-/// answer, so ESUS's state is checked before anything is sent.
+/// Runs step `i`; `recover` (the time an earlier run sent its non-idempotent request, and
+/// recorded no answer) means ESUS's state is checked before anything is sent.
 pub async fn execute_with(
     shared: Arc<Shared>,
     ctx: Arc<Context>,
     i: usize,
     prepared: Prepared,
-    recover: bool,
+    recover: Option<jiff::Timestamp>,
 ) -> StepResult {
     let started = Instant::now();
     let step = &shared.valid.runbook.steps[i];
@@ -102,12 +104,21 @@ pub async fn execute_with(
         Prepared::One(req) if info.action.paged => {
             super::paged::pull(&shared, &ctx, step, info, req).await
         }
-        Prepared::One(req) if recover => {
-            let why = "the run that sent it stopped before an answer was recorded";
-            super::recover::recover(&shared, &ctx, step, info, &req, why).await
+        Prepared::One(req) if recover.is_some() => {
+            let lost = super::recover::Lost {
+                step,
+                info,
+                req: &req,
+                item: None,
+                why: "the run that sent it stopped before an answer was recorded",
+                since: recover.unwrap_or_else(jiff::Timestamp::now),
+            };
+            super::recover::recover(&shared, &ctx, lost).await
         }
         Prepared::One(req) => one(&shared, &ctx, step, info, req, None).await,
-        Prepared::Many { items } => super::fanout::many(&shared, &ctx, step, info, items).await,
+        Prepared::Many { items, batch } => {
+            super::fanout::many(&shared, &ctx, step, info, items, batch).await
+        }
         Prepared::Revoked { get, probe } => {
             super::checks::revoked(&shared, &ctx, step, info, get, probe).await
         }
@@ -118,29 +129,43 @@ pub async fn execute_with(
     if result.status.is_none() {
         result.status = Some(StepStatus::Ok);
     }
-    keep_secrets(&shared, step, &mut result);
     result.duration = started.elapsed();
     result
 }
 
-/// Writes a step's secret outputs, even when the step failed: a fan-out whose other items failed
-/// must not lose the secrets of the items that succeeded.
-fn keep_secrets(shared: &Shared, step: &Step, result: &mut StepResult) {
-    for (name, value) in &result.secret_outputs {
-        match shared.folders.write_secret(
-            &step.id,
-            name,
-            secrecy::ExposeSecret::expose_secret(value),
-        ) {
+/// Writes secret outputs to `secrets/` — one step's as `<step>.<name>`, one fan-out item's as
+/// `<step>[<k>].<name>` — and records where; a secret that cannot be written fails the step.
+pub(super) fn keep_secrets(
+    shared: &Shared,
+    step: &Step,
+    item: Option<usize>,
+    result: &mut StepResult,
+) {
+    let stem = match item {
+        Some(k) => format!("{}[{k}]", step.id),
+        None => step.id.clone(),
+    };
+    let mut names: Vec<&String> = result.secret_outputs.keys().collect();
+    names.sort();
+    let mut failed = None;
+    for name in names {
+        let value = &result.secret_outputs[name];
+        match shared
+            .folders
+            .write_secret(&stem, name, secrecy::ExposeSecret::expose_secret(value))
+        {
             Ok(path) => result.secret_files.push(path),
             Err(e) => {
-                result.status = Some(StepStatus::Failed);
-                result.reason = Some(format!(
+                failed = Some(format!(
                     "could not write secret output `{name}` to {}: {e}",
                     shared.folders.secrets.display()
                 ));
             }
         }
+    }
+    if let Some(why) = failed {
+        result.status = Some(StepStatus::Failed);
+        result.reason = Some(why);
     }
 }
 
@@ -181,20 +206,28 @@ pub(super) async fn one(
 ) -> StepResult {
     let idx = item.map(|(k, _)| k);
     let policy = send_policy(step, info.idempotent);
+    let sent_at = jiff::Timestamp::now();
     let sent = match send::send(shared, &step.id, idx, &req, policy, body_policy(info)).await {
         Ok(s) => s,
         Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
     };
     match sent {
         Sent::Answer(resp, id) => {
-            let mut r =
-                finish_answer(shared, ctx, step, info, &resp, &id, item.map(|(_, v)| v)).await;
+            let mut r = finish_answer(shared, ctx, step, info, &resp, &id, item).await;
             // A 401 to the stolen token is about that token, not the operator's credentials.
             r.auth_failed &= matches!(req.auth, crate::esus::request::Auth::Operator);
             r
         }
         Sent::Unknown(why) if super::recover::recoverable(info) => {
-            super::recover::recover(shared, ctx, step, info, &req, &why).await
+            let lost = super::recover::Lost {
+                step,
+                info,
+                req: &req,
+                item,
+                why: &why,
+                since: sent_at,
+            };
+            super::recover::recover(shared, ctx, lost).await
         }
         Sent::Unknown(why) => StepResult::failed(format!(
             "outcome unknown: {why}. It was not re-sent because `{}` is not idempotent; check ESUS's state before re-running this step",
@@ -204,7 +237,10 @@ pub(super) async fn one(
     }
 }
 
-/// Records an answer, saves it when asked, and computes outputs.
+/// Records an answer, saves it when asked, and computes outputs. A secret output (a new key's
+/// secret) is on disk (0600, fsynced) before the answer is recorded: a run killed in between
+/// leaves the secret kept and the request "unanswered", which resume checks against ESUS —
+/// never an answered request whose secret nobody holds.
 pub(super) async fn finish_answer(
     shared: &Arc<Shared>,
     ctx: &Context,
@@ -212,15 +248,26 @@ pub(super) async fn finish_answer(
     info: &StepInfo,
     resp: &ApiResponse,
     request_id: &str,
-    item: Option<&Value>,
+    item: Option<(usize, &Value)>,
 ) -> StepResult {
+    let value = item.map(|(_, v)| v);
     let mut result = StepResult::default();
-    let mut evidence = None;
     if let Some(save) = &step.save {
-        match save_body(shared, ctx, save, item, resp, info.action.secret_fields) {
-            Ok(e) => evidence = Some(e),
+        match save_body(shared, ctx, save, value, resp, info.action.secret_fields) {
+            Ok(e) => result.evidence.push(e),
             Err(e) => return StepResult::failed(e),
         }
+    }
+    let ok = resp.is_success(&step.expect);
+    if ok {
+        match outputs(shared, ctx, step, info, &resp.json(), resp.status, value) {
+            Ok((shown, secret)) => {
+                result.outputs = shown;
+                result.secret_outputs = secret;
+            }
+            Err(e) => result = StepResult::failed(e),
+        }
+        keep_secrets(shared, step, item.map(|(k, _)| k), &mut result);
     }
     if let Err(e) = send::record_response(
         shared,
@@ -228,12 +275,11 @@ pub(super) async fn finish_answer(
         request_id,
         resp,
         body_policy(info),
-        evidence.clone(),
+        result.evidence.first().cloned(),
     ) {
         return StepResult::failed(format!("could not record the response: {e}"));
     }
-    result.evidence.extend(evidence);
-    if !resp.is_success(&step.expect) {
+    if !ok {
         result.status = Some(StepStatus::Failed);
         result.reason = Some(format!(
             "ESUS answered {}{}",
@@ -241,22 +287,13 @@ pub(super) async fn finish_answer(
             diagnostics(resp, info)
         ));
         result.auth_failed = matches!(resp.status, 401 | 403);
-        return result;
-    }
-    if !(200..300).contains(&resp.status) {
+    } else if !(200..300).contains(&resp.status) && result.status.is_none() {
         result.expected = Some(resp.status);
         result.reason = Some(format!(
             "ESUS answered {}{} — expected by the runbook",
             resp.status,
             diagnostics(resp, info)
         ));
-    }
-    match outputs(shared, ctx, step, info, &resp.json(), resp.status, item) {
-        Ok((shown, secret)) => {
-            result.outputs = shown;
-            result.secret_outputs = secret;
-        }
-        Err(e) => return StepResult::failed(e),
     }
     result
 }

@@ -215,18 +215,18 @@ impl SimHandle {
     pub fn api_key(&self, id: &str) -> Option<KeyState> {
         let now = self.shared.clock.now();
         let st = self.shared.lock();
-        st.keys.get(id).map(|k| KeyState {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            client_id: k.client_id.clone(),
-            owner: k.owner.clone(),
-            scopes: k.scopes.clone(),
-            active: k.active,
-            deleted: k.deleted,
-            superseded_by: k.superseded_by.clone(),
-            grace_ends_at: k.grace_ends_at,
-            usable_now: k.usable_at(now).is_ok(),
-        })
+        st.keys.get(id).map(|k| key_state(k, now))
+    }
+
+    /// Every key, deleted ones included, in creation order (to count replacements).
+    pub fn api_keys(&self) -> Vec<KeyState> {
+        let now = self.shared.clock.now();
+        let st = self.shared.lock();
+        st.key_order
+            .iter()
+            .filter_map(|id| st.keys.get(id))
+            .map(|k| key_state(k, now))
+            .collect()
     }
 
     /// The sessions of a user, revoked ones included.
@@ -296,5 +296,20 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.stop.send_replace(true);
+    }
+}
+
+fn key_state(k: &super::state::ApiKey, now: Timestamp) -> KeyState {
+    KeyState {
+        id: k.id.clone(),
+        name: k.name.clone(),
+        client_id: k.client_id.clone(),
+        owner: k.owner.clone(),
+        scopes: k.scopes.clone(),
+        active: k.active,
+        deleted: k.deleted,
+        superseded_by: k.superseded_by.clone(),
+        grace_ends_at: k.grace_ends_at,
+        usable_now: k.usable_at(now).is_ok(),
     }
 }

@@ -53,7 +53,7 @@ async fn a_killed_run_resumes_without_repeating_finished_steps() {
         "killed before the end"
     );
 
-    let run2 = env.dir.path().join("run2");
+    let run2 = env.run_dir();
     let mut cmd = env.run_cmd_at("api-key-compromise", &run2);
     env.compromise_args(&mut cmd);
     // Inputs come from the transcript; secrets from the environment, as in the first run.
@@ -81,7 +81,7 @@ async fn a_killed_run_resumes_without_repeating_finished_steps() {
     .args(["--yes", "--non-interactive", "--output", "json"]);
     let out = output(cmd).await;
     assert_code(&out, 0);
-    let new = records(&run2.join("transcript.jsonl"));
+    let new = records(&run2.join("transcript.2.jsonl"));
     assert_eq!(
         new[0]["data"]["resumes"],
         old.last().expect("old records")["hash"],
@@ -112,11 +112,11 @@ async fn a_killed_run_resumes_without_repeating_finished_steps() {
             .any(|s| s["outputs"]["new_key_id"].is_string()),
         "a replacement was issued"
     );
-    assert_eq!(verify(&env, &run2.join("transcript.jsonl")).0, 0);
+    assert_eq!(verify(&env, &run2.join("transcript.2.jsonl")).0, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotate_in_flight_when_killed_is_not_sent_again() {
+async fn a_rotate_in_flight_when_killed_leaves_exactly_one_replacement() {
     let env = Env::with(
         SimConfig::default()
             .with_fault("latency=2s@POST /api-keys/{id}/rotate")
@@ -154,7 +154,7 @@ async fn a_rotate_in_flight_when_killed_is_not_sent_again() {
     })
     .await;
 
-    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run2"));
+    let mut cmd = env.run_cmd(&rb);
     cmd.arg("--resume").arg(env.transcript()).args([
         "--non-interactive",
         "--yes",
@@ -163,22 +163,40 @@ async fn a_rotate_in_flight_when_killed_is_not_sent_again() {
     ]);
     let out = output(cmd).await;
     assert_code(&out, 0);
-    let rotations = env
-        .sim
-        .requests()
+    // The killed rotate had happened: its replacement (whose secret died with the process) is
+    // revoked, and the approved rotate is sent again — checked first, never blindly.
+    let log = env.sim.requests();
+    let rotations = log
         .iter()
         .filter(|q| q.method == "POST" && q.path == format!("/api-keys/{key}/rotate"))
         .count();
-    assert_eq!(rotations, 1, "the rotate was sent once in all");
+    assert_eq!(
+        rotations, 2,
+        "the killed one, and once after the check: {log:?}"
+    );
+    let check = log
+        .iter()
+        .rposition(|q| q.method == "GET" && q.path == format!("/api-keys/{key}"))
+        .expect("the state was read");
+    let again = log
+        .iter()
+        .rposition(|q| q.method == "POST" && q.path == format!("/api-keys/{key}/rotate"))
+        .expect("rotated again");
+    assert!(check < again, "read before it was sent again");
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let new_id = report["steps"][0]["outputs"]["new_key_id"]
         .as_str()
         .expect("new key")
         .to_string();
-    assert!(
-        env.sim.api_key(&new_id).is_some_and(|k| k.usable_now),
-        "a usable replacement whose secret we hold"
-    );
+    let name = env.sim.api_key(&key).expect("old").name;
+    let active: Vec<String> = env
+        .sim
+        .api_keys()
+        .into_iter()
+        .filter(|k| k.name == name && k.id != key && k.usable_now)
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(active, [new_id], "one replacement, whose secret we hold");
     assert!(!env.sim.api_key(&key).is_some_and(|k| k.usable_now));
 }
 
@@ -196,7 +214,7 @@ async fn resume_refuses_a_changed_runbook_or_a_tampered_transcript() {
         "version: 1\nname: r\nsteps:\n  - {id: a, name: A2, action: roles.list}\n",
     )
     .expect("edit");
-    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run2"));
+    let mut cmd = env.run_cmd(&rb);
     cmd.arg("--resume").arg(env.transcript());
     let out = output(cmd).await;
     assert_code(&out, 2);

@@ -152,9 +152,12 @@ steps:
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotate_whose_answer_is_lost_is_never_sent_twice() {
+async fn a_rotate_whose_answer_is_lost_leaves_no_orphan_active() {
+    // The rotate happens, its answer (and the new secret) is lost. The replacement it made is
+    // active and nobody holds its secret: it is revoked, and the approved rotate sent again.
     let env = Env::with(with("drop_count=1@POST /api-keys/{id}/rotate")).await;
     let key = env.sim.ready().key_id.clone();
+    let name = env.sim.api_key(&key).expect("key").name;
     let rb = env.runbook("rotate.yaml", ROTATE_ONLY);
     let mut cmd = env.run_cmd(&rb);
     cmd.args([
@@ -173,30 +176,55 @@ async fn a_rotate_whose_answer_is_lost_is_never_sent_twice() {
         log.iter()
             .filter(|q| q.method == "POST" && q.path == original)
             .count(),
-        1,
-        "{log:?}"
+        2,
+        "the lost rotate and the one approved again, nothing of another key: {log:?}"
     );
-    let old = env.sim.api_key(&key).expect("old key");
-    let successor = old
-        .superseded_by
-        .clone()
-        .expect("the dropped rotate did happen");
-    assert!(
-        log.iter()
-            .any(|q| q.method == "POST" && q.path == format!("/api-keys/{successor}/rotate")),
-        "the lost replacement was rotated once more"
-    );
-    assert!(!old.usable_now);
+    let deletes: Vec<&str> = log
+        .iter()
+        .filter(|q| q.method == "DELETE")
+        .map(|q| q.path.as_str())
+        .collect();
+    assert_eq!(deletes.len(), 1, "the orphan was revoked: {log:?}");
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let new_id = report["steps"][0]["outputs"]["new_key_id"]
         .as_str()
         .expect("new id")
         .to_string();
-    assert!(env.sim.api_key(&new_id).is_some_and(|k| k.usable_now));
+    let active: Vec<String> = env
+        .sim
+        .api_keys()
+        .into_iter()
+        .filter(|k| k.name == name && k.usable_now && k.id != key)
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(
+        active,
+        std::slice::from_ref(&new_id),
+        "exactly one replacement, and it is ours"
+    );
+    assert!(deletes[0].ends_with(&format!("/api-keys/{}", {
+        let orphan: Vec<String> = env
+            .sim
+            .api_keys()
+            .into_iter()
+            .filter(|k| k.name == name && k.deleted)
+            .map(|k| k.id)
+            .collect();
+        orphan.first().cloned().unwrap_or_default()
+    })));
+    let secret = std::fs::read_to_string(env.run_dir().join("secrets/rotate.new_secret"))
+        .expect("the secret we hold");
+    assert!(secret.starts_with("sk_"), "a key secret");
     assert!(
         report["steps"][0]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("answer was lost"))
+            .is_some_and(|r| r.contains("answer (and the new secret) was lost")),
+        "{report:#}"
+    );
+    let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
+    assert!(
+        transcript.contains("\"covers\":2"),
+        "the revoke and the rotate again were approved, with one digest over both"
     );
 }
 

@@ -110,7 +110,14 @@ async fn runbooks_scheduled_rotation_rotates_every_due_key_with_a_grace_window()
     assert_eq!(transcript.matches("\"type\":\"confirmation\"").count(), 1);
 
     // The new secrets are in the 0600 secrets folder, in the order of old_key_id, and work.
-    let file = rotate["secret_files"][0].as_str().expect("secret file");
+    let file = rotate["secret_files"]
+        .as_array()
+        .and_then(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .find(|f| f.ends_with("/rotate.new_secret"))
+        })
+        .expect("the batch's secret file");
     let secrets: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(file).expect("secrets")).expect("a list");
     assert_eq!(secrets.len(), DUE.len());

@@ -77,6 +77,8 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
             inputs: obj(json!({"label": "ci", "token": "[secret]"})),
             resumes: None,
             incident_id: None,
+            resumes_file: None,
+            chain_started_at: None,
         },
         Event::Plan {
             order: vec![
@@ -110,6 +112,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
         request_sha256: request_digest(&revoke),
         approved,
         how: ApprovalSource::Interactive,
+        covers: None,
     });
     if !approved {
         ev.push(finished(
@@ -226,6 +229,8 @@ fn finished(step: &str, status: StepStatus, reason: Option<&str>) -> Event {
         duration_ms: 250,
         finding: None,
         expected: None,
+        secret_files: Vec::new(),
+        evidence: Vec::new(),
     }
 }
 
