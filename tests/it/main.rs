@@ -1,9 +1,11 @@
 //! The one integration-test binary: a module per feature.
 
 mod audit_evidence;
+mod canary;
+mod canary_support;
 mod cli;
-mod client_contract;
 mod cli_conventions;
+mod client_contract;
 mod drill;
 mod resume;
 mod run_faults;
