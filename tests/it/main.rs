@@ -7,6 +7,7 @@ mod cli;
 mod cli_conventions;
 mod client_contract;
 mod drill;
+mod network_policy;
 mod resume;
 mod run_faults;
 mod run_live;
