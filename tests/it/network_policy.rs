@@ -549,7 +549,12 @@ async fn network_policy_plain_http_to_loopback_never_goes_through_a_proxy() {
     }
     let _ = capture(cmd).await;
     let search = Search::new(std::slice::from_ref(&token));
-    for s in https_proxy.seen() {
+    let through = https_proxy.seen();
+    println!(
+        "network policy: https with HTTPS_PROXY: {} connection(s) to the proxy, each only CONNECT",
+        through.len()
+    );
+    for s in through {
         assert!(
             s.is_empty() || s.starts_with(b"CONNECT "),
             "a proxy for https sees only CONNECT: {}",
