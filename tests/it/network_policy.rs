@@ -65,6 +65,11 @@ struct Pki {
 
 impl Pki {
     fn new() -> Pki {
+        Pki::for_names("IP:127.0.0.1,DNS:localhost")
+    }
+
+    /// A CA and a server certificate for these subjectAltNames.
+    fn for_names(san: &str) -> Pki {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         run_openssl(
@@ -110,7 +115,7 @@ impl Pki {
         );
         std::fs::write(
             d.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n",
+            format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n"),
         )
         .expect("ext file");
         run_openssl(
@@ -486,7 +491,46 @@ async fn network_policy_plain_http_to_a_non_loopback_host_is_refused_before_anyt
         "nothing was sent, not even through a proxy: {:?}",
         proxy.seen()
     );
-    println!("network policy: {cases} plain-http bases refused with exit 2, 0 connections");
+    // Credentials in the base URL are refused too, and never repeated in the message.
+    for base in [
+        format!(
+            "https://oncall:{}@api.esus.health",
+            password
+                .value
+                .replace(['/', '?', '#', '@', '%', ' ', '"', '\\'], "x")
+        ),
+        format!(
+            "http://oncall:{}@127.0.0.1:1",
+            password
+                .value
+                .replace(['/', '?', '#', '@', '%', ' ', '"', '\\'], "x")
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = capture(run_cmd(dir.path(), "access-review", &base, &token)).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("credentials in the URL are not allowed"),
+            "{stderr}"
+        );
+        let core = password
+            .value
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !stderr.contains(&core) && !text(&out.stdout).contains(&core),
+            "{stderr}"
+        );
+        cases += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(proxy.seen().is_empty(), "{:?}", proxy.seen());
+    println!(
+        "network policy: {cases} plain-http or credential-bearing bases refused with exit 2, 0 connections"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -920,7 +964,10 @@ async fn network_policy_ca_cert_trusts_the_simulators_tls_certificate_and_nothin
         h
     };
     // A bundled runbook end to end over TLS, by IP and by name.
-    let mut runs = Vec::new();
+    type Run = std::pin::Pin<
+        Box<dyn std::future::Future<Output = (&'static str, std::process::Output)> + Send>,
+    >;
+    let mut runs: Vec<Run> = Vec::new();
     for (name, url, ca_arg, runbook) in [
         ("with-ca", base.clone(), Some(ca.clone()), "access-review"),
         (
@@ -942,8 +989,20 @@ async fn network_policy_ca_cert_trusts_the_simulators_tls_certificate_and_nothin
         if let Some(ca) = ca_arg {
             cmd.arg("--ca-cert").arg(ca);
         }
-        runs.push(async move { (name, capture(cmd).await) });
+        runs.push(Box::pin(async move { (name, capture(cmd).await) }));
     }
+    // The right CA, a certificate for another name: refused.
+    let wrong_name = Pki::for_names("DNS:esus.example.org");
+    let (_server, port) = s_server(&wrong_name, &["-tls1_3"]).await;
+    let h = home("wrong-name");
+    let mut cmd = run_cmd(
+        &h,
+        &one_request(&h),
+        &format!("https://127.0.0.1:{port}"),
+        &token,
+    );
+    cmd.arg("--ca-cert").arg(wrong_name.ca());
+    runs.push(Box::pin(async move { ("wrong-name", capture(cmd).await) }));
     for (name, out) in futures::future::join_all(runs).await {
         let why = reasons(&out.stdout);
         match name {
@@ -953,6 +1012,13 @@ async fn network_policy_ca_cert_trusts_the_simulators_tls_certificate_and_nothin
                 "{name}: {why}\n{}",
                 text(&out.stderr)
             ),
+            "wrong-name" => {
+                assert_eq!(out.status.code(), Some(STEP_FAILED), "{name}: {why}");
+                assert!(
+                    why.contains("invalid peer certificate") && why.contains("not valid for name"),
+                    "{name}: a certificate message: {why}"
+                );
+            }
             _ => {
                 assert_eq!(out.status.code(), Some(STEP_FAILED), "{name}: {why}");
                 assert!(
