@@ -543,7 +543,10 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
         ..Haystacks::default()
     };
     let own = match mode.own_sim(rb) {
-        Some(config) => {
+        Some(mut config) => {
+            if config.tls {
+                config.ca_out = Some(input_dir.join("sim-ca.pem"));
+            }
             // Faults would answer the seeding request too: faulted simulators hold no seeded
             // Subscription (the canary is still searched).
             let faulted = !config.faults.is_empty() && !mode.held();
@@ -799,6 +802,7 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
     tally.post = post;
     tally.problems.extend(problems);
     tally.findings.extend(proc_findings);
+    tally.exits.push((format!("{mode:?}"), code));
     tally
 }
 
@@ -948,6 +952,7 @@ async fn interrupt_mid_run(
 
 fn report(what: &str, tally: &Tally) {
     println!("{}", tally.summary(what));
+    println!("{what}: {}", tally.exits_by_mode());
     assert!(
         tally.problems.is_empty(),
         "{} cases did not end as expected:\n{}",
@@ -1075,9 +1080,10 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
     }
     let mfa_secret = ctx.scenario.mfa_secret.clone();
     let mfa_password = ctx.scenario.mfa_password.clone();
-    let clock = sim.now();
-    let mfa_code = esus_ir::sim::totp_code(mfa_secret.as_bytes(), clock);
-    canaries.push(Canary::known("MFA code (typed)", mfa_code.clone()));
+    let mfa_code = esus_ir::sim::totp_code(mfa_secret.as_bytes(), sim.now());
+    if mode == PtyMode::LoginPrompts {
+        canaries.push(Canary::known("MFA code (typed)", mfa_code.clone()));
+    }
     let (screen, code, met) = tokio::task::spawn_blocking(move || {
         let mut confirmed = false;
         in_pty(cmd, |p| match p {
@@ -1160,6 +1166,7 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
     .expect("search");
     tally.post = post;
     tally.problems.extend(problems);
+    tally.exits.push((format!("pty {mode:?}"), code));
     tally
 }
 

@@ -298,6 +298,8 @@ pub(crate) struct Tally {
     pub(crate) findings: Vec<String>,
     /// Cases that did not take the path they were meant to (exit code, prompt), each described.
     pub(crate) problems: Vec<String>,
+    /// (mode, exit code) of each run.
+    pub(crate) exits: Vec<(String, i32)>,
 }
 
 impl Tally {
@@ -312,6 +314,26 @@ impl Tally {
         self.secret_files += other.secret_files;
         self.findings.extend(other.findings);
         self.problems.extend(other.problems);
+        self.exits.extend(other.exits);
+    }
+
+    /// Exit codes by mode, e.g. `Live: 0×6`.
+    pub(crate) fn exits_by_mode(&self) -> String {
+        let mut by: std::collections::BTreeMap<&str, std::collections::BTreeMap<i32, usize>> =
+            std::collections::BTreeMap::new();
+        for (mode, code) in &self.exits {
+            *by.entry(mode.as_str())
+                .or_default()
+                .entry(*code)
+                .or_default() += 1;
+        }
+        by.iter()
+            .map(|(mode, codes)| {
+                let codes: Vec<String> = codes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
+                format!("{mode}: exit {}", codes.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     pub(crate) fn summary(&self, what: &str) -> String {
@@ -613,6 +635,26 @@ pub(crate) enum Answer {
     CtrlC,
 }
 
+/// The command run through `sh`, which turns the terminal's echo on first (the pty library
+/// starts children with echo off): a prompt that failed to hide its input would then show it.
+fn with_echo(cmd: std::process::Command) -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("stty echo && exec \"$0\" \"$@\"")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh
+}
+
 /// Drives a run in a pseudo-terminal: each prompt is answered by `answer`; returns everything
 /// the terminal showed, the exit code and the prompts met.
 pub(crate) fn in_pty(
@@ -620,7 +662,7 @@ pub(crate) fn in_pty(
     mut answer: impl FnMut(&Prompt) -> Answer,
 ) -> (Vec<u8>, i32, Vec<Prompt>) {
     use expectrl::Expect;
-    let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    let mut session = expectrl::Session::spawn(with_echo(cmd)).expect("spawn in a pty");
     session.set_expect_timeout(Some(Duration::from_secs(60)));
     let mut screen = Vec::new();
     let mut met = Vec::new();
@@ -652,13 +694,30 @@ pub(crate) fn in_pty(
         } else {
             Prompt::Secret(String::from_utf8_lossy(found.get(1).unwrap_or_default()).into_owned())
         };
+        let hidden = !matches!(prompt, Prompt::Confirm | Prompt::Typed);
+        if hidden {
+            // Type only once the prompt has turned echo off (it must: otherwise the terminal
+            // shows what is typed); earlier keystrokes would also be discarded by its TCSAFLUSH.
+            let mut off = false;
+            for _ in 0..1000 {
+                if session.get_process().get_echo().is_ok_and(|on| !on) {
+                    off = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(
+                off,
+                "the hidden prompt {prompt:?} never turned the terminal's echo off"
+            );
+        }
         match answer(&prompt) {
             Answer::Keys(k) if matches!(prompt, Prompt::Confirm) => session.send(k),
             Answer::Keys(k) => session.send_line(k),
             Answer::CtrlC => session.send(expectrl::ControlCode::EndOfText),
         }
         .expect("answer the prompt");
-        if !matches!(prompt, Prompt::Confirm | Prompt::Typed) {
+        if hidden {
             // A hidden prompt is drawn again after the answer (`…: [hidden]`): not a new prompt.
             match session.expect("[hidden]") {
                 Ok(redraw) => screen.extend_from_slice(redraw.as_bytes()),
