@@ -130,6 +130,11 @@ impl EsusClient {
             .connect_timeout(config.connect_timeout)
             .tls_version_min(reqwest::tls::Version::TLS_1_2)
             .pool_max_idle_per_host(256);
+        if base.scheme() == "http" {
+            // Plain http is allowed only because loopback bytes never leave the machine; a proxy
+            // from HTTP_PROXY/ALL_PROXY may be anywhere and would read the token in clear text.
+            builder = builder.no_proxy();
+        }
         if let Some(path) = &config.ca_cert {
             let ca_err = |why: String| ClientError::Ca {
                 path: path.display().to_string(),

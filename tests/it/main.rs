@@ -1,12 +1,15 @@
 //! The one integration-test binary: a module per feature.
 
 mod audit_evidence;
+mod canary;
+mod canary_support;
 mod cli;
 mod cli_conventions;
 mod client_contract;
 mod drill;
 mod hostile;
 mod json_contract;
+mod network_policy;
 mod preflight;
 mod resume;
 mod run_faults;
