@@ -295,12 +295,14 @@ fn transcript_check(run: &RunReport) -> Check {
     }
 }
 
-/// The run's own verdict, from its containment checks against the simulator.
+/// The run's own verdict, from its containment checks against the simulator. A runbook that
+/// contains nothing (a review, a rotation) claims nothing, and that is not a failure.
 fn containment_check(run: &RunReport) -> Check {
-    let c = run.containment.as_ref();
+    use crate::exec::event::ContainmentState::{Contained, NotApplicable};
+    let state = run.containment.as_ref().map(|c| c.state);
     Check {
         name: "the run proved containment".into(),
-        passed: c.is_some_and(|c| c.state == crate::exec::event::ContainmentState::Contained),
+        passed: matches!(state, Some(Contained | NotApplicable)),
         detail: run.containment_line(),
     }
 }
