@@ -74,6 +74,9 @@ pub enum Error {
     /// The simulator failed to start or serve.
     #[error("simulator: {0}")]
     Sim(String),
+    /// Ctrl-C before the run started (at a prompt for a token or an input): nothing was sent.
+    #[error("{0}")]
+    Interrupted(String),
     /// A transcript could not be read, written or signed, or a signing key could not be used.
     #[error("{0}")]
     Transcript(#[from] crate::transcript::TranscriptError),
@@ -87,11 +90,17 @@ impl Error {
             Error::Auth(_) => ExitCode::Auth,
             Error::Invalid(_) => ExitCode::Invalid,
             Error::Io { .. } | Error::Sim(_) => ExitCode::StepFailed,
+            Error::Interrupted(_) => ExitCode::Interrupted,
             // A key that cannot be used is a usage problem; a transcript that cannot be read
             // or checked is never valid.
             Error::Transcript(e) if e.is_key_problem() => ExitCode::Usage,
             Error::Transcript(_) => ExitCode::Invalid,
         }
+    }
+
+    /// Ctrl-C at a prompt before anything was sent.
+    pub fn interrupted_before_start() -> Self {
+        Error::Interrupted("interrupted by Ctrl-C before the run started: nothing was sent".into())
     }
 
     /// Wraps an I/O error with a description of what was being done.

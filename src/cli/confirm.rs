@@ -9,10 +9,9 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use dialoguer::Password;
-use dialoguer::console::Term;
 use secrecy::SecretString;
 
+use super::prompt::{ask_hidden, discard_pending_input, read_line};
 use super::ui::{PromptGate, Styles};
 use crate::exec::approval::{Confirmer, Prompt};
 use crate::exec::shared::Interrupt;
@@ -71,6 +70,7 @@ impl TerminalConfirmer {
 
 impl Confirmer for TerminalConfirmer {
     fn confirm(&self, p: &Prompt) -> std::io::Result<bool> {
+        let seen = self.interrupt.count();
         self.gate.during(|| {
             let mut err = std::io::stderr().lock();
             self.show(p, &mut err)?;
@@ -86,7 +86,7 @@ impl Confirmer for TerminalConfirmer {
             write!(err, "{}", self.styles.bold(question))?;
             err.flush()?;
             drop(err);
-            let line = read_line(&self.interrupt)?;
+            let line = read_line(&self.interrupt, seen)?;
             let answer = line.as_deref().map(str::trim).unwrap_or_default();
             let approved = match &p.typed {
                 Some(expected) => answer == expected,
@@ -108,84 +108,15 @@ impl Confirmer for TerminalConfirmer {
 
     fn new_token(&self) -> Option<SecretString> {
         self.gate.during(|| {
-            discard_pending_input();
-            Password::new()
-                .with_prompt(
-                    "The ESUS token expired or was revoked. Paste a new access token (hidden)",
-                )
-                .allow_empty_password(true)
-                .interact_on(&Term::stderr())
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| SecretString::from(t.trim().to_string()))
+            ask_hidden(
+                "The ESUS token expired or was revoked. Paste a new access token (hidden)",
+                &self.interrupt,
+            )
+            .ok()
+            .flatten()
+            .map(|t| {
+                SecretString::from(secrecy::ExposeSecret::expose_secret(&t).trim().to_string())
+            })
         })
     }
-}
-
-/// Throws away what was typed before the prompt appeared (type-ahead meant for an earlier one).
-fn discard_pending_input() {
-    #[cfg(unix)]
-    {
-        let _ = rustix::termios::tcflush(std::io::stdin(), rustix::termios::QueueSelector::IFlush);
-    }
-}
-
-/// Reads one line from the terminal; `None` at end of input; an `Interrupted` error at Ctrl-C.
-///
-/// The terminal is in canonical mode: it delivers whole lines, edits them, and turns Ctrl-C into
-/// SIGINT, which the run counts. The read waits in short polls so that a Ctrl-C ends it, and reads
-/// the descriptor directly: a buffered reader could keep a second typed line for the next prompt.
-#[cfg(unix)]
-fn read_line(interrupt: &Interrupt) -> std::io::Result<Option<String>> {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    let stdin = std::io::stdin();
-    let seen = interrupt.count();
-    let tick = Timespec {
-        tv_sec: 0,
-        tv_nsec: 100_000_000,
-    };
-    let mut line = Vec::new();
-    loop {
-        if interrupt.count() > seen {
-            return Err(interrupted());
-        }
-        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
-        match poll(&mut fds, Some(&tick)) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        let mut buf = [0u8; 1024];
-        let n = match rustix::io::read(&stdin, &mut buf) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if n == 0 {
-            return Ok((!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned()));
-        }
-        // Ctrl-C as a byte (a terminal not in canonical mode) is still Ctrl-C.
-        if buf[..n].contains(&0x03) {
-            return Err(interrupted());
-        }
-        line.extend_from_slice(&buf[..n]);
-        if line.ends_with(b"\n") {
-            return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn read_line(interrupt: &Interrupt) -> std::io::Result<Option<String>> {
-    let mut line = String::new();
-    let n = std::io::stdin().read_line(&mut line)?;
-    if interrupt.count() > 0 {
-        return Err(interrupted());
-    }
-    Ok((n > 0).then_some(line))
-}
-
-fn interrupted() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::Interrupted, "Ctrl-C at the prompt")
 }

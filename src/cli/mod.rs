@@ -10,6 +10,7 @@ pub mod confirm;
 pub mod describe;
 pub mod drill_cmd;
 pub mod operator;
+mod prompt;
 mod resume_source;
 pub mod run_cmd;
 mod run_inputs;

@@ -6,8 +6,10 @@ use std::path::Path;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::prompt::{ask_hidden, is_interrupt};
 use crate::error::Error;
 use crate::esus::client::EsusClient;
+use crate::exec::shared::Interrupt;
 use crate::exec::token::{self, OperatorToken};
 
 /// Where the operator's token comes from.
@@ -25,7 +27,9 @@ pub async fn operator_token(
     sources: &TokenSources,
     client: &EsusClient,
     interactive: bool,
+    interrupt: &Interrupt,
 ) -> Result<OperatorToken, Error> {
+    let hidden = |prompt: &str| hidden(prompt, interrupt);
     let refresh = env_secret("ESUS_REFRESH_TOKEN")
         .map(|t| checked(t, "ESUS_REFRESH_TOKEN"))
         .transpose()?;
@@ -37,11 +41,11 @@ pub async fn operator_token(
         return Ok(OperatorToken::new(Some(checked(t, "ESUS_TOKEN")?), refresh));
     }
     if let Some(email) = &sources.login {
-        let password = env_secret("ESUS_PASSWORD").or_else(|| {
-            interactive
-                .then(|| hidden(&format!("ESUS password for {email}")))
-                .flatten()
-        });
+        let password = match env_secret("ESUS_PASSWORD") {
+            Some(p) => Some(p),
+            None if interactive => hidden(&format!("ESUS password for {email}"))?,
+            None => None,
+        };
         let password = password.ok_or_else(|| {
             Error::Usage(
                 "--login needs ESUS_PASSWORD or a terminal to ask for the password (nothing was sent)"
@@ -49,15 +53,20 @@ pub async fn operator_token(
             )
         })?;
         let mfa = || {
-            env_secret("ESUS_MFA_CODE")
-                .or_else(|| interactive.then(|| hidden("MFA code")).flatten())
+            env_secret("ESUS_MFA_CODE").or_else(|| {
+                interactive
+                    .then(|| hidden("MFA code").ok().flatten())
+                    .flatten()
+            })
         };
-        let (access, refresh) = token::login(client, email, &password, mfa)
-            .await
-            .map_err(|e| Error::Auth(e.0))?;
+        let login = token::login(client, email, &password, mfa).await;
+        if interrupt.count() > 0 {
+            return Err(Error::interrupted_before_start());
+        }
+        let (access, refresh) = login.map_err(|e| Error::Auth(e.0))?;
         return Ok(OperatorToken::new(Some(access), refresh));
     }
-    if interactive && let Some(t) = hidden("ESUS access token (hidden)") {
+    if interactive && let Some(t) = hidden("ESUS access token (hidden)")? {
         return Ok(OperatorToken::new(Some(checked(t, "the token")?), refresh));
     }
     Err(Error::Usage(
@@ -103,17 +112,13 @@ fn checked(token: SecretString, what: &str) -> Result<SecretString, Error> {
     Ok(SecretString::from(t.to_string()))
 }
 
-/// Asks without echo. Called from async code before the run starts: `block_in_place` keeps the
-/// prompt from holding up a runtime worker.
-pub fn hidden(prompt: &str) -> Option<SecretString> {
-    tokio::task::block_in_place(|| {
-        dialoguer::Password::new()
-            .with_prompt(prompt)
-            .interact_on(&dialoguer::console::Term::stderr())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(SecretString::from)
-    })
+/// Asks without echo; Ctrl-C ends the command before anything is sent.
+fn hidden(prompt: &str, interrupt: &Interrupt) -> Result<Option<SecretString>, Error> {
+    match ask_hidden(prompt, interrupt) {
+        Ok(answer) => Ok(answer),
+        Err(e) if is_interrupt(&e) => Err(Error::interrupted_before_start()),
+        Err(e) => Err(Error::io("reading the terminal", e)),
+    }
 }
 
 /// `--operator`, else $USER / $LOGNAME, else the OS account of this process.

@@ -242,6 +242,10 @@ pub async fn execute(
     mode: RunMode,
     drill: Option<DrillTarget>,
 ) -> Result<Finished, Error> {
+    // Listening before the first prompt: a Ctrl-C at the token or an input prompt ends the
+    // command with 130 and nothing sent, never a killed process.
+    let (handle, interrupt) = Interrupt::new();
+    let ctrl_c = terminal::ctrl_c_listener(handle)?;
     let resumed = match &args.resume {
         Some(path) => Some(resume_source::load(path, args.runbook.as_deref())?),
         None => None,
@@ -277,7 +281,12 @@ pub async fn execute(
         interactive,
         drill.as_ref(),
         resume_plan.as_ref(),
-    )?;
+        &interrupt,
+    );
+    if interrupt.count() > 0 {
+        return Err(Error::interrupted_before_start());
+    }
+    let inputs = inputs?;
     let client = client_for(&args, drill.as_ref())?;
     let policy = ApprovalPolicy {
         interactive,
@@ -306,7 +315,7 @@ pub async fn execute(
                 token_file: args.token_file.clone(),
                 login: args.login.clone(),
             };
-            operator::operator_token(&sources, &client, interactive).await?
+            operator::operator_token(&sources, &client, interactive, &interrupt).await?
         }
     };
     let (signer, created) = Signer::resolve(&args.sign.clone().into_source())?;
@@ -318,9 +327,11 @@ pub async fn execute(
         (None, Some(t)) => t.clone(),
         (None, None) => run_dir.join(layout::TRANSCRIPT_FILE),
     };
+    if interrupt.count() > 0 {
+        return Err(Error::interrupted_before_start());
+    }
     let writer = Arc::new(TranscriptWriter::create(&transcript_path, signer)?);
-    let (handle, interrupt) = Interrupt::new();
-    let ctrl_c = terminal::ctrl_c_listener(handle)?;
+    ctrl_c.run_started();
     let ui = Arc::new(Ui::new(
         term.fancy() && args.output == OutputFormat::Text,
         term.quiet,
@@ -364,7 +375,7 @@ pub async fn execute(
     };
     if let Some(what) = dry {
         let mut plan = dry_run::run(shared, &inputs, meta, what == "reads").await;
-        ctrl_c.abort();
+        ctrl_c.stop();
         writer.finish()?;
         plan.transcript = Some(transcript_path);
         plan.apply_command = Some(apply_command());
@@ -376,7 +387,7 @@ pub async fn execute(
         max_items: args.max_items,
     };
     let mut report = executor::run(shared, &inputs, meta, opts).await;
-    ctrl_c.abort();
+    ctrl_c.stop();
     let sig = writer.finish();
     if report.outcome != RunOutcome::Success {
         report.resume_command = Some(format!(
@@ -483,6 +494,7 @@ fn resolve_inputs(
     interactive: bool,
     drill: Option<&DrillTarget>,
     resume: Option<&crate::exec::resume::ResumePlan>,
+    interrupt: &Interrupt,
 ) -> Result<crate::exec::inputs::Inputs, Error> {
     let supplied = Supplied {
         secrets: drill.map(|d| d.secret_inputs.clone()).unwrap_or_default(),
@@ -494,6 +506,7 @@ fn resolve_inputs(
         &args.secret_files,
         interactive,
         supplied,
+        interrupt,
     )?;
     if let Some(plan) = resume {
         // The first run's inputs, unless given again.

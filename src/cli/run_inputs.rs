@@ -2,14 +2,14 @@
 //! `--secret-file`, the environment, and — on a terminal — a prompt for a required input nobody
 //! gave (hidden for secrets). Secret inputs never come from argv.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use super::operator::hidden;
+use super::prompt::{ask_hidden, ask_line};
 use crate::error::Error;
 use crate::exec::inputs::InputSources;
+use crate::exec::shared::Interrupt;
 
 /// Values a drill supplies from its simulator's scenario.
 #[derive(Debug, Default)]
@@ -27,7 +27,10 @@ pub(super) fn input_sources(
     secret_files: &[String],
     interactive: bool,
     supplied: Supplied,
+    interrupt: &Interrupt,
 ) -> Result<InputSources, Error> {
+    // A Ctrl-C at one of these prompts answers "not given"; the caller sees the count and stops.
+    let (i1, i2) = (interrupt.clone(), interrupt.clone());
     let mut given = Vec::new();
     for pair in inputs {
         let (k, v) = pair
@@ -60,16 +63,29 @@ pub(super) fn input_sources(
                 .or_else(|| std::env::var(name).ok())
         })),
         prompt_secret: interactive.then(|| {
-            Box::new(|name: &str, description: &str| {
-                hidden(&format!("{name} (secret, hidden){}", about(description)))
+            Box::new(move |name: &str, description: &str| {
+                if i1.count() > 0 {
+                    return None;
+                }
+                ask_hidden(
+                    &format!("{name} (secret, hidden){}", about(description)),
+                    &i1,
+                )
+                .ok()
+                .flatten()
             }) as Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>
         }),
         prompt_text: interactive.then(|| {
-            Box::new(|name: &str, kind: &str, description: &str| {
-                ask_line(&format!(
-                    "{name} ({kind}, required){}: ",
-                    about(description)
-                ))
+            Box::new(move |name: &str, kind: &str, description: &str| {
+                if i2.count() > 0 {
+                    return None;
+                }
+                ask_line(
+                    &format!("{name} ({kind}, required){}: ", about(description)),
+                    &i2,
+                )
+                .ok()
+                .flatten()
             }) as Box<dyn Fn(&str, &str, &str) -> Option<String> + Send + Sync>
         }),
     })
@@ -81,20 +97,6 @@ fn about(description: &str) -> String {
     } else {
         format!(" — {description}")
     }
-}
-
-/// Asks for one line on the terminal, before the run starts; empty means "not given".
-fn ask_line(question: &str) -> Option<String> {
-    tokio::task::block_in_place(|| {
-        let mut err = std::io::stderr().lock();
-        write!(err, "{question}").ok()?;
-        err.flush().ok()?;
-        drop(err);
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).ok()?;
-        let line = line.trim().to_string();
-        (!line.is_empty()).then_some(line)
-    })
 }
 
 fn read_inputs_file(path: &PathBuf) -> Result<serde_json::Map<String, serde_json::Value>, Error> {

@@ -3,6 +3,8 @@
 //! command reads these the same way.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::ui::Styles;
 use crate::error::Error;
@@ -60,13 +62,40 @@ pub fn interactive(non_interactive: bool) -> bool {
     !non_interactive && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// The Ctrl-C listener of one command.
+pub struct CtrlC {
+    task: tokio::task::JoinHandle<()>,
+    running: Arc<AtomicBool>,
+}
+
+impl CtrlC {
+    /// From here on requests may be in flight: a Ctrl-C lets them finish, a second aborts them.
+    pub fn run_started(&self) {
+        self.running.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops listening.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CtrlC {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Counts Ctrl-C presses into `handle`. The handler is installed before this returns (not when a
-/// spawned task first runs), so a Ctrl-C at the very first prompt never kills the process.
-pub fn ctrl_c_listener(handle: InterruptHandle) -> Result<tokio::task::JoinHandle<()>, Error> {
+/// spawned task first runs), and before the first prompt, so a Ctrl-C at any prompt — the token,
+/// an input, a confirmation — is counted instead of killing the process.
+pub fn ctrl_c_listener(handle: InterruptHandle) -> Result<CtrlC, Error> {
     #[cfg(unix)]
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::io("listening for Ctrl-C", e))?;
-    Ok(tokio::spawn(async move {
+    let running = Arc::new(AtomicBool::new(false));
+    let started = running.clone();
+    let task = tokio::spawn(async move {
         for n in 1.. {
             #[cfg(unix)]
             let pressed = sigint.recv().await.is_some();
@@ -76,11 +105,12 @@ pub fn ctrl_c_listener(handle: InterruptHandle) -> Result<tokio::task::JoinHandl
                 return;
             }
             handle.fire();
-            if n == 1 {
+            if n == 1 && started.load(Ordering::SeqCst) {
                 eprintln!(
                     "\nCtrl-C: the requests in flight finish, nothing new starts. Press Ctrl-C again to abort them now."
                 );
             }
         }
-    }))
+    });
+    Ok(CtrlC { task, running })
 }

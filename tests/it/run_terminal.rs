@@ -28,6 +28,44 @@ fn interactive(env: &Env, answer_delete: &str) -> i32 {
     exit_code(&mut session)
 }
 
+/// `cmd` through `sh`, which turns the terminal's echo on first: the pty library starts children
+/// with echo off, so without this a prompt that failed to hide its input would pass.
+fn with_echo(cmd: std::process::Command) -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("stty echo && exec \"$0\" \"$@\"")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh
+}
+
+/// Waits until the prompt on screen has turned the terminal's echo off (a hidden prompt must).
+fn wait_for_echo_off<S>(session: &expectrl::Session<expectrl::process::unix::UnixProcess, S>) {
+    for _ in 0..1000 {
+        if session.get_process().get_echo().is_ok_and(|on| !on) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the hidden prompt never turned the terminal's echo off");
+}
+
+/// What the terminal showed up to the end of output (an `Eof` match holds it all as its match,
+/// not in `before()`).
+fn eof_text(found: &expectrl::Captures) -> String {
+    let mut bytes = found.before().to_vec();
+    for m in found.matches() {
+        bytes.extend_from_slice(m);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn exit_code<S>(session: &mut expectrl::Session<expectrl::process::unix::UnixProcess, S>) -> i32 {
     match session.get_process().wait().expect("exit status") {
         expectrl::process::unix::WaitStatus::Exited(_, code) => code,
@@ -230,17 +268,15 @@ async fn an_expired_token_is_replaced_at_a_hidden_prompt() {
         .arg("--run-dir")
         .arg(env.run_dir());
     let code = tokio::task::block_in_place(|| {
-        let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+        let mut session = expectrl::Session::spawn(with_echo(cmd)).expect("spawn in a pty");
         session.set_expect_timeout(Some(Duration::from_secs(30)));
         session
             .expect("Paste a new access token")
             .expect("the hidden token prompt");
+        wait_for_echo_off(&session);
         session.send_line(&fresh).expect("type the token");
         let rest = session.expect(expectrl::Eof).expect("the run ends");
-        assert!(
-            !String::from_utf8_lossy(rest.before()).contains(&fresh),
-            "the token is not echoed"
-        );
+        assert!(!eof_text(&rest).contains(&fresh), "the token is not echoed");
         match session.get_process().wait().expect("exit status") {
             expectrl::process::unix::WaitStatus::Exited(_, code) => code,
             other => panic!("unexpected end: {other:?}"),
@@ -322,5 +358,112 @@ async fn a_terminal_asks_for_a_required_input_nobody_gave() {
             .requests()
             .iter()
             .any(|q| q.method == "GET" && q.path == "/api-keys/k-1001")
+    );
+}
+
+/// Ctrl-C at a prompt before the run starts (the token, a secret input, a plain input).
+fn ctrl_c_before_the_run(
+    env: &Env,
+    runbook: &str,
+    with_token: bool,
+    prompt: &str,
+) -> (i32, String) {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", env.dir.path().join("config"))
+        .env("NO_COLOR", "1")
+        .args(["run", runbook, "--base-url", &env.sim.base_url()])
+        .arg("--run-dir")
+        .arg(env.run_dir());
+    if with_token {
+        cmd.env(
+            "ESUS_TOKEN",
+            secrecy::ExposeSecret::expose_secret(&env.sim.ready().admin_token),
+        );
+    }
+    tokio::task::block_in_place(|| {
+        let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session.expect(prompt).expect("the prompt");
+        session
+            .send(expectrl::ControlCode::EndOfText)
+            .expect("Ctrl-C");
+        let rest = session.expect(expectrl::Eof).expect("the command ends");
+        let text = eof_text(&rest);
+        (exit_code(&mut session), text)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_the_token_or_an_input_prompt_ends_with_130_and_sends_nothing() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "ask.yaml",
+        "version: 1\nname: ask\ninputs:\n  key_id: {type: string, required: true}\n  leaked: {type: secret, required: true}\nsteps:\n  - {id: read, name: Read the key, action: api_keys.get, with: {id: \"{{ inputs.key_id }}\"}}\n",
+    );
+    let roles = env.runbook(
+        "roles.yaml",
+        "version: 1\nname: roles\nsteps:\n  - {id: roles, name: Roles, action: roles.list}\n",
+    );
+    let cases = [
+        (&roles, false, "ESUS access token (hidden): "),
+        (&rb, true, "key_id (string, required): "),
+    ];
+    for (runbook, with_token, prompt) in cases {
+        let (code, text) = ctrl_c_before_the_run(&env, runbook, with_token, prompt);
+        assert_eq!(code, 130, "{prompt}: {text}");
+        assert!(
+            text.contains("before the run started: nothing was sent"),
+            "{prompt}: {text}"
+        );
+        assert!(!text.contains("requests in flight"), "{prompt}: {text}");
+    }
+    // The secret input prompt comes once the plain one is answered.
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", env.dir.path().join("config"))
+        .env("NO_COLOR", "1")
+        .env(
+            "ESUS_TOKEN",
+            secrecy::ExposeSecret::expose_secret(&env.sim.ready().admin_token),
+        )
+        .args(["run", &rb, "--base-url", &env.sim.base_url()])
+        .arg("--run-dir")
+        .arg(env.run_dir());
+    let code = tokio::task::block_in_place(|| {
+        let mut session = expectrl::Session::spawn(with_echo(cmd)).expect("spawn in a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        session
+            .expect("key_id (string, required): ")
+            .expect("plain");
+        session.send_line("k-1001").expect("answer");
+        session
+            .expect("leaked (secret, hidden): ")
+            .expect("the hidden prompt");
+        wait_for_echo_off(&session);
+        session.send("half-typed-sec").expect("type part of it");
+        session
+            .send(expectrl::ControlCode::EndOfText)
+            .expect("Ctrl-C");
+        let rest = session.expect(expectrl::Eof).expect("the command ends");
+        assert!(
+            !eof_text(&rest).contains("half-typed-sec"),
+            "a hidden prompt never echoes"
+        );
+        exit_code(&mut session)
+    });
+    assert_eq!(code, 130);
+    assert!(
+        env.sim.requests().is_empty(),
+        "not even the preflight was sent: {:?}",
+        env.sim
+            .requests()
+            .iter()
+            .map(|q| q.path.clone())
+            .collect::<Vec<_>>()
     );
 }
