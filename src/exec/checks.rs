@@ -147,7 +147,7 @@ pub(super) async fn revoked(
     };
     let mut refused = Value::Null;
     if let Some(probe) = probe {
-        let resp = match exchange(shared, step, info, &probe, policy).await {
+        let resp = match exchange(shared, step, info, &probe, probing(policy)).await {
             Ok(r) => r,
             Err(r) => return r,
         };
@@ -195,7 +195,8 @@ pub(super) async fn sessions(
             auth: Auth::Bearer(token.clone()),
             ..ApiRequest::get("/auth/sessions")
         };
-        let resp = match exchange(shared, step, info, &list, send_policy(step, true)).await {
+        let resp = match exchange(shared, step, info, &list, probing(send_policy(step, true))).await
+        {
             Ok(r) => r,
             Err(r) => return r,
         };
@@ -272,7 +273,7 @@ async fn refresh_part(
         )),
         auth: Auth::None,
     };
-    let once = send_policy(step, false);
+    let once = probing(send_policy(step, false));
     let resp = exchange(shared, step, info, &req, once).await?;
     if resp.status == 401 {
         return Ok(ok("the stolen refresh token is refused (401)"));
@@ -305,6 +306,15 @@ async fn refresh_part(
         "the stolen refresh token still worked: the check used it and logged out every session it reached (logout-all → {})",
         ended.status
     )))
+}
+
+/// Requests a check sends as the stolen credential itself, to see whether it still works (and,
+/// if it does, to end what it reaches): recorded as probes, not as the operator acting.
+fn probing(policy: super::send::SendPolicy) -> super::send::SendPolicy {
+    super::send::SendPolicy {
+        probe: true,
+        ..policy
+    }
 }
 
 fn listed_part(listed: Option<&[String]>, revoked: Option<u64>) -> Part {

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use super::approval::{ApprovalPolicy, Decision, Prompt};
 use super::context::Context;
 use super::digest::{BatchDigest, request_digest};
-use super::event::{ApprovalSource, Event, RequestView};
+use super::event::{ApprovalSource, Covered, Event, RequestView};
 use super::plan::display_name;
 use super::render;
 use super::shared::Shared;
 use super::step::Prepared;
+use crate::esus::actions::Method;
 use crate::esus::request::ApiRequest;
 use crate::runbook::validate::ConfirmMode;
 
@@ -38,9 +39,10 @@ pub(super) async fn approve(
     let info = &shared.valid.steps[i];
     let mode = ApprovalPolicy::effective(info);
     if mode == ConfirmMode::No {
+        not_required(shared, ctx, i, prepared)?;
         return Ok(Answer::Yes);
     }
-    let (requests, total, digest) = shown_requests(shared, ctx, i, prepared);
+    let (requests, total, digest, covers) = shown_requests(shared, ctx, i, prepared);
     let message = match &mode {
         ConfirmMode::Ask(Some(m)) => shared
             .engine
@@ -66,14 +68,19 @@ pub(super) async fn approve(
             (ask(shared, prompt).await?, ApprovalSource::Interactive)
         }
     };
+    let approval = shared.next_approval();
     shared.emit(&Event::Confirmation {
         step: step.id.clone(),
+        approval,
         prompt: message,
         request_sha256: digest,
         approved,
         how,
-        covers: None,
+        covers,
     })?;
+    if approved {
+        shared.grant(&step.id, None, approval);
+    }
     Ok(match (approved, how) {
         (true, _) => Answer::Yes,
         (false, ApprovalSource::Missing) => {
@@ -83,22 +90,64 @@ pub(super) async fn approve(
     })
 }
 
+/// A step that needs no confirmation (`confirm: false` on an action that is not destructive)
+/// still records what it will send, as approved by the runbook, when that is more than reads: so
+/// every request that changes ESUS is covered by a recorded approval.
+fn not_required(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    i: usize,
+    prepared: &Prepared,
+) -> std::io::Result<()> {
+    let step = &shared.valid.runbook.steps[i];
+    let info = &shared.valid.steps[i];
+    let writes = match prepared {
+        Prepared::One(r) => r.method != Method::Get,
+        // `http` decides its method per request.
+        Prepared::Many { .. } => info.action.method != Method::Get || info.action.name == "http",
+        Prepared::Revoked { .. } | Prepared::Sessions(_) => false,
+    };
+    if !writes {
+        return Ok(());
+    }
+    let (_, _, digest, covers) = shown_requests(shared, ctx, i, prepared);
+    let approval = shared.next_approval();
+    shared.emit(&Event::Confirmation {
+        step: step.id.clone(),
+        approval,
+        prompt: String::new(),
+        request_sha256: digest,
+        approved: true,
+        how: ApprovalSource::NotRequired,
+        covers,
+    })?;
+    shared.grant(&step.id, None, approval);
+    Ok(())
+}
+
 /// Approves what a step's recovery must send beyond its approved request (revoking an orphan,
 /// then the request again): the same rules as the step's own approval — `--yes`/`--approve`,
 /// else a prompt, else not approved — recorded with one digest over every request it covers.
+/// While approved, item `item`'s requests are sent under it; the caller withdraws it after.
 pub(super) async fn approve_recovery(
     shared: &Arc<Shared>,
     step: &crate::runbook::model::Step,
+    item: Option<usize>,
     message: &str,
     requests: &[ApiRequest],
-) -> std::io::Result<Answer> {
+) -> std::io::Result<(Answer, u64)> {
     let views: Vec<RequestView> = requests
         .iter()
         .map(|r| r.view(shared.client.url(r).as_str()))
         .collect();
     let mut batch = BatchDigest::default();
+    let mut covers = Vec::new();
     for v in &views {
         batch.push(v);
+        covers.push(Covered {
+            item,
+            request_sha256: request_digest(v),
+        });
     }
     let mode = ConfirmMode::Ask(None);
     let (approved, how) = match shared.policy.decide(&step.id, &mode) {
@@ -117,21 +166,27 @@ pub(super) async fn approve_recovery(
             (ask(shared, prompt).await?, ApprovalSource::Interactive)
         }
     };
+    let approval = shared.next_approval();
     shared.emit(&Event::Confirmation {
         step: step.id.clone(),
+        approval,
         prompt: message.to_string(),
         request_sha256: batch.finish(),
         approved,
         how,
-        covers: Some(requests.len() as u64),
+        covers,
     })?;
-    Ok(match (approved, how) {
+    if approved {
+        shared.grant(&step.id, item, approval);
+    }
+    let answer = match (approved, how) {
         (true, _) => Answer::Yes,
         (false, ApprovalSource::Missing) => {
             Answer::Missing(ApprovalPolicy::missing_one(&step.id, &mode))
         }
         (false, _) => Answer::No,
-    })
+    };
+    Ok((answer, approval))
 }
 
 /// Asks the operator on a blocking thread.
@@ -157,54 +212,67 @@ fn typed_target(shared: &Shared, ctx: &Context, i: usize) -> Option<String> {
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
 }
 
-/// The requests a prompt shows, how many there are, and the digest of all of them.
+/// The requests a prompt shows, how many there are, the digest of all of them, and each one's
+/// digest (what the approval covers).
 fn shown_requests(
     shared: &Shared,
     ctx: &Context,
     i: usize,
     prepared: &Prepared,
-) -> (Vec<RequestView>, usize, String) {
+) -> (Vec<RequestView>, usize, String, Vec<Covered>) {
     let view = |r: &ApiRequest| r.view(shared.client.url(r).as_str());
+    let single = |v: &RequestView| {
+        let d = request_digest(v);
+        let covers = vec![Covered {
+            item: None,
+            request_sha256: d.clone(),
+        }];
+        (d, covers)
+    };
     match prepared {
         Prepared::One(r) => {
             let v = view(r);
-            let d = request_digest(&v);
-            (vec![v], 1, d)
+            let (d, covers) = single(&v);
+            (vec![v], 1, d, covers)
         }
         Prepared::Revoked { get, probe } => {
             let v = view(get);
-            let d = request_digest(&v);
+            let (d, covers) = single(&v);
             let mut shown = vec![v];
             shown.extend(probe.as_ref().map(view));
-            (shown, 1 + usize::from(probe.is_some()), d)
+            (shown, 1 + usize::from(probe.is_some()), d, covers)
         }
         Prepared::Sessions(_) => {
             let v = view(&ApiRequest::get("/auth/sessions"));
-            let d = request_digest(&v);
-            (vec![v], 1, d)
+            let (d, covers) = single(&v);
+            (vec![v], 1, d, covers)
         }
         Prepared::Many { items, batch: done } => {
             let step = &shared.valid.runbook.steps[i];
             let info = &shared.valid.steps[i];
             let mut batch = BatchDigest::default();
             let mut shown = Vec::new();
+            let mut covers = Vec::new();
             // Only what this run will send: items an earlier run finished are not sent again.
-            let todo: Vec<&serde_json::Value> = items
+            let todo: Vec<(usize, &serde_json::Value)> = items
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| !done.done.contains_key(k))
-                .map(|(_, v)| v)
                 .collect();
-            for item in todo.iter().copied() {
+            for (k, item) in todo.iter().copied() {
                 if let Ok(r) = render::request(&shared.engine, ctx, step, info, Some(item)) {
                     let v = view(&r);
                     batch.push(&v);
+                    covers.push(Covered {
+                        item: Some(k),
+                        request_sha256: request_digest(&v),
+                    });
                     if shown.len() < 10_000 {
                         shown.push(v);
                     }
                 }
             }
-            (shown, todo.len(), batch.finish())
+            (shown, todo.len(), batch.finish(), covers)
         }
     }
 }

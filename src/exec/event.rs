@@ -38,6 +38,16 @@ pub enum ApprovalSource {
     Missing,
 }
 
+/// One request an approval covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Covered {
+    /// The `foreach` item it is for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
+    /// SHA-256 (hex) of its canonical [`RequestView`].
+    pub request_sha256: String,
+}
+
 /// What became of a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -134,18 +144,20 @@ pub enum Event {
     Confirmation {
         /// The step id.
         step: String,
+        /// This approval's number in the transcript (1, 2, …): the requests it covers say so.
+        approval: u64,
         /// The prompt as shown.
         prompt: String,
-        /// SHA-256 (hex) of the canonical JSON of the exact [`RequestView`] shown.
+        /// SHA-256 (hex) of what was shown: for one request of a step without `foreach`, the
+        /// digest of its canonical [`RequestView`]; otherwise the batch digest over `covers`.
         request_sha256: String,
         /// Whether the step was approved.
         approved: bool,
         /// How the answer was given.
         how: ApprovalSource,
-        /// For a recovery's approval: how many of the step's next requests (other than reads) the
-        /// digest covers, in order (the digest is then a batch digest over them).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        covers: Option<u64>,
+        /// Every request the approval covers, in the order shown: a verifier checks each request
+        /// the step then sends against this list, not just the first.
+        covers: Vec<Covered>,
     },
     /// A request is about to be sent.
     Request {
@@ -153,6 +165,13 @@ pub enum Event {
         step: String,
         /// Index of the `foreach` item, if any.
         item: Option<usize>,
+        /// The approvals (their `approval` numbers) this request is sent under.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        approvals: Vec<u64>,
+        /// Sent by a containment check as the compromised credential, to see whether it still
+        /// works (never the operator acting): needs no approval.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        probe: bool,
         /// 1 for the first attempt, then 2, 3… for retries.
         attempt: u32,
         /// The `X-Request-Id` sent, matching ESUS's own audit log.

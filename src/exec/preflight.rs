@@ -129,6 +129,8 @@ async fn send_recorded(
     let url = shared.client.url(req).to_string();
     let _ = shared.emit(&Event::Request {
         step: "preflight".into(),
+        approvals: Vec::new(),
+        probe: false,
         item: None,
         attempt,
         request_id: request_id.clone(),

@@ -18,7 +18,7 @@ use super::confirmation::{self, Answer};
 use super::context::Context;
 use super::send::{self, Sent};
 use super::shared::Shared;
-use super::step::{self, StepResult, exchange, send_policy};
+use super::step::{self, StepResult, exchange, exchange_item, send_policy};
 use crate::esus::actions::Method;
 use crate::esus::client::ApiResponse;
 use crate::esus::request::{ApiRequest, encode_segment};
@@ -49,8 +49,8 @@ pub(super) struct Lost<'a> {
 /// Recovers a lost request.
 pub(super) async fn recover(shared: &Arc<Shared>, ctx: &Context, lost: Lost<'_>) -> StepResult {
     let outcome = match lost.info.action.name {
-        "api_keys.rotate" => rotate(shared, &lost).await,
-        "api_keys.create" => create(shared, &lost).await,
+        "api_keys.rotate" => rotate(shared, ctx, &lost).await,
+        "api_keys.create" => create(shared, ctx, &lost).await,
         "subscription.create" => subscription(shared, &lost).await,
         name => Err(StepResult::failed(format!(
             "an earlier request of `{name}` got no recorded answer ({}); it is not safe to repeat blindly. Check ESUS's state, then run the step again",
@@ -68,11 +68,12 @@ pub(super) async fn recover(shared: &Arc<Shared>, ctx: &Context, lost: Lost<'_>)
     }
 }
 
-/// An answer to hand to the step, the request id it answers, and what recovery did.
+/// An answer to hand to the step, the request id it answers, and what recovery did — or the
+/// step's result, already final (a failure, or an answer adopted from what is on disk).
 type Recovered = Result<(ApiResponse, String, String), StepResult>;
 
 /// A rotate: the key's `supersededBy`, set at or after the send, means it happened.
-async fn rotate(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recovered {
+async fn rotate(shared: &Arc<Shared>, ctx: &Context, lost: &Lost<'_>) -> Recovered {
     let key_path = lost.req.path.trim_end_matches("/rotate").to_string();
     let key_id = key_path.rsplit('/').next().unwrap_or_default().to_string();
     let read = ApiRequest::get(key_path);
@@ -99,7 +100,7 @@ async fn rotate(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recovered {
     match (successor, at) {
         (Some(orphan), Some(at)) if at >= lost.since - SKEW => {
             let orphan = orphan.to_string();
-            reissue(shared, lost, &orphan, &format!("the rotate of {key_id}")).await
+            reissue(shared, ctx, lost, &orphan, &format!("the rotate of {key_id}")).await
         }
         _ => resend(
             shared,
@@ -114,7 +115,7 @@ async fn rotate(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recovered {
 }
 
 /// A create: a key of the same name created at or after the send means it happened.
-async fn create(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recovered {
+async fn create(shared: &Arc<Shared>, ctx: &Context, lost: &Lost<'_>) -> Recovered {
     let name = lost
         .req
         .body
@@ -155,7 +156,16 @@ async fn create(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recovered {
             )
             .await
         }
-        [orphan] => reissue(shared, lost, orphan, &format!("the create of `{name}`")).await,
+        [orphan] => {
+            reissue(
+                shared,
+                ctx,
+                lost,
+                orphan,
+                &format!("the create of `{name}`"),
+            )
+            .await
+        }
         many => Err(StepResult::failed(format!(
             "outcome unknown: the create of `{name}` got no answer ({}), and ESUS lists {} keys of that name created since ({}); which one is ours cannot be told. Revoke the ones nobody holds a secret for (DELETE /api-keys/ID), then run the step again",
             lost.why,
@@ -279,8 +289,19 @@ async fn resend(shared: &Arc<Shared>, lost: &Lost<'_>, note: String) -> Recovere
 }
 
 /// It happened, and the secret of what it made (`orphan`) was in the lost answer: revoke the
-/// orphan and send the approved request again — after an approval covering both requests.
-async fn reissue(shared: &Arc<Shared>, lost: &Lost<'_>, orphan: &str, what: &str) -> Recovered {
+/// orphan and send the approved request again — after an approval covering both requests. Unless
+/// the answer did arrive and its secret is on disk (written before the answer is recorded; the
+/// run died in between): a held secret that ESUS accepts for the orphan makes it ours, adopted.
+async fn reissue(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    lost: &Lost<'_>,
+    orphan: &str,
+    what: &str,
+) -> Recovered {
+    if let Some(adopted) = adopt_held(shared, ctx, lost, orphan, what).await? {
+        return Err(adopted);
+    }
     let revoke = ApiRequest {
         method: Method::Delete,
         ..ApiRequest::get(format!("/api-keys/{}", encode_segment(orphan)))
@@ -289,9 +310,156 @@ async fn reissue(shared: &Arc<Shared>, lost: &Lost<'_>, orphan: &str, what: &str
         "{what} reached ESUS but its answer was lost: key {orphan} is ACTIVE and nobody holds its secret. Revoke {orphan} and send the request again?"
     );
     let requests = [revoke.clone(), lost.req.clone()];
-    let answer = confirmation::approve_recovery(shared, lost.step, &message, &requests)
-        .await
-        .map_err(|e| StepResult::failed(format!("confirmation failed: {e}")))?;
+    let idx = lost.item.map(|(k, _)| k);
+    let (answer, approval) =
+        confirmation::approve_recovery(shared, lost.step, idx, &message, &requests)
+            .await
+            .map_err(|e| StepResult::failed(format!("confirmation failed: {e}")))?;
+    let done = reissue_approved(shared, lost, orphan, what, answer, &revoke).await;
+    shared.withdraw(&lost.step.id, idx, approval);
+    done
+}
+
+/// The item's (or step's) secret outputs on disk, newest file of each name first.
+fn held_secrets(shared: &Shared, lost: &Lost<'_>) -> Vec<(String, std::path::PathBuf)> {
+    let stem = match lost.item {
+        Some((k, _)) => format!("{}[{k}]", lost.step.id),
+        None => lost.step.id.clone(),
+    };
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&shared.folders.secrets) else {
+        return out;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    // `x.new_secret.2` is newer than `x.new_secret.1`, newer than `x.new_secret`.
+    names.sort_by_key(|n| {
+        std::cmp::Reverse(
+            n.rsplit_once('.')
+                .and_then(|(_, d)| d.parse::<u32>().ok())
+                .unwrap_or(0),
+        )
+    });
+    for name in &lost.info.secret_outputs {
+        let base = format!("{stem}.{name}");
+        if let Some(file) = names.iter().find(|n| {
+            **n == base
+                || n.strip_prefix(&format!("{base}."))
+                    .is_some_and(|d| d.parse::<u32>().is_ok())
+        }) {
+            out.push((name.clone(), shared.folders.secrets.join(file)));
+        }
+    }
+    out
+}
+
+/// Adopts `orphan` when this step's secret is on disk and ESUS accepts it for `orphan`'s client
+/// id: the result is the step's answer, rebuilt from ESUS's view of the key and the held secret.
+async fn adopt_held(
+    shared: &Arc<Shared>,
+    ctx: &Context,
+    lost: &Lost<'_>,
+    orphan: &str,
+    what: &str,
+) -> Result<Option<StepResult>, StepResult> {
+    let held = held_secrets(shared, lost);
+    if held.is_empty() || held.len() != lost.info.secret_outputs.len() {
+        return Ok(None);
+    }
+    let read = ApiRequest::get(format!("/api-keys/{}", encode_segment(orphan)));
+    let idx = lost.item.map(|(k, _)| k);
+    let resp = exchange_item(
+        shared,
+        lost.step,
+        lost.info,
+        idx,
+        &read,
+        send_policy(lost.step, true),
+    )
+    .await?;
+    let mut key = resp.json();
+    let Some(client_id) = key
+        .get("clientId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
+    if resp.status != 200 {
+        return Ok(None);
+    }
+    for (_, path) in &held {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(None);
+        };
+        let secret = secrecy::SecretString::from(text.trim_end_matches('\n').to_string());
+        // ESUS is asked, as the key itself, whether this secret is the key's.
+        let probe = ApiRequest {
+            auth: crate::esus::request::Auth::ApiKey(secrecy::SecretString::from(format!(
+                "{client_id}:{}",
+                secrecy::ExposeSecret::expose_secret(&secret)
+            ))),
+            ..read.clone()
+        };
+        let answer = exchange_item(
+            shared,
+            lost.step,
+            lost.info,
+            idx,
+            &probe,
+            super::send::SendPolicy {
+                probe: true,
+                ..send_policy(lost.step, true)
+            },
+        )
+        .await?;
+        if answer.status == 401 {
+            return Ok(None);
+        }
+        if let Some(m) = key.as_object_mut() {
+            m.insert(
+                "secret".into(),
+                Value::from(secrecy::ExposeSecret::expose_secret(&secret)),
+            );
+        }
+    }
+    let item = lost.item.map(|(_, v)| v);
+    let (shown, secret) = match step::outputs(shared, ctx, lost.step, lost.info, &key, 200, item) {
+        Ok(o) => o,
+        Err(e) => return Err(StepResult::failed(e)),
+    };
+    // Only adopted when every secret output is exactly what is on disk.
+    for (name, path) in &held {
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        let same = secret.get(name).is_some_and(|v| {
+            secrecy::ExposeSecret::expose_secret(v) == on_disk.trim_end_matches('\n')
+        });
+        if !same {
+            return Ok(None);
+        }
+    }
+    Ok(Some(StepResult {
+        status: Some(super::event::StepStatus::Ok),
+        outputs: shown,
+        secret_outputs: secret,
+        secret_files: held.into_iter().map(|(_, p)| p).collect(),
+        reason: Some(format!(
+            "{what} reached ESUS and its answer arrived, but the run stopped before recording it: the new secret was already on disk and ESUS accepts it for {orphan}, which is kept"
+        )),
+        ..StepResult::default()
+    }))
+}
+
+async fn reissue_approved(
+    shared: &Arc<Shared>,
+    lost: &Lost<'_>,
+    orphan: &str,
+    what: &str,
+    answer: Answer,
+    revoke: &ApiRequest,
+) -> Recovered {
     if answer != Answer::Yes {
         let base = shared
             .client
@@ -303,11 +471,12 @@ async fn reissue(shared: &Arc<Shared>, lost: &Lost<'_>, orphan: &str, what: &str
             "{what} reached ESUS but its answer was lost: key {orphan} is ACTIVE and nobody holds its secret, and revoking it was not approved. Revoke it now: DELETE {base}/api-keys/{orphan} (e.g. `curl -X DELETE -H \"Authorization: Bearer $ESUS_TOKEN\" {base}/api-keys/{orphan}`)"
         )));
     }
-    let gone = exchange(
+    let gone = exchange_item(
         shared,
         lost.step,
         lost.info,
-        &revoke,
+        lost.item.map(|(k, _)| k),
+        revoke,
         send_policy(lost.step, true),
     )
     .await?;

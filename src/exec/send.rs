@@ -24,6 +24,8 @@ pub struct SendPolicy {
     pub idempotent: bool,
     /// Per-request timeout.
     pub timeout: Option<Duration>,
+    /// A containment check's probe, sent as the compromised credential (needs no approval).
+    pub probe: bool,
 }
 
 /// How the response body may be recorded.
@@ -161,6 +163,8 @@ pub async fn send(
         shared.emit(&Event::Request {
             step: step.into(),
             item,
+            approvals: shared.grants(step, item),
+            probe: policy.probe,
             attempt: tries.attempt,
             request_id: request_id.clone(),
             request: view.clone(),

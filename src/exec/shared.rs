@@ -1,8 +1,9 @@
 //! What every running step shares: the client, the operator's token, the listeners, the
 //! folders, and the Ctrl-C state.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -118,7 +119,19 @@ pub struct Shared {
     /// Whether this is a drill (prompts are marked).
     pub drill: bool,
     sink_broken: AtomicBool,
+    approvals: Approvals,
 }
+
+/// Which approvals the requests of a step (or of one of its items) are sent under, so that each
+/// request record names them and a verifier can check every request, not only the first.
+#[derive(Default)]
+struct Approvals {
+    last: AtomicU64,
+    granted: Mutex<HashMap<Grantee, Vec<u64>>>,
+}
+
+/// A step, or one item of it.
+type Grantee = (String, Option<usize>);
 
 impl Shared {
     /// Bundles the parts.
@@ -136,7 +149,44 @@ impl Shared {
             interrupt: p.interrupt,
             drill: p.drill,
             sink_broken: AtomicBool::new(false),
+            approvals: Approvals::default(),
         }
+    }
+
+    /// The next approval number of this transcript (1, 2, …).
+    pub fn next_approval(&self) -> u64 {
+        self.approvals.last.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// From now on, `step`'s requests (or only item `item`'s) are sent under approval `id`.
+    pub fn grant(&self, step: &str, item: Option<usize>, id: u64) {
+        if let Ok(mut g) = self.approvals.granted.lock() {
+            g.entry((step.to_string(), item)).or_default().push(id);
+        }
+    }
+
+    /// Ends a grant made for one item's recovery.
+    pub fn withdraw(&self, step: &str, item: Option<usize>, id: u64) {
+        if let Ok(mut g) = self.approvals.granted.lock()
+            && let Some(ids) = g.get_mut(&(step.to_string(), item))
+        {
+            ids.retain(|&x| x != id);
+        }
+    }
+
+    /// The approvals a request of `step` (item `item`) is sent under.
+    pub fn grants(&self, step: &str, item: Option<usize>) -> Vec<u64> {
+        let Ok(g) = self.approvals.granted.lock() else {
+            return Vec::new();
+        };
+        let mut out = g
+            .get(&(step.to_string(), None))
+            .cloned()
+            .unwrap_or_default();
+        if item.is_some() {
+            out.extend(g.get(&(step.to_string(), item)).into_iter().flatten());
+        }
+        out
     }
 
     /// Emits an event; once a listener fails, the run must stop (an incomplete transcript is

@@ -184,6 +184,7 @@ pub(super) fn send_policy(step: &Step, idempotent: bool) -> SendPolicy {
             .map_or(Duration::from_millis(500), |d| d.0),
         idempotent,
         timeout: step.timeout.map(|t| t.0),
+        probe: false,
     }
 }
 
@@ -420,7 +421,19 @@ pub(super) async fn exchange(
     req: &ApiRequest,
     policy: SendPolicy,
 ) -> Result<ApiResponse, StepResult> {
-    let sent = send::send(shared, &step.id, None, req, policy, body_policy(info)).await;
+    exchange_item(shared, step, info, None, req, policy).await
+}
+
+/// [`exchange`] for one item of a fan-out (its requests are sent under the item's approvals).
+pub(super) async fn exchange_item(
+    shared: &Arc<Shared>,
+    step: &Step,
+    info: &StepInfo,
+    item: Option<usize>,
+    req: &ApiRequest,
+    policy: SendPolicy,
+) -> Result<ApiResponse, StepResult> {
+    let sent = send::send(shared, &step.id, item, req, policy, body_policy(info)).await;
     let (resp, id) = match sent {
         Ok(Sent::Answer(r, id)) => (r, id),
         Ok(other) => return Err(terminal(other)),

@@ -221,10 +221,41 @@ async fn a_rotate_whose_answer_is_lost_leaves_no_orphan_active() {
             .is_some_and(|r| r.contains("answer (and the new secret) was lost")),
         "{report:#}"
     );
-    let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
-    assert!(
-        transcript.contains("\"covers\":2"),
-        "the revoke and the rotate again were approved, with one digest over both"
+    // The revoke and the rotate again were approved, with one digest over both, and both were
+    // sent under that approval.
+    let records: Vec<Value> = std::fs::read_to_string(env.transcript())
+        .expect("transcript")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    let recovery = records
+        .iter()
+        .find(|r| {
+            r["type"] == "confirmation"
+                && r["data"]["covers"].as_array().is_some_and(|c| c.len() == 2)
+        })
+        .expect("a recovery approval covering two requests");
+    let id = recovery["data"]["approval"].clone();
+    let under: Vec<String> = records
+        .iter()
+        .filter(|r| {
+            r["type"] == "request"
+                && r["data"]["approvals"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&id))
+                && r["seq"].as_u64() > recovery["seq"].as_u64()
+        })
+        .map(|r| {
+            r["data"]["request"]["method"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        under,
+        ["DELETE", "POST"],
+        "the orphan revoked, the rotate sent again"
     );
 }
 

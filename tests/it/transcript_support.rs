@@ -108,11 +108,15 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
     let approved = ending != Ending::Declined;
     ev.push(Event::Confirmation {
         step: "revoke-key".into(),
+        approval: 1,
         prompt: "Revoke key k-1?".into(),
         request_sha256: request_digest(&revoke),
         approved,
         how: ApprovalSource::Interactive,
-        covers: None,
+        covers: vec![esus_ir::exec::event::Covered {
+            item: None,
+            request_sha256: request_digest(&revoke),
+        }],
     });
     if !approved {
         ev.push(finished(
@@ -190,6 +194,13 @@ fn request(step: &str, request: RequestView, id: &str) -> Event {
     Event::Request {
         step: step.into(),
         item: None,
+        // The fixture's only approval is number 1, for the revoke.
+        approvals: if step == "revoke-key" {
+            vec![1]
+        } else {
+            Vec::new()
+        },
+        probe: false,
         attempt: 1,
         request_id: id.into(),
         request,
