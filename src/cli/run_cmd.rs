@@ -287,7 +287,7 @@ pub async fn execute(
         return Err(Error::interrupted_before_start());
     }
     let inputs = inputs?;
-    let client = client_for(&args, drill.as_ref())?;
+    let client = client_for(&args, drill.as_ref(), resumed.as_ref())?;
     let policy = ApprovalPolicy {
         interactive,
         yes: args.yes,
@@ -520,10 +520,31 @@ fn resolve_inputs(
     inputs::resolve(&valid.runbook, &sources).map_err(|e| Error::Usage(format!("inputs:\n{e}")))
 }
 
-fn client_for(args: &RunArgs, drill: Option<&DrillTarget>) -> Result<EsusClient, Error> {
-    let base_url = drill
-        .map(|d| d.base_url.clone())
-        .or(args.base_url.clone())
+fn client_for(
+    args: &RunArgs,
+    drill: Option<&DrillTarget>,
+    resumed: Option<&resume_source::Resumed>,
+) -> Result<EsusClient, Error> {
+    // A resume talks to the ESUS the stopped run talked to: taken from its transcript, and a
+    // different one given by flag or environment is refused (a run's steps against two ESUS
+    // deployments would prove nothing about either).
+    let recorded = resumed.and_then(|r| {
+        r.records
+            .first()
+            .and_then(|first| first.data.get("base_url"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    });
+    let given = drill.map(|d| d.base_url.clone()).or(args.base_url.clone());
+    if let (Some(was), Some(now)) = (&recorded, &given)
+        && was.trim_end_matches('/') != now.trim_end_matches('/')
+    {
+        return Err(Error::Usage(format!(
+            "the run being resumed talked to {was}; this resume would talk to {now}. Resume against {was} (drop --base-url / ESUS_BASE_URL, or give that URL), or start a new run (nothing was sent)"
+        )));
+    }
+    let base_url = given
+        .or(recorded)
         .ok_or_else(|| Error::Usage("no ESUS base URL: use --base-url or ESUS_BASE_URL".into()))?;
     let mut config = ClientConfig::new(base_url);
     config.ca_cert = drill

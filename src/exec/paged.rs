@@ -56,7 +56,21 @@ pub(super) async fn pull(
     let mut pull = Pull::new(shared, step, info, first, writer);
     let proof = match pull.run().await {
         Ok(proof) => proof,
-        Err(r) => return r,
+        Err(mut r) => {
+            // What was read is still evidence: the file is closed as a whole document that says
+            // it is incomplete, and its digest is recorded, instead of a cut-off JSON text.
+            let why = r.reason.clone().unwrap_or_else(|| "it failed".into());
+            let closed = pull.finish(
+                ctx,
+                Proof {
+                    complete: false,
+                    window_to: None,
+                    text: format!("the pull stopped before the end: {why}"),
+                },
+            );
+            r.evidence = closed.evidence;
+            return r;
+        }
     };
     pull.finish(ctx, proof)
 }
