@@ -259,6 +259,30 @@ pub enum Event {
         /// That record's seq.
         from_seq: u64,
     },
+    /// A `foreach` item an earlier run of the chain finished, carried like a step so that a
+    /// resume of this run still knows it is done (and where its secrets are).
+    CarriedItem {
+        /// The step id.
+        step: String,
+        /// The item's index.
+        item: usize,
+        /// Its non-secret outputs.
+        outputs: serde_json::Map<String, Value>,
+        /// The files (names in the secrets folder) that hold its secret outputs.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        secret_files: Vec<String>,
+    },
+    /// A non-idempotent request an earlier run of the chain sent with no answer: carried until
+    /// a run settles it against ESUS, so a resume that stops first cannot forget it.
+    Unresolved {
+        /// The step id.
+        step: String,
+        /// The item, for a fan-out.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<usize>,
+        /// When the request was first sent (what ESUS's state is checked from).
+        sent_at: String,
+    },
     /// A paged audit pull finished: what the evidence file holds and what proves it complete.
     AuditEvidence {
         /// The step id.

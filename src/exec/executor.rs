@@ -114,6 +114,9 @@ pub async fn run(
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
+    // What earlier runs of the chain did is recorded before anything can stop this one, so a
+    // resume of this run (even one that stopped at the preflight) still knows all of it.
+    run.restore();
     let missing = run
         .shared
         .policy
@@ -135,12 +138,48 @@ pub async fn run(
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
-    run.restore();
     run.schedule().await;
     run.check_after_stop().await;
     run.close_unstarted();
     let (outcome, why) = run.outcome();
     run.finish(outcome, why)
+}
+
+/// A half-done fan-out's finished items, and the outcomes still unknown, carried into this
+/// transcript (in step and item order) until a run settles them.
+fn carry_progress(shared: &Shared, plan: &super::resume::ResumePlan) {
+    let mut batches: Vec<_> = plan.batches.iter().collect();
+    batches.sort_by(|a, b| a.0.cmp(b.0));
+    for (step, batch) in batches {
+        let mut done: Vec<_> = batch.done.iter().collect();
+        done.sort_by_key(|(k, _)| **k);
+        for (k, item) in done {
+            let _ = shared.emit(&Event::CarriedItem {
+                step: step.clone(),
+                item: *k,
+                outputs: item.outputs.clone(),
+                secret_files: item.secret_files.clone(),
+            });
+        }
+        let mut unknown: Vec<_> = batch.unknown.iter().collect();
+        unknown.sort_by_key(|(k, _)| **k);
+        for (k, sent) in unknown {
+            let _ = shared.emit(&Event::Unresolved {
+                step: step.clone(),
+                item: Some(*k),
+                sent_at: sent.to_string(),
+            });
+        }
+    }
+    let mut unknown: Vec<_> = plan.unknown.iter().collect();
+    unknown.sort_by(|a, b| a.0.cmp(b.0));
+    for (step, sent) in unknown {
+        let _ = shared.emit(&Event::Unresolved {
+            step: step.clone(),
+            item: None,
+            sent_at: sent.to_string(),
+        });
+    }
 }
 
 impl Run {
@@ -224,6 +263,7 @@ impl Run {
                 from_seq: c.from_seq,
             });
         }
+        carry_progress(&self.shared, &plan);
         for (i, s) in valid.runbook.steps.iter().enumerate() {
             let Some((status, outputs, secrets)) = plan.finished.get(&s.id) else {
                 continue;

@@ -29,6 +29,8 @@ pub struct DoneItem {
     pub outputs: Map<String, Value>,
     /// Its secret outputs, read back from their files.
     pub secrets: HashMap<String, SecretString>,
+    /// The files (names in the secrets folder) they were read from.
+    pub secret_files: Vec<String>,
 }
 
 /// What an earlier run did with one `foreach` step it did not finish.
@@ -240,7 +242,12 @@ fn read_batches(
     plan: &mut ResumePlan,
 ) {
     let trusted = &src.records[..src.trusted_len.min(src.records.len())];
-    for r in trusted.iter().filter(|r| r.kind == "item-finished") {
+    // `carried-item` is an item an earlier run of the chain finished, carried forward by the
+    // run in between (which may have stopped before reaching the batch).
+    for r in trusted
+        .iter()
+        .filter(|r| r.kind == "item-finished" || r.kind == "carried-item")
+    {
         let Some(step) = r.step().filter(|s| !finished.contains(*s)) else {
             continue;
         };
@@ -248,7 +255,7 @@ fn read_batches(
             continue;
         };
         let batch = plan.batches.entry(step.to_string()).or_default();
-        if r.str_field("status") != Some("ok") {
+        if r.kind == "item-finished" && r.str_field("status") != Some("ok") {
             batch.done.remove(&(k as usize));
             continue;
         }
@@ -278,6 +285,7 @@ fn read_batches(
             DoneItem {
                 outputs: object(r.data.get("outputs")),
                 secrets,
+                secret_files: files,
             },
         );
     }
@@ -287,6 +295,10 @@ fn read_batches(
 /// idempotent one is simply sent again; a non-idempotent one is checked against ESUS first.
 fn read_unknown(records: &[Record], valid: &Validated, plan: &mut ResumePlan) {
     for (n, r) in records.iter().enumerate() {
+        if r.kind == "unresolved" {
+            carry_unresolved(r, plan);
+            continue;
+        }
         if r.kind != "request" {
             continue;
         }
@@ -301,7 +313,12 @@ fn read_unknown(records: &[Record], valid: &Validated, plan: &mut ResumePlan) {
         let answered = records[n + 1..].iter().any(|x| {
             x.kind == "response"
                 && x.str_field("request_id") == Some(request_id)
-                && x.data.get("status").is_some_and(|s| !s.is_null())
+                && x.data
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    // A 5xx to a request that is not safe to repeat may come after ESUS applied
+                    // it (the run itself treated it as unknown, super::send).
+                    .is_some_and(|s| s < 500)
         });
         if answered {
             continue;
@@ -347,6 +364,35 @@ fn read_unknown(records: &[Record], valid: &Validated, plan: &mut ResumePlan) {
             }
         }
     }
+}
+
+/// An outcome an earlier run of the chain left unknown and the run in between did not settle
+/// (it stopped first): still unknown, from the time it was first sent.
+fn carry_unresolved(r: &Record, plan: &mut ResumePlan) {
+    let Some(step) = r.step() else { return };
+    if plan.finished.contains_key(step) {
+        return;
+    }
+    let sent = r
+        .str_field("sent_at")
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .unwrap_or_else(Timestamp::now);
+    let item = r.data.get("item").and_then(Value::as_u64);
+    match item {
+        Some(k) => {
+            let batch = plan.batches.entry(step.to_string()).or_default();
+            if !batch.done.contains_key(&(k as usize)) {
+                batch.unknown.entry(k as usize).or_insert(sent);
+            }
+        }
+        None => {
+            plan.unknown.entry(step.to_string()).or_insert(sent);
+        }
+    }
+    plan.notes.push(format!(
+        "{step}{}: an earlier run of this incident sent a request that is not safe to repeat and got no answer: ESUS's state is checked first",
+        item.map(|k| format!(" item {k}")).unwrap_or_default()
+    ));
 }
 
 /// A step still to run that needs a secret an earlier step made, whose file is gone, cannot go on.
