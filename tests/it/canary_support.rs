@@ -632,7 +632,7 @@ pub(crate) enum Prompt {
 
 /// How to answer a prompt.
 pub(crate) enum Answer {
-    /// Send this line (hidden prompts) or these keys (confirmations).
+    /// Type this, then Enter (every prompt reads a whole line).
     Keys(String),
     /// Press Ctrl-C.
     CtrlC,
@@ -670,7 +670,7 @@ pub(crate) fn in_pty(
     let mut screen = Vec::new();
     let mut met = Vec::new();
     let prompts = expectrl::Regex(
-        r"\[y/N\]|Type `[^`]+` to confirm|ESUS access token \(hidden\)|Paste a new access token \(hidden\)|ESUS password for \S+|MFA code|([A-Za-z0-9_]+) \(secret, hidden\)",
+        r"\[y/N\]|Type `[^`]+` and Enter to confirm|ESUS access token \(hidden\)|Paste a new access token \(hidden\)|ESUS password for \S+|MFA code|([A-Za-z0-9_]+) \(secret, hidden\)",
     );
     // Bounded: a run has at most a few dozen prompts.
     for _ in 0..64 {
@@ -698,9 +698,11 @@ pub(crate) fn in_pty(
             Prompt::Secret(String::from_utf8_lossy(found.get(1).unwrap_or_default()).into_owned())
         };
         let hidden = !matches!(prompt, Prompt::Confirm | Prompt::Typed);
+        // The answer is typed only now that the prompt's text is on the screen: each prompt
+        // throws away what was typed before it appeared.
         if hidden {
             // Type only once the prompt has turned echo off (it must: otherwise the terminal
-            // shows what is typed); earlier keystrokes would also be discarded by its TCSAFLUSH.
+            // shows what is typed).
             let mut off = false;
             for _ in 0..1000 {
                 if session.get_process().get_echo().is_ok_and(|on| !on) {
@@ -715,22 +717,11 @@ pub(crate) fn in_pty(
             );
         }
         match answer(&prompt) {
-            Answer::Keys(k) if matches!(prompt, Prompt::Confirm) => session.send(k),
-            Answer::Keys(k) => session.send_line(k),
+            // Enter is a carriage return at a terminal (the line discipline makes it `\n`).
+            Answer::Keys(k) => session.send(format!("{k}\r")),
             Answer::CtrlC => session.send(expectrl::ControlCode::EndOfText),
         }
         .expect("answer the prompt");
-        if hidden {
-            // A hidden prompt is drawn again after the answer (`…: [hidden]`): not a new prompt.
-            match session.expect("[hidden]") {
-                Ok(redraw) => screen.extend_from_slice(redraw.as_bytes()),
-                Err(expectrl::Error::Eof) => break,
-                Err(e) => panic!(
-                    "pty: {e}; screen so far:\n{}",
-                    String::from_utf8_lossy(&screen)
-                ),
-            }
-        }
         met.push(prompt);
     }
     let rest = session.expect(expectrl::Eof).map(|c| c.as_bytes().to_vec());
