@@ -1092,6 +1092,9 @@ enum PtyMode {
     TokenPrompt,
     /// `--login` of the MFA admin: password and MFA code typed at hidden prompts (`--yes`).
     LoginPrompts,
+    /// No ESUS_TOKEN: Ctrl-C at the first hidden prompt (the token, or a required secret
+    /// input): 130, nothing sent to ESUS, no transcript begun.
+    CtrlCHidden,
 }
 
 const PTY_MODES: &[PtyMode] = &[
@@ -1099,6 +1102,7 @@ const PTY_MODES: &[PtyMode] = &[
     PtyMode::CtrlC,
     PtyMode::TokenPrompt,
     PtyMode::LoginPrompts,
+    PtyMode::CtrlCHidden,
 ];
 
 async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
@@ -1153,7 +1157,7 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
         PtyMode::Declined | PtyMode::CtrlC => {
             cmd.env("ESUS_TOKEN", &admin);
         }
-        PtyMode::TokenPrompt => {
+        PtyMode::TokenPrompt | PtyMode::CtrlCHidden => {
             cmd.arg("--yes");
         }
         PtyMode::LoginPrompts => {
@@ -1166,9 +1170,13 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
     if mode == PtyMode::LoginPrompts {
         canaries.push(Canary::known("MFA code (typed)", mfa_code.clone()));
     }
+    let before = sim.requests().last().map_or(0, |q| q.seq);
     let (screen, code, met) = tokio::task::spawn_blocking(move || {
         let mut confirmed = false;
         in_pty(cmd, |p| match p {
+            _ if mode == PtyMode::CtrlCHidden && !matches!(p, Prompt::Confirm | Prompt::Typed) => {
+                Answer::CtrlC
+            }
             Prompt::Confirm | Prompt::Typed => {
                 let first = !confirmed;
                 confirmed = true;
@@ -1200,7 +1208,7 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
     let mut problems = Vec::new();
     let expected: &[i32] = match mode {
         PtyMode::Declined => &[3],
-        PtyMode::CtrlC => &[130],
+        PtyMode::CtrlC | PtyMode::CtrlCHidden => &[130],
         PtyMode::TokenPrompt | PtyMode::LoginPrompts => &[0],
     };
     if !expected.contains(&code) {
@@ -1213,14 +1221,33 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
         PtyMode::Declined | PtyMode::CtrlC => Prompt::Confirm,
         PtyMode::TokenPrompt => Prompt::Token,
         PtyMode::LoginPrompts => Prompt::Mfa,
+        PtyMode::CtrlCHidden => Prompt::Token,
     };
     let met_it = met.contains(&want_prompt)
-        || (want_prompt == Prompt::Confirm && met.contains(&Prompt::Typed));
+        || (want_prompt == Prompt::Confirm && met.contains(&Prompt::Typed))
+        || (mode == PtyMode::CtrlCHidden && matches!(met.first(), Some(Prompt::Secret(_))));
     if !met_it {
         problems.push(format!(
             "[{label}] never met a {want_prompt:?} prompt (met {met:?})\nterminal:\n{}",
             String::from_utf8_lossy(&screen)
         ));
+    }
+    if mode == PtyMode::CtrlCHidden {
+        let sent = sim.requests_since(before);
+        if !sent.is_empty() || run_dir.join("transcript.jsonl").exists() {
+            problems.push(format!(
+                "[{label}] Ctrl-C at a hidden prompt: ESUS received {:?}, transcript begun {}",
+                sent.iter()
+                    .map(|q| format!("{} {}", q.method, q.path))
+                    .collect::<Vec<_>>(),
+                run_dir.join("transcript.jsonl").exists()
+            ));
+        }
+        if met.len() != 1 {
+            problems.push(format!(
+                "[{label}] Ctrl-C at the first hidden prompt should end the run there; prompts met {met:?}"
+            ));
+        }
     }
     hay.streams.push(("the terminal".into(), screen));
     let post = post_process(&home, &run_dir.join("transcript.jsonl"), &mut hay).await;
