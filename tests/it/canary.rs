@@ -221,6 +221,8 @@ enum Mode {
     BadTokenFile,
     /// ESUS_TOKEN and ESUS_REFRESH_TOKEN are canaries ESUS does not know.
     BadRefresh,
+    /// ESUS_TOKEN holds a space (and `/ + = & " \ % ? #`): refused before anything is sent.
+    BadTokenSpace,
     /// --login with a wrong canary password.
     BadPassword,
     /// --login of the MFA admin with a wrong canary MFA code.
@@ -266,6 +268,7 @@ const MODES: &[Mode] = &[
     Mode::BadToken,
     Mode::BadTokenFile,
     Mode::BadRefresh,
+    Mode::BadTokenSpace,
     Mode::BadPassword,
     Mode::BadMfa,
     Mode::UnknownSecrets,
@@ -335,6 +338,7 @@ impl Mode {
             // The preflight refuses the token before any step, whatever the runbook.
             Mode::BadToken | Mode::BadTokenFile | Mode::BadRefresh => &[4],
             Mode::BadPassword | Mode::BadMfa => &[4],
+            Mode::BadTokenSpace => &[2],
             Mode::UnknownSecrets => &[0, 1, 3],
         }
     }
@@ -385,6 +389,7 @@ impl Mode {
             | Mode::BadToken
             | Mode::BadTokenFile
             | Mode::BadRefresh
+            | Mode::BadTokenSpace
             | Mode::BadPassword
             | Mode::BadMfa
             | Mode::DrillText
@@ -607,6 +612,7 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
         Mode::BadToken
             | Mode::BadTokenFile
             | Mode::BadRefresh
+            | Mode::BadTokenSpace
             | Mode::BadPassword
             | Mode::BadMfa
             | Mode::UnknownSecrets
@@ -756,6 +762,13 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
                 canaries.push(t);
                 canaries.push(rt);
             }
+            Mode::BadTokenSpace => {
+                let mut c =
+                    Canary::spicy("operator token with a space (ESUS_TOKEN, refused)", "tok");
+                c.value = format!("{} z", c.value);
+                cmd.env("ESUS_TOKEN", &c.value);
+                canaries.push(c);
+            }
             Mode::BadPassword => {
                 let c = Canary::spicy("login password (ESUS_PASSWORD, wrong)", "pw");
                 cmd.args(["--login", &r.admin_email])
@@ -810,6 +823,14 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
             "[{label}] exit {code}, expected one of {:?}\nstdout:\n{}\nstderr:\n{}",
             mode.expected(),
             String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if mode == Mode::BadTokenSpace
+        && !String::from_utf8_lossy(&out.stderr).contains("the token contains a line break, space")
+    {
+        problems.push(format!(
+            "[{label}] the token with a space was not refused for it:\n{}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
