@@ -211,7 +211,8 @@ enum Mode {
     /// A third of the answers after the preflight lost after the work was done (`drop_rate`):
     /// unknown outcomes.
     FailDrop,
-    /// Unattended without approvals: the first destructive step is declined.
+    /// Unattended without approvals: the run refuses to start (exit 3, nothing sent; the
+    /// missing approvals are listed). A decline at a prompt is [`PtyMode::Declined`].
     Declined,
     /// SIGINT (via /bin/kill) while the run's own requests (after the preflight) are in flight.
     Interrupted,
