@@ -24,6 +24,23 @@ use crate::canary_support::{
 /// esus-ir processes running at once within a test (CI has two cores).
 const PARALLEL: usize = 4;
 
+/// Every ESUS route but the preflight's `GET /auth/me`, as disjoint fault routes: a fault on
+/// these hits the run's own requests, never the preflight, so a failing mode fails mid-run
+/// (after the preflight has passed) instead of stopping at the preflight (exit 6).
+const AFTER_PREFLIGHT: &[&str] = &[
+    "/*",
+    "/api-keys/*",
+    "/admin/*",
+    "/fhir/*",
+    "/roles/*",
+    "POST /auth/*",
+    "DELETE /auth/*",
+    "PATCH /auth/*",
+    "GET /auth/sessions",
+    "/*/*/*",
+    "/*/*/*/*",
+];
+
 /// A security-monitoring variant whose Subscriptions carry a webhook credential (a required
 /// secret input, so a terminal run prompts for it), with a confirmed clean-up step.
 const HOOK_HEADER_RUNBOOK: &str = r#"version: 1
@@ -186,15 +203,18 @@ enum Mode {
     DryReadsTrace,
     /// `--dry-run=reads --output json --log-format json -vvv`.
     DryReadsLogJson,
-    /// Every request answered 503 (`error_count`): steps fail after their retries.
+    /// Every request after the preflight answered 503 (`error_count`): steps fail after their
+    /// retries.
     FailErrorCount,
-    /// Half of the requests answered 500/503 (`error_rate=0.5`).
+    /// Half of the requests after the preflight answered 500/503 (`error_rate=0.5`).
     FailErrorRate,
-    /// A third of the answers lost after the work was done (`drop_rate`): unknown outcomes.
+    /// A third of the answers after the preflight lost after the work was done (`drop_rate`):
+    /// unknown outcomes.
     FailDrop,
-    /// Unattended without approvals: the first destructive step is declined.
+    /// Unattended without approvals: the run refuses to start (exit 3, nothing sent; the
+    /// missing approvals are listed). A decline at a prompt is [`PtyMode::Declined`].
     Declined,
-    /// SIGINT (via /bin/kill) while requests are in flight.
+    /// SIGINT (via /bin/kill) while the run's own requests (after the preflight) are in flight.
     Interrupted,
     /// ESUS_TOKEN is a canary ESUS does not know.
     BadToken,
@@ -202,6 +222,8 @@ enum Mode {
     BadTokenFile,
     /// ESUS_TOKEN and ESUS_REFRESH_TOKEN are canaries ESUS does not know.
     BadRefresh,
+    /// ESUS_TOKEN holds a space (and `/ + = & " \ % ? #`): refused before anything is sent.
+    BadTokenSpace,
     /// --login with a wrong canary password.
     BadPassword,
     /// --login of the MFA admin with a wrong canary MFA code.
@@ -247,6 +269,7 @@ const MODES: &[Mode] = &[
     Mode::BadToken,
     Mode::BadTokenFile,
     Mode::BadRefresh,
+    Mode::BadTokenSpace,
     Mode::BadPassword,
     Mode::BadMfa,
     Mode::UnknownSecrets,
@@ -288,7 +311,7 @@ impl Mode {
     }
 
     /// The exit codes this mode may end with (README, "Exit codes").
-    fn expected(self, rb: &Rb) -> &'static [i32] {
+    fn expected(self) -> &'static [i32] {
         match self {
             Mode::Live
             | Mode::LiveJson
@@ -307,28 +330,41 @@ impl Mode {
             | Mode::HeldEnv
             | Mode::HeldFiles
             | Mode::HeldLogin => &[0],
-            Mode::DrillText | Mode::DrillJson | Mode::DrillTrace
-                if rb.name.contains("compromise") =>
-            {
-                &[0]
-            }
-            // A drill scores containment: a runbook that claims none fails its drill (exit 1).
-            Mode::DrillText | Mode::DrillJson | Mode::DrillTrace => &[0, 1],
+            // A drill scores containment; a runbook that claims none passes it (not applicable).
+            Mode::DrillText | Mode::DrillJson | Mode::DrillTrace => &[0],
             Mode::FailErrorCount => &[1],
             Mode::FailErrorRate | Mode::FailDrop => &[0, 1],
             Mode::Declined => &[3],
             Mode::Interrupted => &[130],
-            // A stolen-session runbook never uses the operator's token until its typed cut-off,
-            // which an unattended run declines.
-            Mode::BadToken | Mode::BadTokenFile | Mode::BadRefresh
-                if rb.name == "session-compromise" =>
-            {
-                &[3, 4]
-            }
+            // The preflight refuses the token before any step, whatever the runbook.
             Mode::BadToken | Mode::BadTokenFile | Mode::BadRefresh => &[4],
             Mode::BadPassword | Mode::BadMfa => &[4],
+            Mode::BadTokenSpace => &[2],
             Mode::UnknownSecrets => &[0, 1, 3],
         }
+    }
+
+    /// The fault that fired on the run's own requests in a failing mode (the simulator's
+    /// request log names it).
+    fn fault_fired(self) -> Option<&'static str> {
+        match self {
+            Mode::FailErrorCount | Mode::FailErrorRate => Some("error"),
+            Mode::FailDrop => Some("drop"),
+            _ => None,
+        }
+    }
+
+    /// Whether the run has `--output json` (stdout is then one JSON document).
+    fn json_output(self) -> bool {
+        matches!(
+            self.base(),
+            Mode::LiveJson
+                | Mode::LiveLogJson
+                | Mode::DryJsonVvv
+                | Mode::DryReadsLogJson
+                | Mode::DrillJson
+                | Mode::DrillTrace
+        )
     }
 
     fn is_drill(self) -> bool {
@@ -337,9 +373,16 @@ impl Mode {
 
     /// Whether the case needs its own simulator (it changes ESUS's state, or needs faults).
     fn own_sim(self, rb: &Rb) -> Option<SimConfig> {
-        let held = format!("latency=800ms@{}", self.held_route(rb));
-        let faults: &[&str] = match self {
-            Mode::HeldEnv | Mode::HeldFiles | Mode::HeldLogin => &[held.as_str()],
+        let after = |fault: &str| -> Vec<String> {
+            AFTER_PREFLIGHT
+                .iter()
+                .map(|route| format!("{fault}@{route}"))
+                .collect()
+        };
+        let faults: Vec<String> = match self {
+            Mode::HeldEnv | Mode::HeldFiles | Mode::HeldLogin => {
+                vec![format!("latency=800ms@{}", self.held_route(rb))]
+            }
             Mode::Dry
             | Mode::DryJsonVvv
             | Mode::DryReadsTrace
@@ -347,19 +390,20 @@ impl Mode {
             | Mode::BadToken
             | Mode::BadTokenFile
             | Mode::BadRefresh
+            | Mode::BadTokenSpace
             | Mode::BadPassword
             | Mode::BadMfa
             | Mode::DrillText
             | Mode::DrillJson
             | Mode::DrillTrace => return None,
-            Mode::FailErrorCount => &["error_count=100"],
-            Mode::FailErrorRate => &["error_rate=0.5"],
-            Mode::FailDrop => &["drop_rate=0.34"],
-            Mode::Interrupted => &["latency=300ms"],
-            _ => &[],
+            Mode::FailErrorCount => after("error_count=100"),
+            Mode::FailErrorRate => after("error_rate=0.5"),
+            Mode::FailDrop => after("drop_rate=0.34"),
+            Mode::Interrupted => vec!["latency=300ms".into()],
+            _ => Vec::new(),
         };
         let mut config = SimConfig::default().with_seed(7);
-        for f in faults {
+        for f in &faults {
             config = config.with_fault(f).expect("fault");
         }
         config.tls = self == Mode::LiveTls;
@@ -569,6 +613,7 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
         Mode::BadToken
             | Mode::BadTokenFile
             | Mode::BadRefresh
+            | Mode::BadTokenSpace
             | Mode::BadPassword
             | Mode::BadMfa
             | Mode::UnknownSecrets
@@ -718,6 +763,13 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
                 canaries.push(t);
                 canaries.push(rt);
             }
+            Mode::BadTokenSpace => {
+                let mut c =
+                    Canary::spicy("operator token with a space (ESUS_TOKEN, refused)", "tok");
+                c.value = format!("{} z", c.value);
+                cmd.env("ESUS_TOKEN", &c.value);
+                canaries.push(c);
+            }
             Mode::BadPassword => {
                 let c = Canary::spicy("login password (ESUS_PASSWORD, wrong)", "pw");
                 cmd.args(["--login", &r.admin_email])
@@ -746,7 +798,13 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
     let mut problems = Vec::new();
     let mut proc_findings = Vec::new();
     let out = if mode == Mode::Interrupted {
-        interrupt_mid_run(cmd, sim).await
+        let (out, mid_run) = interrupt_mid_run(cmd, sim).await;
+        if !mid_run {
+            problems.push(format!(
+                "[{label}] SIGINT was not sent while a request after the preflight was in flight"
+            ));
+        }
+        out
     } else if mode.held() {
         let (out, seen) = observe_mid_run(cmd, sim, mode.held_route(rb), &canaries).await;
         if !seen.held {
@@ -761,13 +819,51 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
         capture(cmd).await
     };
     let code = out.status.code().unwrap_or(-1);
-    if !mode.expected(rb).contains(&code) {
+    if !mode.expected().contains(&code) {
         problems.push(format!(
             "[{label}] exit {code}, expected one of {:?}\nstdout:\n{}\nstderr:\n{}",
-            mode.expected(rb),
+            mode.expected(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ));
+    }
+    if mode == Mode::BadTokenSpace
+        && !String::from_utf8_lossy(&out.stderr).contains("the token contains a line break, space")
+    {
+        problems.push(format!(
+            "[{label}] the token with a space was not refused for it:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if mode.json_output()
+        && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .map_or(true, |doc| !doc.is_object())
+    {
+        problems.push(format!(
+            "[{label}] --output json did not write one JSON document on stdout:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    if let Some(fault) = mode.fault_fired() {
+        let seen = sim.requests_since(first_seq);
+        let preflight_ok = seen.first().is_some_and(|q| {
+            q.method == "GET"
+                && q.path == "/auth/me"
+                && q.status == Some(200)
+                && q.faults.is_empty()
+        });
+        let hit = seen
+            .iter()
+            .skip(1)
+            .any(|q| q.faults.iter().any(|f| f == fault));
+        if !preflight_ok || !hit {
+            problems.push(format!(
+                "[{label}] not a mid-run failure: the preflight passed {preflight_ok}, a `{fault}` fault hit a later request {hit}: {:?}",
+                seen.iter()
+                    .map(|q| format!("{} {} {:?} {:?}", q.method, q.path, q.status, q.faults))
+                    .collect::<Vec<_>>()
+            ));
+        }
     }
     hay.output("esus-ir", &out);
     let transcript = run_dir.join("transcript.jsonl");
@@ -910,21 +1006,29 @@ async fn observe_mid_run(
     (out, seen)
 }
 
-/// Starts the run, waits until ESUS has received a request, sends SIGINT with /bin/kill and
-/// collects the output (bounded: SIGKILL after a minute).
+/// Starts the run, waits until ESUS has received a request after the preflight's
+/// `GET /auth/me` (held in flight by the mode's latency), sends SIGINT with /bin/kill and
+/// collects the output (bounded: SIGKILL after a minute). Also says whether such a request was
+/// in flight when SIGINT was sent.
 async fn interrupt_mid_run(
     mut cmd: std::process::Command,
     sim: &SimHandle,
-) -> std::process::Output {
+) -> (std::process::Output, bool) {
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .stdin(std::process::Stdio::null());
-    let before = sim.requests().len();
+    let since = sim.requests().last().map_or(0, |q| q.seq);
     let child = cmd.spawn().expect("spawn esus-ir");
     let pid = child.id().to_string();
     let waiting = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"));
-    for _ in 0..500 {
-        if sim.requests().len() > before {
+    let mut mid_run = false;
+    for _ in 0..1000 {
+        mid_run = sim
+            .requests_since(since)
+            .iter()
+            .skip(1)
+            .any(|q| q.status.is_none());
+        if mid_run || waiting.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -940,7 +1044,7 @@ async fn interrupt_mid_run(
         .expect("/bin/kill (procps) is installed");
     assert!(sent.success(), "kill -INT {pid}");
     match tokio::time::timeout(Duration::from_secs(60), waiting).await {
-        Ok(out) => out.expect("join"),
+        Ok(out) => (out.expect("join"), mid_run),
         Err(_) => {
             let _ = std::process::Command::new(kill)
                 .args(["-KILL", &pid])
@@ -1010,6 +1114,9 @@ enum PtyMode {
     TokenPrompt,
     /// `--login` of the MFA admin: password and MFA code typed at hidden prompts (`--yes`).
     LoginPrompts,
+    /// No ESUS_TOKEN: Ctrl-C at the first hidden prompt (the token, or a required secret
+    /// input): 130, nothing sent to ESUS, no transcript begun.
+    CtrlCHidden,
 }
 
 const PTY_MODES: &[PtyMode] = &[
@@ -1017,6 +1124,7 @@ const PTY_MODES: &[PtyMode] = &[
     PtyMode::CtrlC,
     PtyMode::TokenPrompt,
     PtyMode::LoginPrompts,
+    PtyMode::CtrlCHidden,
 ];
 
 async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
@@ -1071,7 +1179,7 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
         PtyMode::Declined | PtyMode::CtrlC => {
             cmd.env("ESUS_TOKEN", &admin);
         }
-        PtyMode::TokenPrompt => {
+        PtyMode::TokenPrompt | PtyMode::CtrlCHidden => {
             cmd.arg("--yes");
         }
         PtyMode::LoginPrompts => {
@@ -1084,9 +1192,13 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
     if mode == PtyMode::LoginPrompts {
         canaries.push(Canary::known("MFA code (typed)", mfa_code.clone()));
     }
+    let before = sim.requests().last().map_or(0, |q| q.seq);
     let (screen, code, met) = tokio::task::spawn_blocking(move || {
         let mut confirmed = false;
         in_pty(cmd, |p| match p {
+            _ if mode == PtyMode::CtrlCHidden && !matches!(p, Prompt::Confirm | Prompt::Typed) => {
+                Answer::CtrlC
+            }
             Prompt::Confirm | Prompt::Typed => {
                 let first = !confirmed;
                 confirmed = true;
@@ -1118,7 +1230,7 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
     let mut problems = Vec::new();
     let expected: &[i32] = match mode {
         PtyMode::Declined => &[3],
-        PtyMode::CtrlC => &[130],
+        PtyMode::CtrlC | PtyMode::CtrlCHidden => &[130],
         PtyMode::TokenPrompt | PtyMode::LoginPrompts => &[0],
     };
     if !expected.contains(&code) {
@@ -1131,14 +1243,33 @@ async fn run_pty_case(ctx: &Ctx, mode: PtyMode, rb: &Rb) -> Tally {
         PtyMode::Declined | PtyMode::CtrlC => Prompt::Confirm,
         PtyMode::TokenPrompt => Prompt::Token,
         PtyMode::LoginPrompts => Prompt::Mfa,
+        PtyMode::CtrlCHidden => Prompt::Token,
     };
     let met_it = met.contains(&want_prompt)
-        || (want_prompt == Prompt::Confirm && met.contains(&Prompt::Typed));
+        || (want_prompt == Prompt::Confirm && met.contains(&Prompt::Typed))
+        || (mode == PtyMode::CtrlCHidden && matches!(met.first(), Some(Prompt::Secret(_))));
     if !met_it {
         problems.push(format!(
             "[{label}] never met a {want_prompt:?} prompt (met {met:?})\nterminal:\n{}",
             String::from_utf8_lossy(&screen)
         ));
+    }
+    if mode == PtyMode::CtrlCHidden {
+        let sent = sim.requests_since(before);
+        if !sent.is_empty() || run_dir.join("transcript.jsonl").exists() {
+            problems.push(format!(
+                "[{label}] Ctrl-C at a hidden prompt: ESUS received {:?}, transcript begun {}",
+                sent.iter()
+                    .map(|q| format!("{} {}", q.method, q.path))
+                    .collect::<Vec<_>>(),
+                run_dir.join("transcript.jsonl").exists()
+            ));
+        }
+        if met.len() != 1 {
+            problems.push(format!(
+                "[{label}] Ctrl-C at the first hidden prompt should end the run there; prompts met {met:?}"
+            ));
+        }
     }
     hay.streams.push(("the terminal".into(), screen));
     let post = post_process(&home, &run_dir.join("transcript.jsonl"), &mut hay).await;

@@ -93,8 +93,10 @@ pub(crate) fn forms(c: &Canary) -> Vec<(&'static str, String)> {
     out.push(("base64url", URL_SAFE.encode(v)));
     out.push(("base64url unpadded", URL_SAFE_NO_PAD.encode(v)));
     // Inside a longer base64 text (`Basic` credentials, `clientId:secret`, a JSON blob) the value
-    // starts at any byte offset: the characters that depend on it alone, at each alignment.
-    for shift in 1..3usize {
+    // starts at any byte offset and is followed by more bytes: the characters that depend on it
+    // alone, at each of the three alignments (at alignment 0 the whole encoding's last character
+    // also holds bits of what follows, so the forms above miss a value in the middle of a text).
+    for shift in 0..3usize {
         let mut shifted = vec![0u8; shift];
         shifted.extend_from_slice(v);
         let enc = STANDARD_NO_PAD.encode(&shifted);
@@ -630,7 +632,7 @@ pub(crate) enum Prompt {
 
 /// How to answer a prompt.
 pub(crate) enum Answer {
-    /// Send this line (hidden prompts) or these keys (confirmations).
+    /// Type this, then Enter (every prompt reads a whole line).
     Keys(String),
     /// Press Ctrl-C.
     CtrlC,
@@ -668,7 +670,7 @@ pub(crate) fn in_pty(
     let mut screen = Vec::new();
     let mut met = Vec::new();
     let prompts = expectrl::Regex(
-        r"\[y/N\]|Type `[^`]+` to confirm|ESUS access token \(hidden\)|Paste a new access token \(hidden\)|ESUS password for \S+|MFA code|([A-Za-z0-9_]+) \(secret, hidden\)",
+        r"\[y/N\]|Type `[^`]+` and Enter to confirm|ESUS access token \(hidden\)|Paste a new access token \(hidden\)|ESUS password for \S+|MFA code|([A-Za-z0-9_]+) \(secret, hidden\)",
     );
     // Bounded: a run has at most a few dozen prompts.
     for _ in 0..64 {
@@ -696,9 +698,11 @@ pub(crate) fn in_pty(
             Prompt::Secret(String::from_utf8_lossy(found.get(1).unwrap_or_default()).into_owned())
         };
         let hidden = !matches!(prompt, Prompt::Confirm | Prompt::Typed);
+        // The answer is typed only now that the prompt's text is on the screen: each prompt
+        // throws away what was typed before it appeared.
         if hidden {
             // Type only once the prompt has turned echo off (it must: otherwise the terminal
-            // shows what is typed); earlier keystrokes would also be discarded by its TCSAFLUSH.
+            // shows what is typed).
             let mut off = false;
             for _ in 0..1000 {
                 if session.get_process().get_echo().is_ok_and(|on| !on) {
@@ -713,22 +717,11 @@ pub(crate) fn in_pty(
             );
         }
         match answer(&prompt) {
-            Answer::Keys(k) if matches!(prompt, Prompt::Confirm) => session.send(k),
-            Answer::Keys(k) => session.send_line(k),
+            // Enter is a carriage return at a terminal (the line discipline makes it `\n`).
+            Answer::Keys(k) => session.send(format!("{k}\r")),
             Answer::CtrlC => session.send(expectrl::ControlCode::EndOfText),
         }
         .expect("answer the prompt");
-        if hidden {
-            // A hidden prompt is drawn again after the answer (`…: [hidden]`): not a new prompt.
-            match session.expect("[hidden]") {
-                Ok(redraw) => screen.extend_from_slice(redraw.as_bytes()),
-                Err(expectrl::Error::Eof) => break,
-                Err(e) => panic!(
-                    "pty: {e}; screen so far:\n{}",
-                    String::from_utf8_lossy(&screen)
-                ),
-            }
-        }
         met.push(prompt);
     }
     let rest = session.expect(expectrl::Eof).map(|c| c.as_bytes().to_vec());
@@ -746,18 +739,88 @@ mod tests {
 
     #[test]
     fn canary_forms_cover_every_encoding_and_find_a_value_inside_a_longer_base64_text() {
-        let c = Canary::spicy("t", "t");
+        // A spicy canary (escaped forms differ from the raw one) ending in bytes whose base64 has
+        // a `+` or `/` in every 3-byte group, at every alignment: the url-safe alphabet then
+        // differs from the standard one wherever the value sits, so both are really searched.
+        let mut c = Canary::spicy("t", "t");
+        c.value.push_str("~~~???>>>");
         let f = forms(&c);
-        assert!(f.len() >= 14, "{f:?}");
-        let search = Search::new(std::slice::from_ref(&c));
-        for prefix in ["", "a", "ab", "abc"] {
-            let blob = STANDARD.encode(format!("{prefix}Bearer {}!", c.value));
-            assert!(!search.hits("blob", blob.as_bytes()).is_empty(), "{blob}");
-            let blob = URL_SAFE_NO_PAD.encode(format!("{prefix}{}", c.value));
-            assert!(!search.hits("blob", blob.as_bytes()).is_empty(), "{blob}");
+        let names: Vec<&str> = f.iter().map(|(n, _)| *n).collect();
+        for want in [
+            "raw",
+            "unique core",
+            "JSON-escaped",
+            "URL-encoded",
+            "URL-encoded (lower-case hex)",
+            "form-URL-encoded",
+            "base64",
+            "base64 unpadded",
+            "base64url",
+            "base64url unpadded",
+            "hex",
+            "hex upper-case",
+        ] {
+            assert!(names.contains(&want), "no {want} form: {f:?}");
         }
+        for offset in ["base64 at an offset", "base64url at an offset"] {
+            assert_eq!(
+                names.iter().filter(|n| **n == offset).count(),
+                3,
+                "{offset}: one form per alignment: {f:?}"
+            );
+        }
+        let search = Search::new(std::slice::from_ref(&c));
+        let found = |what: &str, hay: &str, form: &str| {
+            let hits = search.hits(what, hay.as_bytes());
+            assert!(
+                hits.iter().any(|h| h.contains(form)),
+                "{what}: not found as {form} in {hay}: {hits:?}"
+            );
+        };
+        // Inside a longer base64 text, at every alignment, with or without more bytes after
+        // it, in both alphabets, padded or not.
+        for prefix in ["", "a", "ab", "abc"] {
+            for suffix in ["", "!", "!!", "!!!"] {
+                let text = format!("{prefix}oncall:{}{suffix}", c.value);
+                let std = STANDARD.encode(&text);
+                let url = URL_SAFE.encode(&text);
+                assert_ne!(std, url, "the alphabets differ for {text:?}");
+                found("base64", &std, "base64");
+                found("base64 unpadded", &STANDARD_NO_PAD.encode(&text), "base64");
+                found("base64url", &url, "base64url");
+                found(
+                    "base64url unpadded",
+                    &URL_SAFE_NO_PAD.encode(&text),
+                    "base64url",
+                );
+            }
+        }
+        found("base64 alone", &STANDARD.encode(&c.value), "(base64)");
+        found("base64url alone", &URL_SAFE.encode(&c.value), "(base64url)");
+        // URL- and JSON-escaped, inside a longer text.
+        let pct =
+            percent_encoding::utf8_percent_encode(&c.value, percent_encoding::NON_ALPHANUMERIC);
+        found(
+            "a query",
+            &format!("GET /x?token={pct}&y=1"),
+            "(URL-encoded)",
+        );
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", &c.value)
+            .finish();
+        found("a form", &query, "(form-URL-encoded)");
         let json = serde_json::json!({ "t": c.value }).to_string();
-        assert!(!search.hits("json", json.as_bytes()).is_empty());
+        found("json", &json, "(JSON-escaped)");
+        found("raw", &format!("token={}.", c.value), "(raw)");
+        // Negative control: another value's encodings are not taken for this one.
+        let other = Canary::spicy("other", "t");
+        for hay in [
+            STANDARD.encode(&other.value),
+            URL_SAFE_NO_PAD.encode(format!("ab{}", other.value)),
+            serde_json::json!({ "t": other.value }).to_string(),
+        ] {
+            assert!(search.hits("other", hay.as_bytes()).is_empty(), "{hay}");
+        }
         let code = Canary::known("code", "123456");
         let search = Search::new(&[code]);
         assert!(search.hits("t", b"at 01:02:03.123456Z").is_empty());

@@ -22,6 +22,15 @@ const ONE_REQUEST: &str = "version: 1\nname: one-request\nsteps:\n  - {id: me, n
 /// The documented exit code of a run whose step failed (README, "Exit codes").
 const STEP_FAILED: i32 = 1;
 
+/// The documented exit code when ESUS cannot be reached, the TLS handshake fails or the URL is
+/// not ESUS (README, "Exit codes"): the preflight (`GET /auth/me`) stops the run, nothing else is
+/// sent.
+const UNREACHABLE: i32 = 6;
+
+/// What a test server answers to `GET /auth/me`: an operator profile, so the preflight lets the
+/// run go on to its steps.
+const PROFILE: &str = r#"{"id":"u-1001","email":"oncall@example.org","organizations":[{"organizationId":"org-1","organizationName":"Network policy test","roles":["admin"]}]}"#;
+
 /// Kills a child process on drop.
 struct Running(Child);
 
@@ -138,7 +147,16 @@ impl Pki {
             ],
             d,
         );
-        Pki { dir }
+        let pki = Pki { dir };
+        pki.serve_profile();
+        pki
+    }
+
+    /// `auth/me` under the folder `s_server -WWW` serves: the operator profile.
+    fn serve_profile(&self) {
+        let auth = self.dir.path().join("auth");
+        std::fs::create_dir_all(&auth).expect("auth dir");
+        std::fs::write(auth.join("me"), PROFILE).expect("auth/me");
     }
 
     fn ca(&self) -> PathBuf {
@@ -152,12 +170,13 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// `openssl s_server -www` on 127.0.0.1 with these version options; killed on drop.
+/// `openssl s_server -WWW` on 127.0.0.1 with these version options, serving the PKI folder (so
+/// `GET /auth/me` gets [`PROFILE`]); killed on drop.
 async fn s_server(pki: &Pki, versions: &[&str]) -> (Running, u16) {
     for _ in 0..5 {
         let port = free_port();
         let child = openssl()
-            .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-www"])
+            .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-WWW"])
             .args(["-cert", "server.pem", "-key", "server.key"])
             .args(versions)
             .current_dir(pki.dir.path())
@@ -417,6 +436,85 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The run's `--output json` document (a result, or an error document).
+fn document(stdout: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "--output json writes one JSON document on stdout ({e}): {}",
+            text(stdout)
+        )
+    })
+}
+
+/// The requests a run's transcript records: (step, "METHOD URL").
+fn transcript_requests(run_dir: &Path) -> Vec<(String, String)> {
+    let t = std::fs::read_to_string(run_dir.join("transcript.jsonl")).unwrap_or_default();
+    t.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "request")
+        .map(|e| {
+            let d = &e["data"];
+            (
+                d["step"].as_str().unwrap_or_default().to_string(),
+                format!(
+                    "{} {}",
+                    d["request"]["method"].as_str().unwrap_or_default(),
+                    d["request"]["url"].as_str().unwrap_or_default()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Asserts that the preflight stopped the run with exit 6 (README, "Exit codes") and a message
+/// naming every one of `causes`: in the JSON document and on stderr, no step run, and the
+/// transcript holding only the preflight's one `GET /auth/me`. Returns the message.
+fn stopped_at_preflight(
+    what: &str,
+    out: &std::process::Output,
+    requests: &[(String, String)],
+    causes: &[&str],
+) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(UNREACHABLE),
+        "{what}: {}\n{stderr}",
+        text(&out.stdout)
+    );
+    let doc = document(&out.stdout);
+    assert_eq!(doc["exit_code"], UNREACHABLE, "{what}: {doc}");
+    assert_eq!(doc["outcome"], "unreachable", "{what}: {doc}");
+    let message = doc["message"].as_str().unwrap_or_default().to_string();
+    for cause in causes {
+        assert!(
+            message.contains(cause),
+            "{what}: the message names the cause `{cause}`: {message}"
+        );
+    }
+    assert!(
+        message.contains("nothing was sent"),
+        "{what}: the message says nothing was sent: {message}"
+    );
+    assert!(
+        stderr.contains(&message),
+        "{what}: stderr gives the message: {stderr}"
+    );
+    assert_eq!(
+        doc["steps"].as_array().map(Vec::len),
+        Some(0),
+        "{what}: no step ran: {doc}"
+    );
+    assert!(
+        requests.len() == 1
+            && requests[0].0 == "preflight"
+            && requests[0].1.starts_with("GET ")
+            && requests[0].1.ends_with("/auth/me"),
+        "{what}: only the preflight's GET /auth/me was attempted: {requests:?}"
+    );
+    message
+}
+
 /// The failure reasons of a run's JSON report.
 fn reasons(stdout: &[u8]) -> String {
     let report: serde_json::Value = serde_json::from_slice(stdout).unwrap_or_default();
@@ -608,11 +706,17 @@ async fn network_policy_plain_http_to_loopback_never_goes_through_a_proxy() {
     }
 }
 
+/// What one run against a TLS server left: its output, every connection through the relay, the
+/// operator token it held, and the requests its transcript records.
+struct TlsRun {
+    out: std::process::Output,
+    conns: Vec<Conn>,
+    token: Canary,
+    requests: Vec<(String, String)>,
+}
+
 /// Runs the one-request runbook against a server offering only `versions`, through a relay.
-async fn against_tls_server(
-    pki: &Pki,
-    versions: &[&str],
-) -> (std::process::Output, Vec<Conn>, Canary) {
+async fn against_tls_server(pki: &Pki, versions: &[&str]) -> TlsRun {
     let (_server, port) = s_server(pki, versions).await;
     let relay = Relay::to(port).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -627,7 +731,12 @@ async fn against_tls_server(
     cmd.arg("--ca-cert").arg(pki.ca());
     let out = capture(cmd).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    (out, relay.conns(), token)
+    TlsRun {
+        out,
+        conns: relay.conns(),
+        token,
+        requests: transcript_requests(&home.join("run")),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -640,23 +749,29 @@ async fn network_policy_servers_offering_only_tls_1_0_or_1_1_are_refused() {
         &["-no_tls1_2", "-no_tls1_3", "-cipher", "DEFAULT:@SECLEVEL=0"],
     ];
     let runs = futures::future::join_all(old.iter().map(|v| against_tls_server(&pki, v))).await;
-    for (versions, (out, conns, token)) in old.iter().zip(runs) {
-        let why = reasons(&out.stdout);
+    for (versions, run) in old.iter().zip(runs) {
+        let TlsRun {
+            out,
+            conns,
+            token,
+            requests,
+        } = run;
+        // The preflight's handshake fails: exit 6, a message naming the TLS version refusal.
+        let message = stopped_at_preflight(
+            &format!("{versions:?}"),
+            &out,
+            &requests,
+            &[
+                "the TLS connection to",
+                "ProtocolVersion",
+                "TLS 1.2 or later",
+            ],
+        );
+        println!("network policy: {versions:?}: exit 6, {message}");
         assert_eq!(
-            out.status.code(),
-            Some(STEP_FAILED),
-            "{versions:?}: {why}\n{}",
-            text(&out.stderr)
-        );
-        assert!(
-            why.contains("ProtocolVersion") || why.to_lowercase().contains("protocol version"),
-            "{versions:?}: a TLS message: {why}"
-        );
-        assert!(!conns.is_empty(), "{versions:?}: esus-ir connected");
-        assert!(
-            conns.len() <= 3,
-            "{versions:?}: at most the 3 connection attempts: {}",
-            conns.len()
+            conns.len(),
+            1,
+            "{versions:?}: one connection, the preflight's (no retry, no step)"
         );
         let search = Search::new(std::slice::from_ref(&token));
         for c in &conns {
@@ -685,7 +800,13 @@ async fn network_policy_tls_1_2_only_and_tls_1_3_only_servers_are_accepted() {
     let versions: [(&[&str], u16); 2] = [(&["-tls1_2"], 0x0303), (&["-tls1_3"], 0x0304)];
     let runs =
         futures::future::join_all(versions.iter().map(|(v, _)| against_tls_server(&pki, v))).await;
-    for ((v, want), (out, conns, _)) in versions.iter().zip(runs) {
+    for ((v, want), run) in versions.iter().zip(runs) {
+        let TlsRun {
+            out,
+            conns,
+            requests,
+            ..
+        } = run;
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -693,6 +814,14 @@ async fn network_policy_tls_1_2_only_and_tls_1_3_only_servers_are_accepted() {
             reasons(&out.stdout),
             text(&out.stderr)
         );
+        // The preflight accepted the server's profile, then the step ran over the same TLS.
+        assert!(
+            text(&out.stderr).contains("acting as oncall@example.org"),
+            "{v:?}: the preflight named the operator: {}",
+            text(&out.stderr)
+        );
+        let steps: Vec<&str> = requests.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(steps, ["preflight", "me"], "{v:?}: {requests:?}");
         let chosen: Vec<Option<u16>> = conns.iter().map(|c| selected_version(&c.down)).collect();
         assert!(
             !chosen.is_empty() && chosen.iter().all(|c| *c == Some(*want)),
@@ -702,8 +831,10 @@ async fn network_policy_tls_1_2_only_and_tls_1_3_only_servers_are_accepted() {
     }
 }
 
-/// An HTTP server on 127.0.0.1 that answers every request with `status` and `Location`, and
-/// records each request (head and body). Bounded: at most 64 connections.
+/// An HTTP server on 127.0.0.1 that answers every request with `status` and `Location` —
+/// except, unless `redirect_me`, `GET /auth/me`, answered with [`PROFILE`] so the preflight
+/// passes and the run's own steps get the redirects — and records each request (head and body).
+/// Bounded: at most 64 connections.
 struct Redirector {
     port: u16,
     requests: Arc<Mutex<Vec<Vec<u8>>>>,
@@ -717,7 +848,7 @@ impl Drop for Redirector {
 }
 
 impl Redirector {
-    async fn start(status: u16, location: String) -> Redirector {
+    async fn start(status: u16, location: String, redirect_me: bool) -> Redirector {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
@@ -736,10 +867,18 @@ impl Redirector {
                             let Some(req) = read_request(&mut sock).await else {
                                 return;
                             };
+                            let me = req.starts_with(b"GET /auth/me ");
                             all.lock().expect("lock").push(req);
-                            let answer = format!(
-                                "HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-                            );
+                            let answer = if me && !redirect_me {
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{PROFILE}",
+                                    PROFILE.len()
+                                )
+                            } else {
+                                format!(
+                                    "HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+                                )
+                            };
                             if sock.write_all(answer.as_bytes()).await.is_err() {
                                 return;
                             }
@@ -830,15 +969,21 @@ async fn network_policy_redirects_are_never_followed_and_the_token_stays_with_it
                 "absolute" => format!("http://127.0.0.1:{}/stolen?from=redirect", other.port),
                 _ => format!("//127.0.0.1:{}/stolen", other.port),
             };
-            let first = Redirector::start(status, location).await;
+            // `first` answers the preflight and redirects the steps; `first_me` redirects the
+            // preflight itself.
+            let first = Redirector::start(status, location.clone(), false).await;
+            let first_me = Redirector::start(status, location, true).await;
             let base = format!("http://127.0.0.1:{}", first.port);
+            let base_me = format!("http://127.0.0.1:{}", first_me.port);
             let dir = tempfile::tempdir().expect("tempdir");
             let home = dir.path();
             let token = Canary::plain("operator token", "tok");
             let session = Canary::plain("secret input session_token", "sess");
             let password = Canary::spicy("login password", "pw");
+            let what = format!("{status} {location_kind}");
 
-            // A run: the operator's token (GET) and the stolen session's (POST /auth/logout).
+            // A run whose steps are redirected: the operator's token (GET) and the stolen
+            // session's (POST /auth/logout); the first redirected step fails the run.
             let mut cmd = run_cmd(home, "api-key-compromise", &base, &token);
             cmd.args(["--yes", "-i", "key_id=k-1001", "-i", "user_id=u-1001"])
                 .env("ESUS_COMPROMISED_TOKEN", &session.value);
@@ -847,12 +992,36 @@ async fn network_policy_redirects_are_never_followed_and_the_token_stays_with_it
             assert_eq!(
                 out.status.code(),
                 Some(STEP_FAILED),
-                "{status} {location_kind}: {why}\n{}",
+                "{what}: {why}\n{}",
                 text(&out.stderr)
             );
             assert!(
                 why.contains(&format!("ESUS answered {status}")),
-                "{status}: the 3xx is reported as the failure: {why}"
+                "{what}: the 3xx is reported as the failure: {why}"
+            );
+            let steps: Vec<(String, String)> = transcript_requests(&home.join("run"))
+                .into_iter()
+                .filter(|(s, _)| s != "preflight")
+                .collect();
+            assert!(
+                !steps.is_empty(),
+                "{what}: the preflight passed and a step was sent (and redirected)"
+            );
+
+            // A run whose preflight is redirected: stopped there, exit 6, nothing else sent.
+            let mut cmd = run_cmd_in(home, "run-me", "api-key-compromise", &base_me, &token);
+            cmd.args(["--yes", "-i", "key_id=k-1001", "-i", "user_id=u-1001"])
+                .env("ESUS_COMPROMISED_TOKEN", &session.value);
+            let out = capture(cmd).await;
+            stopped_at_preflight(
+                &format!("{what}, preflight redirected"),
+                &out,
+                &transcript_requests(&home.join("run-me")),
+                &[
+                    "does not look like ESUS",
+                    "answered a redirect",
+                    "not follow",
+                ],
             );
 
             // A login: the password (POST body) is not re-sent elsewhere.
@@ -864,7 +1033,7 @@ async fn network_policy_redirects_are_never_followed_and_the_token_stays_with_it
             assert_eq!(
                 login.status.code(),
                 Some(4),
-                "{status}: login refused: {}",
+                "{what}: login refused: {}",
                 text(&login.stderr)
             );
             assert!(
@@ -876,12 +1045,28 @@ async fn network_policy_redirects_are_never_followed_and_the_token_stays_with_it
             tokio::time::sleep(Duration::from_millis(100)).await;
             assert!(
                 other.seen().is_empty(),
-                "{status} {location_kind}: the redirect was followed to the other host: {:?}",
+                "{what}: the redirect was followed to the other host: {:?}",
                 other.seen().iter().map(|s| text(s)).collect::<Vec<_>>()
             );
+            let lines = |reqs: &[Vec<u8>]| -> Vec<String> {
+                reqs.iter()
+                    .map(|r| text(r.split(|b| *b == b'\n').next().unwrap_or_default()))
+                    .map(|l| l.trim_end().to_string())
+                    .collect()
+            };
             let requests = first.requests();
-            assert!(requests.len() >= 3, "{status}: {}", requests.len());
-            for req in &requests {
+            assert!(
+                requests.len() >= 4,
+                "{what}: the preflight, a step, the login: {:?}",
+                lines(&requests)
+            );
+            let requests_me = first_me.requests();
+            assert_eq!(
+                lines(&requests_me),
+                ["GET /auth/me HTTP/1.1"],
+                "{what}: only the preflight reached the server that redirects it"
+            );
+            for req in requests.iter().chain(&requests_me) {
                 let line = text(req.split(|b| *b == b'\n').next().unwrap_or_default());
                 for (c, allowed) in [
                     (&token, "header authorization"),
@@ -891,7 +1076,7 @@ async fn network_policy_redirects_are_never_followed_and_the_token_stays_with_it
                     let at = places(req, c);
                     assert!(
                         at.iter().all(|p| p == allowed),
-                        "{status}: {} in {at:?} of `{line}`",
+                        "{what}: {} in {at:?} of `{line}`",
                         c.what
                     );
                 }
@@ -906,13 +1091,21 @@ async fn network_policy_redirects_are_never_followed_and_the_token_stays_with_it
             assert!(
                 requests
                     .iter()
+                    .filter(|r| !r.starts_with(b"GET /auth/me "))
                     .any(|r| places(r, &token) == ["header authorization"]),
-                "the operator's token went to its own host, in the Authorization header"
+                "{what}: a redirected step carried the operator's token to its own host, in the Authorization header"
             );
-            cases += 2;
+            assert_eq!(
+                places(&requests_me[0], &token),
+                ["header authorization"],
+                "{what}: the redirected preflight carried the token in its Authorization header"
+            );
+            cases += 3;
         }
     }
-    println!("network policy: {cases} redirected runs and logins, 0 requests to the other host");
+    println!(
+        "network policy: {cases} redirected runs (steps or preflight) and logins, 0 requests to the other host"
+    );
 }
 
 /// `esus-ir sim --tls` as its own process: its base URL, and it is killed on drop.
@@ -1005,26 +1198,47 @@ async fn network_policy_ca_cert_trusts_the_simulators_tls_certificate_and_nothin
     runs.push(Box::pin(async move { ("wrong-name", capture(cmd).await) }));
     for (name, out) in futures::future::join_all(runs).await {
         let why = reasons(&out.stdout);
+        let requests = transcript_requests(&dir.path().join(name).join("run"));
         match name {
-            "with-ca" | "with-ca-localhost" => assert_eq!(
-                out.status.code(),
-                Some(0),
-                "{name}: {why}\n{}",
-                text(&out.stderr)
-            ),
-            "wrong-name" => {
-                assert_eq!(out.status.code(), Some(STEP_FAILED), "{name}: {why}");
+            "with-ca" | "with-ca-localhost" => {
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "{name}: {why}\n{}",
+                    text(&out.stderr)
+                );
                 assert!(
-                    why.contains("invalid peer certificate") && why.contains("not valid for name"),
-                    "{name}: a certificate message: {why}"
+                    requests.len() >= 2 && requests[0].0 == "preflight",
+                    "{name}: the preflight, then the steps: {requests:?}"
                 );
             }
-            _ => {
-                assert_eq!(out.status.code(), Some(STEP_FAILED), "{name}: {why}");
-                assert!(
-                    why.contains("invalid peer certificate") && why.contains("UnknownIssuer"),
-                    "{name}: a certificate message: {why}"
+            // The preflight's handshake is refused: exit 6 with the certificate's fault named.
+            "wrong-name" => {
+                let message = stopped_at_preflight(
+                    name,
+                    &out,
+                    &requests,
+                    &[
+                        "the TLS connection to",
+                        "invalid peer certificate",
+                        "not valid for name",
+                    ],
                 );
+                println!("network policy: {name}: exit 6, {message}");
+            }
+            _ => {
+                let message = stopped_at_preflight(
+                    name,
+                    &out,
+                    &requests,
+                    &[
+                        "the TLS connection to",
+                        "invalid peer certificate",
+                        "UnknownIssuer",
+                        "--ca-cert",
+                    ],
+                );
+                println!("network policy: {name}: exit 6, {message}");
             }
         }
     }
