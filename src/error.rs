@@ -65,6 +65,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// ESUS could not be reached before the run (a login with no answer: refused connection,
+    /// TLS failure, connection lost).
+    #[error("{0}")]
+    Unreachable(String),
     /// ESUS refused the operator's credentials, or there were none.
     #[error("authentication: {0}")]
     Auth(String),
@@ -88,6 +92,7 @@ impl Error {
         match self {
             Error::Runbook(_) | Error::Usage(_) => ExitCode::Usage,
             Error::Auth(_) => ExitCode::Auth,
+            Error::Unreachable(_) => ExitCode::Unreachable,
             Error::Invalid(_) => ExitCode::Invalid,
             Error::Io { .. } | Error::Sim(_) => ExitCode::StepFailed,
             Error::Interrupted(_) => ExitCode::Interrupted,

@@ -63,7 +63,12 @@ pub async fn operator_token(
         if interrupt.count() > 0 {
             return Err(Error::interrupted_before_start());
         }
-        let (access, refresh) = login.map_err(|e| Error::Auth(e.0))?;
+        let (access, refresh) = login.map_err(|e| match e {
+            token::LoginError::Refused(e) => Error::Auth(e.0),
+            token::LoginError::Unreachable(why) => Error::Unreachable(format!(
+                "cannot reach ESUS to log in as {email}: {why} — check --base-url / ESUS_BASE_URL and the network (no token was obtained)"
+            )),
+        })?;
         return Ok(OperatorToken::new(Some(access), refresh));
     }
     if interactive && let Some(t) = hidden("ESUS access token (hidden)")? {

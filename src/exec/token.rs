@@ -106,13 +106,45 @@ async fn refresh_tokens(
     token_pair(&resp.json())
 }
 
+/// Why a login gave no token: ESUS refused it, or ESUS could not be reached at all (a
+/// different exit code: the credentials were never judged).
+#[derive(Debug)]
+pub enum LoginError {
+    /// ESUS answered, and not with tokens.
+    Refused(AuthError),
+    /// No answer: connection refused, TLS failure, connection lost.
+    Unreachable(String),
+}
+
+impl From<AuthError> for LoginError {
+    fn from(e: AuthError) -> Self {
+        LoginError::Refused(e)
+    }
+}
+
+impl From<Unanswered> for LoginError {
+    fn from(e: Unanswered) -> Self {
+        LoginError::Unreachable(e.0)
+    }
+}
+
+/// A credential POST that got no HTTP answer.
+#[derive(Debug)]
+pub struct Unanswered(String);
+
+impl From<Unanswered> for AuthError {
+    fn from(e: Unanswered) -> Self {
+        AuthError(e.0)
+    }
+}
+
 /// Logs in with email and password (and an MFA code when ESUS asks for one).
 pub async fn login(
     client: &EsusClient,
     email: &str,
     password: &SecretString,
     mfa_code: impl FnOnce() -> Option<SecretString>,
-) -> Result<(SecretString, Option<SecretString>), AuthError> {
+) -> Result<(SecretString, Option<SecretString>), LoginError> {
     let wire = json!({"email": email, "password": password.expose_secret()});
     let shown = json!({"email": email, "password": REDACTED});
     let resp = post_secret_json(client, "/auth/login", shown, &wire).await?;
@@ -120,16 +152,17 @@ pub async fn login(
         return Err(AuthError(format!(
             "login as {email} failed: ESUS answered {}",
             resp.status
-        )));
+        ))
+        .into());
     }
     let body = resp.json();
     if body.get("mfaRequired").and_then(Value::as_bool) != Some(true) {
-        return token_pair(&body);
+        return Ok(token_pair(&body)?);
     }
     let mfa_token = body
         .get("mfaToken")
         .and_then(Value::as_str)
-        .ok_or_else(|| AuthError("MFA required but no mfaToken".into()))?;
+        .ok_or_else(|| LoginError::Refused(AuthError("MFA required but no mfaToken".into())))?;
     let code = mfa_code().ok_or_else(|| {
         AuthError("ESUS asks for an MFA code: set ESUS_MFA_CODE or run interactively".into())
     })?;
@@ -140,9 +173,10 @@ pub async fn login(
         return Err(AuthError(format!(
             "MFA verification failed: ESUS answered {}",
             resp.status
-        )));
+        ))
+        .into());
     }
-    token_pair(&resp.json())
+    Ok(token_pair(&resp.json())?)
 }
 
 /// POSTs a JSON body that holds credentials, without a bearer token.
@@ -151,7 +185,7 @@ async fn post_secret_json(
     path: &str,
     shown: Value,
     wire: &Value,
-) -> Result<crate::esus::client::ApiResponse, AuthError> {
+) -> Result<crate::esus::client::ApiResponse, Unanswered> {
     let req = ApiRequest {
         method: Method::Post,
         path: path.into(),
@@ -166,7 +200,7 @@ async fn post_secret_json(
     client
         .send(&req, None, &uuid::Uuid::new_v4().to_string(), None)
         .await
-        .map_err(|e| AuthError(e.to_string()))
+        .map_err(|e| Unanswered(e.to_string()))
 }
 
 fn token_pair(body: &Value) -> Result<(SecretString, Option<SecretString>), AuthError> {

@@ -37,6 +37,7 @@ mod sim_keys;
 mod sim_process;
 mod sim_support;
 mod summary;
+mod template_fuzz;
 mod transcript_cli;
 mod transcript_openssh;
 mod transcript_report;

@@ -136,6 +136,39 @@ async fn an_unreachable_url_fails_fast_with_exit_6() {
 }
 
 /// A web server that is not ESUS: every request gets `status` with an HTML body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_to_an_unreachable_url_is_exit_6_not_an_auth_failure() {
+    let env = Env::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let mut cmd = env.bare_cmd();
+    cmd.env("ESUS_PASSWORD", "pw-canary-7781")
+        .args(["run", "api-key-compromise", "--base-url"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(["--login", "admin@riverside.example", "--run-dir"])
+        .arg(env.run_dir())
+        .args([
+            "-i",
+            "key_id=k-1",
+            "-i",
+            "user_id=u-1",
+            "--yes",
+            "--non-interactive",
+        ]);
+    let out = output(cmd).await;
+    assert_code(&out, 6);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("cannot reach ESUS to log in as admin@riverside.example"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("pw-canary-7781"),
+        "the password is never shown"
+    );
+}
+
 async fn not_esus(status: &'static str) -> (String, tokio::task::JoinHandle<usize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
