@@ -134,8 +134,12 @@ pub enum ProblemKind {
     Structure,
     /// The embedded runbook text does not match its digest.
     RunbookDigest,
-    /// An approved confirmation's request digest differs from the request then sent.
+    /// A request differs from what the approval it names covers, or a confirmation's digest
+    /// does not match the requests it lists.
     ConfirmationMismatch,
+    /// A request that changes ESUS is sent under no approval that covers it (none named, an
+    /// unknown one, one of another step, or one that was declined).
+    Unapproved,
     /// An evidence file is missing (with `require_evidence`), unsafe, or does not match its digest.
     Evidence,
 }
