@@ -24,6 +24,11 @@ pub struct SignKeyArgs {
     /// first use). An encrypted key reads its passphrase from ESUS_IR_SIGN_KEY_PASSPHRASE.
     #[arg(long, env = "ESUS_IR_SIGN_KEY", value_name = "PATH")]
     pub sign_key: Option<PathBuf>,
+    /// With --resume: an OpenSSH allowed_signers file naming who may have signed the transcript
+    /// resumed (default: only this operator's own signing key). Resume trusts only the records a
+    /// trusted key signed (the final signature, or the last checkpoint of a killed run).
+    #[arg(long = "allowed-signers", value_name = "FILE")]
+    pub resume_allowed_signers: Option<PathBuf>,
 }
 
 impl SignKeyArgs {
@@ -33,6 +38,31 @@ impl SignKeyArgs {
             key: self.sign_key,
             passphrase: std::env::var(PASSPHRASE_ENV).ok().map(SecretString::from),
         }
+    }
+}
+
+impl SignKeyArgs {
+    /// The public key (OpenSSH) of the key this operator signs with, without creating one: the
+    /// `.pub` beside it, else the private key itself.
+    pub fn public_key(&self) -> Result<Option<String>, Error> {
+        let path = match &self.sign_key {
+            Some(p) => p.clone(),
+            None => match default_key_path() {
+                Some(p) => p,
+                None => return Ok(None),
+            },
+        };
+        if let Ok(text) = std::fs::read_to_string(public_key_path(&path))
+            && let Some(line) = text.lines().find(|l| !l.trim().is_empty())
+        {
+            return Ok(Some(line.trim().to_string()));
+        }
+        if !path.exists() {
+            return Ok(None);
+        }
+        let source = self.clone().into_source();
+        let signer = Signer::load(&path, source.passphrase.as_ref())?;
+        Ok(Some(signer.public_key_openssh()))
     }
 }
 
