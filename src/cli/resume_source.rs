@@ -1,6 +1,8 @@
 //! Resuming, as the command line reads it: `--resume` takes a run folder (its latest transcript)
-//! or a transcript; the transcript must be one, its chain intact and signed by a trusted key,
-//! and the runbook unchanged. The resumed run writes the next numbered transcript in the same
+//! or a transcript; the transcript must be one, its chain intact, signed by a trusted key (the
+//! `--allowed-signers` given, else the operator's own signing key) — wholly by its final
+//! signature, or up to its last valid checkpoint when the run was killed — and the runbook
+//! unchanged. The resumed run writes the next numbered transcript in the same
 //! run folder, so one folder holds the whole incident.
 
 use std::io::Read;
@@ -25,7 +27,11 @@ pub(super) struct Resumed {
 }
 
 /// Finds and reads the transcript `arg` names (a run folder or a transcript).
-pub(super) fn load(arg: &Path, runbook: Option<&str>) -> Result<Resumed, Error> {
+pub(super) fn load(
+    arg: &Path,
+    runbook: Option<&str>,
+    trust: &super::transcript_cmd::SignKeyArgs,
+) -> Result<Resumed, Error> {
     let path = transcript_of(arg)?;
     let run_dir = path
         .parent()
@@ -48,7 +54,7 @@ pub(super) fn load(arg: &Path, runbook: Option<&str>) -> Result<Resumed, Error> 
         .first()
         .filter(|r| r.kind == "run-started")
         .ok_or_else(|| not_a_transcript(&path, "it does not begin with a run-started record"))?;
-    let trusted_len = trusted_len(&path, &records)?;
+    let trusted_len = trusted_len(&path, &records, trust)?;
     let source = runbook_of(&path, first, runbook)?;
     Ok(Resumed {
         source,
@@ -131,26 +137,87 @@ fn not_a_transcript(path: &Path, why: &str) -> Error {
     ))
 }
 
-/// How many records a signature covers: all of them for a signed transcript that verifies; a
-/// killed run (no signature) is trusted no further than its chain today.
-fn trusted_len(path: &Path, records: &[Record]) -> Result<usize, Error> {
-    if !crate::transcript::signature_path(path).exists() {
-        return Ok(records.len());
-    }
-    let v =
-        crate::transcript::verify_transcript(path, &crate::transcript::VerifyOptions::default())?;
-    if !v.ok {
-        let first = v
-            .problems
-            .first()
-            .map(|p| p.what.clone())
-            .unwrap_or_default();
-        return Err(Error::Invalid(format!(
-            "{} does not verify ({first}); refusing to resume from it",
+/// How many records (from the first) a trusted key signed: all of them when the final
+/// signature verifies, else those the last valid checkpoint covers. The trusted keys are the
+/// `--allowed-signers` file, else the operator's own signing key — never the key a transcript
+/// records about itself. A transcript signed by another key, with a broken chain, or with no
+/// valid checkpoint at all is refused (exit 5): nothing of it is taken on trust.
+fn trusted_len(
+    path: &Path,
+    records: &[Record],
+    trust: &super::transcript_cmd::SignKeyArgs,
+) -> Result<usize, Error> {
+    use crate::transcript::{ProblemKind, SignatureStatus, VerifyOptions, verify_transcript};
+    let refuse = |why: String| {
+        Error::Invalid(format!(
+            "refusing to resume from {}: {why}; nothing was sent",
             path.display()
+        ))
+    };
+    let options = match &trust.resume_allowed_signers {
+        Some(file) => VerifyOptions {
+            allowed_signers: Some(file.clone()),
+            ..VerifyOptions::default()
+        },
+        None => {
+            let key = trust.public_key()?.ok_or_else(|| {
+                refuse(
+                    "there is no signing key of yours to check its signatures with (pass --allowed-signers FILE naming who signed it)"
+                        .into(),
+                )
+            })?;
+            VerifyOptions {
+                trusted_key: Some(key),
+                ..VerifyOptions::default()
+            }
+        }
+    };
+    let who = match &trust.resume_allowed_signers {
+        Some(file) => format!("a key {} lists", file.display()),
+        None => "your own signing key".to_string(),
+    };
+    let v = verify_transcript(path, &options)?;
+    // A killed run leaves no final signature and no run-finished, and perhaps a cut last line
+    // (already dropped from `records`); anything else wrong is tampering.
+    let tolerated = |k: ProblemKind| {
+        matches!(
+            k,
+            ProblemKind::Unsigned | ProblemKind::Incomplete | ProblemKind::CutLine
+        )
+    };
+    let cut_line = v
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::CutLine)
+        .and_then(|p| p.line);
+    let tolerated = |p: &crate::transcript::Problem| {
+        tolerated(p.kind) || (cut_line.is_some() && p.line == cut_line)
+    };
+    if let Some(p) = v.problems.iter().find(|p| !tolerated(p)) {
+        let place = p
+            .seq
+            .map(|s| format!(" (seq {s}, line {})", p.line.unwrap_or(0)))
+            .unwrap_or_default();
+        return Err(refuse(format!(
+            "it does not verify against {who}{place}: {}",
+            p.what
         )));
     }
-    Ok(records.len())
+    if v.signature.status == SignatureStatus::Valid && v.signed_records == records.len() {
+        return Ok(records.len());
+    }
+    if v.checkpoints.last_valid_seq.is_none() || v.signed_records == 0 {
+        return Err(refuse(format!(
+            "it has no final signature and no checkpoint signed by {who}, so none of it can be trusted"
+        )));
+    }
+    // The last valid checkpoint is itself trusted: it is the signature over what precedes it.
+    let through = v
+        .checkpoints
+        .last_valid_seq
+        .and_then(|s| usize::try_from(s).ok())
+        .map_or(v.signed_records, |s| s + 1);
+    Ok(through.min(records.len()))
 }
 
 /// The runbook the transcript ran: the copy inside it, or the one given when it is the same.

@@ -247,7 +247,11 @@ pub async fn execute(
     let (handle, interrupt) = Interrupt::new();
     let ctrl_c = terminal::ctrl_c_listener(handle)?;
     let resumed = match &args.resume {
-        Some(path) => Some(resume_source::load(path, args.runbook.as_deref())?),
+        Some(path) => Some(resume_source::load(
+            path,
+            args.runbook.as_deref(),
+            &args.sign,
+        )?),
         None => None,
     };
     let source = match (&resumed, &args.runbook) {

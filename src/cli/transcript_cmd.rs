@@ -10,8 +10,8 @@ use crate::error::{Error, ExitCode};
 use crate::transcript::report::{ReportFormat, render_report};
 
 use crate::transcript::{
-    Signer, SignerSource, Verification, VerifyOptions, allowed_signers_line, default_key_path,
-    default_operator, read_transcript, sign::public_key_path, verify_transcript,
+    SignatureStatus, Signer, SignerSource, Verification, VerifyOptions, allowed_signers_line,
+    default_key_path, default_operator, read_transcript, sign::public_key_path, verify_transcript,
 };
 
 /// The environment variable holding the passphrase of an encrypted signing key.
@@ -24,6 +24,11 @@ pub struct SignKeyArgs {
     /// first use). An encrypted key reads its passphrase from ESUS_IR_SIGN_KEY_PASSPHRASE.
     #[arg(long, env = "ESUS_IR_SIGN_KEY", value_name = "PATH")]
     pub sign_key: Option<PathBuf>,
+    /// With --resume: an OpenSSH allowed_signers file naming who may have signed the transcript
+    /// resumed (default: only this operator's own signing key). Resume trusts only the records a
+    /// trusted key signed (the final signature, or the last checkpoint of a killed run).
+    #[arg(long = "allowed-signers", value_name = "FILE")]
+    pub resume_allowed_signers: Option<PathBuf>,
 }
 
 impl SignKeyArgs {
@@ -33,6 +38,31 @@ impl SignKeyArgs {
             key: self.sign_key,
             passphrase: std::env::var(PASSPHRASE_ENV).ok().map(SecretString::from),
         }
+    }
+}
+
+impl SignKeyArgs {
+    /// The public key (OpenSSH) of the key this operator signs with, without creating one: the
+    /// `.pub` beside it, else the private key itself.
+    pub fn public_key(&self) -> Result<Option<String>, Error> {
+        let path = match &self.sign_key {
+            Some(p) => p.clone(),
+            None => match default_key_path() {
+                Some(p) => p,
+                None => return Ok(None),
+            },
+        };
+        if let Ok(text) = std::fs::read_to_string(public_key_path(&path))
+            && let Some(line) = text.lines().find(|l| !l.trim().is_empty())
+        {
+            return Ok(Some(line.trim().to_string()));
+        }
+        if !path.exists() {
+            return Ok(None);
+        }
+        let source = self.clone().into_source();
+        let signer = Signer::load(&path, source.passphrase.as_ref())?;
+        Ok(Some(signer.public_key_openssh()))
     }
 }
 
@@ -148,6 +178,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         allowed_signers: args.allowed_signers,
         evidence_dir: args.evidence_dir,
         require_evidence: args.require_evidence,
+        trusted_key: None,
         skip_signature: false,
     };
     let verification = verify_transcript(&args.transcript, &options)?;
@@ -208,6 +239,35 @@ pub fn render_verification(v: &Verification) -> String {
     ));
     if let Some(op) = &v.operator {
         out.push_str(&format!("  operator:  {op}\n"));
+    }
+    let c = &v.checkpoints;
+    out.push_str(&format!(
+        "  signed:    {} of {} records{}\n",
+        v.signed_records,
+        v.events,
+        if v.signature.status == SignatureStatus::Valid && v.signed_records == v.events {
+            " (the final signature)".to_string()
+        } else {
+            match c.last_valid_seq {
+                Some(seq) => format!(
+                    " (seq 0..{} by the last valid checkpoint, seq {seq}; {} of {} checkpoints valid){}",
+                    c.covered.saturating_sub(1),
+                    c.valid,
+                    c.count,
+                    if c.covered + 1 < v.events {
+                        format!("; records seq {}..{} are not signed", c.covered + 1, v.events - 1)
+                    } else {
+                        String::new()
+                    }
+                ),
+                None => format!(" (no valid checkpoint of {})", c.count),
+            }
+        }
+    ));
+    if !v.identity_checked && v.signature.status != SignatureStatus::Skipped {
+        out.push_str(
+            "  trust:     integrity only — the signatures were checked against the key the transcript records, not against whose key it is; pass --allowed-signers FILE to check the signer's identity\n",
+        );
     }
     if let Some(p) = v.first_bad_event() {
         out.push_str(&format!(

@@ -72,7 +72,7 @@ pub struct ResumePlan {
     pub unknown: HashMap<String, Timestamp>,
     /// The non-secret inputs the first run used.
     pub inputs: Map<String, Value>,
-    /// The hash of the last record trusted (the new transcript links to it).
+    /// The hash of the last record of the transcript resumed (the new transcript links to it).
     pub resumes: String,
     /// The transcript resumed (its file name in the run folder).
     pub resumes_file: String,
@@ -102,8 +102,11 @@ pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
     let last = trusted
         .last()
         .ok_or("no record of the transcript is signed by a trusted key")?;
+    // The new chain links to the head of the file as read (what the new run continues from);
+    // what it may rely on is only the trusted part.
+    let head = src.records.last().unwrap_or(last);
     let mut plan = ResumePlan {
-        resumes: last.hash.clone(),
+        resumes: head.hash.clone(),
         resumes_file: src.file_name.to_string(),
         ..ResumePlan::default()
     };
@@ -145,7 +148,7 @@ pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
         &plan.finished.keys().cloned().collect(),
         &mut plan,
     );
-    read_unknown(src.records, valid, &mut plan);
+    read_unknown(src.records, src.trusted_len, valid, &mut plan);
     check_secrets_needed(valid, &plan, &missing)?;
     let done: Vec<&str> = valid
         .runbook
@@ -293,7 +296,11 @@ fn read_batches(
 
 /// Requests that went out with no answer recorded (none, or a connection that failed): an
 /// idempotent one is simply sent again; a non-idempotent one is checked against ESUS first.
-fn read_unknown(records: &[Record], valid: &Validated, plan: &mut ResumePlan) {
+/// Every request counts, signed or not (what went out is what matters); only an answer among
+/// the first `trusted_len` records counts as an answer — one in the unsigned tail could be
+/// forged, so such a request's outcome is unknown, never "already done".
+fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan: &mut ResumePlan) {
+    let trusted_len = trusted_len.min(records.len());
     for (n, r) in records.iter().enumerate() {
         if r.kind == "unresolved" {
             carry_unresolved(r, plan);
@@ -310,16 +317,18 @@ fn read_unknown(records: &[Record], valid: &Validated, plan: &mut ResumePlan) {
             continue;
         }
         let request_id = r.str_field("request_id").unwrap_or_default();
-        let answered = records[n + 1..].iter().any(|x| {
-            x.kind == "response"
-                && x.str_field("request_id") == Some(request_id)
-                && x.data
-                    .get("status")
-                    .and_then(Value::as_u64)
-                    // A 5xx to a request that is not safe to repeat may come after ESUS applied
-                    // it (the run itself treated it as unknown, super::send).
-                    .is_some_and(|s| s < 500)
-        });
+        let answered = records[(n + 1).min(trusted_len)..trusted_len]
+            .iter()
+            .any(|x| {
+                x.kind == "response"
+                    && x.str_field("request_id") == Some(request_id)
+                    && x.data
+                        .get("status")
+                        .and_then(Value::as_u64)
+                        // A 5xx to a request that is not safe to repeat may come after ESUS
+                        // applied it (the run itself treated it as unknown, super::send).
+                        .is_some_and(|s| s < 500)
+            });
         if answered {
             continue;
         }

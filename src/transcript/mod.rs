@@ -9,6 +9,7 @@
 mod allowed_signers;
 pub mod canonical;
 mod chain;
+pub mod checkpoint;
 mod checks;
 mod fsutil;
 pub mod layout;
@@ -17,6 +18,7 @@ pub mod record;
 pub mod report;
 pub mod sign;
 mod signature_check;
+pub mod sshsig;
 mod summary;
 mod verify;
 mod writer;
@@ -31,7 +33,7 @@ pub use sign::{
     KeyCreated, NAMESPACE, Signer, SignerSource, allowed_signers_line, default_key_path,
     default_operator,
 };
-pub use signature_check::{SignatureReport, SignatureStatus, Trust};
+pub use signature_check::{Checkpoints, SignatureReport, SignatureStatus, Trust};
 pub use summary::{FinishedStep, PendingRequest, TranscriptSummary, summarize};
 pub use verify::{Problem, ProblemKind, Verification, VerifyOptions, verify_transcript};
 pub use writer::{Clock, TranscriptWriter, signature_path};

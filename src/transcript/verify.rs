@@ -13,7 +13,9 @@ use super::TranscriptError;
 use super::chain::check_chain;
 use super::checks::check_structure;
 use super::layout::default_evidence_dir;
-use super::signature_check::{SignatureReport, check_signature};
+use super::signature_check::{
+    Checkpoints, SignatureReport, SignatureStatus, Trusted, check_checkpoints, check_signature,
+};
 
 /// What to check and against what.
 #[derive(Debug, Clone, Default)]
@@ -25,8 +27,24 @@ pub struct VerifyOptions {
     pub evidence_dir: Option<PathBuf>,
     /// Treat a missing evidence file as a problem rather than a warning.
     pub require_evidence: bool,
-    /// Do not check the signature (tests of the chain alone; resume of a killed, unsigned run).
+    /// Trust exactly this key (OpenSSH public key), for any operator: resume trusts the
+    /// operator's own signing key unless given allowed signers. Ignored with `allowed_signers`.
+    pub trusted_key: Option<String>,
+    /// Do not check the signature (tests of the chain alone).
     pub skip_signature: bool,
+}
+
+/// Problems of the chain itself: after one, no later record is vouched for by a checkpoint.
+fn is_chain_problem(kind: ProblemKind) -> bool {
+    matches!(
+        kind,
+        ProblemKind::Malformed
+            | ProblemKind::NotCanonical
+            | ProblemKind::Sequence
+            | ProblemKind::BrokenChain
+            | ProblemKind::HashMismatch
+            | ProblemKind::CutLine
+    )
 }
 
 /// The result of verifying a transcript.
@@ -46,6 +64,14 @@ pub struct Verification {
     pub operator: Option<String>,
     /// What the signature check found.
     pub signature: SignatureReport,
+    /// What the signed checkpoints prove (a killed run's prefix is signed up to the last one).
+    pub checkpoints: Checkpoints,
+    /// How many records (from the first) a trusted key signed: all of them with a valid final
+    /// signature over an intact chain, else those the last valid checkpoint covers.
+    pub signed_records: usize,
+    /// Whether the signer's identity was checked (allowed signers, or a given key), not only the
+    /// transcript's integrity against the key it records.
+    pub identity_checked: bool,
     /// Everything wrong, whole-file problems (signature) first, then by line.
     pub problems: Vec<Problem>,
     /// Things worth knowing that do not make the transcript invalid (e.g. a missing evidence file).
@@ -134,8 +160,12 @@ pub enum ProblemKind {
     Structure,
     /// The embedded runbook text does not match its digest.
     RunbookDigest,
-    /// An approved confirmation's request digest differs from the request then sent.
+    /// A request differs from what the approval it names covers, or a confirmation's digest
+    /// does not match the requests it lists.
     ConfirmationMismatch,
+    /// A request that changes ESUS is sent under no approval that covers it (none named, an
+    /// unknown one, one of another step, or one that was declined).
+    Unapproved,
     /// An evidence file is missing (with `require_evidence`), unsafe, or does not match its digest.
     Evidence,
 }
@@ -163,17 +193,34 @@ pub fn verify_transcript(
     let recorded_key = first
         .and_then(|r| r.str_field("signer"))
         .map(str::to_string);
-    let signature = if options.skip_signature {
-        SignatureReport::skipped()
+    let trusted = Trusted::load(
+        options.allowed_signers.as_deref(),
+        options.trusted_key.as_deref(),
+        operator.as_deref(),
+        recorded_key.as_deref(),
+    )?;
+    let (signature, checkpoints) = if options.skip_signature {
+        (SignatureReport::skipped(), Checkpoints::default())
     } else {
-        check_signature(
-            path,
-            &bytes,
-            options.allowed_signers.as_deref(),
-            operator.as_deref(),
-            recorded_key.as_deref(),
-        )?
+        let intact_lines = problems
+            .iter()
+            .filter(|p| is_chain_problem(p.kind))
+            .filter_map(|p| p.line)
+            .min()
+            .map_or(usize::MAX, |l| l - 1);
+        (
+            check_signature(path, &bytes, &trusted),
+            check_checkpoints(&records, &trusted, intact_lines),
+        )
     };
+    let chain_intact = !problems.iter().any(|p| is_chain_problem(p.kind));
+    let signed_records = if signature.status == SignatureStatus::Valid && chain_intact {
+        records.len()
+    } else {
+        checkpoints.covered
+    };
+    problems.extend(checkpoints.problems.iter().cloned());
+    problems.sort_by_key(|p| p.line);
     let mut all = signature.problems.clone();
     all.extend(problems);
     Ok(Verification {
@@ -184,6 +231,9 @@ pub fn verify_transcript(
         outcome: structure.outcome,
         operator,
         signature,
+        checkpoints,
+        signed_records,
+        identity_checked: trusted.checks_identity(),
         problems: all,
         warnings: structure.warnings,
     })

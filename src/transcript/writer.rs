@@ -1,7 +1,10 @@
 //! The transcript writer: an [`EventSink`] that turns the executor's events into chained records.
 //!
 //! Each event becomes one line, written and flushed before `emit` returns (and fsynced at step
-//! boundaries), so a killed process leaves a valid prefix. [`TranscriptWriter::finish`] closes the
+//! boundaries), so a killed process leaves a valid prefix. After each record that ends a unit of
+//! work or may precede a prompt, after a fan-out item when 200 ms have passed, and at least every
+//! [`checkpoint::EVERY`] records, the writer appends a `checkpoint` signed with the run's key, so
+//! that prefix is signed too. [`TranscriptWriter::finish`] closes the
 //! transcript — adding a `run-finished` record if the run never emitted one — and writes the
 //! detached SSHSIG signature `<transcript>.sig`.
 
@@ -14,6 +17,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::TranscriptError;
+use super::checkpoint;
 use super::fsutil::{create_private_dir_all, create_private_file, write_private_atomic};
 use super::read::read_transcript;
 use super::record::{GENESIS_PREV, Record};
@@ -35,6 +39,11 @@ struct State {
     file: File,
     next_seq: u64,
     prev: String,
+    /// The hash of record 0, which names the run in every checkpoint.
+    run_id: Option<String>,
+    /// Records appended since the last checkpoint, and when it was signed.
+    since_checkpoint: u64,
+    last_checkpoint: std::time::Instant,
     run_finished: bool,
     signed: bool,
     /// A write failed part-way: appending more would follow a partial line, so stop.
@@ -66,8 +75,7 @@ impl TranscriptWriter {
             path,
             signer,
             file,
-            0,
-            GENESIS_PREV.into(),
+            (0, GENESIS_PREV.into(), None),
             false,
         ))
     }
@@ -85,13 +93,18 @@ impl TranscriptWriter {
             )));
         };
         let finished = last.kind == "run-finished";
+        let run_id = records.first().map(|r| r.hash.clone());
         let (next_seq, prev) = (last.seq + 1, last.hash.clone());
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(|e| TranscriptError::io(format!("opening {}", path.display()), e))?;
         Ok(Self::with_state(
-            path, signer, file, next_seq, prev, finished,
+            path,
+            signer,
+            file,
+            (next_seq, prev, run_id),
+            finished,
         ))
     }
 
@@ -99,8 +112,7 @@ impl TranscriptWriter {
         path: PathBuf,
         signer: Signer,
         file: File,
-        next_seq: u64,
-        prev: String,
+        (next_seq, prev, run_id): (u64, String, Option<String>),
         run_finished: bool,
     ) -> Self {
         TranscriptWriter {
@@ -111,6 +123,9 @@ impl TranscriptWriter {
                 file,
                 next_seq,
                 prev,
+                run_id,
+                since_checkpoint: 0,
+                last_checkpoint: std::time::Instant::now(),
                 run_finished,
                 signed: false,
                 broken: false,
@@ -214,6 +229,9 @@ impl TranscriptWriter {
                 )));
             }
             (_, "run-started") => return Err(invalid("run-started emitted twice".into())),
+            (_, checkpoint::KIND) => {
+                return Err(invalid("only the writer makes checkpoints".into()));
+            }
             (seq, "run-finished") => {
                 data.insert("events".into(), Value::from(seq + 1));
                 data.insert("head".into(), Value::from(state.prev.clone()));
@@ -231,30 +249,78 @@ impl TranscriptWriter {
         let (record, mut line) =
             Record::sealed(state.next_seq, ts, kind, data, &canon, state.prev.clone());
         line.push('\n');
-        // One write per line: a crash leaves at worst a final partial line, never interleaving.
         let durable = matches!(
             record.kind.as_str(),
             "run-started" | "confirmation" | "step-finished" | "run-finished"
         );
+        let sign = record.kind != "run-finished"
+            && (checkpoint::after(&record.kind)
+                || state.since_checkpoint + 1 >= checkpoint::EVERY
+                || (record.kind == "item-finished"
+                    && state.last_checkpoint.elapsed() >= checkpoint::ITEM_INTERVAL));
+        self.write_line(state, &line, &record)?;
+        if sign {
+            self.checkpoint(state, record.ts.clone())?;
+        }
+        if durable {
+            // One sync for the record and the checkpoint that signs it.
+            state
+                .file
+                .sync_data()
+                .inspect_err(|_| state.broken = true)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one line (one `write`: a crash leaves at worst a final partial line, never
+    /// interleaving) and advances the chain.
+    fn write_line(&self, state: &mut State, line: &str, record: &Record) -> io::Result<()> {
         let written = state
             .file
             .write_all(line.as_bytes())
-            .and_then(|()| state.file.flush())
-            .and_then(|()| {
-                if durable {
-                    state.file.sync_data()
-                } else {
-                    Ok(())
-                }
-            });
+            .and_then(|()| state.file.flush());
         if let Err(e) = written {
             state.broken = true;
             return Err(e);
         }
+        if record.seq == 0 {
+            state.run_id = Some(record.hash.clone());
+        }
         state.next_seq += 1;
-        state.prev = record.hash;
+        state.prev = record.hash.clone();
         state.run_finished = record.kind == "run-finished";
+        state.since_checkpoint = if record.kind == checkpoint::KIND {
+            state.last_checkpoint = std::time::Instant::now();
+            0
+        } else {
+            state.since_checkpoint + 1
+        };
         Ok(())
+    }
+
+    /// Appends a checkpoint: the run's key signs the chain head, the seq and the run id, so
+    /// everything before it is signed even if the run never reaches its final signature.
+    /// It carries the time of the record it follows (the clock is not read again).
+    fn checkpoint(&self, state: &mut State, ts: String) -> io::Result<()> {
+        let run_id = state.run_id.clone().unwrap_or_default();
+        let covers = state.next_seq;
+        let message = checkpoint::message(covers, &state.prev, &run_id);
+        let signature = self
+            .signer
+            .sign(&message)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let data = checkpoint::data(covers, &state.prev, &run_id, signature);
+        let canon = canonical_string(&data);
+        let (record, mut line) = Record::sealed(
+            covers,
+            ts,
+            checkpoint::KIND.into(),
+            data,
+            &canon,
+            state.prev.clone(),
+        );
+        line.push('\n');
+        self.write_line(state, &line, &record)
     }
 }
 

@@ -194,3 +194,63 @@ fn verify_takes_an_evidence_dir() {
         .assert()
         .code(0);
 }
+
+#[test]
+fn verify_without_allowed_signers_says_it_checked_integrity_not_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, public) = write_run(dir.path(), Ending::Success);
+    let out = esus_ir().arg("verify").arg(&path).assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("integrity only"), "{text}");
+    assert!(text.contains("the final signature"), "{text}");
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        esus_ir::transcript::allowed_signers_line(OPERATOR, &public),
+    )
+    .unwrap();
+    let out = esus_ir()
+        .arg("verify")
+        .arg(&path)
+        .arg("--allowed-signers")
+        .arg(&allowed)
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(!text.contains("integrity only"), "{text}");
+}
+
+#[test]
+fn verify_of_a_killed_run_names_the_records_its_last_checkpoint_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("transcript.jsonl");
+    let writer = esus_ir::transcript::TranscriptWriter::create(
+        &path,
+        esus_ir::transcript::Signer::generate("k").unwrap(),
+    )
+    .unwrap();
+    for e in crate::transcript_support::events(Ending::Killed, "rb", b"") {
+        esus_ir::exec::event::EventSink::emit(&writer, &e).unwrap();
+    }
+    std::mem::forget(writer);
+    let records = esus_ir::transcript::read_transcript(&path).unwrap();
+    let cp = records
+        .iter()
+        .rposition(|r| r.kind == "checkpoint")
+        .unwrap();
+    let out = esus_ir().arg("verify").arg(&path).assert().code(5);
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("incomplete"), "{text}");
+    let n = records.len();
+    assert!(
+        text.contains(&format!(
+            "signed:    {cp} of {n} records (seq 0..{} by the last valid checkpoint, seq {cp};",
+            cp - 1
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("records seq {}..{} are not signed", cp + 1, n - 1)),
+        "{text}"
+    );
+}

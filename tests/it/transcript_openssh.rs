@@ -138,3 +138,38 @@ fn non_ed25519_keys_are_refused_with_a_hint() {
     let err = Signer::load(&key, None).unwrap_err().to_string();
     assert!(err.contains("Ed25519"), "{err}");
 }
+
+#[test]
+fn ssh_keygen_accepts_a_checkpoint_signature_over_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, public) = write_run(dir.path(), Ending::Success);
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(&allowed, allowed_signers_line(OPERATOR, &public)).unwrap();
+    let records = esus_ir::transcript::read_transcript(&path).unwrap();
+    let cp = records.iter().find(|r| r.kind == "checkpoint").unwrap();
+    let message = esus_ir::transcript::checkpoint::message(
+        cp.data["covers"].as_u64().unwrap(),
+        cp.str_field("head").unwrap(),
+        cp.str_field("run_id").unwrap(),
+    );
+    let sig = dir.path().join("cp.sig");
+    std::fs::write(&sig, cp.str_field("signature").unwrap()).unwrap();
+    let msg = dir.path().join("cp.msg");
+    for (bytes, ok) in [
+        (message.clone(), true),
+        ([message, b"x".to_vec()].concat(), false),
+    ] {
+        std::fs::write(&msg, bytes).unwrap();
+        let status = ssh_keygen()
+            .args(["-Y", "verify", "-f"])
+            .arg(&allowed)
+            .args(["-I", OPERATOR, "-n", NAMESPACE, "-s"])
+            .arg(&sig)
+            .stdin(std::fs::File::open(&msg).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.success(), ok);
+    }
+}

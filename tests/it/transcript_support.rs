@@ -293,14 +293,26 @@ pub(crate) fn forge(
     edit(&mut records);
     let mut prev = GENESIS_PREV.to_string();
     let mut text = String::new();
+    let mut run_id = String::new();
     for (i, r) in records.iter().enumerate() {
         let mut data = r.data.clone();
         if r.kind == "run-finished" {
             data.insert("head".into(), prev.clone().into());
         }
+        if r.kind == esus_ir::transcript::checkpoint::KIND {
+            // The key holder signs every checkpoint again, over the new chain.
+            let message = esus_ir::transcript::checkpoint::message(i as u64, &prev, &run_id);
+            data.insert("covers".into(), (i as u64).into());
+            data.insert("head".into(), prev.clone().into());
+            data.insert("run_id".into(), run_id.clone().into());
+            data.insert("signature".into(), signer.sign(&message).unwrap().into());
+        }
         let rec = Record::new(i as u64, r.ts.clone(), r.kind.clone(), data, prev.clone());
         text.push_str(&rec.to_line());
         text.push('\n');
+        if i == 0 {
+            run_id = rec.hash.clone();
+        }
         prev = rec.hash;
     }
     std::fs::write(path, &text).unwrap();

@@ -122,3 +122,91 @@ fn deleting_the_last_line_is_named_at_the_new_last_line() {
     assert_eq!(bad.line, Some(n - 1));
     assert_eq!(bad.seq, Some(n as u64 - 2));
 }
+
+/// A forger who holds the signing key rewrites a record (hashes and signature recomputed): only
+/// the approval rules can catch it. Returns the problems' (seq, kind, what).
+fn forged_approvals(
+    edit: impl FnMut(&mut Vec<esus_ir::transcript::Record>),
+) -> Vec<(Option<u64>, esus_ir::transcript::ProblemKind, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer_key, forger_key) = crate::transcript_support::signer_pair(dir.path());
+    let (path, _) = crate::transcript_support::write_run_named(
+        dir.path(),
+        crate::transcript_support::Ending::Success,
+        "api-key-compromise",
+        writer_key,
+    );
+    crate::transcript_support::forge(&path, &forger_key, edit);
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    v.problems
+        .into_iter()
+        .map(|p| (p.seq, p.kind, p.what))
+        .collect()
+}
+
+fn revoke_request(records: &mut [esus_ir::transcript::Record]) -> &mut esus_ir::transcript::Record {
+    records
+        .iter_mut()
+        .find(|r| r.kind == "request" && r.step() == Some("revoke-key"))
+        .unwrap()
+}
+
+#[test]
+fn a_write_request_sent_under_no_approval_is_rejected_naming_it() {
+    let mut seq = 0;
+    let found = forged_approvals(|records| {
+        let r = revoke_request(records);
+        r.data.remove("approvals");
+        seq = r.seq;
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, Some(seq));
+    assert_eq!(found[0].1, esus_ir::transcript::ProblemKind::Unapproved);
+}
+
+#[test]
+fn an_edited_request_body_is_a_digest_mismatch_naming_the_request() {
+    let mut seq = 0;
+    let found = forged_approvals(|records| {
+        let r = revoke_request(records);
+        r.data["request"]["body"] = serde_json::json!({"reason": "routine"});
+        seq = r.seq;
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, Some(seq));
+    assert_eq!(
+        found[0].1,
+        esus_ir::transcript::ProblemKind::ConfirmationMismatch
+    );
+}
+
+#[test]
+fn an_unknown_approval_number_is_rejected() {
+    let found = forged_approvals(|records| {
+        revoke_request(records).data["approvals"] = serde_json::json!([9]);
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].2.contains("approval 9"), "{}", found[0].2);
+}
+
+#[test]
+fn an_approval_of_another_step_is_rejected() {
+    let found = forged_approvals(|records| {
+        for r in records.iter_mut().filter(|r| r.kind == "confirmation") {
+            r.data["step"] = serde_json::json!("find-key");
+        }
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].2.contains("for step find-key"), "{}", found[0].2);
+}
+
+#[test]
+fn a_request_claiming_a_declined_approval_is_rejected() {
+    let found = forged_approvals(|records| {
+        for r in records.iter_mut().filter(|r| r.kind == "confirmation") {
+            r.data["approved"] = serde_json::json!(false);
+        }
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].2.contains("declined"), "{}", found[0].2);
+}

@@ -61,7 +61,9 @@ fn first_record_carries_tool_version_and_signer_and_last_counts_events() {
         last.str_field("head"),
         Some(records[records.len() - 2].hash.as_str())
     );
-    assert!(records[1].ts > records[0].ts);
+    assert_eq!(records[1].kind, "checkpoint");
+    assert_eq!(records[1].ts, records[0].ts);
+    assert!(records[2].ts > records[0].ts);
 }
 
 #[test]
@@ -191,17 +193,29 @@ fn allowed_signers_must_list_the_key_for_the_recorded_operator() {
     assert!(v.ok, "{:#?}", v.problems);
     assert_eq!(v.signature.trust, Some(Trust::AllowedSigners));
 
-    let v = with(allowed_signers_line("mallory", &public));
-    assert_eq!(kinds(&v), vec![ProblemKind::UntrustedSigner]);
+    // The final signature and the first checkpoint (naming its record) are both untrusted.
+    let untrusted = |v: &esus_ir::transcript::Verification| {
+        assert_eq!(
+            kinds(v),
+            vec![ProblemKind::UntrustedSigner, ProblemKind::UntrustedSigner]
+        );
+        assert_eq!(v.problems[0].line, None);
+        assert!(
+            v.problems[1].what.starts_with("checkpoint at seq 1"),
+            "{}",
+            v.problems[1].what
+        );
+        assert_eq!(v.signed_records, 0);
+        assert!(v.identity_checked);
+    };
+    untrusted(&with(allowed_signers_line("mallory", &public)));
 
     let other = esus_ir::transcript::Signer::generate("other")
         .unwrap()
         .public_key_openssh();
-    let v = with(allowed_signers_line(OPERATOR, &other));
-    assert_eq!(kinds(&v), vec![ProblemKind::UntrustedSigner]);
+    untrusted(&with(allowed_signers_line(OPERATOR, &other)));
 
-    let v = with(format!("{OPERATOR} namespaces=\"git\" {public}"));
-    assert_eq!(kinds(&v), vec![ProblemKind::UntrustedSigner]);
+    untrusted(&with(format!("{OPERATOR} namespaces=\"git\" {public}")));
 }
 
 #[test]

@@ -168,3 +168,123 @@ fn the_default_key_is_created_once_with_private_modes() {
     assert!(created.is_none());
     assert_eq!(again.public_key_openssh(), signer.public_key_openssh());
 }
+
+#[test]
+fn a_killed_runs_prefix_is_signed_up_to_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
+    for e in events(Ending::Killed, "rb", AUDIT) {
+        writer.emit(&e).unwrap();
+    }
+    std::mem::forget(writer);
+    let records = read_transcript(&path).unwrap();
+    // Every unit of work is followed by a checkpoint over the chain head before it.
+    for (i, r) in records.iter().enumerate() {
+        if [
+            "run-started",
+            "plan",
+            "step-started",
+            "confirmation",
+            "step-finished",
+        ]
+        .contains(&r.kind.as_str())
+        {
+            let next = &records[i + 1];
+            assert_eq!(next.kind, "checkpoint", "after {}", r.kind);
+            assert_eq!(next.str_field("head"), Some(r.hash.as_str()));
+            assert_eq!(next.data["covers"], serde_json::json!(i + 1));
+            assert_eq!(next.str_field("run_id"), Some(records[0].hash.as_str()));
+        }
+    }
+    // The last record is the revoke request, sent after the confirmation's checkpoint.
+    let last_cp = records
+        .iter()
+        .rposition(|r| r.kind == "checkpoint")
+        .unwrap();
+    assert_eq!(records.last().unwrap().kind, "request");
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    assert!(v.is_intact_prefix(), "{:#?}", v.problems);
+    assert!(!v.complete);
+    assert_eq!(v.checkpoints.valid, v.checkpoints.count);
+    assert_eq!(v.checkpoints.last_valid_seq, Some(last_cp as u64));
+    assert_eq!(v.signed_records, last_cp);
+    assert_eq!(
+        records.len() - last_cp - 1,
+        1,
+        "one record after it is unsigned"
+    );
+}
+
+#[test]
+fn a_fan_out_of_205_items_costs_little_to_sign() {
+    use esus_ir::exec::event::{Covered, RequestView, StepStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
+    let mut ev = events(Ending::Killed, "rb", AUDIT);
+    ev.truncate(2);
+    for e in &ev {
+        writer.emit(e).unwrap();
+    }
+    let start = std::time::Instant::now();
+    let view = |k: usize| RequestView {
+        method: "POST".into(),
+        url: format!("https://e/api-keys/k-{k}/rotate"),
+        headers: vec![],
+        body: None,
+    };
+    writer
+        .emit(&Event::Confirmation {
+            step: "rotate".into(),
+            approval: 1,
+            prompt: "?".into(),
+            request_sha256: String::new(),
+            approved: true,
+            how: esus_ir::exec::event::ApprovalSource::AssumeYes,
+            covers: (0..205)
+                .map(|k| Covered {
+                    item: Some(k),
+                    request_sha256: esus_ir::transcript::request_digest(&view(k)),
+                })
+                .collect(),
+        })
+        .unwrap();
+    for k in 0..205 {
+        writer
+            .emit(&Event::Request {
+                step: "rotate".into(),
+                item: Some(k),
+                approvals: vec![1],
+                probe: false,
+                attempt: 1,
+                request_id: format!("r-{k}"),
+                request: view(k),
+            })
+            .unwrap();
+        writer
+            .emit(&Event::ItemFinished {
+                step: "rotate".into(),
+                item: k,
+                status: StepStatus::Ok,
+                reason: None,
+                outputs: serde_json::Map::new(),
+                secret_files: vec![],
+            })
+            .unwrap();
+    }
+    let took = start.elapsed();
+    // Items are signed every 32 records (or 200 ms), not one by one.
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    std::mem::forget(writer);
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    assert!(v.checkpoints.count >= 410 / 32, "{}", v.checkpoints.count);
+    assert!(v.checkpoints.count < 205, "{}", v.checkpoints.count);
+    assert_eq!(v.checkpoints.valid, v.checkpoints.count);
+    assert!(
+        v.signed_records + 32 >= v.events,
+        "{} of {}",
+        v.signed_records,
+        v.events
+    );
+}

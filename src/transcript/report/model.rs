@@ -152,7 +152,11 @@ impl Timeline {
     pub fn from_records(records: &[Record]) -> Self {
         let mut t = Timeline::default();
         let mut destructive: Vec<String> = Vec::new();
-        for r in records {
+        // Checkpoints are the writer's signatures, not events of the run.
+        for r in records
+            .iter()
+            .filter(|r| r.kind != crate::transcript::checkpoint::KIND)
+        {
             t.events.push(EventRow {
                 seq: r.seq,
                 ts: r.ts.clone(),
