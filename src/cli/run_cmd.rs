@@ -1,7 +1,7 @@
 //! `esus-ir run`: arguments, environment and terminal become one run; the library does the rest.
 //! Tokens and secret inputs never come from argv.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -311,6 +311,13 @@ pub async fn execute(
         &valid.runbook.name,
         &run_id,
     )?;
+    if resumed.is_none() {
+        let path = args
+            .transcript
+            .clone()
+            .unwrap_or_else(|| run_dir.join(layout::TRANSCRIPT_FILE));
+        fresh_transcript(&path, &run_dir)?;
+    }
     let token = match (dry.as_deref(), &drill) {
         (Some("all"), _) => OperatorToken::default(),
         (_, Some(d)) => OperatorToken::new(Some(d.token.clone()), d.refresh.clone()),
@@ -595,6 +602,35 @@ fn folders_for(
         .create()
         .map_err(|e| Error::io(format!("creating {}", folders.evidence.display()), e))?;
     Ok((run_dir, folders))
+}
+
+/// A new run's transcript must not exist, except as what a run killed as it began leaves: a
+/// file without one complete line (its first record is written before any request, so such a
+/// run sent nothing) — that one is replaced. A transcript with records is a run to resume.
+fn fresh_transcript(path: &Path, run_dir: &Path) -> Result<(), Error> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let bytes = if meta.file_type().is_file() && meta.len() <= 4 * 1024 * 1024 {
+        std::fs::read(path).ok()
+    } else {
+        None
+    };
+    match bytes {
+        Some(b) if !b.contains(&b'\n') => {
+            eprintln!(
+                "note: {} holds no complete record (a run killed as it began, which sent nothing); starting afresh",
+                path.display()
+            );
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io(format!("replacing {}", path.display()), e))
+        }
+        _ => Err(Error::Usage(format!(
+            "{} already holds a run: resume it with `esus-ir run --resume {}`, or give another --run-dir (nothing was sent)",
+            path.display(),
+            shell_word(&run_dir.display().to_string())
+        ))),
+    }
 }
 
 fn default_run_dir(runbook: &str, run_id: &str) -> PathBuf {

@@ -294,7 +294,8 @@ fn read_batches(
     }
 }
 
-/// Requests that went out with no answer recorded (none, or a connection that failed): an
+/// Requests of steps (or items) that did not finish, with no answer that settles them (none, a
+/// connection that failed, a 5xx, or a success whose result was never recorded as kept): an
 /// idempotent one is simply sent again; a non-idempotent one is checked against ESUS first.
 /// Every request counts, signed or not (what went out is what matters); only an answer among
 /// the first `trusted_len` records counts as an answer — one in the unsigned tail could be
@@ -325,9 +326,12 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
                     && x.data
                         .get("status")
                         .and_then(Value::as_u64)
-                        // A 5xx to a request that is not safe to repeat may come after ESUS
-                        // applied it (the run itself treated it as unknown, super::send).
-                        .is_some_and(|s| s < 500)
+                        // Only a refusal (3xx, 4xx) settles it: nothing changed at ESUS, and it
+                        // may be sent again. A 2xx whose step or item never finished did
+                        // change ESUS, and what it made may not be held here; a 5xx may come
+                        // after ESUS applied it (the run treats it as unknown too,
+                        // super::send). Either way ESUS's state is checked first.
+                        .is_some_and(|s| (300..500).contains(&s))
             });
         if answered {
             continue;

@@ -258,9 +258,20 @@ impl TranscriptWriter {
                 || state.since_checkpoint + 1 >= checkpoint::EVERY
                 || (record.kind == "item-finished"
                     && state.last_checkpoint.elapsed() >= checkpoint::ITEM_INTERVAL));
-        self.write_line(state, &line, &record)?;
         if sign {
-            self.checkpoint(state, record.ts.clone())?;
+            // The record and the checkpoint that signs it go out in one `write`, so a kill
+            // never leaves a record (the run's first, say) that nothing signs.
+            let run_id = if record.seq == 0 {
+                record.hash.clone()
+            } else {
+                state.run_id.clone().unwrap_or_default()
+            };
+            let (cp, cp_line) =
+                self.checkpoint(record.seq + 1, &record.hash, &run_id, record.ts.clone())?;
+            line.push_str(&cp_line);
+            self.write_lines(state, &line, &[&record, &cp])?;
+        } else {
+            self.write_lines(state, &line, &[&record])?;
         }
         if durable {
             // One sync for the record and the checkpoint that signs it.
@@ -272,44 +283,51 @@ impl TranscriptWriter {
         Ok(())
     }
 
-    /// Writes one line (one `write`: a crash leaves at worst a final partial line, never
-    /// interleaving) and advances the chain.
-    fn write_line(&self, state: &mut State, line: &str, record: &Record) -> io::Result<()> {
+    /// Writes whole lines (one `write`: a crash leaves at worst a final partial line, never
+    /// interleaving) and advances the chain over the records they hold.
+    fn write_lines(&self, state: &mut State, lines: &str, records: &[&Record]) -> io::Result<()> {
         let written = state
             .file
-            .write_all(line.as_bytes())
+            .write_all(lines.as_bytes())
             .and_then(|()| state.file.flush());
         if let Err(e) = written {
             state.broken = true;
             return Err(e);
         }
-        if record.seq == 0 {
-            state.run_id = Some(record.hash.clone());
+        for record in records {
+            if record.seq == 0 {
+                state.run_id = Some(record.hash.clone());
+            }
+            state.next_seq += 1;
+            state.prev = record.hash.clone();
+            state.run_finished = record.kind == "run-finished";
+            state.since_checkpoint = if record.kind == checkpoint::KIND {
+                state.last_checkpoint = std::time::Instant::now();
+                0
+            } else {
+                state.since_checkpoint + 1
+            };
         }
-        state.next_seq += 1;
-        state.prev = record.hash.clone();
-        state.run_finished = record.kind == "run-finished";
-        state.since_checkpoint = if record.kind == checkpoint::KIND {
-            state.last_checkpoint = std::time::Instant::now();
-            0
-        } else {
-            state.since_checkpoint + 1
-        };
         Ok(())
     }
 
-    /// Appends a checkpoint: the run's key signs the chain head, the seq and the run id, so
-    /// everything before it is signed even if the run never reaches its final signature.
-    /// It carries the time of the record it follows (the clock is not read again).
-    fn checkpoint(&self, state: &mut State, ts: String) -> io::Result<()> {
-        let run_id = state.run_id.clone().unwrap_or_default();
-        let covers = state.next_seq;
-        let message = checkpoint::message(covers, &state.prev, &run_id);
+    /// A checkpoint as record `covers`, after `prev`: the run's key signs the chain head, the
+    /// seq and the run id, so everything before it is signed even if the run never reaches its
+    /// final signature. It carries the time of the record it follows (the clock is not read
+    /// again). Returns the record and its line.
+    fn checkpoint(
+        &self,
+        covers: u64,
+        prev: &str,
+        run_id: &str,
+        ts: String,
+    ) -> io::Result<(Record, String)> {
+        let message = checkpoint::message(covers, prev, run_id);
         let signature = self
             .signer
             .sign(&message)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let data = checkpoint::data(covers, &state.prev, &run_id, signature);
+        let data = checkpoint::data(covers, prev, run_id, signature);
         let canon = canonical_string(&data);
         let (record, mut line) = Record::sealed(
             covers,
@@ -317,10 +335,10 @@ impl TranscriptWriter {
             checkpoint::KIND.into(),
             data,
             &canon,
-            state.prev.clone(),
+            prev.to_string(),
         );
         line.push('\n');
-        self.write_line(state, &line, &record)
+        Ok((record, line))
     }
 }
 
