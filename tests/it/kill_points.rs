@@ -177,5 +177,8 @@ async fn sigkill_at_50_random_points_then_resume_contains_the_key_with_exactly_o
         }
     }
     // The draw must have exercised the middle of runs, not only their edges.
+    eprintln!(
+        "kill points: {KILLS} kills; before the transcript, mid-run, after the end: {landed:?}"
+    );
     assert!(landed[1] >= 25, "most kills land mid-run: {landed:?}");
 }

@@ -139,6 +139,8 @@ fn assert_bit(
     renewals: usize,
     ctx: &str,
 ) {
+    // The figures docs/reliability.md quotes (`cargo test --test it -- soak --nocapture`).
+    eprintln!("{ctx}: faults fired {kinds:?}, operator token renewals {renewals}");
     for f in mix {
         let kind = match f.split('=').next().unwrap_or_default() {
             "error_rate" => "error",
@@ -324,6 +326,7 @@ async fn soak_api_key_compromise_under_faults_ends_with_one_replacement_and_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_session_compromise_under_faults_ends_every_session_of_the_user() {
+    let mut resumed = 0;
     for mix in MIXES {
         let mut kinds = std::collections::BTreeMap::new();
         let mut renewals = 0;
@@ -332,7 +335,7 @@ async fn soak_session_compromise_under_faults_ends_every_session_of_the_user() {
             let ctx = format!("session-compromise {mix:?} seed {seed}");
             let user = env.sim.ready().user_id.clone();
             let op = operator(&env, mix).await;
-            run_to_the_end(&env, &op, "session-compromise", &ctx);
+            resumed += run_to_the_end(&env, &op, "session-compromise", &ctx).len() - 1;
             let (k, r) = fired(&env);
             for (kind, n) in k {
                 *kinds.entry(kind).or_insert(0) += n;
@@ -356,4 +359,8 @@ async fn soak_session_compromise_under_faults_ends_every_session_of_the_user() {
             &format!("session-compromise {mix:?}"),
         );
     }
+    eprintln!(
+        "session-compromise soak: {resumed} resumes over {} runs",
+        MIXES.len() * 2
+    );
 }
