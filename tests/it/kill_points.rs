@@ -35,14 +35,7 @@ async fn env() -> Env {
 /// The resume of `env`'s run folder, unattended, with the run's secrets in the environment
 /// (`std_cmd`'s environment; a resume takes runbook and inputs from the transcript).
 fn resume_cmd(env: &Env) -> std::process::Command {
-    let base = env.std_cmd();
-    let mut cmd = std::process::Command::new(base.get_program());
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    let mut cmd = env.std_env_cmd();
     cmd.arg("run")
         .arg("--resume")
         .arg(env.run_dir())

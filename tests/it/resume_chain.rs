@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use esus_ir::sim::SimConfig;
 use secrecy::ExposeSecret;
 
-use crate::run_support::{Env, text};
+use crate::run_support::{Env, text, verify};
 
 /// `esus-ir run --resume RUN_DIR --yes`, unattended, with `token` as the operator's.
 fn resume(env: &Env, token: &str) -> std::process::Output {
@@ -120,35 +120,17 @@ async fn a_resume_stopped_at_the_preflight_keeps_what_earlier_runs_did_and_left_
         "transcript.2.jsonl",
         "transcript.3.jsonl",
     ] {
-        let out = env
-            .bare_cmd()
-            .arg("verify")
-            .arg(env.run_dir().join(t))
-            .output()
-            .expect("verify");
+        let (code, shown) = verify(&env, &env.run_dir().join(t));
         // The killed first transcript is incomplete (5) but intact; the others verify.
         let want = if t == "transcript.jsonl" { 5 } else { 0 };
-        assert_eq!(out.status.code(), Some(want), "{t}: {}", text(&out.stdout));
+        assert_eq!(code, want, "{t}: {shown}");
     }
 }
 
 /// The interactive resume of `env`'s run folder (a pty, like the person who comes back to it).
 fn resume_at_a_terminal(env: &Env) -> expectrl::session::OsSession {
-    let r = env.sim.ready();
-    let mut cmd = env.std_cmd();
-    let mut fresh = std::process::Command::new(cmd.get_program());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => fresh.env(k, v),
-            None => fresh.env_remove(k),
-        };
-    }
-    fresh
-        .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret())
-        .arg("run")
-        .arg("--resume")
-        .arg(env.run_dir());
-    cmd = fresh;
+    let mut cmd = env.std_env_cmd();
+    cmd.arg("run").arg("--resume").arg(env.run_dir());
     let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
     session.set_expect_timeout(Some(Duration::from_secs(30)));
     session
@@ -237,13 +219,8 @@ async fn decline_resume_ctrl_c_resume_resume_completes_with_nothing_repeated() {
         "transcript.2.jsonl",
         "transcript.3.jsonl",
     ] {
-        let out = env
-            .bare_cmd()
-            .arg("verify")
-            .arg(env.run_dir().join(t))
-            .output()
-            .expect("verify");
-        assert_eq!(out.status.code(), Some(0), "{t}: {}", text(&out.stdout));
+        let (code, shown) = verify(&env, &env.run_dir().join(t));
+        assert_eq!(code, 0, "{t}: {shown}");
     }
     let last = std::fs::read_to_string(env.run_dir().join("transcript.3.jsonl")).expect("t3");
     for step in ["snapshot", "logout", "delete"] {

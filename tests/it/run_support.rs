@@ -81,6 +81,21 @@ impl Env {
 
     /// A plain `std::process::Command` with the environment of [`Env::bare_cmd`] (for PTY and
     /// signal tests, which need the child process itself).
+    /// The binary with the environment of [`Env::std_cmd`] (clean, with the run's credentials
+    /// and secret inputs) and no arguments: for a resume, which takes runbook and inputs from
+    /// the transcript.
+    pub(crate) fn std_env_cmd(&self) -> std::process::Command {
+        let base = self.std_cmd();
+        let mut cmd = std::process::Command::new(base.get_program());
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
+
     pub(crate) fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
         for var in CLEARED_ENV {

@@ -210,14 +210,7 @@ pub(crate) fn admin_token(env: &Env) -> String {
 /// environment of [`Env::std_cmd`] minus the compromise inputs.
 pub(crate) fn std_run(env: &Env, runbook: &str, args: &[&str]) -> std::process::Command {
     // Keep the clean environment and credentials of `std_cmd`, replace the arguments.
-    let base = env.std_cmd();
-    let mut fresh = std::process::Command::new(base.get_program());
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => fresh.env(k, v),
-            None => fresh.env_remove(k),
-        };
-    }
+    let mut fresh = env.std_env_cmd();
     fresh
         .env_remove("ESUS_COMPROMISED_TOKEN")
         .env_remove("ESUS_LEAKED_KEY_SECRET")
