@@ -14,6 +14,7 @@ mod network_policy;
 mod preflight;
 mod resume;
 mod resume_adopt;
+mod resume_trust;
 mod run_faults;
 mod run_folder;
 mod run_live;
