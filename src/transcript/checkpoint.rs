@@ -18,15 +18,15 @@ use super::sshsig::{StrictSig, parse_armored};
 /// The record type of a checkpoint.
 pub const KIND: &str = "checkpoint";
 
-/// A record of a type after which the writer always signs a checkpoint: each ends a unit of
-/// work that resume may rely on, or comes just before a prompt may be shown.
+/// A record of a type after which the writer always signs a checkpoint: the plan (the run's
+/// start, before any prompt or step), and each record that ends a unit of work resume may rely
+/// on. Not `step-started`: it carries nothing resume uses, and every signature is taken under
+/// the writer's lock, on the path of every parallel step.
 pub(crate) fn after(kind: &str) -> bool {
     matches!(
         kind,
-        "run-started"
-            | "preflight"
+        "preflight"
             | "plan"
-            | "step-started"
             | "confirmation"
             | "step-finished"
             | "carried"

@@ -258,9 +258,27 @@ impl TranscriptWriter {
                 || state.since_checkpoint + 1 >= checkpoint::EVERY
                 || (record.kind == "item-finished"
                     && state.last_checkpoint.elapsed() >= checkpoint::ITEM_INTERVAL));
-        self.write_line(state, &line, &record)?;
-        if sign {
-            self.checkpoint(state, record.ts.clone())?;
+        // The checkpoint is signed before anything is written, and both lines go out in one
+        // write: a record that needs a checkpoint is never on disk without it.
+        let signed = if sign {
+            Some(self.checkpoint_for(state, &record)?)
+        } else {
+            None
+        };
+        if let Some((_, cp_line)) = &signed {
+            line.push_str(cp_line);
+        }
+        let written = state
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| state.file.flush());
+        if let Err(e) = written {
+            state.broken = true;
+            return Err(e);
+        }
+        advance(state, &record);
+        if let Some((cp, _)) = &signed {
+            advance(state, cp);
         }
         if durable {
             // One sync for the record and the checkpoint that signs it.
@@ -272,56 +290,50 @@ impl TranscriptWriter {
         Ok(())
     }
 
-    /// Writes one line (one `write`: a crash leaves at worst a final partial line, never
-    /// interleaving) and advances the chain.
-    fn write_line(&self, state: &mut State, line: &str, record: &Record) -> io::Result<()> {
-        let written = state
-            .file
-            .write_all(line.as_bytes())
-            .and_then(|()| state.file.flush());
-        if let Err(e) = written {
-            state.broken = true;
-            return Err(e);
-        }
-        if record.seq == 0 {
-            state.run_id = Some(record.hash.clone());
-        }
-        state.next_seq += 1;
-        state.prev = record.hash.clone();
-        state.run_finished = record.kind == "run-finished";
-        state.since_checkpoint = if record.kind == checkpoint::KIND {
-            state.last_checkpoint = std::time::Instant::now();
-            0
+    /// The checkpoint that follows `record` (not yet written): the run's key signs the chain
+    /// head, the seq and the run id, so everything up to `record` is signed even if the run never
+    /// reaches its final signature. It carries `record`'s time (the clock is not read again).
+    fn checkpoint_for(&self, state: &State, record: &Record) -> io::Result<(Record, String)> {
+        let run_id = if record.seq == 0 {
+            record.hash.clone()
         } else {
-            state.since_checkpoint + 1
+            state.run_id.clone().unwrap_or_default()
         };
-        Ok(())
-    }
-
-    /// Appends a checkpoint: the run's key signs the chain head, the seq and the run id, so
-    /// everything before it is signed even if the run never reaches its final signature.
-    /// It carries the time of the record it follows (the clock is not read again).
-    fn checkpoint(&self, state: &mut State, ts: String) -> io::Result<()> {
-        let run_id = state.run_id.clone().unwrap_or_default();
-        let covers = state.next_seq;
-        let message = checkpoint::message(covers, &state.prev, &run_id);
+        let covers = record.seq + 1;
+        let message = checkpoint::message(covers, &record.hash, &run_id);
         let signature = self
             .signer
             .sign(&message)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let data = checkpoint::data(covers, &state.prev, &run_id, signature);
+        let data = checkpoint::data(covers, &record.hash, &run_id, signature);
         let canon = canonical_string(&data);
-        let (record, mut line) = Record::sealed(
+        let (cp, mut line) = Record::sealed(
             covers,
-            ts,
+            record.ts.clone(),
             checkpoint::KIND.into(),
             data,
             &canon,
-            state.prev.clone(),
+            record.hash.clone(),
         );
         line.push('\n');
-        self.write_line(state, &line, &record)
+        Ok((cp, line))
     }
+}
+
+/// Advances the chain past a record that was written.
+fn advance(state: &mut State, record: &Record) {
+    if record.seq == 0 {
+        state.run_id = Some(record.hash.clone());
+    }
+    state.next_seq += 1;
+    state.prev = record.hash.clone();
+    state.run_finished = record.kind == "run-finished";
+    state.since_checkpoint = if record.kind == checkpoint::KIND {
+        state.last_checkpoint = std::time::Instant::now();
+        0
+    } else {
+        state.since_checkpoint + 1
+    };
 }
 
 impl EventSink for TranscriptWriter {
