@@ -18,15 +18,16 @@ use super::sshsig::{StrictSig, parse_armored};
 /// The record type of a checkpoint.
 pub const KIND: &str = "checkpoint";
 
-/// A record of a type after which the writer always signs a checkpoint: the plan (the run's
-/// start, before any prompt or step), and each record that ends a unit of work resume may rely
-/// on. Not `step-started`: it carries nothing resume uses, and every signature is taken under
-/// the writer's lock, on the path of every parallel step.
+/// A record of a type after which the writer always signs a checkpoint: the run's start, each
+/// step's start (a prompt follows it), and each record that ends a unit of work resume may rely
+/// on.
 pub(crate) fn after(kind: &str) -> bool {
     matches!(
         kind,
-        "preflight"
+        "run-started"
+            | "preflight"
             | "plan"
+            | "step-started"
             | "confirmation"
             | "step-finished"
             | "carried"

@@ -472,8 +472,8 @@ proptest! {
         prop_assert!(v.identity_checked);
         prop_assert!(v.problems.iter().any(|p| p.kind == ProblemKind::UntrustedSigner && p.line.is_none()));
         let bad = v.first_bad_event().unwrap();
-        prop_assert!(v.problems.iter().any(|p| p.kind == ProblemKind::UntrustedSigner && p.seq == Some(2)));
-        prop_assert_eq!(bad.seq, Some(2));
+        prop_assert!(v.problems.iter().any(|p| p.kind == ProblemKind::UntrustedSigner && p.seq == Some(1)));
+        prop_assert_eq!(bad.seq, Some(1));
         prop_assert_eq!(v.signed_records, 0);
         // Without allowed signers the recorded key is the writer's, not the forger's: rejected too.
         let plain = verify_transcript(&path, &VerifyOptions::default()).unwrap();

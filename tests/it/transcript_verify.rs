@@ -61,11 +61,9 @@ fn first_record_carries_tool_version_and_signer_and_last_counts_events() {
         last.str_field("head"),
         Some(records[records.len() - 2].hash.as_str())
     );
-    assert_eq!(records[1].kind, "plan");
-    assert!(records[1].ts > records[0].ts);
-    // The plan is signed at once: a checkpoint with its time follows it.
-    assert_eq!(records[2].kind, "checkpoint");
-    assert_eq!(records[2].ts, records[1].ts);
+    assert_eq!(records[1].kind, "checkpoint");
+    assert_eq!(records[1].ts, records[0].ts);
+    assert!(records[2].ts > records[0].ts);
 }
 
 #[test]
@@ -203,7 +201,7 @@ fn allowed_signers_must_list_the_key_for_the_recorded_operator() {
         );
         assert_eq!(v.problems[0].line, None);
         assert!(
-            v.problems[1].what.starts_with("checkpoint at seq 2"),
+            v.problems[1].what.starts_with("checkpoint at seq 1"),
             "{}",
             v.problems[1].what
         );
