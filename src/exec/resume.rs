@@ -318,22 +318,16 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
             continue;
         }
         let request_id = r.str_field("request_id").unwrap_or_default();
-        let answered = records[(n + 1).min(trusted_len)..trusted_len]
+        // A signed client error (4xx) says nothing happened: the step simply runs again. Any
+        // other answer to a step or item that did not (trustedly) finish — a 2xx whose outputs
+        // were never recorded as done, a 5xx, a dropped connection, or no signed answer at all —
+        // leaves ESUS's state unknown: it is checked before anything is sent again.
+        let refused = records[(n + 1).min(trusted_len)..trusted_len]
             .iter()
-            .any(|x| {
-                x.kind == "response"
-                    && x.str_field("request_id") == Some(request_id)
-                    && x.data
-                        .get("status")
-                        .and_then(Value::as_u64)
-                        // Only a refusal (3xx, 4xx) settles it: nothing changed at ESUS, and it
-                        // may be sent again. A 2xx whose step or item never finished did
-                        // change ESUS, and what it made may not be held here; a 5xx may come
-                        // after ESUS applied it (the run treats it as unknown too,
-                        // super::send). Either way ESUS's state is checked first.
-                        .is_some_and(|s| (300..500).contains(&s))
-            });
-        if answered {
+            .find(|x| x.kind == "response" && x.str_field("request_id") == Some(request_id))
+            .and_then(|x| x.data.get("status").and_then(Value::as_u64))
+            .is_some_and(|status| (400..500).contains(&status));
+        if refused {
             continue;
         }
         let item = r.data.get("item").and_then(Value::as_u64);

@@ -18,8 +18,9 @@ use super::sshsig::{StrictSig, parse_armored};
 /// The record type of a checkpoint.
 pub const KIND: &str = "checkpoint";
 
-/// A record of a type after which the writer always signs a checkpoint: each ends a unit of
-/// work that resume may rely on, or comes just before a prompt may be shown.
+/// A record of a type after which the writer always signs a checkpoint: the run's start, each
+/// step's start (a prompt follows it), and each record that ends a unit of work resume may rely
+/// on.
 pub(crate) fn after(kind: &str) -> bool {
     matches!(
         kind,
@@ -98,7 +99,49 @@ pub(crate) fn check(
     let sig: StrictSig =
         parse_armored(armored).map_err(|e| format!("unreadable checkpoint signature: {e}"))?;
     let key = sig.public_key();
-    key.verify(NAMESPACE, &message(covers, head, recorded_run), sig.inner())
-        .map_err(|_| "the checkpoint's signature does not verify".to_string())?;
+    let message = message(covers, head, recorded_run);
+    let memo = memo_key(&key, &message, armored);
+    if !already_verified(&memo) {
+        key.verify(NAMESPACE, &message, sig.inner())
+            .map_err(|_| "the checkpoint's signature does not verify".to_string())?;
+        remember(memo);
+    }
     Ok(key)
+}
+
+/// Signatures that verified, by the SHA-256 of (key, message, signature): verifying a chain of
+/// transcripts, or one transcript again (verify, then resume), checks each signature once.
+/// Only successes are kept, so nothing can be put here without a signature that verifies.
+static VERIFIED: std::sync::Mutex<Option<std::collections::HashSet<[u8; 32]>>> =
+    std::sync::Mutex::new(None);
+
+/// Enough for the checkpoints of many long runs; the set starts over when full.
+const MEMO_CAPACITY: usize = 1 << 16;
+
+fn memo_key(key: &PublicKey, message: &[u8], armored: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let key_bytes = key.to_bytes().unwrap_or_default();
+    let mut h = Sha256::new();
+    for part in [key_bytes.as_slice(), message, armored.as_bytes()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+fn already_verified(memo: &[u8; 32]) -> bool {
+    VERIFIED
+        .lock()
+        .map(|set| set.as_ref().is_some_and(|s| s.contains(memo)))
+        .unwrap_or(false)
+}
+
+fn remember(memo: [u8; 32]) {
+    if let Ok(mut set) = VERIFIED.lock() {
+        let set = set.get_or_insert_with(Default::default);
+        if set.len() >= MEMO_CAPACITY {
+            set.clear();
+        }
+        set.insert(memo);
+    }
 }

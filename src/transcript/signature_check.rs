@@ -253,7 +253,7 @@ pub struct Checkpoints {
 /// Checks every checkpoint: signature, signer, chain head, position and run. A checkpoint is
 /// *valid* only while the chain before it is intact (`intact_lines`: lines before the first
 /// chain problem) and every earlier checkpoint was valid. The first failure is a problem naming
-/// the first record it no longer vouches for; later failures are counted in it.
+/// the first record it no longer vouches for; checkpoints after it are counted, not checked.
 pub(crate) fn check_checkpoints(
     records: &[Located],
     trusted: &Trusted,
@@ -264,11 +264,12 @@ pub(crate) fn check_checkpoints(
         .first()
         .filter(|l| l.line == 1)
         .map(|l| l.record.hash.clone());
-    let mut failed: Option<(Problem, usize)> = None;
+    let mut failed: Option<Problem> = None;
     for loc in records.iter().filter(|l| l.record.kind == checkpoint::KIND) {
         out.count += 1;
-        if loc.line > intact_lines {
-            // Past a break in the chain nothing is vouched for, and the break is reported.
+        if loc.line > intact_lines || failed.is_some() {
+            // Past a break in the chain, or a checkpoint that failed, nothing is vouched for
+            // (and what broke is reported): later checkpoints are counted, not checked.
             continue;
         }
         let r = &loc.record;
@@ -283,48 +284,37 @@ pub(crate) fn check_checkpoints(
         match result {
             Ok(()) => {
                 out.valid += 1;
-                if failed.is_none() {
-                    out.last_valid_seq = Some(r.seq);
-                    out.covered = usize::try_from(r.seq).unwrap_or(usize::MAX);
-                }
+                out.last_valid_seq = Some(r.seq);
+                out.covered = usize::try_from(r.seq).unwrap_or(usize::MAX);
             }
-            Err((kind, why)) => match &mut failed {
-                Some((_, more)) => *more += 1,
-                None => {
-                    // A checkpoint over another head vouches for nothing since the last good one.
-                    let problem = if why.contains("another chain head") {
-                        let from = out.last_valid_seq.map_or(0, |s| s + 1);
-                        let first = records.iter().find(|l| l.record.seq >= from).unwrap_or(loc);
-                        Problem::at(
-                            Some(first.record.seq),
-                            first.line,
-                            kind,
-                            format!(
-                                "records seq {from}..{} are not what the checkpoint at seq {} signed: {why}",
-                                r.seq.saturating_sub(1),
-                                r.seq
-                            ),
-                        )
-                    } else {
-                        Problem::at(
-                            Some(r.seq),
-                            loc.line,
-                            kind,
-                            format!("checkpoint at seq {}: {why}", r.seq),
-                        )
-                    };
-                    failed = Some((problem, 0));
-                }
-            },
+            Err((kind, why)) => {
+                // A checkpoint over another head (or run) vouches for nothing since the last
+                // good one: the first record after that is the first that may be bad.
+                let problem = if why.contains("another chain head") || why.contains("another run") {
+                    let from = out.last_valid_seq.map_or(0, |s| s + 1);
+                    let first = records.iter().find(|l| l.record.seq >= from).unwrap_or(loc);
+                    Problem::at(
+                        Some(first.record.seq),
+                        first.line,
+                        kind,
+                        format!(
+                            "records seq {from}..{} are not what the checkpoint at seq {} signed: {why}",
+                            r.seq.saturating_sub(1),
+                            r.seq
+                        ),
+                    )
+                } else {
+                    Problem::at(
+                        Some(r.seq),
+                        loc.line,
+                        kind,
+                        format!("checkpoint at seq {}: {why}", r.seq),
+                    )
+                };
+                failed = Some(problem);
+            }
         }
     }
-    if let Some((mut problem, more)) = failed {
-        if more > 0 {
-            problem
-                .what
-                .push_str(&format!(" ({more} later checkpoint(s) fail too)"));
-        }
-        out.problems.push(problem);
-    }
+    out.problems.extend(failed);
     out
 }

@@ -220,6 +220,33 @@ pub fn verify_transcript(
         checkpoints.covered
     };
     problems.extend(checkpoints.problems.iter().cloned());
+    // A final signature that fails, where nothing else names a record: the records after the
+    // last valid checkpoint are the ones no signature vouches for — name the first of them.
+    if signature.status == SignatureStatus::Invalid
+        && !problems.iter().any(|p| p.line.is_some())
+        && let Some(first) = records
+            .get(
+                signed_records
+                    .saturating_add(1)
+                    .min(records.len().saturating_sub(1)),
+            )
+            .filter(|_| signed_records > 0)
+            .or(records.first())
+    {
+        let (from, to) = (
+            first.record.seq,
+            records.last().map_or(first.record.seq, |l| l.record.seq),
+        );
+        problems.push(Problem::at(
+            Some(from),
+            first.line,
+            signature.problems.first().map_or(ProblemKind::BadSignature, |p| p.kind),
+            format!(
+                "records seq {from}..{to} are signed by nothing trusted: the final signature fails ({}) and no valid checkpoint covers them",
+                signature.detail
+            ),
+        ));
+    }
     problems.sort_by_key(|p| p.line);
     let mut all = signature.problems.clone();
     all.extend(problems);

@@ -258,20 +258,27 @@ impl TranscriptWriter {
                 || state.since_checkpoint + 1 >= checkpoint::EVERY
                 || (record.kind == "item-finished"
                     && state.last_checkpoint.elapsed() >= checkpoint::ITEM_INTERVAL));
-        if sign {
-            // The record and the checkpoint that signs it go out in one `write`, so a kill
-            // never leaves a record (the run's first, say) that nothing signs.
-            let run_id = if record.seq == 0 {
-                record.hash.clone()
-            } else {
-                state.run_id.clone().unwrap_or_default()
-            };
-            let (cp, cp_line) =
-                self.checkpoint(record.seq + 1, &record.hash, &run_id, record.ts.clone())?;
-            line.push_str(&cp_line);
-            self.write_lines(state, &line, &[&record, &cp])?;
+        // The checkpoint is signed before anything is written, and both lines go out in one
+        // write: a record that needs a checkpoint is never on disk without it.
+        let signed = if sign {
+            Some(self.checkpoint_for(state, &record)?)
         } else {
-            self.write_lines(state, &line, &[&record])?;
+            None
+        };
+        if let Some((_, cp_line)) = &signed {
+            line.push_str(cp_line);
+        }
+        let written = state
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| state.file.flush());
+        if let Err(e) = written {
+            state.broken = true;
+            return Err(e);
+        }
+        advance(state, &record);
+        if let Some((cp, _)) = &signed {
+            advance(state, cp);
         }
         if durable {
             // One sync for the record and the checkpoint that signs it.
@@ -283,63 +290,50 @@ impl TranscriptWriter {
         Ok(())
     }
 
-    /// Writes whole lines (one `write`: a crash leaves at worst a final partial line, never
-    /// interleaving) and advances the chain over the records they hold.
-    fn write_lines(&self, state: &mut State, lines: &str, records: &[&Record]) -> io::Result<()> {
-        let written = state
-            .file
-            .write_all(lines.as_bytes())
-            .and_then(|()| state.file.flush());
-        if let Err(e) = written {
-            state.broken = true;
-            return Err(e);
-        }
-        for record in records {
-            if record.seq == 0 {
-                state.run_id = Some(record.hash.clone());
-            }
-            state.next_seq += 1;
-            state.prev = record.hash.clone();
-            state.run_finished = record.kind == "run-finished";
-            state.since_checkpoint = if record.kind == checkpoint::KIND {
-                state.last_checkpoint = std::time::Instant::now();
-                0
-            } else {
-                state.since_checkpoint + 1
-            };
-        }
-        Ok(())
-    }
-
-    /// A checkpoint as record `covers`, after `prev`: the run's key signs the chain head, the
-    /// seq and the run id, so everything before it is signed even if the run never reaches its
-    /// final signature. It carries the time of the record it follows (the clock is not read
-    /// again). Returns the record and its line.
-    fn checkpoint(
-        &self,
-        covers: u64,
-        prev: &str,
-        run_id: &str,
-        ts: String,
-    ) -> io::Result<(Record, String)> {
-        let message = checkpoint::message(covers, prev, run_id);
+    /// The checkpoint that follows `record` (not yet written): the run's key signs the chain
+    /// head, the seq and the run id, so everything up to `record` is signed even if the run never
+    /// reaches its final signature. It carries `record`'s time (the clock is not read again).
+    fn checkpoint_for(&self, state: &State, record: &Record) -> io::Result<(Record, String)> {
+        let run_id = if record.seq == 0 {
+            record.hash.clone()
+        } else {
+            state.run_id.clone().unwrap_or_default()
+        };
+        let covers = record.seq + 1;
+        let message = checkpoint::message(covers, &record.hash, &run_id);
         let signature = self
             .signer
             .sign(&message)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let data = checkpoint::data(covers, prev, run_id, signature);
+        let data = checkpoint::data(covers, &record.hash, &run_id, signature);
         let canon = canonical_string(&data);
-        let (record, mut line) = Record::sealed(
+        let (cp, mut line) = Record::sealed(
             covers,
-            ts,
+            record.ts.clone(),
             checkpoint::KIND.into(),
             data,
             &canon,
-            prev.to_string(),
+            record.hash.clone(),
         );
         line.push('\n');
-        Ok((record, line))
+        Ok((cp, line))
     }
+}
+
+/// Advances the chain past a record that was written.
+fn advance(state: &mut State, record: &Record) {
+    if record.seq == 0 {
+        state.run_id = Some(record.hash.clone());
+    }
+    state.next_seq += 1;
+    state.prev = record.hash.clone();
+    state.run_finished = record.kind == "run-finished";
+    state.since_checkpoint = if record.kind == checkpoint::KIND {
+        state.last_checkpoint = std::time::Instant::now();
+        0
+    } else {
+        state.since_checkpoint + 1
+    };
 }
 
 impl EventSink for TranscriptWriter {

@@ -16,6 +16,7 @@ mod preflight;
 mod resume;
 mod resume_adopt;
 mod resume_chain;
+mod resume_trust;
 mod run_faults;
 mod run_folder;
 mod run_live;

@@ -286,6 +286,21 @@ pub(crate) fn write_run_named(
 pub(crate) fn forge(
     path: &Path,
     signer: &Signer,
+    edit: impl FnMut(&mut Vec<esus_ir::transcript::Record>),
+) {
+    rechain(path, Some(signer), edit);
+    resign(path, signer);
+}
+
+/// Rewrites a transcript's records with `edit`, recomputing every hash but keeping the old
+/// checkpoints and signing nothing: a forger without the key.
+pub(crate) fn forge_unsigned(path: &Path, edit: impl FnMut(&mut Vec<esus_ir::transcript::Record>)) {
+    rechain(path, None, edit);
+}
+
+fn rechain(
+    path: &Path,
+    signer: Option<&Signer>,
     mut edit: impl FnMut(&mut Vec<esus_ir::transcript::Record>),
 ) {
     use esus_ir::transcript::{GENESIS_PREV, Record};
@@ -299,7 +314,7 @@ pub(crate) fn forge(
         if r.kind == "run-finished" {
             data.insert("head".into(), prev.clone().into());
         }
-        if r.kind == esus_ir::transcript::checkpoint::KIND {
+        if let Some(signer) = signer.filter(|_| r.kind == esus_ir::transcript::checkpoint::KIND) {
             // The key holder signs every checkpoint again, over the new chain.
             let message = esus_ir::transcript::checkpoint::message(i as u64, &prev, &run_id);
             data.insert("covers".into(), (i as u64).into());
@@ -316,7 +331,6 @@ pub(crate) fn forge(
         prev = rec.hash;
     }
     std::fs::write(path, &text).unwrap();
-    resign(path, signer);
 }
 
 /// Replaces `<path>.sig` with a signature by `signer` over the file as it is now.

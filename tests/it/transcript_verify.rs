@@ -227,7 +227,14 @@ fn signature_by_another_key_than_the_recorded_one_is_untrusted() {
         &esus_ir::transcript::Signer::generate("mallory").unwrap(),
     );
     let v = verify(&path);
-    assert_eq!(kinds(&v), vec![ProblemKind::UntrustedSigner]);
+    // The final signature, and the record after the last checkpoint that only it could vouch for.
+    assert_eq!(
+        kinds(&v),
+        vec![ProblemKind::UntrustedSigner, ProblemKind::UntrustedSigner]
+    );
+    let last = v.events as u64 - 1;
+    assert_eq!(v.first_bad_event().and_then(|p| p.seq), Some(last));
+    assert_eq!(v.signed_records as u64, last - 1);
 }
 
 #[test]
