@@ -455,10 +455,23 @@ async fn foreach_fans_out_with_its_concurrency_and_collects_outputs_in_order() {
         "four in flight at once: {gets:?}"
     );
     assert!(gets.len() > 4, "more items than the concurrency: {gets:?}");
-    let most = gets
-        .iter()
+    assert_eq!(
+        most_in_flight(&gets),
+        4,
+        "never more than four in flight: {gets:?}"
+    );
+    let (code, said) = verify(&env, &env.transcript());
+    assert_eq!(
+        code, 0,
+        "the batch approval digest and the chain verify: {said}"
+    );
+}
+
+/// The most requests of `log` in flight at once (from arrival and finish times).
+fn most_in_flight(log: &[esus_ir::sim::RecordedRequest]) -> usize {
+    log.iter()
         .map(|q| {
-            gets.iter()
+            log.iter()
                 .filter(|o| {
                     o.received_at <= q.received_at
                         && o.finished_at.is_none_or(|f| f > q.received_at)
@@ -466,11 +479,36 @@ async fn foreach_fans_out_with_its_concurrency_and_collects_outputs_in_order() {
                 .count()
         })
         .max()
-        .unwrap_or_default();
-    assert_eq!(most, 4, "never more than four in flight: {gets:?}");
-    let (code, said) = verify(&env, &env.transcript());
-    assert_eq!(
-        code, 0,
-        "the batch approval digest and the chain verify: {said}"
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_parallel_bounds_the_steps_in_flight() {
+    // Two reads are held until both are in flight (at least two); each answer takes 100 ms, so a
+    // third started before one was answered would overlap them (at most two).
+    let env = Env::with(
+        with("barrier=2@GET /roles")
+            .with_fault("latency=100ms@GET /roles")
+            .expect("fault spec"),
+    )
+    .await;
+    let rb = env.runbook("parallel.yaml", THREE_PARALLEL);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--non-interactive", "--max-parallel", "2"]);
+    assert_code(&output(cmd).await, 0);
+    let reads: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == "/roles")
+        .collect();
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert!(
+        reads
+            .iter()
+            .take(2)
+            .all(|q| q.faults.iter().any(|f| f == "barrier")),
+        "two in flight at once: {reads:?}"
     );
+    assert_eq!(most_in_flight(&reads), 2, "never three: {reads:?}");
 }
