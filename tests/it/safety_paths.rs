@@ -435,3 +435,55 @@ async fn secrets_given_in_files_work_and_appear_nowhere_else() {
     }
     assert_eq!(verify(&env, &env.transcript()).0, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_still_active_and_a_secret_that_still_authenticates_are_not_contained() {
+    // k-1002 was never touched: its GET says active, and its secret is accepted (ESUS answers
+    // 403 for a route it may not use — authenticated, so not the 401 that proves it dead).
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "check.yaml",
+        "version: 1\nname: check\ninputs:\n  leaked: {type: secret, env: LEAKED}\nsteps:\n  - {id: contained, name: Prove it, action: api_keys.check_revoked, with: {id: k-1002, client_id: ck_analytics_export, secret: \"{{ inputs.leaked }}\"}}\n",
+    );
+    // A secret ESUS refuses: only the key's state fails the check, and that is enough.
+    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run-refused"));
+    cmd.env("LEAKED", "sk_not_the_secret")
+        .args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["contained"], "not-contained", "{report:#}");
+    assert_eq!(report["steps"][0]["status"], "failed", "{report:#}");
+    // The real secret: both parts fail.
+    let mut cmd = env.run_cmd(&rb);
+    cmd.env("LEAKED", "sk_live_analytics_0b5d")
+        .args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["contained"], "not-contained", "{report:#}");
+    let reason = report["steps"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("key k-1002 is still active")
+            && reason.contains("the leaked secret still authenticates"),
+        "{reason}"
+    );
+    let log = sent(&env);
+    let probes: Vec<Option<u16>> = log
+        .iter()
+        .filter(|q| q.credential == CredentialKind::ApiKey)
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(
+        probes,
+        [Some(401), Some(403)],
+        "each secret was tried once: {log:?}"
+    );
+    assert!(
+        !text(&out.stdout).contains("sk_live_analytics_0b5d")
+            && !std::fs::read_to_string(env.transcript())
+                .expect("transcript")
+                .contains("sk_live_analytics_0b5d"),
+        "the secret is not shown"
+    );
+}
