@@ -487,3 +487,160 @@ async fn a_key_still_active_and_a_secret_that_still_authenticates_are_not_contai
         "the secret is not shown"
     );
 }
+
+/// `send::verdict`, the retry rules as one pure function, at every boundary: what may be sent
+/// again, what is handed back, and what is reported as unknown instead of re-sent.
+#[test]
+fn the_retry_rules_never_resend_what_may_have_reached_esus() {
+    use esus_ir::esus::client::{ApiResponse, TransportError};
+    use esus_ir::exec::send::{
+        CONNECT_ATTEMPTS, MAX_THROTTLED, SendPolicy, Tries, Verdict, verdict,
+    };
+
+    let answer = |status: u16| -> Result<ApiResponse, TransportError> {
+        Ok(ApiResponse {
+            status,
+            retry_after: Some(Duration::from_secs(3)),
+            body: bytes::Bytes::new(),
+            duration: Duration::ZERO,
+        })
+    };
+    let policy = |idempotent: bool, attempts: u32| SendPolicy {
+        attempts,
+        backoff: Duration::from_millis(100),
+        idempotent,
+        timeout: None,
+        probe: false,
+    };
+    let tries = |attempt: u32, throttled: u32, renewals: u32| Tries {
+        attempt,
+        throttled,
+        renewals,
+    };
+    let retry = |throttled: bool, after: Option<u64>| Verdict::Retry {
+        throttled,
+        retry_after: after.map(Duration::from_secs),
+    };
+    let unknown = |v: &Verdict| matches!(v, Verdict::Unknown(_));
+    let gave_up = |v: &Verdict| matches!(v, Verdict::GaveUp(_));
+    let (safe, unsafe_) = (policy(true, 3), policy(false, 3));
+
+    // 401 on the operator's token: renewed twice at most; a 401 to anything else is the answer.
+    assert_eq!(
+        verdict(&answer(401), true, unsafe_, tries(1, 0, 0)),
+        Verdict::Renew
+    );
+    assert_eq!(
+        verdict(&answer(401), true, unsafe_, tries(1, 0, 1)),
+        Verdict::Renew
+    );
+    assert_eq!(
+        verdict(&answer(401), true, unsafe_, tries(1, 0, 2)),
+        Verdict::Done
+    );
+    assert_eq!(
+        verdict(&answer(401), false, safe, tries(1, 0, 0)),
+        Verdict::Done
+    );
+    assert_eq!(
+        verdict(&answer(400), true, safe, tries(1, 0, 0)),
+        Verdict::Done
+    );
+
+    // 429: not processed, so even a create waits (Retry-After) and goes again, MAX_THROTTLED times.
+    assert_eq!(
+        verdict(&answer(429), true, unsafe_, tries(1, 0, 0)),
+        retry(true, Some(3))
+    );
+    assert_eq!(
+        verdict(&answer(429), true, unsafe_, tries(1, MAX_THROTTLED - 1, 0)),
+        retry(true, Some(3))
+    );
+    assert_eq!(
+        verdict(&answer(429), true, unsafe_, tries(1, MAX_THROTTLED, 0)),
+        Verdict::Done
+    );
+
+    // 5xx: a non-idempotent request is never re-sent, attempts left or not.
+    for status in [500, 503, 599] {
+        assert!(unknown(&verdict(
+            &answer(status),
+            true,
+            unsafe_,
+            tries(1, 0, 0)
+        )));
+    }
+    assert_eq!(
+        verdict(&answer(499), true, unsafe_, tries(1, 0, 0)),
+        Verdict::Done
+    );
+    // An idempotent one is retried while attempts are left, then handed back.
+    assert_eq!(
+        verdict(&answer(500), true, safe, tries(1, 0, 0)),
+        retry(false, Some(3))
+    );
+    assert_eq!(
+        verdict(&answer(503), true, safe, tries(2, 0, 0)),
+        retry(false, Some(3))
+    );
+    assert_eq!(
+        verdict(&answer(503), true, safe, tries(3, 0, 0)),
+        Verdict::Done
+    );
+    assert_eq!(
+        verdict(&answer(499), true, safe, tries(1, 0, 0)),
+        Verdict::Done
+    );
+    assert_eq!(
+        verdict(&answer(200), true, safe, tries(1, 0, 0)),
+        Verdict::Done
+    );
+    assert_eq!(
+        verdict(&answer(201), true, unsafe_, tries(1, 0, 0)),
+        Verdict::Done
+    );
+
+    // Never connected: nothing happened, so anything may go again, CONNECT_ATTEMPTS at least.
+    let not_sent = Err(TransportError::NotSent("refused".into()));
+    let one = policy(false, 1);
+    assert_eq!(
+        verdict(&not_sent, true, one, tries(1, 0, 0)),
+        retry(false, None)
+    );
+    assert_eq!(
+        verdict(&not_sent, true, one, tries(CONNECT_ATTEMPTS - 1, 0, 0)),
+        retry(false, None)
+    );
+    assert!(gave_up(&verdict(
+        &not_sent,
+        true,
+        one,
+        tries(CONNECT_ATTEMPTS, 0, 0)
+    )));
+    let five = policy(true, 5);
+    assert_eq!(
+        verdict(&not_sent, true, five, tries(4, 0, 0)),
+        retry(false, None)
+    );
+    assert!(gave_up(&verdict(&not_sent, true, five, tries(5, 0, 0))));
+
+    // No answer (dropped, timed out): unknown for a non-idempotent request, never re-sent.
+    let lost = Err(TransportError::Unknown("timed out".into()));
+    assert!(unknown(&verdict(&lost, true, unsafe_, tries(1, 0, 0))));
+    assert!(unknown(&verdict(
+        &lost,
+        true,
+        policy(false, 10),
+        tries(1, 0, 0)
+    )));
+    // An idempotent one is retried while attempts are left.
+    assert_eq!(
+        verdict(&lost, true, safe, tries(1, 0, 0)),
+        retry(false, None)
+    );
+    assert_eq!(
+        verdict(&lost, true, safe, tries(2, 0, 0)),
+        retry(false, None)
+    );
+    assert!(gave_up(&verdict(&lost, true, safe, tries(3, 0, 0))));
+}
