@@ -203,6 +203,47 @@ mod tests {
     }
 
     #[test]
+    fn steps_that_change_nothing_or_only_add_keep_their_runbooks_confirmation() {
+        let v = valid(
+            "version: 1\nname: t\nsteps:\n  - {id: read, name: R, action: api_keys.get, with: {id: k-1}}\n  - {id: add, name: A, action: api_keys.create, with: {name: n, scopes: [Patient.read]}}\n  - {id: ask, name: Q, action: api_keys.get, with: {id: k-1}, confirm: true}\n",
+        );
+        assert_eq!(v.steps[0].effect, Effect::Read);
+        assert_eq!(v.steps[1].effect, Effect::Write);
+        assert_eq!(ApprovalPolicy::effective(&v.steps[0]), ConfirmMode::No);
+        assert_eq!(ApprovalPolicy::effective(&v.steps[1]), ConfirmMode::No);
+        assert_eq!(
+            ApprovalPolicy::effective(&v.steps[2]),
+            ConfirmMode::Ask(None),
+            "an explicit confirm is kept"
+        );
+        let unattended = ApprovalPolicy::default();
+        let missing: Vec<String> = unattended
+            .missing(&v, |_| true)
+            .into_iter()
+            .map(|m| m.step)
+            .collect();
+        assert_eq!(
+            missing,
+            ["ask"],
+            "only the step that asks needs an approval"
+        );
+    }
+
+    #[test]
+    fn an_untyped_missing_approval_is_satisfied_by_yes() {
+        let m = ApprovalPolicy::missing_one("delete", &ConfirmMode::Ask(None));
+        assert_eq!(m.step, "delete");
+        assert!(!m.typed);
+        assert_eq!(m.approve_with, "--yes or --approve delete");
+        let t = ApprovalPolicy::missing_one("cut", &ConfirmMode::Typed);
+        assert!(t.typed);
+        assert_eq!(
+            t.approve_with,
+            "--approve cut (typed: --yes does not approve it)"
+        );
+    }
+
+    #[test]
     fn unattended_runs_report_every_missing_approval_and_typed_ones_need_their_name() {
         let v = valid(TWO);
         let yes = ApprovalPolicy {

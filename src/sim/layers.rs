@@ -121,7 +121,9 @@ async fn close(
     kill: Option<ConnKill>,
     what: &'static str,
 ) -> Response {
-    shared.log.finish(seq, None, true, &decision.fired);
+    shared
+        .log
+        .finish(seq, shared.clock.now(), None, true, &decision.fired);
     tracing::debug!(seq, method = %meta.method, path = %meta.path, "sim request {what} (fault)");
     match kill {
         Some(kill) => {
@@ -159,18 +161,26 @@ fn arrive(shared: &Shared, meta: &Meta, headers: &HeaderMap) -> u64 {
         path: meta.path.clone(),
         query: meta.query.clone(),
         request_id: meta.request_id.clone(),
+        user_agent: header(headers, "user-agent"),
         credential: caller::credential_kind(headers),
         status: None,
         dropped: false,
         faults: Vec::new(),
         received_at: shared.clock.now(),
+        finished_at: None,
     })
 }
 
 /// Completes the log entry and sends the answer.
 fn answer(shared: &Shared, seq: u64, meta: &Meta, decision: &Decision, resp: Response) -> Response {
     let status = resp.status().as_u16();
-    shared.log.finish(seq, Some(status), false, &decision.fired);
+    shared.log.finish(
+        seq,
+        shared.clock.now(),
+        Some(status),
+        false,
+        &decision.fired,
+    );
     tracing::debug!(seq, method = %meta.method, path = %meta.path, status, "sim request");
     echo_request_id(resp, meta.request_id.as_deref())
 }

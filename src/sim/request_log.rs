@@ -36,6 +36,9 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// The `X-Request-Id` header, if any.
     pub request_id: Option<String>,
+    /// The `User-Agent` header, if any.
+    #[serde(default)]
+    pub user_agent: Option<String>,
     /// The credential kind presented (never the secret).
     pub credential: CredentialKind,
     /// The status answered; `None` while in flight or when dropped.
@@ -46,6 +49,10 @@ pub struct RecordedRequest {
     pub faults: Vec<String>,
     /// Arrival time on the simulated clock.
     pub received_at: Timestamp,
+    /// When its fate was known (answered, or the connection closed), on the simulated clock;
+    /// `None` while in flight.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
 }
 
 /// The log itself.
@@ -74,7 +81,14 @@ impl RequestLog {
     }
 
     /// Updates an entry once its fate is known.
-    pub(crate) fn finish(&self, seq: u64, status: Option<u16>, dropped: bool, faults: &[&str]) {
+    pub(crate) fn finish(
+        &self,
+        seq: u64,
+        at: Timestamp,
+        status: Option<u16>,
+        dropped: bool,
+        faults: &[&str],
+    ) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(first) = inner.entries.front().map(|e| e.seq) else {
             return;
@@ -84,6 +98,7 @@ impl RequestLog {
         };
         if let Some(e) = inner.entries.get_mut(idx) {
             e.status = status;
+            e.finished_at = Some(at);
             e.dropped = dropped;
             e.faults = faults.iter().map(|f| (*f).to_owned()).collect();
         }

@@ -28,6 +28,7 @@ mod runbooks_review;
 mod runbooks_rotation;
 mod runbooks_session;
 mod runbooks_support;
+mod safety_paths;
 mod sim_audit;
 mod sim_auth;
 mod sim_cli;

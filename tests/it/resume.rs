@@ -32,21 +32,48 @@ fn records(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// Whether the transcript (possibly still growing) records `step` as finished.
+fn finished(path: &std::path::Path, step: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| {
+        t.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|r| r["type"] == "step-finished" && r["data"]["step"] == step)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_without_repeating_finished_steps() {
+    // The delete is held at a barrier of two (nothing else sends a DELETE): the run is killed
+    // while it is in flight, once the transcript records snapshot and logout as finished.
+    // The resumed run's own DELETE is the second arrival and goes through.
     let env = Env::with(
         SimConfig::default()
-            .with_fault("latency=300ms")
+            .with_fault("barrier=2@DELETE /api-keys/{id}")
             .expect("fault"),
     )
     .await;
     let mut cmd = env.std_cmd();
     cmd.args(["--yes", "--non-interactive"]);
     let key = env.sim.ready().key_id.clone();
+    let transcript = env.transcript();
     kill_when(cmd, || {
-        env.sim.requests().iter().any(|q| q.method == "DELETE")
+        env.sim
+            .requests()
+            .iter()
+            .any(|q| q.method == "DELETE" && q.status.is_none())
+            && finished(&transcript, "snapshot")
+            && finished(&transcript, "logout")
     })
     .await;
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .filter(|q| q.method == "DELETE")
+            .all(|q| q.status.is_none()),
+        "killed with the delete still held: {:?}",
+        env.sim.requests()
+    );
     let old = records(&env.transcript());
     assert!(
         !old.iter().any(|r| r["type"] == "run-finished"),

@@ -259,32 +259,99 @@ async fn a_rotate_whose_answer_is_lost_leaves_no_orphan_active() {
     );
 }
 
+/// Polls (bounded) until `cond` holds on the simulator's log; panics with `what` otherwise.
+async fn until(env: &Env, what: &str, cond: impl Fn(&[esus_ir::sim::RecordedRequest]) -> bool) {
+    for _ in 0..2000 {
+        if cond(&env.sim.requests()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    panic!("{what}: {:?}", env.sim.requests());
+}
+
+/// Three reads of `/roles` with no order between them: all in flight at once.
+const THREE_PARALLEL: &str = "version: 1\nname: parallel-reads\nsteps:\n  - {id: a, name: A, action: roles.list, needs: []}\n  - {id: b, name: B, action: roles.list, needs: []}\n  - {id: c, name: C, action: roles.list, needs: []}\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_refreshed_mid_run() {
-    let env = Env::start().await;
-    env.sim
-        .advance_clock(std::time::Duration::from_secs(20 * 60));
-    let mut cmd = env.run_cmd("api-key-compromise");
-    env.compromise_args(&mut cmd);
+    // The three parallel reads are held at a barrier of four; while they are in flight the
+    // token expires (the simulated clock moves past its 15 minutes); the test's own request is
+    // the fourth and lets them go. All three meet a 401 together: one refresh serves them all.
+    let env = Env::with(with("barrier=4@GET /roles")).await;
+    let rb = env.runbook("parallel.yaml", THREE_PARALLEL);
+    let mut cmd = env.run_cmd(&rb);
     cmd.env(
         "ESUS_REFRESH_TOKEN",
         env.sim.ready().admin_refresh_token.expose_secret(),
     )
-    .args(["--yes", "--non-interactive"]);
-    let out = output(cmd).await;
+    .args(["--non-interactive", "--output", "json"]);
+    let run = tokio::spawn(output(cmd));
+    until(&env, "three reads in flight", |log| {
+        log.iter()
+            .filter(|q| q.path == "/roles" && q.status.is_none())
+            .count()
+            == 3
+    })
+    .await;
+    env.sim
+        .advance_clock(std::time::Duration::from_secs(20 * 60));
+    let release = crate::sim_support::client()
+        .get(format!("{}/roles", env.sim.base_url()))
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert_eq!(release.status(), 401, "the releasing request has no token");
+    let out = run.await.expect("join");
     assert_code(&out, 0);
-    let log = env.sim.requests();
-    assert!(
-        log.iter().any(|q| q.status == Some(401)),
-        "the old token was refused first"
-    );
+    let log: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.request_id.is_some())
+        .collect();
+    let roles: Vec<Option<u16>> = log
+        .iter()
+        .filter(|q| q.path == "/roles")
+        .map(|q| q.status)
+        .collect();
     assert_eq!(
-        log.iter().filter(|q| q.path == "/auth/refresh").count(),
-        1,
-        "refreshed once, shared by parallel steps"
+        roles,
+        [
+            Some(401),
+            Some(401),
+            Some(401),
+            Some(200),
+            Some(200),
+            Some(200)
+        ],
+        "all three refused with the expired token, then all three answered with the new one"
     );
-    let key = env.sim.api_key(&env.sim.ready().key_id).expect("key");
-    assert!(key.deleted);
+    let refreshes: Vec<Option<u16>> = log
+        .iter()
+        .filter(|q| q.path == "/auth/refresh")
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(
+        refreshes,
+        [Some(200)],
+        "exactly one refresh, shared by the three steps in flight"
+    );
+    let refresh_at = log
+        .iter()
+        .position(|q| q.path == "/auth/refresh")
+        .unwrap_or_default();
+    assert!(
+        log[..refresh_at]
+            .iter()
+            .filter(|q| q.path == "/roles")
+            .all(|q| q.status == Some(401))
+            && log[refresh_at..]
+                .iter()
+                .filter(|q| q.path == "/roles")
+                .all(|q| q.status == Some(200)),
+        "the renewal came between the refusals and the retries: {log:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,7 +418,14 @@ async fn parallel_branches_really_overlap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach_fans_out_with_its_concurrency_and_collects_outputs_in_order() {
-    let env = Env::with(with("barrier=4@GET /api-keys/{id}")).await;
+    // Four are held until all four are in flight (at least four at once); every answer takes
+    // 100 ms, so a fifth sent before one of them was answered would overlap (at most four).
+    let env = Env::with(
+        with("barrier=4@GET /api-keys/{id}")
+            .with_fault("latency=100ms@GET /api-keys/{id}")
+            .expect("fault spec"),
+    )
+    .await;
     let rb = env.runbook(
         "fanout.yaml",
         "version: 1\nname: fanout\nsteps:\n  - id: list\n    name: List keys\n    action: api_keys.list\n    outputs:\n      ids: response['items'] | map(attribute='id') | list\n  - id: each\n    name: Read each key\n    action: api_keys.get\n    foreach: steps.list.outputs.ids\n    concurrency: 4\n    with: {id: \"{{ item }}\"}\n    outputs:\n      ids: response.id\n",
@@ -380,9 +454,61 @@ async fn foreach_fans_out_with_its_concurrency_and_collects_outputs_in_order() {
             .all(|q| !q.faults.iter().any(|f| f == "barrier-timeout")),
         "four in flight at once: {gets:?}"
     );
+    assert!(gets.len() > 4, "more items than the concurrency: {gets:?}");
+    assert_eq!(
+        most_in_flight(&gets),
+        4,
+        "never more than four in flight: {gets:?}"
+    );
     let (code, said) = verify(&env, &env.transcript());
     assert_eq!(
         code, 0,
         "the batch approval digest and the chain verify: {said}"
     );
+}
+
+/// The most requests of `log` in flight at once (from arrival and finish times).
+fn most_in_flight(log: &[esus_ir::sim::RecordedRequest]) -> usize {
+    log.iter()
+        .map(|q| {
+            log.iter()
+                .filter(|o| {
+                    o.received_at <= q.received_at
+                        && o.finished_at.is_none_or(|f| f > q.received_at)
+                })
+                .count()
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_parallel_bounds_the_steps_in_flight() {
+    // Two reads are held until both are in flight (at least two); each answer takes 100 ms, so a
+    // third started before one was answered would overlap them (at most two).
+    let env = Env::with(
+        with("barrier=2@GET /roles")
+            .with_fault("latency=100ms@GET /roles")
+            .expect("fault spec"),
+    )
+    .await;
+    let rb = env.runbook("parallel.yaml", THREE_PARALLEL);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--non-interactive", "--max-parallel", "2"]);
+    assert_code(&output(cmd).await, 0);
+    let reads: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == "/roles")
+        .collect();
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert!(
+        reads
+            .iter()
+            .take(2)
+            .all(|q| q.faults.iter().any(|f| f == "barrier")),
+        "two in flight at once: {reads:?}"
+    );
+    assert_eq!(most_in_flight(&reads), 2, "never three: {reads:?}");
 }

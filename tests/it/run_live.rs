@@ -1,6 +1,7 @@
 //! Live runs of the bundled API-key runbook against the simulator: what ESUS ends up in, what was
 //! sent, and that no secret leaks anywhere.
 
+use esus_ir::sim::CredentialKind;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
@@ -22,12 +23,27 @@ async fn the_compromise_runbook_contains_the_key_with_yes() {
     // Contained: the leaked key is gone, the session is dead.
     let old = env.sim.api_key(&r.key_id).expect("tombstone");
     assert!(old.deleted && !old.usable_now, "{old:?}");
+    let sessions = env.sim.sessions_of(&r.user_id);
+    let session = sessions
+        .iter()
+        .find(|s| s.id == r.session_id)
+        .unwrap_or_else(|| panic!("session {} exists: {sessions:?}", r.session_id));
     assert!(
-        env.sim
-            .sessions_of(&r.user_id)
-            .iter()
-            .filter(|s| s.id == r.session_id)
-            .all(|s| s.revoked)
+        session.revoked,
+        "the compromised session is dead: {session:?}"
+    );
+
+    // The leaked secret itself was presented to ESUS (the containment probe), and refused.
+    let key_probes: Vec<Option<u16>> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.credential == CredentialKind::ApiKey)
+        .map(|q| q.status)
+        .collect();
+    assert!(
+        !key_probes.is_empty() && key_probes.iter().all(|s| *s == Some(401)),
+        "the leaked-secret probe was sent and answered 401: {key_probes:?}"
     );
 
     // A replacement with the same name and scopes exists.
@@ -135,6 +151,13 @@ async fn every_request_carries_a_request_id_and_the_user_agent_is_ours() {
         log.iter()
             .all(|q| q.request_id.as_deref().is_some_and(|id| id.len() >= 32)),
         "{log:?}"
+    );
+    let ours = format!("esus-ir/{}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        log.iter()
+            .all(|q| q.user_agent.as_deref() == Some(ours.as_str())),
+        "every request says it is {ours}: {:?}",
+        log.iter().map(|q| &q.user_agent).collect::<Vec<_>>()
     );
     let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
     for q in &log {

@@ -177,37 +177,88 @@ async fn anything_but_y_or_yes_declines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_finishes_in_flight_requests_and_stops_cleanly() {
+    // The delete is held at a barrier of two; with no session token there is nothing else the
+    // run could be doing meanwhile. SIGINT arrives while it is held; then the test's own DELETE
+    // (unauthenticated, refused) is the second arrival and lets it go.
     let env = Env::with(
         SimConfig::default()
-            .with_fault("latency=400ms")
+            .with_fault("barrier=2@DELETE /api-keys/{id}")
             .expect("fault"),
     )
     .await;
+    let key = env.sim.ready().key_id.clone();
     let mut cmd = env.std_cmd();
-    cmd.args(["--yes", "--non-interactive"])
-        .stdout(std::process::Stdio::piped())
+    cmd.env_remove("ESUS_COMPROMISED_TOKEN")
+        .args(["--yes", "--non-interactive"])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
-    for _ in 0..400 {
-        if !env.sim.requests().is_empty() {
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let mut pipe = child.stderr.take().expect("stderr");
+        let stderr = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = stderr.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+    }
+    let said = |what: &str| stderr.lock().is_ok_and(|s| s.contains(what));
+    let held = |log: &[esus_ir::sim::RecordedRequest]| {
+        log.iter()
+            .find(|q| q.method == "DELETE" && q.status.is_none())
+            .map(|q| q.seq)
+    };
+    let mut seq = None;
+    for _ in 0..2000 {
+        seq = held(&env.sim.requests());
+        if seq.is_some() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert!(!env.sim.requests().is_empty(), "the run started");
+    let Some(held_seq) = seq else {
+        let _ = child.kill();
+        panic!("the delete was never held: {:?}", env.sim.requests());
+    };
     let pid = child.id().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .expect("kill");
     assert!(killed.success());
+    // Once the run says it has seen the interrupt, let the held request go: it must still be
+    // answered and recorded.
+    for _ in 0..2000 {
+        if said("Ctrl-C: the requests in flight finish") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        said("Ctrl-C: the requests in flight finish"),
+        "the run acknowledged Ctrl-C: {:?}",
+        stderr.lock().map(|s| s.clone())
+    );
+    let released = crate::sim_support::client()
+        .delete(format!("{}/api-keys/k-none", env.sim.base_url()))
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert_eq!(released.status(), 401);
     let mut status = None;
-    for _ in 0..600 {
+    for _ in 0..3000 {
         if let Some(s) = child.try_wait().expect("wait") {
             status = Some(s);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let status = status.unwrap_or_else(|| {
         let _ = child.kill();
@@ -215,20 +266,55 @@ async fn ctrl_c_finishes_in_flight_requests_and_stops_cleanly() {
     });
     assert_eq!(status.code(), Some(130));
     let log = env.sim.requests();
-    assert!(
-        log.iter().all(|q| q.dropped || q.status.is_some()),
-        "in-flight requests were answered, not cut: {log:?}"
+    let delete = log
+        .iter()
+        .find(|q| q.seq == held_seq)
+        .expect("the held delete");
+    assert_eq!(
+        (delete.status, delete.dropped),
+        (Some(204), false),
+        "{delete:?}"
     );
     assert!(
-        log.iter().all(|q| !q.path.starts_with("/admin/audit")),
-        "nothing new was started after Ctrl-C: {log:?}"
+        env.sim.api_key(&key).is_some_and(|k| k.deleted),
+        "the in-flight delete took effect"
+    );
+    let after: Vec<String> = log
+        .iter()
+        .filter(|q| q.seq > held_seq && q.request_id.is_some())
+        .map(|q| format!("{} {}", q.method, q.path))
+        .collect();
+    assert!(
+        after.is_empty(),
+        "nothing new was started after Ctrl-C: {after:?}"
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(env.transcript())
+        .expect("transcript")
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let answered: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["type"] == "response" && r["data"]["step"] == "delete")
+        .collect();
+    assert_eq!(
+        answered.len(),
+        1,
+        "the delete's answer is in the transcript: {records:#?}"
+    );
+    assert_eq!(answered[0]["data"]["status"], 204, "{:#}", answered[0]);
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["type"] == "request" && r["data"]["step"] == "rotate"),
+        "the rotate was never started"
     );
     let (code, said) = verify(&env, &env.transcript());
     assert_eq!(code, 0, "{said}");
     assert!(
-        std::fs::read_to_string(env.transcript())
-            .expect("t")
-            .contains("\"outcome\":\"interrupted\"")
+        records
+            .iter()
+            .any(|r| r["type"] == "run-finished" && r["data"]["outcome"] == "interrupted")
     );
 }
 
