@@ -73,23 +73,25 @@ fn verified(env: &Env, path: &Path) -> (i32, Option<usize>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_50_random_points_then_resume_contains_the_key_with_exactly_one_replacement() {
-    // How long an undisturbed run takes here: kill points are drawn inside it (and a little
-    // past it, where the run has finished and the resume must say so).
+    // How many records an undisturbed run writes: kill points are drawn over them (a record to
+    // wait for, then a few milliseconds more, so kills land between records and inside
+    // requests too) and a little past the end, where the run has finished. Drawing over records
+    // rather than wall time keeps the spread whatever the machine's load.
     let probe = env().await;
-    let started = Instant::now();
     let out = probe
         .std_cmd()
         .args(["--yes", "--non-interactive"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let span = started.elapsed().as_millis() as u64 + 100;
+    let total = complete_records(&probe.transcript()) as u64;
     drop(probe);
 
     let mut seed = 0x5EED_0012_u64;
     let mut landed = [0usize; 3]; // before the transcript, mid-run, after the end
     for n in 0..KILLS {
-        let at = splitmix(&mut seed) % span;
+        let after = splitmix(&mut seed) % (total + 3);
+        let extra = splitmix(&mut seed) % 30;
         let env = env().await;
         let key = env.sim.ready().key_id.clone();
         let name = env.sim.api_key(&key).expect("the leaked key").name;
@@ -101,12 +103,20 @@ async fn sigkill_at_50_random_points_then_resume_contains_the_key_with_exactly_o
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
-        tokio::time::sleep(Duration::from_millis(at)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while complete_records(&env.transcript()) < after as usize
+            && child.try_wait().ok().flatten().is_none()
+        {
+            assert!(Instant::now() < deadline, "kill {n}: the run progresses");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(extra)).await;
         let _ = child.kill();
         let _ = child.wait();
+        let at = format!("after record {after} + {extra} ms");
         let first = env.transcript();
         let whole = complete_records(&first);
-        let ctx = format!("kill {n} at {at} ms ({whole} records)");
+        let ctx = format!("kill {n} {at} ({whole} records)");
 
         if whole == 0 {
             // Killed before a transcript began: nothing to resume, and nothing was changed
