@@ -339,3 +339,102 @@ fn listed_part(listed: Option<&[String]>, revoked: Option<u64>) -> Part {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esus::client::ApiResponse;
+
+    fn answer(status: u16, body: &str) -> ApiResponse {
+        ApiResponse {
+            status,
+            retry_after: None,
+            body: bytes::Bytes::from(body.to_string()),
+            duration: std::time::Duration::ZERO,
+        }
+    }
+
+    fn contained(r: &StepResult) -> bool {
+        r.status
+            .is_none_or(|s| s == super::super::event::StepStatus::Ok)
+            && r.reason.is_none()
+    }
+
+    #[test]
+    fn a_check_holds_only_when_it_has_parts_and_every_part_held() {
+        let none = verdict(Vec::new(), Ok(Default::default()));
+        assert!(!contained(&none), "no evidence is never containment");
+        let one_not = verdict(
+            vec![ok("key gone"), not("secret still works")],
+            Ok(Default::default()),
+        );
+        assert!(!contained(&one_not));
+        let reason = one_not.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.starts_with("containment NOT confirmed: "),
+            "{reason}"
+        );
+        assert_eq!(
+            one_not.finding.as_deref(),
+            Some("key gone; secret still works")
+        );
+        let all = verdict(
+            vec![ok("key gone"), ok("secret refused")],
+            Ok(Default::default()),
+        );
+        assert!(contained(&all), "{:?}", all.reason);
+        assert_eq!(all.finding.as_deref(), Some("key gone; secret refused"));
+        let bad_outputs = verdict(vec![ok("key gone")], Err("outputs: no field".into()));
+        assert!(!contained(&bad_outputs));
+        assert_eq!(bad_outputs.reason.as_deref(), Some("outputs: no field"));
+    }
+
+    #[test]
+    fn only_a_401_proves_the_stolen_access_token_dead() {
+        assert!(access_token_part(&answer(401, "")).held);
+        let alive = access_token_part(&answer(
+            200,
+            r#"{"sessions":[{"sessionId":"s-1"},{"sessionId":"s-2"}]}"#,
+        ));
+        assert!(!alive.held);
+        assert!(
+            alive.what.contains("2 open session(s) (s-1, s-2)"),
+            "{}",
+            alive.what
+        );
+        for s in [403, 404, 429, 500] {
+            assert!(
+                !access_token_part(&answer(s, "")).held,
+                "{s} proves nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn every_listed_session_must_have_been_ended() {
+        let listed = ["s-1".to_string(), "s-2".to_string(), "s-3".to_string()];
+        assert!(listed_part(Some(&listed), Some(3)).held);
+        assert!(listed_part(Some(&listed), Some(4)).held);
+        assert!(!listed_part(Some(&listed), Some(2)).held);
+        assert!(!listed_part(Some(&listed), None).held);
+        assert!(
+            !listed_part(None, Some(3)).held,
+            "never listed: nothing proven"
+        );
+        assert!(listed_part(Some(&[]), Some(0)).held);
+    }
+
+    #[test]
+    fn probes_keep_the_policy_and_are_marked() {
+        let base = super::super::send::SendPolicy {
+            attempts: 3,
+            backoff: std::time::Duration::from_millis(5),
+            idempotent: false,
+            timeout: None,
+            probe: false,
+        };
+        let p = probing(base);
+        assert!(p.probe);
+        assert_eq!((p.attempts, p.idempotent), (3, false));
+    }
+}
