@@ -181,7 +181,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         trusted_key: None,
         skip_signature: false,
     };
-    let verification = verify_transcript(&args.transcript, &options)?;
+    let mut verification = verify_transcript(&args.transcript, &options)?;
+    crate::transcript::check_ancestors(&mut verification, &options);
     let text = match args.output {
         VerifyOutput::Json => {
             let mut json = serde_json::to_string_pretty(&verification)
@@ -287,6 +288,23 @@ pub fn render_verification(v: &Verification) -> String {
             };
             out.push_str(&format!("    - {place}{}\n", p.what));
         }
+    }
+    for a in &v.ancestors {
+        let state = match (a.present, a.valid, a.intact_prefix) {
+            (false, _, _) => "not in the run folder".to_string(),
+            (true, true, _) => format!("valid, {} records", a.records),
+            (true, false, true) => format!(
+                "a stopped run's intact prefix: {} records, {} signed",
+                a.records, a.signed_records
+            ),
+            (true, false, false) => "INVALID".to_string(),
+        };
+        let link = if a.present && !a.linked {
+            "; does NOT end where its successor resumed"
+        } else {
+            ""
+        };
+        out.push_str(&format!("  resumes:   {} ({state}{link})\n", a.file));
     }
     for w in &v.warnings {
         out.push_str(&format!("  warning: {w}\n"));

@@ -7,6 +7,7 @@
 //! specified in docs/transcript-format.md.
 
 mod allowed_signers;
+mod ancestors;
 pub mod canonical;
 mod chain;
 pub mod checkpoint;
@@ -26,6 +27,7 @@ mod writer;
 use std::path::PathBuf;
 
 pub use allowed_signers::{AllowedSigner, parse_allowed_signers};
+pub use ancestors::{Ancestor, check_ancestors};
 pub use canonical::{canonical_json, request_digest, sha256_hex};
 pub use read::{read_transcript, read_transcript_prefix};
 pub use record::{GENESIS_PREV, Record};

@@ -76,6 +76,16 @@ pub struct Verification {
     pub problems: Vec<Problem>,
     /// Things worth knowing that do not make the transcript invalid (e.g. a missing evidence file).
     pub warnings: Vec<String>,
+    /// The hash of the last record (what a run resuming this one records as `resumes`).
+    #[serde(skip)]
+    pub head: Option<String>,
+    /// The transcript this one resumes and the record it resumed at (`resumes_file`, `resumes`).
+    #[serde(skip)]
+    pub resumes: Option<(String, String)>,
+    /// The earlier links of the chain, newest first, when they were checked
+    /// ([`super::ancestors::check_ancestors`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<super::ancestors::Ancestor>,
 }
 
 impl Verification {
@@ -263,5 +273,13 @@ pub fn verify_transcript(
         identity_checked: trusted.checks_identity(),
         problems: all,
         warnings: structure.warnings,
+        head: records.last().map(|l| l.record.hash.clone()),
+        resumes: first.and_then(|r| {
+            Some((
+                r.str_field("resumes_file")?.to_string(),
+                r.str_field("resumes")?.to_string(),
+            ))
+        }),
+        ancestors: Vec::new(),
     })
 }

@@ -264,3 +264,46 @@ async fn a_new_run_in_a_folder_that_holds_one_points_to_resume_and_a_stillborn_o
     );
     assert_eq!(env.sim.requests().len(), before, "nothing was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_the_last_link_checks_every_earlier_transcript_of_the_chain() {
+    let env = Env::start().await;
+    // A first run stopped at the preflight (refused token), then resumed to the end.
+    let out = env
+        .std_cmd()
+        .env("ESUS_TOKEN", "refused-token")
+        .args(["--yes", "--non-interactive"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let admin = env.sim.ready().admin_token.expose_secret().to_string();
+    let out = resume(&env, &admin);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let last = env.run_dir().join("transcript.2.jsonl");
+    let (code, shown) = verify(&env, &last);
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("resumes:   transcript.jsonl (valid"),
+        "the earlier link is named and checked: {shown}"
+    );
+
+    // The earlier link altered (its last record dropped): the last link no longer verifies.
+    let first = env.transcript();
+    let original = std::fs::read_to_string(&first).expect("t1");
+    let mut lines: Vec<&str> = original.lines().collect();
+    lines.pop();
+    std::fs::write(&first, lines.join("\n") + "\n").expect("cut");
+    let (code, shown) = verify(&env, &last);
+    assert_eq!(code, 5, "{shown}");
+    assert!(
+        shown.contains("resumes transcript.jsonl at record")
+            && shown.contains("(resumed by this transcript) does not verify"),
+        "{shown}"
+    );
+
+    // Gone altogether: a warning that the chain before it was not checked, not a failure.
+    std::fs::remove_file(&first).expect("rm");
+    let (code, shown) = verify(&env, &last);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("which is not in the run folder"), "{shown}");
+}
