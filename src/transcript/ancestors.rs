@@ -110,12 +110,23 @@ pub fn check_ancestors(v: &mut Verification, options: &VerifyOptions) {
                 ),
             ));
         }
-        let intact = earlier.ok || earlier.is_intact_prefix();
+        // What a stopped run leaves: no signature, no `run-finished`, a last line cut by the
+        // kill (the resume read only the complete lines before it).
+        let cut = earlier
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::CutLine)
+            .and_then(|p| p.line);
+        let stopped = |p: &Problem| {
+            matches!(p.kind, ProblemKind::Unsigned | ProblemKind::Incomplete)
+                || (cut.is_some() && p.line == cut)
+        };
+        let intact = earlier.ok || earlier.problems.iter().all(stopped);
         if !intact {
             let first = earlier
                 .problems
                 .iter()
-                .find(|p| !matches!(p.kind, ProblemKind::Unsigned | ProblemKind::Incomplete))
+                .find(|p| !stopped(p))
                 .map(|p| match p.seq {
                     Some(seq) => format!("seq {seq}: {}", p.what),
                     None => p.what.clone(),

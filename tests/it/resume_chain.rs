@@ -287,9 +287,23 @@ async fn verify_of_the_last_link_checks_every_earlier_transcript_of_the_chain() 
         "the earlier link is named and checked: {shown}"
     );
 
-    // The earlier link altered (its last record dropped): the last link no longer verifies.
+    // What a kill leaves of an earlier link — no signature, a last line cut mid-write — is a
+    // stopped run's intact prefix: the chain still verifies.
     let first = env.transcript();
     let original = std::fs::read_to_string(&first).expect("t1");
+    let sig = esus_ir::transcript::signature_path(&first);
+    let signature = std::fs::read(&sig).expect("sig");
+    std::fs::remove_file(&sig).expect("rm sig");
+    std::fs::write(&first, format!("{original}{{\"seq\":99,\"ts\":\"20")).expect("cut");
+    let (code, shown) = verify(&env, &last);
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("resumes:   transcript.jsonl (a stopped run's intact prefix"),
+        "{shown}"
+    );
+    std::fs::write(&sig, signature).expect("sig back");
+
+    // The earlier link altered (its last record dropped): the last link no longer verifies.
     let mut lines: Vec<&str> = original.lines().collect();
     lines.pop();
     std::fs::write(&first, lines.join("\n") + "\n").expect("cut");
