@@ -79,7 +79,7 @@ fn write_damaged(dir: &Path, damaged: &[u8]) -> PathBuf {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn any_damage_is_detected_and_names_a_record(damage in damage()) {
@@ -330,7 +330,7 @@ fn edit() -> impl Strategy<Value = Edit> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     /// Lines dropped, duplicated, moved or cut, and values edited with every hash recomputed,
     /// all under the old signature and old checkpoints: rejected, naming a record at or before
@@ -391,7 +391,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// Another runbook text (with or without a matching digest), re-chained, old signatures.
     #[test]
