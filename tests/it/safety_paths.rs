@@ -644,3 +644,35 @@ fn the_retry_rules_never_resend_what_may_have_reached_esus() {
     );
     assert!(gave_up(&verdict(&lost, true, safe, tries(3, 0, 0))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_inactive_and_a_secret_refused_are_contained() {
+    // ESUS's own way to switch a key off without deleting it: PUT /api-keys/{id} active: false.
+    let env = Env::start().await;
+    let admin = env.sim.ready().admin_token.expose_secret().to_string();
+    let put = crate::sim_support::client()
+        .put(format!("{}/api-keys/k-1002", env.sim.base_url()))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"active": false}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    let rb = env.runbook(
+        "check.yaml",
+        "version: 1\nname: check\ninputs:\n  leaked: {type: secret, env: LEAKED}\nsteps:\n  - {id: contained, name: Prove it, action: api_keys.check_revoked, with: {id: k-1002, client_id: ck_analytics_export, secret: \"{{ inputs.leaked }}\"}}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.env("LEAKED", "sk_live_analytics_0b5d")
+        .args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["contained"], "contained", "{report:#}");
+    let finding = serde_json::to_string(&report["steps"][0]).unwrap_or_default();
+    assert!(
+        finding.contains("key k-1002 is inactive (active: false)")
+            && finding.contains("the leaked secret is refused (401)"),
+        "{finding}"
+    );
+}
