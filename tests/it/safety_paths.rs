@@ -676,3 +676,42 @@ async fn a_key_made_inactive_and_a_secret_refused_are_contained() {
         "{finding}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcript_puts_the_signed_transcript_where_it_is_asked_and_it_verifies() {
+    let env = Env::start().await;
+    let elsewhere = env.dir.path().join("records").join("incident-42.jsonl");
+    std::fs::create_dir_all(elsewhere.parent().expect("parent")).expect("dir");
+    let mut cmd = env.run_cmd("access-review");
+    cmd.arg("--transcript")
+        .arg(&elsewhere)
+        .args(["--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    assert!(
+        elsewhere.is_file(),
+        "the transcript is where --transcript says"
+    );
+    assert!(
+        esus_ir::transcript::signature_path(&elsewhere).is_file(),
+        "and signed there"
+    );
+    assert!(
+        !env.transcript().exists(),
+        "not also in the run folder's default place"
+    );
+    let (code, shown) = verify(&env, &elsewhere);
+    assert_eq!(code, 0, "{shown}");
+    // A second run may not overwrite it.
+    let mut cmd = env.run_cmd_at("access-review", &env.dir.path().join("run-2"));
+    cmd.arg("--transcript")
+        .arg(&elsewhere)
+        .args(["--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("already holds a run"),
+        "{}",
+        text(&out.stderr)
+    );
+}
