@@ -715,3 +715,29 @@ async fn transcript_puts_the_signed_transcript_where_it_is_asked_and_it_verifies
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_check_reports_what_it_saw_as_outputs_a_runbook_can_read() {
+    let env = Env::start().await;
+    let stolen = env.sim.ready().session_token.expose_secret().to_string();
+    let logout = crate::sim_support::client()
+        .post(format!("{}/auth/logout", env.sim.base_url()))
+        .bearer_auth(&stolen)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), 200);
+    let rb = env.runbook(
+        "sessions.yaml",
+        "version: 1\nname: sessions\ninputs:\n  stolen: {type: secret, env: STOLEN}\nsteps:\n  - id: dead\n    name: Prove it\n    action: auth.check_sessions_ended\n    with: {token: \"{{ inputs.stolen }}\"}\n    outputs:\n      refused: response.token_refused\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.env("STOLEN", &stolen)
+        .args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["contained"], "contained", "{report:#}");
+    assert_eq!(report["steps"][0]["outputs"]["refused"], true, "{report:#}");
+    assert!(!text(&out.stdout).contains(&stolen) && !text(&out.stderr).contains(&stolen));
+}
