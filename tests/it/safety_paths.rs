@@ -741,3 +741,42 @@ async fn a_session_check_reports_what_it_saw_as_outputs_a_runbook_can_read() {
     assert_eq!(report["steps"][0]["outputs"]["refused"], true, "{report:#}");
     assert!(!text(&out.stdout).contains(&stolen) && !text(&out.stderr).contains(&stolen));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_refresh_token_that_still_works_fails_the_check_and_is_used_to_end_the_sessions() {
+    let env = Env::start().await;
+    let r = env.sim.ready();
+    let refresh = r.session_refresh_token.expose_secret().to_string();
+    let user = r.user_id.clone();
+    let rb = env.runbook(
+        "refresh.yaml",
+        "version: 1\nname: refresh\ninputs:\n  stolen_refresh: {type: secret, env: STOLEN_REFRESH}\nsteps:\n  - {id: dead, name: Prove it, action: auth.check_sessions_ended, with: {refresh_token: \"{{ inputs.stolen_refresh }}\"}}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.env("STOLEN_REFRESH", &refresh)
+        .args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["contained"], "not-contained", "{report:#}");
+    let reason = report["steps"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the stolen refresh token still worked: the check used it and logged out every session it reached"),
+        "{reason}"
+    );
+    let log = sent(&env);
+    assert!(
+        log.iter()
+            .any(|q| q.method == "POST" && q.path == "/auth/logout-all"),
+        "the fresh pair was used at once to end the sessions: {log:?}"
+    );
+    let open: Vec<String> = env
+        .sim
+        .sessions_of(&user)
+        .into_iter()
+        .filter(|s| !s.revoked)
+        .map(|s| s.id)
+        .collect();
+    assert!(open.is_empty(), "the check left nothing alive: {open:?}");
+    assert!(!text(&out.stdout).contains(&refresh) && !text(&out.stderr).contains(&refresh));
+}
