@@ -121,3 +121,138 @@ fn check_record(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Value, json};
+
+    /// A valid chain of `n` records, as the file's bytes, and the lines.
+    fn chain(n: u64) -> Vec<String> {
+        let mut prev = GENESIS_PREV.to_string();
+        let mut lines = Vec::new();
+        for seq in 0..n {
+            let mut data = Map::new();
+            data.insert("step".into(), Value::from(format!("s{seq}")));
+            data.insert("n".into(), json!(seq));
+            let canon = String::from_utf8(super::super::canonical::canonical_object(&data))
+                .unwrap_or_default();
+            let kind = if seq == 0 {
+                "run-started"
+            } else {
+                "step-finished"
+            };
+            let (record, line) = Record::sealed(
+                seq,
+                format!("2026-12-02T00:00:0{seq}.000Z"),
+                kind.into(),
+                data,
+                &canon,
+                prev,
+            );
+            prev = record.hash.clone();
+            lines.push(line);
+        }
+        lines
+    }
+
+    fn bytes(lines: &[String]) -> Vec<u8> {
+        lines
+            .iter()
+            .flat_map(|l| format!("{l}\n").into_bytes())
+            .collect()
+    }
+
+    fn kinds(problems: &[Problem]) -> Vec<(ProblemKind, Option<usize>)> {
+        problems.iter().map(|p| (p.kind, p.line)).collect()
+    }
+
+    #[test]
+    fn an_intact_chain_has_every_record_and_no_problem() {
+        let lines = chain(4);
+        let (records, problems) = check_chain(&bytes(&lines));
+        assert!(problems.is_empty(), "{problems:?}");
+        let seen: Vec<(usize, u64)> = records.iter().map(|l| (l.line, l.record.seq)).collect();
+        assert_eq!(seen, [(1, 0), (2, 1), (3, 2), (4, 3)]);
+    }
+
+    #[test]
+    fn an_empty_file_is_incomplete() {
+        let (records, problems) = check_chain(b"");
+        assert!(records.is_empty());
+        assert_eq!(kinds(&problems), [(ProblemKind::Incomplete, None)]);
+    }
+
+    #[test]
+    fn a_changed_value_is_a_hash_mismatch_on_its_line() {
+        let mut lines = chain(3);
+        lines[1] = lines[1].replace("\"s1\"", "\"s9\"");
+        let (_, problems) = check_chain(&bytes(&lines));
+        assert_eq!(kinds(&problems), [(ProblemKind::HashMismatch, Some(2))]);
+    }
+
+    #[test]
+    fn a_removed_record_breaks_sequence_and_chain_at_the_next_line() {
+        let mut lines = chain(4);
+        lines.remove(1);
+        let (_, problems) = check_chain(&bytes(&lines));
+        assert_eq!(
+            kinds(&problems),
+            [
+                (ProblemKind::Sequence, Some(2)),
+                (ProblemKind::BrokenChain, Some(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn swapped_records_are_out_of_sequence_and_unlinked() {
+        let mut lines = chain(4);
+        lines.swap(1, 2);
+        let (_, problems) = check_chain(&bytes(&lines));
+        let first = problems.first().map(|p| (p.kind, p.line));
+        assert_eq!(
+            first,
+            Some((ProblemKind::Sequence, Some(2))),
+            "{problems:?}"
+        );
+        assert!(problems.iter().any(|p| p.kind == ProblemKind::BrokenChain));
+    }
+
+    #[test]
+    fn a_rewritten_line_with_the_same_content_is_not_canonical() {
+        let mut lines = chain(2);
+        lines[1] = lines[1].replacen("{\"seq\":1,", "{\"seq\": 1,", 1);
+        let (records, problems) = check_chain(&bytes(&lines));
+        assert_eq!(records.len(), 2);
+        assert_eq!(kinds(&problems), [(ProblemKind::NotCanonical, Some(2))]);
+    }
+
+    #[test]
+    fn a_cut_last_line_is_named_and_the_complete_ones_kept() {
+        let lines = chain(3);
+        let mut b = bytes(&lines);
+        b.truncate(b.len() - 20);
+        let (records, problems) = check_chain(&b);
+        assert_eq!(records.len(), 2, "the two complete records are read");
+        assert_eq!(
+            problems.first().map(|p| (p.kind, p.line)),
+            Some((ProblemKind::CutLine, Some(3)))
+        );
+        // A file that ends in a newline has no cut line.
+        let (_, whole) = check_chain(&bytes(&lines));
+        assert!(!whole.iter().any(|p| p.kind == ProblemKind::CutLine));
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_record_is_malformed_and_the_next_is_not_trusted_to_link() {
+        let mut lines = chain(3);
+        lines[1] = "not json".into();
+        let (records, problems) = check_chain(&bytes(&lines));
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            problems.first().map(|p| (p.kind, p.line)),
+            Some((ProblemKind::Malformed, Some(2)))
+        );
+    }
+}
