@@ -694,4 +694,82 @@ mod tests {
                 .all(|p| p.1 == ProblemKind::ConfirmationMismatch)
         );
     }
+
+    fn started(text: &str) -> Value {
+        json!({"runbook_text": text, "runbook_sha256": sha256_hex(text.as_bytes())})
+    }
+
+    fn kinds(out: &Structure) -> Vec<(ProblemKind, Option<usize>)> {
+        out.problems.iter().map(|p| (p.kind, p.line)).collect()
+    }
+
+    fn structure(records: &[Located]) -> Structure {
+        let dir = tempfile::tempdir().expect("tempdir");
+        check_structure(records, dir.path(), false)
+    }
+
+    #[test]
+    fn a_run_opens_with_its_runbook_and_closes_with_its_count_and_head() {
+        let mut records = at(vec![
+            ("run-started", started("version: 1")),
+            ("step-finished", json!({"step": "a", "status": "ok"})),
+        ]);
+        let head = records[1].record.hash.clone();
+        let finished = Record::new(
+            2,
+            "2026-01-02T03:04:06.000Z".into(),
+            "run-finished".into(),
+            match json!({"events": 3, "head": head.clone(), "outcome": "success"}) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            head,
+        );
+        records.push(Located {
+            line: 3,
+            record: finished,
+        });
+        let out = structure(&records);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert!(out.complete);
+        assert_eq!(out.outcome.as_deref(), Some("success"));
+    }
+
+    #[test]
+    fn the_first_record_must_open_the_run_with_a_matching_runbook() {
+        let wrong_kind = at(vec![("step-finished", json!({"step": "a"}))]);
+        assert!(kinds(&structure(&wrong_kind)).contains(&(ProblemKind::Structure, Some(1))));
+        let mut swapped = started("version: 1");
+        swapped["runbook_text"] = json!("version: 1\nsteps: []");
+        let swapped = at(vec![("run-started", swapped)]);
+        assert!(kinds(&structure(&swapped)).contains(&(ProblemKind::RunbookDigest, Some(1))));
+        let bare = at(vec![("run-started", json!({}))]);
+        assert!(kinds(&structure(&bare)).contains(&(ProblemKind::Structure, Some(1))));
+        let twice = at(vec![
+            ("run-started", started("version: 1")),
+            ("run-started", started("version: 1")),
+        ]);
+        assert!(kinds(&structure(&twice)).contains(&(ProblemKind::Structure, Some(2))));
+    }
+
+    #[test]
+    fn a_run_without_its_closing_record_is_incomplete() {
+        let cut = at(vec![
+            ("run-started", started("version: 1")),
+            ("step-finished", json!({"step": "a", "status": "ok"})),
+        ]);
+        let out = structure(&cut);
+        assert!(!out.complete);
+        assert_eq!(kinds(&out), [(ProblemKind::Incomplete, Some(2))]);
+        let miscounted = at(vec![
+            ("run-started", started("version: 1")),
+            (
+                "run-finished",
+                json!({"events": 5, "head": "x", "outcome": "success"}),
+            ),
+        ]);
+        let out = structure(&miscounted);
+        assert!(!out.complete);
+        assert_eq!(kinds(&out), [(ProblemKind::Incomplete, Some(2))]);
+    }
 }
