@@ -32,18 +32,6 @@ async fn env() -> Env {
     .await
 }
 
-/// The resume of `env`'s run folder, unattended, with the run's secrets in the environment
-/// (`std_cmd`'s environment; a resume takes runbook and inputs from the transcript).
-fn resume_cmd(env: &Env) -> std::process::Command {
-    let mut cmd = env.std_env_cmd();
-    cmd.arg("run")
-        .arg("--resume")
-        .arg(env.run_dir())
-        .args(["--yes", "--non-interactive"])
-        .stdin(std::process::Stdio::null());
-    cmd
-}
-
 /// Complete JSON lines of a transcript (a line cut by the kill is not one).
 fn complete_records(path: &Path) -> usize {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -151,7 +139,7 @@ async fn sigkill_at_50_random_points_then_resume_contains_the_key_with_exactly_o
             // Resume until done; a resumed run that is itself cut short (it is not here) would
             // be resumed again the same way.
             // One resume finishes it (nothing interrupts the resume here).
-            let out = resume_cmd(&env).output().expect("resume");
+            let out = env.resume_cmd().output().expect("resume");
             assert_eq!(
                 out.status.code(),
                 Some(0),

@@ -10,17 +10,10 @@ use secrecy::ExposeSecret;
 
 use crate::run_support::{Env, text, verify};
 
-/// `esus-ir run --resume RUN_DIR --yes`, unattended, with `token` as the operator's.
+/// The unattended resume of `env`'s run folder, with `token` as the operator's.
 fn resume(env: &Env, token: &str) -> std::process::Output {
-    let r = env.sim.ready();
-    env.bare_cmd()
+    env.resume_cmd()
         .env("ESUS_TOKEN", token)
-        .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
-        .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret())
-        .arg("run")
-        .arg("--resume")
-        .arg(env.run_dir())
-        .args(["--yes", "--non-interactive"])
         .output()
         .expect("resume")
 }

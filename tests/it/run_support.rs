@@ -96,6 +96,18 @@ impl Env {
         cmd
     }
 
+    /// `esus-ir run --resume RUN_DIR --yes --non-interactive`, unattended, with the environment of
+    /// [`Env::std_cmd`].
+    pub(crate) fn resume_cmd(&self) -> std::process::Command {
+        let mut cmd = self.std_env_cmd();
+        cmd.arg("run")
+            .arg("--resume")
+            .arg(self.run_dir())
+            .args(["--yes", "--non-interactive"])
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
     pub(crate) fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
         for var in CLEARED_ENV {
