@@ -85,12 +85,28 @@ fn transcript_of(arg: &Path) -> Result<PathBuf, Error> {
     })
 }
 
-/// The highest-numbered transcript of a run folder.
+/// The highest-numbered transcript of a live leg in a run folder. A dry-run's transcript is
+/// never one (dry-runs write `dry-run.N.jsonl`; one an older version wrote under a transcript's
+/// name is passed over by its recorded mode), so a dry-run can never stand for a run.
 pub(super) fn latest_transcript(dir: &Path) -> Option<PathBuf> {
     (1..)
         .map(|n| dir.join(transcript_name(n)))
         .take_while(|p| p.exists())
+        .filter(|p| !first_record(p).is_ok_and(|r| r.str_field("mode") == Some("dry-run")))
         .last()
+}
+
+/// Where the next dry-run of a run folder writes its transcript: named as a plan, never as a
+/// leg of the incident.
+pub(super) fn next_dry_run(dir: &Path) -> PathBuf {
+    let name = |n: u32| match n {
+        1 => "dry-run.jsonl".to_string(),
+        n => format!("dry-run.{n}.jsonl"),
+    };
+    (1..)
+        .map(|n| dir.join(name(n)))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(name(1)))
 }
 
 /// Where the next transcript of a run folder goes.

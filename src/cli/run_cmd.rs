@@ -311,13 +311,7 @@ pub async fn execute(
         &valid.runbook.name,
         &run_id,
     )?;
-    if resumed.is_none() {
-        let path = args
-            .transcript
-            .clone()
-            .unwrap_or_else(|| run_dir.join(layout::TRANSCRIPT_FILE));
-        fresh_transcript(&path, &run_dir)?;
-    }
+    let transcript_path = transcript_path(&args, resumed.is_some(), &run_dir)?;
     let token = match (dry.as_deref(), &drill) {
         (Some("all"), _) => OperatorToken::default(),
         (_, Some(d)) => OperatorToken::new(Some(d.token.clone()), d.refresh.clone()),
@@ -333,11 +327,6 @@ pub async fn execute(
     if let Some(c) = created.filter(|_| !term.quiet) {
         eprintln!("{c}");
     }
-    let transcript_path = match (&resumed, &args.transcript) {
-        (Some(_), _) => resume_source::next_transcript(&run_dir),
-        (None, Some(t)) => t.clone(),
-        (None, None) => run_dir.join(layout::TRANSCRIPT_FILE),
-    };
     if interrupt.count() > 0 {
         return Err(Error::interrupted_before_start());
     }
@@ -415,6 +404,24 @@ pub async fn execute(
         return Err(e.into());
     }
     Ok(done)
+}
+
+/// Where this leg's transcript goes: a dry-run's is named as a plan (`dry-run.N.jsonl`), never
+/// as a leg a resume could take for a run; a resume writes the folder's next transcript; a new
+/// run writes `transcript.jsonl` (or `--transcript`), which must not hold a run already.
+fn transcript_path(args: &RunArgs, resumed: bool, run_dir: &Path) -> Result<PathBuf, Error> {
+    if args.dry_run.is_some() {
+        return Ok(resume_source::next_dry_run(run_dir));
+    }
+    if resumed {
+        return Ok(resume_source::next_transcript(run_dir));
+    }
+    let path = args
+        .transcript
+        .clone()
+        .unwrap_or_else(|| run_dir.join(layout::TRANSCRIPT_FILE));
+    fresh_transcript(&path, run_dir)?;
+    Ok(path)
 }
 
 /// What an earlier run of this incident finished, from its transcript.

@@ -367,8 +367,12 @@ pub struct EvidenceRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
-    /// Every step succeeded or was skipped by its condition.
+    /// Every step succeeded, ended with an answer the runbook expected, or was skipped by its
+    /// condition.
     Success,
+    /// Every step ran, but one that failed was allowed to (`on_failure: continue`): the run went
+    /// on, and its failure is named first in the summary (exit 1).
+    CompletedWithFailures,
     /// A step failed.
     Failed,
     /// A confirmation was declined or an approval was missing.

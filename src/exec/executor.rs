@@ -594,6 +594,19 @@ impl Run {
         })
     }
 
+    /// Steps that failed and let the run go on (`on_failure: continue`), in plan order.
+    fn continued_failures(&self) -> Vec<String> {
+        let steps = &self.shared.valid.runbook.steps;
+        self.shared
+            .valid
+            .graph
+            .order()
+            .iter()
+            .filter(|&&i| self.slots[i] == Slot::Done(StepStatus::Failed, true))
+            .map(|&i| steps[i].id.clone())
+            .collect()
+    }
+
     fn outcome(&self) -> (RunOutcome, String) {
         if self.interrupted() {
             let what = if self.stop.hard {
@@ -618,6 +631,14 @@ impl Run {
         if self.failed() {
             let why = "a step failed; steps that needed it were skipped";
             return (RunOutcome::Failed, why.to_string());
+        }
+        let continued = self.continued_failures();
+        if !continued.is_empty() {
+            let why = format!(
+                "completed with failures: {} failed and the run went on (`on_failure: continue`)",
+                continued.join(", ")
+            );
+            return (RunOutcome::CompletedWithFailures, why);
         }
         (RunOutcome::Success, "all steps completed".to_string())
     }

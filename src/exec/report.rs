@@ -112,7 +112,7 @@ impl RunOutcome {
     pub fn exit_code(self) -> ExitCode {
         match self {
             RunOutcome::Success => ExitCode::Success,
-            RunOutcome::Failed => ExitCode::StepFailed,
+            RunOutcome::Failed | RunOutcome::CompletedWithFailures => ExitCode::StepFailed,
             RunOutcome::Declined => ExitCode::Declined,
             RunOutcome::AuthFailed => ExitCode::Auth,
             RunOutcome::Unreachable => ExitCode::Unreachable,
@@ -151,6 +151,9 @@ impl RunReport {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "\n{} — {}", self.runbook, outcome_words(self.outcome));
+        if self.outcome == RunOutcome::CompletedWithFailures {
+            let _ = writeln!(out, "  {}", self.message);
+        }
         for s in &self.steps {
             let _ = writeln!(
                 out,
@@ -228,6 +231,7 @@ pub fn status_words(s: StepStatus) -> &'static str {
 fn outcome_words(o: RunOutcome) -> &'static str {
     match o {
         RunOutcome::Success => "completed",
+        RunOutcome::CompletedWithFailures => "completed WITH FAILURES",
         RunOutcome::Failed => "FAILED",
         RunOutcome::Declined => "stopped: declined or approval missing",
         RunOutcome::AuthFailed => "stopped: ESUS refused the operator's credentials",

@@ -111,9 +111,14 @@ pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
         ..ResumePlan::default()
     };
     read_start(trusted, &mut plan);
-    plan.complete = trusted
-        .last()
-        .is_some_and(|r| r.kind == "run-finished" && r.str_field("outcome") == Some("success"));
+    // Only a live leg's signed end completes an incident: a dry-run sent nothing.
+    let live = trusted
+        .first()
+        .is_some_and(|r| r.str_field("mode") != Some("dry-run"));
+    plan.complete = live
+        && trusted
+            .last()
+            .is_some_and(|r| r.kind == "run-finished" && r.str_field("outcome") == Some("success"));
     let finished = finished_steps(trusted, src.file_name);
     let mut missing: HashMap<String, String> = HashMap::new();
     for (i, step) in valid.runbook.steps.iter().enumerate() {

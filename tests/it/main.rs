@@ -7,6 +7,7 @@ mod cli;
 mod cli_conventions;
 mod client_contract;
 mod drill;
+mod findings;
 mod hostile;
 mod json_contract;
 mod kill_batch;
