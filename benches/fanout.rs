@@ -12,8 +12,8 @@ use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 
 use esus_ir::esus::client::{ClientConfig, EsusClient};
+use esus_ir::event::RunMode;
 use esus_ir::exec::approval::{ApprovalPolicy, NeverPrompt};
-use esus_ir::exec::event::RunMode;
 use esus_ir::exec::evidence::Folders;
 use esus_ir::exec::executor::{self, RunMeta, RunOptions};
 use esus_ir::exec::inputs::{self, InputSources};
@@ -86,7 +86,7 @@ async fn esus_ir(
     );
     let client = EsusClient::new(&ClientConfig::new(base)).expect("client");
     let (_handle, interrupt) = Interrupt::new();
-    let sink: Arc<dyn esus_ir::exec::event::EventSink> = if transcript {
+    let sink: Arc<dyn esus_ir::event::EventSink> = if transcript {
         writer.clone()
     } else {
         Arc::new(Null)
@@ -144,8 +144,8 @@ fn latency(config: SimConfig) -> SimConfig {
 /// A listener that drops every event: isolates the transcript's cost.
 struct Null;
 
-impl esus_ir::exec::event::EventSink for Null {
-    fn emit(&self, _event: &esus_ir::exec::event::Event) -> std::io::Result<()> {
+impl esus_ir::event::EventSink for Null {
+    fn emit(&self, _event: &esus_ir::event::Event) -> std::io::Result<()> {
         Ok(())
     }
 }

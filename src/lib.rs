@@ -9,6 +9,7 @@ pub mod bundled;
 pub mod cli;
 pub mod error;
 pub mod esus;
+pub mod event;
 pub mod exec;
 pub mod graph;
 pub mod runbook;

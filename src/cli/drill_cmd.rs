@@ -248,7 +248,7 @@ async fn score(
     let failures_recovered = if run.exit_code == 0 {
         run.steps
             .iter()
-            .filter(|s| s.status == crate::exec::event::StepStatus::Failed)
+            .filter(|s| s.status == crate::event::StepStatus::Failed)
             .count()
     } else {
         0
@@ -298,7 +298,7 @@ fn transcript_check(run: &RunReport) -> Check {
 /// The run's own verdict, from its containment checks against the simulator. A runbook that
 /// contains nothing (a review, a rotation) claims nothing, and that is not a failure.
 fn containment_check(run: &RunReport) -> Check {
-    use crate::exec::event::ContainmentState::{Contained, NotApplicable};
+    use crate::event::ContainmentState::{Contained, NotApplicable};
     let state = run.containment.as_ref().map(|c| c.state);
     Check {
         name: "the run proved containment".into(),
@@ -377,7 +377,7 @@ async fn key_compromise_checks(
     let new_id = run
         .steps
         .iter()
-        .filter(|s| s.status == crate::exec::event::StepStatus::Ok)
+        .filter(|s| s.status == crate::event::StepStatus::Ok)
         .find_map(|s| {
             s.outputs
                 .get("new_key_id")
@@ -441,7 +441,7 @@ async fn session_compromise_checks(sim: &SimHandle, run: &RunReport, probe: &Pro
             query: Vec::new(),
             body: Some(crate::esus::request::Body::with_secret(
                 "application/json",
-                serde_json::json!({"refreshToken": crate::exec::event::REDACTED}),
+                serde_json::json!({"refreshToken": crate::event::REDACTED}),
                 serde_json::to_vec(&wire).unwrap_or_default(),
             )),
             auth: Auth::None,

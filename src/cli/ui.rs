@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use console::Style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::exec::event::{ApprovalSource, Event, RunMode, StepStatus};
+use crate::event::{ApprovalSource, Event, RunMode, StepStatus};
 use crate::exec::progress::Progress;
 use crate::exec::report::status_words;
 
@@ -211,7 +211,7 @@ impl Ui {
         &self,
         layers: &[Vec<String>],
         destructive: &[String],
-        known: &[(String, crate::exec::event::RequestView)],
+        known: &[(String, crate::event::RequestView)],
     ) {
         // A dry-run prints the whole plan on stdout; drawing it here too would show it twice.
         let dry = self
@@ -304,7 +304,7 @@ fn how_words(how: ApprovalSource) -> &'static str {
     }
 }
 
-impl crate::exec::event::EventSink for Ui {
+impl crate::event::EventSink for Ui {
     fn emit(&self, event: &Event) -> std::io::Result<()> {
         match event {
             Event::RunStarted {

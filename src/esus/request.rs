@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::actions::{ActionSpec, BodyShape, Method, Place};
 use super::paths;
-use crate::exec::event::{REDACTED, RequestView};
+use crate::event::{REDACTED, RequestView};
 
 /// Characters escaped in a path segment: everything but RFC 3986 unreserved and a few safe ones,
 /// so a parameter value can never add a `/`, `?`, `#` or dot-segment to the path.

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 
-use super::event::{ApprovalSource, RequestView};
 use super::report::MissingApproval;
 use crate::esus::actions::Effect;
+use crate::event::{ApprovalSource, RequestView};
 use crate::runbook::validate::{ConfirmMode, StepInfo, Validated};
 
 /// What the operator is asked.

@@ -261,7 +261,7 @@ async fn refresh_part(
     refresh: &SecretString,
 ) -> Result<Part, StepResult> {
     let wire = json!({"refreshToken": refresh.expose_secret()});
-    let shown = json!({"refreshToken": super::event::REDACTED});
+    let shown = json!({"refreshToken": crate::event::REDACTED});
     let req = ApiRequest {
         method: Method::Post,
         path: "/auth/refresh".into(),
@@ -355,9 +355,7 @@ mod tests {
     }
 
     fn contained(r: &StepResult) -> bool {
-        r.status
-            .is_none_or(|s| s == super::super::event::StepStatus::Ok)
-            && r.reason.is_none()
+        r.status.is_none_or(|s| s == crate::event::StepStatus::Ok) && r.reason.is_none()
     }
 
     #[test]

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use super::approval::{ApprovalPolicy, Decision, Prompt};
 use super::context::Context;
 use super::digest::{BatchDigest, request_digest};
-use super::event::{ApprovalSource, Covered, Event, RequestView};
 use super::plan::display_name;
 use super::render;
 use super::shared::Shared;
 use super::step::Prepared;
 use crate::esus::actions::Method;
 use crate::esus::request::ApiRequest;
+use crate::event::{ApprovalSource, Covered, Event, RequestView};
 use crate::runbook::validate::ConfirmMode;
 
 /// The answer for one step.

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use super::event::{CheckFinding, ContainmentState, StepStatus};
 use super::report::{StepReport, status_words};
+use crate::event::{CheckFinding, ContainmentState, StepStatus};
 use crate::runbook::Validated;
 
 /// What the run proved.
@@ -151,7 +151,7 @@ fn undone_actions(valid: &Validated, ended: &[Ended<'_>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::event::StepStatus;
+    use crate::event::StepStatus;
 
     fn valid() -> Validated {
         let text = r#"

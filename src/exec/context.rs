@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use super::event::{REDACTED, StepStatus};
 use super::inputs::Inputs;
+use crate::event::{REDACTED, StepStatus};
 use crate::template::{self, CtxValue};
 
 /// The template context of a run.

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::event::RequestView;
+use crate::event::RequestView;
 pub use crate::transcript::request_digest;
 
 /// Accumulates a batch approval's digest.

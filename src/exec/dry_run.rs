@@ -9,7 +9,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::context::Context;
-use super::event::{Event, RequestView, RunOutcome, StepStatus};
 use super::executor::RunMeta;
 use super::inputs::Inputs;
 use super::plan::display_name;
@@ -17,6 +16,7 @@ use super::render;
 use super::shared::Shared;
 use super::step::{self, Prepared};
 use crate::esus::actions::{Effect, Special};
+use crate::event::{Event, RequestView, RunOutcome, StepStatus};
 
 /// One step of a dry-run.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::event::EvidenceRef;
 use crate::esus::paths;
+use crate::event::EvidenceRef;
 
 /// How many `.N` suffixes are tried for a taken name before giving up.
 const MAX_SUFFIX: usize = 10_000;

@@ -18,13 +18,13 @@ use tokio::task::JoinSet;
 use super::confirmation::{self, Answer};
 use super::containment::{self, Containment, Ended};
 use super::context::Context;
-use super::event::{Event, RunMode, RunOutcome, StepStatus};
 use super::inputs::Inputs;
 use super::plan::{display_name, plan_event, run_started};
 use super::prepare::{self, Mode};
 use super::report::{RunReport, StepReport};
 use super::shared::Shared;
 use super::step::{self, StepResult};
+use crate::event::{Event, RunMode, RunOutcome, StepStatus};
 use crate::runbook::model::OnFailure;
 
 /// Facts about the run for its first event.
@@ -196,7 +196,7 @@ impl Run {
             mode: meta.mode,
             started_at: jiff::Timestamp::now().to_string(),
             finished_at: String::new(),
-            contained: super::event::ContainmentState::NotApplicable,
+            contained: crate::event::ContainmentState::NotApplicable,
             time_to_containment_ms: None,
             resume_command: None,
             run_id: meta.run_id.clone(),
@@ -672,7 +672,7 @@ impl Run {
 
     fn finish(mut self, mut outcome: RunOutcome, mut message: String) -> RunReport {
         let c = self.containment();
-        if outcome == RunOutcome::Success && c.state == super::event::ContainmentState::NotContained
+        if outcome == RunOutcome::Success && c.state == crate::event::ContainmentState::NotContained
         {
             outcome = RunOutcome::Failed;
             message = "every step ran, but containment was NOT proven".into();
@@ -716,7 +716,7 @@ fn skipped(reason: String) -> StepResult {
 fn finished_event(id: &str, r: &StepResult) -> Event {
     let mut outputs = r.outputs.clone();
     for name in r.secret_outputs.keys() {
-        outputs.insert(name.clone(), Value::from(super::event::REDACTED));
+        outputs.insert(name.clone(), Value::from(crate::event::REDACTED));
     }
     Event::StepFinished {
         step: id.to_string(),

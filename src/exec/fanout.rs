@@ -16,11 +16,11 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::context::Context;
-use super::event::{Event, StepStatus};
 use super::render;
 use super::resume::{BatchProgress, DoneItem};
 use super::shared::Shared;
 use super::step::{self, StepResult};
+use crate::event::{Event, StepStatus};
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 
@@ -110,7 +110,7 @@ async fn run_item(
     let status = r.final_status();
     let mut outputs = r.outputs.clone();
     for name in r.secret_outputs.keys() {
-        outputs.insert(name.clone(), Value::from(super::event::REDACTED));
+        outputs.insert(name.clone(), Value::from(crate::event::REDACTED));
     }
     let _ = shared.emit(&Event::ItemFinished {
         step: step.id.clone(),

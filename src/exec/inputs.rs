@@ -9,7 +9,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use super::event::REDACTED;
+use crate::event::REDACTED;
 use crate::runbook::model::{InputType, Runbook};
 
 /// Reads an environment variable.

@@ -1,6 +1,6 @@
 //! Executing a validated runbook against ESUS: planning, confirmations, requests, outcomes.
 //!
-//! The executor reports what happens as a stream of [`event::Event`]s; the transcript (and the
+//! The executor reports what happens as a stream of [`crate::event::Event`]s; the transcript (and the
 //! terminal) listen to that stream without the executor knowing their formats.
 
 pub mod approval;
@@ -10,7 +10,6 @@ pub mod containment;
 pub mod context;
 pub mod digest;
 pub mod dry_run;
-pub mod event;
 pub mod evidence;
 pub mod executor;
 mod fanout;

@@ -18,12 +18,12 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::context::Context;
-use super::event::Event;
 use super::evidence::EvidenceWriter;
 use super::send::{self, Sent};
 use super::shared::Shared;
 use super::step::{self, StepResult, body_policy, send_policy};
 use crate::esus::request::ApiRequest;
+use crate::event::Event;
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 
@@ -416,7 +416,7 @@ impl<'a> Pull<'a> {
         };
         result.evidence.push(evidence);
         if !proof.complete {
-            result.status = Some(super::event::StepStatus::Failed);
+            result.status = Some(crate::event::StepStatus::Failed);
             result.reason = Some(format!(
                 "the audit evidence is NOT complete: {}",
                 proof.text

@@ -5,12 +5,12 @@
 use serde_json::Value;
 
 use super::context::Context;
-use super::event::Event;
 use super::executor::RunMeta;
 use super::inputs::Inputs;
 use super::render;
 use super::shared::Shared;
 use crate::esus::actions::Effect;
+use crate::event::Event;
 
 /// The step's name with templates rendered (secrets cannot appear: validation forbids them).
 pub fn display_name(shared: &Shared, ctx: &Context, i: usize) -> String {

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::event::{Event, RunOutcome};
 use super::send;
 use super::shared::Shared;
 use crate::esus::client::{ApiResponse, TransportError};
 use crate::esus::permissions::{self, Permission};
 use crate::esus::request::ApiRequest;
+use crate::event::{Event, RunOutcome};
 
 /// Why the preflight stopped the run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,12 +8,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::context::Context;
-use super::event::{Event, StepStatus};
 use super::render;
 use super::shared::Shared;
 use super::step::{Prepared, StepResult};
 use crate::esus::actions::Special;
 use crate::esus::request::{self, ApiRequest, Auth};
+use crate::event::{Event, StepStatus};
 
 /// How a step is being prepared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -122,7 +122,7 @@ async fn create(shared: &Arc<Shared>, ctx: &Context, lost: &Lost<'_>) -> Recover
         .as_ref()
         .and_then(|b| b.display().get("name"))
         .and_then(Value::as_str)
-        .filter(|n| *n != super::event::REDACTED)
+        .filter(|n| *n != crate::event::REDACTED)
         .map(str::to_string);
     let Some(name) = name else {
         return Err(StepResult::failed(format!(
@@ -441,7 +441,7 @@ async fn adopt_held(
         }
     }
     Ok(Some(StepResult {
-        status: Some(super::event::StepStatus::Ok),
+        status: Some(crate::event::StepStatus::Ok),
         outputs: shown,
         secret_outputs: secret,
         secret_files: held.into_iter().map(|(_, p)| p).collect(),

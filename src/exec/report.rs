@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::event::{ContainmentState, EvidenceRef, RunOutcome, StepStatus};
 use crate::error::ExitCode;
+use crate::event::{ContainmentState, EvidenceRef, RunOutcome, StepStatus};
 
 /// The version of the JSON documents (`--output json`); it changes only when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -72,7 +72,7 @@ pub struct RunReport {
     /// Who ran it (`--operator`, else the OS user); the signer identity of the transcript.
     pub operator: String,
     /// `live` or `drill`.
-    pub mode: super::event::RunMode,
+    pub mode: crate::event::RunMode,
     /// When the run started (RFC 3339).
     pub started_at: String,
     /// When it finished (RFC 3339).

@@ -16,8 +16,8 @@ use jiff::Timestamp;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::event::{EvidenceRef, StepStatus};
 use super::executor::FinishedStep;
+use crate::event::{EvidenceRef, StepStatus};
 use crate::runbook::Validated;
 use crate::template::Engine;
 use crate::transcript::Record;
@@ -192,7 +192,7 @@ fn read_start(trusted: &[Record], plan: &mut ResumePlan) {
     if let Some(Value::Object(inputs)) = first.data.get("inputs") {
         plan.inputs = inputs
             .iter()
-            .filter(|(_, v)| !v.is_null() && v.as_str() != Some(super::event::REDACTED))
+            .filter(|(_, v)| !v.is_null() && v.as_str() != Some(crate::event::REDACTED))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
     }

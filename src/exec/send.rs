@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::event::{Event, REDACTED};
 use super::shared::Shared;
 use crate::esus::client::{ApiResponse, TransportError};
 use crate::esus::request::{ApiRequest, Auth};
+use crate::event::{Event, REDACTED};
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy)]
@@ -251,7 +251,7 @@ pub fn record_response(
     request_id: &str,
     resp: &ApiResponse,
     policy: BodyPolicy,
-    evidence: Option<super::event::EvidenceRef>,
+    evidence: Option<crate::event::EvidenceRef>,
 ) -> std::io::Result<()> {
     let body = if policy.phi || resp.body.len() > 16 * 1024 || resp.body.is_empty() {
         None

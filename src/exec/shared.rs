@@ -9,11 +9,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::approval::{ApprovalPolicy, Confirmer};
-use super::event::{Event, EventSink};
 use super::evidence::Folders;
 use super::progress::Progress;
 use super::token::OperatorToken;
 use crate::esus::client::EsusClient;
+use crate::event::{Event, EventSink};
 use crate::runbook::Validated;
 use crate::template::Engine;
 

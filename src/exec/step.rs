@@ -12,7 +12,6 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::context::Context;
-use super::event::{EvidenceRef, StepStatus};
 use super::evidence::EvidenceWriter;
 use super::render;
 use super::send::{self, BodyPolicy, SendPolicy, Sent};
@@ -20,6 +19,7 @@ use super::shared::Shared;
 use crate::esus::client::ApiResponse;
 use crate::esus::errors::ErrorBody;
 use crate::esus::request::ApiRequest;
+use crate::event::{EvidenceRef, StepStatus};
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 use crate::template;

@@ -7,10 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::approval::Confirmer;
-use super::event::REDACTED;
 use crate::esus::actions::Method;
 use crate::esus::client::EsusClient;
 use crate::esus::request::{ApiRequest, Auth, Body};
+use crate::event::REDACTED;
 
 /// The operator's credentials could not be (re)established.
 #[derive(Debug, Clone, thiserror::Error)]

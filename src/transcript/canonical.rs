@@ -10,7 +10,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::exec::event::RequestView;
+use crate::event::RequestView;
 
 /// The canonical encoding of a JSON value (see the module documentation).
 pub fn canonical_json(value: &Value) -> Vec<u8> {

@@ -22,7 +22,7 @@ use super::fsutil::{create_private_dir_all, create_private_file, write_private_a
 use super::read::read_transcript;
 use super::record::{GENESIS_PREV, Record};
 use super::sign::Signer;
-use crate::exec::event::{Event, EventSink, RunOutcome};
+use crate::event::{Event, EventSink, RunOutcome};
 
 /// A source of timestamps, replaceable so tests get stable transcripts.
 pub type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;

@@ -42,19 +42,22 @@ async fn a_dry_run_of_a_resume_never_makes_the_real_resume_complete() {
 
     let mut real = env.bare_cmd();
     let r = env.sim.ready();
-    real.env("ESUS_TOKEN", secrecy::ExposeSecret::expose_secret(&r.admin_token))
-        .env(
-            "ESUS_LEAKED_KEY_SECRET",
-            secrecy::ExposeSecret::expose_secret(&r.key_secret),
-        )
-        .env(
-            "ESUS_COMPROMISED_TOKEN",
-            secrecy::ExposeSecret::expose_secret(&r.session_token),
-        )
-        .arg("run")
-        .arg("--resume")
-        .arg(env.run_dir())
-        .args(["--yes", "--non-interactive", "--output", "json"]);
+    real.env(
+        "ESUS_TOKEN",
+        secrecy::ExposeSecret::expose_secret(&r.admin_token),
+    )
+    .env(
+        "ESUS_LEAKED_KEY_SECRET",
+        secrecy::ExposeSecret::expose_secret(&r.key_secret),
+    )
+    .env(
+        "ESUS_COMPROMISED_TOKEN",
+        secrecy::ExposeSecret::expose_secret(&r.session_token),
+    )
+    .arg("run")
+    .arg("--resume")
+    .arg(env.run_dir())
+    .args(["--yes", "--non-interactive", "--output", "json"]);
     let out = output(real).await;
     let report = json(&out);
     assert!(

@@ -230,7 +230,7 @@ fn verify_of_a_killed_run_names_the_records_its_last_checkpoint_covers() {
     )
     .unwrap();
     for e in crate::transcript_support::events(Ending::Killed, "rb", b"") {
-        esus_ir::exec::event::EventSink::emit(&writer, &e).unwrap();
+        esus_ir::event::EventSink::emit(&writer, &e).unwrap();
     }
     std::mem::forget(writer);
     let records = esus_ir::transcript::read_transcript(&path).unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use esus_ir::exec::event::{
+use esus_ir::event::{
     ApprovalSource, Event, EventSink, RequestView, RunMode, RunOutcome, StepStatus,
 };
 use esus_ir::transcript::{Clock, Signer, TranscriptWriter, request_digest, sha256_hex};
@@ -113,7 +113,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
         request_sha256: request_digest(&revoke),
         approved,
         how: ApprovalSource::Interactive,
-        covers: vec![esus_ir::exec::event::Covered {
+        covers: vec![esus_ir::event::Covered {
             item: None,
             request_sha256: request_digest(&revoke),
         }],
@@ -154,7 +154,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
     }
     ev.push(response("revoke-key", "r-2", 204, None, None));
     ev.push(finished("revoke-key", StepStatus::Ok, None));
-    let evidence_ref = esus_ir::exec::event::EvidenceRef {
+    let evidence_ref = esus_ir::event::EvidenceRef {
         file: "export-audit/audit.json".into(),
         sha256: sha256_hex(evidence),
     };
@@ -177,7 +177,7 @@ fn simple_step(
     req: RequestView,
     id: &str,
     body: Option<Value>,
-    evidence: Option<esus_ir::exec::event::EvidenceRef>,
+    evidence: Option<esus_ir::event::EvidenceRef>,
 ) -> Vec<Event> {
     vec![
         Event::StepStarted {
@@ -212,7 +212,7 @@ fn response(
     id: &str,
     status: u16,
     body: Option<Value>,
-    evidence: Option<esus_ir::exec::event::EvidenceRef>,
+    evidence: Option<esus_ir::event::EvidenceRef>,
 ) -> Event {
     Event::Response {
         step: step.into(),

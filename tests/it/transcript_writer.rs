@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use esus_ir::exec::event::{Event, EventSink, RunOutcome};
+use esus_ir::event::{Event, EventSink, RunOutcome};
 use esus_ir::transcript::{
     Signer, TranscriptWriter, VerifyOptions, read_transcript, signature_path, summarize,
     verify_transcript,
@@ -210,7 +210,7 @@ fn a_killed_runs_prefix_is_signed_up_to_its_last_checkpoint() {
 
 #[test]
 fn a_fan_out_of_205_items_costs_little_to_sign() {
-    use esus_ir::exec::event::{Covered, RequestView, StepStatus};
+    use esus_ir::event::{Covered, RequestView, StepStatus};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.jsonl");
     let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
@@ -233,7 +233,7 @@ fn a_fan_out_of_205_items_costs_little_to_sign() {
             prompt: "?".into(),
             request_sha256: String::new(),
             approved: true,
-            how: esus_ir::exec::event::ApprovalSource::AssumeYes,
+            how: esus_ir::event::ApprovalSource::AssumeYes,
             covers: (0..205)
                 .map(|k| Covered {
                     item: Some(k),

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::model::{Containment, Timeline, human_duration};
 use super::svg;
-use crate::exec::event::REDACTED;
+use crate::event::REDACTED;
 use crate::transcript::verify::Verification;
 
 const CSS: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}\
