@@ -16,10 +16,10 @@ use esus_ir::event::RunMode;
 use esus_ir::exec::approval::{ApprovalPolicy, NeverPrompt};
 use esus_ir::exec::evidence::Folders;
 use esus_ir::exec::executor::{self, RunMeta, RunOptions};
-use esus_ir::exec::inputs::{self, InputSources};
 use esus_ir::exec::progress::NoProgress;
 use esus_ir::exec::shared::{Interrupt, Parts, Shared};
 use esus_ir::exec::token::OperatorToken;
+use esus_ir::plan::inputs::{self, InputSources};
 use esus_ir::sim::{SimConfig, Simulator};
 use esus_ir::transcript::{Signer, TranscriptWriter};
 
@@ -91,8 +91,9 @@ async fn esus_ir(
     } else {
         Arc::new(Null)
     };
+    let planner = esus_ir::plan::Planner::new(valid, client.base().clone(), 0, "bench");
     let shared = Arc::new(Shared::new(Parts {
-        valid,
+        planner,
         client,
         token: OperatorToken::new(Some(token.clone()), None),
         confirmer: Arc::new(NeverPrompt),
@@ -102,6 +103,7 @@ async fn esus_ir(
         folders,
         interrupt,
         drill: false,
+        witnesses: esus_ir::exec::witness::Witnesses::new(b"bench".to_vec(), []),
     }));
     let meta = RunMeta {
         run_id: "bench".into(),

@@ -36,6 +36,10 @@ pub enum ApprovalSource {
     NotRequired,
     /// Nobody could approve it: an unattended run without `--yes`/`--approve` for this step.
     Missing,
+    /// A request the plan names as following an approved one of the same step, its placeholder
+    /// filled from that request's answer (a created key's rename): approved by the approval it
+    /// `follows`.
+    FollowUp,
 }
 
 /// One request an approval covers.
@@ -111,6 +115,12 @@ pub enum Event {
         /// from there).
         #[serde(skip_serializing_if = "Option::is_none")]
         chain_started_at: Option<String>,
+        /// This leg's run id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run_id: Option<String>,
+        /// The incident: the first leg's run id, which every leg's claims derive from.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        incident: Option<String>,
     },
     /// Who the operator's token is, on which ESUS (`GET /auth/me`), before anything else is sent.
     Preflight {
@@ -155,6 +165,9 @@ pub enum Event {
         approved: bool,
         /// How the answer was given.
         how: ApprovalSource,
+        /// For a follow-up: the approval it follows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        follows: Option<u64>,
         /// Every request the approval covers, in the order shown: a verifier checks each request
         /// the step then sends against this list, not just the first.
         covers: Vec<Covered>,
@@ -280,8 +293,24 @@ pub enum Event {
         /// The item, for a fan-out.
         #[serde(skip_serializing_if = "Option::is_none")]
         item: Option<usize>,
-        /// When the request was first sent (what ESUS's state is checked from).
+        /// When the request was first sent.
         sent_at: String,
+        /// A rotate: the old key's `supersededBy` before it was sent, as a signed record showed
+        /// it (`null`: it had none); absent when no trusted record showed it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<Before>,
+        /// Ids this incident's own records named for this write (a created key's id, its rename).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        known: Vec<String>,
+    },
+    /// A fact the answer to the request before it established, which later containment checks
+    /// are proven against: a key the incident saw exist, or a compromised credential ESUS
+    /// accepted (by a keyed fingerprint; never the credential).
+    Witness {
+        /// `key-seen` or `accepted`.
+        fact: String,
+        /// The key id, or the credential's fingerprint.
+        what: String,
     },
     /// A paged audit pull finished: what the evidence file holds and what proves it complete.
     AuditEvidence {
@@ -331,6 +360,13 @@ pub enum Event {
     },
 }
 
+/// What a key's `supersededBy` was before a rotate: the comparison that settles a lost answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+pub struct Before {
+    /// The successor it named then, if any.
+    pub superseded_by: Option<String>,
+}
+
 /// Whether a run proved that what it set out to contain is contained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -375,6 +411,10 @@ pub enum RunOutcome {
     CompletedWithFailures,
     /// A step failed.
     Failed,
+    /// The plan found, before anything was sent, that a step cannot run as written (a fan-out
+    /// over the cap, a save name leaving the evidence folder, a credential that cannot be a
+    /// header): nothing was sent (exit 2).
+    Refused,
     /// A confirmation was declined or an approval was missing.
     Declined,
     /// Authentication with ESUS failed.

@@ -12,6 +12,7 @@ pub mod esus;
 pub mod event;
 pub mod exec;
 pub mod graph;
+pub mod plan;
 pub mod runbook;
 pub mod sim;
 pub mod template;

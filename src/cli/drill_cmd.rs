@@ -340,11 +340,14 @@ async fn key_compromise_checks(
     let ready = sim.ready();
     let mut checks = Vec::new();
     let key = sim.api_key(&ready.key_id);
-    let auth = Auth::ApiKey(SecretString::from(format!(
-        "{}:{}",
-        ready.key_client_id,
-        ready.key_secret.expose_secret()
-    )));
+    let auth = Auth::ApiKey {
+        key: SecretString::from(format!(
+            "{}:{}",
+            ready.key_client_id,
+            ready.key_secret.expose_secret()
+        )),
+        app: None,
+    };
     let leaked = probe
         .status(ApiRequest {
             auth,

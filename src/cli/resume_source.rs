@@ -85,6 +85,21 @@ fn transcript_of(arg: &Path) -> Result<PathBuf, Error> {
     })
 }
 
+/// The incident a resumed transcript belongs to: the id every leg's claims derive from — the
+/// `incident` its run-started names, else (a transcript from before incidents were named) its
+/// first leg's first record, which every leg of the folder shares.
+pub(super) fn incident_of(r: &Resumed) -> String {
+    if let Some(id) = r.records.first().and_then(|f| f.str_field("incident")) {
+        return id.to_string();
+    }
+    let first = r.run_dir.join(crate::transcript::layout::TRANSCRIPT_FILE);
+    first_record(&first)
+        .ok()
+        .or_else(|| r.records.first().cloned())
+        .map(|rec| rec.hash)
+        .unwrap_or_default()
+}
+
 /// The highest-numbered transcript of a live leg in a run folder. A dry-run's transcript is
 /// never one (dry-runs write `dry-run.N.jsonl`; one an older version wrote under a transcript's
 /// name is passed over by its recorded mode), so a dry-run can never stand for a run.

@@ -22,11 +22,13 @@ use crate::exec::approval::{ApprovalPolicy, Confirmer, NeverPrompt};
 use crate::exec::dry_run::PlanDocument;
 use crate::exec::evidence::Folders;
 use crate::exec::executor::{self, RunMeta, RunOptions};
-use crate::exec::inputs;
 use crate::exec::report::RunReport;
 use crate::exec::shared::{Fanout, Interrupt, Parts, Shared};
 use crate::exec::token::OperatorToken;
+use crate::exec::witness::Witnesses;
 use crate::exec::{dry_run, evidence};
+use crate::plan::Planner;
+use crate::plan::inputs;
 use crate::transcript::{Signer, TranscriptWriter, layout};
 
 /// Arguments of `esus-ir run`.
@@ -174,7 +176,7 @@ pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> 
             serde_json::to_string_pretty(&done.to_json()).unwrap_or_default()
         )),
         (Finished::Dry(plan), OutputFormat::Text) => {
-            let mut text = dry_run::render_text(&plan.steps);
+            let mut text = crate::plan::render_text(&plan.steps);
             if let Some(t) = &plan.transcript {
                 text.push_str(&format!("\ntranscript: {}\n", t.display()));
             }
@@ -348,8 +350,28 @@ pub async fn execute(
     };
     let sink: Arc<dyn EventSink> = Arc::new(Fanout(vec![writer.clone(), ui.clone()]));
     let mode = if dry.is_some() { RunMode::DryRun } else { mode };
+    let incident = match &resumed {
+        Some(r) => resume_source::incident_of(r),
+        None => run_id.clone(),
+    };
+    let planner = Planner::new(
+        valid.clone(),
+        client.base().clone(),
+        args.max_items,
+        &incident,
+    );
+    let salt = folders.witness_salt().map_err(|e| {
+        Error::io(
+            format!("the witness salt in {}", folders.secrets.display()),
+            e,
+        )
+    })?;
+    let earlier = resume_plan
+        .as_ref()
+        .map(|p| p.witnessed.clone())
+        .unwrap_or_default();
     let shared = Arc::new(Shared::new(Parts {
-        valid: valid.clone(),
+        planner,
         client,
         token,
         confirmer,
@@ -359,6 +381,7 @@ pub async fn execute(
         folders: folders.clone(),
         interrupt,
         drill: drill.is_some(),
+        witnesses: Witnesses::new(salt, earlier),
     }));
     let meta = RunMeta {
         run_id,
@@ -374,7 +397,8 @@ pub async fn execute(
             .and_then(|p| p.chain_started_at.clone()),
     };
     if let Some(what) = dry {
-        let mut plan = dry_run::run(shared, &inputs, meta, what == "reads").await;
+        let mut plan =
+            dry_run::run(shared, &inputs, meta, what == "reads", resume_plan.as_ref()).await;
         ctrl_c.stop();
         writer.finish()?;
         plan.transcript = Some(transcript_path);
@@ -384,7 +408,6 @@ pub async fn execute(
     let opts = RunOptions {
         max_parallel: args.max_parallel.into(),
         resume: resume_plan,
-        max_items: args.max_items,
     };
     let mut report = executor::run(shared, &inputs, meta, opts).await;
     ctrl_c.stop();
@@ -513,7 +536,7 @@ fn resolve_inputs(
     drill: Option<&DrillTarget>,
     resume: Option<&crate::exec::resume::ResumePlan>,
     interrupt: &Interrupt,
-) -> Result<crate::exec::inputs::Inputs, Error> {
+) -> Result<crate::plan::inputs::Inputs, Error> {
     let supplied = Supplied {
         secrets: drill.map(|d| d.secret_inputs.clone()).unwrap_or_default(),
         defaults: drill.map(|d| d.default_inputs.clone()).unwrap_or_default(),

@@ -8,8 +8,8 @@ use secrecy::SecretString;
 
 use super::prompt::{ask_hidden, ask_line};
 use crate::error::Error;
-use crate::exec::inputs::InputSources;
 use crate::exec::shared::Interrupt;
+use crate::plan::inputs::InputSources;
 
 /// Values a drill supplies from its simulator's scenario.
 #[derive(Debug, Default)]

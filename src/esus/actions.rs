@@ -131,6 +131,24 @@ pub enum Special {
     CheckSessions,
 }
 
+/// What settles a request of this action whose answer was lost (a dropped connection, a 5xx, a
+/// run killed before the answer was recorded): an exact claim, or nothing — never a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Sending it again has the same effect as once: it is sent again.
+    Resend,
+    /// A key is created under this incident's claim name (`NAME.esus-ir-<tag>`) and renamed once
+    /// its secret is kept: after a lost answer, only a key of exactly that name (or one whose
+    /// secret this incident holds) is this request's.
+    ClaimName,
+    /// A rotate: settled by the old key's `supersededBy` alone, against what it was before.
+    SupersededBy,
+    /// A Subscription carries the claim tag in its `reason`.
+    ClaimReason,
+    /// Nothing ESUS holds tells what happened: the outcome is unknown and a person decides.
+    Unknown,
+}
+
 /// A built-in action.
 #[derive(Debug)]
 pub struct ActionSpec {
@@ -170,6 +188,8 @@ pub struct ActionSpec {
     pub already_contained: &'static [u16],
     /// Sends no operator token: the body carries the credential (a refresh token).
     pub unauthenticated: bool,
+    /// What settles a lost answer.
+    pub recovery: Recovery,
 }
 
 const fn p(
@@ -248,6 +268,11 @@ const fn action(
         contains: false,
         already_contained: &[],
         unauthenticated: false,
+        recovery: if idempotent {
+            Recovery::Resend
+        } else {
+            Recovery::Unknown
+        },
     }
 }
 
@@ -367,6 +392,7 @@ pub static ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         body: BodyShape::Flat,
         secret_fields: &["secret"],
+        recovery: Recovery::ClaimName,
         ..action(
             "api_keys.create",
             "Create an API key (its secret is returned once)",
@@ -421,6 +447,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         body: BodyShape::Flat,
         secret_fields: &["secret"],
         target: Some("id"),
+        recovery: Recovery::SupersededBy,
         ..action(
             "api_keys.rotate",
             "Issue a new key linked to the old one; the old one lives grace_hours (default 24)",
@@ -447,6 +474,7 @@ pub static ACTIONS: &[ActionSpec] = &[
             &[
                 ID,
                 p("client_id", "clientId", K::String, P::Internal, false),
+                p("app_id", "appId", K::String, P::Internal, false),
                 p("secret", "secret", K::Secret, P::Internal, false),
             ],
         )
@@ -571,6 +599,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         body: BodyShape::FhirSubscription,
         // Channel headers often carry the webhook's own credential.
         secret_fields: &["header"],
+        recovery: Recovery::ClaimReason,
         ..action(
             "subscription.create",
             "Create a FHIR Subscription (alerting)",
@@ -722,6 +751,14 @@ impl ActionSpec {
         match method.and_then(Method::parse) {
             Some(Method::Get) => Effect::Read,
             _ => Effect::Destructive,
+        }
+    }
+
+    /// What settles a lost answer of this action, given `http`'s method.
+    pub fn recovery_with(&self, method: Option<&str>) -> Recovery {
+        match self.name {
+            "http" if self.idempotent_with(method) => Recovery::Resend,
+            _ => self.recovery,
         }
     }
 

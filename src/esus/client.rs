@@ -190,7 +190,14 @@ impl EsusClient {
                 None => rb,
             },
             Auth::Bearer(t) => rb.bearer_auth(t.expose_secret()),
-            Auth::ApiKey(k) => rb.header("X-API-Key", k.expose_secret()),
+            // As ESUS's own clients send a key: with its app's id (lib/esus.ts in the quickstart).
+            Auth::ApiKey { key, app } => {
+                let rb = rb.header("X-Api-Key", key.expose_secret());
+                match app {
+                    Some(app) => rb.header("X-App-Id", app.as_str()),
+                    None => rb,
+                }
+            }
             Auth::None => rb,
         };
         if let Some(body) = &req.body {

@@ -51,8 +51,14 @@ pub enum Auth {
     Operator,
     /// A specific bearer token (e.g. the compromised session's, to log it out).
     Bearer(SecretString),
-    /// `X-API-Key: clientId:secret`.
-    ApiKey(SecretString),
+    /// `X-Api-Key: clientId:secret`, with `X-App-Id` when the key belongs to an app (ESUS's own
+    /// clients send both on every request).
+    ApiKey {
+        /// `clientId:secret`.
+        key: SecretString,
+        /// The key's `appId`.
+        app: Option<String>,
+    },
     /// No credential.
     None,
 }
@@ -133,7 +139,12 @@ impl ApiRequest {
             Auth::Operator | Auth::Bearer(_) => {
                 headers.push(("Authorization".to_string(), format!("Bearer {REDACTED}")))
             }
-            Auth::ApiKey(_) => headers.push(("X-API-Key".to_string(), REDACTED.to_string())),
+            Auth::ApiKey { app, .. } => {
+                headers.push(("X-Api-Key".to_string(), REDACTED.to_string()));
+                if let Some(app) = app {
+                    headers.push(("X-App-Id".to_string(), app.clone()));
+                }
+            }
             Auth::None => {}
         }
         if let Some(b) = &self.body {
@@ -145,6 +156,73 @@ impl ApiRequest {
             headers,
             body: self.body.as_ref().map(|b| b.display.clone()),
         }
+    }
+}
+
+impl ApiRequest {
+    /// Sets one field of the JSON body, in what is shown and in what is sent alike (a claim name,
+    /// a claim tag): the two never differ but for secrets.
+    pub fn set_body_field(&mut self, field: &str, value: Value) {
+        let Some(body) = &mut self.body else {
+            return;
+        };
+        if let Value::Object(m) = &mut body.display {
+            m.insert(field.to_string(), value.clone());
+        }
+        if let Some(secret) = &body.secret {
+            let mut wire: Value =
+                serde_json::from_slice(secret.expose_secret()).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut wire {
+                m.insert(field.to_string(), value);
+                body.secret = Some(SecretSlice::from(
+                    serde_json::to_vec(&wire).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+
+    /// The compromised (or otherwise non-operator) credential this request presents: a bearer
+    /// token, an API key (`clientId:secret`), or a refresh token in the body of an
+    /// unauthenticated request. Never the operator's own token.
+    pub fn credential(&self) -> Option<SecretString> {
+        match &self.auth {
+            Auth::Bearer(t) => Some(t.clone()),
+            Auth::ApiKey { key, .. } => Some(key.clone()),
+            Auth::Operator => None,
+            Auth::None => {
+                let secret = self.body.as_ref()?.secret.as_ref()?;
+                let wire: Value = serde_json::from_slice(secret.expose_secret()).ok()?;
+                wire.get("refreshToken")
+                    .and_then(Value::as_str)
+                    .map(|t| SecretString::from(t.to_string()))
+            }
+        }
+    }
+
+    /// Whether every credential this request carries can be sent as an HTTP header value; the
+    /// error never holds the value.
+    pub fn check_headers(&self) -> Result<(), String> {
+        match &self.auth {
+            Auth::Bearer(t) => header_value_ok(&format!("Bearer {}", t.expose_secret())),
+            Auth::ApiKey { key, app } => {
+                header_value_ok(key.expose_secret())?;
+                app.as_deref().map_or(Ok(()), header_value_ok)
+            }
+            Auth::Operator | Auth::None => Ok(()),
+        }
+    }
+}
+
+/// Whether `text` can be an HTTP header value (visible ASCII and spaces; no control characters,
+/// no line breaks). The error does not quote the value: it may be a secret.
+pub fn header_value_ok(text: &str) -> Result<(), String> {
+    let ok = text
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || (0x21..0x7f).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err("holds control characters, a line break or non-ASCII text".into())
     }
 }
 

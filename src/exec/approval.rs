@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use secrecy::SecretString;
 
 use super::report::MissingApproval;
-use crate::esus::actions::Effect;
 use crate::event::{ApprovalSource, RequestView};
-use crate::runbook::validate::{ConfirmMode, StepInfo, Validated};
+use crate::plan::{Approval, Condition, StepPlan};
+use crate::runbook::validate::Validated;
 
 /// What the operator is asked.
 #[derive(Debug, Clone)]
@@ -75,51 +75,31 @@ pub enum Decision {
 }
 
 impl ApprovalPolicy {
-    /// Decides for one step.
-    pub fn decide(&self, id: &str, mode: &ConfirmMode) -> Decision {
-        match mode {
-            ConfirmMode::No => Decision::Approved(ApprovalSource::NotRequired),
+    /// Decides for one step, from how its plan says it is approved.
+    pub fn decide(&self, id: &str, approval: &Approval) -> Decision {
+        match approval {
+            Approval::NotAsked { .. } => Decision::Approved(ApprovalSource::NotRequired),
             _ if self.approve.contains(id) => Decision::Approved(ApprovalSource::Approve),
-            ConfirmMode::Ask(_) if self.yes => Decision::Approved(ApprovalSource::AssumeYes),
+            Approval::Ask { .. } if self.yes => Decision::Approved(ApprovalSource::AssumeYes),
             _ if self.interactive => Decision::Ask,
             _ => Decision::Missing,
         }
     }
 
-    /// The confirmation a step really gets: a destructive step is always asked (or approved in
-    /// advance), whatever its runbook says — validate refuses `confirm: false` there, and this is
-    /// the same rule at run time, so no other path to the executor can switch it off.
-    pub fn effective(info: &StepInfo) -> ConfirmMode {
-        match &info.confirm {
-            ConfirmMode::No if info.effect == Effect::Destructive => ConfirmMode::Ask(None),
-            other => other.clone(),
-        }
-    }
-
-    /// Steps that need an approval this policy cannot give, among those that `might_run`
-    /// (checked before anything is sent; a step whose condition is only known at run time is
-    /// judged when it is reached).
-    pub fn missing(
-        &self,
-        valid: &Validated,
-        might_run: impl Fn(usize) -> bool,
-    ) -> Vec<MissingApproval> {
-        valid
-            .runbook
-            .steps
+    /// Steps of the plan that need an approval this policy cannot give, among those that will
+    /// run as far as can be told before anything is sent (a step whose condition reads earlier
+    /// steps is judged when it is reached).
+    pub fn missing(&self, plans: &[StepPlan]) -> Vec<MissingApproval> {
+        plans
             .iter()
-            .zip(&valid.steps)
-            .enumerate()
-            .filter(|(i, (s, info))| {
-                self.decide(&s.id, &Self::effective(info)) == Decision::Missing && might_run(*i)
-            })
-            .map(|(_, (s, info))| Self::missing_one(&s.id, &Self::effective(info)))
+            .filter(|p| p.condition == Condition::Runs)
+            .filter(|p| self.decide(&p.id, &p.approval) == Decision::Missing)
+            .map(|p| Self::missing_one(&p.id, p.approval.typed()))
             .collect()
     }
 
     /// What an unattended run needs to approve step `id`.
-    pub fn missing_one(id: &str, mode: &ConfirmMode) -> MissingApproval {
-        let typed = *mode == ConfirmMode::Typed;
+    pub fn missing_one(id: &str, typed: bool) -> MissingApproval {
         MissingApproval {
             step: id.to_string(),
             typed,
@@ -144,6 +124,20 @@ impl ApprovalPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn ask() -> Approval {
+        Approval::Ask {
+            message: "m".into(),
+        }
+    }
+
+    fn typed() -> Approval {
+        Approval::Typed {
+            message: "m".into(),
+            target: "k-1".into(),
+        }
+    }
 
     #[test]
     fn typed_steps_need_approve_by_name_even_with_yes() {
@@ -151,9 +145,9 @@ mod tests {
             yes: true,
             ..ApprovalPolicy::default()
         };
-        assert_eq!(yes.decide("rotate", &ConfirmMode::Typed), Decision::Missing);
+        assert_eq!(yes.decide("rotate", &typed()), Decision::Missing);
         assert_eq!(
-            yes.decide("rotate", &ConfirmMode::Ask(None)),
+            yes.decide("rotate", &ask()),
             Decision::Approved(ApprovalSource::AssumeYes)
         );
         let named = ApprovalPolicy {
@@ -161,41 +155,42 @@ mod tests {
             ..ApprovalPolicy::default()
         };
         assert_eq!(
-            named.decide("rotate", &ConfirmMode::Typed),
+            named.decide("rotate", &typed()),
             Decision::Approved(ApprovalSource::Approve)
         );
-        assert_eq!(
-            named.decide("delete", &ConfirmMode::Ask(None)),
-            Decision::Missing
-        );
+        assert_eq!(named.decide("delete", &ask()), Decision::Missing);
         let person = ApprovalPolicy {
             interactive: true,
             yes: true,
             ..ApprovalPolicy::default()
         };
-        assert_eq!(person.decide("rotate", &ConfirmMode::Typed), Decision::Ask);
+        assert_eq!(person.decide("rotate", &typed()), Decision::Ask);
         assert_eq!(
-            person.decide("x", &ConfirmMode::No),
+            person.decide("x", &Approval::NotAsked { writes: true }),
             Decision::Approved(ApprovalSource::NotRequired)
         );
     }
 
-    fn valid(text: &str) -> Validated {
-        crate::runbook::check(text).expect("valid runbook")
+    fn plans(text: &str) -> Vec<StepPlan> {
+        let valid = Arc::new(crate::runbook::check(text).expect("valid runbook"));
+        let base = url::Url::parse("http://127.0.0.1:1").expect("url");
+        let planner = crate::plan::Planner::new(valid, base, 0, "incident");
+        let ctx = crate::plan::context::Context::new(&crate::plan::inputs::Inputs::default());
+        planner.ahead(&ctx, &Default::default())
     }
 
     const TWO: &str = "version: 1\nname: t\nsteps:\n  - {id: delete, name: D, action: api_keys.delete, with: {id: k-1}}\n  - {id: cut, name: C, action: admin.remove_user, with: {id: u-1}, confirm: typed}\n";
 
     #[test]
     fn a_destructive_step_is_always_asked_whatever_its_runbook_says() {
-        let mut v = valid(TWO);
-        v.steps[0].confirm = ConfirmMode::No;
-        assert_eq!(
-            ApprovalPolicy::effective(&v.steps[0]),
-            ConfirmMode::Ask(None)
-        );
-        let unattended = ApprovalPolicy::default();
-        let missing = unattended.missing(&v, |_| true);
+        let mut valid = crate::runbook::check(TWO).expect("valid runbook");
+        valid.steps[0].confirm = crate::runbook::validate::ConfirmMode::No;
+        let base = url::Url::parse("http://127.0.0.1:1").expect("url");
+        let planner = crate::plan::Planner::new(Arc::new(valid), base, 0, "incident");
+        let ctx = crate::plan::context::Context::new(&crate::plan::inputs::Inputs::default());
+        let plans = planner.ahead(&ctx, &Default::default());
+        assert!(plans[0].approval.asks(), "{:?}", plans[0].approval);
+        let missing = ApprovalPolicy::default().missing(&plans);
         assert!(
             missing.iter().any(|m| m.step == "delete"),
             "no `confirm: false` slips past: {missing:?}"
@@ -204,21 +199,14 @@ mod tests {
 
     #[test]
     fn steps_that_change_nothing_or_only_add_keep_their_runbooks_confirmation() {
-        let v = valid(
+        let p = plans(
             "version: 1\nname: t\nsteps:\n  - {id: read, name: R, action: api_keys.get, with: {id: k-1}}\n  - {id: add, name: A, action: api_keys.create, with: {name: n, scopes: [Patient.read]}}\n  - {id: ask, name: Q, action: api_keys.get, with: {id: k-1}, confirm: true}\n",
         );
-        assert_eq!(v.steps[0].effect, Effect::Read);
-        assert_eq!(v.steps[1].effect, Effect::Write);
-        assert_eq!(ApprovalPolicy::effective(&v.steps[0]), ConfirmMode::No);
-        assert_eq!(ApprovalPolicy::effective(&v.steps[1]), ConfirmMode::No);
-        assert_eq!(
-            ApprovalPolicy::effective(&v.steps[2]),
-            ConfirmMode::Ask(None),
-            "an explicit confirm is kept"
-        );
-        let unattended = ApprovalPolicy::default();
-        let missing: Vec<String> = unattended
-            .missing(&v, |_| true)
+        assert_eq!(p[0].approval, Approval::NotAsked { writes: false });
+        assert_eq!(p[1].approval, Approval::NotAsked { writes: true });
+        assert!(p[2].approval.asks(), "an explicit confirm is kept");
+        let missing: Vec<String> = ApprovalPolicy::default()
+            .missing(&p)
             .into_iter()
             .map(|m| m.step)
             .collect();
@@ -231,11 +219,11 @@ mod tests {
 
     #[test]
     fn an_untyped_missing_approval_is_satisfied_by_yes() {
-        let m = ApprovalPolicy::missing_one("delete", &ConfirmMode::Ask(None));
+        let m = ApprovalPolicy::missing_one("delete", false);
         assert_eq!(m.step, "delete");
         assert!(!m.typed);
         assert_eq!(m.approve_with, "--yes or --approve delete");
-        let t = ApprovalPolicy::missing_one("cut", &ConfirmMode::Typed);
+        let t = ApprovalPolicy::missing_one("cut", true);
         assert!(t.typed);
         assert_eq!(
             t.approve_with,
@@ -245,27 +233,47 @@ mod tests {
 
     #[test]
     fn unattended_runs_report_every_missing_approval_and_typed_ones_need_their_name() {
-        let v = valid(TWO);
+        let p = plans(TWO);
         let yes = ApprovalPolicy {
             yes: true,
             ..ApprovalPolicy::default()
         };
-        let missing = yes.missing(&v, |_| true);
+        let missing = yes.missing(&p);
         assert_eq!(missing.len(), 1, "{missing:?}");
         assert_eq!(missing[0].step, "cut");
         assert!(missing[0].typed && missing[0].approve_with.contains("--approve cut"));
-        assert!(
-            yes.missing(&v, |i| i != 1).is_empty(),
-            "a step that will not run is not judged"
-        );
         let named = ApprovalPolicy {
             yes: true,
             approve: ["cut".to_string(), "nope".to_string()].into(),
             ..ApprovalPolicy::default()
         };
-        assert!(named.missing(&v, |_| true).is_empty());
-        assert_eq!(named.unknown_steps(&v), ["nope"]);
-        assert!(yes.unknown_steps(&v).is_empty());
+        assert!(named.missing(&p).is_empty());
+        let valid = crate::runbook::check(TWO).expect("valid");
+        assert_eq!(named.unknown_steps(&valid), ["nope"]);
+        assert!(yes.unknown_steps(&valid).is_empty());
+    }
+
+    #[test]
+    fn a_typed_fan_out_types_the_number_of_requests() {
+        let p = plans(
+            "version: 1\nname: t\nsteps:\n  - {id: rm, name: R, action: api_keys.delete, foreach: \"['k-1','k-2','k-3']\", with: {id: \"{{ item }}\"}, confirm: typed}\n",
+        );
+        assert_eq!(
+            p[0].approval,
+            Approval::Typed {
+                message: "Run `R` (api_keys.delete)?".into(),
+                target: "3".into()
+            }
+        );
+        let yes = ApprovalPolicy {
+            yes: true,
+            ..ApprovalPolicy::default()
+        };
+        assert_eq!(
+            yes.missing(&p).len(),
+            1,
+            "--yes never approves a typed step"
+        );
     }
 
     #[test]

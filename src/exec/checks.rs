@@ -8,51 +8,14 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::context::Context;
 use super::shared::Shared;
 use super::step::{self, StepResult, exchange, send_policy};
 use crate::esus::actions::Method;
-use crate::esus::request::{ApiRequest, Auth, Body, Params};
+use crate::esus::request::{ApiRequest, Auth, Body};
+use crate::plan::SessionCheck;
+use crate::plan::context::Context;
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
-
-/// `auth.check_sessions_ended`, ready to run.
-#[derive(Debug)]
-pub struct SessionCheck {
-    /// The stolen access token.
-    pub token: Option<SecretString>,
-    /// The stolen refresh token.
-    pub refresh_token: Option<SecretString>,
-    /// `Some(None)`: the runbook asks about the listed sessions but none were listed.
-    pub listed: Option<Option<Vec<String>>>,
-    /// How many sessions `logout-all` said it ended.
-    pub revoked: Option<u64>,
-    /// Whether the refresh token may be tried (it is used up if it still works: never after the
-    /// run stopped, when the operator did not approve ending the sessions).
-    pub probe_refresh: bool,
-}
-
-impl SessionCheck {
-    /// The check as the rendered parameters describe it.
-    pub fn from_params(params: &Params, probe_refresh: bool) -> SessionCheck {
-        let listed = params.display.get("listed").map(|v| match v {
-            Value::Array(items) => Some(
-                items
-                    .iter()
-                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        });
-        SessionCheck {
-            token: params.secret("token"),
-            refresh_token: params.secret("refresh_token"),
-            listed,
-            revoked: params.display.get("revoked").and_then(Value::as_u64),
-            probe_refresh,
-        }
-    }
-}
 
 /// What one part of a check found.
 struct Part {
@@ -75,7 +38,7 @@ fn not(what: impl Into<String>) -> Part {
 }
 
 /// The check's result from its parts: ok only if every part held.
-fn verdict(parts: Vec<Part>, outputs: Result<step::Outputs, String>) -> StepResult {
+fn verdict(parts: Vec<Part>, outputs: step::Outputs) -> StepResult {
     let held = !parts.is_empty() && parts.iter().all(|p| p.held);
     let finding = parts
         .iter()
@@ -89,13 +52,11 @@ fn verdict(parts: Vec<Part>, outputs: Result<step::Outputs, String>) -> StepResu
     };
     r.finding = Some(finding);
     if held {
-        match outputs {
-            Ok((shown, secret)) => {
-                r.outputs = shown;
-                r.secret_outputs = secret;
-            }
-            Err(e) => return StepResult::failed(e),
+        if let Some(e) = outputs.error {
+            return StepResult::failed(e);
         }
+        r.outputs = outputs.shown;
+        r.secret_outputs = outputs.secret;
     }
     r
 }
@@ -117,12 +78,19 @@ pub(super) async fn revoked(
     };
     let mut parts = Vec::new();
     let key = match resp.status {
-        404 | 410 => {
+        404 | 410 if shared.witnesses.key_seen(&id) => {
             parts.push(ok(format!(
-                "key {id} is gone (GET {} → {})",
+                "key {id} is gone (GET {} → {}), where this incident saw it exist before",
                 get.path, resp.status
             )));
             "gone"
+        }
+        404 | 410 => {
+            parts.push(not(format!(
+                "not proven: ESUS answers {} for key {id}, but this incident never saw it exist (a mistyped id, or a key gone before the incident): its absence proves nothing about the leaked key",
+                resp.status
+            )));
+            "unknown"
         }
         200 if resp.json().get("active").and_then(Value::as_bool) == Some(false) => {
             parts.push(ok(format!("key {id} is inactive (active: false)")));
@@ -151,8 +119,18 @@ pub(super) async fn revoked(
             Ok(r) => r,
             Err(r) => return r,
         };
-        if resp.status == 401 {
-            parts.push(ok("the leaked secret is refused (401)"));
+        let before = probe
+            .credential()
+            .is_some_and(|c| shared.witnesses.accepted(c.expose_secret()));
+        if resp.status == 401 && before {
+            parts.push(ok(
+                "the leaked secret is refused (401), where ESUS accepted it earlier in this incident",
+            ));
+            refused = Value::Bool(true);
+        } else if resp.status == 401 {
+            parts.push(not(
+                "not proven: the leaked secret is refused (401), but ESUS never accepted it in this incident (it was refused before anything was done, or never tried): the refusal proves nothing — check that it is the leaked key's secret",
+            ));
             refused = Value::Bool(true);
         } else {
             parts.push(not(format!(
@@ -165,8 +143,7 @@ pub(super) async fn revoked(
     let outputs = step::outputs(
         shared,
         ctx,
-        step,
-        info,
+        shared.valid.index_of(&step.id).unwrap_or_default(),
         &json!({"key": key, "secret_refused": refused}),
         200,
         None,
@@ -182,6 +159,7 @@ pub(super) async fn sessions(
     step: &Step,
     info: &StepInfo,
     check: SessionCheck,
+    probe_refresh: bool,
 ) -> StepResult {
     let mut parts = Vec::new();
     let mut facts = serde_json::Map::new();
@@ -201,10 +179,11 @@ pub(super) async fn sessions(
             Err(r) => return r,
         };
         facts.insert("token_refused".into(), Value::Bool(resp.status == 401));
-        parts.push(access_token_part(&resp));
+        let before = shared.witnesses.accepted(token.expose_secret());
+        parts.push(access_token_part(&resp, before, check.revoked.is_some()));
     }
     if let Some(refresh) = &check.refresh_token {
-        match check.probe_refresh {
+        match probe_refresh {
             true => match refresh_part(shared, step, info, refresh).await {
                 Ok(part) => {
                     facts.insert("refresh_refused".into(), Value::Bool(part.held));
@@ -220,13 +199,28 @@ pub(super) async fn sessions(
     if let Some(listed) = &check.listed {
         parts.push(listed_part(listed.as_deref(), check.revoked));
     }
-    let outputs = step::outputs(shared, ctx, step, info, &Value::Object(facts), 200, None);
+    let i = shared.valid.index_of(&step.id).unwrap_or_default();
+    let outputs = step::outputs(shared, ctx, i, &Value::Object(facts), 200, None);
     verdict(parts, outputs)
 }
 
-fn access_token_part(resp: &crate::esus::client::ApiResponse) -> Part {
+/// `logged_out_all`: `logout-all` ran for the user (with the stolen token, or the pair its stolen
+/// refresh token gave), which ends every session of the user — the expired token's too.
+fn access_token_part(
+    resp: &crate::esus::client::ApiResponse,
+    accepted_before: bool,
+    logged_out_all: bool,
+) -> Part {
     match resp.status {
-        401 => ok("the stolen access token is refused (401)"),
+        401 if accepted_before => ok(
+            "the stolen access token is refused (401), where ESUS accepted it earlier in this incident",
+        ),
+        401 if logged_out_all => ok(
+            "the stolen access token is refused (401); ESUS refused it before anything was done too (it had expired), and logout-all then ended every session of its user",
+        ),
+        401 => not(
+            "not proven: the stolen access token is refused (401), but ESUS never accepted it in this incident (already dead, or not the stolen one): the refusal proves nothing",
+        ),
         200 => {
             let open: Vec<String> = resp
                 .json()
@@ -274,9 +268,17 @@ async fn refresh_part(
         auth: Auth::None,
     };
     let once = probing(send_policy(step, false));
+    let before = shared.witnesses.accepted(refresh.expose_secret());
     let resp = exchange(shared, step, info, &req, once).await?;
+    if resp.status == 401 && before {
+        return Ok(ok(
+            "the stolen refresh token is refused (401), where ESUS accepted it earlier in this incident",
+        ));
+    }
     if resp.status == 401 {
-        return Ok(ok("the stolen refresh token is refused (401)"));
+        return Ok(not(
+            "not proven: the stolen refresh token is refused (401), but ESUS never accepted it in this incident (already used up or dead, or not the stolen one): the refusal proves nothing",
+        ));
     }
     if resp.status != 200 {
         return Ok(not(format!(
@@ -360,11 +362,11 @@ mod tests {
 
     #[test]
     fn a_check_holds_only_when_it_has_parts_and_every_part_held() {
-        let none = verdict(Vec::new(), Ok(Default::default()));
+        let none = verdict(Vec::new(), Default::default());
         assert!(!contained(&none), "no evidence is never containment");
         let one_not = verdict(
             vec![ok("key gone"), not("secret still works")],
-            Ok(Default::default()),
+            Default::default(),
         );
         assert!(!contained(&one_not));
         let reason = one_not.reason.as_deref().unwrap_or_default();
@@ -378,22 +380,40 @@ mod tests {
         );
         let all = verdict(
             vec![ok("key gone"), ok("secret refused")],
-            Ok(Default::default()),
+            Default::default(),
         );
         assert!(contained(&all), "{:?}", all.reason);
         assert_eq!(all.finding.as_deref(), Some("key gone; secret refused"));
-        let bad_outputs = verdict(vec![ok("key gone")], Err("outputs: no field".into()));
+        let bad_outputs = verdict(
+            vec![ok("key gone")],
+            step::Outputs {
+                error: Some("outputs: no field".into()),
+                ..Default::default()
+            },
+        );
         assert!(!contained(&bad_outputs));
         assert_eq!(bad_outputs.reason.as_deref(), Some("outputs: no field"));
     }
 
     #[test]
     fn only_a_401_proves_the_stolen_access_token_dead() {
-        assert!(access_token_part(&answer(401, "")).held);
-        let alive = access_token_part(&answer(
-            200,
-            r#"{"sessions":[{"sessionId":"s-1"},{"sessionId":"s-2"}]}"#,
-        ));
+        assert!(access_token_part(&answer(401, ""), true, false).held);
+        assert!(
+            !access_token_part(&answer(401, ""), false, false).held,
+            "a token ESUS never accepted proves nothing by being refused"
+        );
+        assert!(
+            access_token_part(&answer(401, ""), false, true).held,
+            "unless logout-all ended every session of its user"
+        );
+        let alive = access_token_part(
+            &answer(
+                200,
+                r#"{"sessions":[{"sessionId":"s-1"},{"sessionId":"s-2"}]}"#,
+            ),
+            true,
+            true,
+        );
         assert!(!alive.held);
         assert!(
             alive.what.contains("2 open session(s) (s-1, s-2)"),
@@ -402,7 +422,7 @@ mod tests {
         );
         for s in [403, 404, 429, 500] {
             assert!(
-                !access_token_part(&answer(s, "")).held,
+                !access_token_part(&answer(s, ""), true, true).held,
                 "{s} proves nothing"
             );
         }

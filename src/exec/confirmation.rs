@@ -5,16 +5,12 @@
 use std::sync::Arc;
 
 use super::approval::{ApprovalPolicy, Decision, Prompt};
-use super::context::Context;
-use super::digest::{BatchDigest, request_digest};
-use super::plan::display_name;
-use super::render;
 use super::shared::Shared;
-use super::step::Prepared;
-use crate::esus::actions::Method;
 use crate::esus::request::ApiRequest;
 use crate::event::{ApprovalSource, Covered, Event, RequestView};
-use crate::runbook::validate::ConfirmMode;
+use crate::plan::context::Context;
+use crate::plan::digest::{BatchDigest, request_digest};
+use crate::plan::{Approval, Shown, StepPlan};
 
 /// The answer for one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,103 +21,97 @@ pub(super) enum Answer {
     No,
     /// An unattended run reached a step nobody approved in advance; what would approve it.
     Missing(super::report::MissingApproval),
+    /// What it would send cannot be made (an item that does not render, a save name leaving the
+    /// evidence folder): found before anything was sent.
+    Cannot(String),
 }
 
-/// Decides, asks when needed, and records the approval.
+/// Decides, asks when needed, and records the approval — of exactly what the plan sends.
 pub(super) async fn approve(
     shared: &Arc<Shared>,
     ctx: &Context,
     policy: &ApprovalPolicy,
-    i: usize,
-    prepared: &Prepared,
+    plan: &StepPlan,
 ) -> std::io::Result<Answer> {
-    let step = &shared.valid.runbook.steps[i];
-    let info = &shared.valid.steps[i];
-    let mode = ApprovalPolicy::effective(info);
-    if mode == ConfirmMode::No {
-        not_required(shared, ctx, i, prepared)?;
+    if let Approval::NotAsked { writes } = &plan.approval {
+        if *writes {
+            match shared.planner.shown(ctx, plan) {
+                Ok(shown) => record(
+                    shared,
+                    plan,
+                    String::new(),
+                    shown,
+                    true,
+                    ApprovalSource::NotRequired,
+                )?,
+                Err(e) => return Ok(Answer::Cannot(e)),
+            };
+        }
         return Ok(Answer::Yes);
     }
-    let (requests, total, digest, covers) = shown_requests(shared, ctx, i, prepared);
-    let message = match &mode {
-        ConfirmMode::Ask(Some(m)) => shared
-            .engine
-            .render_str(m, ctx.display())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| m.clone()),
-        _ => format!("Run `{}` ({})?", display_name(shared, ctx, i), step.action),
+    let shown = match shared.planner.shown(ctx, plan) {
+        Ok(s) => s,
+        Err(e) => return Ok(Answer::Cannot(e)),
     };
-    let (approved, how) = match policy.decide(&step.id, &mode) {
+    let (message, typed) = match &plan.approval {
+        Approval::Typed { message, target } => (message.clone(), Some(target.clone())),
+        Approval::Ask { message } => (message.clone(), None),
+        Approval::NotAsked { .. } => (String::new(), None),
+    };
+    let (approved, how) = match policy.decide(&plan.id, &plan.approval) {
         Decision::Approved(how) => (true, how),
         Decision::Missing => (false, ApprovalSource::Missing),
         Decision::Ask => {
+            let mut requests = shown.requests.clone();
+            requests.extend(plan.follow_ups.iter().cloned());
             let prompt = Prompt {
-                step: step.id.clone(),
-                name: display_name(shared, ctx, i),
+                step: plan.id.clone(),
+                name: plan.name.clone(),
                 message: message.clone(),
                 requests,
-                total,
-                typed: typed_target(shared, ctx, i),
+                total: shown.total,
+                typed,
                 drill: shared.drill,
             };
             (ask(shared, prompt).await?, ApprovalSource::Interactive)
         }
     };
-    let approval = shared.next_approval();
-    shared.emit(&Event::Confirmation {
-        step: step.id.clone(),
-        approval,
-        prompt: message,
-        request_sha256: digest,
-        approved,
-        how,
-        covers,
-    })?;
-    if approved {
-        shared.grant(&step.id, None, approval);
-    }
+    record(shared, plan, message, shown, approved, how)?;
     Ok(match (approved, how) {
         (true, _) => Answer::Yes,
         (false, ApprovalSource::Missing) => {
-            Answer::Missing(ApprovalPolicy::missing_one(&step.id, &mode))
+            Answer::Missing(ApprovalPolicy::missing_one(&plan.id, plan.approval.typed()))
         }
         (false, _) => Answer::No,
     })
 }
 
-/// A step that needs no confirmation (`confirm: false` on an action that is not destructive)
-/// still records what it will send, as approved by the runbook, when that is more than reads: so
-/// every request that changes ESUS is covered by a recorded approval.
-fn not_required(
+/// Records an approval of what `shown` covers; an approved one covers the step's requests from
+/// now on. (A step that needs no confirmation still records what it will send, as approved by
+/// the runbook, when that is more than reads: every request that changes ESUS is covered by a
+/// recorded approval.)
+fn record(
     shared: &Arc<Shared>,
-    ctx: &Context,
-    i: usize,
-    prepared: &Prepared,
+    plan: &StepPlan,
+    prompt: String,
+    shown: Shown,
+    approved: bool,
+    how: ApprovalSource,
 ) -> std::io::Result<()> {
-    let step = &shared.valid.runbook.steps[i];
-    let info = &shared.valid.steps[i];
-    let writes = match prepared {
-        Prepared::One(r) => r.method != Method::Get,
-        // `http` decides its method per request.
-        Prepared::Many { .. } => info.action.method != Method::Get || info.action.name == "http",
-        Prepared::Revoked { .. } | Prepared::Sessions(_) => false,
-    };
-    if !writes {
-        return Ok(());
-    }
-    let (_, _, digest, covers) = shown_requests(shared, ctx, i, prepared);
     let approval = shared.next_approval();
     shared.emit(&Event::Confirmation {
-        step: step.id.clone(),
+        step: plan.id.clone(),
         approval,
-        prompt: String::new(),
-        request_sha256: digest,
-        approved: true,
-        how: ApprovalSource::NotRequired,
-        covers,
+        prompt,
+        request_sha256: shown.digest,
+        approved,
+        how,
+        follows: None,
+        covers: shown.covers,
     })?;
-    shared.grant(&step.id, None, approval);
+    if approved {
+        shared.grant(&plan.id, None, approval);
+    }
     Ok(())
 }
 
@@ -149,7 +139,9 @@ pub(super) async fn approve_recovery(
             request_sha256: request_digest(v),
         });
     }
-    let mode = ConfirmMode::Ask(None);
+    let mode = Approval::Ask {
+        message: message.to_string(),
+    };
     let (approved, how) = match shared.policy.decide(&step.id, &mode) {
         Decision::Approved(how) => (true, how),
         Decision::Missing => (false, ApprovalSource::Missing),
@@ -174,6 +166,7 @@ pub(super) async fn approve_recovery(
         request_sha256: batch.finish(),
         approved,
         how,
+        follows: None,
         covers,
     })?;
     if approved {
@@ -182,7 +175,7 @@ pub(super) async fn approve_recovery(
     let answer = match (approved, how) {
         (true, _) => Answer::Yes,
         (false, ApprovalSource::Missing) => {
-            Answer::Missing(ApprovalPolicy::missing_one(&step.id, &mode))
+            Answer::Missing(ApprovalPolicy::missing_one(&step.id, false))
         }
         (false, _) => Answer::No,
     };
@@ -195,110 +188,4 @@ pub(super) async fn ask(shared: &Arc<Shared>, prompt: Prompt) -> std::io::Result
     tokio::task::spawn_blocking(move || confirmer.confirm(&prompt))
         .await
         .map_err(std::io::Error::other)?
-}
-
-/// For `confirm: typed`, the text the operator must type: the action's target parameter.
-fn typed_target(shared: &Shared, ctx: &Context, i: usize) -> Option<String> {
-    let step = &shared.valid.runbook.steps[i];
-    let info = &shared.valid.steps[i];
-    let target = info.action.target?;
-    if info.confirm != ConfirmMode::Typed {
-        return None;
-    }
-    let params = render::params(&shared.engine, ctx, step, info, None).ok()?;
-    params
-        .display
-        .get(target)
-        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-}
-
-/// The requests a prompt shows, how many there are, the digest of all of them, and each one's
-/// digest (what the approval covers).
-fn shown_requests(
-    shared: &Shared,
-    ctx: &Context,
-    i: usize,
-    prepared: &Prepared,
-) -> (Vec<RequestView>, usize, String, Vec<Covered>) {
-    let view = |r: &ApiRequest| r.view(shared.client.url(r).as_str());
-    let single = |v: &RequestView| {
-        let d = request_digest(v);
-        let covers = vec![Covered {
-            item: None,
-            request_sha256: d.clone(),
-        }];
-        (d, covers)
-    };
-    match prepared {
-        Prepared::One(r) => {
-            let v = view(r);
-            let (d, covers) = single(&v);
-            (vec![v], 1, d, covers)
-        }
-        Prepared::Revoked { get, probe } => {
-            let v = view(get);
-            let (d, covers) = single(&v);
-            let mut shown = vec![v];
-            shown.extend(probe.as_ref().map(view));
-            (shown, 1 + usize::from(probe.is_some()), d, covers)
-        }
-        Prepared::Sessions(_) => {
-            let v = view(&ApiRequest::get("/auth/sessions"));
-            let (d, covers) = single(&v);
-            (vec![v], 1, d, covers)
-        }
-        Prepared::Many { items, batch: done } => {
-            let step = &shared.valid.runbook.steps[i];
-            let info = &shared.valid.steps[i];
-            let mut batch = BatchDigest::default();
-            let mut shown = Vec::new();
-            let mut covers = Vec::new();
-            // Only what this run will send: items an earlier run finished are not sent again.
-            let todo: Vec<(usize, &serde_json::Value)> = items
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| !done.done.contains_key(k))
-                .collect();
-            for (k, item) in todo.iter().copied() {
-                if let Ok(r) = render::request(&shared.engine, ctx, step, info, Some(item)) {
-                    let v = view(&r);
-                    batch.push(&v);
-                    covers.push(Covered {
-                        item: Some(k),
-                        request_sha256: request_digest(&v),
-                    });
-                    if shown.len() < 10_000 {
-                        shown.push(v);
-                    }
-                }
-            }
-            (shown, todo.len(), batch.finish(), covers)
-        }
-    }
-}
-
-/// Asks whether to send again a non-idempotent request whose earlier outcome is unknown;
-/// unattended runs never do.
-pub(super) async fn resend_unknown(
-    shared: &Arc<Shared>,
-    policy: &ApprovalPolicy,
-    i: usize,
-) -> std::io::Result<bool> {
-    if !policy.interactive {
-        return Ok(false);
-    }
-    let step = &shared.valid.runbook.steps[i];
-    let prompt = Prompt {
-        step: step.id.clone(),
-        name: step.name.clone(),
-        message: format!(
-            "An earlier run sent `{}` ({}) and recorded no answer: it may already have happened. Check ESUS; send it again?",
-            step.id, step.action
-        ),
-        requests: Vec::new(),
-        total: 0,
-        typed: None,
-        drill: shared.drill,
-    };
-    ask(shared, prompt).await
 }

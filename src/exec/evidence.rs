@@ -55,6 +55,34 @@ impl Folders {
         Ok(self.evidence.join(name))
     }
 
+    /// The incident's witness salt (`secrets/witness.salt`, 0600): read when an earlier leg made
+    /// it, else made now (32 random bytes). It keys the fingerprints of credentials ESUS
+    /// accepted; the transcript holds fingerprints, never the salt.
+    pub fn witness_salt(&self) -> io::Result<Vec<u8>> {
+        let path = self.secrets.join(super::witness::SALT_FILE);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => {
+                let text = fs::read_to_string(&path)?;
+                hex::decode(text.trim()).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })
+            }
+            Ok(_) => Err(io::Error::other(link_refused(&path))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_private_dir(&self.secrets)?;
+                let salt: [u8; 32] = rand::random();
+                let mut f = private_file(&path)?;
+                f.write_all(hex::encode(salt).as_bytes())?;
+                f.sync_all()?;
+                Ok(salt.to_vec())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes one secret to `secrets/<step>.<name>` with mode 0600, or, when that name is taken
     /// (an earlier run, a second item, a planted file or link), to the first free
     /// `secrets/<step>.<name>.<n>`. Never follows a link, never truncates; the file and its folder

@@ -17,14 +17,14 @@ use tokio::task::JoinSet;
 
 use super::confirmation::{self, Answer};
 use super::containment::{self, Containment, Ended};
-use super::context::Context;
-use super::inputs::Inputs;
-use super::plan::{display_name, plan_event, run_started};
-use super::prepare::{self, Mode};
+use super::opening::{plan_event, run_started};
 use super::report::{RunReport, StepReport};
 use super::shared::Shared;
 use super::step::{self, StepResult};
 use crate::event::{Event, RunMode, RunOutcome, StepStatus};
+use crate::plan::context::Context;
+use crate::plan::inputs::Inputs;
+use crate::plan::{Condition, StepPlan, Work};
 use crate::runbook::model::OnFailure;
 
 /// Facts about the run for its first event.
@@ -64,8 +64,6 @@ pub struct RunOptions {
     pub max_parallel: usize,
     /// What the run being resumed finished, and what it left unknown.
     pub resume: Option<super::resume::ResumePlan>,
-    /// Most items a `foreach` may fan out over (0: the default cap).
-    pub max_items: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,6 +98,8 @@ struct Run {
     chain_began: jiff::Timestamp,
     proven: Option<(u64, String)>,
     report: RunReport,
+    /// Checks whose baseline (their "before") was taken.
+    baselines: std::collections::HashSet<usize>,
 }
 
 /// Runs the runbook; every path ends with a `containment` and a `run-finished` event.
@@ -117,10 +117,11 @@ pub async fn run(
     // What earlier runs of the chain did is recorded before anything can stop this one, so a
     // resume of this run (even one that stopped at the preflight) still knows all of it.
     run.restore();
-    let missing = run
-        .shared
-        .policy
-        .missing(&run.shared.valid, |i| run.might_run(i));
+    let plans = run.plan_ahead();
+    if let Some(why) = refused(&plans) {
+        return run.finish(RunOutcome::Refused, why);
+    }
+    let missing = run.shared.policy.missing(&plans);
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
         let why = format!(
@@ -134,7 +135,7 @@ pub async fn run(
         Ok(identity) => run.report.acting_as = Some(identity.me),
         Err(refusal) => return run.finish(refusal.outcome, refusal.message),
     }
-    if let Err(e) = run.shared.emit(&plan_event(&run.shared, &run.ctx)) {
+    if let Err(e) = run.shared.emit(&plan_event(&run.shared, &plans)) {
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
@@ -143,6 +144,22 @@ pub async fn run(
     run.close_unstarted();
     let (outcome, why) = run.outcome();
     run.finish(outcome, why)
+}
+
+/// What the plan made ahead of the run found wrong in a step that will run: the run is refused
+/// before anything is sent (a step whose condition is only known later is judged when reached).
+fn refused(plans: &[StepPlan]) -> Option<String> {
+    let bad: Vec<String> = plans
+        .iter()
+        .filter(|p| matches!(p.condition, Condition::Runs | Condition::Broken(_)))
+        .flat_map(|p| p.problems.iter().map(move |e| format!("`{}`: {e}", p.id)))
+        .collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "refusing to start: nothing was sent. The plan found: {}",
+            bad.join("; ")
+        )
+    })
 }
 
 /// A half-done fan-out's finished items, and the outcomes still unknown, carried into this
@@ -163,31 +180,33 @@ fn carry_progress(shared: &Shared, plan: &super::resume::ResumePlan) {
         }
         let mut unknown: Vec<_> = batch.unknown.iter().collect();
         unknown.sort_by_key(|(k, _)| **k);
-        for (k, sent) in unknown {
-            let _ = shared.emit(&Event::Unresolved {
-                step: step.clone(),
-                item: Some(*k),
-                sent_at: sent.to_string(),
-            });
+        for (k, lost) in unknown {
+            let _ = shared.emit(&unresolved(step, Some(*k), lost));
         }
     }
     let mut unknown: Vec<_> = plan.unknown.iter().collect();
     unknown.sort_by(|a, b| a.0.cmp(b.0));
-    for (step, sent) in unknown {
-        let _ = shared.emit(&Event::Unresolved {
-            step: step.clone(),
-            item: None,
-            sent_at: sent.to_string(),
-        });
+    for (step, lost) in unknown {
+        let _ = shared.emit(&unresolved(step, None, lost));
+    }
+}
+
+fn unresolved(step: &str, item: Option<usize>, lost: &super::resume::LostWrite) -> Event {
+    Event::Unresolved {
+        step: step.to_string(),
+        item,
+        sent_at: lost.sent_at.to_string(),
+        before: lost
+            .before
+            .clone()
+            .map(|superseded_by| crate::event::Before { superseded_by }),
+        known: lost.known.clone(),
     }
 }
 
 impl Run {
-    fn new(shared: Arc<Shared>, inputs: &Inputs, meta: &RunMeta, mut opts: RunOptions) -> Run {
+    fn new(shared: Arc<Shared>, inputs: &Inputs, meta: &RunMeta, opts: RunOptions) -> Run {
         let n = shared.valid.runbook.steps.len();
-        if opts.max_items == 0 {
-            opts.max_items = crate::runbook::validate::MAX_FOREACH_ITEMS;
-        }
         let report = RunReport {
             schema_version: super::report::SCHEMA_VERSION,
             kind: "result".into(),
@@ -227,22 +246,20 @@ impl Run {
                 .unwrap_or_else(jiff::Timestamp::now),
             proven: None,
             report,
+            baselines: Default::default(),
             shared,
         }
     }
 
-    /// Whether step `i` will run, as far as can be told before anything is sent: a condition
-    /// decided by the inputs is decided now; one that reads earlier steps (an error now, as
-    /// they have not run) is judged when the step is reached.
-    fn might_run(&self, i: usize) -> bool {
-        match &self.shared.valid.runbook.steps[i].when {
-            None => true,
-            Some(when) => self
-                .shared
-                .engine
-                .eval_bool(when, self.ctx.display())
-                .unwrap_or(false),
-        }
+    /// The plan of every step still to do, made before anything is sent.
+    fn plan_ahead(&self) -> Vec<StepPlan> {
+        let finished = self
+            .opts
+            .resume
+            .as_ref()
+            .map(|p| p.finished.keys().cloned().collect())
+            .unwrap_or_default();
+        self.shared.planner.ahead(&self.ctx, &finished)
     }
 
     /// Steps an earlier run finished: their outputs feed this one, they do not run again, and
@@ -264,6 +281,9 @@ impl Run {
             });
         }
         carry_progress(&self.shared, &plan);
+        for fact in &plan.witnessed {
+            let _ = self.shared.emit(&fact.event());
+        }
         for (i, s) in valid.runbook.steps.iter().enumerate() {
             let Some((status, outputs, secrets)) = plan.finished.get(&s.id) else {
                 continue;
@@ -273,7 +293,7 @@ impl Run {
             self.slots[i] = Slot::Done(*status, true);
             self.reports[i] = Some(StepReport {
                 id: s.id.clone(),
-                name: display_name(&self.shared, &self.ctx, i),
+                name: self.shared.planner.display_name(&self.ctx, i),
                 status: *status,
                 reason: Some("finished by an earlier run of this incident".into()),
                 duration_ms: 0,
@@ -340,53 +360,31 @@ impl Run {
             .all(|&d| matches!(self.slots[d], Slot::Done(..)))
     }
 
-    /// Takes step `i` from pending to running, or to done when it cannot or need not run.
+    /// Takes step `i` from pending to running, or to done when it cannot or need not run: its
+    /// plan is made now, from what the steps before it gave, and is what is approved and sent.
     async fn start(&mut self, i: usize) {
         let shared = self.shared.clone();
-        let step = &shared.valid.runbook.steps[i];
         if let Some(why) = self.blocked_by(i) {
             return self.done(i, skipped(why), false);
         }
-        if let Some(when) = &step.when {
-            match shared.engine.eval_bool(when, self.ctx.display()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return self.done(i, skipped(format!("condition `{when}` is false")), true);
-                }
-                Err(e) => return self.fail(i, StepResult::failed(format!("`when`: {e}"))),
+        let plan = shared.planner.step(&self.ctx, i, &self.done_items(i));
+        match &plan.condition {
+            Condition::Skipped(when) => {
+                return self.done(i, skipped(format!("condition `{when}` is false")), true);
             }
+            Condition::Runs | Condition::Later(_) | Condition::Broken(_) => {}
         }
-        if step.foreach.is_none() {
-            let _ = shared.emit(&Event::StepStarted {
-                step: step.id.clone(),
-                items: None,
-            });
+        let _ = shared.emit(&Event::StepStarted {
+            step: plan.id.clone(),
+            items: match &plan.work {
+                Work::Many(b) => Some(b.todo_len()),
+                _ => None,
+            },
+        });
+        if !plan.problems.is_empty() {
+            return self.fail(i, StepResult::failed(plan.problems.join("; ")));
         }
-        let batch = self
-            .opts
-            .resume
-            .as_ref()
-            .and_then(|p| p.batches.get(&step.id).cloned());
-        let prepared = match prepare::prepare(
-            &shared,
-            &self.ctx,
-            i,
-            self.opts.max_items,
-            Mode::Normal,
-            batch,
-        ) {
-            Ok(p) => p,
-            Err(r) => return self.fail(i, r),
-        };
-        let recover = self
-            .opts
-            .resume
-            .as_ref()
-            .and_then(|p| p.unknown.get(&step.id).copied());
-        if recover.is_some() && !self.resend_allowed(i).await {
-            return self.decline(i, "an earlier run sent this request and recorded no answer; it is not safe to repeat blindly. Check ESUS's state, then run the step again (interactively, or with a fresh run)");
-        }
-        match confirmation::approve(&shared, &self.ctx, &shared.policy, i, &prepared).await {
+        match confirmation::approve(&shared, &self.ctx, &shared.policy, &plan).await {
             Ok(Answer::Yes) => {}
             Ok(Answer::No) => return self.decline(i, "declined by the operator"),
             Ok(Answer::Missing(what)) => {
@@ -394,15 +392,41 @@ impl Run {
                 self.report.missing_approvals.push(what);
                 return self.decline(i, &why);
             }
+            Ok(Answer::Cannot(why)) => return self.fail(i, StepResult::failed(why)),
             Err(e) => return self.prompt_failed(i, &e),
         }
+        super::baseline::before(&shared, &self.ctx, i, &mut self.baselines).await;
         self.slots[i] = Slot::Running;
         self.started_at.insert(i, Instant::now());
         let snapshot = Arc::new(self.ctx.clone());
+        let how = self.running_how(&plan.id);
         self.running.spawn(async move {
-            let r = step::execute_with(shared, snapshot, i, prepared, recover).await;
+            let r = step::execute(shared, snapshot, i, plan.work, how).await;
             (i, r)
         });
+    }
+
+    /// Items of step `i`'s fan-out an earlier leg finished.
+    fn done_items(&self, i: usize) -> std::collections::BTreeSet<usize> {
+        let id = &self.shared.valid.runbook.steps[i].id;
+        self.opts
+            .resume
+            .as_ref()
+            .and_then(|p| p.batches.get(id))
+            .map(|b| b.done.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// What an earlier leg left unsettled for step `id`.
+    fn running_how(&self, id: &str) -> step::Running {
+        let resume = self.opts.resume.as_ref();
+        step::Running {
+            lost: resume.and_then(|p| p.unknown.get(id).cloned()),
+            batch: resume
+                .and_then(|p| p.batches.get(id).cloned())
+                .unwrap_or_default(),
+            after_stop: false,
+        }
     }
 
     /// Why step `i` cannot run because a step it needs did not succeed.
@@ -420,15 +444,6 @@ impl Run {
                 )),
                 _ => None,
             })
-    }
-
-    async fn resend_allowed(&self, i: usize) -> bool {
-        if super::recover::recoverable(&self.shared.valid.steps[i]) {
-            return true;
-        }
-        confirmation::resend_unknown(&self.shared, &self.shared.policy, i)
-            .await
-            .unwrap_or(false)
     }
 
     fn fail(&mut self, i: usize, r: StepResult) {
@@ -522,49 +537,45 @@ impl Run {
         }
         let valid = self.shared.valid.clone();
         for i in valid.graph.order().to_vec() {
-            if !valid.steps[i].action.check || self.slots[i] != Slot::Pending {
-                continue;
+            if valid.steps[i].action.check && self.slots[i] == Slot::Pending {
+                self.check_one_after_stop(i).await;
             }
-            let step = &valid.runbook.steps[i];
-            if let Some(when) = &step.when
-                && let Ok(false) = self.shared.engine.eval_bool(when, self.ctx.display())
-            {
-                self.done(i, skipped(format!("condition `{when}` is false")), true);
-                continue;
-            }
-            let _ = self.shared.emit(&Event::StepStarted {
-                step: step.id.clone(),
-                items: None,
-            });
-            let mut r = match prepare::prepare(
-                &self.shared,
-                &self.ctx,
-                i,
-                self.opts.max_items,
-                Mode::AfterStop,
-                None,
-            ) {
-                Ok(p) => {
-                    let ctx = Arc::new(self.ctx.clone());
-                    step::execute_with(self.shared.clone(), ctx, i, p, None).await
-                }
-                Err(mut r) => {
-                    r.finding = Some(format!(
-                        "`{}` could not run after the stop: {}",
-                        step.id,
-                        r.reason.clone().unwrap_or_default()
-                    ));
-                    r
-                }
-            };
-            let note = "checked after the run stopped";
-            r.reason = Some(match r.reason.take() {
-                Some(why) => format!("{why} ({note})"),
-                None => note.to_string(),
-            });
-            let status = r.final_status();
-            self.done(i, r, status == StepStatus::Ok);
         }
+    }
+
+    async fn check_one_after_stop(&mut self, i: usize) {
+        let plan = self.shared.planner.step(&self.ctx, i, &Default::default());
+        if let Condition::Skipped(when) = &plan.condition {
+            return self.done(i, skipped(format!("condition `{when}` is false")), true);
+        }
+        let _ = self.shared.emit(&Event::StepStarted {
+            step: plan.id.clone(),
+            items: None,
+        });
+        let mut r = if plan.problems.is_empty() && plan.known() {
+            let ctx = Arc::new(self.ctx.clone());
+            let how = step::Running {
+                after_stop: true,
+                ..step::Running::default()
+            };
+            step::execute(self.shared.clone(), ctx, i, plan.work, how).await
+        } else {
+            let why = if plan.problems.is_empty() {
+                "what it reads is not known: the steps it needs did not run".to_string()
+            } else {
+                plan.problems.join("; ")
+            };
+            let mut r = StepResult::failed(why.clone());
+            r.finding = Some(format!("`{}` could not run after the stop: {why}", plan.id));
+            r
+        };
+        let note = "checked after the run stopped";
+        r.reason = Some(match r.reason.take() {
+            Some(why) => format!("{why} ({note})"),
+            None => note.to_string(),
+        });
+        let status = r.final_status();
+        self.done(i, r, status == StepStatus::Ok);
     }
 
     /// Steps that never started: interrupted by Ctrl-C, else skipped because the run stopped.
@@ -744,7 +755,7 @@ fn step_report(shared: &Shared, ctx: &Context, i: usize, r: &StepResult) -> Step
     let step = &shared.valid.runbook.steps[i];
     StepReport {
         id: step.id.clone(),
-        name: display_name(shared, ctx, i),
+        name: shared.planner.display_name(ctx, i),
         status: r.final_status(),
         reason: r.reason.clone(),
         duration_ms: r.duration.as_millis() as u64,

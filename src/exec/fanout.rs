@@ -15,12 +15,12 @@ use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::context::Context;
-use super::render;
 use super::resume::{BatchProgress, DoneItem};
 use super::shared::Shared;
 use super::step::{self, StepResult};
 use crate::event::{Event, StepStatus};
+use crate::plan::Batch;
+use crate::plan::context::Context;
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 
@@ -29,31 +29,33 @@ use crate::runbook::validate::StepInfo;
 pub(super) async fn many(
     shared: &Arc<Shared>,
     ctx: &Arc<Context>,
-    step: &Step,
-    info: &StepInfo,
-    items: Vec<Value>,
-    mut batch: BatchProgress,
+    i: usize,
+    plan: Batch,
+    mut progress: BatchProgress,
 ) -> StepResult {
-    let total = items.len();
-    let mut gathered = Batch::new(step, total);
-    for (k, done) in std::mem::take(&mut batch.done) {
-        if k < total {
+    let step = &shared.valid.runbook.steps[i];
+    let info = &shared.valid.steps[i];
+    let total = plan.items.len();
+    let mut gathered = Gathered::new(step, total);
+    for (k, done) in std::mem::take(&mut progress.done) {
+        if k < total && plan.done.contains(&k) {
             gathered.add_done(k, done);
         }
     }
-    let todo: Vec<(usize, Value)> = items
-        .into_iter()
-        .enumerate()
-        .filter(|(k, _)| !gathered.carried.contains(k))
-        .collect();
+    let todo: Vec<usize> = plan.todo().map(|(k, _)| k).collect();
     shared.progress.items_started(&step.id, todo.len());
-    let concurrency = step.concurrency.unwrap_or(1).max(1) as usize;
-    let index = shared.valid.index_of(&step.id).unwrap_or(0);
-    let unknown = Arc::new(batch.unknown);
+    let progress = Arc::new(progress);
+    let items = plan.items.clone();
     let per_item = futures::stream::iter(todo)
-        .map(|(k, item)| {
-            let lost = unknown.get(&k).copied();
-            let task = tokio::spawn(run_item(shared.clone(), ctx.clone(), index, k, item, lost));
+        .map(|k| {
+            let task = tokio::spawn(run_item(
+                shared.clone(),
+                ctx.clone(),
+                i,
+                k,
+                items.clone(),
+                progress.clone(),
+            ));
             async move {
                 let r = task
                     .await
@@ -61,7 +63,7 @@ pub(super) async fn many(
                 (k, r)
             }
         })
-        .buffer_unordered(concurrency);
+        .buffer_unordered(plan.concurrency);
     futures::pin_mut!(per_item);
     while let Some((k, r)) = per_item.next().await {
         gathered.add(k, r);
@@ -76,13 +78,12 @@ pub(super) async fn many(
 async fn run_item(
     shared: Arc<Shared>,
     ctx: Arc<Context>,
-    index: usize,
+    i: usize,
     k: usize,
-    item: Value,
-    lost: Option<jiff::Timestamp>,
+    items: Arc<Vec<Value>>,
+    progress: Arc<BatchProgress>,
 ) -> StepResult {
-    let step = &shared.valid.runbook.steps[index];
-    let info = &shared.valid.steps[index];
+    let step = &shared.valid.runbook.steps[i];
     if shared.interrupt.count() > 0 {
         return StepResult {
             status: Some(StepStatus::Interrupted),
@@ -90,22 +91,23 @@ async fn run_item(
             ..StepResult::default()
         };
     }
-    let r = match render::request(&shared.engine, &ctx, step, info, Some(&item)) {
-        Ok(req) => match lost {
-            Some(since) => {
+    let item = &items[k];
+    let r = match shared.planner.item_request(&ctx, i, k, item) {
+        Ok(req) => match progress.unknown.get(&k) {
+            Some(lost) => {
                 let lost = super::recover::Lost {
-                    step,
-                    info,
+                    index: i,
                     req: &req,
-                    item: Some((k, &item)),
+                    item: Some((k, item)),
                     why: "the run that sent it stopped before an answer was recorded",
-                    since,
+                    before: lost.before.clone(),
+                    known: lost.known.clone(),
                 };
                 super::recover::recover(&shared, &ctx, lost).await
             }
-            None => step::one(&shared, &ctx, step, info, req, Some((k, &item))).await,
+            None => step::one(&shared, &ctx, i, req, Some((k, item))).await,
         },
-        Err(e) => StepResult::failed(format!("item {k}: {e}")),
+        Err(e) => StepResult::failed(e),
     };
     let status = r.final_status();
     let mut outputs = r.outputs.clone();
@@ -127,7 +129,7 @@ async fn run_item(
 }
 
 /// The items' results, gathered into the step's.
-struct Batch<'a> {
+struct Gathered<'a> {
     names: Vec<&'a String>,
     columns: Vec<Vec<Value>>,
     secret_columns: HashMap<String, Vec<Value>>,
@@ -139,10 +141,10 @@ struct Batch<'a> {
     carried: std::collections::HashSet<usize>,
 }
 
-impl<'a> Batch<'a> {
+impl<'a> Gathered<'a> {
     fn new(step: &'a Step, total: usize) -> Self {
         let names: Vec<&String> = step.outputs.keys().collect();
-        Batch {
+        Gathered {
             columns: vec![vec![Value::Null; total]; names.len()],
             names,
             secret_columns: HashMap::new(),

@@ -17,13 +17,13 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::context::Context;
 use super::evidence::EvidenceWriter;
 use super::send::{self, Sent};
 use super::shared::Shared;
 use super::step::{self, StepResult, body_policy, send_policy};
 use crate::esus::request::ApiRequest;
 use crate::event::Event;
+use crate::plan::context::Context;
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 
@@ -38,16 +38,14 @@ const MAX_PAGES: u64 = 100_000;
 pub(super) async fn pull(
     shared: &Arc<Shared>,
     ctx: &Context,
-    step: &Step,
-    info: &StepInfo,
+    i: usize,
     first: ApiRequest,
 ) -> StepResult {
-    let name = match &step.save {
-        Some(save) => match step::save_name(shared, ctx, save, None) {
-            Ok(n) => n,
-            Err(e) => return StepResult::failed(e),
-        },
-        None => format!("{}.json", step.id),
+    let step = &shared.valid.runbook.steps[i];
+    let info = &shared.valid.steps[i];
+    let name = match shared.planner.save_name(ctx, i, None) {
+        Ok(n) => n,
+        Err(e) => return StepResult::failed(e),
     };
     let writer = match EvidenceWriter::create(&shared.folders, &name) {
         Ok(w) => w,
@@ -405,14 +403,19 @@ impl<'a> Pull<'a> {
             "window_from": self.oldest.map(|t| t.to_string()),
             "window_to": proof.window_to.map(|t| t.to_string()),
         });
-        let outputs = step::outputs(self.shared, ctx, self.step, self.info, &response, 200, None);
-        let mut result = match outputs {
-            Ok((shown, secret)) => StepResult {
-                outputs: shown,
-                secret_outputs: secret,
+        let i = self
+            .shared
+            .valid
+            .index_of(&self.step.id)
+            .unwrap_or_default();
+        let outputs = step::outputs(self.shared, ctx, i, &response, 200, None);
+        let mut result = match outputs.error {
+            None => StepResult {
+                outputs: outputs.shown,
+                secret_outputs: outputs.secret,
                 ..StepResult::default()
             },
-            Err(e) => StepResult::failed(e),
+            Some(e) => StepResult::failed(e),
         };
         result.evidence.push(evidence);
         if !proof.complete {

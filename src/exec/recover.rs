@@ -1,66 +1,94 @@
-//! After a non-idempotent request whose answer was lost (a dropped connection, a 5xx, a run
-//! killed before the answer was recorded): ask ESUS what happened before anything is sent again.
-//! A blind re-send of a rotate or a create leaves two keys, one of them active with a secret
-//! nobody holds; relying on an undocumented 409 to stop the second is not a plan.
+//! After a request that is not safe to repeat lost its answer (a dropped connection, a 5xx, a run
+//! killed before the answer was recorded): what it did is found by an exact claim, or it is
+//! unknown and a person decides. Never a guess: no time window, no "a key of the same name".
 //!
-//! - It did not happen: the approved request is sent once more (it is the first time).
-//! - It happened, and what it made holds no secret of ours (a subscription): it is adopted.
-//! - It happened, and its secret was in the lost answer (a key): the orphan is revoked and the
-//!   approved request sent again — both shown and approved first, like any destructive request.
-//! - ESUS cannot tell (ambiguous, unreadable): the step fails, saying exactly what to check.
+//! - The action's claim says it did not happen: the approved request is sent (it is the first
+//!   time it takes effect).
+//! - It happened and made something holding no secret of ours (a Subscription): adopted.
+//! - It happened and its secret was in the lost answer (a key): that key — proven ours by its
+//!   claim — is revoked and the approved request sent again, both shown and approved first;
+//!   unless this incident holds the key's secret already (kept before the answer was recorded),
+//!   then it is adopted.
+//! - Nothing tells (the key is gone, the action has no claim): interactive runs show what ESUS
+//!   holds and ask; unattended runs stop (exit 1, resumable), naming what they saw.
+//!
+//! What settles each action is declared in the catalogue (`Recovery`); the claims themselves are
+//! in [`super::claims`].
 
 use std::sync::Arc;
 
-use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
+use super::claims;
 use super::confirmation::{self, Answer};
-use super::context::Context;
 use super::send::{self, Sent};
 use super::shared::Shared;
-use super::step::{self, StepResult, exchange, exchange_item, send_policy};
-use crate::esus::actions::Method;
+use super::step::{self, StepResult, exchange_item, send_policy};
+use crate::esus::actions::{Method, Recovery};
 use crate::esus::client::ApiResponse;
 use crate::esus::request::{ApiRequest, encode_segment};
-use crate::runbook::model::Step;
-use crate::runbook::validate::StepInfo;
+use crate::plan::context::Context;
 
-/// Clock difference allowed between this machine and ESUS when matching creation times.
-const SKEW: SignedDuration = SignedDuration::from_secs(120);
-
-/// Whether ESUS's state can tell what became of this action's lost request.
-pub(super) fn recoverable(info: &StepInfo) -> bool {
-    matches!(
-        info.action.name,
-        "api_keys.rotate" | "api_keys.create" | "subscription.create"
-    )
-}
-
-/// What a lost request is: the step (item) it belongs to, and when it was sent.
+/// A request whose answer was lost: the step (item) it belongs to, and when it was sent.
 pub(super) struct Lost<'a> {
-    pub(super) step: &'a Step,
-    pub(super) info: &'a StepInfo,
+    /// The step's index.
+    pub(super) index: usize,
+    /// The request, as approved.
     pub(super) req: &'a ApiRequest,
+    /// The fan-out item.
     pub(super) item: Option<(usize, &'a Value)>,
+    /// Why its answer is missing.
     pub(super) why: &'a str,
-    pub(super) since: Timestamp,
+    /// A rotate: the old key's `supersededBy` before it was sent (`Some(None)`: it had none),
+    /// `None` when that was not read (or not trustedly recorded).
+    pub(super) before: Option<Option<String>>,
+    /// Ids this incident's own records name for this write (a rename sent before the run
+    /// stopped): candidates whose secret, when held, makes them this write's.
+    pub(super) known: Vec<String>,
 }
 
-/// Recovers a lost request.
+impl Lost<'_> {
+    pub(super) fn step(&self, shared: &Shared) -> String {
+        shared.valid.runbook.steps[self.index].id.clone()
+    }
+
+    pub(super) fn idx(&self) -> Option<usize> {
+        self.item.map(|(k, _)| k)
+    }
+}
+
+/// An answer to hand to the step, the request id it answers, and what recovery did — or the
+/// step's result, already final (a failure, or an answer adopted from what is on disk).
+pub(super) type Recovered = Result<(ApiResponse, String, String), StepResult>;
+
+/// Recovers a lost request, as the action's catalogue entry says.
 pub(super) async fn recover(shared: &Arc<Shared>, ctx: &Context, lost: Lost<'_>) -> StepResult {
-    let outcome = match lost.info.action.name {
-        "api_keys.rotate" => rotate(shared, ctx, &lost).await,
-        "api_keys.create" => create(shared, ctx, &lost).await,
-        "subscription.create" => subscription(shared, &lost).await,
-        name => Err(StepResult::failed(format!(
-            "an earlier request of `{name}` got no recorded answer ({}); it is not safe to repeat blindly. Check ESUS's state, then run the step again",
-            lost.why
-        ))),
+    let info = &shared.valid.steps[lost.index];
+    let outcome = match info.recovery {
+        Recovery::ClaimName => claims::created_key(shared, ctx, &lost).await,
+        Recovery::SupersededBy => claims::rotated(shared, ctx, &lost).await,
+        Recovery::ClaimReason => claims::subscription(shared, &lost).await,
+        Recovery::Resend => {
+            let note = format!("its first answer was lost ({}); sent again", lost.why);
+            resend(shared, &lost, note).await
+        }
+        Recovery::Unknown => {
+            let saw = format!(
+                "`{}` has no exact claim ESUS could be asked about",
+                info.action.name
+            );
+            unknown(shared, &lost, &saw).await
+        }
     };
     match outcome {
         Ok((resp, id, note)) => {
-            let mut r =
-                step::finish_answer(shared, ctx, lost.step, lost.info, &resp, &id, lost.item).await;
+            let mut r = step::finish_answer(shared, ctx, lost.index, &resp, &id, lost.item).await;
+            if info.recovery == Recovery::ClaimName
+                && r.final_status() == crate::event::StepStatus::Ok
+            {
+                claims::settle_claim(shared, ctx, lost.index, lost.item, lost.req, &resp, &mut r)
+                    .await;
+            }
             r.reason.get_or_insert(note);
             r
         }
@@ -68,214 +96,13 @@ pub(super) async fn recover(shared: &Arc<Shared>, ctx: &Context, lost: Lost<'_>)
     }
 }
 
-/// An answer to hand to the step, the request id it answers, and what recovery did — or the
-/// step's result, already final (a failure, or an answer adopted from what is on disk).
-type Recovered = Result<(ApiResponse, String, String), StepResult>;
-
-/// A rotate: the key's `supersededBy`, set at or after the send, means it happened.
-async fn rotate(shared: &Arc<Shared>, ctx: &Context, lost: &Lost<'_>) -> Recovered {
-    let key_path = lost.req.path.trim_end_matches("/rotate").to_string();
-    let key_id = key_path.rsplit('/').next().unwrap_or_default().to_string();
-    let read = ApiRequest::get(key_path);
-    let resp = exchange(
-        shared,
-        lost.step,
-        lost.info,
-        &read,
-        send_policy(lost.step, true),
-    )
-    .await?;
-    if resp.status != 200 {
-        return Err(StepResult::failed(format!(
-            "outcome unknown: the rotate of {key_id} got no answer ({}), and the key can no longer be read (ESUS answered {}); nothing was sent again. Look for its replacement with GET /api-keys?name=…",
-            lost.why, resp.status
-        )));
-    }
-    let body = resp.json();
-    let successor = body.get("supersededBy").and_then(Value::as_str);
-    let at = body
-        .get("supersededAt")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    match (successor, at) {
-        (Some(orphan), Some(at)) if at >= lost.since - SKEW => {
-            let orphan = orphan.to_string();
-            reissue(shared, ctx, lost, &orphan, &format!("the rotate of {key_id}")).await
-        }
-        _ => resend(
-            shared,
-            lost,
-            format!(
-                "the rotate of {key_id} got no answer ({}); ESUS shows it had not happened, so it was sent once more",
-                lost.why
-            ),
-        )
-        .await,
-    }
-}
-
-/// A create: a key of the same name created at or after the send means it happened.
-async fn create(shared: &Arc<Shared>, ctx: &Context, lost: &Lost<'_>) -> Recovered {
-    let name = lost
-        .req
-        .body
-        .as_ref()
-        .and_then(|b| b.display().get("name"))
-        .and_then(Value::as_str)
-        .filter(|n| *n != crate::event::REDACTED)
-        .map(str::to_string);
-    let Some(name) = name else {
-        return Err(StepResult::failed(format!(
-            "outcome unknown: the create got no answer ({}) and its key name is not known, so ESUS cannot be asked; nothing was sent again",
-            lost.why
-        )));
-    };
-    let mut list = ApiRequest::get("/api-keys");
-    list.query.push(("name".into(), name.clone()));
-    let resp = exchange(
-        shared,
-        lost.step,
-        lost.info,
-        &list,
-        send_policy(lost.step, true),
-    )
-    .await?;
-    let made = made_since(&resp.json(), "items", lost.since, |k| {
-        k.get("name").and_then(Value::as_str) == Some(name.as_str())
-            && k.get("active").and_then(Value::as_bool) != Some(false)
-    });
-    match made.as_slice() {
-        [] => {
-            resend(
-                shared,
-                lost,
-                format!(
-                    "the create of `{name}` got no answer ({}); ESUS lists no key of that name created since, so it was sent once more",
-                    lost.why
-                ),
-            )
-            .await
-        }
-        [orphan] => {
-            reissue(
-                shared,
-                ctx,
-                lost,
-                orphan,
-                &format!("the create of `{name}`"),
-            )
-            .await
-        }
-        many => Err(StepResult::failed(format!(
-            "outcome unknown: the create of `{name}` got no answer ({}), and ESUS lists {} keys of that name created since ({}); which one is ours cannot be told. Revoke the ones nobody holds a secret for (DELETE /api-keys/ID), then run the step again",
-            lost.why,
-            many.len(),
-            many.join(", ")
-        ))),
-    }
-}
-
-/// A subscription: one with the same criteria and endpoint, updated at or after the send, is
-/// the one that was made; it holds no secret of ours, so it is adopted as the answer.
-async fn subscription(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recovered {
-    let wanted = lost.req.body.as_ref().map(|b| b.display().clone());
-    let criteria = wanted.as_ref().and_then(|b| b.get("criteria")).cloned();
-    let endpoint = wanted
-        .as_ref()
-        .and_then(|b| b.get("channel"))
-        .and_then(|c| c.get("endpoint"))
-        .cloned();
-    let list = ApiRequest::get("/fhir/Subscription");
-    let resp = exchange(
-        shared,
-        lost.step,
-        lost.info,
-        &list,
-        send_policy(lost.step, true),
-    )
-    .await?;
-    let body = resp.json();
-    let entries: Vec<&Value> = body
-        .get("entry")
-        .and_then(Value::as_array)
-        .map(|e| e.iter().filter_map(|x| x.get("resource")).collect())
-        .unwrap_or_default();
-    let made: Vec<&Value> = entries
-        .into_iter()
-        .filter(|r| {
-            Some(r.get("criteria")) == Some(criteria.as_ref())
-                && r.get("channel").and_then(|c| c.get("endpoint")) == endpoint.as_ref()
-                && recorded(r.get("meta").and_then(|m| m.get("lastUpdated")))
-                    .is_some_and(|t| t >= lost.since - SKEW)
-        })
-        .collect();
-    match made.as_slice() {
-        [] => {
-            resend(
-                shared,
-                lost,
-                format!(
-                    "the subscription create got no answer ({}); ESUS lists none like it made since, so it was sent once more",
-                    lost.why
-                ),
-            )
-            .await
-        }
-        [one] => {
-            let adopted = ApiResponse {
-                status: 201,
-                retry_after: None,
-                body: bytes::Bytes::from(serde_json::to_vec(one).unwrap_or_default()),
-                duration: resp.duration,
-            };
-            let id = one.get("id").and_then(Value::as_str).unwrap_or("?");
-            Ok((
-                adopted,
-                String::new(),
-                format!(
-                    "the subscription create got no answer ({}); ESUS shows it was made ({id}), so it was adopted, not sent again",
-                    lost.why
-                ),
-            ))
-        }
-        many => Err(StepResult::failed(format!(
-            "outcome unknown: the subscription create got no answer ({}), and ESUS lists {} like it made since; nothing was sent again",
-            lost.why,
-            many.len()
-        ))),
-    }
-}
-
-/// The ids of the `field` entries made at or after `since` (by `createdAt`) that `keep`.
-fn made_since(
-    body: &Value,
-    field: &str,
-    since: Timestamp,
-    keep: impl Fn(&Value) -> bool,
-) -> Vec<String> {
-    body.get(field)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter(|k| keep(k))
-                .filter(|k| recorded(k.get("createdAt")).is_some_and(|t| t >= since - SKEW))
-                .filter_map(|k| k.get("id").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn recorded(v: Option<&Value>) -> Option<Timestamp> {
-    v.and_then(Value::as_str).and_then(|t| t.parse().ok())
-}
-
-/// It did not happen: the approved request goes out once more.
-async fn resend(shared: &Arc<Shared>, lost: &Lost<'_>, note: String) -> Recovered {
-    let policy = send_policy(lost.step, false);
-    let idx = lost.item.map(|(k, _)| k);
-    let body = step::body_policy(lost.info);
-    match send::send(shared, &lost.step.id, idx, lost.req, policy, body).await {
+/// It did not happen (its claim says so): the approved request goes out once more.
+pub(super) async fn resend(shared: &Arc<Shared>, lost: &Lost<'_>, note: String) -> Recovered {
+    let step = &shared.valid.runbook.steps[lost.index];
+    let info = &shared.valid.steps[lost.index];
+    let policy = send_policy(step, false);
+    let body = step::body_policy(info);
+    match send::send(shared, &step.id, lost.idx(), lost.req, policy, body).await {
         Ok(Sent::Answer(r, id)) => Ok((r, id, note)),
         Ok(Sent::Unknown(w)) => Err(StepResult::failed(format!(
             "outcome unknown twice ({}; {w}); stopped so as not to make more",
@@ -288,210 +115,120 @@ async fn resend(shared: &Arc<Shared>, lost: &Lost<'_>, note: String) -> Recovere
     }
 }
 
-/// It happened, and the secret of what it made (`orphan`) was in the lost answer: revoke the
-/// orphan and send the approved request again — after an approval covering both requests. Unless
-/// the answer did arrive and its secret is on disk (written before the answer is recorded; the
-/// run died in between): a held secret that ESUS accepts for the orphan makes it ours, adopted.
-async fn reissue(
-    shared: &Arc<Shared>,
-    ctx: &Context,
-    lost: &Lost<'_>,
-    orphan: &str,
-    what: &str,
-) -> Recovered {
-    if let Some(adopted) = adopt_held(shared, ctx, lost, orphan, what).await? {
-        return Err(adopted);
-    }
-    let revoke = ApiRequest {
-        method: Method::Delete,
-        ..ApiRequest::get(format!("/api-keys/{}", encode_segment(orphan)))
-    };
-    let message = format!(
-        "{what} reached ESUS but its answer was lost: key {orphan} is ACTIVE and nobody holds its secret. Revoke {orphan} and send the request again?"
+/// Nothing proves what happened. A person at the terminal is shown what ESUS holds and decides;
+/// an unattended run stops here (exit 1) and a resume meets the same question.
+pub(super) async fn unknown(shared: &Arc<Shared>, lost: &Lost<'_>, saw: &str) -> Recovered {
+    let step = &shared.valid.runbook.steps[lost.index];
+    let what = format!(
+        "{} {} of `{}`{}",
+        lost.req.method.as_str(),
+        lost.req.path,
+        step.id,
+        lost.idx().map(|k| format!(" item {k}")).unwrap_or_default()
     );
-    let requests = [revoke.clone(), lost.req.clone()];
-    let idx = lost.item.map(|(k, _)| k);
-    let (answer, approval) =
-        confirmation::approve_recovery(shared, lost.step, idx, &message, &requests)
+    let stop = |why: &str| {
+        Err(StepResult::failed(format!(
+            "outcome unknown: {what} got no answer ({}), and {saw}; {why}. Nothing was sent again: check ESUS, then resume (at a terminal you decide whether to send it again)",
+            lost.why
+        )))
+    };
+    if !shared.policy.interactive {
+        return stop("an unattended run never decides this");
+    }
+    let message = format!(
+        "{what} got no answer ({}), and {saw}. It may already have happened. Send it again?",
+        lost.why
+    );
+    let (answer, approval) = confirmation::approve_recovery(
+        shared,
+        step,
+        lost.idx(),
+        &message,
+        std::slice::from_ref(lost.req),
+    )
+    .await
+    .map_err(|e| StepResult::failed(format!("confirmation failed: {e}")))?;
+    let done = match answer {
+        Answer::Yes => {
+            resend(
+                shared,
+                lost,
+                format!("{saw}; sent again as the operator decided"),
+            )
             .await
-            .map_err(|e| StepResult::failed(format!("confirmation failed: {e}")))?;
-    let done = reissue_approved(shared, lost, orphan, what, answer, &revoke).await;
-    shared.withdraw(&lost.step.id, idx, approval);
+        }
+        _ => stop("the operator did not send it again"),
+    };
+    shared.withdraw(&step.id, lost.idx(), approval);
     done
 }
 
-/// The item's (or step's) secret outputs on disk, newest file of each name first.
-fn held_secrets(shared: &Shared, lost: &Lost<'_>) -> Vec<(String, std::path::PathBuf)> {
-    let stem = match lost.item {
-        Some((k, _)) => format!("{}[{k}]", lost.step.id),
-        None => lost.step.id.clone(),
-    };
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&shared.folders.secrets) else {
-        return out;
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
-    // `x.new_secret.2` is newer than `x.new_secret.1`, newer than `x.new_secret`.
-    names.sort_by_key(|n| {
-        std::cmp::Reverse(
-            n.rsplit_once('.')
-                .and_then(|(_, d)| d.parse::<u32>().ok())
-                .unwrap_or(0),
-        )
-    });
-    for name in &lost.info.secret_outputs {
-        let base = format!("{stem}.{name}");
-        if let Some(file) = names.iter().find(|n| {
-            **n == base
-                || n.strip_prefix(&format!("{base}."))
-                    .is_some_and(|d| d.parse::<u32>().is_ok())
-        }) {
-            out.push((name.clone(), shared.folders.secrets.join(file)));
-        }
-    }
-    out
-}
-
-/// Adopts `orphan` when this step's secret is on disk and ESUS accepts it for `orphan`'s client
-/// id: the result is the step's answer, rebuilt from ESUS's view of the key and the held secret.
-async fn adopt_held(
-    shared: &Arc<Shared>,
-    ctx: &Context,
-    lost: &Lost<'_>,
-    orphan: &str,
-    what: &str,
-) -> Result<Option<StepResult>, StepResult> {
-    let held = held_secrets(shared, lost);
-    if held.is_empty() || held.len() != lost.info.secret_outputs.len() {
-        return Ok(None);
-    }
-    let read = ApiRequest::get(format!("/api-keys/{}", encode_segment(orphan)));
-    let idx = lost.item.map(|(k, _)| k);
-    let resp = exchange_item(
-        shared,
-        lost.step,
-        lost.info,
-        idx,
-        &read,
-        send_policy(lost.step, true),
-    )
-    .await?;
-    let mut key = resp.json();
-    let Some(client_id) = key
-        .get("clientId")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return Ok(None);
-    };
-    if resp.status != 200 {
-        return Ok(None);
-    }
-    for (_, path) in &held {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return Ok(None);
-        };
-        let secret = secrecy::SecretString::from(text.trim_end_matches('\n').to_string());
-        // ESUS is asked, as the key itself, whether this secret is the key's.
-        let probe = ApiRequest {
-            auth: crate::esus::request::Auth::ApiKey(secrecy::SecretString::from(format!(
-                "{client_id}:{}",
-                secrecy::ExposeSecret::expose_secret(&secret)
-            ))),
-            ..read.clone()
-        };
-        let answer = exchange_item(
-            shared,
-            lost.step,
-            lost.info,
-            idx,
-            &probe,
-            super::send::SendPolicy {
-                probe: true,
-                ..send_policy(lost.step, true)
-            },
-        )
-        .await?;
-        if answer.status == 401 {
-            return Ok(None);
-        }
-        if let Some(m) = key.as_object_mut() {
-            m.insert(
-                "secret".into(),
-                Value::from(secrecy::ExposeSecret::expose_secret(&secret)),
-            );
-        }
-    }
-    let item = lost.item.map(|(_, v)| v);
-    let (shown, secret) = match step::outputs(shared, ctx, lost.step, lost.info, &key, 200, item) {
-        Ok(o) => o,
-        Err(e) => return Err(StepResult::failed(e)),
-    };
-    // Only adopted when every secret output is exactly what is on disk.
-    for (name, path) in &held {
-        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-        let same = secret.get(name).is_some_and(|v| {
-            secrecy::ExposeSecret::expose_secret(v) == on_disk.trim_end_matches('\n')
-        });
-        if !same {
-            return Ok(None);
-        }
-    }
-    Ok(Some(StepResult {
-        status: Some(crate::event::StepStatus::Ok),
-        outputs: shown,
-        secret_outputs: secret,
-        secret_files: held.into_iter().map(|(_, p)| p).collect(),
-        reason: Some(format!(
-            "{what} reached ESUS and its answer arrived, but the run stopped before recording it: the new secret was already on disk and ESUS accepts it for {orphan}, which is kept"
-        )),
-        ..StepResult::default()
-    }))
-}
-
-async fn reissue_approved(
+/// It happened, and the secret of what it made was in the lost answer: the `orphans` — each
+/// proven this request's by its claim — are revoked and the approved request sent again, after
+/// an approval covering every one of those requests.
+pub(super) async fn reissue(
     shared: &Arc<Shared>,
     lost: &Lost<'_>,
-    orphan: &str,
+    orphans: &[String],
     what: &str,
-    answer: Answer,
-    revoke: &ApiRequest,
 ) -> Recovered {
-    if answer != Answer::Yes {
-        let base = shared
-            .client
-            .base()
-            .as_str()
-            .trim_end_matches('/')
-            .to_string();
-        return Err(StepResult::failed(format!(
-            "{what} reached ESUS but its answer was lost: key {orphan} is ACTIVE and nobody holds its secret, and revoking it was not approved. Revoke it now: DELETE {base}/api-keys/{orphan} (e.g. `curl -X DELETE -H \"Authorization: Bearer $ESUS_TOKEN\" {base}/api-keys/{orphan}`)"
-        )));
+    let step = &shared.valid.runbook.steps[lost.index];
+    let revokes: Vec<ApiRequest> = orphans.iter().map(|id| revoke_request(id)).collect();
+    let list = orphans.join(", ");
+    let message = format!(
+        "{what} reached ESUS but its answer was lost: key(s) {list} — made by this incident (its exact claim) — are ACTIVE and nobody holds their secret. Revoke {list} and send the request again?"
+    );
+    let mut requests = revokes.clone();
+    requests.push(lost.req.clone());
+    let (answer, approval) =
+        confirmation::approve_recovery(shared, step, lost.idx(), &message, &requests)
+            .await
+            .map_err(|e| StepResult::failed(format!("confirmation failed: {e}")))?;
+    let done = match answer {
+        Answer::Yes => revoke_then_resend(shared, lost, orphans, what, &revokes).await,
+        _ => Err(StepResult::failed(format!(
+            "{what} reached ESUS but its answer was lost: key(s) {list} are ACTIVE and nobody holds their secret, and revoking them was not approved. Revoke them now: {}",
+            orphans
+                .iter()
+                .map(|id| format!("DELETE {}", shared.planner.view(&revoke_request(id)).url))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+    };
+    shared.withdraw(&step.id, lost.idx(), approval);
+    done
+}
+
+async fn revoke_then_resend(
+    shared: &Arc<Shared>,
+    lost: &Lost<'_>,
+    orphans: &[String],
+    what: &str,
+    revokes: &[ApiRequest],
+) -> Recovered {
+    let step = &shared.valid.runbook.steps[lost.index];
+    let info = &shared.valid.steps[lost.index];
+    for (id, revoke) in orphans.iter().zip(revokes) {
+        let policy = send_policy(step, true);
+        let gone = exchange_item(shared, step, info, lost.idx(), revoke, policy).await?;
+        if !matches!(gone.status, 200 | 204 | 404) {
+            return Err(StepResult::failed(format!(
+                "{what} reached ESUS but its answer was lost; revoking {id} (made by this incident) failed (ESUS answered {}), so nothing was sent again. Revoke it by hand: DELETE /api-keys/{id}",
+                gone.status
+            )));
+        }
     }
-    let gone = exchange_item(
-        shared,
-        lost.step,
-        lost.info,
-        lost.item.map(|(k, _)| k),
-        revoke,
-        send_policy(lost.step, true),
-    )
-    .await?;
-    if !matches!(gone.status, 200 | 204 | 404) {
-        return Err(StepResult::failed(format!(
-            "{what} reached ESUS but its answer was lost; revoking the orphan {orphan} failed (ESUS answered {}), so nothing was sent again. Revoke it by hand: DELETE /api-keys/{orphan}",
-            gone.status
-        )));
+    let note = format!(
+        "{what} reached ESUS but its answer (and the new secret) was lost: {} (made by this incident, by its exact claim) revoked and the request sent again",
+        orphans.join(", ")
+    );
+    resend(shared, lost, note).await
+}
+
+/// `DELETE /api-keys/{id}`.
+pub(super) fn revoke_request(id: &str) -> ApiRequest {
+    ApiRequest {
+        method: Method::Delete,
+        ..ApiRequest::get(format!("/api-keys/{}", encode_segment(id)))
     }
-    resend(
-        shared,
-        lost,
-        format!(
-            "{what} reached ESUS but its answer (and the new secret) was lost: the orphan {orphan} was revoked and the request sent again"
-        ),
-    )
-    .await
 }

@@ -113,6 +113,7 @@ impl RunOutcome {
         match self {
             RunOutcome::Success => ExitCode::Success,
             RunOutcome::Failed | RunOutcome::CompletedWithFailures => ExitCode::StepFailed,
+            RunOutcome::Refused => ExitCode::Usage,
             RunOutcome::Declined => ExitCode::Declined,
             RunOutcome::AuthFailed => ExitCode::Auth,
             RunOutcome::Unreachable => ExitCode::Unreachable,
@@ -233,6 +234,7 @@ fn outcome_words(o: RunOutcome) -> &'static str {
         RunOutcome::Success => "completed",
         RunOutcome::CompletedWithFailures => "completed WITH FAILURES",
         RunOutcome::Failed => "FAILED",
+        RunOutcome::Refused => "refused before anything was sent",
         RunOutcome::Declined => "stopped: declined or approval missing",
         RunOutcome::AuthFailed => "stopped: ESUS refused the operator's credentials",
         RunOutcome::Unreachable => "stopped: ESUS could not be reached (nothing was sent)",

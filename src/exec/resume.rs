@@ -38,8 +38,22 @@ pub struct DoneItem {
 pub struct BatchProgress {
     /// Items that finished `ok`, by index.
     pub done: HashMap<usize, DoneItem>,
-    /// Items whose non-idempotent request went out with no answer, and when.
-    pub unknown: HashMap<usize, Timestamp>,
+    /// Items whose non-idempotent request went out with no answer that settles it.
+    pub unknown: HashMap<usize, LostWrite>,
+}
+
+/// A request not safe to repeat that an earlier leg sent with no answer that settles it, and
+/// what the incident's records say to settle it with.
+#[derive(Debug, Clone)]
+pub struct LostWrite {
+    /// When it was first sent.
+    pub sent_at: Timestamp,
+    /// A rotate: the old key's `supersededBy` before it, from a signed record (`Some(None)`:
+    /// it had none); `None` when no signed record showed it.
+    pub before: Option<Option<String>>,
+    /// Ids the incident's records named for this write: a created key's id in an answer, the
+    /// key a rename was sent for. Only candidates: one is adopted only when its secret is held.
+    pub known: Vec<String>,
 }
 
 /// A finished step as the new transcript records it (`carried`), with where it was finished.
@@ -68,8 +82,8 @@ pub struct ResumePlan {
     pub carried: Vec<Carried>,
     /// Fan-outs an earlier run began and did not finish.
     pub batches: HashMap<String, BatchProgress>,
-    /// Non-idempotent steps whose request went out with no recorded answer, and when.
-    pub unknown: HashMap<String, Timestamp>,
+    /// Non-idempotent steps whose request went out with no answer that settles it.
+    pub unknown: HashMap<String, LostWrite>,
     /// The non-secret inputs the first run used.
     pub inputs: Map<String, Value>,
     /// The hash of the last record of the transcript resumed (the new transcript links to it).
@@ -80,6 +94,8 @@ pub struct ResumePlan {
     pub chain_started_at: Option<String>,
     /// The chain already completed: nothing is left to do.
     pub complete: bool,
+    /// What earlier legs saw ESUS accept (signed records only): containment is proven against it.
+    pub witnessed: Vec<super::witness::Fact>,
     /// What the operator should know (one line each).
     pub notes: Vec<String>,
 }
@@ -111,6 +127,13 @@ pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
         ..ResumePlan::default()
     };
     read_start(trusted, &mut plan);
+    plan.witnessed = trusted
+        .iter()
+        .filter(|r| r.kind == "witness")
+        .filter_map(|r| {
+            super::witness::Fact::from_record(r.str_field("fact")?, r.str_field("what")?)
+        })
+        .collect();
     // Only a live leg's signed end completes an incident: a dry-run sent nothing.
     let live = trusted
         .first()
@@ -322,6 +345,16 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
         if plan.finished.contains_key(step) || valid.steps[i].idempotent {
             continue;
         }
+        // Reads (and probes) a step makes around its write change nothing.
+        let method = r
+            .data
+            .get("request")
+            .and_then(|v| v.get("method"))
+            .and_then(Value::as_str);
+        let probe = r.data.get("probe").and_then(Value::as_bool) == Some(true);
+        if method == Some("GET") || probe {
+            continue;
+        }
         let request_id = r.str_field("request_id").unwrap_or_default();
         // A signed client error (4xx) says nothing happened: the step simply runs again. Any
         // other answer to a step or item that did not (trustedly) finish — a 2xx whose outputs
@@ -344,15 +377,15 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
         if item_done {
             continue;
         }
-        let sent =
-            r.ts.parse::<Timestamp>()
-                .unwrap_or_else(|_| Timestamp::now());
-        let method = r
-            .data
-            .get("request")
-            .and_then(|v| v.get("method"))
-            .and_then(Value::as_str)
-            .unwrap_or("?");
+        let lost = LostWrite {
+            sent_at: r
+                .ts
+                .parse::<Timestamp>()
+                .unwrap_or_else(|_| Timestamp::now()),
+            before: before_image(&records[..trusted_len.min(n)], step, item),
+            known: known_ids(records, step, item, request_id),
+        };
+        let method = method.unwrap_or("?");
         let url = r
             .data
             .get("request")
@@ -360,7 +393,7 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
             .and_then(Value::as_str)
             .unwrap_or("?");
         plan.notes.push(format!(
-            "{step}{}: {method} {url} got no recorded answer and is not safe to repeat: ESUS's state is checked first",
+            "{step}{}: {method} {url} got no recorded answer and is not safe to repeat: what it did is settled by its exact claim before anything is sent again",
             item.map(|k| format!(" item {k}")).unwrap_or_default()
         ));
         match item {
@@ -369,13 +402,86 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
                     .entry(step.to_string())
                     .or_default()
                     .unknown
-                    .insert(k as usize, sent);
+                    .insert(k as usize, lost);
             }
             None => {
-                plan.unknown.insert(step.to_string(), sent);
+                plan.unknown.insert(step.to_string(), lost);
             }
         }
     }
+}
+
+/// The `supersededBy` a signed record showed for the key of step `step` (item `item`) before
+/// its rotate: the latest answer to that step's `GET /api-keys/{id}` among `trusted`.
+fn before_image(trusted: &[Record], step: &str, item: Option<u64>) -> Option<Option<String>> {
+    let mut reads: HashMap<&str, ()> = HashMap::new();
+    let mut found = None;
+    for r in trusted {
+        let same = r.step() == Some(step) && r.data.get("item").and_then(Value::as_u64) == item;
+        if r.kind == "request" && same {
+            let req = r.data.get("request");
+            let get = req.and_then(|q| q.get("method")).and_then(Value::as_str) == Some("GET");
+            let url = req
+                .and_then(|q| q.get("url"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let is_key = url.contains("/api-keys/") && !url.contains('?');
+            let probe = r.data.get("probe").and_then(Value::as_bool) == Some(true);
+            if get && is_key && !probe {
+                reads.insert(r.str_field("request_id").unwrap_or_default(), ());
+            }
+        }
+        if r.kind == "response"
+            && reads.contains_key(r.str_field("request_id").unwrap_or_default())
+            && r.data.get("status").and_then(Value::as_u64) == Some(200)
+        {
+            found = r.data.get("body").map(|b| {
+                b.get("supersededBy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        }
+    }
+    found
+}
+
+/// Ids the records name for a write of step `step` (item `item`): the `id` in any answer to it,
+/// and every key a rename of that step (item) was sent for. Signed or not: they are only
+/// candidates, adopted when this incident holds their secret.
+fn known_ids(records: &[Record], step: &str, item: Option<u64>, request_id: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in records {
+        if r.kind == "response" && r.str_field("request_id") == Some(request_id) {
+            if let Some(id) = r
+                .data
+                .get("body")
+                .and_then(|b| b.get("id"))
+                .and_then(Value::as_str)
+            {
+                out.push(id.to_string());
+            }
+        }
+        let same = r.step() == Some(step) && r.data.get("item").and_then(Value::as_u64) == item;
+        if r.kind != "request" || !same {
+            continue;
+        }
+        let req = r.data.get("request");
+        let put = req.and_then(|q| q.get("method")).and_then(Value::as_str) == Some("PUT");
+        let url = req
+            .and_then(|q| q.get("url"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if let (true, Some((_, id))) = (put, url.rsplit_once("/api-keys/")) {
+            let id = id.split(['?', '/']).next().unwrap_or_default();
+            let id = percent_encoding::percent_decode_str(id)
+                .decode_utf8_lossy()
+                .into_owned();
+            if !id.is_empty() && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
 }
 
 /// An outcome an earlier run of the chain left unknown and the run in between did not settle
@@ -385,24 +491,32 @@ fn carry_unresolved(r: &Record, plan: &mut ResumePlan) {
     if plan.finished.contains_key(step) {
         return;
     }
-    let sent = r
-        .str_field("sent_at")
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .unwrap_or_else(Timestamp::now);
+    let lost = LostWrite {
+        sent_at: r
+            .str_field("sent_at")
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .unwrap_or_else(Timestamp::now),
+        before: r
+            .data
+            .get("before")
+            .and_then(|b| serde_json::from_value::<crate::event::Before>(b.clone()).ok())
+            .map(|b| b.superseded_by),
+        known: strings(r.data.get("known")),
+    };
     let item = r.data.get("item").and_then(Value::as_u64);
     match item {
         Some(k) => {
             let batch = plan.batches.entry(step.to_string()).or_default();
             if !batch.done.contains_key(&(k as usize)) {
-                batch.unknown.entry(k as usize).or_insert(sent);
+                batch.unknown.entry(k as usize).or_insert(lost);
             }
         }
         None => {
-            plan.unknown.entry(step.to_string()).or_insert(sent);
+            plan.unknown.entry(step.to_string()).or_insert(lost);
         }
     }
     plan.notes.push(format!(
-        "{step}{}: an earlier run of this incident sent a request that is not safe to repeat and got no answer: ESUS's state is checked first",
+        "{step}{}: an earlier run of this incident sent a request that is not safe to repeat and got no answer: what it did is settled by its exact claim first",
         item.map(|k| format!(" item {k}")).unwrap_or_default()
     ));
 }

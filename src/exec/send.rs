@@ -174,6 +174,11 @@ pub async fn send(
             .client
             .send(req, token.as_ref(), &request_id, policy.timeout)
             .await;
+        if let Ok(resp) = &result {
+            for fact in shared.witnesses.observe(req, resp) {
+                shared.emit(&fact.event())?;
+            }
+        }
         let verdict = verdict(&result, operator_auth, policy, tries);
         match result {
             Ok(resp) if verdict == Verdict::Done => return Ok(Sent::Answer(resp, request_id)),

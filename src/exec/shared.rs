@@ -14,8 +14,8 @@ use super::progress::Progress;
 use super::token::OperatorToken;
 use crate::esus::client::EsusClient;
 use crate::event::{Event, EventSink};
+use crate::plan::Planner;
 use crate::runbook::Validated;
-use crate::template::Engine;
 
 /// Ctrl-C as the executor sees it: how many times it was pressed.
 #[derive(Debug, Clone)]
@@ -71,8 +71,8 @@ impl InterruptHandle {
 
 /// What a run is made of, given by the edge (the CLI, a test, a bench).
 pub struct Parts {
-    /// The runbook.
-    pub valid: Arc<Validated>,
+    /// The planner of the runbook (it holds the runbook).
+    pub planner: Planner,
     /// The ESUS client.
     pub client: EsusClient,
     /// The operator's token.
@@ -91,14 +91,16 @@ pub struct Parts {
     pub interrupt: Interrupt,
     /// Whether this is a drill (prompts are marked).
     pub drill: bool,
+    /// What the incident has seen ESUS accept (earlier legs' facts included).
+    pub witnesses: super::witness::Witnesses,
 }
 
 /// State shared by the scheduler and every step task.
 pub struct Shared {
     /// The runbook.
     pub valid: Arc<Validated>,
-    /// The template engine.
-    pub engine: Engine,
+    /// The one place that decides what a step sends.
+    pub planner: Planner,
     /// The ESUS client.
     pub client: EsusClient,
     /// The operator's token.
@@ -118,6 +120,8 @@ pub struct Shared {
     pub interrupt: Interrupt,
     /// Whether this is a drill (prompts are marked).
     pub drill: bool,
+    /// What the incident has seen ESUS accept: what containment is proven against.
+    pub witnesses: super::witness::Witnesses,
     sink_broken: AtomicBool,
     approvals: Approvals,
 }
@@ -134,11 +138,16 @@ struct Approvals {
 type Grantee = (String, Option<usize>);
 
 impl Shared {
+    /// The template engine (the planner's).
+    pub fn engine(&self) -> &crate::template::Engine {
+        &self.planner.engine
+    }
+
     /// Bundles the parts.
     pub fn new(p: Parts) -> Self {
         Shared {
-            valid: p.valid,
-            engine: Engine::new(),
+            valid: p.planner.valid.clone(),
+            planner: p.planner,
             client: p.client,
             token: p.token,
             confirmer: p.confirmer,
@@ -148,6 +157,7 @@ impl Shared {
             folders: p.folders,
             interrupt: p.interrupt,
             drill: p.drill,
+            witnesses: p.witnesses,
             sink_broken: AtomicBool::new(false),
             approvals: Approvals::default(),
         }

@@ -11,41 +11,20 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::context::Context;
 use super::evidence::EvidenceWriter;
-use super::render;
 use super::send::{self, BodyPolicy, SendPolicy, Sent};
 use super::shared::Shared;
+use crate::esus::actions::Recovery;
 use crate::esus::client::ApiResponse;
 use crate::esus::errors::ErrorBody;
 use crate::esus::request::ApiRequest;
 use crate::event::{EvidenceRef, StepStatus};
+use crate::plan::Work;
+use crate::plan::context::Context;
+use crate::plan::render;
 use crate::runbook::model::Step;
 use crate::runbook::validate::StepInfo;
 use crate::template;
-
-/// A step ready to run: its exact request(s), rendered (and approved) by the scheduler.
-#[derive(Debug)]
-pub enum Prepared {
-    /// One request (or, for paged actions, the first page's).
-    One(ApiRequest),
-    /// A `foreach`: the items; each item's request is rendered when it runs.
-    Many {
-        /// The items.
-        items: Vec<Value>,
-        /// What an earlier run did with them (resume).
-        batch: super::resume::BatchProgress,
-    },
-    /// `api_keys.check_revoked`: read the key, then (with the leaked secret) try it.
-    Revoked {
-        /// `GET /api-keys/{id}` with the operator's token.
-        get: ApiRequest,
-        /// The same URL authenticated by the key itself.
-        probe: Option<ApiRequest>,
-    },
-    /// `auth.check_sessions_ended`: try the stolen credentials.
-    Sessions(super::checks::SessionCheck),
-}
 
 /// What became of a step.
 #[derive(Debug, Default)]
@@ -88,42 +67,55 @@ impl StepResult {
     }
 }
 
-/// Runs step `i`; `recover` (the time an earlier run sent its non-idempotent request, and
-/// recorded no answer) means ESUS's state is checked before anything is sent.
-pub async fn execute_with(
+/// How a planned step is run, beyond what its plan says.
+#[derive(Debug, Default)]
+pub struct Running {
+    /// An earlier leg sent this step's request that is not safe to repeat and recorded no
+    /// answer that settles it: its exact claim is checked before anything is sent.
+    pub lost: Option<super::resume::LostWrite>,
+    /// What an earlier leg did with a fan-out's items (their lost answers).
+    pub batch: super::resume::BatchProgress,
+    /// A containment check run after the run stopped: it must only read (a stolen refresh
+    /// token is not tried: trying it would use it up).
+    pub after_stop: bool,
+}
+
+/// Runs step `i` as planned: its work is what the plan decided, sent as it is.
+pub async fn execute(
     shared: Arc<Shared>,
     ctx: Arc<Context>,
     i: usize,
-    prepared: Prepared,
-    recover: Option<jiff::Timestamp>,
+    work: Work,
+    how: Running,
 ) -> StepResult {
     let started = Instant::now();
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
-    let mut result = match prepared {
-        Prepared::One(req) if info.action.paged => {
-            super::paged::pull(&shared, &ctx, step, info, req).await
-        }
-        Prepared::One(req) if recover.is_some() => {
-            let lost = super::recover::Lost {
-                step,
-                info,
-                req: &req,
-                item: None,
-                why: "the run that sent it stopped before an answer was recorded",
-                since: recover.unwrap_or_else(jiff::Timestamp::now),
-            };
-            super::recover::recover(&shared, &ctx, lost).await
-        }
-        Prepared::One(req) => one(&shared, &ctx, step, info, req, None).await,
-        Prepared::Many { items, batch } => {
-            super::fanout::many(&shared, &ctx, step, info, items, batch).await
-        }
-        Prepared::Revoked { get, probe } => {
+    let mut result = match work {
+        Work::One(req) if info.action.paged => super::paged::pull(&shared, &ctx, i, req).await,
+        Work::One(req) => match how.lost {
+            Some(lost) => {
+                let lost = super::recover::Lost {
+                    index: i,
+                    req: &req,
+                    item: None,
+                    why: "the run that sent it stopped before an answer was recorded",
+                    before: lost.before,
+                    known: lost.known,
+                };
+                super::recover::recover(&shared, &ctx, lost).await
+            }
+            None => one(&shared, &ctx, i, req, None).await,
+        },
+        Work::Many(batch) => super::fanout::many(&shared, &ctx, i, batch, how.batch).await,
+        Work::Revoked { get, probe } => {
             super::checks::revoked(&shared, &ctx, step, info, get, probe).await
         }
-        Prepared::Sessions(check) => {
-            super::checks::sessions(&shared, &ctx, step, info, check).await
+        Work::Sessions(check) => {
+            super::checks::sessions(&shared, &ctx, step, info, check, !how.after_stop).await
+        }
+        Work::Pending(_) | Work::Nothing => {
+            StepResult::failed(format!("`{}` has nothing known to send", step.id))
         }
     };
     if result.status.is_none() {
@@ -196,79 +188,92 @@ pub(super) fn body_policy(info: &StepInfo) -> BodyPolicy {
     }
 }
 
-/// Sends one request (of item `item` of a fan-out) and finishes the step with its answer.
+/// Sends one request (of item `item` of a fan-out) and finishes the step with its answer. A
+/// rotate reads its key first (what the key's `supersededBy` was before is what settles a lost
+/// answer); a claimed create is renamed once its secret is kept.
 pub(super) async fn one(
     shared: &Arc<Shared>,
     ctx: &Context,
-    step: &Step,
-    info: &StepInfo,
+    i: usize,
     req: ApiRequest,
     item: Option<(usize, &Value)>,
 ) -> StepResult {
+    let step = &shared.valid.runbook.steps[i];
+    let info = &shared.valid.steps[i];
     let idx = item.map(|(k, _)| k);
+    let before = match info.recovery {
+        Recovery::SupersededBy => match super::claims::read_before(shared, i, idx, &req).await {
+            Ok(b) => Some(b),
+            Err(r) => return r,
+        },
+        _ => None,
+    };
     let policy = send_policy(step, info.idempotent);
-    let sent_at = jiff::Timestamp::now();
     let sent = match send::send(shared, &step.id, idx, &req, policy, body_policy(info)).await {
         Ok(s) => s,
         Err(e) => return StepResult::failed(format!("could not record the request: {e}")),
     };
     match sent {
         Sent::Answer(resp, id) => {
-            let mut r = finish_answer(shared, ctx, step, info, &resp, &id, item).await;
+            let mut r = finish_answer(shared, ctx, i, &resp, &id, item).await;
             // A 401 to the stolen token is about that token, not the operator's credentials.
             r.auth_failed &= matches!(req.auth, crate::esus::request::Auth::Operator);
+            if info.recovery == Recovery::ClaimName && r.final_status() == StepStatus::Ok {
+                super::claims::settle_claim(shared, ctx, i, item, &req, &resp, &mut r).await;
+            }
             r
         }
-        Sent::Unknown(why) if super::recover::recoverable(info) => {
+        Sent::Unknown(why) => {
             let lost = super::recover::Lost {
-                step,
-                info,
+                index: i,
                 req: &req,
                 item,
                 why: &why,
-                since: sent_at,
+                before: before.flatten(),
+                known: Vec::new(),
             };
             super::recover::recover(shared, ctx, lost).await
         }
-        Sent::Unknown(why) => StepResult::failed(format!(
-            "outcome unknown: {why}. It was not re-sent because `{}` is not idempotent; check ESUS's state before re-running this step",
-            info.action.name
-        )),
         other => terminal(other),
     }
 }
 
-/// Records an answer, saves it when asked, and computes outputs. A secret output (a new key's
-/// secret) is on disk (0600, fsynced) before the answer is recorded: a run killed in between
-/// leaves the secret kept and the request "unanswered", which resume checks against ESUS —
-/// never an answered request whose secret nobody holds.
+/// Records an answer, computes outputs, keeps secrets, and saves the body when asked. A secret
+/// output (a new key's secret) is on disk (0600, fsynced) before the answer is recorded — and
+/// before anything else about the answer can fail (an output expression, the evidence file): a
+/// run killed in between leaves the secret kept and the request "unanswered", which resume checks
+/// against ESUS — never an answered request whose secret nobody holds.
 pub(super) async fn finish_answer(
     shared: &Arc<Shared>,
     ctx: &Context,
-    step: &Step,
-    info: &StepInfo,
+    i: usize,
     resp: &ApiResponse,
     request_id: &str,
     item: Option<(usize, &Value)>,
 ) -> StepResult {
+    let step = &shared.valid.runbook.steps[i];
+    let info = &shared.valid.steps[i];
     let value = item.map(|(_, v)| v);
     let mut result = StepResult::default();
-    if let Some(save) = &step.save {
-        match save_body(shared, ctx, save, value, resp, info.action.secret_fields) {
-            Ok(e) => result.evidence.push(e),
-            Err(e) => return StepResult::failed(e),
-        }
-    }
     let ok = resp.is_success(&step.expect);
     if ok {
-        match outputs(shared, ctx, step, info, &resp.json(), resp.status, value) {
-            Ok((shown, secret)) => {
-                result.outputs = shown;
-                result.secret_outputs = secret;
-            }
-            Err(e) => result = StepResult::failed(e),
-        }
+        let out = outputs(shared, ctx, i, &resp.json(), resp.status, value);
+        result.outputs = out.shown;
+        result.secret_outputs = out.secret;
         keep_secrets(shared, step, item.map(|(k, _)| k), &mut result);
+        if let Some(e) = out.error {
+            result.status = Some(StepStatus::Failed);
+            result.reason = Some(e);
+        }
+    }
+    if let Some(save) = &step.save {
+        match save_body(shared, ctx, i, save, value, resp, info.action.secret_fields) {
+            Ok(e) => result.evidence.push(e),
+            Err(e) => {
+                result.status = Some(StepStatus::Failed);
+                result.reason.get_or_insert(e);
+            }
+        }
     }
     if let Err(e) = send::record_response(
         shared,
@@ -302,12 +307,14 @@ pub(super) async fn finish_answer(
 fn save_body(
     shared: &Shared,
     ctx: &Context,
+    i: usize,
     save: &str,
     item: Option<&Value>,
     resp: &ApiResponse,
     secret_fields: &[&str],
 ) -> Result<EvidenceRef, String> {
-    let name = save_name(shared, ctx, save, item)?;
+    let _ = save;
+    let name = shared.planner.save_name(ctx, i, item)?;
     let mut w = EvidenceWriter::create(&shared.folders, &name)?;
     // Evidence is shared with auditors: secrets in the answer (a new key's) stay in `secrets/`.
     let bytes = if secret_fields.is_empty() {
@@ -327,39 +334,30 @@ fn save_body(
         .map_err(|e| format!("writing evidence {name}: {e}"))
 }
 
-/// The rendered `save` name (checked again by the evidence writer).
-pub(super) fn save_name(
-    shared: &Shared,
-    ctx: &Context,
-    save: &str,
-    item: Option<&Value>,
-) -> Result<String, String> {
-    let scope = render::bind_item(ctx.display(), item);
-    let name = shared
-        .engine
-        .render_str(save, &scope)
-        .map_err(|e| format!("`save`: {e}"))?;
-    Ok(name
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| name.to_string()))
+/// A step's outputs over one answer: the non-secret and the secret ones, and the first
+/// expression that failed. A secret is kept even when another output fails: it exists once, in
+/// this answer, and a failed expression beside it must not lose it.
+#[derive(Debug, Default)]
+pub(super) struct Outputs {
+    pub(super) shown: Map<String, Value>,
+    pub(super) secret: HashMap<String, SecretString>,
+    pub(super) error: Option<String>,
 }
 
-/// Non-secret outputs, and secret ones.
-pub(super) type Outputs = (Map<String, Value>, HashMap<String, SecretString>);
-
-/// Evaluates the step's outputs over a response.
+/// Evaluates step `i`'s outputs over a response.
 pub(super) fn outputs(
     shared: &Shared,
     ctx: &Context,
-    step: &Step,
-    info: &StepInfo,
+    i: usize,
     body: &Value,
     status: u16,
     item: Option<&Value>,
-) -> Result<Outputs, String> {
+) -> Outputs {
+    let step = &shared.valid.runbook.steps[i];
+    let info = &shared.valid.steps[i];
+    let mut out = Outputs::default();
     if step.outputs.is_empty() {
-        return Ok(Default::default());
+        return out;
     }
     let base = render::bind_item(ctx.display(), item);
     let with_resp = template::bind(
@@ -367,17 +365,18 @@ pub(super) fn outputs(
         "status",
         status.into(),
     );
-    let mut shown = Map::new();
-    let mut secret = HashMap::new();
     for (name, spec) in &step.outputs {
         let is_secret = info.secret_outputs.contains(name);
-        let value = shared.engine.eval(spec.expr(), &with_resp).map_err(|e| {
-            if is_secret {
-                format!("output `{name}` could not be computed")
-            } else {
-                format!("output `{name}`: {e}")
+        let value = match shared.engine().eval(spec.expr(), &with_resp) {
+            Ok(v) => v,
+            Err(e) => {
+                out.error.get_or_insert_with(|| match is_secret {
+                    true => format!("output `{name}` could not be computed"),
+                    false => format!("output `{name}`: {e}"),
+                });
+                continue;
             }
-        })?;
+        };
         if is_secret {
             let text = match value {
                 // Nothing to keep (a refused rotate has no secret): no file, no output.
@@ -386,12 +385,12 @@ pub(super) fn outputs(
                 Value::String(s) => s,
                 other => other.to_string(),
             };
-            secret.insert(name.clone(), SecretString::from(text));
+            out.secret.insert(name.clone(), SecretString::from(text));
         } else {
-            shown.insert(name.clone(), value);
+            out.shown.insert(name.clone(), value);
         }
     }
-    Ok((shown, secret))
+    out
 }
 
 /// A step result for a send that ended without a usable answer.

@@ -47,6 +47,8 @@ pub struct StepInfo {
     pub effect: Effect,
     /// Whether it may be re-sent blindly.
     pub idempotent: bool,
+    /// What settles a lost answer (for `http`, from the method).
+    pub recovery: crate::esus::actions::Recovery,
     /// Whether and how to ask before running it.
     pub confirm: ConfirmMode,
     /// Outputs that are secret (declared, or derived from a secret).
@@ -429,6 +431,7 @@ fn check_step(
         action,
         effect,
         idempotent,
+        recovery: action.recovery_with(method),
         confirm,
         secret_outputs,
         secret_params,
@@ -737,7 +740,8 @@ fn confirm_mode(
         }
         Some(Confirm::Bool(false)) => ConfirmMode::No,
         Some(Confirm::Typed) => {
-            if action.target.is_none() {
+            // A fan-out types the number of requests it sends; one request, its target's id.
+            if action.target.is_none() && step.foreach.is_none() {
                 p.value(
                     &cp,
                     format!(

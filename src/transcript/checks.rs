@@ -141,6 +141,7 @@ const HOWS: &[&str] = &[
     "approve",
     "not-required",
     "missing",
+    "follow-up",
 ];
 
 /// Every request that changes ESUS must be sent under an earlier approved confirmation of its
@@ -152,6 +153,7 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
         match loc.record.kind.as_str() {
             "confirmation" => {
                 if let Some((id, g)) = read_confirmation(loc, out) {
+                    check_follow_up(loc, &g, &granted, out);
                     if granted.contains_key(&id) {
                         out.problems.push(problem(
                             loc,
@@ -166,6 +168,32 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
             "request" => check_request(loc, &granted, out),
             _ => {}
         }
+    }
+}
+
+/// A follow-up approval (a created key's rename) is approved only by the earlier approved
+/// approval of the same step it names in `follows`.
+fn check_follow_up(
+    loc: &Located,
+    g: &Granted<'_>,
+    granted: &HashMap<u64, Granted<'_>>,
+    out: &mut Structure,
+) {
+    if loc.record.str_field("how") != Some("follow-up") || !g.approved {
+        return;
+    }
+    let follows = loc.record.data.get("follows").and_then(Value::as_u64);
+    let parent = follows.and_then(|f| granted.get(&f));
+    let ok = parent.is_some_and(|p| p.approved && p.step == g.step);
+    if !ok {
+        out.problems.push(problem(
+            loc,
+            ProblemKind::Unapproved,
+            format!(
+                "a follow-up approval must follow an approved approval of the same step; it follows {}",
+                follows.map_or("none".to_string(), |f| format!("approval {f}"))
+            ),
+        ));
     }
 }
 

@@ -21,14 +21,18 @@ async fn dry_run_sends_nothing_and_shows_every_request_with_placeholders() {
     let key = &env.sim.ready().key_id;
     for needle in [
         format!("DELETE {}/api-keys/{key}", env.sim.base_url()),
-        format!("POST {}/api-keys/{key}/rotate", env.sim.base_url()),
-        "{\"graceHours\":0}".to_string(),
-        "\"name\":\"<snapshot.name>\"".to_string(),
+        format!("POST {}/api-keys", env.sim.base_url()),
+        "\"name\":\"<snapshot.name>.esus-ir-".to_string(),
+        format!("PUT {}/api-keys/<new-key-id>", env.sim.base_url()),
         "Authorization: Bearer [secret]".to_string(),
     ] {
         assert!(shown.contains(&needle), "`{needle}` not in:\n{shown}");
     }
-    let (code, said) = verify(&env, &env.transcript());
+    assert!(
+        !env.transcript().exists(),
+        "a dry-run never writes a leg's transcript"
+    );
+    let (code, said) = verify(&env, &env.run_dir().join("dry-run.jsonl"));
     assert_eq!(code, 0, "{said}");
 }
 
@@ -67,7 +71,7 @@ async fn unattended_runs_without_approvals_refuse_to_start() {
     );
     let said = text(&out.stdout);
     assert!(
-        said.contains("logout (needs --yes or --approve logout)") && said.contains("rotate"),
+        said.contains("logout (needs --yes or --approve logout)"),
         "{said}"
     );
     assert!(!said.contains("delete (needs"), "{said}");

@@ -84,7 +84,9 @@ pub(crate) async fn dry_run_sends_nothing(
         "dry-run sent {:?}",
         env.sim.requests()
     );
-    let (code, said) = crate::run_support::verify(env, &env.transcript());
+    assert!(!env.transcript().exists(), "a dry-run writes no leg");
+    let dry = env.run_dir().join("dry-run.jsonl");
+    let (code, said) = crate::run_support::verify(env, &dry);
     assert_eq!(code, 0, "{said}");
     text(&out.stdout)
 }

@@ -79,6 +79,8 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
             incident_id: None,
             resumes_file: None,
             chain_started_at: None,
+            run_id: None,
+            incident: None,
         },
         Event::Plan {
             order: vec![
@@ -107,6 +109,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
     });
     let approved = ending != Ending::Declined;
     ev.push(Event::Confirmation {
+        follows: None,
         step: "revoke-key".into(),
         approval: 1,
         prompt: "Revoke key k-1?".into(),

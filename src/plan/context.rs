@@ -20,6 +20,8 @@ pub struct Context {
     steps: Map<String, Value>,
     secrets: HashMap<String, SecretString>,
     display: CtxValue,
+    /// Steps standing as placeholders (not run yet, in a plan made ahead of them).
+    pending: std::collections::BTreeSet<String>,
 }
 
 impl Context {
@@ -35,6 +37,7 @@ impl Context {
             steps: Map::new(),
             secrets,
             display: CtxValue::UNDEFINED,
+            pending: Default::default(),
         };
         c.rebuild();
         c
@@ -59,7 +62,13 @@ impl Context {
         entry.insert("status".into(), status);
         entry.insert("outputs".into(), Value::Object(shown));
         self.steps.insert(id.to_string(), Value::Object(entry));
+        self.pending.remove(id);
         self.rebuild();
+    }
+
+    /// Whether step `id` stands as a placeholder: what reads it is not known yet.
+    pub fn is_pending(&self, id: &str) -> bool {
+        self.pending.contains(id)
     }
 
     /// Records placeholders for a step that did not run (dry-run): `<id.output>` for each output.
@@ -72,6 +81,7 @@ impl Context {
         entry.insert("status".into(), Value::from(format!("<{id}.status>")));
         entry.insert("outputs".into(), Value::Object(shown));
         self.steps.insert(id.to_string(), Value::Object(entry));
+        self.pending.insert(id.to_string());
         self.rebuild();
     }
 

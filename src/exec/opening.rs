@@ -1,26 +1,12 @@
-//! The plan of a run — its order, parallel layers, destructive steps and the requests already
-//! known — and the first event that opens a run. Dry-runs and live runs share both, so what a
-//! dry-run shows is what a live run plans.
+//! The records that open a run: `run-started`, and the plan shown before the first request —
+//! made by the one planner, so the plan a transcript records is the plan the run executes.
 
-use serde_json::Value;
-
-use super::context::Context;
 use super::executor::RunMeta;
-use super::inputs::Inputs;
-use super::render;
 use super::shared::Shared;
 use crate::esus::actions::Effect;
 use crate::event::Event;
-
-/// The step's name with templates rendered (secrets cannot appear: validation forbids them).
-pub fn display_name(shared: &Shared, ctx: &Context, i: usize) -> String {
-    let step = &shared.valid.runbook.steps[i];
-    match shared.engine.render_str(&step.name, ctx.display()) {
-        Ok(Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => step.name.clone(),
-    }
-}
+use crate::plan::inputs::Inputs;
+use crate::plan::{StepPlan, Work};
 
 /// The first event of a run.
 pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {
@@ -37,28 +23,23 @@ pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {
         incident_id: meta.incident_id.clone(),
         resumes_file: meta.resumes_file.clone(),
         chain_started_at: meta.chain_started_at.clone(),
+        run_id: Some(meta.run_id.clone()),
+        incident: Some(shared.planner.incident().to_string()),
     }
 }
 
-/// The plan: order, parallel layers, destructive steps, and the requests already known.
-pub fn plan_event(shared: &Shared, ctx: &Context) -> Event {
+/// The plan: order, parallel layers, destructive steps, and the requests already known — from
+/// the plans made ahead of the run.
+pub fn plan_event(shared: &Shared, plans: &[StepPlan]) -> Event {
     let valid = &shared.valid;
     let id = |i: usize| valid.runbook.steps[i].id.clone();
-    let known_requests = valid
-        .graph
-        .order()
+    let known_requests = plans
         .iter()
-        .filter(|&&i| valid.runbook.steps[i].foreach.is_none())
-        .filter_map(|&i| {
-            let req = render::request(
-                &shared.engine,
-                ctx,
-                &valid.runbook.steps[i],
-                &valid.steps[i],
-                None,
-            )
-            .ok()?;
-            Some((id(i), req.view(shared.client.url(&req).as_str())))
+        .filter_map(|p| match &p.work {
+            Work::One(r) | Work::Revoked { get: r, .. } => {
+                Some((p.id.clone(), shared.planner.view(r)))
+            }
+            _ => None,
         })
         .collect();
     Event::Plan {
