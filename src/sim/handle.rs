@@ -229,6 +229,32 @@ impl SimHandle {
             .collect()
     }
 
+    /// Whether `X-API-Key: <client_id>:<secret>` would authenticate now, sent as the key's
+    /// application would send it (with the key's `X-App-Id`, which is no secret). Reads the state
+    /// directly: no request, no fault, no audit row, `lastUsedAt` untouched. The secret is only
+    /// digested, never kept.
+    pub fn key_authenticates(&self, client_id: &str, secret: &str) -> bool {
+        let now = self.shared.clock.now();
+        self.shared
+            .lock()
+            .key_by_credential(client_id, secret, now)
+            .is_some()
+    }
+
+    /// Whether an access token would still authenticate now (issued, unexpired, its session not
+    /// ended). Reads the state directly, like [`SimHandle::key_authenticates`].
+    pub fn access_token_accepted(&self, token: &str) -> bool {
+        let now = self.shared.clock.now();
+        self.shared.lock().access_token_live(token, now)
+    }
+
+    /// Whether `POST /auth/refresh` would accept a refresh token now (unused, unburned,
+    /// unexpired, its session not ended). Reads the state directly and uses nothing up.
+    pub fn refresh_token_accepted(&self, token: &str) -> bool {
+        let now = self.shared.clock.now();
+        self.shared.lock().refresh_token_live(token, now)
+    }
+
     /// The sessions of a user, revoked ones included.
     pub fn sessions_of(&self, user_id: &str) -> Vec<SessionState> {
         let now = self.shared.clock.now();

@@ -241,6 +241,41 @@ impl State {
         self.keys.insert(key.id.clone(), key);
     }
 
+    /// The key a `clientId:secret` credential names, if the secret matches and the key
+    /// authenticates at `now` (not deleted, active, unexpired, inside any grace window). Reads
+    /// only: `lastUsedAt` is the caller's business. The `X-App-Id` check is the request's.
+    pub(crate) fn key_by_credential(
+        &self,
+        client_id: &str,
+        secret: &str,
+        now: Timestamp,
+    ) -> Option<&ApiKey> {
+        let key = self.keys.get(self.keys_by_client.get(client_id)?)?;
+        let matches = super::auth::digests_equal(&key.secret_digest, &super::auth::digest(secret));
+        (matches && key.usable_at(now).is_ok()).then_some(key)
+    }
+
+    /// Whether an access token would authenticate at `now`: issued, unexpired, its session not
+    /// ended. Reads only.
+    pub(crate) fn access_token_live(&self, token: &str, now: Timestamp) -> bool {
+        self.access_tokens
+            .get(&super::auth::digest(token))
+            .is_some_and(|rec| rec.expires_at > now && self.session_live(&rec.session_id))
+    }
+
+    /// Whether `POST /auth/refresh` would accept a refresh token at `now`: unused, unburned,
+    /// unexpired, its session not ended. Reads only.
+    pub(crate) fn refresh_token_live(&self, token: &str, now: Timestamp) -> bool {
+        self.refresh_tokens
+            .get(&super::auth::digest(token))
+            .is_some_and(|rec| rec.expires_at > now && self.session_live(&rec.session_id))
+    }
+
+    /// Whether a session exists and was not logged out or revoked.
+    pub(crate) fn session_live(&self, session_id: &str) -> bool {
+        self.sessions.get(session_id).is_some_and(|s| !s.revoked)
+    }
+
     /// A key the API can see (not deleted).
     pub(crate) fn visible_key(&self, id: &str) -> Option<&ApiKey> {
         self.keys.get(id).filter(|k| !k.deleted)
