@@ -151,6 +151,7 @@ impl Simulator {
             user_id: seeded.user_id,
             key_id: seeded.key_id,
             key_client_id: seeded.key_client_id,
+            key_app_id: seeded.key_app_id,
             key_secret: seeded.key_secret,
             session_id: seeded.session_id,
             session_token: seeded.session_token,

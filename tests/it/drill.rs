@@ -180,7 +180,9 @@ fn the_drill_scorer_reads_the_simulators_state_not_through_injected_faults() {
             "seed {seed}: the run itself saw the key gone: {report}\n{stderr}"
         );
         assert!(
-            report["faults_fired"]["error"].as_u64().is_some_and(|n| n > 0),
+            report["faults_fired"]["error"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
             "seed {seed}: the faults fired: {}",
             report["faults_fired"]
         );
@@ -217,7 +219,12 @@ fn the_drill_scorer_reads_session_state_not_through_injected_faults() {
         "stolen access token refused",
         "stolen refresh token refused",
     ] {
-        assert_eq!(check(&report, name)["passed"], true, "{}", check(&report, name));
+        assert_eq!(
+            check(&report, name)["passed"],
+            true,
+            "{}",
+            check(&report, name)
+        );
     }
     assert_plain_words(&report);
     assert_eq!(code, 0);
@@ -244,7 +251,12 @@ fn the_drill_scorer_fails_a_run_that_left_the_key_and_the_session_alive() {
         "leaked key no longer authenticates",
         "compromised session is dead",
     ] {
-        assert_eq!(check(&report, name)["passed"], false, "{}", check(&report, name));
+        assert_eq!(
+            check(&report, name)["passed"],
+            false,
+            "{}",
+            check(&report, name)
+        );
     }
     let leaked = check(&report, "leaked key no longer authenticates");
     assert!(

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use esus_ir::sim::SimConfig;
 use serde_json::{Value, json};
 
-use crate::sim_support::{Answer, Cred, Sim, keys, sorted};
+use crate::sim_support::{Answer, Cred, KeyCred, Sim, keys, sorted};
 
 const PAT: (&str, &str) = ("pat.practitioner@riverside.example", "pat-drill-password");
 
@@ -160,11 +160,11 @@ async fn too_many_requests_is_an_error_body_on_every_route() {
         "rate_limit=1/m@/auth/me",
     ])
     .await;
-    let key = s.leaked_key();
+    let key = s.leaked();
     for path in ["/fhir/Patient/p-0001", "/auth/me"] {
-        let first = s.call("GET", path, Cred::Key(&key), None).await;
+        let first = s.call("GET", path, key.cred(), None).await;
         assert_eq!(first.status, 200, "{path}");
-        let second = s.call("GET", path, Cred::Key(&key), None).await;
+        let second = s.call("GET", path, key.cred(), None).await;
         assert_eq!(second.status, 429, "{path}");
         assert!(second.error().contains("rate limit"), "{path}");
     }
@@ -430,13 +430,9 @@ async fn rotating_a_rotated_key_succeeds_again_with_a_distinct_successor() {
     assert_eq!(old.body["supersededBy"], id2.as_str(), "names the newest");
     assert!(old.body["supersededAt"].is_string());
     for k in [&first.body, &second.body] {
-        let cred = format!(
-            "{}:{}",
-            k["clientId"].as_str().expect("clientId"),
-            k["secret"].as_str().expect("secret")
-        );
+        let cred = KeyCred::of(k);
         assert_eq!(
-            s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&cred), None)
+            s.call("GET", "/fhir/Patient/p-0001", cred.cred(), None)
                 .await
                 .status,
             200,
@@ -465,9 +461,9 @@ async fn rotating_a_rotated_key_succeeds_again_with_a_distinct_successor() {
 async fn a_deactivated_key_stops_at_once_and_reads_inactive() {
     let s = Sim::start().await;
     let admin = s.admin();
-    let leaked = s.leaked_key();
+    let leaked = s.leaked();
     assert_eq!(
-        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        s.call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
             .await
             .status,
         200
@@ -485,7 +481,7 @@ async fn a_deactivated_key_stops_at_once_and_reads_inactive() {
         (200, json!(false))
     );
     let refused = s
-        .call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        .call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
         .await;
     assert_eq!((refused.status, refused.issue_code()), (401, "security"));
     let read = s

@@ -214,11 +214,11 @@ async fn barrier_holds_requests_until_all_are_in_flight() {
 #[tokio::test]
 async fn request_log_records_what_was_received_and_skips_sim_routes() {
     let s = Sim::start().await;
-    let key = s.leaked_key();
+    let key = s.leaked();
     s.call_with(
         "GET",
         "/fhir/Patient/p-0001?x=1",
-        Cred::Key(&key),
+        key.cred(),
         None,
         &[("X-Request-Id", "r-1")],
     )

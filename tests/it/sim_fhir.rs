@@ -92,9 +92,9 @@ async fn emergency_override_is_for_responders_and_always_audited() {
         )
         .await;
     assert_eq!(refused.status, 403);
-    let key = s.leaked_key();
+    let key = s.leaked();
     let by_key = s
-        .call_with("GET", "/fhir/Patient/p-0002", Cred::Key(&key), None, &over)
+        .call_with("GET", "/fhir/Patient/p-0002", key.cred(), None, &over)
         .await;
     assert_eq!(by_key.status, 403);
 

@@ -3,16 +3,12 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::sim_support::{Cred, Sim};
+use crate::sim_support::{Cred, KeyCred, Sim};
 
-fn key_cred(key: &serde_json::Value) -> String {
-    format!(
-        "{}:{}",
-        key["clientId"].as_str().expect("clientId"),
-        key["secret"].as_str().expect("secret")
-    )
+fn key_cred(key: &serde_json::Value) -> KeyCred {
+    KeyCred::of(key)
 }
 
 #[tokio::test]
@@ -82,12 +78,7 @@ async fn create_get_list_update_delete() {
     assert_eq!(upd.body["active"], false);
     let cred = key_cred(&created.body);
     let off = s
-        .call(
-            "GET",
-            "/fhir/Observation?patient=p-0001",
-            Cred::Key(&cred),
-            None,
-        )
+        .call("GET", "/fhir/Observation?patient=p-0001", cred.cred(), None)
         .await;
     assert_eq!(off.status, 401, "an inactive key does not authenticate");
 
@@ -150,9 +141,9 @@ async fn create_validates_its_body() {
 #[tokio::test]
 async fn deleted_key_stops_authenticating_at_once() {
     let s = Sim::start().await;
-    let leaked = s.leaked_key();
+    let leaked = s.leaked();
     assert_eq!(
-        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        s.call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
             .await
             .status,
         200
@@ -162,7 +153,7 @@ async fn deleted_key_stops_authenticating_at_once() {
         .await;
     assert_eq!(del.status, 204);
     let after = s
-        .call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        .call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
         .await;
     assert_eq!((after.status, after.issue_code()), (401, "security"));
 }
@@ -171,7 +162,7 @@ async fn deleted_key_stops_authenticating_at_once() {
 async fn rotate_keeps_the_old_key_valid_for_its_grace_window() {
     let s = Sim::start().await;
     let admin = s.admin();
-    let leaked = s.leaked_key();
+    let leaked = s.leaked();
     // The checklist's curl sends no body at all: the default grace of 24 h applies.
     let resp = s
         .http
@@ -196,25 +187,25 @@ async fn rotate_keeps_the_old_key_valid_for_its_grace_window() {
     assert_eq!(old.body["active"], true, "inside the grace window");
 
     assert_eq!(
-        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        s.call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
             .await
             .status,
         200
     );
     s.sim.advance_clock(Duration::from_secs(23 * 3600));
     assert_eq!(
-        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        s.call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
             .await
             .status,
         200
     );
     s.sim.advance_clock(Duration::from_secs(2 * 3600));
     let dead = s
-        .call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        .call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
         .await;
     assert_eq!(dead.status, 401, "after the grace window");
     assert_eq!(
-        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&fresh), None)
+        s.call("GET", "/fhir/Patient/p-0001", fresh.cred(), None)
             .await
             .status,
         200
@@ -233,7 +224,7 @@ async fn rotate_keeps_the_old_key_valid_for_its_grace_window() {
 async fn rotate_with_zero_grace_kills_the_old_key_at_once() {
     let s = Sim::start().await;
     let admin = s.admin();
-    let leaked = s.leaked_key();
+    let leaked = s.leaked();
     let a = s
         .call(
             "POST",
@@ -245,7 +236,7 @@ async fn rotate_with_zero_grace_kills_the_old_key_at_once() {
     assert_eq!(a.status, 200);
     assert!(a.body["secret"].is_string());
     let dead = s
-        .call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        .call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
         .await;
     assert_eq!(dead.status, 401);
     assert!(!s.sim.api_key("k-1001").expect("key").usable_now);
@@ -267,7 +258,7 @@ async fn admin_routes_refuse_non_admins_and_api_keys() {
     let practitioner = s
         .login("pat.practitioner@riverside.example", "pat-drill-password")
         .await;
-    let leaked = s.leaked_key();
+    let leaked = s.leaked();
     let routes = [
         ("GET", "/api-keys"),
         ("POST", "/api-keys"),
@@ -297,7 +288,7 @@ async fn admin_routes_refuse_non_admins_and_api_keys() {
             .await;
         assert_eq!(p.status, 403, "{method} {path} as practitioner");
         assert!(!p.error().is_empty());
-        let k = s.call(method, path, Cred::Key(&leaked), body.clone()).await;
+        let k = s.call(method, path, leaked.cred(), body.clone()).await;
         assert_eq!(k.status, 403, "{method} {path} with an API key");
         let none = s.call(method, path, Cred::None, body).await;
         assert_eq!(none.status, 401, "{method} {path} without credentials");
@@ -312,7 +303,7 @@ async fn admin_routes_refuse_non_admins_and_api_keys() {
 #[tokio::test]
 async fn api_keys_are_limited_to_their_scopes() {
     let s = Sim::start().await;
-    let leaked = s.leaked_key();
+    let leaked = s.leaked();
     let observation_only = "ck_analytics_export:sk_live_analytics_0b5d";
     let wildcard = "ck_legacy_sync:sk_live_legacy_91ce";
     let expired = "ck_old_reporting:sk_live_oldrep_77f0";
@@ -335,16 +326,103 @@ async fn api_keys_are_limited_to_their_scopes() {
         assert_eq!(a.status, want, "{cred} {path}: {}", a.body);
     }
     assert_eq!(
-        s.call("GET", "/fhir/Patient/p-0001", Cred::Key(&leaked), None)
+        s.call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
             .await
             .status,
         200
     );
-    let consent = s
-        .call("GET", "/fhir/Consent", Cred::Key(&leaked), None)
-        .await;
+    let consent = s.call("GET", "/fhir/Consent", leaked.cred(), None).await;
     assert_eq!(
         consent.status, 403,
         "Consent.read is not in the leaked key's scopes"
     );
+}
+
+/// The body of a refused credential, with the status.
+async fn refusal(s: &Sim, path: &str, cred: Cred<'_>, headers: &[(&str, &str)]) -> (u16, Value) {
+    let a = s.call_with("GET", path, cred, None, headers).await;
+    (a.status, a.body)
+}
+
+// ESUS's quickstart (lib/esus.ts, lib/fhir.ts, lib/api-client.ts) sends `X-App-Id: <app id>`
+// with every `X-API-Key`. Whether ESUS refuses a key of an app without it is undocumented: the
+// simulator does (Assumption, docs/esus-api.md "Credentials"), and the refusal is the same 401
+// body as any refused key, so a client cannot tell why.
+#[tokio::test]
+async fn a_key_of_an_app_needs_its_x_app_id_and_its_refusal_tells_nothing() {
+    let s = Sim::start().await;
+    let leaked = s.leaked();
+    let app = leaked.app.clone().expect("the leaked key has an appId");
+    let other_app = "0b6f3c1e-7d2a-4e58-9a41-c3d5e7f90b12";
+    let upper = app.to_uppercase();
+    for path in ["/fhir/Patient/p-0001", "/auth/me"] {
+        for name in ["X-App-Id", "x-app-id", "X-APP-ID"] {
+            let (status, body) = refusal(&s, path, Cred::Key(&leaked.key), &[(name, &app)]).await;
+            assert_eq!(status, 200, "{path} with `{name}`: {body}");
+        }
+        // The reference: a wrong secret with the right app id.
+        let wrong = refusal(
+            &s,
+            path,
+            Cred::Key("ck_prod_ehr_integration_2024:wrong"),
+            &[("X-App-Id", &app)],
+        )
+        .await;
+        assert_eq!(wrong.0, 401, "{path}: {}", wrong.1);
+        let cases: [(&str, Vec<(&str, &str)>); 5] = [
+            ("without X-App-Id", vec![]),
+            ("with another app's id", vec![("X-App-Id", other_app)]),
+            ("with its id in upper case", vec![("X-App-Id", &upper)]),
+            ("with an empty X-App-Id", vec![("X-App-Id", "")]),
+            (
+                "with X-App-Id twice",
+                vec![("X-App-Id", &app), ("X-App-Id", &app)],
+            ),
+        ];
+        for (what, headers) in cases {
+            let got = refusal(&s, path, Cred::Key(&leaked.key), &headers).await;
+            assert_eq!(got, wrong, "{path} {what}: the same 401 as a wrong secret");
+        }
+    }
+    // Refused requests do not touch the key: it still works with its app id.
+    assert!(s.sim.api_key("k-1001").expect("key").usable_now);
+    let ok = s
+        .call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
+        .await;
+    assert_eq!(ok.status, 200);
+}
+
+// A key of no app authenticates without X-App-Id, and is refused with one (hardest: the header
+// names an app the key does not belong to).
+#[tokio::test]
+async fn a_key_of_no_app_is_refused_when_an_x_app_id_comes_with_it() {
+    let s = Sim::start().await;
+    let app = s.leaked().app.expect("the leaked key's app");
+    let analytics = "ck_analytics_export:sk_live_analytics_0b5d";
+    let path = "/fhir/Observation?patient=p-0001";
+    let plain = s.call("GET", path, Cred::Key(analytics), None).await;
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    let wrong = refusal(&s, path, Cred::Key("ck_analytics_export:wrong"), &[]).await;
+    assert_eq!(wrong.0, 401);
+    for value in [app.as_str(), "0b6f3c1e-7d2a-4e58-9a41-c3d5e7f90b12", ""] {
+        let got = refusal(&s, path, Cred::Key(analytics), &[("X-App-Id", value)]).await;
+        assert_eq!(got, wrong, "X-App-Id `{value}` on a key of no app");
+    }
+    // Every other refusal reads the same too: expired, deleted, unknown.
+    let expired = refusal(
+        &s,
+        path,
+        Cred::Key("ck_old_reporting:sk_live_oldrep_77f0"),
+        &[],
+    )
+    .await;
+    assert_eq!(expired, wrong, "an expired key");
+    let unknown = refusal(&s, path, Cred::Key("ck_nobody:sk_nothing"), &[]).await;
+    assert_eq!(unknown, wrong, "an unknown client id");
+    let del = s
+        .call("DELETE", "/api-keys/k-1002", Cred::Bearer(&s.admin()), None)
+        .await;
+    assert_eq!(del.status, 204);
+    let deleted = refusal(&s, path, Cred::Key(analytics), &[]).await;
+    assert_eq!(deleted, wrong, "a deleted key");
 }
