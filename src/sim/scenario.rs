@@ -141,7 +141,8 @@ pub struct KeySpec {
     /// Requests per minute (reported, not enforced).
     #[serde(default = "default_rate_limit")]
     pub rate_limit: u32,
-    /// Application id.
+    /// Application id (`appId`): a UUID. Requests with the key must then send it as
+    /// `X-App-Id`.
     #[serde(default)]
     pub app_id: Option<String>,
 }
@@ -313,6 +314,20 @@ impl Scenario {
         }
         for k in &sc.api_keys {
             user_ref(&format!("api key {}", k.id), &k.owner)?;
+        }
+        if let Some(k) = sc.api_keys.iter().find(|k| {
+            k.app_id
+                .as_deref()
+                .is_some_and(|a| !super::state::is_uuid(a))
+        }) {
+            return Err(bad(
+                origin,
+                format!(
+                    "api key {}: app_id `{}` is not a UUID (ESUS's appId is `format: uuid`)",
+                    k.id,
+                    k.app_id.as_deref().unwrap_or_default()
+                ),
+            ));
         }
         let key_ids: HashSet<&str> = sc.api_keys.iter().map(|k| k.id.as_str()).collect();
         let clients: HashSet<&str> = sc.api_keys.iter().map(|k| k.client_id.as_str()).collect();

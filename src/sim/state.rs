@@ -9,6 +9,13 @@ use jiff::Timestamp;
 
 use super::audit::AuditRow;
 
+/// Whether `text` is a UUID in its canonical hyphenated form (8-4-4-4-12 hex digits, either
+/// case): what OpenAPI's `format: uuid` means. The other spellings the `uuid` crate also reads
+/// (braced, `urn:uuid:`, no hyphens) are refused (simulator assumption: the hardest reading).
+pub(crate) fn is_uuid(text: &str) -> bool {
+    text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
+}
+
 /// A SHA-256 digest: how tokens and key secrets are stored (never in plaintext).
 pub(crate) type Digest = [u8; 32];
 

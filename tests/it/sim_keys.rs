@@ -7,6 +7,11 @@ use serde_json::{Value, json};
 
 use crate::sim_support::{Cred, KeyCred, Sim};
 
+/// The app of the default scenario's leaked key (`appId` is `Format: uuid` in the OpenAPI).
+const DEFAULT_APP: &str = "3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73";
+/// Another app.
+const NEW_APP: &str = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f";
+
 fn key_cred(key: &serde_json::Value) -> KeyCred {
     KeyCred::of(key)
 }
@@ -15,7 +20,7 @@ fn key_cred(key: &serde_json::Value) -> KeyCred {
 async fn create_get_list_update_delete() {
     let s = Sim::start().await;
     let admin = s.admin();
-    let body = json!({"name": "drill-key", "scopes": ["Patient.read"], "expiresAt": "2099-01-01T00:00:00Z", "appId": "app-x"});
+    let body = json!({"name": "drill-key", "scopes": ["Patient.read"], "expiresAt": "2099-01-01T00:00:00Z", "appId": NEW_APP});
     let created = s
         .call("POST", "/api-keys", Cred::Bearer(&admin), Some(body))
         .await;
@@ -41,7 +46,7 @@ async fn create_get_list_update_delete() {
         got.body.get("secret").is_none(),
         "the secret is shown only once"
     );
-    assert_eq!(got.body["appId"], "app-x");
+    assert_eq!(got.body["appId"], NEW_APP);
 
     let by_name = s
         .call(
@@ -53,9 +58,16 @@ async fn create_get_list_update_delete() {
         .await;
     assert_eq!(by_name.body["total"], 1);
     let by_app = s
-        .call("GET", "/api-keys?appId=app-ehr", Cred::Bearer(&admin), None)
+        .call(
+            "GET",
+            &format!("/api-keys?appId={DEFAULT_APP}"),
+            Cred::Bearer(&admin),
+            None,
+        )
         .await;
+    assert_eq!(by_app.body["total"], 1, "{}", by_app.body);
     assert_eq!(by_app.body["items"][0]["id"], "k-1001");
+    assert_eq!(by_app.body["items"][0]["appId"], DEFAULT_APP);
     let inactive = s
         .call("GET", "/api-keys?active=false", Cred::Bearer(&admin), None)
         .await;
@@ -126,6 +138,42 @@ async fn create_validates_its_body() {
             .await;
         assert_eq!(a.status, 400, "{body}");
         assert!(!a.error().is_empty(), "{body}");
+    }
+    // postApi-keys: `appId` is `Format: uuid` — anything else is 400 (Assumption: the types do
+    // not say ESUS validates it), and nothing is created.
+    let keys_before = s.sim.api_keys().len();
+    for app in [
+        "app-ehr",
+        "",
+        "3f8e6b2a9c414d7eb5a02c6d9e1f4a73",
+        "{3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73}",
+        "urn:uuid:3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73",
+        "3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a7",
+        "3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a7g",
+    ] {
+        let a = s
+            .call(
+                "POST",
+                "/api-keys",
+                Cred::Bearer(&admin),
+                Some(json!({"name": "x", "scopes": [], "appId": app})),
+            )
+            .await;
+        assert_eq!(a.status, 400, "appId `{app}`: {}", a.body);
+        assert!(a.error().contains("appId must be a UUID"), "{}", a.body);
+    }
+    assert_eq!(s.sim.api_keys().len(), keys_before, "nothing created");
+    for app in [NEW_APP, "C1D2E3F4-A5B6-4C7D-8E9F-0A1B2C3D4E5F"] {
+        let a = s
+            .call(
+                "POST",
+                "/api-keys",
+                Cred::Bearer(&admin),
+                Some(json!({"name": "x", "scopes": [], "appId": app})),
+            )
+            .await;
+        assert_eq!(a.status, 201, "appId `{app}`: {}", a.body);
+        assert_eq!(a.body["appId"], app, "kept as given");
     }
     let resp = s
         .http

@@ -16,7 +16,7 @@ use super::super::auth as crypto;
 use super::super::caller::Authed;
 use super::super::layers::AuditEntity;
 use super::super::outcome::ApiError;
-use super::super::state::ApiKey;
+use super::super::state::{ApiKey, is_uuid};
 use super::{AppState, Body, query_pairs};
 
 /// Default grace window of rotate, as ESUS documents it.
@@ -88,6 +88,13 @@ pub(crate) async fn create(
     let now = shared.clock.now();
     if body.expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::invalid("expiresAt must be in the future"));
+    }
+    // postApi-keys types appId `Format: uuid`; whether ESUS enforces it is undocumented, so it
+    // is enforced (simulator assumption).
+    if let Some(app) = body.app_id.as_deref().filter(|a| !is_uuid(a)) {
+        return Err(ApiError::invalid(format!(
+            "appId must be a UUID (8-4-4-4-12 hex digits), got `{app}`"
+        )));
     }
     let (client_id, secret) = new_credentials();
     let mut st = shared.lock();
