@@ -61,6 +61,8 @@ pub struct KeyState {
     pub deleted: bool,
     /// The key that replaced it.
     pub superseded_by: Option<String>,
+    /// When it was last rotated.
+    pub superseded_at: Option<Timestamp>,
     /// When its grace window ends, if superseded.
     pub grace_ends_at: Option<Timestamp>,
     /// Whether it would authenticate now.
@@ -336,6 +338,7 @@ fn key_state(k: &super::state::ApiKey, now: Timestamp) -> KeyState {
         active: k.active,
         deleted: k.deleted,
         superseded_by: k.superseded_by.clone(),
+        superseded_at: k.superseded_at,
         grace_ends_at: k.grace_ends_at,
         usable_now: k.usable_at(now).is_ok(),
     }

@@ -41,6 +41,20 @@ pub struct Scenario {
     pub audit_history: Option<AuditHistorySpec>,
     /// Which user, key and session the ready file reports as compromised.
     pub compromised: CompromisedSpec,
+    /// Switches for behaviour ESUS does not document (each default is the simulator's usual
+    /// choice; docs/esus-api.md, "Scenarios").
+    #[serde(default, alias = "behavior")]
+    pub behaviour: BehaviourSpec,
+}
+
+/// Switches for undocumented ESUS behaviour.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BehaviourSpec {
+    /// `POST /api-keys/{id}/rotate` of a deleted key rotates it (a new live key, the deleted one
+    /// marked superseded) instead of answering 404. Default false.
+    #[serde(default)]
+    pub rotate_deleted_keys: bool,
 }
 
 /// The organization.

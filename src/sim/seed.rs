@@ -53,6 +53,7 @@ pub(crate) fn seed(
     let mut st = shared.lock();
     st.org_id = sc.organization.id.clone();
     st.org_name = sc.organization.name.clone();
+    st.rotate_deleted_keys = sc.behaviour.rotate_deleted_keys;
     seed_users(&mut st, sc, now)?;
     let compromised_tokens = seed_sessions(shared, &mut st, sc, now)?;
     if let Some(s) = sc.sessions.iter().find(|s| s.id == sc.compromised.session) {

@@ -231,6 +231,8 @@ pub(crate) struct State {
     pub(crate) attacker: Attacker,
     /// `audit_trickle` rows appended so far.
     pub(crate) trickled: u64,
+    /// Scenario switch `behaviour.rotate_deleted_keys`: rotate answers for deleted keys too.
+    pub(crate) rotate_deleted_keys: bool,
 }
 
 impl State {

@@ -474,3 +474,134 @@ async fn a_key_of_no_app_is_refused_when_an_x_app_id_comes_with_it() {
     let deleted = refusal(&s, path, Cred::Key(analytics), &[]).await;
     assert_eq!(deleted, wrong, "a deleted key");
 }
+
+// Whether rotate works on a deleted key is undocumented. By default it is 404, like every route
+// of a deleted key, and nothing is created.
+#[tokio::test]
+async fn rotating_a_deleted_key_is_404_by_default_and_creates_nothing() {
+    let s = Sim::start().await;
+    let admin = s.admin();
+    let del = s
+        .call("DELETE", "/api-keys/k-1001", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(del.status, 204);
+    let before = s.sim.api_keys().len();
+    for body in [json!({}), json!({"graceHours": 0})] {
+        let a = s
+            .call(
+                "POST",
+                "/api-keys/k-1001/rotate",
+                Cred::Bearer(&admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(a.status, 404, "{}", a.body);
+        assert!(a.error().contains("not found"));
+    }
+    assert_eq!(s.sim.api_keys().len(), before, "no successor created");
+    let tomb = s.sim.api_key("k-1001").expect("tombstone");
+    assert_eq!((tomb.superseded_by, tomb.superseded_at), (None, None));
+}
+
+/// The default scenario with the `behaviour.rotate_deleted_keys` switch on.
+fn rotate_deleted_scenario() -> String {
+    format!(
+        "{}\nbehaviour:\n  rotate_deleted_keys: true\n",
+        esus_ir::sim::DEFAULT_SCENARIO_YAML
+    )
+}
+
+// The scenario switch: a deleted key is rotated like a live one — a new live key with the old
+// one's name, scopes and app — and the deleted key (still 404 to the API) names it.
+#[tokio::test]
+async fn the_rotate_deleted_keys_switch_rotates_a_deleted_key_like_a_live_one() {
+    let config = esus_ir::sim::SimConfig::default()
+        .with_scenario_yaml(&rotate_deleted_scenario())
+        .expect("scenario");
+    let s = Sim::with(config).await;
+    let admin = s.admin();
+    let leaked = s.leaked();
+    let del = s
+        .call("DELETE", "/api-keys/k-1001", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(del.status, 204);
+    let rotated = s
+        .call(
+            "POST",
+            "/api-keys/k-1001/rotate",
+            Cred::Bearer(&admin),
+            Some(json!({"graceHours": 24})),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new = &rotated.body;
+    let new_id = new["id"].as_str().expect("id").to_owned();
+    assert_ne!(new_id, "k-1001");
+    assert!(new["secret"].is_string());
+    assert_eq!(new["name"], "prod-ehr-integration-2024");
+    assert_eq!(new["scopes"], json!(["Patient.read", "Observation.read"]));
+    assert_eq!(new["appId"], leaked.app.clone().expect("app").as_str());
+    assert_eq!(new["active"], true, "created as for a live key");
+    assert!(new.get("supersededBy").is_none());
+    let fresh = key_cred(new);
+    assert_eq!(
+        s.call("GET", "/fhir/Patient/p-0001", fresh.cred(), None)
+            .await
+            .status,
+        200
+    );
+    // The deleted key stays deleted: 404, unlisted, dead even inside the 24 h grace window.
+    let old = s
+        .call("GET", "/api-keys/k-1001", Cred::Bearer(&admin), None)
+        .await;
+    assert_eq!(old.status, 404);
+    let listed = s.call("GET", "/api-keys", Cred::Bearer(&admin), None).await;
+    let ids: Vec<&str> = listed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|k| k["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&"k-1001") && ids.contains(&new_id.as_str()),
+        "{ids:?}"
+    );
+    let refused = s
+        .call("GET", "/fhir/Patient/p-0001", leaked.cred(), None)
+        .await;
+    assert_eq!(refused.status, 401);
+    // …but its state names the successor.
+    let tomb = s.sim.api_key("k-1001").expect("tombstone");
+    assert!(tomb.deleted && !tomb.usable_now, "{tomb:?}");
+    assert_eq!(tomb.superseded_by.as_deref(), Some(new_id.as_str()));
+    assert!(tomb.superseded_at.is_some());
+    // Other routes of the deleted key stay 404 under the switch.
+    for (method, path) in [("PUT", "/api-keys/k-1001"), ("DELETE", "/api-keys/k-1001")] {
+        let a = s
+            .call(method, path, Cred::Bearer(&admin), Some(json!({})))
+            .await;
+        assert_eq!(a.status, 404, "{method} {path}");
+    }
+    // An unknown key is still 404.
+    let unknown = s
+        .call(
+            "POST",
+            "/api-keys/k-nope/rotate",
+            Cred::Bearer(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn the_behaviour_section_refuses_unknown_switches() {
+    let yaml = format!(
+        "{}\nbehaviour:\n  rotate_deleted: true\n",
+        esus_ir::sim::DEFAULT_SCENARIO_YAML
+    );
+    let err = esus_ir::sim::SimConfig::default()
+        .with_scenario_yaml(&yaml)
+        .expect_err("an unknown switch");
+    assert!(err.to_string().contains("rotate_deleted"), "{err}");
+}

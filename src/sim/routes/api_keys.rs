@@ -250,7 +250,9 @@ pub(crate) struct RotateBody {
 }
 
 /// `POST /api-keys/{id}/rotate` `{graceHours?}` (OpenAPI postApi-keysByIdRotate) → 200 the new
-/// key with `secret`. A deleted key answers 404. A key that was already rotated is rotated
+/// key with `secret`. A deleted key answers 404 — unless the scenario switch
+/// `behaviour.rotate_deleted_keys` is on: then it is rotated like a live key (a new live key; the
+/// deleted one, still 404 to the API, is marked superseded by it). A key that was already rotated is rotated
 /// again: a further distinct successor, the old key's `supersededBy`/`supersededAt` name the
 /// newest, and its grace window restarts from now with this call's `graceHours` — which can
 /// reopen a window an earlier `graceHours: 0` closed (simulator assumptions: ESUS documents no
@@ -271,12 +273,16 @@ pub(crate) async fn rotate(
     let now = shared.clock.now();
     let (client_id, secret) = new_credentials();
     let mut st = shared.lock();
-    let new_id = st.fresh_id("k-");
-    let old = st
+    let rotate_deleted = st.rotate_deleted_keys;
+    if !st
         .keys
-        .get_mut(&id)
-        .filter(|k| !k.deleted)
-        .ok_or_else(|| not_found(&id))?;
+        .get(&id)
+        .is_some_and(|k| !k.deleted || rotate_deleted)
+    {
+        return Err(not_found(&id));
+    }
+    let new_id = st.fresh_id("k-");
+    let old = st.keys.get_mut(&id).ok_or_else(|| not_found(&id))?;
     old.superseded_by = Some(new_id.clone());
     old.superseded_at = Some(now);
     old.grace_ends_at = Some(now + SignedDuration::from_secs_f64(grace * 3600.0));
