@@ -841,7 +841,10 @@ async fn patient_by_id_is_consent_gated_but_observation_search_is_not() {
             )
             .await;
         assert_eq!(search.status, 200, "{stale}: a search is not gated");
-        assert_eq!(search.body["total"], 2);
+        assert_eq!(
+            search.body["total"], 8,
+            "`patient` is ignored (getFhirObservation declares no parameters): every patient's"
+        );
     }
     let rae = s.login(RAE.0, RAE.1).await;
     assert_eq!(
