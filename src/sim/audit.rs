@@ -105,7 +105,7 @@ impl AuditRow {
     /// sequence number, never on odd ones — deterministic, so tests are reproducible, and mixed,
     /// so a client that depends on them breaks (simulator assumption).
     pub fn docs_fields_served(&self) -> bool {
-        self.sequence().is_some_and(|n| n % 2 == 0)
+        self.sequence().is_some_and(|n| n.is_multiple_of(2))
     }
 
     /// The row as `/admin/audit*` serves it.

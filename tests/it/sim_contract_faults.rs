@@ -298,7 +298,7 @@ async fn audit_rows_serve_the_docs_only_fields_on_some_rows_and_nothing_esus_lac
             );
         }
         let served = docs_fields(r);
-        if sequence(r) % 2 == 0 {
+        if sequence(r).is_multiple_of(2) {
             with += 1;
             assert!(r["agent"]["roles"].is_array(), "{r}");
             assert!(r["agent"]["emergencyOverride"].is_boolean(), "{r}");
@@ -335,7 +335,7 @@ async fn audit_rows_serve_the_docs_only_fields_on_some_rows_and_nothing_esus_lac
         "consecutive rows, newest first"
     );
     for read in &reads {
-        if sequence(read) % 2 == 0 {
+        if sequence(read).is_multiple_of(2) {
             assert_eq!(read["agent"]["roles"], json!(["practitioner"]));
             assert_eq!(read["agent"]["emergencyOverride"], false);
             assert_eq!(read["entity"]["reference"], "Patient/p-0001");
@@ -355,7 +355,7 @@ async fn audit_rows_serve_the_docs_only_fields_on_some_rows_and_nothing_esus_lac
             !agent_keys.contains(&"userId".to_owned()) && !agent_keys.contains(&"email".to_owned()),
             "omitted, not null: {agent_keys:?}"
         );
-        if sequence(r) % 2 == 0 {
+        if sequence(r).is_multiple_of(2) {
             assert_eq!(r["agent"]["roles"], json!([]));
         }
     }
