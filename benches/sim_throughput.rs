@@ -22,7 +22,7 @@ enum Credential {
 
 async fn level(
     base: &str,
-    header: (&'static str, String),
+    headers: Vec<(&'static str, String)>,
     path: &str,
     workers: usize,
     secs: u64,
@@ -40,10 +40,14 @@ async fn level(
     for _ in 0..workers {
         let (client, ok, failed) = (client.clone(), ok.clone(), failed.clone());
         let url = format!("{base}{path}");
-        let header = header.clone();
+        let headers = headers.clone();
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                match client.get(&url).header(header.0, &header.1).send().await {
+                let mut req = client.get(&url);
+                for (name, value) in &headers {
+                    req = req.header(*name, value);
+                }
+                match req.send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -95,21 +99,25 @@ fn main() {
             "request", "concurrency", "requests/s", "failed"
         );
         for cred in [Credential::Bearer, Credential::ApiKey] {
-            let (name, header, path) = match cred {
+            let (name, headers, path) = match cred {
                 Credential::Bearer => (
                     "GET /auth/me (Bearer)",
-                    ("authorization", bearer.clone()),
+                    vec![("authorization", bearer.clone())],
                     "/auth/me",
                 ),
+                // The key belongs to an app: its X-App-Id goes with it (docs/esus-api.md).
                 Credential::ApiKey => (
                     "GET /fhir/Patient/p-0001 (X-API-Key)",
-                    ("x-api-key", key.clone()),
+                    [("x-api-key", key.clone())]
+                        .into_iter()
+                        .chain(ready.key_app_id.clone().map(|app| ("x-app-id", app)))
+                        .collect(),
                     "/fhir/Patient/p-0001",
                 ),
             };
             for workers in CONCURRENCY {
                 // Tokens live 15 simulated minutes; a long run stays well inside that.
-                let (rps, failed) = level(&base, header.clone(), path, workers, secs).await;
+                let (rps, failed) = level(&base, headers.clone(), path, workers, secs).await;
                 println!("{name:<44} {workers:>11} {rps:>12.0} {failed:>7}");
             }
         }

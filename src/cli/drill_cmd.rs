@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -12,8 +12,6 @@ use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
 use super::terminal::Terminal;
 use super::transcript_cmd::SignKeyArgs;
 use crate::error::{Error, ExitCode};
-use crate::esus::client::{ClientConfig, EsusClient};
-use crate::esus::request::{ApiRequest, Auth};
 use crate::exec::report::RunReport;
 use crate::sim::{KeyState, SimHandle, Simulator};
 use crate::transcript::{VerifyOptions, read_transcript, verify_transcript};
@@ -22,7 +20,7 @@ use crate::transcript::{VerifyOptions, read_transcript, verify_transcript};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   esus-ir drill                                   # the api-key-compromise drill
-  esus-ir drill --fault error_rate=0.2 --fault 'drop_count=1@POST /api-keys/{id}/rotate' --seed 7
+  esus-ir drill --fault error_rate=0.2 --fault 'drop_count=1@POST /api-keys' --seed 7
   esus-ir drill session-compromise --output json
 
 Without a terminal (CI, a paging tool) the drill runs unattended and approves every step: it only
@@ -140,7 +138,7 @@ async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
         base_url: sim.base_url(),
         token: ready.admin_token.clone(),
         refresh: Some(ready.admin_refresh_token.clone()),
-        ca_cert: ca_cert.clone(),
+        ca_cert,
         secret_inputs: vec![
             ("session_token".into(), ready.session_token.clone()),
             ("refresh_token".into(), ready.session_refresh_token.clone()),
@@ -182,7 +180,7 @@ async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     let Finished::Live(report) = finished else {
         return Err(Error::Usage("a drill cannot be a dry-run".into()));
     };
-    let score = score(&sim, &before, *report, &args.world.faults, ca_cert).await;
+    let score = score(&sim, &before, *report, &args.world.faults);
     sim.shutdown().await;
     match args.output {
         OutputFormat::Json => out(&format!(
@@ -204,13 +202,7 @@ async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     })
 }
 
-async fn score(
-    sim: &SimHandle,
-    before: &Before,
-    run: RunReport,
-    faults: &[String],
-    ca_cert: Option<PathBuf>,
-) -> DrillReport {
+fn score(sim: &SimHandle, before: &Before, run: RunReport, faults: &[String]) -> DrillReport {
     let mut checks = vec![Check {
         name: "run completed".into(),
         passed: run.exit_code == 0,
@@ -223,12 +215,9 @@ async fn score(
         .unwrap_or_default();
     checks.push(transcript_check(&run));
     checks.push(containment_check(&run));
-    let probe = Probe::new(sim, ca_cert);
     match run.runbook.as_str() {
-        "api-key-compromise" => {
-            checks.extend(key_compromise_checks(sim, before, &run, &probe).await);
-        }
-        "session-compromise" => checks.extend(session_compromise_checks(sim, &run, &probe).await),
+        "api-key-compromise" => checks.extend(key_compromise_checks(sim, before, &run)),
+        "session-compromise" => checks.extend(session_compromise_checks(sim, &run)),
         _ => {}
     }
     let count = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
@@ -307,62 +296,44 @@ fn containment_check(run: &RunReport) -> Check {
     }
 }
 
-/// Requests the drill makes itself, to judge the run without taking its word.
-struct Probe {
-    client: Option<EsusClient>,
+/// How the simulator holds a key, in words.
+fn key_words(key: &KeyState) -> String {
+    let mut facts = Vec::new();
+    if key.deleted {
+        facts.push("deleted".to_string());
+    } else if !key.active {
+        facts.push("deactivated".to_string());
+    }
+    if let Some(next) = &key.superseded_by {
+        facts.push(format!("replaced by {next}"));
+    }
+    if facts.is_empty() {
+        facts.push("live".to_string());
+    }
+    format!("key {} is {}", key.id, facts.join(", "))
 }
 
-impl Probe {
-    fn new(sim: &SimHandle, ca_cert: Option<PathBuf>) -> Probe {
-        let mut config = ClientConfig::new(sim.base_url());
-        config.ca_cert = ca_cert;
-        Probe {
-            client: EsusClient::new(&config).ok(),
-        }
-    }
-
-    async fn status(&self, req: ApiRequest) -> Option<u16> {
-        let client = self.client.as_ref()?;
-        client
-            .send(&req, None, "drill-probe", None)
-            .await
-            .map(|r| r.status)
-            .ok()
-    }
-}
-
-async fn key_compromise_checks(
-    sim: &SimHandle,
-    before: &Before,
-    run: &RunReport,
-    probe: &Probe,
-) -> Vec<Check> {
+/// Judged on the simulator's state, read through its handle: never over HTTP, where the drill's
+/// own injected faults would answer instead of the state.
+fn key_compromise_checks(sim: &SimHandle, before: &Before, run: &RunReport) -> Vec<Check> {
     let ready = sim.ready();
     let mut checks = Vec::new();
     let key = sim.api_key(&ready.key_id);
-    let auth = Auth::ApiKey {
-        key: SecretString::from(format!(
-            "{}:{}",
-            ready.key_client_id,
-            ready.key_secret.expose_secret()
-        )),
-        app: None,
-    };
-    let leaked = probe
-        .status(ApiRequest {
-            auth,
-            ..ApiRequest::get(format!(
-                "/api-keys/{}",
-                crate::esus::request::encode_segment(&ready.key_id)
-            ))
-        })
-        .await;
+    let authenticates =
+        sim.key_authenticates(&ready.key_client_id, ready.key_secret.expose_secret());
+    let held = key
+        .as_ref()
+        .map_or_else(|| format!("key {} is unknown", ready.key_id), key_words);
     checks.push(Check {
         name: "leaked key no longer authenticates".into(),
-        passed: key.as_ref().is_some_and(|k| !k.usable_now) && leaked == Some(401),
+        passed: key.is_some() && !authenticates,
         detail: format!(
-            "simulator: usable_now={:?}; a request with the leaked secret got {leaked:?}",
-            key.as_ref().map(|k| k.usable_now)
+            "simulator: {held}; the leaked secret {}",
+            if authenticates {
+                "still authenticates"
+            } else {
+                "no longer authenticates"
+            }
         ),
     });
     let session = sim
@@ -373,7 +344,8 @@ async fn key_compromise_checks(
         name: "compromised session is dead".into(),
         passed: session.as_ref().is_some_and(|s| s.revoked),
         detail: match &session {
-            Some(s) => format!("session {}: revoked={}", s.id, s.revoked),
+            Some(s) if s.revoked => format!("simulator: session {} is ended", s.id),
+            Some(s) => format!("simulator: session {} is still alive", s.id),
             None => format!("session {} is not in the simulator", ready.session_id),
         },
     });
@@ -403,7 +375,8 @@ async fn key_compromise_checks(
     checks
 }
 
-async fn session_compromise_checks(sim: &SimHandle, run: &RunReport, probe: &Probe) -> Vec<Check> {
+/// Judged on the simulator's state, like [`key_compromise_checks`].
+fn session_compromise_checks(sim: &SimHandle, run: &RunReport) -> Vec<Check> {
     let ready = sim.ready();
     let sessions = sim.sessions_of(&ready.user_id);
     let alive: Vec<&str> = sessions
@@ -425,35 +398,24 @@ async fn session_compromise_checks(sim: &SimHandle, run: &RunReport, probe: &Pro
             }
         ),
     }];
-    let access = probe
-        .status(ApiRequest {
-            auth: Auth::Bearer(ready.session_token.clone()),
-            ..ApiRequest::get("/auth/sessions")
-        })
-        .await;
+    let accepted = |yes: bool| {
+        if yes {
+            "still accepts"
+        } else {
+            "no longer accepts"
+        }
+    };
+    let access = sim.access_token_accepted(ready.session_token.expose_secret());
     checks.push(Check {
         name: "stolen access token refused".into(),
-        passed: access == Some(401),
-        detail: format!("GET /auth/sessions with it got {access:?}"),
+        passed: !access,
+        detail: format!("simulator: {} the stolen access token", accepted(access)),
     });
-    let wire = serde_json::json!({"refreshToken": ready.session_refresh_token.expose_secret()});
-    let refresh = probe
-        .status(ApiRequest {
-            method: crate::esus::actions::Method::Post,
-            path: "/auth/refresh".into(),
-            query: Vec::new(),
-            body: Some(crate::esus::request::Body::with_secret(
-                "application/json",
-                serde_json::json!({"refreshToken": crate::event::REDACTED}),
-                serde_json::to_vec(&wire).unwrap_or_default(),
-            )),
-            auth: Auth::None,
-        })
-        .await;
+    let refresh = sim.refresh_token_accepted(ready.session_refresh_token.expose_secret());
     checks.push(Check {
         name: "stolen refresh token refused".into(),
-        passed: refresh == Some(401),
-        detail: format!("POST /auth/refresh with it got {refresh:?}"),
+        passed: !refresh,
+        detail: format!("simulator: {} the stolen refresh token", accepted(refresh)),
     });
     checks.push(evidence_check(run, 1));
     checks
@@ -479,10 +441,17 @@ fn evidence_check(run: &RunReport, at_least: usize) -> Check {
         name: "evidence holds every audit row of the user, once".into(),
         passed: complete && ids.len() == rows.len() && rows.len() >= at_least.max(1),
         detail: format!(
-            "{} rows saved ({} distinct), ESUS counted {}, proven complete: {complete}; {at_least} existed before the drill",
+            "{} rows saved ({} distinct), ESUS counted {}, {}; {at_least} existed before the drill",
             rows.len(),
             ids.len(),
             doc["total"]
+                .as_u64()
+                .map_or_else(|| "nothing".to_string(), |n| n.to_string()),
+            if complete {
+                "proven complete"
+            } else {
+                "not proven complete"
+            }
         ),
     }
 }

@@ -4,69 +4,63 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-/// One audit row, serialized as ESUS's OpenAPI (getAdminAudit) and audit docs show it: the
-/// documented fields plus `agent.roles`, `agent.emergencyOverride` and `entity.reference`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One audit row, serialized as ESUS's OpenAPI (getAdminAudit) shows it, plus the three fields
+/// only ESUS's audit docs show — `agent.roles`, `agent.emergencyOverride` and
+/// `entity.reference` — on some rows and not on others (see [`AuditRow::docs_fields_served`]),
+/// so that no client may depend on them.
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     /// Row id, `a-000001`…
     pub id: String,
     /// The organization.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<String>,
     /// What happened, e.g. `resource.read`, `apikey.rotate`, `auth.login`.
-    #[serde(rename = "type")]
     pub kind: String,
     /// Finer detail, e.g. `emergency-override`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subtype: Option<String>,
     /// C, R, U, D or E.
     pub action: String,
     /// `success`, `failure` (a 4xx answer) or `error` (a 5xx answer the route produced).
     pub outcome: String,
     /// Why it failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome_desc: Option<String>,
     /// Who.
     pub agent: Agent,
     /// Which system recorded it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
     /// What it was about.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub entity: Option<Entity>,
     /// When (RFC 3339).
     pub recorded: Timestamp,
     /// The caller's `X-Request-Id`, if it sent one. Kept for the simulator's own accessors and
     /// never served: ESUS rows have no such field.
-    #[serde(skip)]
     pub request_id: Option<String>,
 }
 
 /// The `agent` of a row.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Agent {
     /// The caller's user id (the key owner for API-key requests); absent when unauthenticated.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// The caller's email; absent when unauthenticated.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Source address.
     pub ip: String,
     /// `User-Agent`.
     pub user_agent: String,
-    /// The caller's RBAC role slugs (empty when unauthenticated); on every row.
+    /// The caller's RBAC role slugs (empty when unauthenticated). Served as `agent.roles` on
+    /// some rows only (audit docs, not the OpenAPI).
     pub roles: Vec<String>,
-    /// True on requests made with `X-Emergency-Override: true`, false otherwise; on every row.
+    /// True on requests made with `X-Emergency-Override: true`, false otherwise. Served as
+    /// `agent.emergencyOverride` on some rows only (audit docs, not the OpenAPI); `subtype:
+    /// emergency-override` marks override rows on every row.
     pub emergency_override: bool,
 }
 
 /// The `source` of a row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Source {
     /// Site.
     pub site: String,
@@ -75,19 +69,16 @@ pub struct Source {
 }
 
 /// The `entity` of a row.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Entity {
     /// e.g. `Patient`, `ApiKey`, `Session`, `User`.
     pub resource_type: String,
     /// Its id, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
-    /// `ResourceType/id` when there is an id, e.g. `Patient/p-0001`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `ResourceType/id` when there is an id, e.g. `Patient/p-0001`. Served on some rows only
+    /// (audit docs, not the OpenAPI).
     pub reference: Option<String>,
     /// The search query, for searches.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
 }
 
@@ -100,6 +91,86 @@ impl Entity {
             reference: id.map(|id| format!("{resource_type}/{id}")),
             query: query.filter(|q| !q.is_empty()).map(str::to_owned),
         }
+    }
+}
+
+impl AuditRow {
+    /// The row's sequence number: the digits of its id (`a-000042` is 42).
+    pub fn sequence(&self) -> Option<u64> {
+        self.id.strip_prefix("a-")?.parse().ok()
+    }
+
+    /// Whether the row is served with the three fields only ESUS's audit docs show
+    /// (`agent.roles`, `agent.emergencyOverride`, `entity.reference`): on rows with an even
+    /// sequence number, never on odd ones — deterministic, so tests are reproducible, and mixed,
+    /// so a client that depends on them breaks (simulator assumption).
+    pub fn docs_fields_served(&self) -> bool {
+        self.sequence().is_some_and(|n| n.is_multiple_of(2))
+    }
+
+    /// The row as `/admin/audit*` serves it.
+    pub fn to_json(&self) -> Value {
+        let docs = self.docs_fields_served();
+        let mut agent = Map::new();
+        if let Some(id) = &self.agent.user_id {
+            agent.insert("userId".into(), json!(id));
+        }
+        if let Some(email) = &self.agent.email {
+            agent.insert("email".into(), json!(email));
+        }
+        agent.insert("ip".into(), json!(self.agent.ip));
+        agent.insert("userAgent".into(), json!(self.agent.user_agent));
+        if docs {
+            agent.insert("roles".into(), json!(self.agent.roles));
+            agent.insert(
+                "emergencyOverride".into(),
+                json!(self.agent.emergency_override),
+            );
+        }
+        let mut row = Map::new();
+        row.insert("id".into(), json!(self.id));
+        if let Some(org) = &self.organization_id {
+            row.insert("organizationId".into(), json!(org));
+        }
+        row.insert("type".into(), json!(self.kind));
+        if let Some(sub) = &self.subtype {
+            row.insert("subtype".into(), json!(sub));
+        }
+        row.insert("action".into(), json!(self.action));
+        row.insert("outcome".into(), json!(self.outcome));
+        if let Some(desc) = &self.outcome_desc {
+            row.insert("outcomeDesc".into(), json!(desc));
+        }
+        row.insert("agent".into(), Value::Object(agent));
+        if let Some(src) = &self.source {
+            row.insert(
+                "source".into(),
+                json!({"site": src.site, "observer": src.observer}),
+            );
+        }
+        if let Some(e) = &self.entity {
+            let mut entity = Map::new();
+            entity.insert("resourceType".into(), json!(e.resource_type));
+            if let Some(id) = &e.resource_id {
+                entity.insert("resourceId".into(), json!(id));
+            }
+            if let (true, Some(reference)) = (docs, &e.reference) {
+                entity.insert("reference".into(), json!(reference));
+            }
+            if let Some(q) = &e.query {
+                entity.insert("query".into(), json!(q));
+            }
+            row.insert("entity".into(), Value::Object(entity));
+        }
+        row.insert("recorded".into(), json!(self.recorded));
+        Value::Object(row)
+    }
+}
+
+impl Serialize for AuditRow {
+    /// As [`AuditRow::to_json`]; `request_id` is never served.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
     }
 }
 
@@ -353,6 +424,49 @@ mod tests {
                 .reference
                 .is_none()
         );
+    }
+
+    fn row(id: &str) -> AuditRow {
+        AuditRow {
+            id: id.into(),
+            organization_id: Some("org-0001".into()),
+            kind: "resource.read".into(),
+            subtype: Some("emergency-override".into()),
+            action: "R".into(),
+            outcome: "success".into(),
+            outcome_desc: None,
+            agent: Agent {
+                user_id: Some("u-1003".into()),
+                email: Some("erin@x".into()),
+                ip: "127.0.0.1".into(),
+                user_agent: "t".into(),
+                roles: vec!["emergency-responder".into()],
+                emergency_override: true,
+            },
+            source: None,
+            entity: Some(Entity::new("Patient", Some("p-0002"), None)),
+            recorded: Timestamp::from_second(1_700_000_000).unwrap(),
+            request_id: Some("r-1".into()),
+        }
+    }
+
+    #[test]
+    fn docs_only_fields_are_served_on_even_rows_only() {
+        let even = serde_json::to_value(row("a-000002")).unwrap();
+        assert_eq!(even["agent"]["roles"], json!(["emergency-responder"]));
+        assert_eq!(even["agent"]["emergencyOverride"], true);
+        assert_eq!(even["entity"]["reference"], "Patient/p-0002");
+        let odd = serde_json::to_value(row("a-000003")).unwrap();
+        assert!(odd["agent"].get("roles").is_none(), "{odd}");
+        assert!(odd["agent"].get("emergencyOverride").is_none(), "{odd}");
+        assert!(odd["entity"].get("reference").is_none(), "{odd}");
+        for v in [&even, &odd] {
+            assert_eq!(v["subtype"], "emergency-override");
+            assert_eq!(v["entity"]["resourceId"], "p-0002");
+            assert_eq!(v["agent"]["userId"], "u-1003");
+            assert!(v.get("requestId").is_none() && v.get("source").is_none());
+            assert_eq!(v["recorded"], "2023-11-14T22:13:20Z");
+        }
     }
 
     #[test]

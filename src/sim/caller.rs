@@ -116,6 +116,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// What every refused API key answers, whatever the reason (unknown client id, wrong secret,
+/// deleted, inactive, expired, past its grace window, missing or wrong `X-App-Id`): one 401 body,
+/// so a client cannot tell why (simulator assumption).
+pub(crate) const KEY_REFUSED: &str = "API key is not valid";
+
 /// Resolves the request's credential against the state, at the simulated time.
 pub(crate) fn resolve(shared: &Shared, headers: &HeaderMap) -> AuthState {
     if let Some(token) = bearer(headers) {
@@ -123,11 +128,36 @@ pub(crate) fn resolve(shared: &Shared, headers: &HeaderMap) -> AuthState {
     }
     if let Some(value) = headers.get("x-api-key") {
         return match value.to_str() {
-            Ok(v) => resolve_key(shared, v),
+            Ok(v) => resolve_key(shared, v, app_id_header(headers)),
             Err(_) => AuthState::Refused("security", "malformed X-API-Key".into()),
         };
     }
     AuthState::Anonymous
+}
+
+/// The `X-App-Id` header (names are case-insensitive: `HeaderMap` folds them): `Ok(None)` when
+/// absent, `Ok(Some(value))` when sent once; sent twice or not text is `Err` (it can match no
+/// key).
+fn app_id_header(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let mut values = headers.get_all("x-app-id").iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    first.to_str().map(Some).map_err(|_| ())
+}
+
+/// Whether the request's `X-App-Id` fits the key (simulator assumption: ESUS's quickstart sends
+/// it on every request; whether ESUS checks it is undocumented, so the hardest reading): a key of
+/// an app needs exactly its `appId`; a key of no app must come without the header.
+fn app_id_fits(key_app: Option<&str>, sent: Result<Option<&str>, ()>) -> bool {
+    match (key_app, sent) {
+        (Some(app), Ok(Some(sent))) => app == sent,
+        (None, Ok(None)) => true,
+        _ => false,
+    }
 }
 
 fn resolve_bearer(shared: &Shared, token: &str) -> AuthState {
@@ -162,24 +192,19 @@ fn caller_of(user: &User, via: Via) -> Caller {
     }
 }
 
-fn resolve_key(shared: &Shared, value: &str) -> AuthState {
+fn resolve_key(shared: &Shared, value: &str, app: Result<Option<&str>, ()>) -> AuthState {
     let Some((client_id, secret)) = value.split_once(':') else {
         return AuthState::Refused("security", "X-API-Key must be <clientId>:<secret>".into());
     };
     let now = shared.clock.now();
     let mut st = shared.lock();
-    let Some(key_id) = st.keys_by_client.get(client_id).cloned() else {
-        return AuthState::Refused("security", "unknown API key".into());
+    let key_id = match st.key_by_credential(client_id, secret, now) {
+        Some(key) if app_id_fits(key.app_id.as_deref(), app) => key.id.clone(),
+        _ => return AuthState::Refused("security", KEY_REFUSED.into()),
     };
     let Some(key) = st.keys.get_mut(&key_id) else {
-        return AuthState::Refused("security", "unknown API key".into());
+        return AuthState::Refused("security", KEY_REFUSED.into());
     };
-    if !auth::digests_equal(&key.secret_digest, &auth::digest(secret)) {
-        return AuthState::Refused("security", "API key secret does not match".into());
-    }
-    if let Err(why) = key.usable_at(now) {
-        return AuthState::Refused("security", why.into());
-    }
     key.last_used_at = Some(now);
     let (owner, scopes) = (key.owner.clone(), key.scopes.clone());
     let via = Via::Key { scopes };

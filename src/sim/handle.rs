@@ -61,6 +61,8 @@ pub struct KeyState {
     pub deleted: bool,
     /// The key that replaced it.
     pub superseded_by: Option<String>,
+    /// When it was last rotated.
+    pub superseded_at: Option<Timestamp>,
     /// When its grace window ends, if superseded.
     pub grace_ends_at: Option<Timestamp>,
     /// Whether it would authenticate now.
@@ -151,6 +153,7 @@ impl Simulator {
             user_id: seeded.user_id,
             key_id: seeded.key_id,
             key_client_id: seeded.key_client_id,
+            key_app_id: seeded.key_app_id,
             key_secret: seeded.key_secret,
             session_id: seeded.session_id,
             session_token: seeded.session_token,
@@ -227,6 +230,32 @@ impl SimHandle {
             .filter_map(|id| st.keys.get(id))
             .map(|k| key_state(k, now))
             .collect()
+    }
+
+    /// Whether `X-API-Key: <client_id>:<secret>` would authenticate now, sent as the key's
+    /// application would send it (with the key's `X-App-Id`, which is no secret). Reads the state
+    /// directly: no request, no fault, no audit row, `lastUsedAt` untouched. The secret is only
+    /// digested, never kept.
+    pub fn key_authenticates(&self, client_id: &str, secret: &str) -> bool {
+        let now = self.shared.clock.now();
+        self.shared
+            .lock()
+            .key_by_credential(client_id, secret, now)
+            .is_some()
+    }
+
+    /// Whether an access token would still authenticate now (issued, unexpired, its session not
+    /// ended). Reads the state directly, like [`SimHandle::key_authenticates`].
+    pub fn access_token_accepted(&self, token: &str) -> bool {
+        let now = self.shared.clock.now();
+        self.shared.lock().access_token_live(token, now)
+    }
+
+    /// Whether `POST /auth/refresh` would accept a refresh token now (unused, unburned,
+    /// unexpired, its session not ended). Reads the state directly and uses nothing up.
+    pub fn refresh_token_accepted(&self, token: &str) -> bool {
+        let now = self.shared.clock.now();
+        self.shared.lock().refresh_token_live(token, now)
     }
 
     /// The sessions of a user, revoked ones included.
@@ -309,6 +338,7 @@ fn key_state(k: &super::state::ApiKey, now: Timestamp) -> KeyState {
         active: k.active,
         deleted: k.deleted,
         superseded_by: k.superseded_by.clone(),
+        superseded_at: k.superseded_at,
         grace_ends_at: k.grace_ends_at,
         usable_now: k.usable_at(now).is_ok(),
     }

@@ -36,6 +36,10 @@ pub struct ReadyInfo {
     pub key_id: String,
     /// The leaked key's client id.
     pub key_client_id: String,
+    /// The leaked key's `appId`, when it belongs to an app: requests with the key must send it
+    /// as `X-App-Id` (docs/esus-api.md, "Credentials"). Not a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_app_id: Option<String>,
     /// The leaked key's secret.
     #[serde(serialize_with = "expose")]
     pub key_secret: SecretString,
@@ -64,6 +68,9 @@ impl ReadyInfo {
             self.key_client_id,
             self.session_id
         );
+        if let Some(app) = &self.key_app_id {
+            out.push_str(&format!("key_app_id: {app}\n"));
+        }
         if let Some(ca) = &self.ca_cert {
             out.push_str(&format!("ca_cert: {}\n", ca.display()));
         }

@@ -41,6 +41,20 @@ pub struct Scenario {
     pub audit_history: Option<AuditHistorySpec>,
     /// Which user, key and session the ready file reports as compromised.
     pub compromised: CompromisedSpec,
+    /// Switches for behaviour ESUS does not document (each default is the simulator's usual
+    /// choice; docs/esus-api.md, "Scenarios").
+    #[serde(default, alias = "behavior")]
+    pub behaviour: BehaviourSpec,
+}
+
+/// Switches for undocumented ESUS behaviour.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BehaviourSpec {
+    /// `POST /api-keys/{id}/rotate` of a deleted key rotates it (a new live key, the deleted one
+    /// marked superseded) instead of answering 404. Default false.
+    #[serde(default)]
+    pub rotate_deleted_keys: bool,
 }
 
 /// The organization.
@@ -141,7 +155,8 @@ pub struct KeySpec {
     /// Requests per minute (reported, not enforced).
     #[serde(default = "default_rate_limit")]
     pub rate_limit: u32,
-    /// Application id.
+    /// Application id (`appId`): a UUID. Requests with the key must then send it as
+    /// `X-App-Id`.
     #[serde(default)]
     pub app_id: Option<String>,
 }
@@ -313,6 +328,20 @@ impl Scenario {
         }
         for k in &sc.api_keys {
             user_ref(&format!("api key {}", k.id), &k.owner)?;
+        }
+        if let Some(k) = sc.api_keys.iter().find(|k| {
+            k.app_id
+                .as_deref()
+                .is_some_and(|a| !super::state::is_uuid(a))
+        }) {
+            return Err(bad(
+                origin,
+                format!(
+                    "api key {}: app_id `{}` is not a UUID (ESUS's appId is `format: uuid`)",
+                    k.id,
+                    k.app_id.as_deref().unwrap_or_default()
+                ),
+            ));
         }
         let key_ids: HashSet<&str> = sc.api_keys.iter().map(|k| k.id.as_str()).collect();
         let clients: HashSet<&str> = sc.api_keys.iter().map(|k| k.client_id.as_str()).collect();

@@ -23,6 +23,7 @@ pub(crate) struct Seeded {
     pub(crate) user_id: String,
     pub(crate) key_id: String,
     pub(crate) key_client_id: String,
+    pub(crate) key_app_id: Option<String>,
     pub(crate) key_secret: SecretString,
     pub(crate) session_id: String,
     pub(crate) session_token: SecretString,
@@ -52,6 +53,7 @@ pub(crate) fn seed(
     let mut st = shared.lock();
     st.org_id = sc.organization.id.clone();
     st.org_name = sc.organization.name.clone();
+    st.rotate_deleted_keys = sc.behaviour.rotate_deleted_keys;
     seed_users(&mut st, sc, now)?;
     let compromised_tokens = seed_sessions(shared, &mut st, sc, now)?;
     if let Some(s) = sc.sessions.iter().find(|s| s.id == sc.compromised.session) {
@@ -87,6 +89,7 @@ pub(crate) fn seed(
         user_id: sc.compromised.user.clone(),
         key_id: key.id.clone(),
         key_client_id: key.client_id.clone(),
+        key_app_id: key.app_id.clone(),
         key_secret: key.secret.clone().into(),
         session_id: sc.compromised.session.clone(),
         session_token: session_token.into(),

@@ -9,6 +9,13 @@ use jiff::Timestamp;
 
 use super::audit::AuditRow;
 
+/// Whether `text` is a UUID in its canonical hyphenated form (8-4-4-4-12 hex digits, either
+/// case): what OpenAPI's `format: uuid` means. The other spellings the `uuid` crate also reads
+/// (braced, `urn:uuid:`, no hyphens) are refused (simulator assumption: the hardest reading).
+pub(crate) fn is_uuid(text: &str) -> bool {
+    text.len() == 36 && uuid::Uuid::try_parse(text).is_ok()
+}
+
 /// A SHA-256 digest: how tokens and key secrets are stored (never in plaintext).
 pub(crate) type Digest = [u8; 32];
 
@@ -224,6 +231,8 @@ pub(crate) struct State {
     pub(crate) attacker: Attacker,
     /// `audit_trickle` rows appended so far.
     pub(crate) trickled: u64,
+    /// Scenario switch `behaviour.rotate_deleted_keys`: rotate answers for deleted keys too.
+    pub(crate) rotate_deleted_keys: bool,
 }
 
 impl State {
@@ -239,6 +248,41 @@ impl State {
             .insert(key.client_id.clone(), key.id.clone());
         self.key_order.push(key.id.clone());
         self.keys.insert(key.id.clone(), key);
+    }
+
+    /// The key a `clientId:secret` credential names, if the secret matches and the key
+    /// authenticates at `now` (not deleted, active, unexpired, inside any grace window). Reads
+    /// only: `lastUsedAt` is the caller's business. The `X-App-Id` check is the request's.
+    pub(crate) fn key_by_credential(
+        &self,
+        client_id: &str,
+        secret: &str,
+        now: Timestamp,
+    ) -> Option<&ApiKey> {
+        let key = self.keys.get(self.keys_by_client.get(client_id)?)?;
+        let matches = super::auth::digests_equal(&key.secret_digest, &super::auth::digest(secret));
+        (matches && key.usable_at(now).is_ok()).then_some(key)
+    }
+
+    /// Whether an access token would authenticate at `now`: issued, unexpired, its session not
+    /// ended. Reads only.
+    pub(crate) fn access_token_live(&self, token: &str, now: Timestamp) -> bool {
+        self.access_tokens
+            .get(&super::auth::digest(token))
+            .is_some_and(|rec| rec.expires_at > now && self.session_live(&rec.session_id))
+    }
+
+    /// Whether `POST /auth/refresh` would accept a refresh token at `now`: unused, unburned,
+    /// unexpired, its session not ended. Reads only.
+    pub(crate) fn refresh_token_live(&self, token: &str, now: Timestamp) -> bool {
+        self.refresh_tokens
+            .get(&super::auth::digest(token))
+            .is_some_and(|rec| rec.expires_at > now && self.session_live(&rec.session_id))
+    }
+
+    /// Whether a session exists and was not logged out or revoked.
+    pub(crate) fn session_live(&self, session_id: &str) -> bool {
+        self.sessions.get(session_id).is_some_and(|s| !s.revoked)
     }
 
     /// A key the API can see (not deleted).

@@ -149,3 +149,123 @@ fn a_tls_drill_goes_through_the_production_tls_path() {
         "https with the simulator's generated CA"
     );
 }
+
+/// No check's detail may read like Rust Debug output (`Some(…)`, `None`): the report is for
+/// people.
+fn assert_plain_words(report: &Value) {
+    for c in report["checks"].as_array().expect("checks") {
+        let detail = c["detail"].as_str().expect("detail");
+        assert!(
+            !detail.contains("Some(") && !detail.contains("None") && !detail.contains("=Some"),
+            "debug text in `{}`: {detail}",
+            c["name"]
+        );
+    }
+}
+
+// Regression: the scorer probed the leaked secret over HTTP itself, through the injected faults,
+// and met a 500: `drill --fault error_rate=0.2 --seed 7` said FAILED ("usable_now=Some(false); a
+// request with the leaked secret got Some(500)") although the key was dead. The scorer now asks
+// the simulator's state. The truth it must agree with comes from the run's own answers: a run
+// that proved containment saw GET /api-keys/k-1001 answer 404, and a deleted key never comes
+// back, so the key is dead in the simulator.
+#[test]
+fn the_drill_scorer_reads_the_simulators_state_not_through_injected_faults() {
+    for seed in ["7", "3", "11"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = ["--fault", "error_rate=0.2", "--seed", seed];
+        let (code, report, stderr) = drill(dir.path(), &args);
+        assert_eq!(
+            report["run"]["containment"]["state"], "contained",
+            "seed {seed}: the run itself saw the key gone: {report}\n{stderr}"
+        );
+        assert!(
+            report["faults_fired"]["error"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "seed {seed}: the faults fired: {}",
+            report["faults_fired"]
+        );
+        let leaked = check(&report, "leaked key no longer authenticates");
+        assert_eq!(leaked["passed"], true, "seed {seed}: {leaked}");
+        assert_eq!(
+            check(&report, "compromised session is dead")["passed"],
+            true,
+            "seed {seed}"
+        );
+        assert_plain_words(&report);
+        assert_eq!(report["passed"], true, "seed {seed}: {report}");
+        assert_eq!(code, 0, "seed {seed}");
+    }
+}
+
+#[test]
+fn the_drill_scorer_reads_session_state_not_through_injected_faults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "session-compromise",
+        "--fault",
+        "error_rate=0.2",
+        "--seed",
+        "7",
+    ];
+    let (code, report, stderr) = drill(dir.path(), &args);
+    assert_eq!(
+        report["run"]["containment"]["state"], "contained",
+        "{report}\n{stderr}"
+    );
+    for name in [
+        "every session of the user is dead",
+        "stolen access token refused",
+        "stolen refresh token refused",
+    ] {
+        assert_eq!(
+            check(&report, name)["passed"],
+            true,
+            "{}",
+            check(&report, name)
+        );
+    }
+    assert_plain_words(&report);
+    assert_eq!(code, 0);
+}
+
+// The control: a runbook that calls itself api-key-compromise but contains nothing. The run
+// completes, and the scorer, reading the simulator, says the key and the session are alive.
+#[test]
+fn the_drill_scorer_fails_a_run_that_left_the_key_and_the_session_alive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runbook = dir.path().join("idle.yaml");
+    std::fs::write(
+        &runbook,
+        "version: 1\nname: api-key-compromise\nsteps:\n  - {id: me, name: Who am I, action: http, with: {method: GET, path: auth/me}}\n",
+    )
+    .expect("runbook");
+    let (code, report, stderr) = drill(dir.path(), &[runbook.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        check(&report, "run completed")["passed"],
+        true,
+        "{report}\n{stderr}"
+    );
+    for name in [
+        "leaked key no longer authenticates",
+        "compromised session is dead",
+    ] {
+        assert_eq!(
+            check(&report, name)["passed"],
+            false,
+            "{}",
+            check(&report, name)
+        );
+    }
+    let leaked = check(&report, "leaked key no longer authenticates");
+    assert!(
+        leaked["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("still authenticates")),
+        "{leaked}"
+    );
+    assert_plain_words(&report);
+    assert_eq!(report["passed"], false);
+    assert_ne!(code, 0);
+}

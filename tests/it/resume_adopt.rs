@@ -132,6 +132,12 @@ async fn a_secret_on_disk_that_esus_refuses_proves_nothing_and_the_key_is_reissu
     let status = crate::sim_support::client()
         .get(format!("{}/fhir/Patient/p-0001", env.sim.base_url()))
         .header("X-API-Key", format!("{client}:{}", fresh.trim()))
+        // A rotated key keeps its app, and a key of an app needs its X-App-Id (docs/esus-api.md,
+        // "Credentials").
+        .header(
+            "X-App-Id",
+            env.sim.ready().key_app_id.clone().expect("the key's app"),
+        )
         .send()
         .await
         .expect("answer")

@@ -147,3 +147,72 @@ async fn runbooks_access_review_dry_run_sends_nothing() {
         assert!(shown.contains(needle), "`{needle}` not in:\n{shown}");
     }
 }
+
+// getFhirConsent declares no query parameters, and the simulator ignores `status=active` (the
+// hardest reading): the review gets every Consent back. With Consents that are not active but
+// whose period ended too, only the active ones may be reported stale — the runbook selects them
+// itself — and after expiring, the two it expired (now inactive, still in the answer) are not
+// reported still stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbooks_access_review_selects_active_consents_itself_when_esus_ignores_the_filter() {
+    let extra = "consents:\n  - { id: c-0005, patient: p-0004, status: inactive, start_days_ago: 500, end_days_ago: 100 }\n  - { id: c-0006, patient: p-0001, status: rejected, start_days_ago: 50, end_days_ago: 10 }\n";
+    let scenario = crate::runbooks_support::DEFAULT_SCENARIO.replacen("consents:\n", extra, 1);
+    assert_ne!(scenario, crate::runbooks_support::DEFAULT_SCENARIO);
+    let config = esus_ir::sim::SimConfig::default()
+        .with_scenario_yaml(&scenario)
+        .expect("scenario");
+
+    let env = Env::with(config.clone()).await;
+    let report = run_ok(&env, "access-review", &[], &[]).await;
+    let consents = &step(&report, "consents")["outputs"];
+    let mut stale = strings(&consents["stale"]);
+    stale.sort();
+    assert_eq!(stale, ["c-0002", "c-0003"], "{consents:#}");
+    assert_eq!(
+        consents["active"], 3,
+        "c-0001, c-0002, c-0003: {consents:#}"
+    );
+    // The search really came back unfiltered: all six Consents are in the saved bundle.
+    let saved = evidence(&env, step(&report, "consents"));
+    assert_eq!(
+        saved["entry"].as_array().map(Vec::len),
+        Some(6),
+        "{saved:#}"
+    );
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .any(|q| q.path == "/fhir/Consent" && q.query.as_deref() == Some("status=active")),
+        "the runbook still asks for the filter"
+    );
+
+    let env = Env::with(config).await;
+    let report = run_ok(
+        &env,
+        "access-review",
+        &["--input", "expire_stale=true"],
+        &[],
+    )
+    .await;
+    let patched: Vec<String> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.method == "PATCH")
+        .map(|q| q.path.clone())
+        .collect();
+    let mut patched = patched;
+    patched.sort();
+    assert_eq!(
+        patched,
+        ["/fhir/Consent/c-0002", "/fhir/Consent/c-0003"],
+        "only the active stale ones are expired"
+    );
+    for id in ["c-0005", "c-0006"] {
+        let status = consent_status(&env, id).await;
+        assert_ne!(status, "active", "{id} untouched");
+    }
+    let after = &step(&report, "consents_after")["outputs"]["still_stale"];
+    assert_eq!(strings(after), Vec::<String>::new());
+}

@@ -18,7 +18,7 @@ fn scenario() -> String {
     let extra = r#"  - { id: k-2001, name: old-a, owner: u-0001, client_id: ck_old_a, secret: sk_live_old_a_1, scopes: [Patient.read], created_days_ago: 91, expires_in_days: 300 }
   - { id: k-2002, name: old-b, owner: u-0001, client_id: ck_old_b, secret: sk_live_old_b_1, scopes: [Patient.read], created_days_ago: 120 }
   - { id: k-2003, name: old-c, owner: u-1002, client_id: ck_old_c, secret: sk_live_old_c_1, scopes: [Observation.read], created_days_ago: 180, expires_in_days: 100 }
-  - { id: k-2004, name: old-d, owner: u-1002, client_id: ck_old_d, secret: sk_live_old_d_1, scopes: [Patient.read], created_days_ago: 365, app_id: app-d }
+  - { id: k-2004, name: old-d, owner: u-1002, client_id: ck_old_d, secret: sk_live_old_d_1, scopes: [Patient.read], created_days_ago: 365, app_id: d4c3b2a1-0f9e-4d8c-a7b6-5e4d3c2b1a00 }
   - { id: k-2005, name: old-e, owner: u-1004, client_id: ck_old_e, secret: sk_live_old_e_1, scopes: [Observation.read], created_days_ago: 100 }
   - { id: k-2006, name: young, owner: u-0001, client_id: ck_young, secret: sk_live_young_1, scopes: [Patient.read], created_days_ago: 89 }
   - { id: k-2007, name: lapsed, owner: u-0001, client_id: ck_lapsed, secret: sk_live_lapsed_1, scopes: [Patient.read], created_days_ago: 200, expires_in_days: -1 }
@@ -183,7 +183,7 @@ async fn runbooks_scheduled_rotation_honours_age_grace_and_app_inputs() {
         "scheduled-key-rotation",
         &[
             "--input",
-            "app_id=app-d",
+            "app_id=d4c3b2a1-0f9e-4d8c-a7b6-5e4d3c2b1a00",
             "--input",
             "grace_hours=0",
             "--input",

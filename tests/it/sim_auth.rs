@@ -195,8 +195,8 @@ async fn logout_kills_the_session_and_its_refresh_token() {
         sessions.iter().any(|x| !x.revoked),
         "the user's other session lives"
     );
-    let key = s.leaked_key();
-    let by_key = s.call("POST", "/auth/logout", Cred::Key(&key), None).await;
+    let key = s.leaked();
+    let by_key = s.call("POST", "/auth/logout", key.cred(), None).await;
     assert_eq!(by_key.status, 403, "logout needs a session token");
 }
 

@@ -66,6 +66,7 @@ async fn sim_command_writes_a_private_ready_file_and_keeps_secrets_off_stdout() 
         "user_id",
         "key_id",
         "key_client_id",
+        "key_app_id",
         "key_secret",
         "session_token",
         "session_refresh_token",
@@ -77,6 +78,7 @@ async fn sim_command_writes_a_private_ready_file_and_keeps_secrets_off_stdout() 
     }
     assert_eq!(ready["user_id"], "u-1001");
     assert_eq!(ready["key_id"], "k-1001");
+    assert_eq!(ready["key_app_id"], "3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73");
     let base = ready["base_url"].as_str().expect("base_url");
     assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with('/'));
     let resp = client()
@@ -108,6 +110,10 @@ async fn sim_command_writes_a_private_ready_file_and_keeps_secrets_off_stdout() 
     assert!(
         stdout.contains(base) && stdout.contains("k-1001") && stdout.contains("u-1001"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("key_app_id: 3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73\n"),
+        "the app id is no secret: {stdout}"
     );
     for secret in [
         "admin_token",
@@ -256,6 +262,23 @@ async fn scenario_files_seed_the_simulator_and_errors_name_the_problem() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("unknown role `wizard`"), "{err}");
+    // An app id is a UUID (`appId` is `Format: uuid`), in scenarios too.
+    let bad_app = esus_ir::sim::DEFAULT_SCENARIO_YAML.replace(
+        "app_id: 3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73",
+        "app_id: app-ehr",
+    );
+    assert_ne!(bad_app, esus_ir::sim::DEFAULT_SCENARIO_YAML);
+    let err = SimConfig::default()
+        .with_scenario_yaml(&bad_app)
+        .map(|c| async move { Simulator::start(c).await });
+    let err = match err {
+        Ok(fut) => fut
+            .await
+            .expect_err("a non-UUID app_id is refused")
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("app_id `app-ehr` is not a UUID"), "{err}");
     let typo = SimConfig::default()
         .with_scenario_yaml("organization: {id: o, name: n}\nusers: []\nusres: []\n");
     assert!(

@@ -342,9 +342,7 @@ async fn auth_me_has_exactly_the_openapi_shape() {
         .call("GET", "/auth/me", Cred::Bearer(&s.admin()), None)
         .await;
     assert_eq!(admin.body["organizations"][0]["role"], "Admin");
-    let by_key = s
-        .call("GET", "/auth/me", Cred::Key(&s.leaked_key()), None)
-        .await;
+    let by_key = s.call("GET", "/auth/me", s.leaked().cred(), None).await;
     assert_eq!(
         by_key.body["id"], "u-1001",
         "an API key: its owner's profile"
@@ -494,12 +492,7 @@ async fn removing_a_user_keeps_auth_routes_refuses_org_routes_and_spares_keys() 
         assert_eq!(a.status, 403, "{path}: {}", a.body);
     }
     let leaked = s
-        .call(
-            "GET",
-            "/fhir/Patient/p-0001",
-            Cred::Key(&s.leaked_key()),
-            None,
-        )
+        .call("GET", "/fhir/Patient/p-0001", s.leaked().cred(), None)
         .await;
     assert_eq!(
         leaked.status, 200,
@@ -848,7 +841,10 @@ async fn patient_by_id_is_consent_gated_but_observation_search_is_not() {
             )
             .await;
         assert_eq!(search.status, 200, "{stale}: a search is not gated");
-        assert_eq!(search.body["total"], 2);
+        assert_eq!(
+            search.body["total"], 8,
+            "`patient` is ignored (getFhirObservation declares no parameters): every patient's"
+        );
     }
     let rae = s.login(RAE.0, RAE.1).await;
     assert_eq!(

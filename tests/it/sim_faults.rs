@@ -93,6 +93,86 @@ async fn drop_count_runs_the_route_then_closes_without_answering() {
     assert_eq!((log[1].dropped, log[1].status), (false, Some(200)));
 }
 
+// A lost answer after the route ran, for every key write the client makes (postApi-keys,
+// putApi-keysById, postApi-keysByIdRotate): the state changed although no answer came back, by
+// `drop_count` and `drop_rate` alike, and the audit row records a success.
+#[tokio::test]
+async fn drops_apply_key_create_update_and_rotate_before_losing_the_answer() {
+    for kind in ["drop_count=1", "drop_rate=1.0"] {
+        let specs = [
+            format!("{kind}@POST /api-keys"),
+            format!("{kind}@PUT /api-keys/{{id}}"),
+            format!("{kind}@POST /api-keys/{{id}}/rotate"),
+        ];
+        let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        let s = faulty(&specs, 5).await;
+        let admin = s.admin();
+        let before = s.sim.api_keys().len();
+
+        let created = s
+            .try_call(
+                "POST",
+                "/api-keys",
+                Cred::Bearer(&admin),
+                Some(json!({"name": "lost-create", "scopes": ["Patient.read"]})),
+                &[],
+            )
+            .await;
+        assert!(created.is_err(), "{kind}: no answer to the create");
+        let keys = s.sim.api_keys();
+        assert_eq!(keys.len(), before + 1, "{kind}: the key was created");
+        let new = keys
+            .iter()
+            .find(|k| k.name == "lost-create")
+            .expect("created");
+        assert!(new.usable_now, "{kind}: live, and nobody holds its secret");
+
+        let updated = s
+            .try_call(
+                "PUT",
+                "/api-keys/k-1003",
+                Cred::Bearer(&admin),
+                Some(json!({"name": "legacy-sync-off", "active": false})),
+                &[],
+            )
+            .await;
+        assert!(updated.is_err(), "{kind}: no answer to the update");
+        let k1003 = s.sim.api_key("k-1003").expect("key");
+        assert_eq!(k1003.name, "legacy-sync-off", "{kind}: renamed");
+        assert!(!k1003.active && !k1003.usable_now, "{kind}: deactivated");
+
+        let rotated = s
+            .try_call(
+                "POST",
+                "/api-keys/k-1002/rotate",
+                Cred::Bearer(&admin),
+                Some(json!({"graceHours": 0})),
+                &[],
+            )
+            .await;
+        assert!(rotated.is_err(), "{kind}: no answer to the rotate");
+        let k1002 = s.sim.api_key("k-1002").expect("key");
+        assert!(!k1002.usable_now, "{kind}: graceHours 0 applied");
+        let successor = k1002.superseded_by.expect("rotated");
+        assert!(s.sim.api_key(&successor).expect("successor").usable_now);
+
+        let log = s.sim.requests();
+        assert_eq!(log.len(), 3, "{kind}");
+        for r in &log {
+            assert!(r.dropped && r.status.is_none(), "{kind}: {r:?}");
+            assert_eq!(r.faults, ["drop"], "{kind}");
+        }
+        let rows = s.sim.audit_rows();
+        for audit_type in ["apikey.create", "apikey.update", "apikey.rotate"] {
+            assert!(
+                rows.iter()
+                    .any(|r| r.kind == audit_type && r.outcome == "success"),
+                "{kind}: {audit_type} audited as a success"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn drop_rate_one_drops_everything_it_matches() {
     let s = faulty(&["drop_rate=1.0@/auth/me"], 3).await;
@@ -214,11 +294,11 @@ async fn barrier_holds_requests_until_all_are_in_flight() {
 #[tokio::test]
 async fn request_log_records_what_was_received_and_skips_sim_routes() {
     let s = Sim::start().await;
-    let key = s.leaked_key();
+    let key = s.leaked();
     s.call_with(
         "GET",
         "/fhir/Patient/p-0001?x=1",
-        Cred::Key(&key),
+        key.cred(),
         None,
         &[("X-Request-Id", "r-1")],
     )

@@ -10,8 +10,41 @@ use serde_json::Value;
 pub(crate) enum Cred<'a> {
     None,
     Bearer(&'a str),
-    /// `clientId:secret`.
+    /// `clientId:secret` alone (`X-API-Key`, no `X-App-Id`).
     Key(&'a str),
+    /// `clientId:secret` with the key's app id as `X-App-Id`, as ESUS's quickstart sends it.
+    AppKey(&'a str, &'a str),
+}
+
+/// An API key credential as its application sends it: `X-API-Key`, plus `X-App-Id` when the key
+/// belongs to an app.
+pub(crate) struct KeyCred {
+    /// `clientId:secret`.
+    pub(crate) key: String,
+    /// The key's `appId`.
+    pub(crate) app: Option<String>,
+}
+
+impl KeyCred {
+    /// From a create or rotate answer (`clientId`, `secret`, `appId`).
+    pub(crate) fn of(key: &Value) -> KeyCred {
+        KeyCred {
+            key: format!(
+                "{}:{}",
+                key["clientId"].as_str().expect("clientId"),
+                key["secret"].as_str().expect("secret")
+            ),
+            app: key["appId"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// The credential to send.
+    pub(crate) fn cred(&self) -> Cred<'_> {
+        match &self.app {
+            Some(app) => Cred::AppKey(&self.key, app),
+            None => Cred::Key(&self.key),
+        }
+    }
 }
 
 /// A running simulator and a client for it.
@@ -107,6 +140,16 @@ impl Sim {
         format!("{}:{}", r.key_client_id, r.key_secret.expose_secret())
     }
 
+    /// The leaked key as its app sends it: `clientId:secret` with the app's `X-App-Id`.
+    pub(crate) fn leaked(&self) -> KeyCred {
+        let app = self.sim.ready().key_app_id.clone();
+        assert!(app.is_some(), "the leaked key belongs to an app");
+        KeyCred {
+            key: self.leaked_key(),
+            app,
+        }
+    }
+
     /// Sends a request and reads the answer.
     pub(crate) async fn call(
         &self,
@@ -163,6 +206,7 @@ impl Sim {
             Cred::None => req,
             Cred::Bearer(t) => req.bearer_auth(t),
             Cred::Key(k) => req.header("X-API-Key", k),
+            Cred::AppKey(k, app) => req.header("X-API-Key", k).header("X-App-Id", app),
         };
         for (n, v) in headers {
             req = req.header(*n, *v);

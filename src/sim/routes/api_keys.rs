@@ -16,7 +16,7 @@ use super::super::auth as crypto;
 use super::super::caller::Authed;
 use super::super::layers::AuditEntity;
 use super::super::outcome::ApiError;
-use super::super::state::ApiKey;
+use super::super::state::{ApiKey, is_uuid};
 use super::{AppState, Body, query_pairs};
 
 /// Default grace window of rotate, as ESUS documents it.
@@ -88,6 +88,13 @@ pub(crate) async fn create(
     let now = shared.clock.now();
     if body.expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::invalid("expiresAt must be in the future"));
+    }
+    // postApi-keys types appId `Format: uuid`; whether ESUS enforces it is undocumented, so it
+    // is enforced (simulator assumption).
+    if let Some(app) = body.app_id.as_deref().filter(|a| !is_uuid(a)) {
+        return Err(ApiError::invalid(format!(
+            "appId must be a UUID (8-4-4-4-12 hex digits), got `{app}`"
+        )));
     }
     let (client_id, secret) = new_credentials();
     let mut st = shared.lock();
@@ -243,7 +250,9 @@ pub(crate) struct RotateBody {
 }
 
 /// `POST /api-keys/{id}/rotate` `{graceHours?}` (OpenAPI postApi-keysByIdRotate) → 200 the new
-/// key with `secret`. A deleted key answers 404. A key that was already rotated is rotated
+/// key with `secret`. A deleted key answers 404 — unless the scenario switch
+/// `behaviour.rotate_deleted_keys` is on: then it is rotated like a live key (a new live key; the
+/// deleted one, still 404 to the API, is marked superseded by it). A key that was already rotated is rotated
 /// again: a further distinct successor, the old key's `supersededBy`/`supersededAt` name the
 /// newest, and its grace window restarts from now with this call's `graceHours` — which can
 /// reopen a window an earlier `graceHours: 0` closed (simulator assumptions: ESUS documents no
@@ -264,12 +273,16 @@ pub(crate) async fn rotate(
     let now = shared.clock.now();
     let (client_id, secret) = new_credentials();
     let mut st = shared.lock();
-    let new_id = st.fresh_id("k-");
-    let old = st
+    let rotate_deleted = st.rotate_deleted_keys;
+    if !st
         .keys
-        .get_mut(&id)
-        .filter(|k| !k.deleted)
-        .ok_or_else(|| not_found(&id))?;
+        .get(&id)
+        .is_some_and(|k| !k.deleted || rotate_deleted)
+    {
+        return Err(not_found(&id));
+    }
+    let new_id = st.fresh_id("k-");
+    let old = st.keys.get_mut(&id).ok_or_else(|| not_found(&id))?;
     old.superseded_by = Some(new_id.clone());
     old.superseded_at = Some(now);
     old.grace_ends_at = Some(now + SignedDuration::from_secs_f64(grace * 3600.0));

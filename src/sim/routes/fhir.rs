@@ -5,16 +5,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::HeaderMap;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::super::audit::{AuditFilter, Cmp};
 use super::super::caller::{Authed, Caller, Via};
 use super::super::outcome::ApiError;
 use super::super::shared::Shared;
 use super::super::state::Consent;
-use super::{AppState, Body, bundle, query_pairs};
+use super::{AppState, Body, bundle};
 
 const CONSENT_STATUSES: [&str; 6] = [
     "draft",
@@ -241,42 +240,17 @@ fn parse_consent_body(v: &Value) -> Result<ConsentBody, ApiError> {
     Ok(out)
 }
 
-fn date_ok(filter: &AuditFilter, t: Timestamp) -> bool {
-    filter.dates.iter().all(|(cmp, d)| match cmp {
-        Cmp::Eq => t == *d,
-        Cmp::Ge => t >= *d,
-        Cmp::Gt => t > *d,
-        Cmp::Le => t <= *d,
-        Cmp::Lt => t < *d,
-    })
-}
-
-/// `GET /fhir/Consent?patient=&status=&date=` (OpenAPI getFhirConsent; `date` compares
-/// `dateTime`, with FHIR prefixes).
+/// `GET /fhir/Consent` (OpenAPI getFhirConsent) → every Consent, in id order. The operation
+/// declares **no query parameters** (`query?: never`), so none is honoured: `patient`, `status`,
+/// `date` and anything else are ignored, not even validated (simulator assumption, the hardest
+/// reading — a client that relies on a filter gets unfiltered results and must select itself).
 pub(crate) async fn search_consents(
     State(shared): AppState,
     Authed(caller): Authed,
-    uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_permission("Consent", "read")?;
-    let (mut patient, mut status, mut dates) = (None, None, AuditFilter::default());
-    for (k, v) in query_pairs(&uri)? {
-        match k.as_str() {
-            "patient" => patient = Some(v.trim_start_matches("Patient/").to_owned()),
-            "status" => status = Some(v),
-            "date" => dates.push_date(&v).map_err(ApiError::invalid)?,
-            _ => {}
-        }
-    }
     let st = shared.lock();
-    let found = st
-        .consents
-        .values()
-        .filter(|c| patient.as_ref().is_none_or(|p| &c.patient_id == p))
-        .filter(|c| status.as_ref().is_none_or(|s| &c.status == s))
-        .filter(|c| date_ok(&dates, c.date_time))
-        .map(consent_json)
-        .collect();
+    let found = st.consents.values().map(consent_json).collect();
     Ok(Json(bundle("Consent", found)))
 }
 
@@ -446,38 +420,37 @@ pub(crate) async fn read_patient(
     })))
 }
 
-/// `GET /fhir/Observation?patient=ID` (OpenAPI getFhirObservation; needs `Observation.read`):
-/// two generated vital signs. A search: **not** gated by Consent (ESUS gates "specific ID
-/// reads/updates/deletes"); an unknown patient is an empty Bundle.
+/// `GET /fhir/Observation` (OpenAPI getFhirObservation; needs `Observation.read`): two generated
+/// vital signs **for every patient**. The operation declares no query parameters, so `patient`
+/// (and anything else) is ignored (simulator assumption, as for Consent). A search: **not** gated
+/// by Consent (ESUS gates "specific ID reads/updates/deletes").
 pub(crate) async fn search_observations(
     State(shared): AppState,
     Authed(caller): Authed,
-    uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_permission("Observation", "read")?;
-    let patient = query_pairs(&uri)?
-        .into_iter()
-        .find(|(k, _)| k == "patient")
-        .map(|(_, v)| v.trim_start_matches("Patient/").to_owned())
-        .ok_or_else(|| ApiError::invalid("the patient parameter is required"))?;
-    if !shared.lock().patients.contains_key(&patient) {
-        return Ok(Json(bundle("Observation", Vec::new())));
-    }
-    let obs = [
+    let patients: Vec<String> = shared.lock().patients.keys().cloned().collect();
+    let vitals = [
         ("8867-4", "Heart rate", 72, "/min"),
         ("8310-5", "Body temperature", 37, "Cel"),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, (code, text, value, unit))| {
-        json!({
-            "resourceType": "Observation", "id": format!("obs-{patient}-{i}"), "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": code}], "text": text},
-            "subject": {"reference": format!("Patient/{patient}")},
-            "valueQuantity": {"value": value, "unit": unit},
+    ];
+    let obs = patients
+        .iter()
+        .flat_map(|patient| {
+            vitals
+                .iter()
+                .enumerate()
+                .map(move |(i, (code, text, value, unit))| {
+                    json!({
+                        "resourceType": "Observation", "id": format!("obs-{patient}-{i}"),
+                        "status": "final",
+                        "code": {"coding": [{"system": "http://loinc.org", "code": code}], "text": text},
+                        "subject": {"reference": format!("Patient/{patient}")},
+                        "valueQuantity": {"value": value, "unit": unit},
+                    })
+                })
         })
-    })
-    .collect();
+        .collect();
     Ok(Json(bundle("Observation", obs)))
 }
 
