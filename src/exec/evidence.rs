@@ -349,19 +349,29 @@ fn split_ext(file: &str) -> (&str, &str) {
     }
 }
 
-/// A JSON evidence file written as it arrives, hashed on the way.
+/// A JSON evidence file written as it arrives, hashed on the way. It is written aside, as
+/// `<name>.partial`, and takes its name only when complete ([`EvidenceWriter::finish`]): a run
+/// killed mid-pull leaves a file marked partial, never a truncated file under an evidence name.
 pub struct EvidenceWriter {
     file: BufWriter<File>,
     hasher: Sha256,
-    name: String,
+    dir: rustix::fd::OwnedFd,
+    partial: String,
+    stem: String,
+    ext: String,
+    subdirs: Vec<String>,
     rows: u64,
 }
+
+/// What a file being written is called until it is complete.
+const PARTIAL: &str = ".partial";
 
 impl EvidenceWriter {
     /// Creates `name` in the evidence folder: sub-folders are created (0700) and entered one
     /// component at a time without following links; the file is always new (0600, never
-    /// following a link). When `name` is taken, the first free `<stem>.<n>.<ext>` is used, and
-    /// the reference [`EvidenceWriter::finish`] returns names the file actually written.
+    /// following a link), written as `<name>.partial` until [`EvidenceWriter::finish`] gives it
+    /// its name — or, when that is taken, the first free `<stem>.<n>.<ext>`; the reference
+    /// `finish` returns names the file actually written.
     pub fn create(folders: &Folders, name: &str) -> Result<EvidenceWriter, String> {
         paths::check_save_name(name)?;
         let parts: Vec<&str> = name.split('/').filter(|s| !s.is_empty()).collect();
@@ -378,21 +388,26 @@ impl EvidenceWriter {
             dir = enter_subdir(&dir, sub, &shown)?;
         }
         let (stem, ext) = split_ext(file_name);
-        let (file, used) = create_free(&dir, stem, ext)
+        let partial_ext = format!("{ext}{PARTIAL}");
+        let (file, partial) = create_free(&dir, stem, &partial_ext)
             .map_err(|e| format!("{}: {e}", shown.join(file_name).display()))?;
-        let mut used_name: Vec<&str> = subdirs.to_vec();
-        used_name.push(&used);
         Ok(EvidenceWriter {
             file: BufWriter::new(file),
             hasher: Sha256::new(),
-            name: used_name.join("/"),
+            dir,
+            partial,
+            stem: stem.to_string(),
+            ext: ext.to_string(),
+            subdirs: subdirs.iter().map(|s| s.to_string()).collect(),
             rows: 0,
         })
     }
 
-    /// The name (relative to the evidence folder) this writer writes to.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The name (relative to the evidence folder) this writer means to give its file.
+    pub fn name(&self) -> String {
+        let mut parts = self.subdirs.clone();
+        parts.push(format!("{}{}", self.stem, self.ext));
+        parts.join("/")
     }
 
     /// Writes bytes.
@@ -421,13 +436,44 @@ impl EvidenceWriter {
         self.write(format!("],\"total\":{total}}}\n").as_bytes())
     }
 
-    /// Flushes to disk and returns the file's reference.
+    /// Flushes to disk, gives the file its name (never over an existing file) and returns the
+    /// file's reference.
     pub fn finish(mut self) -> std::io::Result<EvidenceRef> {
+        use rustix::fs::{RenameFlags, renameat_with};
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
-        Ok(EvidenceRef {
-            file: self.name,
-            sha256: hex::encode(self.hasher.finalize()),
-        })
+        for n in 0..MAX_SUFFIX {
+            let name = match n {
+                0 => format!("{}{}", self.stem, self.ext),
+                n => format!("{}.{n}{}", self.stem, self.ext),
+            };
+            let renamed = renameat_with(
+                &self.dir,
+                self.partial.as_str(),
+                &self.dir,
+                name.as_str(),
+                RenameFlags::NOREPLACE,
+            );
+            match renamed {
+                Ok(()) => {
+                    rustix::fs::fsync(&self.dir)?;
+                    let mut parts = self.subdirs.clone();
+                    parts.push(name);
+                    return Ok(EvidenceRef {
+                        file: parts.join("/"),
+                        sha256: hex::encode(self.hasher.finalize()),
+                    });
+                }
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{}{} and its numbered alternatives all exist",
+                self.stem, self.ext
+            ),
+        ))
     }
 }

@@ -81,43 +81,85 @@ fn record(shared: &Shared, me: &Value, summary: &str, lacking: &[String]) {
 }
 
 /// `GET /auth/me`, with a renewal when the token is refused and the refresh token (or the
-/// operator) can give another; a transient 5xx is tried twice more.
+/// operator) can give another; a transient 5xx is tried twice more, and a throttled answer (429)
+/// is waited out as every request's is — `Retry-After` honoured — since an ESUS under attack
+/// may well be throttling: a rate limit is not "not ESUS".
 async fn fetch_me(shared: &Arc<Shared>, base: &str) -> Result<Value, Refusal> {
     let req = ApiRequest::get("/auth/me");
     let mut renewed = false;
-    for attempt in 1..=3u32 {
+    let (mut attempt, mut throttled) = (0u32, 0u32);
+    while attempt < 3 {
+        attempt += 1;
         let (token, generation) = shared.token.current().await;
         if token.is_none() {
             return Err(auth(
                 "no ESUS token: set ESUS_TOKEN, use --token-file or --login (nothing was sent)",
             ));
         }
-        let result = send_recorded(shared, &req, attempt).await;
-        match result {
+        let resp = match send_recorded(shared, &req, attempt + throttled).await {
             Err(e) => return Err(unreachable(base, &e)),
-            Ok(resp) if resp.status == 200 => return profile(base, &resp),
-            Ok(resp) if resp.status == 401 && !renewed => {
+            Ok(resp) => resp,
+        };
+        match resp.status {
+            200 => return profile(base, &resp),
+            429 if throttled < send::MAX_THROTTLED => {
+                throttled += 1;
+                attempt -= 1;
+                wait(
+                    shared,
+                    send::backoff(BASE_WAIT, throttled, resp.retry_after, true),
+                )
+                .await?;
+            }
+            429 => return Err(throttled_out(base)),
+            401 if !renewed => {
                 renewed = true;
-                if shared
+                let renewal = shared
                     .token
                     .renew(generation, &shared.client, shared.confirmer.clone())
-                    .await
-                    .is_err()
-                {
+                    .await;
+                if renewal.is_err() {
                     return Err(refused(&resp));
                 }
+                attempt -= 1;
             }
-            Ok(resp) if matches!(resp.status, 401 | 403) => return Err(refused(&resp)),
-            Ok(resp) if resp.status >= 500 && attempt < 3 => {
-                tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+            401 | 403 => return Err(refused(&resp)),
+            s if s >= 500 && attempt < 3 => {
+                let pause = (BASE_WAIT * attempt).max(resp.retry_after.unwrap_or_default());
+                wait(shared, pause.min(Duration::from_secs(120))).await?;
             }
-            Ok(resp) => return Err(not_esus(base, &resp)),
+            s if s >= 500 => break,
+            _ => return Err(not_esus(base, &resp)),
         }
     }
     Err(Refusal {
         outcome: RunOutcome::Unreachable,
         message: format!("ESUS at {base} kept answering with server errors (nothing was sent)"),
     })
+}
+
+/// The first pause of the preflight's retries.
+const BASE_WAIT: Duration = Duration::from_millis(300);
+
+/// Sleeps, unless Ctrl-C ends the wait.
+async fn wait(shared: &Shared, d: Duration) -> Result<(), Refusal> {
+    if shared.interrupt.sleep_or_stop(d).await {
+        return Err(Refusal {
+            outcome: RunOutcome::Interrupted,
+            message: "interrupted while ESUS asked to wait (nothing was sent)".into(),
+        });
+    }
+    Ok(())
+}
+
+fn throttled_out(base: &str) -> Refusal {
+    Refusal {
+        outcome: RunOutcome::Unreachable,
+        message: format!(
+            "ESUS at {base} kept answering 429 (rate limited) after {} waits; try again in a minute (nothing was sent)",
+            send::MAX_THROTTLED
+        ),
+    }
 }
 
 async fn send_recorded(

@@ -226,7 +226,7 @@ pub async fn send(
 
 /// Exponential backoff with ±50 % jitter, at most 30 s; `Retry-After` (capped at 120 s) wins when
 /// longer. A 429 without `Retry-After` waits at least a second: ESUS asked us to slow down.
-fn backoff(
+pub(super) fn backoff(
     base: Duration,
     attempt: u32,
     retry_after: Option<Duration>,

@@ -111,11 +111,10 @@ impl Witnesses {
 }
 
 fn facts_of(req: &ApiRequest, resp: &ApiResponse, fp: impl Fn(&str) -> String) -> Vec<Fact> {
-    if !(200..300).contains(&resp.status) {
-        return Vec::new();
-    }
     let mut out = Vec::new();
-    if let Some(credential) = req.credential() {
+    // A 403 is ESUS knowing who asked and refusing what was asked: the credential authenticated.
+    let authenticated = (200..300).contains(&resp.status) || resp.status == 403;
+    if let (true, Some(credential)) = (authenticated, req.credential()) {
         out.push(Fact::Accepted(fp(credential.expose_secret())));
     }
     if matches!(req.auth, Auth::Operator) && req.method == Method::Get && resp.status == 200 {
@@ -176,8 +175,13 @@ mod tests {
     #[test]
     fn only_an_accepted_credential_is_witnessed_and_only_by_fingerprint() {
         let w = Witnesses::new(b"salt".to_vec(), []);
-        assert!(w.observe(&probe("c:s1"), &answer(401, "")).is_empty());
+        for refused in [401, 404, 429, 500] {
+            assert!(w.observe(&probe("c:s1"), &answer(refused, "")).is_empty());
+        }
         assert!(!w.accepted("c:s1"));
+        let forbidden = Witnesses::new(b"salt".to_vec(), []);
+        forbidden.observe(&probe("c:s1"), &answer(403, ""));
+        assert!(forbidden.accepted("c:s1"), "a 403 authenticated the key");
         let facts = w.observe(&probe("c:s1"), &answer(200, "{}"));
         assert_eq!(facts, [Fact::Accepted(w.fingerprint("c:s1"))]);
         assert!(w.accepted("c:s1"));

@@ -101,3 +101,374 @@ async fn a_continued_failure_is_completed_with_failures_not_success() {
         .unwrap_or_default();
     assert_eq!(statuses, ["failed", "ok"], "the step after it still ran");
 }
+
+fn admin(env: &Env) -> String {
+    secrecy::ExposeSecret::expose_secret(&env.sim.ready().admin_token).to_string()
+}
+
+const CREATE: &str = "version: 1\nname: replace\nsteps:\n  - id: replace\n    name: Create the replacement\n    action: api_keys.create\n    with: {name: ehr-integration, scopes: [Patient.read]}\n    outputs:\n      new_key_id: response.id\n      new_secret: {value: response.secret, secret: true}\n";
+
+/// Finding 2: after a create whose answer was lost, recovery took any active key *of the same
+/// name* made since the send (minus 120 s) for its own orphan — and deleted a key someone else
+/// had made moments earlier. Now only a key carrying this incident's exact claim is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_never_touches_a_same_name_key_made_by_someone_else() {
+    let env = Env::with(
+        esus_ir::sim::SimConfig::default()
+            .with_fault("drop_count=1@POST /api-keys")
+            .expect("fault"),
+    )
+    .await;
+    let api = crate::runbooks_support::Api::new(&env);
+    let body = serde_json::json!({"name": "ehr-integration", "scopes": ["Patient.read"]});
+    // The first create is the other person's, and its answer is the one dropped: made, unseen.
+    let (status, _) = api
+        .call("POST", "/api-keys", Some(&admin(&env)), None, Some(body))
+        .await;
+    assert_eq!(status, 0, "the fault drops that answer");
+    let theirs: Vec<String> = env
+        .sim
+        .api_keys()
+        .into_iter()
+        .filter(|k| k.name == "ehr-integration")
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(theirs.len(), 1);
+    let rb = env.runbook("replace.yaml", CREATE);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--yes", "--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let report = json(&out);
+    let ours = report["steps"][0]["outputs"]["new_key_id"]
+        .as_str()
+        .expect("a replacement")
+        .to_string();
+    let theirs = env.sim.api_key(&theirs[0]).expect("their key");
+    assert!(
+        theirs.usable_now && !theirs.deleted,
+        "never touched: {theirs:?}"
+    );
+    let mine = env.sim.api_key(&ours).expect("ours");
+    assert_eq!(mine.name, "ehr-integration", "renamed to its own name");
+    assert!(mine.usable_now);
+    let deletes: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "DELETE")
+        .collect();
+    assert!(deletes.is_empty(), "nothing was revoked: {deletes:?}");
+}
+
+/// Finding 2, the run's own lost answer: the key it made under its claim name is found by that
+/// exact name, revoked (nobody holds its secret), and one replacement made whose secret is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_answer_is_settled_by_the_exact_claim_name() {
+    let env = Env::with(
+        esus_ir::sim::SimConfig::default()
+            .with_fault("drop_count=1@POST /api-keys")
+            .expect("fault"),
+    )
+    .await;
+    let rb = env.runbook("replace.yaml", CREATE);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--yes", "--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let report = json(&out);
+    let ours = report["steps"][0]["outputs"]["new_key_id"]
+        .as_str()
+        .expect("a replacement")
+        .to_string();
+    let live: Vec<_> = env
+        .sim
+        .api_keys()
+        .into_iter()
+        .filter(|k| k.name.starts_with("ehr-integration") && k.usable_now)
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(live, [ours.clone()], "exactly one live replacement");
+    let claimed: Vec<_> = env
+        .sim
+        .api_keys()
+        .into_iter()
+        .filter(|k| k.name.starts_with("ehr-integration.esus-ir-"))
+        .collect();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the orphan, under its claim name: {claimed:?}"
+    );
+    assert!(!claimed[0].usable_now, "revoked");
+    let secret = std::fs::read_to_string(env.run_dir().join("secrets/replace.new_secret"))
+        .expect("the secret is held");
+    let client = env.sim.api_key(&ours).expect("ours").client_id;
+    assert!(
+        env.sim.key_authenticates(&client, secret.trim_end()),
+        "the held secret works"
+    );
+}
+
+/// Finding 4: a 404 counted as proof that a key is gone even for an id that never existed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_never_existed_is_not_proven_gone() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "check.yaml",
+        "version: 1\nname: check\nsteps:\n  - id: contained\n    name: Prove the key dead\n    action: api_keys.check_revoked\n    with: {id: k-typo}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 1);
+    let report = json(&out);
+    assert_ne!(report["contained"], "contained", "{report:#}");
+    let finding = report["steps"][0]["finding"].as_str().unwrap_or_default();
+    assert!(
+        finding.contains("not proven") && finding.contains("never saw it exist"),
+        "{finding}"
+    );
+}
+
+/// Finding 4, the probe: a leaked secret refused only because the probe lacked the key's
+/// `X-App-Id` (or was never accepted) proves nothing; one ESUS accepted before and refuses after
+/// the delete does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_proves_a_secret_dead_only_against_an_earlier_acceptance() {
+    let env = Env::start().await;
+    let r = env.sim.ready();
+    let key = r.key_id.clone();
+    let leaked = secrecy::ExposeSecret::expose_secret(&r.key_secret).to_string();
+    let check = |secret_env: &str| {
+        let mut cmd = env.run_cmd("api-key-compromise");
+        cmd.args(["--yes", "--non-interactive", "--output", "json"])
+            .args([
+                "--input",
+                &format!("key_id={key}"),
+                "--input",
+                "user_id=u-1001",
+            ])
+            .env("ESUS_LEAKED_KEY_SECRET", secret_env);
+        cmd
+    };
+    // A mistyped secret: refused before and after; the key part alone cannot make it CONTAINED.
+    let out = output(check("not-the-secret")).await;
+    assert_code(&out, 1);
+    let report = json(&out);
+    assert_ne!(report["contained"], "contained", "{report:#}");
+    let text = report.to_string();
+    assert!(
+        text.contains("never accepted it in this incident"),
+        "{report:#}"
+    );
+
+    let env = Env::start().await;
+    let key = env.sim.ready().key_id.clone();
+    let mut cmd = env.run_cmd("api-key-compromise");
+    cmd.args(["--yes", "--non-interactive", "--output", "json"])
+        .args([
+            "--input",
+            &format!("key_id={key}"),
+            "--input",
+            "user_id=u-1001",
+        ])
+        .env("ESUS_LEAKED_KEY_SECRET", &leaked);
+    let _ = leaked;
+    let out = output(cmd).await;
+    let report = json(&out);
+    assert_code(&out, 0);
+    assert_eq!(report["contained"], "contained", "{report:#}");
+    let probes: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.credential == esus_ir::sim::CredentialKind::ApiKey)
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(
+        probes,
+        [Some(200), Some(401)],
+        "accepted before the delete (with its X-App-Id), refused after"
+    );
+}
+
+/// Finding 5: `confirm: typed` on a `foreach` passed validate and was asked as a plain [y/N];
+/// `--yes` approved it. Typed for the worst: only `--approve STEP` approves it unattended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_fan_out_is_not_approved_by_yes() {
+    let env = Env::start().await;
+    let key = env.sim.ready().key_id.clone();
+    let rb = env.runbook(
+        "typed.yaml",
+        &format!("version: 1\nname: typed-batch\nsteps:\n  - id: rm\n    name: Delete the keys\n    action: api_keys.delete\n    foreach: \"['{key}']\"\n    with: {{id: \"{{{{ item }}}}\"}}\n    confirm: typed\n"),
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--yes", "--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 3);
+    assert!(env.sim.requests().is_empty(), "nothing sent");
+    let report = json(&out);
+    assert_eq!(report["missing_approvals"][0]["typed"], true, "{report:#}");
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--approve", "rm", "--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    assert!(env.sim.api_key(&key).is_none_or(|k| k.deleted));
+}
+
+/// Finding 6: a preflight answered 429 with Retry-After stopped the run: "does not look like
+/// ESUS", exit 6. A throttling ESUS is waited out like every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_preflight_waits_and_goes_on() {
+    let env = Env::with(
+        esus_ir::sim::SimConfig::default()
+            .with_fault("rate_limit=1/2s@GET /auth/me")
+            .expect("fault")
+            .with_fault("retry_after=seconds@GET /auth/me")
+            .expect("fault"),
+    )
+    .await;
+    let api = crate::runbooks_support::Api::new(&env);
+    // Use up the first period's one request, so the run's preflight meets a 429.
+    let _ = api
+        .call("GET", "/auth/me", Some(&admin(&env)), None, None)
+        .await;
+    let rb = env.runbook(
+        "read.yaml",
+        "version: 1\nname: read\nsteps:\n  - id: keys\n    name: List keys\n    action: api_keys.list\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let me: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == "/auth/me")
+        .map(|q| q.status)
+        .collect();
+    assert!(
+        me.contains(&Some(429)) && me.last() == Some(&Some(200)),
+        "{me:?}"
+    );
+}
+
+/// Finding 8: a dry-run ignored `--max-items`, and a live run met the cap only after the
+/// preflight and the approval. The plan checks the cap before anything is sent or asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fan_out_cap_is_checked_by_the_plan_in_every_mode() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "many.yaml",
+        "version: 1\nname: many\nsteps:\n  - id: rm\n    name: Delete the keys\n    action: api_keys.delete\n    foreach: \"['k-a', 'k-b', 'k-c']\"\n    with: {id: \"{{ item }}\"}\n",
+    );
+    let mut dry = env.run_cmd(&rb);
+    dry.args(["--dry-run", "--max-items", "2", "--non-interactive"]);
+    let out = output(dry).await;
+    assert!(
+        text(&out.stdout).contains("the cap is 2"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut live = env.run_cmd(&rb);
+    live.args([
+        "--yes",
+        "--max-items",
+        "2",
+        "--non-interactive",
+        "--output",
+        "json",
+    ]);
+    let out = output(live).await;
+    assert_code(&out, 2);
+    assert!(
+        env.sim.requests().is_empty(),
+        "refused before the preflight: {:?}",
+        env.sim.requests()
+    );
+    let report = json(&out);
+    assert_eq!(report["outcome"], "refused");
+    assert!(
+        report["missing_approvals"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+}
+
+/// Finding 8: a freshly returned key secret was dropped when a non-secret output expression of
+/// the same step failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_secret_is_kept_when_another_output_fails() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "create.yaml",
+        "version: 1\nname: create\nsteps:\n  - id: replace\n    name: Create\n    action: api_keys.create\n    with: {name: kept, scopes: [Patient.read]}\n    outputs:\n      new_secret: {value: response.secret, secret: true}\n      broken: response.no_such_field.deeper\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 1);
+    let secret = std::fs::read_to_string(env.run_dir().join("secrets/replace.new_secret"))
+        .expect("the secret is kept although `broken` failed");
+    let key = env
+        .sim
+        .api_keys()
+        .into_iter()
+        .find(|k| k.name.starts_with("kept"))
+        .expect("the key");
+    assert!(env.sim.key_authenticates(&key.client_id, secret.trim_end()));
+}
+
+/// Finding 9: a templated `save:` that would leave the evidence folder was refused only after
+/// the step's request had gone out (a created key whose secret was never kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_name_leaving_the_evidence_folder_is_refused_before_the_request() {
+    let env = Env::start().await;
+    let rb = env.runbook(
+        "save.yaml",
+        "version: 1\nname: save\ninputs:\n  where: {type: string, required: true}\nsteps:\n  - id: snap\n    name: Read\n    action: api_keys.list\n    outputs:\n      dir: \"'..'\"\n  - id: replace\n    name: Create\n    needs: [snap]\n    action: api_keys.create\n    with: {name: saved, scopes: [Patient.read]}\n    save: \"{{ steps.snap.outputs.dir }}/{{ inputs.where }}.json\"\n    outputs:\n      new_secret: {value: response.secret, secret: true}\n",
+    );
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args([
+        "--yes",
+        "--non-interactive",
+        "--output",
+        "json",
+        "--input",
+        "where=x",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 1);
+    let posts: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "POST" && q.path == "/api-keys")
+        .collect();
+    assert!(posts.is_empty(), "the create never went out: {posts:?}");
+    let report = json(&out);
+    assert!(report.to_string().contains("is refused"), "{report:#}");
+}
+
+/// Finding 9: `ESUS_COMPROMISED_TOKEN` with a control character was accepted; the logout
+/// failed only after the delete had been sent. The plan refuses it before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_input_that_cannot_be_a_header_is_refused_before_anything_is_sent() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.env("ESUS_COMPROMISED_TOKEN", "eyJ\u{7}bad").args([
+        "--yes",
+        "--non-interactive",
+        "--output",
+        "json",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 2);
+    assert!(env.sim.requests().is_empty(), "{:?}", env.sim.requests());
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("cannot be an HTTP header value"), "{said}");
+    assert!(!said.contains("eyJ"), "the value is never shown");
+}
