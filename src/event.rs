@@ -303,6 +303,19 @@ pub enum Event {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         known: Vec<String>,
     },
+    /// Before a rotate: what the old key's `supersededBy` was — the comparison that settles a lost
+    /// answer (signed before the rotate is sent).
+    RotateBefore {
+        /// The step id.
+        step: String,
+        /// The item, for a fan-out.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        item: Option<usize>,
+        /// The key about to be rotated.
+        key: String,
+        /// What the key named as its successor then (`null`: none).
+        superseded_by: Option<String>,
+    },
     /// A fact the answer to the request before it established, which later containment checks
     /// are proven against: a key the incident saw exist, or a compromised credential ESUS
     /// accepted (by a keyed fingerprint; never the credential).

@@ -115,6 +115,12 @@ pub(super) async fn rotated(shared: &Arc<Shared>, ctx: &Context, lost: &Lost<'_>
             reissue(shared, lost, &candidates, &what).await
         }
         (Some(x), None) => {
+            // Without what it named before, only possession proves it: a held secret ESUS
+            // accepts for the successor makes it this rotate's.
+            let candidates = [x.clone()];
+            if let Some(adopted) = adopt_held(shared, ctx, lost, &candidates, &what).await? {
+                return Err(adopted);
+            }
             let saw = format!(
                 "key {key_id} now names {x} as its successor, but what it named before this rotate was not recorded, so whether {x} is this rotate's cannot be told"
             );
@@ -179,17 +185,29 @@ pub(super) async fn read_before(
 ) -> Result<Option<Option<String>>, StepResult> {
     let step = &shared.valid.runbook.steps[i];
     let info = &shared.valid.steps[i];
-    let key = ApiRequest::get(rotate.path.trim_end_matches("/rotate").to_string());
+    let key_path = rotate.path.trim_end_matches("/rotate").to_string();
+    let key = ApiRequest::get(key_path.clone());
     let resp = exchange_item(shared, step, info, item, &key, send_policy(step, true)).await?;
     if resp.status != 200 {
         return Ok(None);
     }
-    Ok(Some(
-        resp.json()
-            .get("supersededBy")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    ))
+    let before = resp
+        .json()
+        .get("supersededBy")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    // Signed before the rotate goes out: a resume settles a lost answer against it.
+    shared
+        .emit(&Event::RotateBefore {
+            step: step.id.clone(),
+            item,
+            key: key_path.rsplit('/').next().unwrap_or_default().to_string(),
+            superseded_by: before.clone(),
+        })
+        .map_err(|e| {
+            StepResult::failed(format!("could not record the key before its rotate: {e}"))
+        })?;
+    Ok(Some(before))
 }
 
 /// A claimed create answered: its key gets its own name back (`PUT /api-keys/{id} {name}`), as a
@@ -401,7 +419,8 @@ async fn held_secret_of(
                 ..send_policy(step, true)
             };
             let answer = exchange_item(shared, step, info, lost.idx(), &probe, policy).await?;
-            if (200..300).contains(&answer.status) {
+            // 403: ESUS knew the key and refused only what it asked (a key may not read keys).
+            if (200..300).contains(&answer.status) || answer.status == 403 {
                 accepted = Some((name.clone(), path.clone(), secret));
                 break;
             }
@@ -444,11 +463,22 @@ async fn adopted(
     let mut secrets = std::collections::HashMap::new();
     let mut files = Vec::new();
     for (name, path, secret) in found {
+        // The answer that was lost carried the secret where the action returns it (`secret`):
+        // the outputs are computed over ESUS's view of the key with the held secret there.
+        let field = shared.valid.steps[i].action.secret_fields.first();
+        if let (Some(field), Some(m)) = (field, key.as_object_mut()) {
+            m.insert((*field).to_string(), Value::from(secret.expose_secret()));
+        }
         secrets.insert(name, secret);
         files.push(path);
     }
     let item = lost.item.map(|(_, v)| v);
     let out = step::outputs(shared, ctx, i, &key, 200, item);
+    // The secrets are the held ones, never re-derived: they are on disk already.
+    let out = step::Outputs {
+        secret: Default::default(),
+        ..out
+    };
     let mut r = StepResult {
         status: Some(StepStatus::Ok),
         outputs: out.shown,

@@ -411,38 +411,18 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
     }
 }
 
-/// The `supersededBy` a signed record showed for the key of step `step` (item `item`) before
-/// its rotate: the latest answer to that step's `GET /api-keys/{id}` among `trusted`.
+/// What the key of step `step` (item `item`) named as its successor before its rotate, as the
+/// latest signed `rotate-before` record of that step (item) among `trusted` says.
 fn before_image(trusted: &[Record], step: &str, item: Option<u64>) -> Option<Option<String>> {
-    let mut reads: HashMap<&str, ()> = HashMap::new();
-    let mut found = None;
-    for r in trusted {
-        let same = r.step() == Some(step) && r.data.get("item").and_then(Value::as_u64) == item;
-        if r.kind == "request" && same {
-            let req = r.data.get("request");
-            let get = req.and_then(|q| q.get("method")).and_then(Value::as_str) == Some("GET");
-            let url = req
-                .and_then(|q| q.get("url"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let is_key = url.contains("/api-keys/") && !url.contains('?');
-            let probe = r.data.get("probe").and_then(Value::as_bool) == Some(true);
-            if get && is_key && !probe {
-                reads.insert(r.str_field("request_id").unwrap_or_default(), ());
-            }
-        }
-        if r.kind == "response"
-            && reads.contains_key(r.str_field("request_id").unwrap_or_default())
-            && r.data.get("status").and_then(Value::as_u64) == Some(200)
-        {
-            found = r.data.get("body").map(|b| {
-                b.get("supersededBy")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-        }
-    }
-    found
+    trusted
+        .iter()
+        .rev()
+        .find(|r| {
+            r.kind == "rotate-before"
+                && r.step() == Some(step)
+                && r.data.get("item").and_then(Value::as_u64) == item
+        })
+        .map(|r| r.str_field("superseded_by").map(str::to_string))
 }
 
 /// Ids the records name for a write of step `step` (item `item`): the `id` in any answer to it,

@@ -19,8 +19,9 @@ use super::sshsig::{StrictSig, parse_armored};
 pub const KIND: &str = "checkpoint";
 
 /// A record of a type after which the writer always signs a checkpoint: the run's start, each
-/// step's start (a prompt follows it), and each record that ends a unit of work resume may rely
-/// on.
+/// step's start (a prompt follows it), each record that ends a unit of work resume may rely on,
+/// and each fact a later step is proven against (a key's state before its rotate, what ESUS
+/// accepted before access was taken away) — signed before the request that depends on it.
 pub(crate) fn after(kind: &str) -> bool {
     matches!(
         kind,
@@ -29,6 +30,8 @@ pub(crate) fn after(kind: &str) -> bool {
             | "plan"
             | "step-started"
             | "confirmation"
+            | "rotate-before"
+            | "witness"
             | "step-finished"
             | "carried"
             | "audit-evidence"

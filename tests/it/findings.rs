@@ -113,19 +113,22 @@ const CREATE: &str = "version: 1\nname: replace\nsteps:\n  - id: replace\n    na
 /// had made moments earlier. Now only a key carrying this incident's exact claim is its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_never_touches_a_same_name_key_made_by_someone_else() {
+    // The first create is the other person's (its answer is dropped too: made, unseen by us);
+    // the second is the run's own, whose answer is lost after ESUS made the key.
     let env = Env::with(
         esus_ir::sim::SimConfig::default()
-            .with_fault("drop_count=1@POST /api-keys")
+            .with_fault("drop_count=2@POST /api-keys")
             .expect("fault"),
     )
     .await;
-    let api = crate::runbooks_support::Api::new(&env);
     let body = serde_json::json!({"name": "ehr-integration", "scopes": ["Patient.read"]});
-    // The first create is the other person's, and its answer is the one dropped: made, unseen.
-    let (status, _) = api
-        .call("POST", "/api-keys", Some(&admin(&env)), None, Some(body))
+    let sent = crate::sim_support::client()
+        .post(format!("{}/api-keys", env.sim.base_url()))
+        .bearer_auth(admin(&env))
+        .json(&body)
+        .send()
         .await;
-    assert_eq!(status, 0, "the fault drops that answer");
+    assert!(sent.is_err(), "the fault drops that answer: {sent:?}");
     let theirs: Vec<String> = env
         .sim
         .api_keys()
@@ -152,13 +155,24 @@ async fn a_lost_create_never_touches_a_same_name_key_made_by_someone_else() {
     let mine = env.sim.api_key(&ours).expect("ours");
     assert_eq!(mine.name, "ehr-integration", "renamed to its own name");
     assert!(mine.usable_now);
-    let deletes: Vec<_> = env
+    let deletes: Vec<String> = env
         .sim
         .requests()
         .into_iter()
         .filter(|q| q.method == "DELETE")
+        .map(|q| q.path)
         .collect();
-    assert!(deletes.is_empty(), "nothing was revoked: {deletes:?}");
+    assert_eq!(
+        deletes.len(),
+        1,
+        "only the run's own orphan was revoked: {deletes:?}"
+    );
+    let orphan = deletes[0].trim_start_matches("/api-keys/");
+    let revoked = env.sim.api_key(orphan).expect("the orphan");
+    assert!(
+        revoked.name.starts_with("ehr-integration.esus-ir-"),
+        "it carried this incident's claim: {revoked:?}"
+    );
 }
 
 /// Finding 2, the run's own lost answer: the key it made under its claim name is found by that
@@ -288,8 +302,8 @@ async fn a_refusal_proves_a_secret_dead_only_against_an_earlier_acceptance() {
         .collect();
     assert_eq!(
         probes,
-        [Some(200), Some(401)],
-        "accepted before the delete (with its X-App-Id), refused after"
+        [Some(403), Some(401)],
+        "accepted before the delete (403: authenticated with its X-App-Id, but a key may not read keys), refused after"
     );
 }
 
@@ -310,7 +324,7 @@ async fn a_typed_fan_out_is_not_approved_by_yes() {
     assert!(env.sim.requests().is_empty(), "nothing sent");
     let report = json(&out);
     assert_eq!(report["missing_approvals"][0]["typed"], true, "{report:#}");
-    let mut cmd = env.run_cmd(&rb);
+    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run2"));
     cmd.args(["--approve", "rm", "--non-interactive", "--output", "json"]);
     let out = output(cmd).await;
     assert_code(&out, 0);

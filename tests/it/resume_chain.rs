@@ -28,17 +28,16 @@ fn count(env: &Env, method: &str, path: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_stopped_at_the_preflight_keeps_what_earlier_runs_did_and_left_unknown() {
-    // The rotate is held at ESUS (a barrier nobody else reaches) while the run is killed: its
-    // outcome is unknown, after snapshot, logout and delete finished.
+    // The replacement's create reaches ESUS, which makes the key and answers slowly: the run is
+    // killed before the answer, after snapshot, logout and delete finished — its outcome unknown.
     let env = Env::with(
         SimConfig::default()
-            .with_fault("barrier=2@POST /api-keys/{id}/rotate")
+            .with_fault("latency=1500ms@POST /api-keys")
             .expect("fault"),
     )
     .await;
     let key = env.sim.ready().key_id.clone();
     let name = env.sim.api_key(&key).expect("key").name;
-    let rotate = format!("/api-keys/{key}/rotate");
     let mut child = env
         .std_cmd()
         .args(["--yes", "--non-interactive"])
@@ -48,8 +47,8 @@ async fn a_resume_stopped_at_the_preflight_keeps_what_earlier_runs_did_and_left_
         .spawn()
         .expect("run");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&env, "POST", &rotate) == 0 {
-        assert!(Instant::now() < deadline, "the rotate reached ESUS");
+    while count(&env, "POST", "/api-keys") == 0 {
+        assert!(Instant::now() < deadline, "the create reached ESUS");
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().expect("SIGKILL");
@@ -81,19 +80,38 @@ async fn a_resume_stopped_at_the_preflight_keeps_what_earlier_runs_did_and_left_
     assert!(
         second
             .lines()
-            .any(|l| l.contains("\"type\":\"unresolved\"") && l.contains("\"step\":\"rotate\"")),
-        "the stopped resume carries the rotate's unknown outcome: {kinds:?}"
+            .any(|l| l.contains("\"type\":\"unresolved\"") && l.contains("\"step\":\"replace\"")),
+        "the stopped resume carries the create's unknown outcome: {kinds:?}"
     );
 
-    // The next resume finishes from there: nothing finished is done again, and the rotate is
-    // checked against ESUS instead of being sent a second time.
+    // The next resume finishes from there: nothing finished is done again, and the create is
+    // settled by its exact claim — the key it made (whose secret died with the process) is
+    // revoked, and one replacement made whose secret is held.
+    std::thread::sleep(Duration::from_millis(1600));
+    let claimed: Vec<String> = env
+        .sim
+        .api_keys()
+        .into_iter()
+        .filter(|k| k.name.starts_with(&format!("{name}.esus-ir-")))
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the killed create made its key, under its claim"
+    );
     let admin = env.sim.ready().admin_token.expose_secret().to_string();
     let out = resume(&env, &admin);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
-        count(&env, "POST", &rotate),
+        count(&env, "POST", "/api-keys"),
+        2,
+        "sent once more, after the check"
+    );
+    assert_eq!(
+        count(&env, "DELETE", &format!("/api-keys/{}", claimed[0])),
         1,
-        "the rotate was not re-sent"
+        "the orphan, proven ours by its claim, was revoked"
     );
     assert_eq!(count(&env, "DELETE", &format!("/api-keys/{key}")), 1);
     assert_eq!(count(&env, "POST", "/auth/logout"), 1);
@@ -101,9 +119,10 @@ async fn a_resume_stopped_at_the_preflight_keeps_what_earlier_runs_did_and_left_
         .sim
         .api_keys()
         .into_iter()
-        .filter(|k| k.name == name && k.id != key && k.usable_now)
+        .filter(|k| k.name.starts_with(&name) && k.id != key && k.usable_now)
         .collect();
     assert_eq!(live.len(), 1, "exactly one replacement");
+    assert_eq!(live[0].name, name, "under its own name");
     assert!(
         !env.sim.api_key(&key).is_some_and(|k| k.usable_now),
         "the leaked key is dead"
@@ -149,42 +168,43 @@ async fn decline_resume_ctrl_c_resume_resume_completes_with_nothing_repeated() {
     let env = Env::start().await;
     let key = env.sim.ready().key_id.clone();
     let name = env.sim.api_key(&key).expect("key").name;
-    let rotate = format!("/api-keys/{key}/rotate");
     tokio::task::block_in_place(|| {
-        // 1. Log out and delete, then decline the rotate: exit 3.
+        // 1. Log out, then decline the delete: exit 3.
         let mut s = expectrl::Session::spawn(env.std_cmd()).expect("spawn in a pty");
         s.set_expect_timeout(Some(Duration::from_secs(30)));
         s.expect("Log out the compromised session of user")
             .expect("logout prompt");
         s.send_line("y").expect("answer");
         s.expect("Delete API key").expect("delete prompt");
-        s.send_line("y").expect("answer");
-        s.expect("Rotate").expect("rotate prompt");
         s.send_line("n").expect("answer");
         let (code, shown) = ended(&mut s);
         assert_eq!(code, 3, "declined: {shown}");
 
-        // 2. Resume, and Ctrl-C at the rotate prompt: exit 130, nothing more sent.
+        // 2. Resume, and Ctrl-C at the delete prompt: exit 130, nothing more sent.
         let mut s = resume_at_a_terminal(&env);
-        s.expect("Rotate").expect("the resume asks for the rotate");
+        s.expect("Delete API key")
+            .expect("the resume asks for the delete");
         s.send(expectrl::ControlCode::EndOfText).expect("Ctrl-C");
         let (code, shown) = ended(&mut s);
         assert_eq!(code, 130, "interrupted: {shown}");
-        assert_eq!(count(&env, "POST", &rotate), 0, "nothing was rotated yet");
+        assert_eq!(
+            count(&env, "DELETE", &format!("/api-keys/{key}")),
+            0,
+            "nothing was deleted yet"
+        );
 
-        // 3. Resume the resumed run: it asks only for the rotate, and completes.
+        // 3. Resume the resumed run: it asks only for the delete, and completes.
         let mut s = resume_at_a_terminal(&env);
         let found = s
-            .expect("Rotate")
-            .expect("the second resume asks for the rotate");
+            .expect("Delete API key")
+            .expect("the second resume asks for the delete");
         let before = String::from_utf8_lossy(found.before()).into_owned();
         assert!(
-            !before.contains("Log out the compromised session of user")
-                && !before.contains("Delete API key"),
+            !before.contains("Log out the compromised session of user"),
             "no finished step is asked again: {before}"
         );
         assert!(
-            before.contains("snapshot") && before.contains("logout") && before.contains("delete"),
+            before.contains("snapshot") && before.contains("logout"),
             "the resume says what is already done: {before}"
         );
         s.send_line("y").expect("answer");
@@ -197,7 +217,7 @@ async fn decline_resume_ctrl_c_resume_resume_completes_with_nothing_repeated() {
         1,
         "deleted once"
     );
-    assert_eq!(count(&env, "POST", &rotate), 1, "rotated once");
+    assert_eq!(count(&env, "POST", "/api-keys"), 1, "one replacement made");
     let live: Vec<_> = env
         .sim
         .api_keys()
@@ -216,7 +236,7 @@ async fn decline_resume_ctrl_c_resume_resume_completes_with_nothing_repeated() {
         assert_eq!(code, 0, "{t}: {shown}");
     }
     let last = std::fs::read_to_string(env.run_dir().join("transcript.3.jsonl")).expect("t3");
-    for step in ["snapshot", "logout", "delete"] {
+    for step in ["snapshot", "logout"] {
         assert!(
             last.lines().any(|l| l.contains("\"type\":\"carried\"")
                 && l.contains(&format!("\"step\":\"{step}\""))),
