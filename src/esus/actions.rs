@@ -339,6 +339,10 @@ pub static ACTIONS: &[ActionSpec] = &[
         contains: true,
         already_contained: &[401],
         unauthenticated: true,
+        // A lost answer is settled by sending it again: the token either still works (the first
+        // never took effect, and this one gives the only fresh pair) or is refused (401: used up
+        // by the first, and dead for the attacker too). Nothing is made twice.
+        recovery: Recovery::Resend,
         ..action(
             "auth.refresh",
             "Exchange a refresh token for a new token pair (the old refresh token is used up)",
