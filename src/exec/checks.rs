@@ -61,7 +61,8 @@ fn verdict(parts: Vec<Part>, outputs: step::Outputs) -> StepResult {
     r
 }
 
-/// `api_keys.check_revoked`: the key is gone or inactive, and (with its secret) refused.
+/// `api_keys.check_revoked`: the key is gone or inactive, and (with its secret) refused — each
+/// proven against what the incident saw before (the key exist, ESUS accept the secret).
 pub(super) async fn revoked(
     shared: &Arc<Shared>,
     ctx: &Context,
@@ -76,43 +77,19 @@ pub(super) async fn revoked(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let mut parts = Vec::new();
-    let key = match resp.status {
-        404 | 410 if shared.witnesses.key_seen(&id) => {
-            parts.push(ok(format!(
-                "key {id} is gone (GET {} → {}), where this incident saw it exist before",
-                get.path, resp.status
-            )));
-            "gone"
-        }
-        404 | 410 => {
-            parts.push(not(format!(
-                "not proven: ESUS answers {} for key {id}, but this incident never saw it exist (a mistyped id, or a key gone before the incident): its absence proves nothing about the leaked key",
-                resp.status
-            )));
-            "unknown"
-        }
-        200 if resp.json().get("active").and_then(Value::as_bool) == Some(false) => {
-            parts.push(ok(format!("key {id} is inactive (active: false)")));
-            "inactive"
-        }
-        200 => {
-            parts.push(not(format!(
-                "key {id} is still active (GET {} → 200, active: true)",
-                get.path
-            )));
-            "active"
-        }
-        s => {
-            let mut r = StepResult::failed(format!(
-                "could not tell whether key {id} is dead: ESUS answered {s}{}",
-                step::diagnostics(&resp, info)
-            ));
-            r.auth_failed = matches!(s, 401 | 403);
-            r.finding = Some(format!("key {id}: not verified (ESUS answered {s})"));
-            return r;
-        }
+    let active = resp.json().get("active").and_then(Value::as_bool);
+    let seen = shared.witnesses.key_seen(&id);
+    let Some((key_part, key)) = key_part(resp.status, active, &id, &get.path, seen) else {
+        let s = resp.status;
+        let mut r = StepResult::failed(format!(
+            "could not tell whether key {id} is dead: ESUS answered {s}{}",
+            step::diagnostics(&resp, info)
+        ));
+        r.auth_failed = matches!(s, 401 | 403);
+        r.finding = Some(format!("key {id}: not verified (ESUS answered {s})"));
+        return r;
     };
+    let mut parts = vec![key_part];
     let mut refused = Value::Null;
     if let Some(probe) = probe {
         let resp = match exchange(shared, step, info, &probe, probing(policy)).await {
@@ -122,33 +99,67 @@ pub(super) async fn revoked(
         let before = probe
             .credential()
             .is_some_and(|c| shared.witnesses.accepted(c.expose_secret()));
-        if resp.status == 401 && before {
-            parts.push(ok(
-                "the leaked secret is refused (401), where ESUS accepted it earlier in this incident",
-            ));
-            refused = Value::Bool(true);
-        } else if resp.status == 401 {
-            parts.push(not(
-                "not proven: the leaked secret is refused (401), but ESUS never accepted it in this incident (it was refused before anything was done, or never tried): the refusal proves nothing — check that it is the leaked key's secret",
-            ));
-            refused = Value::Bool(true);
-        } else {
-            parts.push(not(format!(
-                "the leaked secret still authenticates (ESUS answered {} instead of 401)",
-                resp.status
-            )));
-            refused = Value::Bool(false);
-        }
+        parts.push(secret_part(resp.status, before));
+        refused = Value::Bool(resp.status == 401);
     }
-    let outputs = step::outputs(
-        shared,
-        ctx,
-        shared.valid.index_of(&step.id).unwrap_or_default(),
-        &json!({"key": key, "secret_refused": refused}),
-        200,
-        None,
-    );
-    verdict(parts, outputs)
+    let i = shared.valid.index_of(&step.id).unwrap_or_default();
+    let facts = json!({"key": key, "secret_refused": refused});
+    verdict(parts, step::outputs(shared, ctx, i, &facts, 200, None))
+}
+
+/// What ESUS's answer about the key proves, and the word for it (`gone`, `inactive`, `active`,
+/// `unknown`); `None` when the answer says nothing about the key (a refusal, a 5xx). A 404 proves
+/// the key gone only when the incident saw it exist (`seen`): for an id that never existed it
+/// proves nothing.
+fn key_part(
+    status: u16,
+    active: Option<bool>,
+    id: &str,
+    path: &str,
+    seen: bool,
+) -> Option<(Part, &'static str)> {
+    Some(match status {
+        404 | 410 if seen => (
+            ok(format!(
+                "key {id} is gone (GET {path} → {status}), where this incident saw it exist before"
+            )),
+            "gone",
+        ),
+        404 | 410 => (
+            not(format!(
+                "not proven: ESUS answers {status} for key {id}, but this incident never saw it exist (a mistyped id, or a key gone before the incident): its absence proves nothing about the leaked key"
+            )),
+            "unknown",
+        ),
+        200 if active == Some(false) => (
+            ok(format!("key {id} is inactive (active: false)")),
+            "inactive",
+        ),
+        200 => (
+            not(format!(
+                "key {id} is still active (GET {path} → 200, active: true)"
+            )),
+            "active",
+        ),
+        _ => return None,
+    })
+}
+
+/// What the leaked secret's answer proves: a 401 proves it dead only where ESUS accepted it
+/// earlier in the incident (a probe built wrong, or the wrong secret, is refused whatever the
+/// key's state); any other answer means it still authenticates.
+fn secret_part(status: u16, accepted_before: bool) -> Part {
+    match status {
+        401 if accepted_before => ok(
+            "the leaked secret is refused (401), where ESUS accepted it earlier in this incident",
+        ),
+        401 => not(
+            "not proven: the leaked secret is refused (401), but ESUS never accepted it in this incident (it was refused before anything was done, or never tried): the refusal proves nothing — check that it is the leaked key's secret",
+        ),
+        s => not(format!(
+            "the leaked secret still authenticates (ESUS answered {s} instead of 401)"
+        )),
+    }
 }
 
 /// `auth.check_sessions_ended`: the stolen access token and refresh token are refused, and the
@@ -425,6 +436,39 @@ mod tests {
                 !access_token_part(&answer(s, ""), true, true).held,
                 "{s} proves nothing"
             );
+        }
+    }
+
+    #[test]
+    fn a_404_proves_a_key_gone_only_when_the_incident_saw_it_exist() {
+        let gone = key_part(404, None, "k-1", "/api-keys/k-1", true).expect("an answer");
+        assert!(gone.0.held && gone.1 == "gone");
+        assert!(key_part(410, None, "k-1", "/api-keys/k-1", true).is_some_and(|p| p.0.held));
+        let never = key_part(404, None, "k-typo", "/api-keys/k-typo", false).expect("an answer");
+        assert!(
+            !never.0.held,
+            "an id never seen proves nothing: {}",
+            never.0.what
+        );
+        assert!(never.0.what.starts_with("not proven"));
+        assert!(key_part(200, Some(false), "k-1", "p", false).is_some_and(|p| p.0.held));
+        assert!(key_part(200, Some(true), "k-1", "p", true).is_some_and(|p| !p.0.held));
+        assert!(key_part(200, None, "k-1", "p", true).is_some_and(|p| !p.0.held));
+        for s in [401, 403, 429, 500, 503] {
+            assert!(
+                key_part(s, None, "k-1", "p", true).is_none(),
+                "{s} says nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_secret_is_dead_only_against_an_earlier_acceptance() {
+        assert!(secret_part(401, true).held);
+        let unproven = secret_part(401, false);
+        assert!(!unproven.held && unproven.what.starts_with("not proven"));
+        for s in [200, 403, 404, 429, 500] {
+            assert!(!secret_part(s, true).held, "{s} is not a refusal");
         }
     }
 

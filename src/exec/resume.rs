@@ -112,7 +112,7 @@ pub struct Source<'a> {
     pub secrets_dir: &'a Path,
 }
 
-/// Works out the resume plan.
+/// Works out the resume plan: the incident's plan minus what its signed records prove done.
 pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
     let trusted = &src.records[..src.trusted_len.min(src.records.len())];
     let last = trusted
@@ -134,23 +134,41 @@ pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
             super::witness::Fact::from_record(r.str_field("fact")?, r.str_field("what")?)
         })
         .collect();
-    // Only a live leg's signed end completes an incident: a dry-run sent nothing.
+    plan.complete = completed(trusted);
+    let missing = carry_finished(src, trusted, valid, &mut plan);
+    let finished = plan.finished.keys().cloned().collect();
+    read_batches(src, valid, &finished, &mut plan);
+    read_unknown(src.records, src.trusted_len, valid, &mut plan);
+    check_secrets_needed(valid, &plan, &missing)?;
+    say_what_is_done(src, valid, &mut plan);
+    Ok(plan)
+}
+
+/// Whether the incident is complete: only a live leg's signed end of success completes it (a
+/// dry-run sent nothing).
+fn completed(trusted: &[Record]) -> bool {
     let live = trusted
         .first()
         .is_some_and(|r| r.str_field("mode") != Some("dry-run"));
-    plan.complete = live
-        && trusted
-            .last()
-            .is_some_and(|r| r.kind == "run-finished" && r.str_field("outcome") == Some("success"));
+    live && trusted
+        .last()
+        .is_some_and(|r| r.kind == "run-finished" && r.str_field("outcome") == Some("success"))
+}
+
+/// The steps the trusted records say finished, with their secrets read back; returns the
+/// secrets that could not be (by template path, with why). Containment checks are never
+/// carried: an earlier "contained" is not taken on trust, ESUS is asked again.
+fn carry_finished(
+    src: &Source<'_>,
+    trusted: &[Record],
+    valid: &Validated,
+    plan: &mut ResumePlan,
+) -> HashMap<String, String> {
     let finished = finished_steps(trusted, src.file_name);
-    let mut missing: HashMap<String, String> = HashMap::new();
+    let mut missing = HashMap::new();
     for (i, step) in valid.runbook.steps.iter().enumerate() {
         let info = &valid.steps[i];
-        // ESUS is asked again: an earlier "contained" is never taken on trust.
-        if info.action.check {
-            continue;
-        }
-        let Some(done) = finished.get(&step.id) else {
+        let Some(done) = finished.get(&step.id).filter(|_| !info.action.check) else {
             continue;
         };
         let mut outputs = done.outputs.clone();
@@ -170,14 +188,11 @@ pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
             .insert(step.id.clone(), (StepStatus::Ok, outputs, secrets));
         plan.carried.push(done.clone());
     }
-    read_batches(
-        src,
-        valid,
-        &plan.finished.keys().cloned().collect(),
-        &mut plan,
-    );
-    read_unknown(src.records, src.trusted_len, valid, &mut plan);
-    check_secrets_needed(valid, &plan, &missing)?;
+    missing
+}
+
+/// The lines the operator reads first: what is done, and what of the transcript is not signed.
+fn say_what_is_done(src: &Source<'_>, valid: &Validated, plan: &mut ResumePlan) {
     let done: Vec<&str> = valid
         .runbook
         .steps
@@ -192,20 +207,19 @@ pub fn plan(src: &Source<'_>, valid: &Validated) -> Result<ResumePlan, String> {
             src.file_name
         ));
     }
+    let list = if done.is_empty() {
+        "none".to_string()
+    } else {
+        done.join(", ")
+    };
     plan.notes.insert(
         0,
         format!(
-            "resuming: {} of {} steps finished earlier ({}); containment is checked against ESUS again",
+            "resuming: {} of {} steps finished earlier ({list}); containment is checked against ESUS again",
             done.len(),
             valid.runbook.steps.len(),
-            if done.is_empty() {
-                "none".into()
-            } else {
-                done.join(", ")
-            }
         ),
     );
-    Ok(plan)
 }
 
 fn read_start(trusted: &[Record], plan: &mut ResumePlan) {
@@ -335,48 +349,11 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
             carry_unresolved(r, plan);
             continue;
         }
-        if r.kind != "request" {
-            continue;
-        }
-        let Some(step) = r.step() else { continue };
-        let Some(i) = valid.index_of(step) else {
+        let Some(step) = unsettled_write(records, n, trusted_len, valid, plan) else {
             continue;
         };
-        if plan.finished.contains_key(step) || valid.steps[i].idempotent {
-            continue;
-        }
-        // Reads (and probes) a step makes around its write change nothing.
-        let method = r
-            .data
-            .get("request")
-            .and_then(|v| v.get("method"))
-            .and_then(Value::as_str);
-        let probe = r.data.get("probe").and_then(Value::as_bool) == Some(true);
-        if method == Some("GET") || probe {
-            continue;
-        }
-        let request_id = r.str_field("request_id").unwrap_or_default();
-        // A signed client error (4xx) says nothing happened: the step simply runs again. Any
-        // other answer to a step or item that did not (trustedly) finish — a 2xx whose outputs
-        // were never recorded as done, a 5xx, a dropped connection, or no signed answer at all —
-        // leaves ESUS's state unknown: it is checked before anything is sent again.
-        let refused = records[(n + 1).min(trusted_len)..trusted_len]
-            .iter()
-            .find(|x| x.kind == "response" && x.str_field("request_id") == Some(request_id))
-            .and_then(|x| x.data.get("status").and_then(Value::as_u64))
-            .is_some_and(|status| (400..500).contains(&status));
-        if refused {
-            continue;
-        }
         let item = r.data.get("item").and_then(Value::as_u64);
-        let item_done = item.is_some_and(|k| {
-            plan.batches
-                .get(step)
-                .is_some_and(|b| b.done.contains_key(&(k as usize)))
-        });
-        if item_done {
-            continue;
-        }
+        let request_id = r.str_field("request_id").unwrap_or_default();
         let lost = LostWrite {
             sent_at: r
                 .ts
@@ -385,16 +362,18 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
             before: before_image(&records[..trusted_len.min(n)], step, item),
             known: known_ids(records, step, item, request_id),
         };
-        let method = method.unwrap_or("?");
-        let url = r
-            .data
-            .get("request")
-            .and_then(|v| v.get("url"))
-            .and_then(Value::as_str)
-            .unwrap_or("?");
+        let shown = |field: &str| {
+            r.data
+                .get("request")
+                .and_then(|v| v.get(field))
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        };
         plan.notes.push(format!(
-            "{step}{}: {method} {url} got no recorded answer and is not safe to repeat: what it did is settled by its exact claim before anything is sent again",
-            item.map(|k| format!(" item {k}")).unwrap_or_default()
+            "{step}{}: {} {} got no recorded answer and is not safe to repeat: what it did is settled by its exact claim before anything is sent again",
+            item.map(|k| format!(" item {k}")).unwrap_or_default(),
+            shown("method"),
+            shown("url"),
         ));
         match item {
             Some(k) => {
@@ -409,6 +388,48 @@ fn read_unknown(records: &[Record], trusted_len: usize, valid: &Validated, plan:
             }
         }
     }
+}
+
+/// The step of record `n` when it is a write not safe to repeat whose outcome no trusted record
+/// settles: its step (item) did not finish, and no signed client error (4xx, "nothing happened")
+/// answered it. Reads and probes a step makes around its write change nothing.
+fn unsettled_write<'a>(
+    records: &'a [Record],
+    n: usize,
+    trusted_len: usize,
+    valid: &Validated,
+    plan: &ResumePlan,
+) -> Option<&'a str> {
+    let r = &records[n];
+    let step = r.step().filter(|_| r.kind == "request")?;
+    let i = valid.index_of(step)?;
+    if plan.finished.contains_key(step) || valid.steps[i].idempotent {
+        return None;
+    }
+    let method = r
+        .data
+        .get("request")
+        .and_then(|v| v.get("method"))
+        .and_then(Value::as_str);
+    if method == Some("GET") || r.data.get("probe").and_then(Value::as_bool) == Some(true) {
+        return None;
+    }
+    // Any other answer to a step or item that did not (trustedly) finish — a 2xx whose outputs
+    // were never recorded as done, a 5xx, a dropped connection, or no signed answer at all —
+    // leaves ESUS's state unknown: it is settled by the write's claim before anything is sent.
+    let request_id = r.str_field("request_id").unwrap_or_default();
+    let refused = records[(n + 1).min(trusted_len)..trusted_len]
+        .iter()
+        .find(|x| x.kind == "response" && x.str_field("request_id") == Some(request_id))
+        .and_then(|x| x.data.get("status").and_then(Value::as_u64))
+        .is_some_and(|status| (400..500).contains(&status));
+    let item = r.data.get("item").and_then(Value::as_u64);
+    let item_done = item.is_some_and(|k| {
+        plan.batches
+            .get(step)
+            .is_some_and(|b| b.done.contains_key(&(k as usize)))
+    });
+    (!refused && !item_done).then_some(step)
 }
 
 /// What the key of step `step` (item `item`) named as its successor before its rotate, as the

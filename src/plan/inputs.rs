@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use crate::event::REDACTED;
-use crate::runbook::model::{InputType, Runbook};
+use crate::runbook::model::{InputSpec, InputType, Runbook};
 
 /// Reads an environment variable.
 pub type EnvReader = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -53,16 +53,37 @@ pub struct Inputs {
 #[error("{}", .0.join("\n"))]
 pub struct InputError(pub Vec<String>);
 
-/// Resolves and type-checks every declared input.
+/// Resolves and type-checks every declared input, reporting every problem at once.
 pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, InputError> {
+    let mut problems = unknown_names(runbook, sources);
+    let mut out = Inputs::default();
+    for (name, spec) in &runbook.inputs {
+        if spec.kind == InputType::Secret {
+            resolve_secret(name, spec, sources, &mut out, &mut problems);
+        } else {
+            resolve_plain(name, spec, sources, &mut out, &mut problems);
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(InputError(problems))
+    }
+}
+
+/// A non-empty environment variable, as the sources read it.
+fn env_var(sources: &InputSources, name: &str) -> Option<String> {
+    sources
+        .env
+        .as_ref()
+        .and_then(|f| f(name))
+        .filter(|v| !v.is_empty())
+}
+
+/// Names given that the runbook does not declare, or that are secret but came from argv or a
+/// plain inputs file.
+fn unknown_names(runbook: &Runbook, sources: &InputSources) -> Vec<String> {
     let mut problems = Vec::new();
-    let env = |name: &str| {
-        sources
-            .env
-            .as_ref()
-            .and_then(|f| f(name))
-            .filter(|v| !v.is_empty())
-    };
     for (name, _) in &sources.given {
         match runbook.inputs.get(name) {
             None => problems.push(format!("--input {name}: the runbook has no input `{name}` (it has: {})", names(runbook))),
@@ -93,93 +114,114 @@ pub fn resolve(runbook: &Runbook, sources: &InputSources) -> Result<Inputs, Inpu
             }
         }
     }
-    let mut out = Inputs::default();
-    for (name, spec) in &runbook.inputs {
-        let upper = format!("ESUS_IR_INPUT_{}", name.to_ascii_uppercase());
-        if spec.kind == InputType::Secret {
-            let value = secret_from_file(name, sources, &mut problems)
-                .or_else(|| env(&upper).map(SecretString::from))
-                .or_else(|| spec.env.as_deref().and_then(env).map(SecretString::from))
-                .or_else(|| {
-                    sources
-                        .prompt_secret
-                        .as_ref()
-                        .filter(|_| spec.required)
-                        .and_then(|ask| ask(name, &spec.description))
-                });
-            match value {
-                Some(v) => {
-                    if let Some(p) = &spec.pattern
-                        && !full_match(p, v.expose_secret())
-                    {
-                        problems.push(format!("input `{name}`: the secret does not match the pattern `{p}` (value not shown)"));
-                    }
-                    out.display.insert(name.clone(), Value::from(REDACTED));
-                    out.secrets.insert(name.clone(), v);
-                }
-                None if spec.required => problems.push(format!(
-                    "input `{name}` (secret) is required: set {} or use --secret-file {name}=PATH",
-                    env_names(name, spec.env.as_deref())
-                )),
-                None => {
-                    out.display.insert(name.clone(), Value::Null);
-                }
+    problems
+}
+
+/// A secret input: from its file, `ESUS_IR_INPUT_<NAME>`, its own variable, or (when required)
+/// a hidden prompt — wrapped as a secret at once, and never shown in a problem.
+fn resolve_secret(
+    name: &str,
+    spec: &InputSpec,
+    sources: &InputSources,
+    out: &mut Inputs,
+    problems: &mut Vec<String>,
+) {
+    let upper = format!("ESUS_IR_INPUT_{}", name.to_ascii_uppercase());
+    let value = secret_from_file(name, sources, problems)
+        .or_else(|| env_var(sources, &upper).map(SecretString::from))
+        .or_else(|| {
+            spec.env
+                .as_deref()
+                .and_then(|e| env_var(sources, e))
+                .map(SecretString::from)
+        })
+        .or_else(|| {
+            sources
+                .prompt_secret
+                .as_ref()
+                .filter(|_| spec.required)
+                .and_then(|ask| ask(name, &spec.description))
+        });
+    match value {
+        Some(v) => {
+            if let Some(p) = &spec.pattern
+                && !full_match(p, v.expose_secret())
+            {
+                problems.push(format!(
+                    "input `{name}`: the secret does not match the pattern `{p}` (value not shown)"
+                ));
             }
-            continue;
+            out.display.insert(name.to_string(), Value::from(REDACTED));
+            out.secrets.insert(name.to_string(), v);
         }
-        let given = sources
-            .given
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| (Value::String(v.clone()), true));
-        let raw = given
-            .or_else(|| {
-                sources
-                    .file
-                    .as_ref()
-                    .and_then(|f| f.get(name))
-                    .map(|v| (v.clone(), false))
-            })
-            .or_else(|| env(&upper).map(|v| (Value::String(v), true)))
-            .or_else(|| {
-                spec.env
-                    .as_deref()
-                    .and_then(env)
-                    .map(|v| (Value::String(v), true))
-            })
-            .or_else(|| spec.default.clone().map(|v| (v, false)))
-            .or_else(|| {
-                let ask = sources.prompt_text.as_ref().filter(|_| spec.required)?;
-                ask(name, spec.kind.as_str(), &spec.description).map(|v| (Value::String(v), true))
-            });
-        match raw {
-            None if spec.required => problems.push(format!(
-                "input `{name}` is required: --input {name}=VALUE, or {}",
-                env_names(name, spec.env.as_deref())
-            )),
-            None => {
-                out.display.insert(name.clone(), Value::Null);
-            }
-            Some((value, from_text)) => match convert(value, spec.kind, from_text) {
-                Err(why) => problems.push(format!("input `{name}`: {why}")),
-                Ok(v) => {
-                    if let (Some(p), Value::String(s)) = (&spec.pattern, &v)
-                        && !full_match(p, s)
-                    {
-                        problems.push(format!(
-                            "input `{name}`: `{s}` does not match the pattern `{p}`"
-                        ));
-                    }
-                    out.display.insert(name.clone(), v);
-                }
-            },
+        None if spec.required => problems.push(format!(
+            "input `{name}` (secret) is required: set {} or use --secret-file {name}=PATH",
+            env_names(name, spec.env.as_deref())
+        )),
+        None => {
+            out.display.insert(name.to_string(), Value::Null);
         }
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(InputError(problems))
+}
+
+/// A plain input: the last `--input`, the inputs file, `ESUS_IR_INPUT_<NAME>`, its own
+/// variable, its default, or (when required) a prompt — converted to its type and matched
+/// against its pattern.
+fn resolve_plain(
+    name: &str,
+    spec: &InputSpec,
+    sources: &InputSources,
+    out: &mut Inputs,
+    problems: &mut Vec<String>,
+) {
+    let upper = format!("ESUS_IR_INPUT_{}", name.to_ascii_uppercase());
+    let given = sources
+        .given
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| (Value::String(v.clone()), true));
+    let raw = given
+        .or_else(|| {
+            sources
+                .file
+                .as_ref()
+                .and_then(|f| f.get(name))
+                .map(|v| (v.clone(), false))
+        })
+        .or_else(|| env_var(sources, &upper).map(|v| (Value::String(v), true)))
+        .or_else(|| {
+            spec.env
+                .as_deref()
+                .and_then(|e| env_var(sources, e))
+                .map(|v| (Value::String(v), true))
+        })
+        .or_else(|| spec.default.clone().map(|v| (v, false)))
+        .or_else(|| {
+            let ask = sources.prompt_text.as_ref().filter(|_| spec.required)?;
+            ask(name, spec.kind.as_str(), &spec.description).map(|v| (Value::String(v), true))
+        });
+    match raw {
+        None if spec.required => problems.push(format!(
+            "input `{name}` is required: --input {name}=VALUE, or {}",
+            env_names(name, spec.env.as_deref())
+        )),
+        None => {
+            out.display.insert(name.to_string(), Value::Null);
+        }
+        Some((value, from_text)) => match convert(value, spec.kind, from_text) {
+            Err(why) => problems.push(format!("input `{name}`: {why}")),
+            Ok(v) => {
+                if let (Some(p), Value::String(s)) = (&spec.pattern, &v)
+                    && !full_match(p, s.as_str())
+                {
+                    problems.push(format!(
+                        "input `{name}`: `{s}` does not match the pattern `{p}`"
+                    ));
+                }
+                out.display.insert(name.to_string(), v);
+            }
+        },
     }
 }
 
