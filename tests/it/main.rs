@@ -16,6 +16,7 @@ mod json_contract;
 mod kill_batch;
 mod kill_points;
 mod network_policy;
+mod plan_property;
 mod preflight;
 mod resume;
 mod resume_adopt;
