@@ -36,10 +36,6 @@ pub enum ApprovalSource {
     NotRequired,
     /// Nobody could approve it: an unattended run without `--yes`/`--approve` for this step.
     Missing,
-    /// A request the plan names as following an approved one of the same step, its placeholder
-    /// filled from that request's answer (a created key's rename): approved by the approval it
-    /// `follows`.
-    FollowUp,
 }
 
 /// One request an approval covers.
@@ -165,11 +161,26 @@ pub enum Event {
         approved: bool,
         /// How the answer was given.
         how: ApprovalSource,
-        /// For a follow-up: the approval it follows.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        follows: Option<u64>,
         /// Every request the approval covers, in the order shown: a verifier checks each request
         /// the step then sends against this list, not just the first.
+        covers: Vec<Covered>,
+    },
+    /// A request the plan names as following an approved one of the same step, its placeholder
+    /// filled from that request's answer (a created key's rename): approved by the approval it
+    /// `follows`, with the digest of exactly what is sent. Not a new decision — so neither a new
+    /// prompt nor a synced checkpoint of its own.
+    FollowUp {
+        /// The step id.
+        step: String,
+        /// This approval's number in the transcript.
+        approval: u64,
+        /// The approval (of the same step) it follows.
+        follows: u64,
+        /// What it does, for people.
+        prompt: String,
+        /// SHA-256 (hex): the request's digest, or for an item the batch digest over `covers`.
+        request_sha256: String,
+        /// The request it covers.
         covers: Vec<Covered>,
     },
     /// A request is about to be sent.

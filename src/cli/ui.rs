@@ -301,7 +301,6 @@ fn how_words(how: ApprovalSource) -> &'static str {
         ApprovalSource::Approve => "by --approve",
         ApprovalSource::NotRequired => "no confirmation needed",
         ApprovalSource::Missing => "no approval was given for this unattended run",
-        ApprovalSource::FollowUp => "as the follow-up of the step's approved request",
     }
 }
 

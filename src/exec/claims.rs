@@ -21,7 +21,7 @@ use super::shared::Shared;
 use super::step::{self, StepResult, exchange_item, send_policy};
 use crate::esus::client::ApiResponse;
 use crate::esus::request::{ApiRequest, Auth, encode_segment};
-use crate::event::{ApprovalSource, Covered, Event, StepStatus};
+use crate::event::{Covered, Event, StepStatus};
 use crate::plan::claim;
 use crate::plan::context::Context;
 
@@ -263,26 +263,33 @@ async fn rename(
     let req = crate::plan::rename_request(id, original);
     let view = shared.planner.view(&req);
     let digest = crate::transcript::request_digest(&view);
-    let follows = shared.grants(&step.id, item).last().copied();
+    // One request of a step is approved by its digest; an item's, by the batch digest over it
+    // (docs/transcript-format.md).
+    let approved_digest = match item {
+        None => digest.clone(),
+        Some(_) => {
+            let mut batch = crate::plan::digest::BatchDigest::default();
+            batch.push(&view);
+            batch.finish()
+        }
+    };
+    let Some(follows) = shared.grants(&step.id, item).last().copied() else {
+        return Err("the create has no approval to follow".into());
+    };
     let approval = shared.next_approval();
     shared
-        .emit(&Event::Confirmation {
+        .emit(&Event::FollowUp {
             step: step.id.clone(),
             approval,
-            prompt: format!("rename the key this step created to `{original}`"),
-            request_sha256: digest.clone(),
-            approved: follows.is_some(),
-            how: ApprovalSource::FollowUp,
             follows,
+            prompt: format!("rename the key this step created to `{original}`"),
+            request_sha256: approved_digest,
             covers: vec![Covered {
                 item,
                 request_sha256: digest,
             }],
         })
         .map_err(|e| format!("could not record the rename's approval: {e}"))?;
-    if follows.is_none() {
-        return Err("the create has no approval to follow".into());
-    }
     shared.grant(&step.id, item, approval);
     let sent = exchange_item(shared, step, info, item, &req, send_policy(step, true)).await;
     shared.withdraw(&step.id, item, approval);

@@ -106,7 +106,6 @@ fn record(
         request_sha256: shown.digest,
         approved,
         how,
-        follows: None,
         covers: shown.covers,
     })?;
     if approved {
@@ -166,7 +165,6 @@ pub(super) async fn approve_recovery(
         request_sha256: batch.finish(),
         approved,
         how,
-        follows: None,
         covers,
     })?;
     if approved {

@@ -141,7 +141,6 @@ const HOWS: &[&str] = &[
     "approve",
     "not-required",
     "missing",
-    "follow-up",
 ];
 
 /// Every request that changes ESUS must be sent under an earlier approved confirmation of its
@@ -151,7 +150,7 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
     let mut granted: HashMap<u64, Granted<'_>> = HashMap::new();
     for loc in records {
         match loc.record.kind.as_str() {
-            "confirmation" => {
+            "confirmation" | "follow-up" => {
                 if let Some((id, g)) = read_confirmation(loc, out) {
                     check_follow_up(loc, &g, &granted, out);
                     if granted.contains_key(&id) {
@@ -171,15 +170,15 @@ fn check_confirmations(records: &[Located], out: &mut Structure) {
     }
 }
 
-/// A follow-up approval (a created key's rename) is approved only by the earlier approved
-/// approval of the same step it names in `follows`.
+/// A follow-up (a created key's rename) is approved only by the earlier approved approval of the
+/// same step it names in `follows`.
 fn check_follow_up(
     loc: &Located,
     g: &Granted<'_>,
     granted: &HashMap<u64, Granted<'_>>,
     out: &mut Structure,
 ) {
-    if loc.record.str_field("how") != Some("follow-up") || !g.approved {
+    if loc.record.kind != "follow-up" {
         return;
     }
     let follows = loc.record.data.get("follows").and_then(Value::as_u64);
@@ -209,14 +208,20 @@ fn read_confirmation<'a>(loc: &'a Located, out: &mut Structure) -> Option<(u64, 
         bad("the confirmation has no approval number".into());
         return None;
     };
-    let Some(approved) = r.data.get("approved").and_then(Value::as_bool) else {
-        bad(format!(
-            "approval {id} does not say whether it was approved"
-        ));
-        return None;
+    // A follow-up is approved by the approval it follows (checked by `check_follow_up`).
+    let follow_up = r.kind == "follow-up";
+    let approved = match r.data.get("approved").and_then(Value::as_bool) {
+        Some(a) => a,
+        None if follow_up => true,
+        None => {
+            bad(format!(
+                "approval {id} does not say whether it was approved"
+            ));
+            return None;
+        }
     };
     let how = r.str_field("how").unwrap_or_default();
-    if !HOWS.contains(&how) {
+    if !follow_up && !HOWS.contains(&how) {
         bad(format!("approval {id} has an unknown `how` {how:?}"));
         return None;
     }

@@ -38,7 +38,7 @@ pub use sign::{
 pub use signature_check::{Checkpoints, SignatureReport, SignatureStatus, Trust};
 pub use summary::{FinishedStep, PendingRequest, TranscriptSummary, summarize};
 pub use verify::{Problem, ProblemKind, Verification, VerifyOptions, verify_transcript};
-pub use writer::{Clock, TranscriptWriter, signature_path};
+pub use writer::{Clock, KILL_AFTER_VAR, TranscriptWriter, signature_path};
 
 /// Failures of the transcript layer (findings about a transcript's content are not errors: they
 /// are [`Problem`]s in a [`Verification`]).

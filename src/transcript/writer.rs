@@ -33,7 +33,15 @@ pub struct TranscriptWriter {
     signer: Signer,
     clock: Clock,
     state: Mutex<State>,
+    /// A kill point for the reliability suite (`ESUS_IR_KILL_AFTER_RECORDS=N`): once N lines are
+    /// on disk the process SIGKILLs itself, so a test can stop a run at every record boundary
+    /// exactly, where a kill from outside lands wherever the scheduler happens to be.
+    kill_after: Option<u64>,
 }
+
+/// The variable that sets [`TranscriptWriter`]'s kill point (tests only; documented in
+/// docs/reliability.md).
+pub const KILL_AFTER_VAR: &str = "ESUS_IR_KILL_AFTER_RECORDS";
 
 struct State {
     file: File,
@@ -130,6 +138,9 @@ impl TranscriptWriter {
                 signed: false,
                 broken: false,
             }),
+            kill_after: std::env::var(KILL_AFTER_VAR)
+                .ok()
+                .and_then(|n| n.parse().ok()),
         }
     }
 
@@ -286,6 +297,13 @@ impl TranscriptWriter {
                 .file
                 .sync_data()
                 .inspect_err(|_| state.broken = true)?;
+        }
+        if self.kill_after.is_some_and(|n| state.next_seq >= n) {
+            let _ = state.file.sync_data();
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ mod findings;
 mod hostile;
 mod json_contract;
 mod kill_batch;
+mod kill_claims;
 mod kill_points;
 mod network_policy;
 mod plan_property;

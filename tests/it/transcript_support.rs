@@ -109,7 +109,6 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
     });
     let approved = ending != Ending::Declined;
     ev.push(Event::Confirmation {
-        follows: None,
         step: "revoke-key".into(),
         approval: 1,
         prompt: "Revoke key k-1?".into(),

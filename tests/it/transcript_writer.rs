@@ -228,7 +228,6 @@ fn a_fan_out_of_205_items_costs_little_to_sign() {
     };
     writer
         .emit(&Event::Confirmation {
-            follows: None,
             step: "rotate".into(),
             approval: 1,
             prompt: "?".into(),
