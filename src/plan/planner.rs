@@ -652,3 +652,155 @@ fn type_name(v: &Value) -> &'static str {
         Value::Object(_) => "a mapping",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::inputs::Inputs;
+
+    fn planner(text: &str) -> Planner {
+        let valid = Arc::new(crate::runbook::check(text).expect("valid runbook"));
+        let base = Url::parse("https://esus.test").expect("url");
+        Planner::new(valid, base, 3, "incident-1")
+    }
+
+    fn ctx() -> Context {
+        Context::new(&Inputs::default())
+    }
+
+    fn with_secret(name: &str, value: &str) -> Context {
+        let mut inputs = Inputs::default();
+        inputs
+            .secrets
+            .insert(name.into(), secrecy::SecretString::from(value.to_string()));
+        inputs
+            .display
+            .insert(name.into(), Value::from(crate::event::REDACTED));
+        Context::new(&inputs)
+    }
+
+    const STEPS: &str = "version: 1\nname: t\nsteps:\n  - {id: read, name: R, action: api_keys.get, with: {id: k-1}, outputs: {name: response.name}}\n  - {id: make, name: M, needs: [read], action: api_keys.create, with: {name: \"{{ steps.read.outputs.name }}\", scopes: [Patient.read]}}\n  - {id: gone, name: G, needs: [read], when: \"steps.read.outputs.name == 'x'\", action: api_keys.delete, with: {id: k-1}}\n";
+
+    #[test]
+    fn ahead_of_the_run_what_reads_a_step_not_run_is_a_template_and_its_condition_later() {
+        let p = planner(STEPS);
+        let plans = p.ahead(&ctx(), &Default::default());
+        assert!(matches!(plans[0].work, Work::One(_)), "exact: {:?}", plans[0].work);
+        let Work::Pending(views) = &plans[1].work else {
+            panic!("a template: {:?}", plans[1].work);
+        };
+        let body = views[0].body.clone().unwrap_or_default();
+        let name = body["name"].as_str().unwrap_or_default();
+        assert!(name.starts_with("<read.name>.esus-ir-"), "{name}");
+        assert_eq!(plans[1].follow_ups.len(), 1, "the rename follows");
+        assert_eq!(plans[1].follow_ups[0].method, "PUT");
+        assert!(matches!(plans[2].condition, Condition::Later(_)));
+        assert!(plans[2].approval.asks(), "a delete is asked");
+    }
+
+    #[test]
+    fn a_create_is_sent_under_the_claim_of_its_incident_step_and_item() {
+        let p = planner(STEPS);
+        let mut c = ctx();
+        c.set_step(
+            "read",
+            crate::event::StepStatus::Ok,
+            serde_json::json!({"name": "ehr"}).as_object().cloned().unwrap_or_default(),
+            Default::default(),
+        );
+        let plan = p.step(&c, 1, &BTreeSet::new());
+        let Work::One(req) = &plan.work else {
+            panic!("exact: {:?}", plan.work);
+        };
+        let name = req.body.as_ref().map(|b| b.display()["name"].clone());
+        let expected = claim::key_name("ehr", &claim::tag("incident-1", "make", None));
+        assert_eq!(name, Some(Value::from(expected)));
+        assert_eq!(plan.approval, Approval::NotAsked { writes: true });
+        let other = Planner::new(p.valid.clone(), p.base().clone(), 3, "incident-2");
+        let Work::One(req2) = other.step(&c, 1, &BTreeSet::new()).work else {
+            panic!("exact");
+        };
+        assert_ne!(
+            req2.body.as_ref().map(|b| b.display()["name"].clone()),
+            req.body.as_ref().map(|b| b.display()["name"].clone()),
+            "another incident, another claim"
+        );
+    }
+
+    #[test]
+    fn a_fan_out_is_capped_and_typed_for_every_request_it_sends() {
+        let p = planner(
+            "version: 1\nname: t\nsteps:\n  - {id: rm, name: R, action: api_keys.delete, foreach: \"['a','b','c']\", with: {id: \"{{ item }}\"}, confirm: typed}\n  - {id: big, name: B, action: api_keys.get, foreach: \"['a','b','c','d']\", with: {id: \"{{ item }}\"}}\n",
+        );
+        let done: BTreeSet<usize> = [1].into();
+        let plan = p.step(&ctx(), 0, &done);
+        let Work::Many(b) = &plan.work else {
+            panic!("a batch");
+        };
+        assert_eq!(b.todo_len(), 2, "the item done earlier is not sent");
+        assert_eq!(
+            plan.approval,
+            Approval::Typed {
+                message: "Run `R` (api_keys.delete)?".into(),
+                target: "2".into()
+            }
+        );
+        let shown = p.shown(&ctx(), &plan).expect("shown");
+        assert_eq!(shown.total, 2);
+        let items: Vec<Option<usize>> = shown.covers.iter().map(|c| c.item).collect();
+        assert_eq!(items, [Some(0), Some(2)]);
+        let mut digest = super::super::digest::BatchDigest::default();
+        for v in &shown.requests {
+            digest.push(v);
+        }
+        assert_eq!(shown.digest, digest.finish(), "over exactly what is shown");
+        let big = p.step(&ctx(), 1, &BTreeSet::new());
+        assert!(
+            big.problems.iter().any(|e| e.contains("the cap is 3")),
+            "{:?}",
+            big.problems
+        );
+        assert!(!big.sends());
+    }
+
+    #[test]
+    fn what_can_be_checked_before_sending_is_a_problem_of_the_plan() {
+        let p = planner(
+            "version: 1\nname: t\ninputs:\n  token: {type: secret}\nsteps:\n  - {id: out, name: O, action: auth.logout, with: {token: \"{{ inputs.token }}\"}}\n  - {id: s, name: S, action: api_keys.list, save: \"{{ '..' }}/x.json\"}\n",
+        );
+        let bad = with_secret("token", "eyJ\u{7}x");
+        let plan = p.step(&bad, 0, &BTreeSet::new());
+        assert!(
+            plan.problems.iter().any(|e| e.contains("cannot be an HTTP header value")),
+            "{:?}",
+            plan.problems
+        );
+        assert!(!plan.problems.iter().any(|e| e.contains("eyJ")), "never the value");
+        let good = p.step(&with_secret("token", "eyJ.ok"), 0, &BTreeSet::new());
+        assert!(good.problems.is_empty(), "{:?}", good.problems);
+        let save = p.step(&ctx(), 1, &BTreeSet::new());
+        assert!(
+            save.problems.iter().any(|e| e.contains("is refused")),
+            "{:?}",
+            save.problems
+        );
+    }
+
+    #[test]
+    fn a_destructive_step_is_asked_whatever_its_runbook_says_and_a_false_condition_skips() {
+        let mut valid = crate::runbook::check(
+            "version: 1\nname: t\ninputs:\n  go: {type: boolean, default: false}\nsteps:\n  - {id: rm, name: R, action: api_keys.delete, with: {id: k-1}}\n  - {id: no, name: N, when: inputs.go, action: api_keys.delete, with: {id: k-2}}\n",
+        )
+        .expect("valid");
+        valid.steps[0].confirm = ConfirmMode::No;
+        assert_eq!(effective(&valid.steps[0]), ConfirmMode::Ask(None));
+        let p = Planner::new(Arc::new(valid), Url::parse("https://e.test").expect("url"), 0, "i");
+        let mut inputs = Inputs::default();
+        inputs.display.insert("go".into(), Value::Bool(false));
+        let c = Context::new(&inputs);
+        assert!(p.step(&c, 0, &BTreeSet::new()).approval.asks());
+        let skipped = p.step(&c, 1, &BTreeSet::new());
+        assert_eq!(skipped.condition, Condition::Skipped("inputs.go".into()));
+        assert!(!skipped.sends());
+    }
+}
