@@ -331,8 +331,8 @@ async fn ctrl_c_finishes_in_flight_requests_and_stops_cleanly() {
     assert!(
         !records
             .iter()
-            .any(|r| r["type"] == "request" && r["data"]["step"] == "rotate"),
-        "the rotate was never started"
+            .any(|r| r["type"] == "request" && r["data"]["step"] == "replace"),
+        "the replacement, which waits for the delete, was never started"
     );
     let (code, said) = verify(&env, &env.transcript());
     assert_eq!(code, 0, "{said}");
