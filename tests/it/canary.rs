@@ -528,7 +528,11 @@ async fn refresh_compromised_session(sim: &SimHandle) -> (Canary, Canary) {
         .send()
         .await
         .expect("refresh the compromised session");
-    assert_eq!(resp.status().as_u16(), 200, "refreshing the compromised session");
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "refreshing the compromised session"
+    );
     let pair: serde_json::Value = resp.json().await.expect("a token pair");
     let field = |f: &str| pair[f].as_str().expect("token").to_string();
     (

@@ -86,8 +86,17 @@ fn graph_renders_mermaid_with_destructive_steps_marked() {
         assert!(class_line.contains(id), "{id} destructive: {class_line}");
     }
     // Reads, checks and the create (it adds access, takes none away) are not destructive.
-    for id in ["s_snapshot", "s_contained", "s_session_dead", "s_audit", "s_replace"] {
-        assert!(!class_line.contains(id), "{id} not destructive: {class_line}");
+    for id in [
+        "s_snapshot",
+        "s_contained",
+        "s_session_dead",
+        "s_audit",
+        "s_replace",
+    ] {
+        assert!(
+            !class_line.contains(id),
+            "{id} not destructive: {class_line}"
+        );
     }
 }
 

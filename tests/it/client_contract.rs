@@ -174,7 +174,9 @@ async fn every_action_is_answered_with_the_success_the_openapi_documents() {
         .filter(|r| r["method"] == "POST" && url_path(r) == "/api-keys")
         .collect();
     assert_eq!(create_posts.len(), 1, "{create_posts:#?}");
-    let claim = create_posts[0]["body"]["name"].as_str().expect("claim name");
+    let claim = create_posts[0]["body"]["name"]
+        .as_str()
+        .expect("claim name");
     assert!(
         regex::Regex::new(r"^contract-key\.esus-ir-[0-9a-f]{10}$")
             .expect("regex")
@@ -193,7 +195,10 @@ async fn every_action_is_answered_with_the_success_the_openapi_documents() {
                 &Value::from("create"),
                 &serde_json::json!({"name": "contract-key"})
             ),
-            (&Value::from("update"), &serde_json::json!({"active": false})),
+            (
+                &Value::from("update"),
+                &serde_json::json!({"active": false})
+            ),
         ],
         "the create's rename to the asked name, then the update"
     );

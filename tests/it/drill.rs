@@ -133,18 +133,32 @@ fn a_drill_under_faults_still_contains_the_key() {
             let q = &r["data"]["request"];
             let url = q["url"].as_str().unwrap_or_default();
             let path = url.splitn(4, '/').nth(3).unwrap_or_default().to_string();
-            (q["method"].as_str().unwrap_or_default().to_string(), path, q["body"]["name"].clone())
+            (
+                q["method"].as_str().unwrap_or_default().to_string(),
+                path,
+                q["body"]["name"].clone(),
+            )
         })
         .collect();
     let claim = sent[0].2.as_str().expect("claim name").to_string();
-    assert!(claim.starts_with("prod-ehr-integration-2024.esus-ir-"), "{sent:?}");
+    assert!(
+        claim.starts_with("prod-ehr-integration-2024.esus-ir-"),
+        "{sent:?}"
+    );
     let methods: Vec<&str> = sent.iter().map(|(m, _, _)| m.as_str()).collect();
-    assert_eq!(methods, ["POST", "GET", "DELETE", "POST", "PUT"], "{sent:?}");
+    assert_eq!(
+        methods,
+        ["POST", "GET", "DELETE", "POST", "PUT"],
+        "{sent:?}"
+    );
     assert_eq!(sent[1].1, format!("api-keys?name={claim}"), "{sent:?}");
     assert_eq!(sent[3].2, claim.as_str(), "{sent:?}");
     assert_eq!(
         (sent[4].1.as_str(), &sent[4].2),
-        (format!("api-keys/{new_id}").as_str(), &Value::from("prod-ehr-integration-2024")),
+        (
+            format!("api-keys/{new_id}").as_str(),
+            &Value::from("prod-ehr-integration-2024")
+        ),
         "{sent:?}"
     );
     assert_ne!(sent[2].1, format!("api-keys/{new_id}"), "{sent:?}");

@@ -94,9 +94,17 @@ async fn a_completed_run_is_one_result_document() {
         // The session and the key were alive: nothing was refused, so nothing is marked expected.
         assert!(s["expected"].is_null(), "no refusal, none marked: {s:#}");
     }
-    let replace = steps.iter().find(|s| s["id"] == "replace").expect("replace");
-    let new_id = replace["outputs"]["new_key_id"].as_str().expect("new key id");
-    let snapshot = steps.iter().find(|s| s["id"] == "snapshot").expect("snapshot");
+    let replace = steps
+        .iter()
+        .find(|s| s["id"] == "replace")
+        .expect("replace");
+    let new_id = replace["outputs"]["new_key_id"]
+        .as_str()
+        .expect("new key id");
+    let snapshot = steps
+        .iter()
+        .find(|s| s["id"] == "snapshot")
+        .expect("snapshot");
     assert_eq!(
         env.sim.api_key(new_id).map(|k| k.name),
         snapshot["outputs"]["name"].as_str().map(str::to_owned),

@@ -67,9 +67,9 @@ async fn the_compromise_runbook_contains_the_key_with_yes() {
         detail.contains(&format!(
             "key {} is gone (GET /api-keys/{} → 404), where this incident saw it exist before",
             r.key_id, r.key_id
-        )) && detail
-            .contains("the leaked secret is refused (401), where ESUS accepted it earlier in this incident")
-            && !detail.contains("not proven"),
+        )) && detail.contains(
+            "the leaked secret is refused (401), where ESUS accepted it earlier in this incident"
+        ) && !detail.contains("not proven"),
         "{detail}"
     );
 

@@ -20,7 +20,9 @@ fn interactive(env: &Env, answer_delete: &str) -> i32 {
     session
         .expect("Delete API key")
         .expect("delete prompt shows the step's message");
-    session.expect("[y/N]").expect("the delete prompt's question");
+    session
+        .expect("[y/N]")
+        .expect("the delete prompt's question");
     session.send_line(answer_delete).expect("answer");
     let rest = eof_text(&session.expect(expectrl::Eof).expect("the run ends"));
     assert!(

@@ -673,8 +673,12 @@ async fn a_key_made_inactive_and_a_secret_refused_are_contained() {
         "version: 1\nname: check\ninputs:\n  leaked: {type: secret, env: LEAKED}\nsteps:\n  - {id: disable, name: Switch it off, action: api_keys.update, with: {id: k-1002, active: false}}\n  - {id: contained, name: Prove it, needs: [disable], action: api_keys.check_revoked, with: {id: k-1002, client_id: ck_analytics_export, secret: \"{{ inputs.leaked }}\"}}\n",
     );
     let mut cmd = env.run_cmd(&rb);
-    cmd.env("LEAKED", "sk_live_analytics_0b5d")
-        .args(["--yes", "--non-interactive", "--output", "json"]);
+    cmd.env("LEAKED", "sk_live_analytics_0b5d").args([
+        "--yes",
+        "--non-interactive",
+        "--output",
+        "json",
+    ]);
     let out = output(cmd).await;
     assert_code(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
