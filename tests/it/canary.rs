@@ -517,6 +517,36 @@ fn sim_canaries(sim: &SimHandle) -> Vec<Canary> {
     ]
 }
 
+/// Exchanges the compromised session's refresh token for a fresh pair of that same session (as
+/// its thief could): the access token and the new refresh token, both canaries.
+async fn refresh_compromised_session(sim: &SimHandle) -> (Canary, Canary) {
+    let resp = client_for(sim)
+        .post(format!("{}/auth/refresh", sim.base_url()))
+        .json(&serde_json::json!({
+            "refreshToken": sim.ready().session_refresh_token.expose_secret()
+        }))
+        .send()
+        .await
+        .expect("refresh the compromised session");
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "refreshing the compromised session"
+    );
+    let pair: serde_json::Value = resp.json().await.expect("a token pair");
+    let field = |f: &str| pair[f].as_str().expect("token").to_string();
+    (
+        Canary::known(
+            "secret input session_token (the compromised session, refreshed)",
+            field("accessToken"),
+        ),
+        Canary::known(
+            "compromised session's refresh token (refreshed)",
+            field("refreshToken"),
+        ),
+    )
+}
+
 /// The value of a secret input: the real credential ESUS knows (`real`), or a fresh canary.
 fn secret_value(name: &str, sim: &SimHandle, real: bool) -> Canary {
     let r = sim.ready();
@@ -620,10 +650,29 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
             | Mode::Dry
             | Mode::DryJsonVvv
     );
+    // LiveRefresh: the clock moves before anything is given to the run. The operator's token
+    // expires (the run renews it with ESUS_REFRESH_TOKEN), and so does the compromised
+    // session's access token: refused, an already expired stolen token proves nothing
+    // (containment is proven by difference), so — where the runbook takes no stolen refresh
+    // token of its own — the session's refresh token mints the live access token an attacker
+    // would now hold, and the run is given that one.
+    let mut fresh_session = None;
+    if mode == Mode::LiveRefresh {
+        sim.advance_clock(Duration::from_secs(20 * 60));
+        let takes = |name: &str| rb.secrets.iter().any(|(n, _, _)| n == name);
+        if takes("session_token") && !takes("refresh_token") {
+            let (access, refresh) = refresh_compromised_session(sim).await;
+            canaries.push(refresh);
+            fresh_session = Some(access);
+        }
+    }
     let secrets: Vec<(String, Canary)> = rb
         .secrets
         .iter()
-        .map(|(n, _, _)| (n.clone(), secret_value(n, sim, real_secrets)))
+        .map(|(n, _, _)| match (n.as_str(), &fresh_session) {
+            ("session_token", Some(fresh)) => (n.clone(), fresh.clone()),
+            _ => (n.clone(), secret_value(n, sim, real_secrets)),
+        })
         .collect();
     canaries.extend(secrets.iter().map(|(_, c)| c.clone()));
 
@@ -737,7 +786,7 @@ async fn run_case(ctx: &Ctx, mode: Mode, rb: &Rb) -> Tally {
                     .env("ESUS_PASSWORD", &ctx.scenario.mfa_password);
             }
             Mode::LiveRefresh => {
-                sim.advance_clock(Duration::from_secs(20 * 60));
+                // The clock was moved above, before the secrets were chosen.
                 cmd.env("ESUS_TOKEN", &admin)
                     .env("ESUS_REFRESH_TOKEN", r.admin_refresh_token.expose_secret());
             }

@@ -15,7 +15,7 @@ fn validate_accepts_the_bundled_runbook_by_name_and_path() {
         .args(["validate", "api-key-compromise"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("ok (8 steps"));
+        .stdout(predicate::str::contains("ok (7 steps, 4 inputs)"));
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/runbooks/api-key-compromise.yaml"
@@ -71,10 +71,33 @@ fn graph_renders_mermaid_with_destructive_steps_marked() {
         .lines()
         .find(|l| l.trim_start().starts_with("class "))
         .expect("class line");
-    for id in ["s_logout", "s_delete", "s_rotate"] {
+    // Containment first: the replacement and the proof both wait for the delete.
+    assert!(
+        text.contains("s_delete --> s_contained") && text.contains("s_delete --> s_replace"),
+        "{text}"
+    );
+    // No rotate any more: the replacement is a create from the snapshot.
+    assert!(
+        !text.contains("s_rotate") && !text.contains("s_recreate"),
+        "{text}"
+    );
+    assert!(text.contains("(api_keys.create)"), "{text}");
+    for id in ["s_logout", "s_delete"] {
         assert!(class_line.contains(id), "{id} destructive: {class_line}");
     }
-    assert!(!class_line.contains("s_snapshot"), "{class_line}");
+    // Reads, checks and the create (it adds access, takes none away) are not destructive.
+    for id in [
+        "s_snapshot",
+        "s_contained",
+        "s_session_dead",
+        "s_audit",
+        "s_replace",
+    ] {
+        assert!(
+            !class_line.contains(id),
+            "{id} not destructive: {class_line}"
+        );
+    }
 }
 
 #[test]

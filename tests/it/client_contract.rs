@@ -161,8 +161,83 @@ async fn every_action_is_answered_with_the_success_the_openapi_documents() {
         .as_str()
         .expect("new id")
         .to_string();
-    assert_eq!(seen("PUT", &format!("/api-keys/{created}")), [Some(200)]);
+    // The created key: made under this incident's claim name, then renamed by a follow-up PUT
+    // of the `create` step, before the runbook's own update PUT.
+    assert_eq!(
+        seen("PUT", &format!("/api-keys/{created}")),
+        [Some(200), Some(200)],
+        "the rename, then the update"
+    );
+    let sent = sent_requests(&env);
+    let create_posts: Vec<&Value> = sent
+        .iter()
+        .filter(|r| r["method"] == "POST" && url_path(r) == "/api-keys")
+        .collect();
+    assert_eq!(create_posts.len(), 1, "{create_posts:#?}");
+    let claim = create_posts[0]["body"]["name"]
+        .as_str()
+        .expect("claim name");
+    assert!(
+        regex::Regex::new(r"^contract-key\.esus-ir-[0-9a-f]{10}$")
+            .expect("regex")
+            .is_match(claim),
+        "created under its exact claim name: {claim}"
+    );
+    let puts: Vec<(&Value, &Value)> = sent
+        .iter()
+        .filter(|r| r["method"] == "PUT" && url_path(r) == format!("/api-keys/{created}"))
+        .map(|r| (&r["step"], &r["body"]))
+        .collect();
+    assert_eq!(
+        puts,
+        [
+            (
+                &Value::from("create"),
+                &serde_json::json!({"name": "contract-key"})
+            ),
+            (
+                &Value::from("update"),
+                &serde_json::json!({"active": false})
+            ),
+        ],
+        "the create's rename to the asked name, then the update"
+    );
+    // The rename is approved as the follow-up of the create's own approval.
+    let confirmations: Vec<Value> = std::fs::read_to_string(env.transcript())
+        .expect("transcript")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("record"))
+        .filter(|r| r["type"] == "confirmation" && r["data"]["step"] == "create")
+        .map(|r| r["data"].clone())
+        .collect();
+    assert_eq!(confirmations.len(), 2, "{confirmations:#?}");
+    assert_eq!(confirmations[1]["how"], "follow-up", "{confirmations:#?}");
+    assert_eq!(
+        confirmations[1]["follows"], confirmations[0]["approval"],
+        "{confirmations:#?}"
+    );
+    // The check took its baseline (the key exists) before the delete, then saw it gone.
+    assert_eq!(
+        seen("GET", &format!("/api-keys/{created}")),
+        [Some(200), Some(404)]
+    );
     assert_eq!(seen("DELETE", &format!("/api-keys/{created}")), [Some(204)]);
+    // A rotate first reads its key (its `supersededBy` before), then rotates it.
+    let seq_of = |method: &str, path: &str| {
+        log.iter()
+            .filter(|q| q.method == method && q.path == path)
+            .map(|q| q.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seen("GET", "/api-keys/k-1005"), [Some(200)]);
+    let (read, rotate) = (
+        seq_of("GET", "/api-keys/k-1005"),
+        seq_of("POST", "/api-keys/k-1005/rotate"),
+    );
+    assert!(
+        rotate.len() == 1 && read[0] < rotate[0],
+        "read {read:?} before rotate {rotate:?}"
+    );
     assert!(
         log.iter().any(|q| q.method == "DELETE"
             && q.path.starts_with("/roles/users/u-1002/")
@@ -199,4 +274,26 @@ async fn every_action_is_answered_with_the_success_the_openapi_documents() {
         .await
         .expect("json");
     assert_eq!(consent["status"], "inactive", "{consent}");
+}
+
+/// The requests of the run's transcript: method, URL, body (secrets redacted) and step.
+fn sent_requests(env: &Env) -> Vec<Value> {
+    std::fs::read_to_string(env.transcript())
+        .expect("transcript")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("record"))
+        .filter(|r| r["type"] == "request")
+        .map(|r| {
+            let mut q = r["data"]["request"].clone();
+            q["step"] = r["data"]["step"].clone();
+            q
+        })
+        .collect()
+}
+
+/// The path of a transcript request's URL, without the query.
+fn url_path(request: &Value) -> String {
+    let url = request["url"].as_str().expect("url");
+    let after_host = url.splitn(4, '/').nth(3).unwrap_or("");
+    format!("/{}", after_host.split('?').next().unwrap_or(""))
 }

@@ -74,7 +74,7 @@ fn a_drill_under_faults_still_contains_the_key() {
         "--fault",
         "error_count=2@GET /api-keys/{id}",
         "--fault",
-        "drop_count=1@POST /api-keys/{id}/rotate",
+        "drop_count=1@POST /api-keys",
         "--fault",
         "drop_count=1@DELETE /api-keys/{id}",
         "--fault",
@@ -99,8 +99,77 @@ fn a_drill_under_faults_still_contains_the_key() {
         "the 503s were retried: {}",
         report["retries"]
     );
+    // The replacement's create lost its answer (and the new secret): it was settled by its
+    // exact claim name — the key it made found, revoked, and the create sent again — never by
+    // a guess, and the run used the second key.
+    let replace = report["run"]["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "replace"))
+        .expect("replace");
+    assert_eq!(replace["status"], "ok", "{replace}");
+    let reason = replace["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("reached ESUS but its answer (and the new secret) was lost")
+            && reason.contains("by its exact claim")
+            && reason.contains("revoked and the request sent again"),
+        "{replace}"
+    );
+    let new_id = replace["outputs"]["new_key_id"].as_str().expect("new key");
+    // What the transcript shows the step sent: the create under its claim name, the look-up by
+    // that exact name, the revoke of the key whose secret was lost, the create again, and the
+    // rename of the new key.
+    let transcript = std::fs::read_to_string(
+        report["run"]["transcript"]
+            .as_str()
+            .map(|t| dir.path().join(t))
+            .expect("path"),
+    )
+    .expect("transcript");
+    let sent: Vec<(String, String, Value)> = transcript
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("record"))
+        .filter(|r| r["type"] == "request" && r["data"]["step"] == "replace")
+        .map(|r| {
+            let q = &r["data"]["request"];
+            let url = q["url"].as_str().unwrap_or_default();
+            let path = url.splitn(4, '/').nth(3).unwrap_or_default().to_string();
+            (
+                q["method"].as_str().unwrap_or_default().to_string(),
+                path,
+                q["body"]["name"].clone(),
+            )
+        })
+        .collect();
+    let claim = sent[0].2.as_str().expect("claim name").to_string();
+    assert!(
+        claim.starts_with("prod-ehr-integration-2024.esus-ir-"),
+        "{sent:?}"
+    );
+    let methods: Vec<&str> = sent.iter().map(|(m, _, _)| m.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["POST", "GET", "DELETE", "POST", "PUT"],
+        "{sent:?}"
+    );
+    assert_eq!(sent[1].1, format!("api-keys?name={claim}"), "{sent:?}");
+    assert_eq!(sent[3].2, claim.as_str(), "{sent:?}");
+    assert_eq!(
+        (sent[4].1.as_str(), &sent[4].2),
+        (
+            format!("api-keys/{new_id}").as_str(),
+            &Value::from("prod-ehr-integration-2024")
+        ),
+        "{sent:?}"
+    );
+    assert_ne!(sent[2].1, format!("api-keys/{new_id}"), "{sent:?}");
+    assert!(
+        check(&report, "replacement with the same name and scopes")["detail"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(new_id)),
+        "the scored replacement is the run's: {report}"
+    );
     // The faults really fired (as the simulator logged them, not counted from our own flags):
-    // two 503s and two dropped answers.
+    // two 503s and two dropped answers (the delete's and the create's).
     let fired = &report["faults_fired"];
     assert_eq!(fired["error"], 2, "{fired}");
     assert_eq!(fired["drop"], 2, "{fired}");
@@ -199,35 +268,48 @@ fn the_drill_scorer_reads_the_simulators_state_not_through_injected_faults() {
     }
 }
 
+// Seeds under which the 5xx answers land on requests a run may retry (GETs) and on none that is
+// not safe to repeat: a 500 to the stolen refresh token's `POST /auth/refresh` (what seed 7 now
+// draws, the run's request sequence having changed) rightly stops an unattended run with an
+// unknown outcome, which is not what this test is about. Three seeds, each with faults fired.
 #[test]
 fn the_drill_scorer_reads_session_state_not_through_injected_faults() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "session-compromise",
-        "--fault",
-        "error_rate=0.2",
-        "--seed",
-        "7",
-    ];
-    let (code, report, stderr) = drill(dir.path(), &args);
-    assert_eq!(
-        report["run"]["containment"]["state"], "contained",
-        "{report}\n{stderr}"
-    );
-    for name in [
-        "every session of the user is dead",
-        "stolen access token refused",
-        "stolen refresh token refused",
-    ] {
+    for seed in ["4", "8", "12"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = [
+            "session-compromise",
+            "--fault",
+            "error_rate=0.2",
+            "--seed",
+            seed,
+        ];
+        let (code, report, stderr) = drill(dir.path(), &args);
         assert_eq!(
-            check(&report, name)["passed"],
-            true,
-            "{}",
-            check(&report, name)
+            report["run"]["containment"]["state"], "contained",
+            "seed {seed}: {report}\n{stderr}"
         );
+        assert!(
+            report["faults_fired"]["error"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "seed {seed}: the faults fired: {}",
+            report["faults_fired"]
+        );
+        for name in [
+            "every session of the user is dead",
+            "stolen access token refused",
+            "stolen refresh token refused",
+        ] {
+            assert_eq!(
+                check(&report, name)["passed"],
+                true,
+                "seed {seed}: {}",
+                check(&report, name)
+            );
+        }
+        assert_plain_words(&report);
+        assert_eq!(code, 0, "seed {seed}");
     }
-    assert_plain_words(&report);
-    assert_eq!(code, 0);
 }
 
 // The control: a runbook that calls itself api-key-compromise but contains nothing. The run

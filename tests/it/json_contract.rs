@@ -74,17 +74,77 @@ async fn a_completed_run_is_one_result_document() {
     assert_eq!(doc["contained"], "contained");
     assert!(doc["time_to_containment_ms"].is_u64());
     assert!(doc["started_at"].is_string() && doc["finished_at"].is_string());
-    let rotate = doc["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["id"] == "rotate"))
-        .expect("rotate");
-    assert_eq!(rotate["expected"], 404, "the expected refusal is marked");
+    let steps = doc["steps"].as_array().expect("steps");
+    let ids: Vec<&str> = steps.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "snapshot",
+            "logout",
+            "delete",
+            "contained",
+            "session_dead",
+            "audit",
+            "replace"
+        ],
+        "every step of the runbook, once, in its order"
+    );
+    for s in steps {
+        assert_eq!(s["status"], "ok", "{s:#}");
+        // The session and the key were alive: nothing was refused, so nothing is marked expected.
+        assert!(s["expected"].is_null(), "no refusal, none marked: {s:#}");
+    }
+    let replace = steps
+        .iter()
+        .find(|s| s["id"] == "replace")
+        .expect("replace");
+    let new_id = replace["outputs"]["new_key_id"]
+        .as_str()
+        .expect("new key id");
+    let snapshot = steps
+        .iter()
+        .find(|s| s["id"] == "snapshot")
+        .expect("snapshot");
+    assert_eq!(
+        env.sim.api_key(new_id).map(|k| k.name),
+        snapshot["outputs"]["name"].as_str().map(str::to_owned),
+        "the replacement carries the old key's name once renamed"
+    );
+    assert!(
+        replace["outputs"].get("new_secret").is_none(),
+        "a secret output is a file, never in the document: {replace:#}"
+    );
+    assert_eq!(
+        replace["secret_files"].as_array().map(Vec::len),
+        Some(1),
+        "{replace:#}"
+    );
     assert!(
         doc["resume_command"].is_null(),
         "a finished run has nothing to resume"
     );
     let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
     assert!(transcript.contains("\"incident_id\":\"INC-4711\""));
+
+    // An answer the runbook expects (`expect: [404]`) is an expected refusal, not a failure, and
+    // the result document marks it. (The bundled runbook no longer refuses itself anything: its
+    // rotate of the deleted key is gone.)
+    let rb = env.runbook(
+        "expected.yaml",
+        "version: 1\nname: expected-refusal\nsteps:\n  - id: gone\n    name: Read a key that does not exist\n    action: api_keys.get\n    with:\n      id: k-no-such-key\n    expect: [404]\n",
+    );
+    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run-expected"));
+    cmd.args(["--non-interactive", "--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let doc = one_valid_document(&out.stdout, "result");
+    assert_eq!(doc["outcome"], "success");
+    let gone = doc["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "gone"))
+        .expect("gone");
+    assert_eq!(gone["status"], "ok", "{gone:#}");
+    assert_eq!(gone["expected"], 404, "the expected refusal is marked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -356,24 +356,27 @@ async fn an_expired_token_is_refreshed_mid_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_that_expires_mid_run_without_refresh_stops_unattended_runs_with_exit_4() {
-    // The rotate is held long enough for the test to move the simulated clock past the token's
-    // 15 minutes: the preflight passed, the next request is refused.
-    let env = Env::with(with("latency=1500ms@POST /api-keys/{id}/rotate")).await;
+    // The replacement's create is held long enough for the test to move the simulated clock past
+    // the token's 15 minutes: the preflight passed, the next request is refused.
+    let env = Env::with(with("latency=1500ms@POST /api-keys")).await;
     let mut cmd = env.run_cmd("api-key-compromise");
     env.compromise_args(&mut cmd);
     cmd.args(["--yes", "--non-interactive"]);
     let run = tokio::spawn(output(cmd));
+    let mut held = false;
     for _ in 0..200 {
         if env
             .sim
             .requests()
             .iter()
-            .any(|q| q.path.ends_with("/rotate"))
+            .any(|q| q.method == "POST" && q.path == "/api-keys" && q.status.is_none())
         {
+            held = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    assert!(held, "the create was seen in flight");
     env.sim
         .advance_clock(std::time::Duration::from_secs(20 * 60));
     let out = run.await.expect("join");

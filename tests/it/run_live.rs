@@ -33,17 +33,44 @@ async fn the_compromise_runbook_contains_the_key_with_yes() {
         "the compromised session is dead: {session:?}"
     );
 
-    // The leaked secret itself was presented to ESUS (the containment probe), and refused.
-    let key_probes: Vec<Option<u16>> = env
-        .sim
-        .requests()
+    // The leaked secret itself was presented to ESUS (the containment probe) twice: before the
+    // delete, as a baseline, ESUS accepted it (403: the key authenticated, and API keys may not
+    // read /api-keys); after the delete it refused it (401). The refusal proves something only
+    // against that earlier acceptance.
+    let log = env.sim.requests();
+    let key_probes: Vec<(u64, Option<u16>)> = log
         .iter()
         .filter(|q| q.credential == CredentialKind::ApiKey)
-        .map(|q| q.status)
+        .map(|q| (q.seq, q.status))
         .collect();
+    let statuses: Vec<Option<u16>> = key_probes.iter().map(|(_, s)| *s).collect();
+    assert_eq!(
+        statuses,
+        [Some(403), Some(401)],
+        "the leaked-secret probe was accepted before the delete and refused after it"
+    );
+    let delete_seq = log
+        .iter()
+        .find(|q| q.method == "DELETE" && q.path == format!("/api-keys/{}", r.key_id))
+        .map(|q| q.seq)
+        .expect("the delete was sent");
     assert!(
-        !key_probes.is_empty() && key_probes.iter().all(|s| *s == Some(401)),
-        "the leaked-secret probe was sent and answered 401: {key_probes:?}"
+        key_probes[0].0 < delete_seq && delete_seq < key_probes[1].0,
+        "baseline before the delete, proof after it: {key_probes:?}, delete {delete_seq}"
+    );
+    let contained = report["containment"]["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["step"] == "contained"))
+        .expect("the contained check");
+    let detail = contained["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains(&format!(
+            "key {} is gone (GET /api-keys/{} → 404), where this incident saw it exist before",
+            r.key_id, r.key_id
+        )) && detail.contains(
+            "the leaked secret is refused (401), where ESUS accepted it earlier in this incident"
+        ) && !detail.contains("not proven"),
+        "{detail}"
     );
 
     // A replacement with the same name and scopes exists.
@@ -54,9 +81,9 @@ async fn the_compromise_runbook_contains_the_key_with_yes() {
             .find(|s| s["id"] == id)
             .unwrap_or_else(|| panic!("step {id}"))
     };
-    let new_id = [step("rotate"), step("recreate")]
-        .iter()
-        .find_map(|s| s["outputs"]["new_key_id"].as_str().map(str::to_string))
+    let new_id = step("replace")["outputs"]["new_key_id"]
+        .as_str()
+        .map(str::to_string)
         .expect("a replacement id");
     let new = env.sim.api_key(&new_id).expect("replacement exists");
     assert_eq!(
@@ -87,9 +114,9 @@ async fn the_compromise_runbook_contains_the_key_with_yes() {
     assert!(pages >= 3, "{pages} pages");
 
     // The replacement's secret went to a 0600 file and nowhere else.
-    let secret_file = [step("rotate"), step("recreate")]
-        .iter()
-        .find_map(|s| s["secret_files"][0].as_str().map(str::to_string))
+    let secret_file = step("replace")["secret_files"][0]
+        .as_str()
+        .map(str::to_string)
         .expect("secret file");
     let secret = std::fs::read_to_string(&secret_file)
         .expect("secret")

@@ -50,9 +50,21 @@ async fn dry_run_reads_sends_only_gets_and_resolves_later_steps() {
     let before = env.sim.api_key(&env.sim.ready().key_id).expect("key");
     assert!(before.usable_now && !before.deleted, "nothing changed");
     let shown = text(&out.stdout);
+    // The replacement's create, resolved from the snapshot, under its claim name; then its
+    // rename to the snapshot's name, a follow-up to the key it will create.
     assert!(
-        shown.contains("\"name\":\"prod-ehr-integration-2024\""),
-        "the snapshot resolved the recreate body:\n{shown}"
+        regex::Regex::new(
+            r#"\{"name":"prod-ehr-integration-2024\.esus-ir-[0-9a-f]{10}","scopes":\["Patient\.read","Observation\.read"\]"#
+        )
+        .expect("regex")
+        .is_match(&shown),
+        "the snapshot resolved the replacement's create body:\n{shown}"
+    );
+    assert!(
+        shown.contains("PUT ")
+            && shown.contains("/api-keys/<new-key-id>")
+            && shown.contains("{\"name\":\"prod-ehr-integration-2024\"}"),
+        "the rename follows the create:\n{shown}"
     );
 }
 

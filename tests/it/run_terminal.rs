@@ -7,8 +7,9 @@ use expectrl::Expect;
 
 use crate::run_support::{Env, verify};
 
-/// Drives an interactive run: answers the logout prompt `y`⏎, the delete prompt with
-/// `answer_delete`⏎ (and the rotate prompt `y`⏎ after a yes); returns the exit code.
+/// Drives an interactive run: answers the logout prompt `y`⏎ and the delete prompt with
+/// `answer_delete`⏎ — the only two prompts (the replacement is a create: it takes no access away
+/// and asks nothing, its rename is the follow-up of that approval); returns the exit code.
 fn interactive(env: &Env, answer_delete: &str) -> i32 {
     let mut session = expectrl::Session::spawn(env.std_cmd()).expect("spawn in a pty");
     session.set_expect_timeout(Some(Duration::from_secs(30)));
@@ -19,12 +20,15 @@ fn interactive(env: &Env, answer_delete: &str) -> i32 {
     session
         .expect("Delete API key")
         .expect("delete prompt shows the step's message");
+    session
+        .expect("[y/N]")
+        .expect("the delete prompt's question");
     session.send_line(answer_delete).expect("answer");
-    if answer_delete == "y" {
-        session.expect("Rotate").expect("rotate prompt");
-        session.send_line("y").expect("answer");
-    }
-    session.expect(expectrl::Eof).expect("the run ends");
+    let rest = eof_text(&session.expect(expectrl::Eof).expect("the run ends"));
+    assert!(
+        !rest.contains("[y/N]") && !rest.contains("Type `"),
+        "no prompt after the delete's: {rest}"
+    );
     exit_code(&mut session)
 }
 
@@ -88,6 +92,24 @@ async fn answering_yes_at_real_prompts_contains_the_key() {
         transcript.contains("\"how\":\"interactive\""),
         "approvals recorded as interactive"
     );
+    // Exactly the two prompts were answered at the terminal: logout, delete.
+    let asked: Vec<String> = transcript
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("record"))
+        .filter(|r| r["type"] == "confirmation" && r["data"]["how"] == "interactive")
+        .map(|r| r["data"]["step"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(asked, ["logout", "delete"], "{transcript}");
+    // The replacement was made all the same, and renamed to the old key's name.
+    let old = env.sim.api_key(&env.sim.ready().key_id).expect("old key");
+    assert!(
+        env.sim
+            .api_keys()
+            .iter()
+            .any(|k| k.id != old.id && k.name == old.name && k.usable_now),
+        "a usable replacement named {}",
+        old.name
+    );
     assert_eq!(verify(&env, &env.transcript()).0, 0);
 }
 
@@ -99,6 +121,11 @@ async fn answering_no_stops_the_run_with_exit_3_and_sends_nothing_more() {
     let log = env.sim.requests();
     assert!(log.iter().all(|q| q.method != "DELETE"), "{log:?}");
     assert!(log.iter().all(|q| !q.path.ends_with("/rotate")));
+    assert!(
+        log.iter()
+            .all(|q| !(q.method == "POST" && q.path == "/api-keys") && q.method != "PUT"),
+        "no replacement without the delete: {log:?}"
+    );
     assert!(
         env.sim
             .api_key(&env.sim.ready().key_id)
@@ -306,8 +333,8 @@ async fn ctrl_c_finishes_in_flight_requests_and_stops_cleanly() {
     assert!(
         !records
             .iter()
-            .any(|r| r["type"] == "request" && r["data"]["step"] == "rotate"),
-        "the rotate was never started"
+            .any(|r| r["type"] == "request" && r["data"]["step"] == "replace"),
+        "the replacement, which waits for the delete, was never started"
     );
     let (code, said) = verify(&env, &env.transcript());
     assert_eq!(code, 0, "{said}");

@@ -376,7 +376,8 @@ async fn secrets_given_in_files_work_and_appear_nowhere_else() {
     let out = output(cmd).await;
     assert_code(&out, 0);
     // Each secret did its job: the admin token authenticated the run, the session was logged
-    // out, the leaked secret was presented once by the containment check and refused.
+    // out, the leaked secret was presented by the containment check twice: accepted before the
+    // delete (its baseline), refused after it.
     let log = sent(&env);
     assert!(
         log.iter()
@@ -393,15 +394,29 @@ async fn secrets_given_in_files_work_and_appear_nowhere_else() {
             .is_some_and(|s| s.revoked),
         "{sessions:?}"
     );
-    let probes: Vec<Option<u16>> = log
+    let probes: Vec<(u64, Option<u16>)> = log
         .iter()
         .filter(|q| q.credential == CredentialKind::ApiKey)
-        .map(|q| q.status)
+        .map(|q| (q.seq, q.status))
         .collect();
+    let delete = log
+        .iter()
+        .find(|q| q.method == "DELETE" && q.path == format!("/api-keys/{}", r.key_id))
+        .map(|q| q.seq)
+        .expect("the delete");
+    assert!(
+        matches!(probes[..], [(before, Some(403)), (after, Some(401))] if before < delete && delete < after),
+        "the leaked secret was accepted before the delete and refused after it: {probes:?}"
+    );
+    // The stolen session token, given in a file, was accepted before the logout and refused
+    // after it.
     assert_eq!(
-        probes,
-        [Some(401)],
-        "the leaked secret was presented and refused"
+        log.iter()
+            .filter(|q| q.method == "GET" && q.path == "/auth/sessions")
+            .map(|q| q.status)
+            .collect::<Vec<_>>(),
+        [Some(200), Some(401)],
+        "{log:?}"
     );
     assert!(env.sim.api_key(&r.key_id).is_some_and(|k| k.deleted));
     // Nowhere else: argv, stdout, stderr, the transcript and every file of the run folder but
@@ -648,33 +663,51 @@ fn the_retry_rules_never_resend_what_may_have_reached_esus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_made_inactive_and_a_secret_refused_are_contained() {
     // ESUS's own way to switch a key off without deleting it: PUT /api-keys/{id} active: false.
+    // The runbook does it itself, so that its check can prove the change by difference: before
+    // the PUT the check reads the key and presents the leaked secret (accepted), after it the key
+    // is inactive and the secret refused. (Switched off before the run, the refusal would prove
+    // nothing: this incident would never have seen the secret accepted.)
     let env = Env::start().await;
-    let admin = env.sim.ready().admin_token.expose_secret().to_string();
-    let put = crate::sim_support::client()
-        .put(format!("{}/api-keys/k-1002", env.sim.base_url()))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"active": false}))
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(put.status(), 200);
     let rb = env.runbook(
         "check.yaml",
-        "version: 1\nname: check\ninputs:\n  leaked: {type: secret, env: LEAKED}\nsteps:\n  - {id: contained, name: Prove it, action: api_keys.check_revoked, with: {id: k-1002, client_id: ck_analytics_export, secret: \"{{ inputs.leaked }}\"}}\n",
+        "version: 1\nname: check\ninputs:\n  leaked: {type: secret, env: LEAKED}\nsteps:\n  - {id: disable, name: Switch it off, action: api_keys.update, with: {id: k-1002, active: false}}\n  - {id: contained, name: Prove it, needs: [disable], action: api_keys.check_revoked, with: {id: k-1002, client_id: ck_analytics_export, secret: \"{{ inputs.leaked }}\"}}\n",
     );
     let mut cmd = env.run_cmd(&rb);
-    cmd.env("LEAKED", "sk_live_analytics_0b5d")
-        .args(["--non-interactive", "--output", "json"]);
+    cmd.env("LEAKED", "sk_live_analytics_0b5d").args([
+        "--yes",
+        "--non-interactive",
+        "--output",
+        "json",
+    ]);
     let out = output(cmd).await;
     assert_code(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(report["contained"], "contained", "{report:#}");
-    let finding = serde_json::to_string(&report["steps"][0]).unwrap_or_default();
+    // Made inactive, not deleted.
+    let key = env.sim.api_key("k-1002").expect("k-1002");
+    assert!(!key.active && !key.deleted && !key.usable_now, "{key:?}");
+    let check = report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "contained"))
+        .expect("contained");
+    let finding = serde_json::to_string(check).unwrap_or_default();
     assert!(
         finding.contains("key k-1002 is inactive (active: false)")
-            && finding.contains("the leaked secret is refused (401)"),
+            && finding.contains(
+                "the leaked secret is refused (401), where ESUS accepted it earlier in this incident"
+            )
+            && !finding.contains("not proven"),
         "{finding}"
     );
+    // The leaked secret: accepted (authenticated, 403 on an admin route) before the PUT, refused
+    // after it.
+    let log = sent(&env);
+    let probes: Vec<Option<u16>> = log
+        .iter()
+        .filter(|q| q.credential == CredentialKind::ApiKey)
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(probes, [Some(403), Some(401)], "{log:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -718,27 +751,40 @@ async fn transcript_puts_the_signed_transcript_where_it_is_asked_and_it_verifies
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_check_reports_what_it_saw_as_outputs_a_runbook_can_read() {
+    // The runbook logs the stolen session out itself, so that its check proves the logout by
+    // difference: before it the stolen token is accepted (GET /auth/sessions, the baseline),
+    // after it refused. (Logged out before the run, the refusal would prove nothing.)
     let env = Env::start().await;
     let stolen = env.sim.ready().session_token.expose_secret().to_string();
-    let logout = crate::sim_support::client()
-        .post(format!("{}/auth/logout", env.sim.base_url()))
-        .bearer_auth(&stolen)
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(logout.status(), 200);
     let rb = env.runbook(
         "sessions.yaml",
-        "version: 1\nname: sessions\ninputs:\n  stolen: {type: secret, env: STOLEN}\nsteps:\n  - id: dead\n    name: Prove it\n    action: auth.check_sessions_ended\n    with: {token: \"{{ inputs.stolen }}\"}\n    outputs:\n      refused: response.token_refused\n",
+        "version: 1\nname: sessions\ninputs:\n  stolen: {type: secret, env: STOLEN}\nsteps:\n  - {id: logout, name: Log it out, action: auth.logout, with: {token: \"{{ inputs.stolen }}\"}}\n  - id: dead\n    name: Prove it\n    needs: [logout]\n    action: auth.check_sessions_ended\n    with: {token: \"{{ inputs.stolen }}\"}\n    outputs:\n      refused: response.token_refused\n",
     );
     let mut cmd = env.run_cmd(&rb);
     cmd.env("STOLEN", &stolen)
-        .args(["--non-interactive", "--output", "json"]);
+        .args(["--yes", "--non-interactive", "--output", "json"]);
     let out = output(cmd).await;
     assert_code(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(report["contained"], "contained", "{report:#}");
-    assert_eq!(report["steps"][0]["outputs"]["refused"], true, "{report:#}");
+    let dead = report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "dead"))
+        .expect("dead");
+    assert_eq!(dead["outputs"]["refused"], true, "{report:#}");
+    assert_eq!(
+        dead["finding"],
+        "the stolen access token is refused (401), where ESUS accepted it earlier in this incident",
+        "{report:#}"
+    );
+    // What the check saw: the stolen token accepted before the logout, refused after it.
+    let log = sent(&env);
+    let sessions: Vec<Option<u16>> = log
+        .iter()
+        .filter(|q| q.method == "GET" && q.path == "/auth/sessions")
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(sessions, [Some(200), Some(401)], "{log:?}");
     assert!(!text(&out.stdout).contains(&stolen) && !text(&out.stderr).contains(&stolen));
 }
 

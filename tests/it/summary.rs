@@ -47,16 +47,49 @@ async fn a_contained_run_leads_with_when_and_how_fast() {
         first.starts_with("CONTAINED at ") && first.contains("(time to containment "),
         "{stdout}"
     );
-    assert!(first.contains("key k-1001 is gone"), "{first}");
+    // Proven by difference, in words: what ESUS answers now against what this incident saw.
     assert!(
-        stdout.contains("ESUS answered 404") && stdout.contains("expected by the runbook"),
-        "the refused rotate reads as expected: {stdout}"
+        first.contains(
+            "key k-1001 is gone (GET /api-keys/k-1001 → 404), where this incident saw it exist before"
+        ) && first.contains(
+            "the leaked secret is refused (401), where ESUS accepted it earlier in this incident"
+        ) && first.contains(
+            "the stolen access token is refused (401), where ESUS accepted it earlier in this incident"
+        ) && !first.contains("not proven"),
+        "{first}"
     );
+    // Nothing was refused in this run, so nothing reads as an expected refusal.
+    assert!(!stdout.contains("expected by the runbook"), "{stdout}");
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(
         !stdout.contains("To continue this run"),
         "nothing to resume"
     );
+    assert_no_rust_names(&stdout);
+    assert_no_rust_names(&text(&out.stderr));
+
+    // A refusal the runbook expects (`expect: [404]`) reads as expected, never as a failure, in a
+    // contained run too. (The bundled runbook no longer has one: its rotate of the deleted key
+    // is gone.)
+    let rb = env.runbook(
+        "delete-twice.yaml",
+        "version: 1\nname: delete-twice\nsteps:\n  - {id: delete, name: Delete k-1002, action: api_keys.delete, with: {id: k-1002}}\n  - {id: again, name: Delete k-1002 again, needs: [delete], action: api_keys.delete, with: {id: k-1002}, expect: [404]}\n  - {id: contained, name: Prove it, needs: [again], action: api_keys.check_revoked, with: {id: k-1002}}\n",
+    );
+    let mut cmd = env.run_cmd_at(&rb, &env.dir.path().join("run-twice"));
+    cmd.args(["--yes", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let stdout = text(&out.stdout);
+    let first = first_line(&stdout);
+    assert!(
+        first.starts_with("CONTAINED at ") && first.contains("(time to containment "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ESUS answered 404") && stdout.contains("expected by the runbook"),
+        "the refused second delete reads as expected: {stdout}"
+    );
+    assert!(!stdout.contains("FAILED"), "{stdout}");
     assert_no_rust_names(&stdout);
     assert_no_rust_names(&text(&out.stderr));
 }
