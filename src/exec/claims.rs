@@ -10,6 +10,8 @@
 //! A created key is renamed to its own name once its secret is kept ([`settle_claim`]); the rename
 //! is recorded as a follow-up of the create's approval.
 
+// A step that cannot go on ends with its `StepResult`: it is the error, built once per step.
+#![allow(clippy::result_large_err)]
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -536,6 +536,15 @@ impl Run {
             return;
         }
         let valid = self.shared.valid.clone();
+        // Steps that will not start are known as such to the checks' templates (a check may
+        // read `steps.logout_all.status`), instead of being undefined.
+        for i in 0..valid.steps.len() {
+            if self.slots[i] == Slot::Pending && !valid.steps[i].action.check {
+                let id = &valid.runbook.steps[i].id;
+                self.ctx
+                    .set_step(id, StepStatus::Skipped, Map::new(), HashMap::new());
+            }
+        }
         for i in valid.graph.order().to_vec() {
             if valid.steps[i].action.check && self.slots[i] == Slot::Pending {
                 self.check_one_after_stop(i).await;

@@ -685,7 +685,11 @@ mod tests {
     fn ahead_of_the_run_what_reads_a_step_not_run_is_a_template_and_its_condition_later() {
         let p = planner(STEPS);
         let plans = p.ahead(&ctx(), &Default::default());
-        assert!(matches!(plans[0].work, Work::One(_)), "exact: {:?}", plans[0].work);
+        assert!(
+            matches!(plans[0].work, Work::One(_)),
+            "exact: {:?}",
+            plans[0].work
+        );
         let Work::Pending(views) = &plans[1].work else {
             panic!("a template: {:?}", plans[1].work);
         };
@@ -705,7 +709,10 @@ mod tests {
         c.set_step(
             "read",
             crate::event::StepStatus::Ok,
-            serde_json::json!({"name": "ehr"}).as_object().cloned().unwrap_or_default(),
+            serde_json::json!({"name": "ehr"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             Default::default(),
         );
         let plan = p.step(&c, 1, &BTreeSet::new());
@@ -771,11 +778,16 @@ mod tests {
         let bad = with_secret("token", "eyJ\u{7}x");
         let plan = p.step(&bad, 0, &BTreeSet::new());
         assert!(
-            plan.problems.iter().any(|e| e.contains("cannot be an HTTP header value")),
+            plan.problems
+                .iter()
+                .any(|e| e.contains("cannot be an HTTP header value")),
             "{:?}",
             plan.problems
         );
-        assert!(!plan.problems.iter().any(|e| e.contains("eyJ")), "never the value");
+        assert!(
+            !plan.problems.iter().any(|e| e.contains("eyJ")),
+            "never the value"
+        );
         let good = p.step(&with_secret("token", "eyJ.ok"), 0, &BTreeSet::new());
         assert!(good.problems.is_empty(), "{:?}", good.problems);
         let save = p.step(&ctx(), 1, &BTreeSet::new());
@@ -794,7 +806,12 @@ mod tests {
         .expect("valid");
         valid.steps[0].confirm = ConfirmMode::No;
         assert_eq!(effective(&valid.steps[0]), ConfirmMode::Ask(None));
-        let p = Planner::new(Arc::new(valid), Url::parse("https://e.test").expect("url"), 0, "i");
+        let p = Planner::new(
+            Arc::new(valid),
+            Url::parse("https://e.test").expect("url"),
+            0,
+            "i",
+        );
         let mut inputs = Inputs::default();
         inputs.display.insert("go".into(), Value::Bool(false));
         let c = Context::new(&inputs);

@@ -23,25 +23,25 @@ pub struct PlannedStep {
     /// Whether a live run would ask first.
     pub confirm: bool,
     /// For `confirm: typed`, what the operator types.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed: Option<String>,
     /// Conditions and fan-out notes.
     pub notes: Vec<String>,
     /// Why the step cannot run, found before anything was sent.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
     /// The requests a live run would send (for a fan-out, the first ones); templates where the
     /// request reads steps that have not run (`<rotate.new_key_id>`).
     pub requests: Vec<RequestView>,
     /// Requests it sends after these, from their answers (a created key's rename).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub follow_ups: Vec<RequestView>,
     /// Fan-out size when known.
     pub items: Option<usize>,
     /// `--dry-run=reads` sent this GET for real.
     pub sent: bool,
     /// An earlier leg of the incident finished it: it is not sent again.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub done: bool,
 }
 
