@@ -137,15 +137,17 @@ async fn runbooks_access_review_expires_stale_consents_only_when_asked() {
 async fn runbooks_access_review_dry_run_sends_nothing() {
     let env = Env::start().await;
     let shown = dry_run_sends_nothing(&env, "access-review", &[], &[]).await;
-    for needle in [
-        "/admin/audit?",
-        "date=ge",
-        "/roles",
-        "/api-keys",
-        "/fhir/Consent?status=active",
-    ] {
+    for needle in ["/admin/audit?", "date=ge", "/roles", "/api-keys"] {
         assert!(shown.contains(needle), "`{needle}` not in:\n{shown}");
     }
+    // getFhirConsent declares no query parameters: the search sends none.
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_end().ends_with("/fhir/Consent")),
+        "{shown}"
+    );
+    assert!(!shown.contains("/fhir/Consent?"), "{shown}");
 }
 
 // getFhirConsent declares no query parameters, and the simulator ignores `status=active` (the
@@ -183,8 +185,9 @@ async fn runbooks_access_review_selects_active_consents_itself_when_esus_ignores
         env.sim
             .requests()
             .iter()
-            .any(|q| q.path == "/fhir/Consent" && q.query.as_deref() == Some("status=active")),
-        "the runbook still asks for the filter"
+            .filter(|q| q.path == "/fhir/Consent")
+            .all(|q| q.query.is_none()),
+        "the runbook sends no filter getFhirConsent does not declare"
     );
 
     let env = Env::with(config).await;
