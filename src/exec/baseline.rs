@@ -6,8 +6,8 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
+use super::outcome::{exchange, send_policy};
 use super::shared::Shared;
-use super::step::{exchange, send_policy};
 use crate::esus::request::{ApiRequest, Auth};
 use crate::plan::context::Context;
 use crate::plan::{Condition, Work};

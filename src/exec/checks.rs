@@ -8,8 +8,8 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use super::outcome::{self, StepResult, exchange, send_policy};
 use super::shared::Shared;
-use super::step::{self, StepResult, exchange, send_policy};
 use crate::esus::actions::Method;
 use crate::esus::request::{ApiRequest, Auth, Body};
 use crate::plan::SessionCheck;
@@ -38,7 +38,7 @@ fn not(what: impl Into<String>) -> Part {
 }
 
 /// The check's result from its parts: ok only if every part held.
-fn verdict(parts: Vec<Part>, outputs: step::Outputs) -> StepResult {
+fn verdict(parts: Vec<Part>, outputs: outcome::Outputs) -> StepResult {
     let held = !parts.is_empty() && parts.iter().all(|p| p.held);
     let finding = parts
         .iter()
@@ -83,7 +83,7 @@ pub(super) async fn revoked(
         let s = resp.status;
         let mut r = StepResult::failed(format!(
             "could not tell whether key {id} is dead: ESUS answered {s}{}",
-            step::diagnostics(&resp, info)
+            outcome::diagnostics(&resp, info)
         ));
         r.auth_failed = matches!(s, 401 | 403);
         r.finding = Some(format!("key {id}: not verified (ESUS answered {s})"));
@@ -104,7 +104,7 @@ pub(super) async fn revoked(
     }
     let i = shared.valid.index_of(&step.id).unwrap_or_default();
     let facts = json!({"key": key, "secret_refused": refused});
-    verdict(parts, step::outputs(shared, ctx, i, &facts, 200, None))
+    verdict(parts, outcome::outputs(shared, ctx, i, &facts, 200, None))
 }
 
 /// What ESUS's answer about the key proves, and the word for it (`gone`, `inactive`, `active`,
@@ -211,7 +211,7 @@ pub(super) async fn sessions(
         parts.push(listed_part(listed.as_deref(), check.revoked));
     }
     let i = shared.valid.index_of(&step.id).unwrap_or_default();
-    let outputs = step::outputs(shared, ctx, i, &Value::Object(facts), 200, None);
+    let outputs = outcome::outputs(shared, ctx, i, &Value::Object(facts), 200, None);
     verdict(parts, outputs)
 }
 
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(all.finding.as_deref(), Some("key gone; secret refused"));
         let bad_outputs = verdict(
             vec![ok("key gone")],
-            step::Outputs {
+            outcome::Outputs {
                 error: Some("outputs: no field".into()),
                 ..Default::default()
             },

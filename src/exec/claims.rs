@@ -18,9 +18,9 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::outcome::{self, StepResult, exchange_item, send_policy};
 use super::recover::{Lost, Recovered, reissue, resend, unknown};
 use super::shared::Shared;
-use super::step::{self, StepResult, exchange_item, send_policy};
 use crate::esus::client::ApiResponse;
 use crate::esus::request::{ApiRequest, Auth, encode_segment};
 use crate::event::{Covered, Event, StepStatus};
@@ -241,7 +241,7 @@ pub(super) async fn settle_claim(
                 m.insert("name".into(), Value::from(original));
             }
             let value = item.map(|(_, v)| v);
-            result.outputs = step::outputs(shared, ctx, i, &body, resp.status, value).shown;
+            result.outputs = outcome::outputs(shared, ctx, i, &body, resp.status, value).shown;
         }
         Err(why) => {
             result.status = Some(StepStatus::Failed);
@@ -482,9 +482,9 @@ async fn adopted(
         files.push(path);
     }
     let item = lost.item.map(|(_, v)| v);
-    let out = step::outputs(shared, ctx, i, &key, 200, item);
+    let out = outcome::outputs(shared, ctx, i, &key, 200, item);
     // The secrets are the held ones, never re-derived: they are on disk already.
-    let out = step::Outputs {
+    let out = outcome::Outputs {
         secret: Default::default(),
         ..out
     };

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::report::{StepReport, status_words};
+use super::step_report::{StepReport, status_words};
 use crate::event::{CheckFinding, ContainmentState, StepStatus};
 use crate::runbook::Validated;
 

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
@@ -21,41 +20,14 @@ use super::opening::{plan_event, run_started};
 use super::report::{RunReport, StepReport};
 use super::shared::Shared;
 use super::step::{self, StepResult};
-use crate::event::{Event, RunMode, RunOutcome, StepStatus};
+use crate::event::{Event, RunOutcome, StepStatus};
 use crate::plan::context::Context;
 use crate::plan::inputs::Inputs;
 use crate::plan::{Condition, StepPlan, Work};
 use crate::runbook::model::OnFailure;
 
-/// Facts about the run for its first event.
-#[derive(Debug, Clone)]
-pub struct RunMeta {
-    /// Unique run id.
-    pub run_id: String,
-    /// The runbook text as loaded.
-    pub runbook_text: String,
-    /// Who runs it.
-    pub operator: String,
-    /// Where.
-    pub host: String,
-    /// Live or drill (dry-runs use [`super::dry_run`]).
-    pub mode: RunMode,
-    /// The head hash of the transcript this run resumes.
-    pub resumes: Option<String>,
-    /// `--incident-id`: the incident this run belongs to (not the signer's identity).
-    pub incident_id: Option<String>,
-    /// When resuming: the file name of the transcript this run continues (same run folder).
-    pub resumes_file: Option<String>,
-    /// When resuming: when the first run of the chain started.
-    pub chain_started_at: Option<String>,
-}
-
-/// A step finished by an earlier (resumed) run: status, non-secret and secret outputs.
-pub type FinishedStep = (
-    StepStatus,
-    Map<String, Value>,
-    HashMap<String, SecretString>,
-);
+pub use super::opening::RunMeta;
+pub use super::resume::FinishedStep;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -746,18 +718,9 @@ fn finished_event(id: &str, r: &StepResult) -> Event {
         duration_ms: r.duration.as_millis() as u64,
         finding: r.finding.clone(),
         expected: r.expected,
-        secret_files: file_names(&r.secret_files),
+        secret_files: super::outcome::file_names(&r.secret_files),
         evidence: r.evidence.clone(),
     }
-}
-
-/// The names of files in the secrets folder (never their contents), for the transcript.
-pub(super) fn file_names(paths: &[std::path::PathBuf]) -> Vec<String> {
-    paths
-        .iter()
-        .filter_map(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .collect()
 }
 
 fn step_report(shared: &Shared, ctx: &Context, i: usize, r: &StepResult) -> StepReport {

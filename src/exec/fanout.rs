@@ -15,9 +15,9 @@ use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::Value;
 
+use super::outcome::{self, StepResult};
 use super::resume::{BatchProgress, DoneItem};
 use super::shared::Shared;
-use super::step::{self, StepResult};
 use crate::event::{Event, StepStatus};
 use crate::plan::Batch;
 use crate::plan::context::Context;
@@ -71,7 +71,7 @@ pub(super) async fn many(
     let mut result = gathered.finish(info);
     // One file per secret output with every item's value, in item order, for people handing
     // the secrets over; the per-item files are what resume relies on.
-    step::keep_secrets(shared, step, None, &mut result);
+    outcome::keep_secrets(shared, step, None, &mut result);
     result
 }
 
@@ -103,9 +103,9 @@ async fn run_item(
                     before: lost.before.clone(),
                     known: lost.known.clone(),
                 };
-                super::recover::recover(&shared, &ctx, lost).await
+                super::settle::recover(&shared, &ctx, lost).await
             }
-            None => step::one(&shared, &ctx, i, req, Some((k, item))).await,
+            None => super::single::one(&shared, &ctx, i, req, Some((k, item))).await,
         },
         Err(e) => StepResult::failed(e),
     };
@@ -120,7 +120,7 @@ async fn run_item(
         status,
         reason: r.reason.clone(),
         outputs,
-        secret_files: super::executor::file_names(&r.secret_files),
+        secret_files: super::outcome::file_names(&r.secret_files),
     });
     shared
         .progress

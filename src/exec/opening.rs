@@ -1,12 +1,34 @@
 //! The records that open a run: `run-started`, and the plan shown before the first request —
 //! made by the one planner, so the plan a transcript records is the plan the run executes.
 
-use super::executor::RunMeta;
 use super::shared::Shared;
 use crate::esus::actions::Effect;
-use crate::event::Event;
+use crate::event::{Event, RunMode};
 use crate::plan::inputs::Inputs;
 use crate::plan::{StepPlan, Work};
+
+/// Facts about the run for its first event.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// Unique run id.
+    pub run_id: String,
+    /// The runbook text as loaded.
+    pub runbook_text: String,
+    /// Who runs it.
+    pub operator: String,
+    /// Where.
+    pub host: String,
+    /// Live or drill (dry-runs use [`super::dry_run`]).
+    pub mode: RunMode,
+    /// The head hash of the transcript this run resumes.
+    pub resumes: Option<String>,
+    /// `--incident-id`: the incident this run belongs to (not the signer's identity).
+    pub incident_id: Option<String>,
+    /// When resuming: the file name of the transcript this run continues (same run folder).
+    pub resumes_file: Option<String>,
+    /// When resuming: when the first run of the chain started.
+    pub chain_started_at: Option<String>,
+}
 
 /// The first event of a run.
 pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {

@@ -18,9 +18,9 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::evidence::EvidenceWriter;
+use super::outcome::{self, StepResult, body_policy, send_policy};
 use super::send::{self, Sent};
 use super::shared::Shared;
-use super::step::{self, StepResult, body_policy, send_policy};
 use crate::esus::request::ApiRequest;
 use crate::event::Event;
 use crate::plan::context::Context;
@@ -239,7 +239,7 @@ impl<'a> Pull<'a> {
         let sent = send::send(shared, &step.id, None, req, policy, body_policy(info)).await;
         let (resp, request_id) = match sent {
             Ok(Sent::Answer(r, id)) => (r, id),
-            Ok(other) => return Err(step::terminal(other)),
+            Ok(other) => return Err(outcome::terminal(other)),
             Err(e) => {
                 return Err(StepResult::failed(format!(
                     "could not record the request: {e}"
@@ -254,7 +254,7 @@ impl<'a> Pull<'a> {
                     "ESUS answered {} after {} distinct rows{}",
                     resp.status,
                     self.distinct(),
-                    step::diagnostics(&resp, info)
+                    outcome::diagnostics(&resp, info)
                 ))
             });
         }
@@ -408,7 +408,7 @@ impl<'a> Pull<'a> {
             .valid
             .index_of(&self.step.id)
             .unwrap_or_default();
-        let outputs = step::outputs(self.shared, ctx, i, &response, 200, None);
+        let outputs = outcome::outputs(self.shared, ctx, i, &response, 200, None);
         let mut result = match outputs.error {
             None => StepResult {
                 outputs: outputs.shown,

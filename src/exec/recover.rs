@@ -12,8 +12,9 @@
 //! - Nothing tells (the key is gone, the action has no claim): interactive runs show what ESUS
 //!   holds and ask; unattended runs stop (exit 1, resumable), naming what they saw.
 //!
-//! What settles each action is declared in the catalogue (`Recovery`); the claims themselves are
-//! in [`super::claims`].
+//! What settles each action is declared in the catalogue (`Recovery`); the dispatch is in
+//! [`super::settle`], the claims themselves in [`super::claims`]; here are the lost request and
+//! the ways it ends — sent again, revoked and sent again, or left to a person.
 
 // A step that cannot go on ends with its `StepResult`: it is the error, built once per step.
 #![allow(clippy::result_large_err)]
@@ -21,15 +22,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::claims;
 use super::confirmation::{self, Answer};
+use super::outcome::{self, StepResult, exchange_item, send_policy};
 use super::send::{self, Sent};
 use super::shared::Shared;
-use super::step::{self, StepResult, exchange_item, send_policy};
-use crate::esus::actions::{Method, Recovery};
+use crate::esus::actions::Method;
 use crate::esus::client::ApiResponse;
 use crate::esus::request::{ApiRequest, encode_segment};
-use crate::plan::context::Context;
 
 /// A request whose answer was lost: the step (item) it belongs to, and when it was sent.
 pub(super) struct Lost<'a> {
@@ -63,54 +62,19 @@ impl Lost<'_> {
 /// step's result, already final (a failure, or an answer adopted from what is on disk).
 pub(super) type Recovered = Result<(ApiResponse, String, String), StepResult>;
 
-/// Recovers a lost request, as the action's catalogue entry says.
-pub(super) async fn recover(shared: &Arc<Shared>, ctx: &Context, lost: Lost<'_>) -> StepResult {
-    let info = &shared.valid.steps[lost.index];
-    let outcome = match info.recovery {
-        Recovery::ClaimName => claims::created_key(shared, ctx, &lost).await,
-        Recovery::SupersededBy => claims::rotated(shared, ctx, &lost).await,
-        Recovery::ClaimReason => claims::subscription(shared, &lost).await,
-        Recovery::Resend => {
-            let note = format!("its first answer was lost ({}); sent again", lost.why);
-            resend(shared, &lost, note).await
-        }
-        Recovery::Unknown => {
-            let saw = format!(
-                "`{}` has no exact claim ESUS could be asked about",
-                info.action.name
-            );
-            unknown(shared, &lost, &saw).await
-        }
-    };
-    match outcome {
-        Ok((resp, id, note)) => {
-            let mut r = step::finish_answer(shared, ctx, lost.index, &resp, &id, lost.item).await;
-            if info.recovery == Recovery::ClaimName
-                && r.final_status() == crate::event::StepStatus::Ok
-            {
-                claims::settle_claim(shared, ctx, lost.index, lost.item, lost.req, &resp, &mut r)
-                    .await;
-            }
-            r.reason.get_or_insert(note);
-            r
-        }
-        Err(r) => r,
-    }
-}
-
 /// It did not happen (its claim says so): the approved request goes out once more.
 pub(super) async fn resend(shared: &Arc<Shared>, lost: &Lost<'_>, note: String) -> Recovered {
     let step = &shared.valid.runbook.steps[lost.index];
     let info = &shared.valid.steps[lost.index];
     let policy = send_policy(step, false);
-    let body = step::body_policy(info);
+    let body = outcome::body_policy(info);
     match send::send(shared, &step.id, lost.idx(), lost.req, policy, body).await {
         Ok(Sent::Answer(r, id)) => Ok((r, id, note)),
         Ok(Sent::Unknown(w)) => Err(StepResult::failed(format!(
             "outcome unknown twice ({}; {w}); stopped so as not to make more",
             lost.why
         ))),
-        Ok(other) => Err(step::terminal(other)),
+        Ok(other) => Err(outcome::terminal(other)),
         Err(e) => Err(StepResult::failed(format!(
             "could not record the request: {e}"
         ))),

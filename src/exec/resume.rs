@@ -16,11 +16,17 @@ use jiff::Timestamp;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::executor::FinishedStep;
 use crate::event::{EvidenceRef, StepStatus};
 use crate::runbook::Validated;
 use crate::template::Engine;
 use crate::transcript::Record;
+
+/// A step finished by an earlier (resumed) run: status, non-secret and secret outputs.
+pub type FinishedStep = (
+    StepStatus,
+    Map<String, Value>,
+    HashMap<String, SecretString>,
+);
 
 /// A fan-out item an earlier run finished.
 #[derive(Debug, Clone)]

@@ -7,31 +7,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use serde::Serialize;
-
-use super::verify::{Problem, ProblemKind, Verification, VerifyOptions, verify_transcript};
+use super::findings::{Ancestor, Problem, ProblemKind, Verification, VerifyOptions};
+use super::verify::verify_transcript;
 
 /// Links followed at most: far more than any incident resumes.
 const MAX_LINKS: usize = 100;
-
-/// One earlier link of the chain, as checked.
-#[derive(Debug, Clone, Serialize)]
-pub struct Ancestor {
-    /// Its file name, in the same run folder.
-    pub file: String,
-    /// Whether it is there to check.
-    pub present: bool,
-    /// Whether it ends at the record its successor says it resumed (false when absent).
-    pub linked: bool,
-    /// Whether it verifies on its own (signed, intact, complete).
-    pub valid: bool,
-    /// Whether it is an intact prefix: a killed run, unsigned or incomplete, nothing altered.
-    pub intact_prefix: bool,
-    /// Its records, and how many a trusted key signed.
-    pub records: usize,
-    /// How many of them a trusted key signed.
-    pub signed_records: usize,
-}
 
 /// Checks the chain behind `v` (already verified with `options`): each problem found is added
 /// to `v`, which stops being ok; an earlier link that is not there is a warning.

@@ -4,8 +4,8 @@
 //! This is the part of verification that needs no key, so it runs the same for `verify`, for
 //! reading a transcript back (resume) and for reopening a killed run's transcript.
 
+use super::findings::{Problem, ProblemKind};
 use super::record::{GENESIS_PREV, Record};
-use super::verify::{Problem, ProblemKind};
 
 /// A parsed record and the 1-based line it came from.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::canonical::{canonical_json, sha256_hex};
 use super::chain::Located;
-use super::verify::{Problem, ProblemKind};
+use super::findings::{Problem, ProblemKind};
 
 /// What the structural checks found.
 #[derive(Debug, Default)]

@@ -12,6 +12,7 @@ pub mod canonical;
 mod chain;
 pub mod checkpoint;
 mod checks;
+mod findings;
 mod fsutil;
 pub mod layout;
 mod read;
@@ -27,17 +28,20 @@ mod writer;
 use std::path::PathBuf;
 
 pub use allowed_signers::{AllowedSigner, parse_allowed_signers};
-pub use ancestors::{Ancestor, check_ancestors};
+pub use ancestors::check_ancestors;
 pub use canonical::{canonical_json, request_digest, sha256_hex};
+pub use findings::{
+    Ancestor, Checkpoints, Problem, ProblemKind, SignatureReport, SignatureStatus, Trust,
+    Verification, VerifyOptions,
+};
 pub use read::{read_transcript, read_transcript_prefix};
 pub use record::{GENESIS_PREV, Record};
 pub use sign::{
     KeyCreated, NAMESPACE, Signer, SignerSource, allowed_signers_line, default_key_path,
     default_operator,
 };
-pub use signature_check::{Checkpoints, SignatureReport, SignatureStatus, Trust};
 pub use summary::{FinishedStep, PendingRequest, TranscriptSummary, summarize};
-pub use verify::{Problem, ProblemKind, Verification, VerifyOptions, verify_transcript};
+pub use verify::verify_transcript;
 pub use writer::{Clock, KILL_AFTER_VAR, TranscriptWriter, signature_path};
 
 /// Failures of the transcript layer (findings about a transcript's content are not errors: they

@@ -9,92 +9,16 @@
 
 use std::path::Path;
 
-use serde::Serialize;
 use ssh_key::{HashAlg, PublicKey};
 
 use super::TranscriptError;
 use super::allowed_signers::parse_allowed_signers;
 use super::chain::Located;
 use super::checkpoint;
+use super::findings::{Checkpoints, Problem, ProblemKind, SignatureReport, SignatureStatus, Trust};
 use super::sign::NAMESPACE;
 use super::sshsig::parse_armored;
-use super::verify::{Problem, ProblemKind};
 use super::writer::signature_path;
-
-/// What the signature check found.
-#[derive(Debug, Clone, Serialize)]
-pub struct SignatureReport {
-    /// Valid, missing, invalid or skipped.
-    pub status: SignatureStatus,
-    /// The signing key (OpenSSH format), when the signature could be read.
-    pub key: Option<String>,
-    /// Its SHA-256 fingerprint.
-    pub fingerprint: Option<String>,
-    /// Where trust in the key came from, when it was trusted.
-    pub trust: Option<Trust>,
-    /// The principal the key was accepted for (the recorded operator).
-    pub principal: Option<String>,
-    /// A sentence for people.
-    pub detail: String,
-    #[serde(skip)]
-    pub(crate) problems: Vec<Problem>,
-}
-
-/// Outcome of the signature check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SignatureStatus {
-    /// Signed by a trusted key over exactly these bytes.
-    Valid,
-    /// There is no signature file.
-    Missing,
-    /// The signature is unreadable, wrong, or by an untrusted key.
-    Invalid,
-    /// Not checked (on request).
-    Skipped,
-}
-
-/// Where trust in the signing key came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Trust {
-    /// An allowed_signers file lists it for the operator and namespace.
-    AllowedSigners,
-    /// It is the key recorded in the transcript's first event (integrity, not identity).
-    RecordedKey,
-    /// It is the one key the caller trusts (resume: the operator's own signing key).
-    GivenKey,
-}
-
-impl SignatureReport {
-    pub(crate) fn skipped() -> Self {
-        Self::new(SignatureStatus::Skipped, "signature not checked")
-    }
-
-    fn new(status: SignatureStatus, detail: impl Into<String>) -> Self {
-        SignatureReport {
-            status,
-            key: None,
-            fingerprint: None,
-            trust: None,
-            principal: None,
-            detail: detail.into(),
-            problems: Vec::new(),
-        }
-    }
-
-    fn fail(mut self, kind: ProblemKind, detail: impl Into<String>) -> Self {
-        let detail = detail.into();
-        self.status = if kind == ProblemKind::Unsigned {
-            SignatureStatus::Missing
-        } else {
-            SignatureStatus::Invalid
-        };
-        self.problems.push(Problem::file(kind, detail.clone()));
-        self.detail = detail;
-        self
-    }
-}
 
 /// The keys a transcript's signatures are checked against: an allowed_signers file (for the
 /// recorded operator and our namespace), one given key (resume: the operator's own), or —
@@ -233,21 +157,6 @@ pub(crate) fn check_signature(path: &Path, bytes: &[u8], trusted: &Trusted) -> S
         ),
     };
     report
-}
-
-/// What the checkpoints of a transcript prove.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Checkpoints {
-    /// Checkpoint records in the transcript.
-    pub count: usize,
-    /// Those whose signature verifies with a trusted key, over this chain and run.
-    pub valid: usize,
-    /// The seq of the last valid checkpoint before any problem.
-    pub last_valid_seq: Option<u64>,
-    /// How many records (from the first) the last valid checkpoint covers.
-    pub covered: usize,
-    #[serde(skip)]
-    pub(crate) problems: Vec<Problem>,
 }
 
 /// Checks every checkpoint: signature, signer, chain head, position and run. A checkpoint is

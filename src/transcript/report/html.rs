@@ -5,10 +5,11 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use super::escape::esc;
 use super::model::{Containment, Timeline, human_duration};
 use super::svg;
 use crate::event::REDACTED;
-use crate::transcript::verify::Verification;
+use crate::transcript::findings::Verification;
 
 const CSS: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}\
 table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}\
@@ -346,30 +347,4 @@ fn evidence(out: &mut String, t: &Timeline) {
         );
     }
     out.push_str("</table>\n");
-}
-
-/// Escapes text for HTML element content and quoted attributes.
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::esc;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(esc("<script>\"'&"), "&lt;script&gt;&quot;&#39;&amp;");
-    }
 }

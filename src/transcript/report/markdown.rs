@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::model::{Containment, Timeline, human_duration};
-use crate::transcript::verify::Verification;
+use crate::transcript::findings::Verification;
 
 pub(super) fn render(t: &Timeline, v: &Verification) -> String {
     let mut out = String::new();

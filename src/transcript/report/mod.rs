@@ -4,13 +4,14 @@
 //! containment, evidence); the `markdown` and `html` modules only lay it out. Every value in a transcript
 //! is untrusted text — runbook text, URLs, server bodies — so both renderers escape everything.
 
+mod escape;
 mod html;
 mod markdown;
 pub mod model;
 mod svg;
 
+use super::findings::Verification;
 use super::record::Record;
-use super::verify::Verification;
 
 /// The report's output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

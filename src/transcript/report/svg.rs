@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::html::esc;
+use super::escape::esc;
 use super::model::{Containment, StepRow, Timeline, human_duration};
 
 const WIDTH: i64 = 960;
