@@ -477,3 +477,75 @@ impl EvidenceWriter {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folders(dir: &Path) -> Folders {
+        Folders {
+            evidence: dir.join("evidence"),
+            secrets: dir.join("secrets"),
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn evidence_takes_its_name_only_when_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = folders(dir.path());
+        let mut w = EvidenceWriter::create(&f, "audit.json").expect("create");
+        w.begin_rows().expect("write");
+        w.row(&serde_json::json!({"id": 1})).expect("row");
+        assert_eq!(
+            names(&f.evidence),
+            ["audit.json.partial"],
+            "while it is written, nothing carries the evidence name"
+        );
+        let r = w.finish().expect("finish");
+        assert_eq!(r.file, "audit.json");
+        assert_eq!(names(&f.evidence), ["audit.json"]);
+        let bytes = fs::read(f.evidence.join("audit.json")).expect("read");
+        assert_eq!(r.sha256, hex::encode(Sha256::digest(&bytes)));
+    }
+
+    #[test]
+    fn a_writer_that_never_finishes_leaves_a_partial_file_and_never_overwrites() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = folders(dir.path());
+        let mut killed = EvidenceWriter::create(&f, "audit.json").expect("create");
+        killed.write(b"{\"rows\":[").expect("write");
+        drop(killed);
+        let mut again = EvidenceWriter::create(&f, "audit.json").expect("create");
+        again.write(b"{}").expect("write");
+        let done = again.finish().expect("finish");
+        assert_eq!(done.file, "audit.json");
+        let mut third = EvidenceWriter::create(&f, "audit.json").expect("create");
+        third.write(b"[]").expect("write");
+        assert_eq!(
+            third.finish().expect("finish").file,
+            "audit.1.json",
+            "never overwritten"
+        );
+        assert_eq!(
+            names(&f.evidence),
+            ["audit.1.json", "audit.json", "audit.json.partial"],
+            "the killed one stays marked partial"
+        );
+        assert_eq!(
+            fs::read(f.evidence.join("audit.json")).expect("read"),
+            b"{}"
+        );
+    }
+}
