@@ -431,15 +431,15 @@ fn before_image(trusted: &[Record], step: &str, item: Option<u64>) -> Option<Opt
 fn known_ids(records: &[Record], step: &str, item: Option<u64>, request_id: &str) -> Vec<String> {
     let mut out = Vec::new();
     for r in records {
-        if r.kind == "response" && r.str_field("request_id") == Some(request_id) {
-            if let Some(id) = r
+        if r.kind == "response"
+            && r.str_field("request_id") == Some(request_id)
+            && let Some(id) = r
                 .data
                 .get("body")
                 .and_then(|b| b.get("id"))
                 .and_then(Value::as_str)
-            {
-                out.push(id.to_string());
-            }
+        {
+            out.push(id.to_string());
         }
         let same = r.step() == Some(step) && r.data.get("item").and_then(Value::as_u64) == item;
         if r.kind != "request" || !same {

@@ -202,7 +202,11 @@ async fn a_lost_create_answer_is_settled_by_the_exact_claim_name() {
         .filter(|k| k.name.starts_with("ehr-integration") && k.usable_now)
         .map(|k| k.id)
         .collect();
-    assert_eq!(live, [ours.clone()], "exactly one live replacement");
+    assert_eq!(
+        live,
+        std::slice::from_ref(&ours),
+        "exactly one live replacement"
+    );
     let claimed: Vec<_> = env
         .sim
         .api_keys()
