@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::commands::{out, stderr_color};
 use crate::bundled;
 use crate::error::{Error, ExitCode};
-use crate::esus::actions::Effect;
+use crate::esus::actions::{ActionSpec, Effect};
 use crate::esus::permissions::{self, Permission};
-use crate::runbook::model::{InputType, Runbook};
+use crate::runbook::model::{InputType, Runbook, Step};
 use crate::runbook::validate::ConfirmMode;
 use crate::runbook::{self, Validated};
 
@@ -158,8 +158,30 @@ pub(super) fn run(args: DescribeArgs) -> Result<ExitCode, Error> {
 /// Explains a validated runbook read from `source`.
 pub fn describe(valid: &Validated, source: &str) -> Description {
     let rb = &valid.runbook;
-    let inputs = rb
-        .inputs
+    let inputs = input_docs(rb);
+    let layer_of = layer_numbers(valid);
+    let mut steps = Vec::with_capacity(rb.steps.len());
+    let mut needed: BTreeMap<Permission, Vec<String>> = BTreeMap::new();
+    for &i in valid.graph.order() {
+        let step = step_doc(valid, i, layer_of[i]);
+        for p in &step.permissions {
+            needed.entry(p.clone()).or_default().push(step.id.clone());
+        }
+        steps.push(step);
+    }
+    Description {
+        name: rb.name.clone(),
+        source: source.to_string(),
+        description: rb.description.trim().to_string(),
+        inputs,
+        steps,
+        permissions: permission_docs(needed),
+    }
+}
+
+/// The runbook's inputs, in file order, each with where its value may come from.
+fn input_docs(rb: &Runbook) -> Vec<InputDoc> {
+    rb.inputs
         .iter()
         .map(|(name, spec)| InputDoc {
             name: name.clone(),
@@ -170,83 +192,99 @@ pub fn describe(valid: &Validated, source: &str) -> Description {
             pattern: spec.pattern.clone(),
             sources: input_sources(name, spec.kind, spec.env.as_deref(), spec),
         })
-        .collect();
-    let mut layer_of = vec![0; rb.steps.len()];
+        .collect()
+}
+
+/// Each step's layer, 1-based and indexed by the step's position in the file, so a reader can
+/// tell which steps may run side by side.
+fn layer_numbers(valid: &Validated) -> Vec<usize> {
+    let mut layer_of = vec![0; valid.runbook.steps.len()];
     for (k, layer) in valid.graph.layers().iter().enumerate() {
         for &i in layer {
             layer_of[i] = k + 1;
         }
     }
-    let mut steps = Vec::with_capacity(rb.steps.len());
-    let mut needed: BTreeMap<Permission, Vec<String>> = BTreeMap::new();
-    for &i in valid.graph.order() {
-        let step = &rb.steps[i];
-        let info = &valid.steps[i];
-        let action = info.action;
-        let literal = |k: &str| step.with.get(k).and_then(Value::as_str).map(str::to_string);
-        let (method, path) = if action.name == "http" {
-            (
-                literal("method").map(|m| m.to_ascii_uppercase()),
-                literal("path"),
-            )
-        } else {
-            (
-                Some(action.method.as_str().to_string()),
-                Some(action.path.to_string()),
-            )
-        };
-        let perms = permissions::for_step(action, &step.with);
-        for p in &perms {
-            needed.entry(p.clone()).or_default().push(step.id.clone());
-        }
-        let confirm = match &info.confirm {
-            ConfirmMode::No => ConfirmDoc {
-                mode: "none",
-                message: None,
-                target: None,
-            },
-            ConfirmMode::Ask(message) => ConfirmDoc {
-                mode: "yes-no",
-                message: message.clone(),
-                target: None,
-            },
-            ConfirmMode::Typed => ConfirmDoc {
-                mode: "typed",
-                message: None,
-                target: action.target.map(|t| match step.with.get(t) {
-                    Some(Value::String(v)) => format!("{t} = {v}"),
-                    Some(v) => format!("{t} = {v}"),
-                    None => t.to_string(),
-                }),
-            },
-        };
-        steps.push(StepDoc {
-            id: step.id.clone(),
-            name: step.name.clone(),
-            action: step.action.clone(),
-            summary: action.summary,
-            method,
-            path,
-            effect: match info.effect {
-                Effect::Read => "read",
-                Effect::Write => "write",
-                Effect::Destructive => "destructive",
-            },
-            destructive: info.effect == Effect::Destructive,
-            confirm,
-            when: step.when.clone(),
-            foreach: step.foreach.clone(),
-            needs: valid
-                .graph
-                .needs(i)
-                .iter()
-                .map(|&n| valid.graph.id(n).to_string())
-                .collect(),
-            layer: layer_of[i],
-            permissions: perms,
-        });
+    layer_of
+}
+
+/// The step at position `i` explained: its call, effect, confirmation, conditions and the
+/// permissions ESUS requires for it.
+fn step_doc(valid: &Validated, i: usize, layer: usize) -> StepDoc {
+    let step = &valid.runbook.steps[i];
+    let info = &valid.steps[i];
+    let (method, path) = call_of(step, info.action);
+    StepDoc {
+        id: step.id.clone(),
+        name: step.name.clone(),
+        action: step.action.clone(),
+        summary: info.action.summary,
+        method,
+        path,
+        effect: match info.effect {
+            Effect::Read => "read",
+            Effect::Write => "write",
+            Effect::Destructive => "destructive",
+        },
+        destructive: info.effect == Effect::Destructive,
+        confirm: confirm_doc(step, info.action, &info.confirm),
+        when: step.when.clone(),
+        foreach: step.foreach.clone(),
+        needs: valid
+            .graph
+            .needs(i)
+            .iter()
+            .map(|&n| valid.graph.id(n).to_string())
+            .collect(),
+        layer,
+        permissions: permissions::for_step(info.action, &step.with),
     }
-    let permissions = needed
+}
+
+/// The method and path a step sends, when known before the run: a built-in action's own, or
+/// an `http` step's when written as literals (a template is only known at run time).
+fn call_of(step: &Step, action: &ActionSpec) -> (Option<String>, Option<String>) {
+    let literal = |k: &str| step.with.get(k).and_then(Value::as_str).map(str::to_string);
+    if action.name == "http" {
+        (
+            literal("method").map(|m| m.to_ascii_uppercase()),
+            literal("path"),
+        )
+    } else {
+        (
+            Some(action.method.as_str().to_string()),
+            Some(action.path.to_string()),
+        )
+    }
+}
+
+/// How a step is confirmed; a typed confirmation names the parameter the operator types back.
+fn confirm_doc(step: &Step, action: &ActionSpec, confirm: &ConfirmMode) -> ConfirmDoc {
+    match confirm {
+        ConfirmMode::No => ConfirmDoc {
+            mode: "none",
+            message: None,
+            target: None,
+        },
+        ConfirmMode::Ask(message) => ConfirmDoc {
+            mode: "yes-no",
+            message: message.clone(),
+            target: None,
+        },
+        ConfirmMode::Typed => ConfirmDoc {
+            mode: "typed",
+            message: None,
+            target: action.target.map(|t| match step.with.get(t) {
+                Some(Value::String(v)) => format!("{t} = {v}"),
+                Some(v) => format!("{t} = {v}"),
+                None => t.to_string(),
+            }),
+        },
+    }
+}
+
+/// Each permission the runbook needs, with who must hold it and the steps that need it.
+fn permission_docs(needed: BTreeMap<Permission, Vec<String>>) -> Vec<PermissionDoc> {
+    needed
         .into_iter()
         .map(|(permission, steps)| PermissionDoc {
             text: permission.to_string(),
@@ -261,15 +299,7 @@ pub fn describe(valid: &Validated, source: &str) -> Description {
             permission,
             steps,
         })
-        .collect();
-    Description {
-        name: rb.name.clone(),
-        source: source.to_string(),
-        description: rb.description.trim().to_string(),
-        inputs,
-        steps,
-        permissions,
-    }
+        .collect()
 }
 
 /// Where a run looks for an input's value, in the order it looks (exec::inputs::resolve).
@@ -314,13 +344,28 @@ pub fn render_text(d: &Description) -> String {
             let _ = writeln!(out, "  {line}");
         }
     }
+    render_inputs(&mut out, &d.inputs);
+    out.push_str("\nSteps (in run order; steps in one layer may run side by side):\n");
+    for (n, s) in d.steps.iter().enumerate() {
+        render_step(&mut out, n + 1, s);
+    }
+    render_permissions(&mut out, &d.permissions);
+    out.push_str(
+        "\nDestructive steps ask first unless approved with --yes (not typed ones) or --approve STEP.\n",
+    );
+    out
+}
+
+/// The inputs section: each input's type, whether it is required, and where its value may
+/// come from (a secret never from the command line).
+fn render_inputs(out: &mut String, inputs: &[InputDoc]) {
     out.push_str("\nInputs");
-    if d.inputs.is_empty() {
+    if inputs.is_empty() {
         out.push_str(": none\n");
     } else {
         out.push_str(" (each value comes from the first source listed that has one):\n");
     }
-    for i in &d.inputs {
+    for i in inputs {
         let need = if i.required { "required" } else { "optional" };
         let _ = writeln!(out, "  {}  {}, {need}", i.name, i.kind);
         if !i.description.is_empty() {
@@ -336,64 +381,72 @@ pub fn render_text(d: &Description) -> String {
         };
         let _ = writeln!(out, "      from: {}{never}", i.sources.join(", "));
     }
-    out.push_str("\nSteps (in run order; steps in one layer may run side by side):\n");
-    for (n, s) in d.steps.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  {}. {}  [layer {}]  {}",
-            n + 1,
-            s.id,
-            s.layer,
-            one_line(&s.name)
-        );
-        let call = match (&s.method, &s.path) {
-            (Some(m), Some(p)) => format!("{m} {p}"),
-            (None, Some(p)) => format!("(method set at run time) {p}"),
-            (Some(m), None) => format!("{m} (path set at run time)"),
-            (None, None) => "(set at run time)".into(),
-        };
-        let effect = if s.destructive {
-            "DESTRUCTIVE".to_string()
-        } else {
-            s.effect.to_string()
-        };
-        let _ = writeln!(out, "       {}: {call}  ({effect})", s.action);
-        let confirm = match s.confirm.mode {
-            "yes-no" => match &s.confirm.message {
-                Some(m) => format!("asks yes/no: \"{}\"", one_line(m)),
-                None => "asks yes/no".into(),
-            },
-            "typed" => format!(
-                "the operator types the target{}",
-                s.confirm
-                    .target
-                    .as_deref()
-                    .map(|t| format!(" ({t})"))
-                    .unwrap_or_default()
-            ),
-            _ => "not asked".into(),
-        };
-        let _ = writeln!(out, "       confirm: {confirm}");
-        if let Some(w) = &s.when {
-            let _ = writeln!(out, "       when: {}", one_line(w));
-        }
-        if let Some(f) = &s.foreach {
-            let _ = writeln!(out, "       foreach: {}", one_line(f));
-        }
-        if !s.needs.is_empty() {
-            let _ = writeln!(out, "       needs: {}", s.needs.join(", "));
-        }
-        let perms: Vec<String> = s.permissions.iter().map(ToString::to_string).collect();
-        let _ = writeln!(out, "       ESUS requires: {}", perms.join(" + "));
+}
+
+/// One step, numbered `n` in run order: its call and effect, how it is confirmed, its
+/// conditions and what ESUS requires for it.
+fn render_step(out: &mut String, n: usize, s: &StepDoc) {
+    let _ = writeln!(
+        out,
+        "  {}. {}  [layer {}]  {}",
+        n,
+        s.id,
+        s.layer,
+        one_line(&s.name)
+    );
+    let call = match (&s.method, &s.path) {
+        (Some(m), Some(p)) => format!("{m} {p}"),
+        (None, Some(p)) => format!("(method set at run time) {p}"),
+        (Some(m), None) => format!("{m} (path set at run time)"),
+        (None, None) => "(set at run time)".into(),
+    };
+    let effect = if s.destructive {
+        "DESTRUCTIVE".to_string()
+    } else {
+        s.effect.to_string()
+    };
+    let _ = writeln!(out, "       {}: {call}  ({effect})", s.action);
+    let _ = writeln!(out, "       confirm: {}", confirm_text(&s.confirm));
+    if let Some(w) = &s.when {
+        let _ = writeln!(out, "       when: {}", one_line(w));
     }
+    if let Some(f) = &s.foreach {
+        let _ = writeln!(out, "       foreach: {}", one_line(f));
+    }
+    if !s.needs.is_empty() {
+        let _ = writeln!(out, "       needs: {}", s.needs.join(", "));
+    }
+    let perms: Vec<String> = s.permissions.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "       ESUS requires: {}", perms.join(" + "));
+}
+
+/// How a step is confirmed, in words.
+fn confirm_text(c: &ConfirmDoc) -> String {
+    match c.mode {
+        "yes-no" => match &c.message {
+            Some(m) => format!("asks yes/no: \"{}\"", one_line(m)),
+            None => "asks yes/no".into(),
+        },
+        "typed" => format!(
+            "the operator types the target{}",
+            c.target
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        ),
+        _ => "not asked".into(),
+    }
+}
+
+/// The permissions section, aligned: each permission, who must hold it, and its steps.
+fn render_permissions(out: &mut String, permissions: &[PermissionDoc]) {
     out.push_str("\nESUS permissions this runbook needs:\n");
-    let width = d
-        .permissions
+    let width = permissions
         .iter()
         .map(|p| p.text.chars().count())
         .max()
         .unwrap_or(0);
-    for p in &d.permissions {
+    for p in permissions {
         let who = match p.holder {
             "operator" => "operator's token",
             "affected-user" => "a token given as an input, not the operator's",
@@ -407,10 +460,6 @@ pub fn render_text(d: &Description) -> String {
             p.steps.join(", ")
         );
     }
-    out.push_str(
-        "\nDestructive steps ask first unless approved with --yes (not typed ones) or --approve STEP.\n",
-    );
-    out
 }
 
 fn one_line(s: &str) -> String {

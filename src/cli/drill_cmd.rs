@@ -13,7 +13,7 @@ use super::terminal::Terminal;
 use super::transcript_cmd::SignKeyArgs;
 use crate::error::{Error, ExitCode};
 use crate::exec::report::RunReport;
-use crate::sim::{KeyState, SimHandle, Simulator};
+use crate::sim::{KeyState, ReadyInfo, SimHandle, Simulator};
 use crate::transcript::{VerifyOptions, read_transcript, verify_transcript};
 
 /// Arguments of `esus-ir drill`.
@@ -114,6 +114,7 @@ pub fn run(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     runtime.block_on(drill(args, term))
 }
 
+/// Rehearses the runbook against a fresh simulator, then scores what the run left behind.
 async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     let config = args.world.config()?;
     let sim = Simulator::start(config).await?;
@@ -123,22 +124,27 @@ async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
         audit_rows: sim.audit_rows_of(&ready.user_id),
     };
     let interactive = super::terminal::interactive(args.non_interactive);
-    let run_dir = args.run_dir.clone();
-    let ca_cert = match sim.ca_cert_pem() {
-        Some(pem) => {
-            let path =
-                std::env::temp_dir().join(format!("esus-ir-drill-ca-{}.pem", std::process::id()));
-            std::fs::write(&path, pem)
-                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-            Some(path)
-        }
-        None => None,
+    let target = target_of(&sim, &ready)?;
+    let run_args = run_args(&args, interactive);
+    let approve_all = !interactive;
+    let finished = run_cmd::execute_drill(run_args, term, target, approve_all).await?;
+    let Finished::Live(report) = finished else {
+        return Err(Error::Usage("a drill cannot be a dry-run".into()));
     };
-    let target = DrillTarget {
+    let score = score(&sim, &before, *report, &args.world.faults);
+    sim.shutdown().await;
+    print_score(&score, args.output, term)?;
+    Ok(exit_code(&score))
+}
+
+/// Where the drill's run sends its requests: the simulator, as its admin, with the scenario's
+/// leaked secrets and ids as inputs.
+fn target_of(sim: &SimHandle, ready: &ReadyInfo) -> Result<DrillTarget, Error> {
+    Ok(DrillTarget {
         base_url: sim.base_url(),
         token: ready.admin_token.clone(),
         refresh: Some(ready.admin_refresh_token.clone()),
-        ca_cert,
+        ca_cert: ca_cert_file(sim)?,
         secret_inputs: vec![
             ("session_token".into(), ready.session_token.clone()),
             ("refresh_token".into(), ready.session_refresh_token.clone()),
@@ -149,8 +155,24 @@ async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
             ("user_id".into(), ready.user_id.clone()),
             ("session_id".into(), ready.session_id.clone()),
         ],
+    })
+}
+
+/// A TLS simulator's CA, written to a file: the run's client, like a real one, trusts a private
+/// CA only through `--ca-cert PEM`.
+fn ca_cert_file(sim: &SimHandle) -> Result<Option<PathBuf>, Error> {
+    let Some(pem) = sim.ca_cert_pem() else {
+        return Ok(None);
     };
-    let run_args = RunArgs {
+    let path = std::env::temp_dir().join(format!("esus-ir-drill-ca-{}.pem", std::process::id()));
+    std::fs::write(&path, pem).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(Some(path))
+}
+
+/// The drill as a `run` command line: no token, login or secret files (the simulator supplies
+/// them), and without a terminal every step approved.
+fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
+    RunArgs {
         runbook: Some(args.runbook.clone()),
         resume: None,
         base_url: None,
@@ -167,39 +189,41 @@ async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
         max_parallel: args.max_parallel,
         max_items: crate::runbook::validate::MAX_FOREACH_ITEMS,
         output: args.output,
-        run_dir,
+        run_dir: args.run_dir.clone(),
         secrets_dir: None,
         transcript: None,
         operator: args.operator.clone(),
         incident_id: args.incident_id.clone(),
         timeout: 30,
-        sign: args.sign,
-    };
-    let approve_all = !interactive;
-    let finished = run_cmd::execute_drill(run_args, term, target, approve_all).await?;
-    let Finished::Live(report) = finished else {
-        return Err(Error::Usage("a drill cannot be a dry-run".into()));
-    };
-    let score = score(&sim, &before, *report, &args.world.faults);
-    sim.shutdown().await;
-    match args.output {
+        sign: args.sign.clone(),
+    }
+}
+
+/// Prints the score on stdout: the JSON document, or the run's own summary and then the score.
+fn print_score(score: &DrillReport, output: OutputFormat, term: Terminal) -> Result<(), Error> {
+    match output {
         OutputFormat::Json => out(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&score).unwrap_or_default()
-        ))?,
+            serde_json::to_string_pretty(score).unwrap_or_default()
+        )),
         OutputFormat::Text => {
             let done = Finished::Live(Box::new(score.run.clone()));
             run_cmd::print_finished(&done, OutputFormat::Text, term)?;
-            out(&render(&score))?;
+            out(&render(score))
         }
     }
-    Ok(if score.passed {
+}
+
+/// A passed drill exits 0; a failed one with its run's own code, or `StepFailed` when the run
+/// itself succeeded but a check did not hold.
+fn exit_code(score: &DrillReport) -> ExitCode {
+    if score.passed {
         ExitCode::Success
     } else if score.run.exit_code != 0 {
         score.run.outcome.exit_code()
     } else {
         ExitCode::StepFailed
-    })
+    }
 }
 
 fn score(sim: &SimHandle, before: &Before, run: RunReport, faults: &[String]) -> DrillReport {

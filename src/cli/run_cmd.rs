@@ -248,6 +248,103 @@ pub async fn execute(
     // command with 130 and nothing sent, never a killed process.
     let (handle, interrupt) = Interrupt::new();
     let ctrl_c = terminal::ctrl_c_listener(handle)?;
+    let subject = what_to_run(&args, term)?;
+    let interactive = terminal::interactive(args.non_interactive);
+    let resume = match &subject.resumed {
+        Some(r) => Some(resume_plan(r, &subject.valid)?),
+        None => None,
+    };
+    if let Some(done) = finished_earlier(&subject, resume.as_ref()) {
+        return Ok(done);
+    }
+    let inputs = inputs_before_start(
+        &args,
+        &subject.valid,
+        interactive,
+        drill.as_ref(),
+        resume.as_ref(),
+        &interrupt,
+    )?;
+    let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
+    let policy = approval_policy(&args, &subject.valid, interactive)?;
+    let place = place_run(&args, &subject)?;
+    let token = token_for(&args, drill.as_ref(), &client, interactive, &interrupt).await?;
+    let writer = open_transcript(&args.sign, term, &place.transcript, &interrupt)?;
+    ctrl_c.run_started();
+    let ui = progress_ui(&args, term);
+    let outlets = outlets(&ui, &writer, interactive, &interrupt, term);
+    let access = Access {
+        client,
+        token,
+        policy,
+        interrupt,
+        drill: drill.is_some(),
+    };
+    let shared = shared_for(&args, &subject, &place, resume.as_ref(), access, outlets)?;
+    let meta = run_meta(&args, mode, &place.run_id, &subject.source, resume.as_ref());
+    if let Some(what) = &args.dry_run {
+        let plan = dry_run::run(shared, &inputs, meta, what == "reads", resume.as_ref()).await;
+        ctrl_c.stop();
+        return finish_dry_run(plan, &writer, place.transcript);
+    }
+    let opts = RunOptions {
+        max_parallel: args.max_parallel.into(),
+        resume,
+    };
+    let report = executor::run(shared, &inputs, meta, opts).await;
+    ctrl_c.stop();
+    finish_live_run(report, &writer, place, args.output, term)
+}
+
+/// The runbook a run follows, and the stopped run it continues, if any.
+struct Subject {
+    /// The stopped run `--resume` names.
+    resumed: Option<resume_source::Resumed>,
+    /// The runbook's text and where it was read from.
+    source: bundled::RunbookSource,
+    /// The runbook, validated.
+    valid: Arc<crate::runbook::Validated>,
+}
+
+/// Where this leg of a run writes, settled before the operator's token is read.
+struct Place {
+    /// This leg's run id.
+    run_id: String,
+    /// The run folder.
+    run_dir: PathBuf,
+    /// Its evidence and secrets folders.
+    folders: Folders,
+    /// This leg's transcript.
+    transcript: PathBuf,
+}
+
+/// What lets the run reach ESUS and act there, as [`Parts`] takes it.
+struct Access {
+    /// The ESUS client.
+    client: EsusClient,
+    /// The operator's token.
+    token: OperatorToken,
+    /// What is approved, and whether anyone may be asked.
+    policy: ApprovalPolicy,
+    /// The Ctrl-C count.
+    interrupt: Interrupt,
+    /// Whether this is a drill against the simulator.
+    drill: bool,
+}
+
+/// Where a run's events and questions go.
+struct Outlets {
+    /// The progress display.
+    progress: Arc<Ui>,
+    /// Who answers a confirmation.
+    confirmer: Arc<dyn Confirmer>,
+    /// The transcript and the display, fed together.
+    sink: Arc<dyn EventSink>,
+}
+
+/// Reads what the run follows: with `--resume`, the stopped run's transcript and its runbook
+/// (RUNBOOK, when given, is checked against it); else RUNBOOK.
+fn what_to_run(args: &RunArgs, term: Terminal) -> Result<Subject, Error> {
     let resumed = match &args.resume {
         Some(path) => Some(resume_source::load(
             path,
@@ -270,75 +367,147 @@ pub async fn execute(
         &source.text,
         term.stderr_styles().enabled(),
     )?);
-    let interactive = terminal::interactive(args.non_interactive);
-    let dry = args.dry_run.clone();
-    let resume_plan = match &resumed {
-        Some(r) => Some(resume_plan(r, &valid)?),
-        None => None,
-    };
-    if let (Some(r), Some(plan)) = (&resumed, &resume_plan)
-        && plan.complete
-    {
-        return Ok(Finished::Live(Box::new(already_complete(r, plan, &valid))));
+    Ok(Subject {
+        resumed,
+        source,
+        valid,
+    })
+}
+
+/// A resumed run that had already completed ends here, before any prompt: its result is told
+/// again and nothing is sent.
+fn finished_earlier(
+    subject: &Subject,
+    resume: Option<&crate::exec::resume::ResumePlan>,
+) -> Option<Finished> {
+    match (&subject.resumed, resume) {
+        (Some(r), Some(plan)) if plan.complete => Some(Finished::Live(Box::new(already_complete(
+            r,
+            plan,
+            &subject.valid,
+        )))),
+        _ => None,
     }
-    let inputs = resolve_inputs(
-        &args,
-        &valid,
-        interactive,
-        drill.as_ref(),
-        resume_plan.as_ref(),
-        &interrupt,
-    );
+}
+
+/// The run's inputs. A Ctrl-C at an input prompt wins over whatever the prompt returned (a
+/// value, or the error of a prompt cut short): the command ends with 130 and nothing sent.
+fn inputs_before_start(
+    args: &RunArgs,
+    valid: &crate::runbook::Validated,
+    interactive: bool,
+    drill: Option<&DrillTarget>,
+    resume: Option<&crate::exec::resume::ResumePlan>,
+    interrupt: &Interrupt,
+) -> Result<crate::plan::inputs::Inputs, Error> {
+    let inputs = resolve_inputs(args, valid, interactive, drill, resume, interrupt);
     if interrupt.count() > 0 {
         return Err(Error::interrupted_before_start());
     }
-    let inputs = inputs?;
-    let client = client_for(&args, drill.as_ref(), resumed.as_ref())?;
+    inputs
+}
+
+/// What the operator approved up front. An `--approve` naming a step the runbook does not have
+/// is refused before anything is sent: a misspelt id would approve nothing.
+fn approval_policy(
+    args: &RunArgs,
+    valid: &crate::runbook::Validated,
+    interactive: bool,
+) -> Result<ApprovalPolicy, Error> {
     let policy = ApprovalPolicy {
         interactive,
         yes: args.yes,
         approve: args.approve.iter().cloned().collect(),
     };
-    let unknown = policy.unknown_steps(&valid);
+    let unknown = policy.unknown_steps(valid);
     if !unknown.is_empty() {
         return Err(Error::Usage(format!(
             "--approve names steps the runbook does not have: {}",
             unknown.join(", ")
         )));
     }
+    Ok(policy)
+}
+
+/// This leg's run id, folders (checked and created) and transcript path. They are settled
+/// before the operator's token is read: a login sends a request, and a refused folder or
+/// transcript must still be able to say that nothing was sent.
+fn place_run(args: &RunArgs, subject: &Subject) -> Result<Place, Error> {
     let run_id = uuid::Uuid::new_v4().to_string();
     let (run_dir, folders) = folders_for(
-        &args,
-        resumed.as_ref().map(|r| r.run_dir.as_path()),
-        &valid.runbook.name,
+        args,
+        subject.resumed.as_ref().map(|r| r.run_dir.as_path()),
+        &subject.valid.runbook.name,
         &run_id,
     )?;
-    let transcript_path = transcript_path(&args, resumed.is_some(), &run_dir)?;
-    let token = match (dry.as_deref(), &drill) {
-        (Some("all"), _) => OperatorToken::default(),
-        (_, Some(d)) => OperatorToken::new(Some(d.token.clone()), d.refresh.clone()),
+    let transcript = transcript_path(args, subject.resumed.is_some(), &run_dir)?;
+    Ok(Place {
+        run_id,
+        run_dir,
+        folders,
+        transcript,
+    })
+}
+
+/// The operator's token: none for a plan that sends nothing, the simulator's admin for a drill,
+/// else the operator's own (a file, a login, or a hidden prompt).
+async fn token_for(
+    args: &RunArgs,
+    drill: Option<&DrillTarget>,
+    client: &EsusClient,
+    interactive: bool,
+    interrupt: &Interrupt,
+) -> Result<OperatorToken, Error> {
+    match (args.dry_run.as_deref(), drill) {
+        (Some("all"), _) => Ok(OperatorToken::default()),
+        (_, Some(d)) => Ok(OperatorToken::new(Some(d.token.clone()), d.refresh.clone())),
         _ => {
             let sources = TokenSources {
                 token_file: args.token_file.clone(),
                 login: args.login.clone(),
             };
-            operator::operator_token(&sources, &client, interactive, &interrupt).await?
+            operator::operator_token(&sources, client, interactive, interrupt).await
         }
-    };
-    let (signer, created) = Signer::resolve(&args.sign.clone().into_source())?;
+    }
+}
+
+/// The transcript's writer, with the signing key resolved first (a new key is announced). A
+/// Ctrl-C at the token prompt or while the key was read ends the command here, before the
+/// transcript exists.
+fn open_transcript(
+    sign: &SignKeyArgs,
+    term: Terminal,
+    path: &Path,
+    interrupt: &Interrupt,
+) -> Result<Arc<TranscriptWriter>, Error> {
+    let (signer, created) = Signer::resolve(&sign.clone().into_source())?;
     if let Some(c) = created.filter(|_| !term.quiet) {
         eprintln!("{c}");
     }
     if interrupt.count() > 0 {
         return Err(Error::interrupted_before_start());
     }
-    let writer = Arc::new(TranscriptWriter::create(&transcript_path, signer)?);
-    ctrl_c.run_started();
-    let ui = Arc::new(Ui::new(
+    Ok(Arc::new(TranscriptWriter::create(path, signer)?))
+}
+
+/// The progress display on stderr: drawn live only on a terminal and when stdout is not JSON.
+fn progress_ui(args: &RunArgs, term: Terminal) -> Arc<Ui> {
+    Arc::new(Ui::new(
         term.fancy() && args.output == OutputFormat::Text,
         term.quiet,
         term.stderr_styles(),
-    ));
+    ))
+}
+
+/// The confirmer (a terminal prompt when someone is there, else one that never asks) and the
+/// sink that feeds every event to both the transcript and the display.
+fn outlets(
+    ui: &Arc<Ui>,
+    writer: &Arc<TranscriptWriter>,
+    interactive: bool,
+    interrupt: &Interrupt,
+    term: Terminal,
+) -> Outlets {
     let confirmer: Arc<dyn Confirmer> = if interactive {
         Arc::new(TerminalConfirmer::new(
             ui.gate(),
@@ -349,81 +518,117 @@ pub async fn execute(
         Arc::new(NeverPrompt)
     };
     let sink: Arc<dyn EventSink> = Arc::new(Fanout(vec![writer.clone(), ui.clone()]));
-    let mode = if dry.is_some() { RunMode::DryRun } else { mode };
-    let incident = match &resumed {
+    Outlets {
+        progress: ui.clone(),
+        confirmer,
+        sink,
+    }
+}
+
+/// What every step of the run shares. The planner names things by the incident (a resume keeps
+/// the first leg's); the witnesses are salted per run folder and keep what earlier legs saw.
+fn shared_for(
+    args: &RunArgs,
+    subject: &Subject,
+    place: &Place,
+    resume: Option<&crate::exec::resume::ResumePlan>,
+    access: Access,
+    outlets: Outlets,
+) -> Result<Arc<Shared>, Error> {
+    let incident = match &subject.resumed {
         Some(r) => resume_source::incident_of(r),
-        None => run_id.clone(),
+        None => place.run_id.clone(),
     };
     let planner = Planner::new(
-        valid.clone(),
-        client.base().clone(),
+        subject.valid.clone(),
+        access.client.base().clone(),
         args.max_items,
         &incident,
     );
+    let folders = &place.folders;
     let salt = folders.witness_salt().map_err(|e| {
         Error::io(
             format!("the witness salt in {}", folders.secrets.display()),
             e,
         )
     })?;
-    let earlier = resume_plan
-        .as_ref()
-        .map(|p| p.witnessed.clone())
-        .unwrap_or_default();
-    let shared = Arc::new(Shared::new(Parts {
+    let earlier = resume.map(|p| p.witnessed.clone()).unwrap_or_default();
+    Ok(Arc::new(Shared::new(Parts {
         planner,
-        client,
-        token,
-        confirmer,
-        policy,
-        sink,
-        progress: ui.clone(),
+        client: access.client,
+        token: access.token,
+        confirmer: outlets.confirmer,
+        policy: access.policy,
+        sink: outlets.sink,
+        progress: outlets.progress,
         folders: folders.clone(),
-        interrupt,
-        drill: drill.is_some(),
+        interrupt: access.interrupt,
+        drill: access.drill,
         witnesses: Witnesses::new(salt, earlier),
-    }));
-    let meta = RunMeta {
-        run_id,
+    })))
+}
+
+/// What the transcript's first record says of this leg: who ran which runbook text, where, in
+/// what mode, and which earlier leg of the incident it continues.
+fn run_meta(
+    args: &RunArgs,
+    mode: RunMode,
+    run_id: &str,
+    source: &bundled::RunbookSource,
+    resume: Option<&crate::exec::resume::ResumePlan>,
+) -> RunMeta {
+    RunMeta {
+        run_id: run_id.to_string(),
         runbook_text: source.text.clone(),
         operator: operator::operator_name(args.operator.as_deref()),
         host: operator::host_name(),
-        mode,
-        resumes: resume_plan.as_ref().map(|p| p.resumes.clone()),
+        mode: if args.dry_run.is_some() {
+            RunMode::DryRun
+        } else {
+            mode
+        },
+        resumes: resume.map(|p| p.resumes.clone()),
         incident_id: args.incident_id.clone(),
-        resumes_file: resume_plan.as_ref().map(|p| p.resumes_file.clone()),
-        chain_started_at: resume_plan
-            .as_ref()
-            .and_then(|p| p.chain_started_at.clone()),
-    };
-    if let Some(what) = dry {
-        let mut plan =
-            dry_run::run(shared, &inputs, meta, what == "reads", resume_plan.as_ref()).await;
-        ctrl_c.stop();
-        writer.finish()?;
-        plan.transcript = Some(transcript_path);
-        plan.apply_command = Some(apply_command());
-        return Ok(Finished::Dry(Box::new(plan)));
+        resumes_file: resume.map(|p| p.resumes_file.clone()),
+        chain_started_at: resume.and_then(|p| p.chain_started_at.clone()),
     }
-    let opts = RunOptions {
-        max_parallel: args.max_parallel.into(),
-        resume: resume_plan,
-    };
-    let mut report = executor::run(shared, &inputs, meta, opts).await;
-    ctrl_c.stop();
+}
+
+/// A dry-run's plan, once its transcript is signed: where that transcript is, and the command
+/// that runs the plan for real.
+fn finish_dry_run(
+    mut plan: PlanDocument,
+    writer: &TranscriptWriter,
+    transcript: PathBuf,
+) -> Result<Finished, Error> {
+    writer.finish()?;
+    plan.transcript = Some(transcript);
+    plan.apply_command = Some(apply_command());
+    Ok(Finished::Dry(Box::new(plan)))
+}
+
+/// A live run's report, once its transcript is signed: where the run wrote, and how to
+/// continue it when it did not succeed.
+fn finish_live_run(
+    mut report: RunReport,
+    writer: &TranscriptWriter,
+    place: Place,
+    output: OutputFormat,
+    term: Terminal,
+) -> Result<Finished, Error> {
     let sig = writer.finish();
     if report.outcome != RunOutcome::Success {
         report.resume_command = Some(format!(
             "esus-ir run --resume {}",
-            shell_word(&run_dir.display().to_string())
+            shell_word(&place.run_dir.display().to_string())
         ));
     }
-    report.run_dir = Some(run_dir);
-    report.transcript = Some(transcript_path);
+    report.run_dir = Some(place.run_dir);
+    report.transcript = Some(place.transcript);
     let done = Finished::Live(Box::new(report));
     if let Err(e) = sig {
         // The summary still matters to the operator; the signature problem is reported after it.
-        print_finished(&done, args.output, term)?;
+        print_finished(&done, output, term)?;
         return Err(e.into());
     }
     Ok(done)

@@ -10,8 +10,9 @@ use crate::error::{Error, ExitCode};
 use crate::transcript::report::{ReportFormat, render_report};
 
 use crate::transcript::{
-    SignatureStatus, Signer, SignerSource, Verification, VerifyOptions, allowed_signers_line,
-    default_key_path, default_operator, read_transcript, sign::public_key_path, verify_transcript,
+    Ancestor, SignatureStatus, Signer, SignerSource, Verification, VerifyOptions,
+    allowed_signers_line, default_key_path, default_operator, read_transcript,
+    sign::public_key_path, verify_transcript,
 };
 
 /// The environment variable holding the passphrase of an encrypted signing key.
@@ -241,35 +242,57 @@ pub fn render_verification(v: &Verification) -> String {
     if let Some(op) = &v.operator {
         out.push_str(&format!("  operator:  {op}\n"));
     }
-    let c = &v.checkpoints;
     out.push_str(&format!(
         "  signed:    {} of {} records{}\n",
         v.signed_records,
         v.events,
-        if v.signature.status == SignatureStatus::Valid && v.signed_records == v.events {
-            " (the final signature)".to_string()
-        } else {
-            match c.last_valid_seq {
-                Some(seq) => format!(
-                    " (seq 0..{} by the last valid checkpoint, seq {seq}; {} of {} checkpoints valid){}",
-                    c.covered.saturating_sub(1),
-                    c.valid,
-                    c.count,
-                    if c.covered + 1 < v.events {
-                        format!("; records seq {}..{} are not signed", c.covered + 1, v.events - 1)
-                    } else {
-                        String::new()
-                    }
-                ),
-                None => format!(" (no valid checkpoint of {})", c.count),
-            }
-        }
+        signed_by(v)
     ));
     if !v.identity_checked && v.signature.status != SignatureStatus::Skipped {
         out.push_str(
             "  trust:     integrity only — the signatures were checked against the key the transcript records, not against whose key it is; pass --allowed-signers FILE to check the signer's identity\n",
         );
     }
+    render_problems(&mut out, v);
+    for a in &v.ancestors {
+        out.push_str(&format!("  resumes:   {}\n", ancestor_text(a)));
+    }
+    for w in &v.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    out
+}
+
+/// What signed the records: the final signature, or else how far the last valid checkpoint
+/// reaches — a killed run has no final signature, and the records after its last checkpoint
+/// are not signed at all.
+fn signed_by(v: &Verification) -> String {
+    let c = &v.checkpoints;
+    if v.signature.status == SignatureStatus::Valid && v.signed_records == v.events {
+        return " (the final signature)".to_string();
+    }
+    match c.last_valid_seq {
+        Some(seq) => format!(
+            " (seq 0..{} by the last valid checkpoint, seq {seq}; {} of {} checkpoints valid){}",
+            c.covered.saturating_sub(1),
+            c.valid,
+            c.count,
+            if c.covered + 1 < v.events {
+                format!(
+                    "; records seq {}..{} are not signed",
+                    c.covered + 1,
+                    v.events - 1
+                )
+            } else {
+                String::new()
+            }
+        ),
+        None => format!(" (no valid checkpoint of {})", c.count),
+    }
+}
+
+/// The first bad event, then every problem with its place in the file.
+fn render_problems(out: &mut String, v: &Verification) {
     if let Some(p) = v.first_bad_event() {
         out.push_str(&format!(
             "  first bad event: seq {} (line {}): {}\n",
@@ -289,27 +312,26 @@ pub fn render_verification(v: &Verification) -> String {
             out.push_str(&format!("    - {place}{}\n", p.what));
         }
     }
-    for a in &v.ancestors {
-        let state = match (a.present, a.valid, a.intact_prefix) {
-            (false, _, _) => "not in the run folder".to_string(),
-            (true, true, _) => format!("valid, {} records", a.records),
-            (true, false, true) => format!(
-                "a stopped run's intact prefix: {} records, {} signed",
-                a.records, a.signed_records
-            ),
-            (true, false, false) => "INVALID".to_string(),
-        };
-        let link = if a.present && !a.linked {
-            "; does NOT end where its successor resumed"
-        } else {
-            ""
-        };
-        out.push_str(&format!("  resumes:   {} ({state}{link})\n", a.file));
-    }
-    for w in &v.warnings {
-        out.push_str(&format!("  warning: {w}\n"));
-    }
-    out
+}
+
+/// An earlier transcript this one resumes: whether it is there and valid, and whether it ends
+/// where its successor says it resumed.
+fn ancestor_text(a: &Ancestor) -> String {
+    let state = match (a.present, a.valid, a.intact_prefix) {
+        (false, _, _) => "not in the run folder".to_string(),
+        (true, true, _) => format!("valid, {} records", a.records),
+        (true, false, true) => format!(
+            "a stopped run's intact prefix: {} records, {} signed",
+            a.records, a.signed_records
+        ),
+        (true, false, false) => "INVALID".to_string(),
+    };
+    let link = if a.present && !a.linked {
+        "; does NOT end where its successor resumed"
+    } else {
+        ""
+    };
+    format!("{} ({state}{link})", a.file)
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
