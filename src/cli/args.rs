@@ -106,9 +106,34 @@ pub enum Command {
     /// Render a post-mortem timeline from a transcript.
     Report(super::transcript_cmd::ReportArgs),
     /// Print a shell completion script to stdout.
-    Completions(super::completions::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Write man pages (esus-ir.1 and one per subcommand).
-    Man(super::completions::ManArgs),
+    Man(ManArgs),
+}
+
+/// Arguments of `esus-ir completions`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  esus-ir completions bash > ~/.local/share/bash-completion/completions/esus-ir
+  esus-ir completions zsh > ~/.zfunc/_esus-ir        # with fpath+=(~/.zfunc) before compinit
+  esus-ir completions fish > ~/.config/fish/completions/esus-ir.fish
+  esus-ir completions powershell >> $PROFILE")]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `esus-ir man`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  esus-ir man | man -l -
+  esus-ir man -o /usr/local/share/man/man1 && mandb")]
+pub struct ManArgs {
+    /// Write esus-ir.1 and one page per subcommand (esus-ir-run.1, …) into this folder (created if
+    /// missing). Without it, esus-ir.1 goes to stdout.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }
 
 /// How `graph` draws the step graph.

@@ -1,8 +1,7 @@
 //! One function per subcommand: arguments in, exit code out.
 
-use std::io::{IsTerminal, Write};
-
 use super::args::{Command, GraphFormat};
+use super::output::{out, stderr_color};
 use crate::bundled;
 use crate::error::{Error, ExitCode};
 use crate::graph;
@@ -36,11 +35,6 @@ pub(super) fn dispatch(
         Command::Completions(args) => super::completions::completions(args),
         Command::Man(args) => super::completions::man(args),
     }
-}
-
-/// Whether diagnostics on stderr may use colour.
-pub(super) fn stderr_color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 fn validate(args: &[String]) -> Result<ExitCode, Error> {
@@ -171,18 +165,4 @@ fn schema(output: Option<&std::path::Path>, what: SchemaOf) -> Result<ExitCode, 
         None => out(&text)?,
     }
     Ok(ExitCode::Success)
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-pub(super) fn out(text: &str) -> Result<(), Error> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("writing to stdout", e))
-        }
-        _ => Ok(()),
-    }
 }

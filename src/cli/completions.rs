@@ -4,36 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use clap_complete::Shell;
 
-use super::args::Cli;
-use super::commands::out;
+use super::args::{Cli, CompletionsArgs, ManArgs};
+use super::output::out;
 use crate::error::{Error, ExitCode};
-
-/// Arguments of `esus-ir completions`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  esus-ir completions bash > ~/.local/share/bash-completion/completions/esus-ir
-  esus-ir completions zsh > ~/.zfunc/_esus-ir        # with fpath+=(~/.zfunc) before compinit
-  esus-ir completions fish > ~/.config/fish/completions/esus-ir.fish
-  esus-ir completions powershell >> $PROFILE")]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum, value_name = "SHELL")]
-    pub shell: Shell,
-}
-
-/// Arguments of `esus-ir man`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  esus-ir man | man -l -
-  esus-ir man -o /usr/local/share/man/man1 && mandb")]
-pub struct ManArgs {
-    /// Write esus-ir.1 and one page per subcommand (esus-ir-run.1, …) into this folder (created if
-    /// missing). Without it, esus-ir.1 goes to stdout.
-    #[arg(short, long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
-}
 
 /// The command tree as clap builds it, named as installed.
 fn command() -> clap::Command {

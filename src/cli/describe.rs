@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::commands::{out, stderr_color};
+use super::output::{out, stderr_color};
 use crate::bundled;
 use crate::error::{Error, ExitCode};
 use crate::esus::actions::{ActionSpec, Effect};

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::commands::out;
+use super::output::out;
 use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
 use super::terminal::Terminal;
 use super::transcript_cmd::SignKeyArgs;

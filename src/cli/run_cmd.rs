@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use super::commands::out;
 use super::confirm::TerminalConfirmer;
 use super::operator::{self, TokenSources};
+use super::output::out;
 use super::resume_source;
+use super::run_folder::{Asked, folders_for, shell_word, transcript_path};
 use super::run_inputs::{self, Supplied};
 use super::terminal::{self, Terminal};
 use super::transcript_cmd::SignKeyArgs;
@@ -19,6 +20,7 @@ use crate::error::{Error, ExitCode};
 use crate::esus::client::{ClientConfig, EsusClient};
 use crate::event::{ContainmentState, EventSink, RunMode, RunOutcome};
 use crate::exec::approval::{ApprovalPolicy, Confirmer, NeverPrompt};
+use crate::exec::dry_run;
 use crate::exec::dry_run::PlanDocument;
 use crate::exec::evidence::Folders;
 use crate::exec::executor::{self, RunMeta, RunOptions};
@@ -26,7 +28,6 @@ use crate::exec::report::RunReport;
 use crate::exec::shared::{Fanout, Interrupt, Parts, Shared};
 use crate::exec::token::OperatorToken;
 use crate::exec::witness::Witnesses;
-use crate::exec::{dry_run, evidence};
 use crate::plan::Planner;
 use crate::plan::inputs;
 use crate::transcript::{Signer, TranscriptWriter, layout};
@@ -434,13 +435,19 @@ fn approval_policy(
 /// transcript must still be able to say that nothing was sent.
 fn place_run(args: &RunArgs, subject: &Subject) -> Result<Place, Error> {
     let run_id = uuid::Uuid::new_v4().to_string();
+    let asked = Asked {
+        run_dir: args.run_dir.as_deref(),
+        secrets_dir: args.secrets_dir.as_deref(),
+        transcript: args.transcript.as_deref(),
+        dry_run: args.dry_run.is_some(),
+    };
     let (run_dir, folders) = folders_for(
-        args,
+        &asked,
         subject.resumed.as_ref().map(|r| r.run_dir.as_path()),
         &subject.valid.runbook.name,
         &run_id,
     )?;
-    let transcript = transcript_path(args, subject.resumed.is_some(), &run_dir)?;
+    let transcript = transcript_path(&asked, subject.resumed.is_some(), &run_dir)?;
     Ok(Place {
         run_id,
         run_dir,
@@ -634,24 +641,6 @@ fn finish_live_run(
     Ok(done)
 }
 
-/// Where this leg's transcript goes: a dry-run's is named as a plan (`dry-run.N.jsonl`), never
-/// as a leg a resume could take for a run; a resume writes the folder's next transcript; a new
-/// run writes `transcript.jsonl` (or `--transcript`), which must not hold a run already.
-fn transcript_path(args: &RunArgs, resumed: bool, run_dir: &Path) -> Result<PathBuf, Error> {
-    if args.dry_run.is_some() {
-        return Ok(resume_source::next_dry_run(run_dir));
-    }
-    if resumed {
-        return Ok(resume_source::next_transcript(run_dir));
-    }
-    let path = args
-        .transcript
-        .clone()
-        .unwrap_or_else(|| run_dir.join(layout::TRANSCRIPT_FILE));
-    fresh_transcript(&path, run_dir)?;
-    Ok(path)
-}
-
 /// What an earlier run of this incident finished, from its transcript.
 fn resume_plan(
     r: &resume_source::Resumed,
@@ -800,81 +789,6 @@ fn client_for(
     EsusClient::new(&config).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// The run folder and its evidence and secrets folders, checked (before anything is sent: an
-/// existing folder with links, or that others may write to, is refused) and created. A resumed
-/// run continues in the folder of the run it resumes.
-fn folders_for(
-    args: &RunArgs,
-    resumed: Option<&std::path::Path>,
-    runbook: &str,
-    run_id: &str,
-) -> Result<(PathBuf, Folders), Error> {
-    let run_dir = match (resumed, &args.run_dir) {
-        (Some(dir), Some(given)) if given != dir => {
-            return Err(Error::Usage(format!(
-                "--run-dir {}: a resumed run continues in its own folder ({})",
-                given.display(),
-                dir.display()
-            )));
-        }
-        (Some(dir), _) => dir.to_path_buf(),
-        (None, Some(given)) => given.clone(),
-        (None, None) => default_run_dir(runbook, run_id),
-    };
-    let folders = Folders {
-        evidence: run_dir.join(layout::EVIDENCE_DIR),
-        secrets: args
-            .secrets_dir
-            .clone()
-            .unwrap_or_else(|| run_dir.join(layout::SECRETS_DIR)),
-    };
-    evidence::check_run_folder(&run_dir)
-        .and_then(|()| folders.check())
-        .map_err(Error::Usage)?;
-    evidence::create_private_dir(&run_dir)
-        .map_err(|e| Error::io(format!("creating {}", run_dir.display()), e))?;
-    folders
-        .create()
-        .map_err(|e| Error::io(format!("creating {}", folders.evidence.display()), e))?;
-    Ok((run_dir, folders))
-}
-
-/// A new run's transcript must not exist, except as what a run killed as it began leaves: a
-/// file without one complete line (its first record is written before any request, so such a
-/// run sent nothing) — that one is replaced. A transcript with records is a run to resume.
-fn fresh_transcript(path: &Path, run_dir: &Path) -> Result<(), Error> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    let bytes = if meta.file_type().is_file() && meta.len() <= 4 * 1024 * 1024 {
-        std::fs::read(path).ok()
-    } else {
-        None
-    };
-    match bytes {
-        Some(b) if !b.contains(&b'\n') => {
-            eprintln!(
-                "note: {} holds no complete record (a run killed as it began, which sent nothing); starting afresh",
-                path.display()
-            );
-            std::fs::remove_file(path)
-                .map_err(|e| Error::io(format!("replacing {}", path.display()), e))
-        }
-        _ => Err(Error::Usage(format!(
-            "{} already holds a run: resume it with `esus-ir run --resume {}`, or give another --run-dir (nothing was sent)",
-            path.display(),
-            shell_word(&run_dir.display().to_string())
-        ))),
-    }
-}
-
-fn default_run_dir(runbook: &str, run_id: &str) -> PathBuf {
-    let stamp = jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string();
-    PathBuf::from("esus-ir-runs").join(format!("{stamp}-{runbook}-{}", &run_id[..8]))
-}
-
 /// This command line without `--dry-run`: what runs the plan for real. (Secrets are never on
 /// the command line, so repeating it shows none.)
 fn apply_command() -> String {
@@ -898,16 +812,4 @@ fn apply_command() -> String {
         words.push(shell_word(a));
     }
     words.join(" ")
-}
-
-/// A word as a POSIX shell reads it back.
-fn shell_word(w: &str) -> String {
-    let plain = !w.is_empty()
-        && w.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
-    if plain {
-        w.to_string()
-    } else {
-        format!("'{}'", w.replace('\'', r"'\''"))
-    }
 }
