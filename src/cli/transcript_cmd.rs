@@ -101,8 +101,9 @@ pub enum VerifyOutput {
     after_help = "Examples:\n  esus-ir verify runs/2026-01-02T0304-api-key-compromise/transcript.jsonl\n  esus-ir verify T.jsonl --allowed-signers allowed_signers --output json\n\nWith OpenSSH alone:\n  ssh-keygen -Y verify -f allowed_signers -I OPERATOR -n esus-ir-transcript -s T.jsonl.sig < T.jsonl"
 )]
 pub struct VerifyArgs {
-    /// The transcript (its signature is TRANSCRIPT.sig).
-    #[arg(value_name = "TRANSCRIPT")]
+    /// The transcript (its signature is TRANSCRIPT.sig), or a run folder: its last leg, with every
+    /// earlier leg of the incident checked through it.
+    #[arg(value_name = "TRANSCRIPT|RUN_DIR")]
     pub transcript: PathBuf,
     /// OpenSSH allowed_signers file: the signer must be listed for the recorded operator.
     #[arg(long, value_name = "FILE")]
@@ -134,8 +135,8 @@ pub enum ReportFormatArg {
     after_help = "Examples:\n  esus-ir report T.jsonl > postmortem.md\n  esus-ir report T.jsonl --format html -o postmortem.html"
 )]
 pub struct ReportArgs {
-    /// The transcript.
-    #[arg(value_name = "TRANSCRIPT")]
+    /// The transcript, or a run folder (its last leg).
+    #[arg(value_name = "TRANSCRIPT|RUN_DIR")]
     pub transcript: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormatArg::Markdown)]
@@ -149,6 +150,19 @@ pub struct ReportArgs {
     /// Folder of evidence files (default: the transcript's folder/evidence).
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
+}
+
+/// The transcript a path names: itself, or a run folder's last leg (never a dry-run's plan).
+fn leg_of(path: &std::path::Path) -> Result<PathBuf, Error> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    super::resume_source::latest_transcript(path).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: no transcript.jsonl in that folder (give a run folder or a transcript)",
+            path.display()
+        ))
+    })
 }
 
 /// Runs `esus-ir keygen`.
@@ -182,7 +196,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         trusted_key: None,
         skip_signature: false,
     };
-    let mut verification = verify_transcript(&args.transcript, &options)?;
+    let transcript = leg_of(&args.transcript)?;
+    let mut verification = verify_transcript(&transcript, &options)?;
     crate::transcript::check_ancestors(&mut verification, &options);
     let text = match args.output {
         VerifyOutput::Json => {
@@ -208,9 +223,10 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
         evidence_dir: args.evidence_dir,
         ..VerifyOptions::default()
     };
-    let verification = verify_transcript(&args.transcript, &options)?;
+    let transcript = leg_of(&args.transcript)?;
+    let verification = verify_transcript(&transcript, &options)?;
     // A report of a broken chain would present altered records as fact: refuse, and say why.
-    let records = read_transcript(&args.transcript)?;
+    let records = read_transcript(&transcript)?;
     let format = match args.format {
         ReportFormatArg::Markdown => ReportFormat::Markdown,
         ReportFormatArg::Html => ReportFormat::Html,

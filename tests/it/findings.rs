@@ -490,3 +490,54 @@ async fn a_secret_input_that_cannot_be_a_header_is_refused_before_anything_is_se
     assert!(said.contains("cannot be an HTTP header value"), "{said}");
     assert!(!said.contains("eyJ"), "the value is never shown");
 }
+
+/// The run folder is the incident: `verify DIR` and `report DIR` read its last leg, which
+/// checks every earlier one; a folder with no leg is a usage error, never "Is a directory".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_report_take_the_run_folder() {
+    let env = Env::start().await;
+    let mut first = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut first);
+    first
+        .env("ESUS_TOKEN", "refused")
+        .args(["--yes", "--non-interactive"]);
+    assert_code(&output(first).await, 4);
+    let r = env.sim.ready();
+    let mut resume = env.bare_cmd();
+    resume
+        .env(
+            "ESUS_TOKEN",
+            secrecy::ExposeSecret::expose_secret(&r.admin_token),
+        )
+        .env(
+            "ESUS_LEAKED_KEY_SECRET",
+            secrecy::ExposeSecret::expose_secret(&r.key_secret),
+        )
+        .arg("run")
+        .arg("--resume")
+        .arg(env.run_dir())
+        .args(["--yes", "--non-interactive"]);
+    assert_code(&output(resume).await, 0);
+    let mut verify = env.bare_cmd();
+    verify.arg("verify").arg(env.run_dir());
+    let out = output(verify).await;
+    assert_code(&out, 0);
+    let said = text(&out.stdout);
+    assert!(said.contains("transcript.2.jsonl"), "the last leg: {said}");
+    assert!(
+        said.contains("resumes:   transcript.jsonl (valid"),
+        "{said}"
+    );
+    let mut report = env.bare_cmd();
+    report.arg("report").arg(env.run_dir());
+    let out = output(report).await;
+    assert_code(&out, 0);
+    assert!(text(&out.stdout).contains("api-key-compromise"));
+    let empty = env.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("folder");
+    let mut verify = env.bare_cmd();
+    verify.arg("verify").arg(&empty);
+    let out = output(verify).await;
+    assert_code(&out, 2);
+    assert!(text(&out.stderr).contains("no transcript.jsonl in that folder"));
+}
