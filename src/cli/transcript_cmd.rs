@@ -1,7 +1,7 @@
 //! `esus-ir keygen`, `verify` and `report`: the transcript's commands, plus the `--sign-key`
 //! flag that `run` flattens into its own arguments.
 
-use std::io::Write;
+use super::output::out;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
@@ -180,7 +180,7 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitCode, Error> {
         public_key_path(&path).display()
     );
     eprintln!("allowed_signers line (for `verify --allowed-signers` and `ssh-keygen -Y verify`):");
-    print_stdout(&format!(
+    out(&format!(
         "{}\n",
         allowed_signers_line(&operator, &signer.public_key_openssh())
     ))?;
@@ -208,7 +208,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         }
         VerifyOutput::Text => render_verification(&verification),
     };
-    print_stdout(&text)?;
+    out(&text)?;
     Ok(if verification.ok {
         ExitCode::Success
     } else {
@@ -235,7 +235,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
     match args.output {
         Some(path) => std::fs::write(&path, text)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?,
-        None => print_stdout(&text)?,
+        None => out(&text)?,
     }
     Ok(ExitCode::Success)
 }
@@ -348,18 +348,4 @@ fn ancestor_text(a: &Ancestor) -> String {
         ""
     };
     format!("{} ({state}{link})", a.file)
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn print_stdout(text: &str) -> Result<(), Error> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("writing to stdout", e))
-        }
-        _ => Ok(()),
-    }
 }

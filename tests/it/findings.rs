@@ -15,6 +15,25 @@ fn json(out: &std::process::Output) -> Value {
     })
 }
 
+/// `run --resume RUN_DIR --yes --non-interactive`, with the scenario's operator token and
+/// compromised credentials in the environment, as a person resuming the incident gives them.
+fn resumed(env: &Env) -> assert_cmd::Command {
+    let r = env.sim.ready();
+    let mut cmd = env.bare_cmd();
+    for (var, value) in [
+        ("ESUS_TOKEN", &r.admin_token),
+        ("ESUS_LEAKED_KEY_SECRET", &r.key_secret),
+        ("ESUS_COMPROMISED_TOKEN", &r.session_token),
+    ] {
+        cmd.env(var, secrecy::ExposeSecret::expose_secret(value));
+    }
+    cmd.arg("run")
+        .arg("--resume")
+        .arg(env.run_dir())
+        .args(["--yes", "--non-interactive"]);
+    cmd
+}
+
 /// Finding 1: an unattended run without approvals (exit 3, nothing sent), then a dry-run of its
 /// resume, then the real resume: the dry-run wrote a transcript that the real resume took for a
 /// finished run ("already complete", exit 0) while the leaked key stayed active.
@@ -40,24 +59,8 @@ async fn a_dry_run_of_a_resume_never_makes_the_real_resume_complete() {
     let out = output(dry).await;
     assert_code(&out, 0);
 
-    let mut real = env.bare_cmd();
-    let r = env.sim.ready();
-    real.env(
-        "ESUS_TOKEN",
-        secrecy::ExposeSecret::expose_secret(&r.admin_token),
-    )
-    .env(
-        "ESUS_LEAKED_KEY_SECRET",
-        secrecy::ExposeSecret::expose_secret(&r.key_secret),
-    )
-    .env(
-        "ESUS_COMPROMISED_TOKEN",
-        secrecy::ExposeSecret::expose_secret(&r.session_token),
-    )
-    .arg("run")
-    .arg("--resume")
-    .arg(env.run_dir())
-    .args(["--yes", "--non-interactive", "--output", "json"]);
+    let mut real = resumed(&env);
+    real.args(["--output", "json"]);
     let out = output(real).await;
     let report = json(&out);
     assert!(
@@ -502,22 +505,7 @@ async fn verify_and_report_take_the_run_folder() {
         .env("ESUS_TOKEN", "refused")
         .args(["--yes", "--non-interactive"]);
     assert_code(&output(first).await, 4);
-    let r = env.sim.ready();
-    let mut resume = env.bare_cmd();
-    resume
-        .env(
-            "ESUS_TOKEN",
-            secrecy::ExposeSecret::expose_secret(&r.admin_token),
-        )
-        .env(
-            "ESUS_LEAKED_KEY_SECRET",
-            secrecy::ExposeSecret::expose_secret(&r.key_secret),
-        )
-        .arg("run")
-        .arg("--resume")
-        .arg(env.run_dir())
-        .args(["--yes", "--non-interactive"]);
-    assert_code(&output(resume).await, 0);
+    assert_code(&output(resumed(&env)).await, 0);
     let mut verify = env.bare_cmd();
     verify.arg("verify").arg(env.run_dir());
     let out = output(verify).await;
