@@ -820,4 +820,58 @@ mod tests {
         assert_eq!(skipped.condition, Condition::Skipped("inputs.go".into()));
         assert!(!skipped.sends());
     }
+
+    #[test]
+    fn a_step_that_asks_nobody_still_records_an_approval_when_it_writes() {
+        let p = planner(
+            "version: 1\nname: t\nsteps:\n  - {id: read, name: R, action: api_keys.get, with: {id: k-1}, outputs: {n: response.name}}\n  - {id: mk, name: M, action: api_keys.create, foreach: \"['a','b']\", with: {name: \"{{ item }}\", scopes: [Patient.read]}}\n  - {id: gets, name: G, action: api_keys.get, foreach: \"['a','b']\", with: {id: \"{{ item }}\"}}\n  - {id: raw, name: H, action: http, foreach: \"['a']\", with: {method: GET, path: \"/api-keys/{{ item }}\"}}\n  - {id: later, name: L, needs: [read], action: api_keys.create, with: {name: \"{{ steps.read.outputs.n }}\", scopes: [Patient.read]}}\n  - {id: later_read, name: LR, needs: [read], action: api_keys.get, with: {id: \"{{ steps.read.outputs.n }}\"}}\n",
+        );
+        let plans = p.ahead(&ctx(), &Default::default());
+        let writes = |id: &str| {
+            let plan = plans.iter().find(|x| x.id == id).expect("planned");
+            match plan.approval {
+                Approval::NotAsked { writes } => writes,
+                ref other => panic!("{id}: {other:?}"),
+            }
+        };
+        assert!(!writes("read"));
+        assert!(writes("mk"), "a fan-out of creates writes");
+        assert!(!writes("gets"), "a fan-out of reads does not");
+        assert!(writes("raw"), "`http` decides its method per request: counted as writing");
+        assert!(writes("later"), "a create not known yet still writes");
+        assert!(!writes("later_read"), "a read not known yet does not");
+    }
+
+    #[test]
+    fn the_leaked_key_is_tried_as_its_own_clients_send_it() {
+        let p = planner(
+            "version: 1\nname: t\ninputs:\n  leaked: {type: secret}\nsteps:\n  - {id: dead, name: D, action: api_keys.check_revoked, with: {id: k-1, client_id: ck_1, app_id: 3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73, secret: \"{{ inputs.leaked }}\"}}\n",
+        );
+        let plan = p.step(&with_secret("leaked", "s3cr3t"), 0, &BTreeSet::new());
+        let Work::Revoked { get, probe } = &plan.work else {
+            panic!("a revocation check: {:?}", plan.work);
+        };
+        assert!(matches!(get.auth, Auth::Operator), "the key is read as the operator");
+        let probe = probe.as_ref().expect("with the secret, the key is tried");
+        let Auth::ApiKey { key, app } = &probe.auth else {
+            panic!("tried as the key itself: {:?}", probe.auth);
+        };
+        assert_eq!(key.expose_secret(), "ck_1:s3cr3t");
+        assert_eq!(app.as_deref(), Some("3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73"));
+        assert_eq!(probe.path, get.path, "the same URL");
+        let view = p.view(probe);
+        assert!(
+            view.headers.contains(&("X-App-Id".into(), "3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73".into())),
+            "{:?}",
+            view.headers
+        );
+        assert!(!format!("{view:?}").contains("s3cr3t"), "never shown");
+        let mut absent = Inputs::default();
+        absent.display.insert("leaked".into(), Value::Null);
+        let none = p.step(&Context::new(&absent), 0, &BTreeSet::new());
+        assert!(
+            matches!(none.work, Work::Revoked { probe: None, .. }),
+            "without the secret, nothing is tried"
+        );
+    }
 }
