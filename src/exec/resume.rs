@@ -619,3 +619,157 @@ fn string_refs(engine: &Engine, value: &Value) -> Vec<String> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(seq: u64, kind: &str, data: Value) -> Record {
+        let data = data.as_object().cloned().unwrap_or_default();
+        Record::new(
+            seq,
+            "2026-12-07T03:00:00.000Z".into(),
+            kind.into(),
+            data,
+            String::new(),
+        )
+    }
+
+    fn valid() -> Validated {
+        crate::runbook::check(
+            "version: 1\nname: t\nsteps:\n  - {id: read, name: R, action: api_keys.get, with: {id: k-1}}\n  - {id: make, name: M, action: api_keys.create, with: {name: n, scopes: [Patient.read]}}\n  - {id: turn, name: T, action: api_keys.rotate, with: {id: k-1}}\n",
+        )
+        .expect("valid")
+    }
+
+    fn request(seq: u64, step: &str, id: &str, method: &str, url: &str) -> Record {
+        rec(
+            seq,
+            "request",
+            json!({"step": step, "request_id": id, "request": {"method": method, "url": url}}),
+        )
+    }
+
+    fn response(seq: u64, step: &str, id: &str, status: u64, body: Value) -> Record {
+        rec(
+            seq,
+            "response",
+            json!({"step": step, "request_id": id, "status": status, "body": body}),
+        )
+    }
+
+    #[test]
+    fn only_a_live_legs_signed_success_completes_an_incident() {
+        let live = rec(0, "run-started", json!({"mode": "live"}));
+        let dry = rec(0, "run-started", json!({"mode": "dry-run"}));
+        let ok = rec(1, "run-finished", json!({"outcome": "success"}));
+        let failed = rec(
+            1,
+            "run-finished",
+            json!({"outcome": "completed-with-failures"}),
+        );
+        assert!(completed(&[live.clone(), ok.clone()]));
+        assert!(
+            !completed(&[dry, ok.clone()]),
+            "a dry-run completes nothing"
+        );
+        assert!(!completed(&[live.clone(), failed]));
+        assert!(!completed(&[live.clone()]), "no end");
+        assert!(!completed(&[]));
+    }
+
+    #[test]
+    fn a_write_is_unsettled_unless_a_signed_refusal_answered_it_or_its_step_finished() {
+        let v = valid();
+        let plan = ResumePlan::default();
+        let records = vec![
+            request(0, "make", "r1", "POST", "https://e/api-keys"),
+            response(1, "make", "r1", 503, Value::Null),
+            request(2, "read", "r2", "GET", "https://e/api-keys/k-1"),
+            request(3, "make", "r3", "POST", "https://e/api-keys"),
+            response(4, "make", "r3", 409, Value::Null),
+            request(5, "make", "r4", "PUT", "https://e/api-keys/k-9"),
+        ];
+        let at = |n| unsettled_write(&records, n, records.len(), &v, &plan);
+        assert_eq!(at(0), Some("make"), "a 5xx settles nothing");
+        assert_eq!(at(1), None, "not a request");
+        assert_eq!(at(2), None, "a read, and an idempotent step");
+        assert_eq!(at(3), None, "a signed 4xx: nothing happened");
+        assert_eq!(at(5), Some("make"), "no answer at all");
+        assert_eq!(
+            unsettled_write(&records, 3, 4, &v, &plan),
+            Some("make"),
+            "a refusal past the signed part is not believed"
+        );
+        let mut done = ResumePlan::default();
+        done.finished
+            .insert("make".into(), (StepStatus::Ok, Map::new(), HashMap::new()));
+        assert_eq!(unsettled_write(&records, 0, records.len(), &v, &done), None);
+        let probe = vec![rec(
+            0,
+            "request",
+            json!({"step": "make", "request_id": "p", "probe": true, "request": {"method": "POST", "url": "u"}}),
+        )];
+        assert_eq!(unsettled_write(&probe, 0, 1, &v, &plan), None, "a probe");
+    }
+
+    #[test]
+    fn a_rotates_before_is_the_latest_signed_one_of_its_step_and_item() {
+        let before = |s: Option<&str>, item: Option<u64>| {
+            let mut d = json!({"step": "turn", "key": "k-1", "superseded_by": s});
+            if let Some(k) = item {
+                d["item"] = json!(k);
+            }
+            rec(0, "rotate-before", d)
+        };
+        let trusted = vec![
+            before(Some("k-old"), None),
+            before(None, None),
+            before(Some("k-7"), Some(3)),
+        ];
+        assert_eq!(
+            before_image(&trusted, "turn", None),
+            Some(None),
+            "the latest"
+        );
+        assert_eq!(
+            before_image(&trusted, "turn", Some(3)),
+            Some(Some("k-7".into()))
+        );
+        assert_eq!(
+            before_image(&trusted, "turn", Some(4)),
+            None,
+            "another item"
+        );
+        assert_eq!(before_image(&trusted, "other", None), None, "another step");
+        assert_eq!(before_image(&[], "turn", None), None);
+    }
+
+    #[test]
+    fn known_ids_are_the_answers_id_and_every_rename_of_the_step() {
+        let records = vec![
+            request(0, "make", "r1", "POST", "https://e/api-keys"),
+            response(
+                1,
+                "make",
+                "r1",
+                201,
+                json!({"id": "k-90001", "secret": "[secret]"}),
+            ),
+            request(2, "make", "r2", "PUT", "https://e/api-keys/k-90001"),
+            request(3, "other", "r3", "PUT", "https://e/api-keys/k-5"),
+            request(4, "make", "r4", "PUT", "https://e/api-keys/k%2D2?x=1"),
+            response(5, "make", "r9", 201, json!({"id": "k-other"})),
+        ];
+        assert_eq!(
+            known_ids(&records, "make", None, "r1"),
+            ["k-90001", "k-2"],
+            "the answer's id, the renames (decoded), never another step's or request's"
+        );
+        assert!(
+            known_ids(&records, "make", Some(1), "zz").is_empty(),
+            "another item"
+        );
+    }
+}

@@ -837,7 +837,10 @@ mod tests {
         assert!(!writes("read"));
         assert!(writes("mk"), "a fan-out of creates writes");
         assert!(!writes("gets"), "a fan-out of reads does not");
-        assert!(writes("raw"), "`http` decides its method per request: counted as writing");
+        assert!(
+            writes("raw"),
+            "`http` decides its method per request: counted as writing"
+        );
         assert!(writes("later"), "a create not known yet still writes");
         assert!(!writes("later_read"), "a read not known yet does not");
     }
@@ -851,7 +854,10 @@ mod tests {
         let Work::Revoked { get, probe } = &plan.work else {
             panic!("a revocation check: {:?}", plan.work);
         };
-        assert!(matches!(get.auth, Auth::Operator), "the key is read as the operator");
+        assert!(
+            matches!(get.auth, Auth::Operator),
+            "the key is read as the operator"
+        );
         let probe = probe.as_ref().expect("with the secret, the key is tried");
         let Auth::ApiKey { key, app } = &probe.auth else {
             panic!("tried as the key itself: {:?}", probe.auth);
@@ -861,7 +867,10 @@ mod tests {
         assert_eq!(probe.path, get.path, "the same URL");
         let view = p.view(probe);
         assert!(
-            view.headers.contains(&("X-App-Id".into(), "3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73".into())),
+            view.headers.contains(&(
+                "X-App-Id".into(),
+                "3f8e6b2a-9c41-4d7e-b5a0-2c6d9e1f4a73".into()
+            )),
             "{:?}",
             view.headers
         );
