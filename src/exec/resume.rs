@@ -675,7 +675,7 @@ mod tests {
             "a dry-run completes nothing"
         );
         assert!(!completed(&[live.clone(), failed]));
-        assert!(!completed(&[live.clone()]), "no end");
+        assert!(!completed(std::slice::from_ref(&live)), "no end");
         assert!(!completed(&[]));
     }
 
