@@ -44,17 +44,7 @@ pub(super) async fn created_key(shared: &Arc<Shared>, ctx: &Context, lost: &Lost
             lost.why, resp.status
         )));
     }
-    // ESUS may ignore `name`: the answer is filtered here, by the exact claim.
-    let ours: Vec<String> = resp
-        .json()
-        .get("items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|k| k.get("name").and_then(Value::as_str) == Some(claimed_name.as_str()))
-        .filter(|k| k.get("active").and_then(Value::as_bool) != Some(false))
-        .filter_map(|k| k.get("id").and_then(Value::as_str).map(str::to_string))
-        .collect();
+    let ours = claimed_ids(&resp.json(), &claimed_name);
     let mut candidates = ours.clone();
     candidates.extend(lost.known.iter().filter(|k| !ours.contains(k)).cloned());
     if let Some(adopted) = adopt_held(shared, ctx, lost, &candidates, &what).await? {
@@ -68,6 +58,21 @@ pub(super) async fn created_key(shared: &Arc<Shared>, ctx: &Context, lost: &Lost
         return resend(shared, lost, note).await;
     }
     reissue(shared, lost, &ours, &what).await
+}
+
+/// The keys of a listing that carry exactly the claim name and are not inactive. ESUS may ignore
+/// the `name` filter: the answer is filtered here, by the exact claim — a key whose name merely
+/// starts like it (its original name, someone else's) is never one of ours.
+fn claimed_ids(listing: &Value, claimed_name: &str) -> Vec<String> {
+    listing
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|k| k.get("name").and_then(Value::as_str) == Some(claimed_name))
+        .filter(|k| k.get("active").and_then(Value::as_bool) != Some(false))
+        .filter_map(|k| k.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect()
 }
 
 /// A rotate whose answer was lost: the old key's `supersededBy`, against what it was before.
@@ -503,4 +508,24 @@ async fn adopted(
         r.reason = Some(e);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_key_of_exactly_the_claim_name_and_not_inactive_is_ours() {
+        let claimed = "ehr.esus-ir-0123456789";
+        let listing = serde_json::json!({"items": [
+            {"id": "k-theirs", "name": "ehr", "active": true},
+            {"id": "k-prefix", "name": "ehr.esus-ir-01234", "active": true},
+            {"id": "k-longer", "name": "ehr.esus-ir-0123456789x", "active": true},
+            {"id": "k-ours", "name": claimed, "active": true},
+            {"id": "k-ours-no-flag", "name": claimed},
+            {"id": "k-revoked", "name": claimed, "active": false},
+        ], "total": 6});
+        assert_eq!(claimed_ids(&listing, claimed), ["k-ours", "k-ours-no-flag"]);
+        assert!(claimed_ids(&serde_json::json!({}), claimed).is_empty());
+    }
 }
