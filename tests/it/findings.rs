@@ -529,3 +529,89 @@ async fn verify_and_report_take_the_run_folder() {
     assert_code(&out, 2);
     assert!(text(&out.stderr).contains("no transcript.jsonl in that folder"));
 }
+
+/// Finding 2, the rotate: someone rotated the key before this incident (its `supersededBy`
+/// already names a successor), and this incident's run died just as its own rotate was on its
+/// way (the request written, never sent). The resume sees the successor it signed before the
+/// rotate: not this rotate's — the rotate is sent again, and the earlier successor is never
+/// touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_rotate_never_takes_an_earlier_successor_for_its_own() {
+    let rb_text = |key: &str| {
+        format!(
+            "version: 1\nname: rotate-only\nsteps:\n  - id: rotate\n    name: Rotate\n    action: api_keys.rotate\n    with: {{id: {key}, grace_hours: 0}}\n    outputs:\n      new_key_id: response.id\n      new_secret: {{value: response.secret, secret: true}}\n"
+        )
+    };
+    // Where the rotate's request record falls in a whole run: the kill point.
+    let probe = Env::start().await;
+    let key = probe.sim.ready().key_id.clone();
+    let rb = probe.runbook("rotate.yaml", &rb_text(&key));
+    let mut cmd = probe.run_cmd(&rb);
+    cmd.args(["--yes", "--non-interactive"]);
+    assert_code(&output(cmd).await, 0);
+    let lines = std::fs::read_to_string(probe.transcript()).expect("transcript");
+    let at = lines
+        .lines()
+        .position(|l| l.contains("\"type\":\"request\"") && l.contains("/rotate\""))
+        .expect("the rotate's request")
+        + 1;
+
+    let env = Env::start().await;
+    let earlier_body: Value = crate::sim_support::client()
+        .post(format!("{}/api-keys/{key}/rotate", env.sim.base_url()))
+        .bearer_auth(admin(&env))
+        .json(&serde_json::json!({"graceHours": 24}))
+        .send()
+        .await
+        .expect("someone else's rotate")
+        .json()
+        .await
+        .expect("json");
+    let earlier = earlier_body["id"]
+        .as_str()
+        .expect("their successor")
+        .to_string();
+    let rb = env.runbook("rotate.yaml", &rb_text(&key));
+    let mut killed = env.run_cmd(&rb);
+    killed
+        .args(["--yes", "--non-interactive"])
+        .env(esus_ir::transcript::KILL_AFTER_VAR, at.to_string());
+    let out = output(killed).await;
+    assert_eq!(out.status.code(), None, "killed: {}", text(&out.stderr));
+    let rotations = |env: &Env| {
+        env.sim
+            .requests()
+            .into_iter()
+            .filter(|q| q.method == "POST" && q.path.ends_with("/rotate"))
+            .count()
+    };
+    assert_eq!(
+        rotations(&env),
+        1,
+        "only the other person's rotate reached ESUS"
+    );
+    let mut resume = resumed(&env);
+    resume.args(["--output", "json"]);
+    let out = output(resume).await;
+    assert_code(&out, 0);
+    let report = json(&out);
+    let ours = report["steps"][0]["outputs"]["new_key_id"]
+        .as_str()
+        .expect("a successor of ours")
+        .to_string();
+    assert_ne!(ours, earlier);
+    assert_eq!(rotations(&env), 2, "sent once, after the check");
+    let deletes: Vec<String> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "DELETE")
+        .map(|q| q.path)
+        .collect();
+    assert!(deletes.is_empty(), "nothing revoked: {deletes:?}");
+    let theirs = env.sim.api_key(&earlier).expect("their successor");
+    assert!(
+        theirs.usable_now && !theirs.deleted,
+        "never touched: {theirs:?}"
+    );
+}

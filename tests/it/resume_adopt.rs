@@ -108,6 +108,29 @@ async fn a_secret_on_disk_that_esus_accepts_is_kept_and_nothing_is_sent_again() 
         ["rotate.new_secret"],
         "held once, not written again"
     );
+    // The held secret was tried as the key itself: a probe (the operator acting needs approval;
+    // the key asking about itself does not), with its app's id.
+    let probes: Vec<Value> = std::fs::read_to_string(env.run_dir().join("transcript.2.jsonl"))
+        .expect("the resume's transcript")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("record"))
+        .filter(|r| r["type"] == "request")
+        .filter(|r| {
+            r["data"]["request"]["headers"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|x| x[0] == "X-Api-Key"))
+        })
+        .collect();
+    assert!(!probes.is_empty(), "the held secret was tried");
+    for p in &probes {
+        assert_eq!(p["data"]["probe"], true, "{p:#}");
+        assert!(
+            p["data"]["request"]["headers"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|x| x[0] == "X-App-Id")),
+            "{p:#}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
