@@ -488,13 +488,8 @@ async fn adopted(
     }
     let item = lost.item.map(|(_, v)| v);
     let out = outcome::outputs(shared, ctx, i, &key, 200, item);
-    // The secrets are the held ones, never re-derived: they are on disk already.
-    let out = outcome::Outputs {
-        secret: Default::default(),
-        ..out
-    };
+    // The secrets are the held ones (on disk already), never the ones re-derived from the key.
     let mut r = StepResult {
-        status: Some(StepStatus::Ok),
         outputs: out.shown,
         secret_outputs: secrets,
         secret_files: files,
