@@ -615,3 +615,70 @@ async fn a_lost_rotate_never_takes_an_earlier_successor_for_its_own() {
         "never touched: {theirs:?}"
     );
 }
+
+/// Finding 2, the rename: the run died after its created key was renamed to its own name (so
+/// no key carries the claim name any more) and before the step was recorded finished. The
+/// resume finds it through the ids its own records named, proves it holds its secret, and adopts
+/// it: one replacement, never a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_renamed_before_the_run_died_is_adopted_not_made_twice() {
+    let probe = Env::start().await;
+    let rb = probe.runbook("replace.yaml", CREATE);
+    let mut cmd = probe.run_cmd(&rb);
+    cmd.args(["--yes", "--non-interactive"]);
+    assert_code(&output(cmd).await, 0);
+    let lines = std::fs::read_to_string(probe.transcript()).expect("transcript");
+    let rename = lines
+        .lines()
+        .position(|l| l.contains("\"type\":\"request\"") && l.contains("\"method\":\"PUT\""))
+        .expect("the rename");
+    // The rename's answer is the record after its request (checkpoints aside).
+    let at = lines
+        .lines()
+        .enumerate()
+        .skip(rename + 1)
+        .find(|(_, l)| l.contains("\"type\":\"response\""))
+        .map(|(n, _)| n + 1)
+        .expect("the rename's answer");
+
+    let env = Env::start().await;
+    let rb = env.runbook("replace.yaml", CREATE);
+    let mut killed = env.run_cmd(&rb);
+    killed
+        .args(["--yes", "--non-interactive"])
+        .env(esus_ir::transcript::KILL_AFTER_VAR, at.to_string());
+    let out = output(killed).await;
+    assert_eq!(out.status.code(), None, "killed: {}", text(&out.stderr));
+    let named = |env: &Env| -> Vec<esus_ir::sim::KeyState> {
+        env.sim
+            .api_keys()
+            .into_iter()
+            .filter(|k| k.name.starts_with("ehr-integration"))
+            .collect()
+    };
+    let made = named(&env);
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(
+        made[0].name, "ehr-integration",
+        "renamed before the run died"
+    );
+    let mut resume = resumed(&env);
+    resume.args(["--output", "json"]);
+    let out = output(resume).await;
+    assert_code(&out, 0);
+    let report = json(&out);
+    assert_eq!(
+        report["steps"][0]["outputs"]["new_key_id"],
+        made[0].id.as_str(),
+        "{report:#}"
+    );
+    let after = named(&env);
+    assert_eq!(after.len(), 1, "never made twice: {after:?}");
+    let posts = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "POST" && q.path == "/api-keys")
+        .count();
+    assert_eq!(posts, 1, "the create went out once");
+}

@@ -108,6 +108,26 @@ async fn a_secret_on_disk_that_esus_accepts_is_kept_and_nothing_is_sent_again() 
         ["rotate.new_secret"],
         "held once, not written again"
     );
+    // The adopted step hands on the held secret like one it received: its file is named, and
+    // the step's record carries the secret output (redacted).
+    assert!(
+        step["secret_files"].as_array().is_some_and(|f| f
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.ends_with("rotate.new_secret")))),
+        "{report:#}"
+    );
+    let finished: Vec<Value> = std::fs::read_to_string(env.run_dir().join("transcript.2.jsonl"))
+        .expect("the resume's transcript")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("record"))
+        .filter(|r| r["type"] == "step-finished" && r["data"]["step"] == "rotate")
+        .collect();
+    assert_eq!(finished.len(), 1);
+    assert_eq!(
+        finished[0]["data"]["outputs"]["new_secret"], "[secret]",
+        "{:#}",
+        finished[0]
+    );
     // The held secret was tried as the key itself: a probe (the operator acting needs approval;
     // the key asking about itself does not), with its app's id.
     let probes: Vec<Value> = std::fs::read_to_string(env.run_dir().join("transcript.2.jsonl"))
