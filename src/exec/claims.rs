@@ -143,15 +143,21 @@ pub(super) async fn subscription(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recov
         return unknown(shared, lost, "the Subscription carries no claim").await;
     };
     let resp = read(shared, lost, &ApiRequest::get("/fhir/Subscription")).await?;
+    if resp.status != 200 {
+        return Err(StepResult::failed(format!(
+            "outcome unknown: the Subscription create got no answer ({}), and the Subscriptions could not be listed (ESUS answered {}); nothing was sent again",
+            lost.why, resp.status
+        )));
+    }
     let body = resp.json();
-    let made: Vec<&Value> = body
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource"))
-        .filter(|r| r.get("reason").and_then(Value::as_str) == Some(reason.as_str()))
-        .collect();
+    let listing = claimed_subscriptions(&body, &reason);
+    let made = listing.made;
+    if made.is_empty() && listing.paged {
+        return Err(StepResult::failed(format!(
+            "outcome unknown: the Subscription create got no answer ({}), and ESUS's listing has more pages than the one read, so no claim on it proves it was not made; nothing was sent again",
+            lost.why
+        )));
+    }
     match made.as_slice() {
         [] => {
             let note = format!(
@@ -180,6 +186,32 @@ pub(super) async fn subscription(shared: &Arc<Shared>, lost: &Lost<'_>) -> Recov
             many.len()
         ))),
     }
+}
+
+/// What one page of a Subscription search says about a claim.
+struct SubscriptionListing<'a> {
+    /// The resources whose `reason` is exactly the claim.
+    made: Vec<&'a Value>,
+    /// The Bundle names a next page: an absence on this page proves nothing.
+    paged: bool,
+}
+
+fn claimed_subscriptions<'a>(bundle: &'a Value, reason: &str) -> SubscriptionListing<'a> {
+    let made = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource"))
+        .filter(|r| r.get("reason").and_then(Value::as_str) == Some(reason))
+        .collect();
+    let paged = bundle
+        .get("link")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|l| l.get("relation").and_then(Value::as_str) == Some("next"));
+    SubscriptionListing { made, paged }
 }
 
 /// Before a rotate: the old key's `supersededBy` (`Some(None)`: none), or `None` when the key
@@ -522,5 +554,27 @@ mod tests {
         ], "total": 6});
         assert_eq!(claimed_ids(&listing, claimed), ["k-ours", "k-ours-no-flag"]);
         assert!(claimed_ids(&serde_json::json!({}), claimed).is_empty());
+    }
+
+    #[test]
+    fn a_subscription_is_ours_only_by_its_exact_reason_and_a_next_page_leaves_absence_unproven() {
+        let tag = "alert esus-ir-0123456789";
+        let one_page = serde_json::json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"id": "s-theirs", "reason": "alert"}},
+            {"resource": {"id": "s-longer", "reason": "alert esus-ir-0123456789 x"}},
+            {"resource": {"id": "s-ours", "reason": tag}},
+        ], "link": [{"relation": "self", "url": "/fhir/Subscription"}]});
+        let got = claimed_subscriptions(&one_page, tag);
+        let ids: Vec<_> = got.made.iter().filter_map(|r| r["id"].as_str()).collect();
+        assert_eq!(ids, ["s-ours"]);
+        assert!(!got.paged);
+        let paged = serde_json::json!({"resourceType": "Bundle", "entry": [],
+            "link": [{"relation": "next", "url": "/fhir/Subscription?page=2"}]});
+        let got = claimed_subscriptions(&paged, tag);
+        assert!(got.made.is_empty());
+        assert!(
+            got.paged,
+            "a next link means this page is not the whole listing"
+        );
     }
 }

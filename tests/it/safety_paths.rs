@@ -275,6 +275,26 @@ async fn a_dropped_subscription_create_is_not_blindly_sent_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_subscription_create_is_not_sent_again_when_the_listing_fails() {
+    // The create's answer is lost and every listing that would settle it fails: an error
+    // body lists no Subscription, but that proves nothing, so nothing is sent again.
+    let (env, out) = unattended(
+        &[
+            "drop_count=1@POST /fhir/Subscription",
+            "error_count=50@GET /fhir/Subscription",
+        ],
+        "version: 1\nname: sub\nsteps:\n  - id: sub\n    name: Subscribe\n    action: subscription.create\n    with: {criteria: \"AuditEvent?outcome=failure\", endpoint: \"http://127.0.0.1:9/hook\"}\n",
+    )
+    .await;
+    assert_code(&out, 1);
+    let log = sent(&env);
+    assert_eq!(count(&log, "POST", "/fhir/Subscription"), 1, "{log:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let reason = report["steps"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("could not be listed"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_http_post_is_not_sent_again() {
     let (env, out) = unattended(&["drop_count=1@POST /api-keys"], HTTP_POST).await;
     assert_code(&out, 1);
