@@ -128,6 +128,20 @@ pub enum Event {
         /// Permissions the runbook needs that the token lacks, with the steps that need them.
         lacking: Vec<String>,
     },
+    /// The operator's ESUS token was renewed mid-run (it expired or was refused): by the refresh
+    /// token, or by a new token the operator typed. Neither token is recorded.
+    TokenRenewed {
+        /// `refresh-token` or `operator`.
+        by: String,
+        /// Whether ESUS answered with a new refresh token (the old one is then dead).
+        refresh_rotated: bool,
+        /// Where the new refresh token was written (0600), for the next run to pick up.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refresh_saved_to: Option<String>,
+        /// Why the new refresh token could not be written, when it could not.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        save_error: Option<String>,
+    },
     /// The plan shown before the first request.
     Plan {
         /// Step ids in execution order.

@@ -19,7 +19,14 @@ pub struct TokenSources {
     pub token_file: Option<std::path::PathBuf>,
     /// `--login EMAIL`.
     pub login: Option<String>,
+    /// `--refresh-token-file`: the refresh token is read from it, and a rotated one written back.
+    pub refresh_file: Option<std::path::PathBuf>,
+    /// Where a rotated refresh token goes without `--refresh-token-file`: the run's secrets folder.
+    pub secrets_dir: Option<std::path::PathBuf>,
 }
+
+/// The file in the secrets folder that receives a refresh token ESUS rotated mid-run.
+pub const ROTATED_REFRESH_FILE: &str = "esus-refresh-token";
 
 /// The operator's token: `--token-file`, ESUS_TOKEN, `--login`, or a hidden prompt. Nothing is
 /// sent to ESUS except by `--login`.
@@ -29,10 +36,40 @@ pub async fn operator_token(
     interactive: bool,
     interrupt: &Interrupt,
 ) -> Result<OperatorToken, Error> {
-    let hidden = |prompt: &str| hidden(prompt, interrupt);
-    let refresh = env_secret("ESUS_REFRESH_TOKEN")
+    let token = access_token(sources, client, interactive, interrupt).await?;
+    // Only a token that came with a refresh token can see one rotated.
+    let save_to = match &sources.refresh_file {
+        Some(path) => Some(path.clone()),
+        None => sources
+            .secrets_dir
+            .as_ref()
+            .map(|d| d.join(ROTATED_REFRESH_FILE)),
+    };
+    Ok(match save_to {
+        Some(path) => token.saving_refresh_to(path),
+        None => token,
+    })
+}
+
+/// The refresh token: `--refresh-token-file`, else ESUS_REFRESH_TOKEN.
+fn refresh_token(sources: &TokenSources) -> Result<Option<SecretString>, Error> {
+    if let Some(path) = &sources.refresh_file {
+        let what = format!("--refresh-token-file {}", path.display());
+        return read_secret_file(path, &what).map(Some);
+    }
+    env_secret("ESUS_REFRESH_TOKEN")
         .map(|t| checked(t, "ESUS_REFRESH_TOKEN"))
-        .transpose()?;
+        .transpose()
+}
+
+async fn access_token(
+    sources: &TokenSources,
+    client: &EsusClient,
+    interactive: bool,
+    interrupt: &Interrupt,
+) -> Result<OperatorToken, Error> {
+    let hidden = |prompt: &str| hidden(prompt, interrupt);
+    let refresh = refresh_token(sources)?;
     if let Some(path) = &sources.token_file {
         let t = read_token_file(path)?;
         return Ok(OperatorToken::new(Some(t), refresh));
@@ -87,8 +124,12 @@ fn env_secret(name: &str) -> Option<SecretString> {
 }
 
 fn read_token_file(path: &Path) -> Result<SecretString, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading --token-file {}", path.display()), e))?;
+    read_secret_file(path, &format!("--token-file {}", path.display()))
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {what}"), e))?;
     let text = SecretString::from(text);
     // One trailing newline is how files end; anything else inside the token is refused below.
     let trimmed = SecretString::from(
@@ -97,12 +138,9 @@ fn read_token_file(path: &Path) -> Result<SecretString, Error> {
             .to_string(),
     );
     if trimmed.expose_secret().trim().is_empty() {
-        return Err(Error::Usage(format!(
-            "--token-file {} is empty (nothing was sent)",
-            path.display()
-        )));
+        return Err(Error::Usage(format!("{what} is empty (nothing was sent)")));
     }
-    checked(trimmed, &format!("--token-file {}", path.display()))
+    checked(trimmed, what)
 }
 
 /// A token with whitespace or control characters inside would fail every request (or split an

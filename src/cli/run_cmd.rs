@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Log in as this user (password from ESUS_PASSWORD or a hidden prompt; MFA code from ESUS_MFA_CODE or a prompt).
     #[arg(long, value_name = "EMAIL")]
     pub login: Option<String>,
+    /// The refresh token, read from this file (instead of ESUS_REFRESH_TOKEN); when ESUS rotates
+    /// it mid-run, the new one is written back here (0600), so the next run can renew too.
+    #[arg(long, value_name = "PATH")]
+    pub refresh_token_file: Option<PathBuf>,
     /// An input value (not for secret inputs).
     #[arg(short, long = "input", value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
@@ -80,9 +84,14 @@ pub struct RunArgs {
     /// Never prompt, even on a terminal.
     #[arg(long)]
     pub non_interactive: bool,
-    /// Send nothing; print every request (`reads`: also send the safe GETs).
-    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "all", value_parser = ["all", "reads"])]
+    /// Send no write; print every request after checking the setup with the read-only preflight
+    /// (`--dry-run=reads`: also send the safe GETs). Exits 2/4/6 as a live run would.
+    #[arg(long, value_name = "WHAT", num_args = 0..=1, require_equals = true, default_missing_value = "all", value_parser = ["all", "reads"])]
     pub dry_run: Option<String>,
+    /// With `--dry-run`: send nothing at all, not even the preflight (no token needed; the
+    /// token and URL are not checked).
+    #[arg(long, requires = "dry_run")]
+    pub offline: bool,
     /// Steps running at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_parallel: u16,
@@ -153,7 +162,7 @@ impl Finished {
     /// The process exit code.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Finished::Dry(_) => ExitCode::Success,
+            Finished::Dry(plan) => plan.outcome.exit_code(),
             Finished::Live(r) => r.outcome.exit_code(),
         }
     }
@@ -181,7 +190,18 @@ pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> 
             if let Some(t) = &plan.transcript {
                 text.push_str(&format!("\ntranscript: {}\n", t.display()));
             }
-            if let Some(cmd) = &plan.apply_command {
+            match (&plan.error, &plan.acting_as) {
+                (Some(why), _) => text.push_str(&format!(
+                    "\n{}\n",
+                    styles.failed(format!("A live run would not start: {why}"))
+                )),
+                (None, Some(who)) => text.push_str(&format!("\nchecked: {who}\n")),
+                (None, None) if plan.offline => text.push_str(
+                    "\noffline: the token and the URL were not checked (nothing was sent)\n",
+                ),
+                (None, None) => {}
+            }
+            if let (None, Some(cmd)) = (&plan.error, &plan.apply_command) {
                 text.push_str(&format!("\nTo run it for real:\n  {cmd}\n"));
             }
             out(&text)
@@ -194,6 +214,13 @@ pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> 
                 ContainmentState::NotApplicable => line,
             };
             let mut text = format!("\n{line}\n{}", r.render_text());
+            if let Some(path) = &r.refresh_token_file {
+                text.push_str(&format!(
+                    "ESUS rotated the refresh token during this run: the new one is in {} (0600); the old one no longer works — use --refresh-token-file {} next time\n",
+                    path.display(),
+                    shell_word(&path.display().to_string())
+                ));
+            }
             if let Some(cmd) = &r.resume_command {
                 text.push_str(&format!("To continue this run:\n  {cmd}\n"));
             }
@@ -269,7 +296,16 @@ pub async fn execute(
     let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
     let policy = approval_policy(&args, &subject.valid, interactive)?;
     let place = place_run(&args, &subject)?;
-    let token = token_for(&args, drill.as_ref(), &client, interactive, &interrupt).await?;
+    let secrets = place.folders.secrets.clone();
+    let token = token_for(
+        &args,
+        drill.as_ref(),
+        &client,
+        interactive,
+        &interrupt,
+        &secrets,
+    )
+    .await?;
     let writer = open_transcript(&args.sign, term, &place.transcript, &interrupt)?;
     ctrl_c.run_started();
     let ui = progress_ui(&args, term);
@@ -284,7 +320,11 @@ pub async fn execute(
     let shared = shared_for(&args, &subject, &place, resume.as_ref(), access, outlets)?;
     let meta = run_meta(&args, mode, &place.run_id, &subject.source, resume.as_ref());
     if let Some(what) = &args.dry_run {
-        let plan = dry_run::run(shared, &inputs, meta, what == "reads", resume.as_ref()).await;
+        let how = dry_run::DryRun {
+            reads: what == "reads",
+            offline: args.offline,
+        };
+        let plan = dry_run::run(shared, &inputs, meta, how, resume.as_ref()).await;
         ctrl_c.stop();
         return finish_dry_run(plan, &writer, place.transcript);
     }
@@ -422,9 +462,18 @@ fn approval_policy(
     };
     let unknown = policy.unknown_steps(valid);
     if !unknown.is_empty() {
+        let ids: Vec<&str> = valid.runbook.steps.iter().map(|s| s.id.as_str()).collect();
+        let named: Vec<String> = unknown
+            .iter()
+            .map(|u| match crate::runbook::validate::suggest(u, &ids) {
+                Some(s) => format!("`{u}` (did you mean `{s}`?)"),
+                None => format!("`{u}`"),
+            })
+            .collect();
         return Err(Error::Usage(format!(
-            "--approve names steps the runbook does not have: {}",
-            unknown.join(", ")
+            "--approve names steps the runbook does not have: {} (its steps: {}; nothing was sent)",
+            named.join(", "),
+            ids.join(", ")
         )));
     }
     Ok(policy)
@@ -464,14 +513,18 @@ async fn token_for(
     client: &EsusClient,
     interactive: bool,
     interrupt: &Interrupt,
+    secrets: &Path,
 ) -> Result<OperatorToken, Error> {
-    match (args.dry_run.as_deref(), drill) {
-        (Some("all"), _) => Ok(OperatorToken::default()),
-        (_, Some(d)) => Ok(OperatorToken::new(Some(d.token.clone()), d.refresh.clone())),
+    match (args.offline, drill) {
+        (true, _) => Ok(OperatorToken::default()),
+        (_, Some(d)) => Ok(OperatorToken::new(Some(d.token.clone()), d.refresh.clone())
+            .saving_refresh_to(secrets.join(operator::ROTATED_REFRESH_FILE))),
         _ => {
             let sources = TokenSources {
                 token_file: args.token_file.clone(),
                 login: args.login.clone(),
+                refresh_file: args.refresh_token_file.clone(),
+                secrets_dir: Some(secrets.to_path_buf()),
             };
             operator::operator_token(&sources, client, interactive, interrupt).await
         }
@@ -720,6 +773,7 @@ fn already_complete(
         acting_as: None,
         missing_approvals: Vec::new(),
         resume_command: None,
+        refresh_token_file: None,
     }
 }
 

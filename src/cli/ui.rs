@@ -294,6 +294,24 @@ fn bar_style() -> ProgressStyle {
         .progress_chars("=> ")
 }
 
+/// The on-screen line for a renewed operator token (never the token).
+fn renewal_words(by: &str, saved_to: Option<&str>, save_error: Option<&str>) -> String {
+    let how = if by == "operator" {
+        "with the token the operator gave"
+    } else {
+        "with the refresh token"
+    };
+    match (saved_to, save_error) {
+        (_, Some(e)) => format!(
+            "ESUS token renewed {how}; ESUS rotated the refresh token but the new one could NOT be saved ({e}): the next run needs a fresh token"
+        ),
+        (Some(p), None) => format!(
+            "ESUS token renewed {how}; the new refresh token is saved in {p} (0600) — the old one no longer works"
+        ),
+        (None, None) => format!("ESUS token renewed {how}"),
+    }
+}
+
 fn how_words(how: ApprovalSource) -> &'static str {
     match how {
         ApprovalSource::Interactive => "by the operator",
@@ -314,6 +332,16 @@ impl crate::event::EventSink for Ui {
                 ..
             } => self.run_started(runbook_name, *mode, base_url),
             Event::Preflight { summary, .. } => self.line(summary),
+            Event::TokenRenewed {
+                by,
+                refresh_saved_to,
+                save_error,
+                ..
+            } => self.line(&renewal_words(
+                by,
+                refresh_saved_to.as_deref(),
+                save_error.as_deref(),
+            )),
             Event::Plan {
                 layers,
                 destructive,

@@ -1,7 +1,8 @@
 //! `--dry-run`: the plan of every step a live run would send, in order, from the one planner —
-//! values not yet known shown as named placeholders (`<rotate.new_key_id>`). Nothing is sent —
-//! except, with `--dry-run=reads`, safe GETs whose requests are fully known, so later steps show
-//! real data.
+//! values not yet known shown as named placeholders (`<rotate.new_key_id>`). Nothing is sent but
+//! the read-only preflight (`GET /auth/me`: the natural "am I set up?" check ends 2/4/6 exactly
+//! as a live run would; `--offline` skips it) — and, with `--dry-run=reads`, safe GETs whose
+//! requests are fully known, so later steps show real data.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,50 +20,89 @@ use crate::plan::context::Context;
 use crate::plan::inputs::Inputs;
 use crate::plan::{PlannedStep, StepPlan, Work};
 
-/// Runs a dry-run: the plan of every step, as the live run would make it. `reads` allows the
-/// safe GETs (after the preflight, which is a read too), so later steps are planned from real
-/// answers. A resume's dry-run is the plan minus what the incident's signed records prove done.
+/// What a dry-run may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DryRun {
+    /// `--dry-run=reads`: the safe GETs too.
+    pub reads: bool,
+    /// `--offline`: not even the preflight (no token needed; the setup is not checked).
+    pub offline: bool,
+}
+
+/// Runs a dry-run: the plan of every step, as the live run would make it, after the preflight a
+/// live run makes (unless offline). With `reads`, the safe GETs are sent too, so later steps are
+/// planned from real answers. A resume's dry-run is the plan minus what the incident's signed
+/// records prove done. It ends as a live run would before its first write: refused by the plan
+/// (2), by ESUS (4), or unreachable (6).
 pub async fn run(
     shared: Arc<Shared>,
     inputs: &Inputs,
     meta: RunMeta,
-    reads: bool,
+    how: DryRun,
     resume: Option<&ResumePlan>,
 ) -> PlanDocument {
     let started_at = jiff::Timestamp::now().to_string();
-    let steps = plan_steps(&shared, inputs, &meta, reads, resume).await;
+    let planned = plan_steps(&shared, inputs, &meta, how, resume).await;
     PlanDocument {
         schema_version: super::report::SCHEMA_VERSION,
         kind: "plan".into(),
-        dry_run: if reads { "reads" } else { "all" }.into(),
+        dry_run: if how.reads { "reads" } else { "all" }.into(),
+        offline: how.offline,
+        outcome: planned.outcome,
+        exit_code: planned.outcome.exit_code() as u8,
+        error: planned.error,
+        acting_as: planned.acting_as,
         runbook: shared.valid.runbook.name.clone(),
         incident_id: meta.incident_id.clone(),
         operator: meta.operator.clone(),
         started_at,
-        steps,
+        steps: planned.steps,
         transcript: None,
         apply_command: None,
     }
+}
+
+/// The steps as planned, and how the dry-run ended.
+struct Planned {
+    steps: Vec<PlannedStep>,
+    outcome: RunOutcome,
+    error: Option<String>,
+    acting_as: Option<String>,
 }
 
 async fn plan_steps(
     shared: &Arc<Shared>,
     inputs: &Inputs,
     meta: &RunMeta,
-    reads: bool,
+    how: DryRun,
     resume: Option<&ResumePlan>,
-) -> Vec<PlannedStep> {
+) -> Planned {
     let _ = shared.emit(&run_started(shared, inputs, meta));
-    if reads && let Err(refusal) = super::preflight::check(shared).await {
-        let _ = shared.emit(&Event::RunFinished {
-            outcome: refusal.outcome,
-            exit_code: refusal.outcome.exit_code() as u8,
-        });
-        return vec![preflight_refused(refusal.message)];
-    }
+    let reads = how.reads;
     let mut ctx = Context::new(inputs);
     let finished = carried(&mut ctx, resume);
-    let _ = shared.emit(&plan_event(shared, &shared.planner.ahead(&ctx, &finished)));
+    let ahead = shared.planner.ahead(&ctx, &finished);
+    // In the live run's order: a plan that cannot run is refused before the preflight is sent.
+    let refused = super::executor::refused(&ahead);
+    let mut acting_as = None;
+    if !how.offline && refused.is_none() {
+        match super::preflight::check(shared).await {
+            Ok(identity) => acting_as = Some(identity.summary),
+            Err(refusal) => {
+                let _ = shared.emit(&Event::RunFinished {
+                    outcome: refusal.outcome,
+                    exit_code: refusal.outcome.exit_code() as u8,
+                });
+                return Planned {
+                    steps: vec![preflight_refused(refusal.message.clone())],
+                    outcome: refusal.outcome,
+                    error: Some(refusal.message),
+                    acting_as: None,
+                };
+            }
+        }
+    }
+    let _ = shared.emit(&plan_event(shared, &ahead));
     let mut out = Vec::new();
     for &i in shared.valid.graph.order() {
         let id = &shared.valid.runbook.steps[i].id;
@@ -77,11 +117,22 @@ async fn plan_steps(
         let plan = shared.planner.step(&ctx, i, &done);
         out.push(dry_step(shared, &mut ctx, plan, reads).await);
     }
+    // A plan a live run would refuse is a dry-run that says so with the same exit code.
+    let outcome = if refused.is_some() {
+        RunOutcome::Refused
+    } else {
+        RunOutcome::Success
+    };
     let _ = shared.emit(&Event::RunFinished {
-        outcome: RunOutcome::Success,
-        exit_code: 0,
+        outcome,
+        exit_code: outcome.exit_code() as u8,
     });
-    out
+    Planned {
+        steps: out,
+        outcome,
+        error: refused,
+        acting_as,
+    }
 }
 
 /// Steps an earlier leg finished: known from the signed records, not planned again.
@@ -192,8 +243,19 @@ pub struct PlanDocument {
     /// Always `plan`.
     #[schemars(extend("const" = "plan"))]
     pub kind: String,
-    /// `all` (nothing is sent) or `reads` (the safe GETs are sent).
+    /// `all` (nothing is sent but the preflight) or `reads` (the safe GETs are sent too).
     pub dry_run: String,
+    /// `--offline`: not even the preflight was sent, so the setup (token, URL) was not checked.
+    pub offline: bool,
+    /// How a live run would have ended before its first write: `success` (it would start),
+    /// `refused` (the plan cannot run as written), `auth-failed`, `unreachable`.
+    pub outcome: RunOutcome,
+    /// The process's exit code, as a live run's (0, 2, 4, 6).
+    pub exit_code: u8,
+    /// Why it would not start, when it would not.
+    pub error: Option<String>,
+    /// The preflight's "acting as … on …", when it was sent and accepted.
+    pub acting_as: Option<String>,
     /// The runbook's name.
     pub runbook: String,
     /// `--incident-id`, when given.

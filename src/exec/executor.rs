@@ -120,7 +120,7 @@ pub async fn run(
 
 /// What the plan made ahead of the run found wrong in a step that will run: the run is refused
 /// before anything is sent (a step whose condition is only known later is judged when reached).
-fn refused(plans: &[StepPlan]) -> Option<String> {
+pub(super) fn refused(plans: &[StepPlan]) -> Option<String> {
     let bad: Vec<String> = plans
         .iter()
         .filter(|p| matches!(p.condition, Condition::Runs | Condition::Broken(_)))
@@ -190,6 +190,7 @@ impl Run {
             contained: crate::event::ContainmentState::NotApplicable,
             time_to_containment_ms: None,
             resume_command: None,
+            refresh_token_file: None,
             run_id: meta.run_id.clone(),
             runbook: shared.valid.runbook.name.clone(),
             outcome: RunOutcome::Success,
@@ -693,6 +694,7 @@ impl Run {
         self.report.time_to_containment_ms = c.time_to_containment_ms;
         self.report.finished_at = jiff::Timestamp::now().to_string();
         self.report.containment = Some(c);
+        self.report.refresh_token_file = self.shared.token.saved_refresh();
         self.report
     }
 }

@@ -114,11 +114,7 @@ async fn fetch_me(shared: &Arc<Shared>, base: &str) -> Result<Value, Refusal> {
             429 => return Err(throttled_out(base)),
             401 if !renewed => {
                 renewed = true;
-                let renewal = shared
-                    .token
-                    .renew(generation, &shared.client, shared.confirmer.clone())
-                    .await;
-                if renewal.is_err() {
+                if send::renew_token(shared, generation).await.is_err() {
                     return Err(refused(&resp));
                 }
                 attempt -= 1;

@@ -65,6 +65,9 @@ pub struct RunReport {
     pub missing_approvals: Vec<MissingApproval>,
     /// The exact command that continues this run, when it stopped before the end.
     pub resume_command: Option<String>,
+    /// Where the refresh token ESUS rotated during the run was written (0600): the next run
+    /// must use it (`--refresh-token-file`), the old one is dead.
+    pub refresh_token_file: Option<PathBuf>,
 }
 
 impl RunOutcome {

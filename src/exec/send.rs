@@ -193,11 +193,7 @@ pub async fn send(
             Verdict::Renew => {
                 tries.renewals += 1;
                 tries.attempt -= 1;
-                if let Err(e) = shared
-                    .token
-                    .renew(generation, &shared.client, shared.confirmer.clone())
-                    .await
-                {
+                if let Err(e) = renew_token(shared, generation).await {
                     return Ok(Sent::AuthFailed(e.0));
                 }
                 continue;
@@ -222,6 +218,27 @@ pub async fn send(
             return Ok(Sent::Interrupted);
         }
     }
+}
+
+/// Renews the operator's token after a 401 and records the renewal (never the tokens): the
+/// operator sees it, and the post-mortem explains the 401 and the second attempt.
+pub(super) async fn renew_token(
+    shared: &Shared,
+    generation: u64,
+) -> Result<(), super::token::AuthError> {
+    let renewal = shared
+        .token
+        .renew(generation, &shared.client, shared.confirmer.clone())
+        .await?;
+    if let Some(r) = renewal {
+        let _ = shared.emit(&Event::TokenRenewed {
+            by: r.by.to_string(),
+            refresh_rotated: r.refresh_rotated,
+            refresh_saved_to: r.saved_to.map(|p| p.display().to_string()),
+            save_error: r.save_error,
+        });
+    }
+    Ok(())
 }
 
 /// Exponential backoff with ±50 % jitter, at most 30 s; `Retry-After` (capped at 120 s) wins when

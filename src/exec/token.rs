@@ -1,6 +1,7 @@
 //! The operator's ESUS token for the length of a run: held as a secret, in memory only, and
 //! renewed when ESUS says it expired (tokens live 15 minutes; incidents last longer).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -28,6 +29,24 @@ struct State {
 #[derive(Debug, Default)]
 pub struct OperatorToken {
     state: tokio::sync::Mutex<State>,
+    /// Where a refresh token ESUS rotates is written (0600) for the next run: the operator's
+    /// `--refresh-token-file`, else the run's secrets folder.
+    refresh_file: Option<PathBuf>,
+    /// Where the last rotated refresh token was written (read once the run is over).
+    saved: std::sync::Mutex<Option<PathBuf>>,
+}
+
+/// How a renewal went, for the record (no token in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// `refresh-token` or `operator`.
+    pub by: &'static str,
+    /// ESUS answered with a new refresh token.
+    pub refresh_rotated: bool,
+    /// Where the new refresh token was written.
+    pub saved_to: Option<PathBuf>,
+    /// Why it could not be written.
+    pub save_error: Option<String>,
 }
 
 impl OperatorToken {
@@ -39,7 +58,21 @@ impl OperatorToken {
                 refresh,
                 generation: 0,
             }),
+            refresh_file: None,
+            saved: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Writes a refresh token ESUS rotates to `path` (0600, replaced atomically): without it,
+    /// ESUS's rotation would leave the next run with a dead refresh token.
+    pub fn saving_refresh_to(mut self, path: PathBuf) -> Self {
+        self.refresh_file = Some(path);
+        self
+    }
+
+    /// Where the last rotated refresh token was written, if one was.
+    pub fn saved_refresh(&self) -> Option<PathBuf> {
+        self.saved.lock().ok().and_then(|s| s.clone())
     }
 
     /// The current token and its generation (to tell whether someone renewed it meanwhile).
@@ -49,27 +82,47 @@ impl OperatorToken {
     }
 
     /// Renews after a 401 seen with generation `seen`: by refresh token, else by asking the
-    /// operator (interactive), else fails. Concurrent callers renew once.
+    /// operator (interactive), else fails. Concurrent callers renew once: `None` when another
+    /// caller already did.
     pub async fn renew(
         &self,
         seen: u64,
         client: &EsusClient,
         confirmer: Arc<dyn Confirmer>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Option<Renewal>, AuthError> {
         let mut s = self.state.lock().await;
         if s.generation != seen {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(refresh) = s.refresh.clone() {
             match refresh_tokens(client, &refresh).await {
                 Ok((access, refresh)) => {
                     s.access = Some(access);
-                    // ESUS may rotate the refresh token; keep the old one when it does not.
-                    if refresh.is_some() {
-                        s.refresh = refresh;
-                    }
                     s.generation += 1;
-                    return Ok(());
+                    let mut renewal = Renewal {
+                        by: "refresh-token",
+                        refresh_rotated: refresh.is_some(),
+                        saved_to: None,
+                        save_error: None,
+                    };
+                    // ESUS may rotate the refresh token; keep the old one when it does not.
+                    if let Some(new) = refresh {
+                        if let Some(path) = &self.refresh_file {
+                            match write_secret_file(path, &new) {
+                                Ok(()) => {
+                                    renewal.saved_to = Some(path.clone());
+                                    if let Ok(mut saved) = self.saved.lock() {
+                                        *saved = Some(path.clone());
+                                    }
+                                }
+                                Err(e) => {
+                                    renewal.save_error = Some(format!("{}: {e}", path.display()))
+                                }
+                            }
+                        }
+                        s.refresh = Some(new);
+                    }
+                    return Ok(Some(renewal));
                 }
                 Err(e) => tracing::warn!("token refresh failed: {e}"),
             }
@@ -83,9 +136,49 @@ impl OperatorToken {
                 s.access = Some(t);
                 s.refresh = None;
                 s.generation += 1;
-                Ok(())
+                Ok(Some(Renewal {
+                    by: "operator",
+                    refresh_rotated: false,
+                    saved_to: None,
+                    save_error: None,
+                }))
             }
             None => Err(AuthError("the operator's ESUS token expired or was revoked and could not be renewed (no refresh token, no terminal to ask)".into())),
+        }
+    }
+}
+
+/// Replaces `path` with the secret, never readable by others: written to a 0600 file beside it,
+/// synced, then renamed over it (a crash leaves the old token or the new, never half of one).
+fn write_secret_file(path: &std::path::Path, secret: &SecretString) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.unwrap_or_else(|| "refresh".into()),
+        std::process::id()
+    ));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let written = opts.open(&tmp).and_then(|mut f| {
+        f.write_all(secret.expose_secret().as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
     }
 }

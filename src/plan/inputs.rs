@@ -86,7 +86,11 @@ fn unknown_names(runbook: &Runbook, sources: &InputSources) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, _) in &sources.given {
         match runbook.inputs.get(name) {
-            None => problems.push(format!("--input {name}: the runbook has no input `{name}` (it has: {})", names(runbook))),
+            None => problems.push(format!(
+                "--input {name}: the runbook has no input `{name}`{} (it has: {})",
+                did_you_mean(runbook, name),
+                names(runbook)
+            )),
             Some(spec) if spec.kind == InputType::Secret => problems.push(format!(
                 "--input {name}: `{name}` is secret and cannot be given on the command line (argv is visible to other users); use {} or --secret-file {name}=PATH",
                 env_names(name, spec.env.as_deref())
@@ -108,7 +112,10 @@ fn unknown_names(runbook: &Runbook, sources: &InputSources) -> Vec<String> {
     if let Some(file) = &sources.file {
         for name in file.keys() {
             match runbook.inputs.get(name) {
-                None => problems.push(format!("--inputs-file: the runbook has no input `{name}`")),
+                None => problems.push(format!(
+                    "--inputs-file: the runbook has no input `{name}`{}",
+                    did_you_mean(runbook, name)
+                )),
                 Some(s) if s.kind == InputType::Secret => problems.push(format!("--inputs-file: `{name}` is secret; use its environment variable or --secret-file")),
                 Some(_) => {}
             }
@@ -289,6 +296,14 @@ fn full_match(pattern: &str, value: &str) -> bool {
     Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(value))
 }
 
+/// "; did you mean `key_id`?" for a name one typo away from a declared input.
+fn did_you_mean(rb: &Runbook, name: &str) -> String {
+    let known: Vec<&str> = rb.inputs.keys().map(String::as_str).collect();
+    crate::runbook::validate::suggest(name, &known)
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
 fn names(rb: &Runbook) -> String {
     let v: Vec<&str> = rb.inputs.keys().map(String::as_str).collect();
     if v.is_empty() {
@@ -351,6 +366,7 @@ mod tests {
                 ("token".into(), "canary-secret".into()),
                 ("n".into(), "many".into()),
                 ("nope".into(), "x".into()),
+                ("keyid".into(), "k-1".into()),
             ],
             ..InputSources::default()
         };
@@ -358,7 +374,11 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains("canary-secret"), "{text}");
         assert!(text.contains("cannot be given on the command line"));
-        assert!(text.contains("no input `nope`"));
+        assert!(text.contains("no input `nope` (it has"), "{text}");
+        assert!(
+            text.contains("no input `keyid`; did you mean `key_id`?"),
+            "{text}"
+        );
         assert!(text.contains("`many` is not a whole number"));
         assert!(text.contains("input `key_id` is required"));
     }

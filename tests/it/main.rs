@@ -10,6 +10,7 @@ mod contract_proxy;
 mod contract_schemas;
 mod contract_support;
 mod drill;
+mod dry_run_setup;
 mod findings;
 mod hostile;
 mod json_contract;

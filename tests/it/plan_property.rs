@@ -204,7 +204,7 @@ fn check(steps: Vec<Gen>, flag: bool) -> Result<(), TestCaseError> {
             cmd
         };
         let mut dry = cmd("dry");
-        dry.arg("--dry-run");
+        dry.args(["--dry-run", "--offline"]);
         let out = output(dry).await;
         prop_assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         prop_assert!(proxy.exchanges().is_empty(), "the dry-run sent nothing");

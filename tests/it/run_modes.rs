@@ -9,7 +9,8 @@ async fn dry_run_sends_nothing_and_shows_every_request_with_placeholders() {
     let env = Env::start().await;
     let mut cmd = env.run_cmd("api-key-compromise");
     env.compromise_args(&mut cmd);
-    cmd.env_remove("ESUS_TOKEN").arg("--dry-run");
+    cmd.env_remove("ESUS_TOKEN")
+        .args(["--dry-run", "--offline"]);
     let out = output(cmd).await;
     assert_code(&out, 0);
     assert!(

@@ -68,7 +68,7 @@ pub(crate) async fn run_in(
     output(cmd).await
 }
 
-/// A dry-run of `runbook`: exits 0, sends nothing, and returns what it printed.
+/// An offline dry-run of `runbook`: exits 0, sends nothing, and returns what it printed.
 pub(crate) async fn dry_run_sends_nothing(
     env: &Env,
     runbook: &str,
@@ -76,7 +76,7 @@ pub(crate) async fn dry_run_sends_nothing(
     envs: &[(&str, &str)],
 ) -> String {
     let mut all = args.to_vec();
-    all.push("--dry-run");
+    all.extend(["--dry-run", "--offline"]);
     let out = run(env, runbook, &all, envs, false).await;
     assert_code(&out, 0);
     assert!(
