@@ -386,7 +386,8 @@ struct Outlets {
 /// Reads what the run follows: with `--resume`, the stopped run's transcript and its runbook
 /// (RUNBOOK, when given, is checked against it); else RUNBOOK.
 fn what_to_run(args: &RunArgs, term: Terminal) -> Result<Subject, Error> {
-    let resumed = match &args.resume {
+    let refired = refired_page(args);
+    let resumed = match args.resume.as_ref().or(refired.as_ref()) {
         Some(path) => Some(resume_source::load(
             path,
             args.runbook.as_deref(),
@@ -394,6 +395,14 @@ fn what_to_run(args: &RunArgs, term: Terminal) -> Result<Subject, Error> {
         )?),
         None => None,
     };
+    if let (Some(dir), Some(r)) = (&refired, &resumed) {
+        same_incident(args, dir, r)?;
+        eprintln!(
+            "note: {} already holds this incident: continuing it, as `esus-ir run --resume {}` would (nothing done is done again)",
+            dir.display(),
+            shell_word(&dir.display().to_string())
+        );
+    }
     let source = match (&resumed, &args.runbook) {
         (Some(r), _) => r.source.clone(),
         (None, Some(name)) => bundled::resolve(name)?,
@@ -413,6 +422,50 @@ fn what_to_run(args: &RunArgs, term: Terminal) -> Result<Subject, Error> {
         source,
         valid,
     })
+}
+
+/// A page that fires again for the same incident names the same `--run-dir`: when that folder
+/// already holds a run (a transcript with at least one record), this command continues it —
+/// or reports it complete — instead of failing as a second run in one folder.
+fn refired_page(args: &RunArgs) -> Option<PathBuf> {
+    if args.resume.is_some() || args.transcript.is_some() {
+        return None;
+    }
+    let dir = args.run_dir.as_ref()?;
+    let first = dir.join(crate::transcript::layout::TRANSCRIPT_FILE);
+    // A first record holds the whole runbook: read as far as its end of line, within reason.
+    let mut head = Vec::new();
+    let file = std::fs::File::open(&first).ok()?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 4 * 1024 * 1024), &mut head).ok()?;
+    head.contains(&b'\n').then(|| dir.clone())
+}
+
+/// A re-fired page continues its incident only with the inputs that incident recorded: a
+/// different value (another key) is another incident, which needs its own folder.
+fn same_incident(args: &RunArgs, dir: &Path, r: &resume_source::Resumed) -> Result<(), Error> {
+    let recorded = r
+        .records
+        .first()
+        .and_then(|f| f.data.get("inputs"))
+        .and_then(serde_json::Value::as_object);
+    let differs: Vec<String> = args
+        .inputs
+        .iter()
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(k, v)| {
+            let was = recorded?.get(k.trim())?;
+            let was = was.as_str().map_or_else(|| was.to_string(), str::to_string);
+            (was != v).then(|| format!("{}={v} (the incident has {was})", k.trim()))
+        })
+        .collect();
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} already holds another incident: this command names {}; give this incident its own --run-dir (nothing was sent)",
+        dir.display(),
+        differs.join(", ")
+    )))
 }
 
 /// A resumed run that had already completed ends here, before any prompt: its result is told

@@ -1,6 +1,6 @@
 //! The one integration-test binary: a module per feature.
-
 mod audit_evidence;
+mod automation_recipe;
 mod canary;
 mod canary_support;
 mod cli;
