@@ -83,10 +83,13 @@ impl Confirmer for TerminalConfirmer {
                 None => format!("{prefix}{} [y/N] ", p.message),
             };
             discard_pending_input();
-            write!(err, "{}", self.styles.bold(question))?;
+            let question = self.styles.bold(question);
+            write!(err, "{question}")?;
             err.flush()?;
             drop(err);
-            let line = read_line(&self.interrupt, seen)?;
+            let line = self
+                .gate
+                .asking(&question, || read_line(&self.interrupt, seen))?;
             let answer = line.as_deref().map(str::trim).unwrap_or_default();
             let approved = match &p.typed {
                 Some(expected) => answer == expected,

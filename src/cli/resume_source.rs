@@ -271,6 +271,16 @@ fn runbook_of(
     match runbook {
         Some(name) => {
             let given = bundled::resolve(name)?;
+            let recorded_name = first.str_field("runbook_name").unwrap_or_default();
+            let given_name = crate::runbook::parse::parse(&given.text)
+                .map(|(rb, _)| rb.name)
+                .unwrap_or_default();
+            if given_name != recorded_name {
+                return Err(Error::Usage(format!(
+                    "{} holds an incident of `{recorded_name}`, not `{given_name}`: give this run its own --run-dir (nothing was sent)",
+                    path.parent().unwrap_or(path).display()
+                )));
+            }
             let digest = crate::transcript::sha256_hex(given.text.as_bytes());
             if digest != recorded {
                 return Err(Error::Usage(format!(

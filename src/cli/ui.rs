@@ -89,6 +89,10 @@ pub struct PromptGate {
     multi: Option<MultiProgress>,
     one_at_a_time: Mutex<()>,
     held: Mutex<Option<Vec<String>>>,
+    /// The question of the yes/no prompt now open: a line that arrives meanwhile (a step running
+    /// alongside finished) is printed above it and the question drawn again, so each result is
+    /// shown when it happens.
+    question: Mutex<Option<String>>,
 }
 
 impl PromptGate {
@@ -97,6 +101,7 @@ impl PromptGate {
             multi,
             one_at_a_time: Mutex::new(()),
             held: Mutex::new(None),
+            question: Mutex::new(None),
         }
     }
 
@@ -126,10 +131,29 @@ impl PromptGate {
         r
     }
 
-    /// Prints one line above the bars, or holds it while a prompt is up.
+    /// While `f` waits for the answer to `question` (already shown), lines are printed above it.
+    pub fn asking<R>(&self, question: &str, f: impl FnOnce() -> R) -> R {
+        *self.question.lock().unwrap_or_else(|e| e.into_inner()) = Some(question.to_string());
+        let r = f();
+        *self.question.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        r
+    }
+
+    /// Prints one line above the bars; while a prompt is up, above its question (a yes/no
+    /// prompt) or held until the answer (a hidden one).
     fn print(&self, line: String) {
         if let Some(held) = self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            held.push(line);
+            let question = self.question.lock().unwrap_or_else(|e| e.into_inner());
+            match question.as_deref() {
+                // Clear the question's line, print, and ask again below. What the operator has
+                // typed so far stays in the terminal's line buffer.
+                Some(q) => {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r\x1b[2K{line}\n{q}");
+                    let _ = err.flush();
+                }
+                None => held.push(line),
+            }
             return;
         }
         match &self.multi {

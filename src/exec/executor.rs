@@ -14,12 +14,14 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
+use super::approval::Decision;
 use super::confirmation::{self, Answer};
 use super::containment::{self, Containment, Ended};
 use super::opening::{plan_event, run_started};
 use super::report::{RunReport, StepReport};
 use super::shared::Shared;
 use super::step::{self, StepResult};
+use crate::esus::actions::Effect;
 use crate::event::{Event, RunOutcome, StepStatus};
 use crate::plan::context::Context;
 use crate::plan::inputs::Inputs;
@@ -41,9 +43,23 @@ pub struct RunOptions {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Slot {
     Pending,
+    /// Its prompt is open: the operator is being asked (one step at a time).
+    Asking,
     Running,
     /// Finished; `passable` means dependents may run (a skip by a false `when` is passable).
     Done(StepStatus, bool),
+}
+
+/// What a task of the run hands back: a prompt's answer, or a step's result. A prompt runs as
+/// a task like a step, so the results of steps running alongside are recorded and shown when
+/// they arrive — not when the operator answers — and steps that need no prompt keep starting.
+enum Joined {
+    Asked {
+        i: usize,
+        plan: Box<StepPlan>,
+        answer: std::io::Result<Answer>,
+    },
+    Ran(usize, StepResult),
 }
 
 /// Why the run stopped starting new steps.
@@ -63,7 +79,7 @@ struct Run {
     slots: Vec<Slot>,
     reports: Vec<Option<StepReport>>,
     opts: RunOptions,
-    running: JoinSet<(usize, StepResult)>,
+    running: JoinSet<Joined>,
     started_at: HashMap<usize, Instant>,
     stop: Stop,
     /// When the incident's first run began: time to containment counts from there.
@@ -291,8 +307,10 @@ impl Run {
             }
             tokio::select! {
                 joined = self.running.join_next() => {
-                    if let Some(Ok((i, r))) = joined {
+                    if let Some(Ok(Joined::Ran(i, r))) = joined {
                         self.collect(i, r);
+                    } else if let Some(Ok(Joined::Asked { i, plan, answer })) = joined {
+                        self.answered(i, *plan, answer).await;
                     } else if let Some(Err(e)) = joined && !e.is_cancelled() {
                         tracing::error!("a step task failed: {e}");
                     }
@@ -316,9 +334,8 @@ impl Run {
             if self.stop.any || self.running.len() >= self.opts.max_parallel.max(1) {
                 break;
             }
-            if self.slots[i] == Slot::Pending && self.needs_done(i) {
+            if self.slots[i] == Slot::Pending && self.needs_done(i) && self.start(i).await {
                 progressed = true;
-                self.start(i).await;
             }
         }
         progressed
@@ -333,19 +350,34 @@ impl Run {
             .all(|&d| matches!(self.slots[d], Slot::Done(..)))
     }
 
-    /// Takes step `i` from pending to running, or to done when it cannot or need not run: its
-    /// plan is made now, from what the steps before it gave, and is what is approved and sent.
-    async fn start(&mut self, i: usize) {
+    /// Takes step `i` from pending to asking, running, or done when it cannot or need not run:
+    /// its plan is made now, from what the steps before it gave, and is what is approved and
+    /// sent. Whether the step left pending (a step that must ask waits while another prompt is
+    /// open). After a decline, no further write starts; reads (evidence, checks) still do.
+    async fn start(&mut self, i: usize) -> bool {
         let shared = self.shared.clone();
         if let Some(why) = self.blocked_by(i) {
-            return self.done(i, skipped(why), false);
+            // A check waits for the end of the run: it then reads ESUS's word on what is still
+            // at risk (`check_after_stop`) instead of being skipped.
+            if shared.valid.steps[i].action.check {
+                return false;
+            }
+            self.done(i, skipped(why), false);
+            return true;
         }
         let plan = shared.planner.step(&self.ctx, i, &self.done_items(i));
-        match &plan.condition {
-            Condition::Skipped(when) => {
-                return self.done(i, skipped(format!("condition `{when}` is false")), true);
-            }
-            Condition::Runs | Condition::Later(_) | Condition::Broken(_) => {}
+        if let Condition::Skipped(when) = &plan.condition {
+            self.done(i, skipped(format!("condition `{when}` is false")), true);
+            return true;
+        }
+        let asks = shared.policy.decide(&plan.id, &plan.approval) == Decision::Ask;
+        if asks && self.slots.contains(&Slot::Asking) {
+            return false;
+        }
+        if self.stop.declined && plan.effect != Effect::Read {
+            let why = "not started: a confirmation was declined, so no further write is sent";
+            self.done(i, skipped(why.into()), false);
+            return true;
         }
         let _ = shared.emit(&Event::StepStarted {
             step: plan.id.clone(),
@@ -355,9 +387,27 @@ impl Run {
             },
         });
         if !plan.problems.is_empty() {
-            return self.fail(i, StepResult::failed(plan.problems.join("; ")));
+            self.fail(i, StepResult::failed(plan.problems.join("; ")));
+            return true;
         }
-        match confirmation::approve(&shared, &self.ctx, &shared.policy, &plan).await {
+        if asks {
+            self.slots[i] = Slot::Asking;
+            let ctx = Arc::new(self.ctx.clone());
+            self.running.spawn(async move {
+                let answer = confirmation::approve(&shared, &ctx, &shared.policy, &plan).await;
+                let plan = Box::new(plan);
+                Joined::Asked { i, plan, answer }
+            });
+            return true;
+        }
+        let answer = confirmation::approve(&shared, &self.ctx, &shared.policy, &plan).await;
+        self.answered(i, plan, answer).await;
+        true
+    }
+
+    /// Acts on the answer for step `i`: runs it when approved.
+    async fn answered(&mut self, i: usize, plan: StepPlan, answer: std::io::Result<Answer>) {
+        match answer {
             Ok(Answer::Yes) => {}
             Ok(Answer::No) => return self.decline(i, "declined by the operator"),
             Ok(Answer::Missing(what)) => {
@@ -368,6 +418,7 @@ impl Run {
             Ok(Answer::Cannot(why)) => return self.fail(i, StepResult::failed(why)),
             Err(e) => return self.prompt_failed(i, &e),
         }
+        let shared = self.shared.clone();
         super::baseline::before(&shared, &self.ctx, i, &mut self.baselines).await;
         self.slots[i] = Slot::Running;
         self.started_at.insert(i, Instant::now());
@@ -375,7 +426,7 @@ impl Run {
         let how = self.running_how(&plan.id);
         self.running.spawn(async move {
             let r = step::execute(shared, snapshot, i, plan.work, how).await;
-            (i, r)
+            Joined::Ran(i, r)
         });
     }
 
@@ -426,9 +477,10 @@ impl Run {
         self.done(i, r, on_failure == OnFailure::Continue);
     }
 
+    /// A declined (or, unattended, unapproved) step: it and what needs it do not run, and no
+    /// further write is sent — but reads that do not need it (evidence, checks) still run.
     fn decline(&mut self, i: usize, why: &str) {
         self.stop.declined = true;
-        self.stop.any = true;
         let r = StepResult {
             status: Some(StepStatus::Declined),
             reason: Some(why.into()),
@@ -475,6 +527,15 @@ impl Run {
         self.stop.hard = true;
         self.running.abort_all();
         for i in 0..self.slots.len() {
+            if self.slots[i] == Slot::Asking {
+                let r = StepResult {
+                    status: Some(StepStatus::Interrupted),
+                    reason: Some("interrupted at the confirmation prompt".into()),
+                    ..StepResult::default()
+                };
+                self.done(i, r, false);
+                continue;
+            }
             if self.slots[i] != Slot::Running {
                 continue;
             }
@@ -614,7 +675,7 @@ impl Run {
             return (RunOutcome::Failed, why.to_string());
         }
         if self.stop.declined {
-            let why = "stopped: a confirmation was declined; nothing further was sent";
+            let why = "stopped: a confirmation was declined; no further write was sent (reads that did not need it still ran)";
             return (RunOutcome::Declined, why.to_string());
         }
         if self.stop.auth_failed {

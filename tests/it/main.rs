@@ -20,6 +20,7 @@ mod kill_points;
 mod network_policy;
 mod plan_property;
 mod preflight;
+mod prompt_parallel;
 mod resume;
 mod resume_adopt;
 mod resume_chain;

@@ -266,15 +266,39 @@ async fn a_new_run_in_a_folder_that_holds_one_points_to_resume_and_a_stillborn_o
         &format!("/api-keys/{}", env.sim.ready().key_id),
     );
     assert_eq!(deletes, 1);
-    // A second run into the folder of a real one is refused before anything is sent.
+    // The same command again (a page fired twice) finds the incident complete: it says so and
+    // sends nothing.
     let before = env.sim.requests().len();
     let out = run(&env);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("already holds a run: resume it with `esus-ir run --resume"),
+        text(&out.stderr).contains("already holds this incident: continuing it"),
         "{}",
         text(&out.stderr)
     );
+    assert!(
+        text(&out.stdout).contains("already complete"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(env.sim.requests().len(), before, "nothing was sent");
+    // A different runbook into that folder is refused before anything is sent.
+    let mut other = env.std_cmd();
+    let args: Vec<_> = other.get_args().map(|a| a.to_os_string()).collect();
+    let mut cmd = env.std_env_cmd();
+    cmd.args(args.iter().map(|a| {
+        if a == "api-key-compromise" {
+            std::ffi::OsString::from("session-compromise")
+        } else {
+            a.clone()
+        }
+    }));
+    other = cmd;
+    let out = other
+        .args(["--yes", "--non-interactive"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert_eq!(env.sim.requests().len(), before, "nothing was sent");
 }
 
