@@ -45,12 +45,12 @@ pub fn main() -> std::process::ExitCode {
             return ExitCode::Usage.into();
         }
     };
-    init_tracing(cli.verbose, cli.log_format);
     let json = cli.command.json_output();
     let term = terminal::Terminal {
         color: cli.color,
         quiet: cli.quiet,
     };
+    init_tracing(cli.verbose, cli.log_format, term.stderr_styles().enabled());
     let code = match commands::dispatch(cli.command, term) {
         Ok(code) => code,
         Err(err) => {
@@ -129,7 +129,9 @@ pub enum LogFormat {
     Json,
 }
 
-fn init_tracing(verbose: u8, format: LogFormat) {
+/// Tracing goes to stderr, coloured only when stderr may be (`--color`, NO_COLOR, a terminal):
+/// paging tools and CI capture stderr into logs, where escape codes are noise.
+fn init_tracing(verbose: u8, format: LogFormat, color: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -140,7 +142,8 @@ fn init_tracing(verbose: u8, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(color);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

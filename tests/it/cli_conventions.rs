@@ -6,15 +6,31 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
+/// The binary with no colour preference: stdout and stderr are pipes here, and a pipe alone must
+/// keep colour off (NO_COLOR is not set, so that a colour leak would show).
 fn esus_ir() -> Command {
     let mut cmd = Command::cargo_bin("esus-ir").expect("binary");
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd.env_remove("RUST_LOG").env_remove("NO_COLOR");
     cmd
 }
 
+/// The stdout of a successful command, after checking that neither stream carries colour codes.
 fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).expect("utf-8")
+    let out = cmd.assert().success().get_output().clone();
+    assert_no_ansi("stdout", &out.stdout);
+    assert_no_ansi("stderr", &out.stderr);
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Output that is not a terminal (a pipe, a paging tool's log) never holds an escape (0x1b) byte.
+pub(crate) fn assert_no_ansi(what: &str, bytes: &[u8]) {
+    if let Some(at) = bytes.iter().position(|&b| b == 0x1b) {
+        let from = at.saturating_sub(80);
+        panic!(
+            "an ANSI escape at byte {at} of {what}: …{}…",
+            String::from_utf8_lossy(&bytes[from..bytes.len().min(at + 40)])
+        );
+    }
 }
 
 /// Every kind of input, confirmation and permission, in a graph with parallel layers.
@@ -390,4 +406,49 @@ fn graph_inputs_fill_step_names_and_refuse_secrets_and_unknown_names() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no input `nope`"));
+}
+
+/// A drill whose operator token expires (1 s, with every request slowed) and whose refresh is
+/// refused: the token layer logs `WARN token refresh failed` on stderr.
+fn drill_that_warns(dir: &std::path::Path, color: Option<&str>) -> std::process::Output {
+    let mut cmd = esus_ir();
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", dir.join("config"))
+        .current_dir(dir)
+        .args(color.map_or_else(Vec::new, |c| vec!["--color", c]))
+        .args([
+            "drill",
+            "--fault",
+            "token_ttl=1s",
+            "--fault",
+            "latency=400ms",
+        ])
+        .args(["--fault", "error_count=50@POST /auth/refresh"])
+        .timeout(std::time::Duration::from_secs(120));
+    cmd.output().expect("drill runs")
+}
+
+// Regression: tracing coloured its WARN lines whatever stderr was, and the escape codes landed in
+// paging-tool logs.
+#[test]
+fn tracing_warnings_on_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = drill_that_warns(dir.path(), None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(" WARN ") && stderr.contains("token refresh failed"),
+        "the drill logs a warning: {stderr}"
+    );
+    assert_no_ansi("stdout", &out.stdout);
+    assert_no_ansi("stderr", &out.stderr);
+    // `--color always` still colours it (e.g. for `less -R`): the check above can see colour.
+    let out = drill_that_warns(dir.path(), Some("always"));
+    let warn = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.contains("token refresh failed"))
+        .map(str::to_string)
+        .expect("a warning");
+    assert!(warn.contains('\x1b'), "{warn}");
 }

@@ -7,14 +7,17 @@ fn drill(dir: &std::path::Path, args: &[&str]) -> (i32, Value, String) {
     for var in crate::run_support::CLEARED_ENV {
         cmd.env_remove(var);
     }
-    cmd.env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("NO_COLOR", "1")
+    // No NO_COLOR: stdout and stderr are pipes, and that alone must keep them plain.
+    cmd.env_remove("NO_COLOR")
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .current_dir(dir)
         .arg("drill")
         .args(["--output", "json"])
         .args(args);
     cmd.timeout(std::time::Duration::from_secs(120));
     let out = cmd.output().expect("drill runs");
+    crate::cli_conventions::assert_no_ansi("drill stdout", &out.stdout);
+    crate::cli_conventions::assert_no_ansi("drill stderr", &out.stderr);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
