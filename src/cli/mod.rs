@@ -40,7 +40,7 @@ pub fn main() -> std::process::ExitCode {
                 return ExitCode::Success.into();
             }
             if wants_json(std::env::args()) {
-                error_document(ExitCode::Usage, &e.kind().to_string());
+                error_document(ExitCode::Usage, &usage_message(&e));
             }
             return ExitCode::Usage.into();
         }
@@ -74,6 +74,30 @@ fn wants_json(args: impl Iterator<Item = String>) -> bool {
         .any(|w| w[0] == "--output" && w[1] == "json")
         || args.iter().any(|a| a == "--output=json");
     json && matches!(command.map(String::as_str), Some("run" | "drill"))
+}
+
+/// clap's message for a usage error as one line, without the usage and `--help` lines: what was
+/// wrong, naming the argument as typed, and clap's suggestion ("a similar argument exists:
+/// '--yes'"), so that a machine reading the JSON error learns what a person reads on stderr.
+fn usage_message(e: &clap::Error) -> String {
+    // `StyledStr`'s Display is plain text: no colour codes reach the JSON.
+    let rendered = e.render().to_string();
+    let text = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .fold(String::new(), |text, line| match text.chars().last() {
+            None => line.to_string(),
+            // "the following required arguments were not provided:" continues on the next line.
+            Some(':') => format!("{text} {line}"),
+            Some(_) => format!("{text}; {line}"),
+        });
+    match text.strip_prefix("error: ") {
+        Some(rest) => rest.to_string(),
+        None if text.is_empty() => e.kind().to_string(),
+        None => text,
+    }
 }
 
 /// The one JSON document on stdout when a run could not even start.

@@ -187,3 +187,39 @@ fn the_committed_schema_is_current_and_the_runbooks_point_at_it() {
         );
     }
 }
+
+// Regression: the JSON error document of a usage error said only "unexpected argument found",
+// losing which flag was wrong and clap's suggestion.
+#[test]
+fn a_mistyped_flag_keeps_its_name_and_suggestion_in_the_json_error() {
+    for (args, needles) in [
+        (
+            &["run", "x", "--output", "json", "--yess"][..],
+            &["'--yess'", "a similar argument exists: '--yes'"][..],
+        ),
+        (
+            &["drill", "--output", "json", "--max-parallel", "0"][..],
+            &["'0'", "--max-parallel", "1..=64"][..],
+        ),
+        (
+            &["run", "--output", "json"][..],
+            &["required arguments were not provided: <RUNBOOK>"][..],
+        ),
+    ] {
+        let out = esus_ir().args(args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(doc["kind"], "error");
+        assert_eq!(doc["outcome"], "usage-error");
+        let error = doc["error"].as_str().unwrap_or_default();
+        for needle in needles {
+            assert!(error.contains(needle), "{args:?}: no {needle} in {error:?}");
+        }
+        // One line, with neither the usage block nor the `--help` hint of the terminal message.
+        assert!(
+            !error.contains('\n') && !error.contains("Usage:") && !error.contains("--help"),
+            "{error:?}"
+        );
+    }
+}
