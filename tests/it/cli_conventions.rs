@@ -3,6 +3,7 @@
 //! what `describe` and `graph` say.
 
 use assert_cmd::Command;
+use clap::CommandFactory;
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -191,6 +192,23 @@ fn man_prints_the_main_page_and_writes_one_page_per_subcommand() {
         run.contains("dry\\-run"),
         "the run page documents --dry-run"
     );
+    // Regression: clap's generated `help` subcommand added 15 `esus-ir-help-*` pages.
+    let mut pages: Vec<String> = std::fs::read_dir(&out)
+        .expect("man1")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    let commands: Vec<String> = esus_ir::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| format!("esus-ir-{}.1", c.get_name()))
+        .collect();
+    assert_eq!(pages.len(), 1 + commands.len(), "{pages:?}");
+    assert!(
+        commands.iter().all(|c| pages.contains(c)),
+        "{commands:?} in {pages:?}"
+    );
+    assert!(!pages.iter().any(|p| p.contains("help")), "{pages:?}");
 }
 
 #[test]
