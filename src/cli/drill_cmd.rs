@@ -86,8 +86,8 @@ pub struct DrillReport {
     pub passed: bool,
     /// The checks.
     pub checks: Vec<Check>,
-    /// Seconds from start to containment (last successful destructive step).
-    pub time_to_containment_s: Option<f64>,
+    /// Milliseconds from the start to the moment the run proved containment, as in the run's result.
+    pub time_to_containment_ms: Option<u64>,
     /// Prompts the operator answered.
     pub prompts_answered: usize,
     /// Requests retried after a transient failure.
@@ -276,11 +276,10 @@ fn score(sim: &SimHandle, before: &Before, run: RunReport, faults: &[String]) ->
         runbook: run.runbook.clone(),
         passed: checks.iter().all(|c| c.passed),
         checks,
-        time_to_containment_s: run
+        time_to_containment_ms: run
             .containment
             .as_ref()
-            .and_then(|c| c.time_to_containment_ms)
-            .map(|ms| ms as f64 / 1000.0),
+            .and_then(|c| c.time_to_containment_ms),
         prompts_answered,
         retries,
         failures_recovered,
@@ -498,9 +497,10 @@ fn render(score: &DrillReport) -> String {
             c.detail
         );
     }
-    let ttc = score
-        .time_to_containment_s
-        .map_or_else(|| "not reached".to_string(), |t| format!("{t:.2}s"));
+    let ttc = score.time_to_containment_ms.map_or_else(
+        || "not reached".to_string(),
+        |ms| format!("{:.2} s", ms as f64 / 1000.0),
+    );
     let _ = writeln!(s, "  time to containment: {ttc}");
     let _ = writeln!(
         s,
