@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::output::out;
+use super::output::{count, out};
 use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
 use super::terminal::Terminal;
 use super::transcript_cmd::SignKeyArgs;
@@ -296,7 +296,7 @@ fn transcript_check(run: &RunReport) -> Check {
         .map(|t| verify_transcript(t, &VerifyOptions::default()));
     let (passed, detail) = match verified {
         Some(Ok(v)) if v.ok => (true, "signature, chain and digests check out".to_string()),
-        Some(Ok(v)) => (false, format!("{} problem(s)", v.problems.len())),
+        Some(Ok(v)) => (false, count(v.problems.len(), "problem", "problems")),
         Some(Err(e)) => (false, e.to_string()),
         None => (false, "no transcript".to_string()),
     };
@@ -411,8 +411,8 @@ fn session_compromise_checks(sim: &SimHandle, run: &RunReport) -> Vec<Check> {
         name: "every session of the user is dead".into(),
         passed: !sessions.is_empty() && alive.is_empty(),
         detail: format!(
-            "simulator: {} session(s) of {}, still alive: {}",
-            sessions.len(),
+            "simulator: {} of {}, still alive: {}",
+            count(sessions.len(), "session", "sessions"),
             ready.user_id,
             if alive.is_empty() {
                 "none".to_string()

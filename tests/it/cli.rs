@@ -223,3 +223,37 @@ fn a_mistyped_flag_keeps_its_name_and_suggestion_in_the_json_error() {
         );
     }
 }
+
+// Regression: "ok (3 steps, 1 inputs)".
+#[test]
+fn validate_counts_steps_and_inputs_in_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = dir.path().join("one.yaml");
+    std::fs::write(
+        &one,
+        "version: 1\nname: t\ninputs:\n  key_id: { type: string }\nsteps:\n  - { id: a, name: A, action: roles.list }\n",
+    )
+    .expect("write");
+    esus_ir()
+        .arg("validate")
+        .arg(&one)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(
+            "one.yaml: ok (1 step, 1 input)\n",
+        ));
+    let none = dir.path().join("none.yaml");
+    std::fs::write(
+        &none,
+        "version: 1\nname: t\nsteps:\n  - { id: a, name: A, action: roles.list }\n  - { id: b, name: B, action: roles.list }\n",
+    )
+    .expect("write");
+    esus_ir()
+        .arg("validate")
+        .arg(&none)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(
+            "none.yaml: ok (2 steps, 0 inputs)\n",
+        ));
+}

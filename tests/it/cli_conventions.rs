@@ -470,3 +470,39 @@ fn tracing_warnings_on_a_pipe_carry_no_colour_codes() {
         .expect("a warning");
     assert!(warn.contains('\x1b'), "{warn}");
 }
+
+// Regression: `auth.check_sessions_ended` read "GET /auth/sessions  (write)": the write is the
+// refresh it may try after the GET, which was not shown.
+#[test]
+fn describe_labels_each_call_by_what_it_does() {
+    for b in esus_ir::bundled::BUNDLED {
+        let text = stdout(esus_ir().args(["describe", b.name]));
+        for line in text.lines().filter(|l| l.contains(": GET ")) {
+            assert!(line.ends_with("(read)"), "{}: {line}", b.name);
+        }
+        let json: Value = serde_json::from_str(&stdout(
+            esus_ir().args(["describe", b.name, "--output", "json"]),
+        ))
+        .expect("json");
+        for step in json["steps"].as_array().expect("steps") {
+            // A GET step that is more than a read says which further call makes it so.
+            if step["method"] == "GET" && step["effect"] != "read" {
+                let also = step["also"].as_array().map_or(&[][..], Vec::as_slice);
+                assert!(
+                    also.iter().any(|c| c["effect"] == step["effect"]),
+                    "{}: {step}",
+                    b.name
+                );
+            }
+        }
+    }
+    let text = stdout(esus_ir().args(["describe", "api-key-compromise"]));
+    let check = text
+        .split("auth.check_sessions_ended: ")
+        .nth(1)
+        .expect("the session check");
+    assert!(
+        check.starts_with("GET /auth/sessions  (read)\n         then POST /auth/refresh  (write) — with the stolen refresh token"),
+        "{check}"
+    );
+}
