@@ -21,6 +21,10 @@ pub(super) fn dispatch(
         } => graph_cmd(&runbook, format, &inputs),
         Command::Describe(args) => super::describe::run(args),
         Command::List => list(),
+        Command::Show { name } => {
+            out(bundled::named(&name)?.text)?;
+            Ok(ExitCode::Success)
+        }
         Command::Schema {
             output,
             result,

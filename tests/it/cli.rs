@@ -257,3 +257,40 @@ fn validate_counts_steps_and_inputs_in_words() {
             "none.yaml: ok (2 steps, 0 inputs)\n",
         ));
 }
+
+#[test]
+fn show_prints_a_bundled_runbook_verbatim_and_the_copy_validates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for b in esus_ir::bundled::BUNDLED {
+        let shown = esus_ir()
+            .args(["show", b.name])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let file = std::fs::read(format!(
+            "{}/runbooks/{}.yaml",
+            env!("CARGO_MANIFEST_DIR"),
+            b.name
+        ))
+        .expect("the shipped file");
+        assert!(shown == file, "{}: not the file in runbooks/", b.name);
+        let copy = dir.path().join(format!("my-{}.yaml", b.name));
+        std::fs::write(&copy, &shown).expect("write");
+        esus_ir()
+            .arg("validate")
+            .arg(&copy)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(": ok ("));
+    }
+    esus_ir()
+        .args(["show", "sesion-compromise"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "`sesion-compromise` is not a bundled runbook; did you mean `session-compromise`?",
+        ));
+}
