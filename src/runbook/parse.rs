@@ -4,7 +4,9 @@
 //! is first read as a generic YAML value, then each input and each step is deserialized on its
 //! own, so one broken step does not hide the problems of the next; the steps that did not
 //! deserialize are kept as placeholders ([`Parsed::broken_steps`]) so that the graph, references
-//! and templates of the others are still checked.
+//! and templates of the others are still checked. An unknown field does not break its step: it is
+//! reported (with the field it misspells, if any) and read past, the misspelling as the field it
+//! was meant to be, so that the step's own templates and references are checked too.
 //!
 //! Before serde_norway (libyaml) sees the text, cheap passes refuse what would make it slow or
 //! make a diagnostic leak: the size limit, key material, byte-order marks inside the text, and a
@@ -494,9 +496,7 @@ fn deserialize_reading_on<T: DeserializeOwned>(
             &path_of(base, &segments),
             message.clone(),
         ));
-        let Some(field) = quoted_after(&message, "unknown field `") else {
-            return None;
-        };
+        let field = quoted_after(&message, "unknown field `")?;
         // The error's path ends at the unknown key itself; its mapping is one step up.
         if matches!(segments.last(), Some(Segment::Key(k)) if k == field) {
             segments.pop();
