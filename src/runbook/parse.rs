@@ -375,7 +375,13 @@ fn collect_all(
         inputs: IndexMap::new(),
         steps: Vec::new(),
     };
-    let _ = deserialize_reading_on::<Outline>(value, "", map, problems);
+    let mut outline = value;
+    if let (Yaml::Mapping(m), Some(Yaml::Sequence(_))) = (&mut outline, &steps) {
+        // The steps are checked one by one below; the outline is read again for each unknown
+        // top-level field, and need not copy them each time.
+        m.insert(Yaml::String("steps".into()), Yaml::Sequence(Vec::new()));
+    }
+    let _ = deserialize_reading_on::<Outline>(outline, "", map, problems);
     if let Some(Yaml::Mapping(inputs)) = inputs {
         for (k, v) in inputs {
             let Some(name) = k.as_str() else { continue };
