@@ -506,3 +506,52 @@ fn describe_labels_each_call_by_what_it_does() {
         "{check}"
     );
 }
+
+/// The WARN line of [`drill_that_warns`] as a terminal shows it (stdout and stderr a pty).
+fn warning_on_a_terminal(no_color: bool) -> String {
+    use expectrl::Expect;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_esus-ir"));
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    match no_color {
+        true => cmd.env("NO_COLOR", "1"),
+        false => cmd.env_remove("NO_COLOR"),
+    };
+    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("TERM", "xterm-256color")
+        .current_dir(dir.path())
+        .args([
+            "drill",
+            "--non-interactive",
+            "--quiet",
+            "--fault",
+            "token_ttl=1s",
+        ])
+        .args([
+            "--fault",
+            "latency=400ms",
+            "--fault",
+            "error_count=50@POST /auth/refresh",
+        ]);
+    let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    session.set_expect_timeout(Some(std::time::Duration::from_secs(120)));
+    let found = session.expect(expectrl::Eof).expect("the drill ends");
+    let mut bytes = found.before().to_vec();
+    for m in found.matches() {
+        bytes.extend_from_slice(m);
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find(|l| l.contains("token refresh failed"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("a warning in: {}", String::from_utf8_lossy(&bytes)))
+}
+
+#[test]
+fn tracing_colours_a_terminal_unless_no_color_is_set() {
+    assert!(warning_on_a_terminal(false).contains('\x1b'));
+    let plain = warning_on_a_terminal(true);
+    assert!(!plain.contains('\x1b'), "NO_COLOR is honoured: {plain:?}");
+}
