@@ -46,6 +46,25 @@ pub fn find(name: &str) -> Option<&'static Bundled> {
     BUNDLED.iter().find(|b| b.name == name)
 }
 
+/// The bundled runbook called `name`; a usage error naming the closest one when there is none.
+pub fn named(name: &str) -> Result<&'static Bundled, Error> {
+    find(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "`{name}` is not a bundled runbook; {}",
+            did_you_mean(name)
+        ))
+    })
+}
+
+/// "did you mean `X`?" for a misspelt name, or the list of names when none is close.
+fn did_you_mean(name: &str) -> String {
+    let names: Vec<&str> = BUNDLED.iter().map(|b| b.name).collect();
+    match crate::runbook::validate::suggest(name, &names) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("the bundled runbooks are: {}", names.join(", ")),
+    }
+}
+
 /// A runbook's text and the name to show in messages.
 #[derive(Debug, Clone)]
 pub struct RunbookSource {
@@ -75,20 +94,10 @@ pub fn resolve(arg: &str) -> Result<RunbookSource, Error> {
             display: format!("bundled:{}", b.name),
             text: b.text.to_string(),
         }),
-        None => {
-            let names: Vec<&str> = BUNDLED.iter().map(|b| b.name).collect();
-            Err(Error::Usage(
-                match crate::runbook::validate::suggest(arg, &names) {
-                    Some(s) => format!(
-                        "`{arg}` is neither a file nor a bundled runbook; did you mean `{s}`?"
-                    ),
-                    None => format!(
-                        "`{arg}` is neither a file nor a bundled runbook (bundled: {})",
-                        names.join(", ")
-                    ),
-                },
-            ))
-        }
+        None => Err(Error::Usage(format!(
+            "`{arg}` is neither a file nor a bundled runbook; {}",
+            did_you_mean(arg)
+        ))),
     }
 }
 

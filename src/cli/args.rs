@@ -78,6 +78,18 @@ pub enum Command {
     /// List the bundled runbooks.
     #[command(after_help = "Example:\n  esus-ir list")]
     List,
+    /// Print a bundled runbook's YAML, as shipped: to read it, or to start a new runbook from it.
+    #[command(after_help = "Examples:
+  esus-ir show api-key-compromise
+  esus-ir show api-key-compromise > my-runbook.yaml && esus-ir validate my-runbook.yaml
+
+Its first line points editors at ../docs/runbook.schema.json; `esus-ir schema -o FILE` writes
+that schema wherever the new runbook needs it.")]
+    Show {
+        /// The bundled runbook's name (`esus-ir list`).
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// Print the JSON Schema of the runbook format.
     #[command(
         after_help = "Example:\n  esus-ir schema > esus-ir-runbook.schema.json\n\nThen start a runbook with:\n  # yaml-language-server: $schema=./esus-ir-runbook.schema.json"

@@ -1,7 +1,7 @@
 //! One function per subcommand: arguments in, exit code out.
 
 use super::args::{Command, GraphFormat};
-use super::output::{out, stderr_color};
+use super::output::{count, out, stderr_color};
 use crate::bundled;
 use crate::error::{Error, ExitCode};
 use crate::graph;
@@ -21,6 +21,10 @@ pub(super) fn dispatch(
         } => graph_cmd(&runbook, format, &inputs),
         Command::Describe(args) => super::describe::run(args),
         Command::List => list(),
+        Command::Show { name } => {
+            out(bundled::named(&name)?.text)?;
+            Ok(ExitCode::Success)
+        }
         Command::Schema {
             output,
             result,
@@ -51,10 +55,10 @@ fn validate(args: &[String]) -> Result<ExitCode, Error> {
         };
         match runbook::load(&source.display, &source.text, color) {
             Ok(v) => out(&format!(
-                "{}: ok ({} steps, {} inputs)\n",
+                "{}: ok ({}, {})\n",
                 source.display,
-                v.runbook.steps.len(),
-                v.runbook.inputs.len()
+                count(v.runbook.steps.len(), "step", "steps"),
+                count(v.runbook.inputs.len(), "input", "inputs")
             ))?,
             Err(e) => {
                 eprint!("{}", e.rendered);

@@ -28,7 +28,10 @@ pub(super) fn completions(args: CompletionsArgs) -> Result<ExitCode, Error> {
 
 /// Runs `esus-ir man`.
 pub(super) fn man(args: ManArgs) -> Result<ExitCode, Error> {
-    let cmd = command().disable_help_subcommand(true);
+    // Without clap's generated `help` subcommand, which would otherwise get a page of its own
+    // and one more per command (`esus-ir-help-run.1`, …), each a copy of a real page's summary.
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
     match args.output {
         None => {
             let mut buf = Vec::new();

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::output::{out, stderr_color};
 use crate::bundled;
 use crate::error::{Error, ExitCode};
-use crate::esus::actions::{ActionSpec, Effect};
+use crate::esus::actions::{ActionSpec, Effect, Method, Special};
 use crate::esus::permissions::{self, Permission};
 use crate::runbook::model::{InputType, Runbook, Step};
 use crate::runbook::validate::ConfirmMode;
@@ -94,8 +94,12 @@ pub struct StepDoc {
     pub method: Option<String>,
     /// Path template relative to the base URL (`{param}` placeholders), when known.
     pub path: Option<String>,
-    /// `read`, `write` or `destructive`.
+    /// `read`, `write` or `destructive`: of the step as a whole, its further calls included.
     pub effect: &'static str,
+    /// Requests the step may send after its own (a check trying stolen credentials): why a
+    /// step whose call is a GET can still be a write.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<CallDoc>,
     /// Whether it changes or removes access.
     pub destructive: bool,
     /// How it is confirmed.
@@ -110,6 +114,19 @@ pub struct StepDoc {
     pub layer: usize,
     /// What ESUS requires to send it.
     pub permissions: Vec<Permission>,
+}
+
+/// A further request of a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallDoc {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template relative to the base URL.
+    pub path: &'static str,
+    /// `read`, `write` or `destructive`.
+    pub effect: &'static str,
+    /// When it is sent, and what it does.
+    pub when: &'static str,
 }
 
 /// How a step is confirmed.
@@ -220,11 +237,8 @@ fn step_doc(valid: &Validated, i: usize, layer: usize) -> StepDoc {
         summary: info.action.summary,
         method,
         path,
-        effect: match info.effect {
-            Effect::Read => "read",
-            Effect::Write => "write",
-            Effect::Destructive => "destructive",
-        },
+        effect: effect_word(info.effect),
+        also: further_calls(info.action),
         destructive: info.effect == Effect::Destructive,
         confirm: confirm_doc(step, info.action, &info.confirm),
         when: step.when.clone(),
@@ -237,6 +251,42 @@ fn step_doc(valid: &Validated, i: usize, layer: usize) -> StepDoc {
             .collect(),
         layer,
         permissions: permissions::for_step(info.action, &step.with),
+    }
+}
+
+fn effect_word(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Read => "read",
+        Effect::Write => "write",
+        Effect::Destructive => "destructive",
+    }
+}
+
+/// What a check sends besides its own GET (as exec/checks.rs sends it). The catalogue's effect is
+/// the step's as a whole; without these, `auth.check_sessions_ended` read "GET …  (write)".
+fn further_calls(action: &ActionSpec) -> Vec<CallDoc> {
+    match action.special {
+        Special::None => Vec::new(),
+        Special::CheckRevoked => vec![CallDoc {
+            method: "GET",
+            path: action.path,
+            effect: "read",
+            when: "as the leaked key itself, when its secret is given: it must be refused",
+        }],
+        Special::CheckSessions => vec![
+            CallDoc {
+                method: "POST",
+                path: "/auth/refresh",
+                effect: "write",
+                when: "with the stolen refresh token, when given: one that still works is used up",
+            },
+            CallDoc {
+                method: "POST",
+                path: "/auth/logout-all",
+                effect: "destructive",
+                when: "only when that refresh worked: the new tokens log out every session they reach",
+            },
+        ],
     }
 }
 
@@ -401,11 +451,21 @@ fn render_step(out: &mut String, n: usize, s: &StepDoc) {
         (None, None) => "(set at run time)".into(),
     };
     let effect = if s.destructive {
-        "DESTRUCTIVE".to_string()
+        "DESTRUCTIVE"
+    } else if !s.also.is_empty() && s.method.as_deref() == Some(Method::Get.as_str()) {
+        // The GET itself reads; what writes is listed under it.
+        "read"
     } else {
-        s.effect.to_string()
+        s.effect
     };
     let _ = writeln!(out, "       {}: {call}  ({effect})", s.action);
+    for c in &s.also {
+        let _ = writeln!(
+            out,
+            "         then {} {}  ({}) — {}",
+            c.method, c.path, c.effect, c.when
+        );
+    }
     let _ = writeln!(out, "       confirm: {}", confirm_text(&s.confirm));
     if let Some(w) = &s.when {
         let _ = writeln!(out, "       when: {}", one_line(w));

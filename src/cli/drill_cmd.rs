@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::output::out;
+use super::output::{count, out};
 use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
 use super::terminal::Terminal;
 use super::transcript_cmd::SignKeyArgs;
@@ -86,8 +86,8 @@ pub struct DrillReport {
     pub passed: bool,
     /// The checks.
     pub checks: Vec<Check>,
-    /// Seconds from start to containment (last successful destructive step).
-    pub time_to_containment_s: Option<f64>,
+    /// Milliseconds from the start to the moment the run proved containment, as in the run's result.
+    pub time_to_containment_ms: Option<u64>,
     /// Prompts the operator answered.
     pub prompts_answered: usize,
     /// Requests retried after a transient failure.
@@ -278,11 +278,10 @@ fn score(sim: &SimHandle, before: &Before, run: RunReport, faults: &[String]) ->
         runbook: run.runbook.clone(),
         passed: checks.iter().all(|c| c.passed),
         checks,
-        time_to_containment_s: run
+        time_to_containment_ms: run
             .containment
             .as_ref()
-            .and_then(|c| c.time_to_containment_ms)
-            .map(|ms| ms as f64 / 1000.0),
+            .and_then(|c| c.time_to_containment_ms),
         prompts_answered,
         retries,
         failures_recovered,
@@ -299,7 +298,7 @@ fn transcript_check(run: &RunReport) -> Check {
         .map(|t| verify_transcript(t, &VerifyOptions::default()));
     let (passed, detail) = match verified {
         Some(Ok(v)) if v.ok => (true, "signature, chain and digests check out".to_string()),
-        Some(Ok(v)) => (false, format!("{} problem(s)", v.problems.len())),
+        Some(Ok(v)) => (false, count(v.problems.len(), "problem", "problems")),
         Some(Err(e)) => (false, e.to_string()),
         None => (false, "no transcript".to_string()),
     };
@@ -414,8 +413,8 @@ fn session_compromise_checks(sim: &SimHandle, run: &RunReport) -> Vec<Check> {
         name: "every session of the user is dead".into(),
         passed: !sessions.is_empty() && alive.is_empty(),
         detail: format!(
-            "simulator: {} session(s) of {}, still alive: {}",
-            sessions.len(),
+            "simulator: {} of {}, still alive: {}",
+            count(sessions.len(), "session", "sessions"),
             ready.user_id,
             if alive.is_empty() {
                 "none".to_string()
@@ -500,9 +499,10 @@ fn render(score: &DrillReport) -> String {
             c.detail
         );
     }
-    let ttc = score
-        .time_to_containment_s
-        .map_or_else(|| "not reached".to_string(), |t| format!("{t:.2}s"));
+    let ttc = score.time_to_containment_ms.map_or_else(
+        || "not reached".to_string(),
+        |ms| format!("{:.2} s", ms as f64 / 1000.0),
+    );
     let _ = writeln!(s, "  time to containment: {ttc}");
     let _ = writeln!(
         s,

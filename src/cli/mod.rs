@@ -40,17 +40,17 @@ pub fn main() -> std::process::ExitCode {
                 return ExitCode::Success.into();
             }
             if wants_json(std::env::args()) {
-                error_document(ExitCode::Usage, &e.kind().to_string());
+                error_document(ExitCode::Usage, &usage_message(&e));
             }
             return ExitCode::Usage.into();
         }
     };
-    init_tracing(cli.verbose, cli.log_format);
     let json = cli.command.json_output();
     let term = terminal::Terminal {
         color: cli.color,
         quiet: cli.quiet,
     };
+    init_tracing(cli.verbose, cli.log_format, term.stderr_styles().enabled());
     let code = match commands::dispatch(cli.command, term) {
         Ok(code) => code,
         Err(err) => {
@@ -74,6 +74,30 @@ fn wants_json(args: impl Iterator<Item = String>) -> bool {
         .any(|w| w[0] == "--output" && w[1] == "json")
         || args.iter().any(|a| a == "--output=json");
     json && matches!(command.map(String::as_str), Some("run" | "drill"))
+}
+
+/// clap's message for a usage error as one line, without the usage and `--help` lines: what was
+/// wrong, naming the argument as typed, and clap's suggestion ("a similar argument exists:
+/// '--yes'"), so that a machine reading the JSON error learns what a person reads on stderr.
+fn usage_message(e: &clap::Error) -> String {
+    // `StyledStr`'s Display is plain text: no colour codes reach the JSON.
+    let rendered = e.render().to_string();
+    let text = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .fold(String::new(), |text, line| match text.chars().last() {
+            None => line.to_string(),
+            // "the following required arguments were not provided:" continues on the next line.
+            Some(':') => format!("{text} {line}"),
+            Some(_) => format!("{text}; {line}"),
+        });
+    match text.strip_prefix("error: ") {
+        Some(rest) => rest.to_string(),
+        None if text.is_empty() => e.kind().to_string(),
+        None => text,
+    }
 }
 
 /// The one JSON document on stdout when a run could not even start.
@@ -129,7 +153,9 @@ pub enum LogFormat {
     Json,
 }
 
-fn init_tracing(verbose: u8, format: LogFormat) {
+/// Tracing goes to stderr, coloured only when stderr may be (`--color`, NO_COLOR, a terminal):
+/// paging tools and CI capture stderr into logs, where escape codes are noise.
+fn init_tracing(verbose: u8, format: LogFormat, color: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
@@ -140,7 +166,8 @@ fn init_tracing(verbose: u8, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(color);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

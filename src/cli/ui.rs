@@ -398,7 +398,13 @@ impl crate::event::EventSink for Ui {
                 } else {
                     self.styles.warn("NOT approved".into())
                 };
-                self.line(&format!("{step}: {word} ({})", how_words(*how)));
+                let drill = self.mode.lock().ok().and_then(|m| *m) == Some(RunMode::Drill);
+                let how = match how {
+                    // A drill has no --approve: unattended, it approves every step itself.
+                    ApprovalSource::Approve if drill => "the drill approves every step",
+                    other => how_words(*other),
+                };
+                self.line(&format!("{step}: {word} ({how})"));
             }
             Event::StepFinished {
                 step,

@@ -4,7 +4,9 @@
 //! is first read as a generic YAML value, then each input and each step is deserialized on its
 //! own, so one broken step does not hide the problems of the next; the steps that did not
 //! deserialize are kept as placeholders ([`Parsed::broken_steps`]) so that the graph, references
-//! and templates of the others are still checked.
+//! and templates of the others are still checked. An unknown field does not break its step: it is
+//! reported (with the field it misspells, if any) and read past, the misspelling as the field it
+//! was meant to be, so that the step's own templates and references are checked too.
 //!
 //! Before serde_norway (libyaml) sees the text, cheap passes refuse what would make it slow or
 //! make a diagnostic leak: the size limit, key material, byte-order marks inside the text, and a
@@ -21,7 +23,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value as Yaml;
 
-use super::diagnostic::{Problem, Problems};
+use super::diagnostic::Problem;
 use super::model::{InputSpec, InputType, OnFailure, Runbook, Step};
 use super::span::{CharOffsets, SourceMap, Span, index_path, key_path};
 use super::validate::MAX_STEPS;
@@ -98,7 +100,7 @@ pub fn parse_partial(text: &str) -> Result<Parsed, Vec<Problem>> {
         .help("fan out over many items with `foreach` instead of repeating steps");
         return Err(vec![p]);
     }
-    let map = SourceMap::build(text);
+    let mut map = SourceMap::build(text);
     match deserialize_at::<Runbook>(value.clone(), "", &map) {
         Ok(runbook) => Ok(Parsed {
             runbook,
@@ -108,9 +110,8 @@ pub fn parse_partial(text: &str) -> Result<Parsed, Vec<Problem>> {
             steps_read: true,
         }),
         Err(first) => {
-            let mut problems = Problems::new(&map);
-            let (runbook, broken_steps, steps_read) = collect_all(value, &mut problems);
-            let mut list = problems.list;
+            let mut list = Vec::new();
+            let (runbook, broken_steps, steps_read) = collect_all(value, &mut map, &mut list);
             if list.is_empty() {
                 list.push(first);
             }
@@ -349,7 +350,11 @@ struct Outline {
 /// Deserializes each part on its own, reporting every problem, and returns the runbook as far as
 /// it could be read (placeholders for broken steps and inputs), the broken step indices and
 /// whether `steps` was a list.
-fn collect_all(value: Yaml, problems: &mut Problems<'_>) -> (Runbook, BTreeSet<usize>, bool) {
+fn collect_all(
+    value: Yaml,
+    map: &mut SourceMap,
+    problems: &mut Vec<Problem>,
+) -> (Runbook, BTreeSet<usize>, bool) {
     // Check the outline with inputs/steps replaced by placeholders of the right shape, so an
     // error inside a step is not reported twice.
     let (inputs, steps) = match &value {
@@ -370,23 +375,23 @@ fn collect_all(value: Yaml, problems: &mut Problems<'_>) -> (Runbook, BTreeSet<u
         inputs: IndexMap::new(),
         steps: Vec::new(),
     };
-    if let Err(p) = deserialize_at::<Outline>(value, "", problems.map()) {
-        problems.list.push(p);
+    let mut outline = value;
+    if let (Yaml::Mapping(m), Some(Yaml::Sequence(_))) = (&mut outline, &steps) {
+        // The steps are checked one by one below; the outline is read again for each unknown
+        // top-level field, and need not copy them each time.
+        m.insert(Yaml::String("steps".into()), Yaml::Sequence(Vec::new()));
     }
+    let _ = deserialize_reading_on::<Outline>(outline, "", map, problems);
     if let Some(Yaml::Mapping(inputs)) = inputs {
         for (k, v) in inputs {
             let Some(name) = k.as_str() else { continue };
-            let spec = match deserialize_at::<InputSpec>(
+            let spec = deserialize_reading_on::<InputSpec>(
                 v.clone(),
                 &key_path("inputs", name),
-                problems.map(),
-            ) {
-                Ok(spec) => spec,
-                Err(p) => {
-                    problems.list.push(p);
-                    placeholder_input(&v)
-                }
-            };
+                map,
+                problems,
+            )
+            .unwrap_or_else(|| placeholder_input(&v));
             runbook.inputs.insert(name.to_string(), spec);
         }
     }
@@ -394,10 +399,10 @@ fn collect_all(value: Yaml, problems: &mut Problems<'_>) -> (Runbook, BTreeSet<u
     let steps_read = matches!(steps, Some(Yaml::Sequence(_)));
     if let Some(Yaml::Sequence(steps)) = steps {
         for (i, v) in steps.into_iter().enumerate() {
-            match deserialize_at::<Step>(v.clone(), &index_path("steps", i), problems.map()) {
-                Ok(step) => runbook.steps.push(step),
-                Err(p) => {
-                    problems.list.push(p);
+            match deserialize_reading_on::<Step>(v.clone(), &index_path("steps", i), map, problems)
+            {
+                Some(step) => runbook.steps.push(step),
+                None => {
                     broken.insert(i);
                     runbook.steps.push(placeholder_step(&v, i));
                 }
@@ -469,26 +474,119 @@ fn placeholder_step(v: &Yaml, i: usize) -> Step {
     }
 }
 
-/// Deserializes `value` (found at `base`) into `T`, turning an error into a located problem.
+/// Unknown fields read past in one part (the outline, an input, a step) before the part is given
+/// up as broken: each is a new deserialization, and a hostile file may hold thousands.
+const MAX_UNKNOWN_FIELDS: usize = 32;
+
+/// Deserializes `value` (found at `base`) into `T`, reporting every problem into `problems`.
+/// An unknown field is reported and then read past, and the part read again, so that a misspelt
+/// key neither hides the next one nor keeps the rest of its step (its graph, references and
+/// templates) from being checked. A misspelling is read as the field it was meant to be, and
+/// `map` learns to find that field at the misspelt key. `None` when another problem makes the
+/// part unreadable.
+fn deserialize_reading_on<T: DeserializeOwned>(
+    mut value: Yaml,
+    base: &str,
+    map: &mut SourceMap,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    for _ in 0..=MAX_UNKNOWN_FIELDS {
+        let e = match serde_path_to_error::deserialize(value.clone()) {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        let mut segments = segments(e.path());
+        let message = e.inner().to_string();
+        problems.push(schema_problem(
+            map,
+            &path_of(base, &segments),
+            message.clone(),
+        ));
+        let field = quoted_after(&message, "unknown field `")?;
+        // The error's path ends at the unknown key itself; its mapping is one step up.
+        if matches!(segments.last(), Some(Segment::Key(k)) if k == field) {
+            segments.pop();
+        }
+        let meant = super::validate::suggest(field, &expected_fields(&message));
+        match move_key(&mut value, &segments, field, meant) {
+            Some(Some(meant)) => {
+                let parent = path_of(base, &segments);
+                map.alias(&key_path(&parent, meant), &key_path(&parent, field));
+            }
+            Some(None) => {}
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Deserializes `value` (found at `base`) into `T`, turning the first error into a located problem.
 fn deserialize_at<T: DeserializeOwned>(
     value: Yaml,
     base: &str,
     map: &SourceMap,
 ) -> Result<T, Problem> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let mut path = base.to_string();
-        for seg in e.path().iter() {
-            use serde_path_to_error::Segment;
-            path = match seg {
-                Segment::Seq { index } => index_path(&path, *index),
-                Segment::Map { key } => key_path(&path, key),
-                Segment::Enum { variant } => key_path(&path, variant),
-                Segment::Unknown => break,
-            };
-        }
-        let message = e.inner().to_string();
-        schema_problem(map, &path, message)
+        let path = path_of(base, &segments(e.path()));
+        schema_problem(map, &path, e.inner().to_string())
     })
+}
+
+/// A step into a YAML value: an item of a list, or an entry of a mapping.
+enum Segment {
+    Index(usize),
+    Key(String),
+}
+
+/// The steps from a deserialized value to the place of an error.
+fn segments(at: &serde_path_to_error::Path) -> Vec<Segment> {
+    use serde_path_to_error::Segment as S;
+    at.iter()
+        .map_while(|seg| match seg {
+            S::Seq { index } => Some(Segment::Index(*index)),
+            S::Map { key } | S::Enum { variant: key } => Some(Segment::Key(key.clone())),
+            S::Unknown => None,
+        })
+        .collect()
+}
+
+/// The source-map path reached by `segments` from `base`.
+fn path_of(base: &str, segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .fold(base.to_string(), |path, seg| match seg {
+            Segment::Index(i) => index_path(&path, *i),
+            Segment::Key(k) => key_path(&path, k),
+        })
+}
+
+/// Takes `field` out of the mapping reached by `segments`, and puts its value under `meant` (the
+/// field it is a misspelling of) when that is not there already: the value is then checked where
+/// its author meant it, and a misspelt required field does not break its step. Returns the field
+/// the value moved to, if any; `None` when there is no such field to take out.
+fn move_key<'k>(
+    value: &mut Yaml,
+    segments: &[Segment],
+    field: &str,
+    meant: Option<&'k str>,
+) -> Option<Option<&'k str>> {
+    let mut node = value;
+    for seg in segments {
+        node = match (seg, node) {
+            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i)?,
+            (Segment::Key(k), Yaml::Mapping(m)) => m.get_mut(k.as_str())?,
+            _ => return None,
+        };
+    }
+    let Yaml::Mapping(m) = node else {
+        return None;
+    };
+    let v = m.remove(field)?;
+    let meant = meant.filter(|k| !m.contains_key(*k));
+    if let Some(k) = meant {
+        m.insert(Yaml::String(k.to_string()), v);
+    }
+    Some(meant)
 }
 
 fn schema_problem(map: &SourceMap, path: &str, message: String) -> Problem {
@@ -499,8 +597,13 @@ fn schema_problem(map: &SourceMap, path: &str, message: String) -> Problem {
         } else {
             map.key(path)
         };
-        return Problem::at(span, message.clone(), "unknown field")
-            .help("remove it, or check its spelling against docs/runbook-format.md");
+        let known = expected_fields(&message);
+        return match super::validate::suggest(field, &known) {
+            Some(s) => Problem::at(span, format!("unknown field `{field}`"), "unknown field")
+                .help(format!("did you mean `{s}`?")),
+            None => Problem::at(span, message.clone(), "unknown field")
+                .help("remove it, or check its spelling against docs/runbook-format.md"),
+        };
     }
     if let Some(field) = quoted_after(&message, "missing field `") {
         let where_ = if path.is_empty() {
@@ -515,6 +618,14 @@ fn schema_problem(map: &SourceMap, path: &str, message: String) -> Problem {
         );
     }
     Problem::at(map.node(path), message, "wrong type or value")
+}
+
+/// The field names serde lists after "expected one of" (or "expected") in an unknown-field message.
+fn expected_fields(message: &str) -> Vec<&str> {
+    let Some((_, list)) = message.split_once(", expected ") else {
+        return Vec::new();
+    };
+    list.split('`').skip(1).step_by(2).collect()
 }
 
 fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
@@ -561,6 +672,18 @@ mod tests {
         assert!(got[0].2.contains("unknown field `colour`"));
         assert_eq!((got[1].0, got[1].1), (11, 23));
         assert!(got[1].2.contains("invalid type"), "{}", got[1].2);
+    }
+
+    #[test]
+    fn every_unknown_field_of_a_step_is_reported_and_a_misspelling_named() {
+        let text = "version: 1\nname: t\nsteps:\n  - id: a\n    name: A\n    action: http\n    colour: red\n    confrim: true\n";
+        let got = problems(text);
+        let places: Vec<(usize, usize)> = got.iter().map(|g| (g.0, g.1)).collect();
+        assert_eq!(places, [(7, 5), (8, 5)], "{got:?}");
+        let list = parse(text).expect_err("unknown fields");
+        assert_eq!(list[1].message, "unknown field `confrim`");
+        assert_eq!(list[1].help.as_deref(), Some("did you mean `confirm`?"));
+        assert!(list[0].message.contains("expected one of"), "{got:?}");
     }
 
     #[test]

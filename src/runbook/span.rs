@@ -51,6 +51,9 @@ pub fn index_path(parent: &str, index: usize) -> String {
 pub struct SourceMap {
     nodes: HashMap<String, Span>,
     keys: HashMap<String, Span>,
+    /// Paths the parser reads under another name than the file spells them (a misspelt field
+    /// read as the field it was meant to be), to the path as written.
+    aliases: HashMap<String, String>,
     text_len: usize,
 }
 
@@ -128,9 +131,30 @@ impl SourceMap {
         map
     }
 
+    /// From now on, finds what is asked for at `meant` (and below it) at `written`.
+    pub fn alias(&mut self, meant: &str, written: &str) {
+        self.aliases.insert(meant.to_string(), written.to_string());
+    }
+
+    /// `path` as the file spells it: an aliased ancestor replaced by where it is written.
+    fn written<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
+        let mut p = path;
+        while !self.aliases.is_empty() {
+            if let Some(w) = self.aliases.get(p) {
+                return format!("{w}{}", &path[p.len()..]).into();
+            }
+            match parent(p) {
+                Some(up) => p = up,
+                None => break,
+            }
+        }
+        path.into()
+    }
+
     /// The span of the value at `path`, or of its nearest recorded ancestor.
     pub fn node(&self, path: &str) -> Span {
-        let mut p = path;
+        let path = self.written(path);
+        let mut p = path.as_ref();
         loop {
             if let Some(span) = self.nodes.get(p) {
                 return self.trim(*span);
@@ -144,7 +168,7 @@ impl SourceMap {
 
     /// The span of the key of the mapping entry at `path`, or else of the value.
     pub fn key(&self, path: &str) -> Span {
-        match self.keys.get(path) {
+        match self.keys.get(self.written(path).as_ref()) {
             Some(span) => self.trim(*span),
             None => self.node(path),
         }
@@ -152,7 +176,7 @@ impl SourceMap {
 
     /// Whether a mapping entry exists at `path`.
     pub fn has_key(&self, path: &str) -> bool {
-        self.keys.contains_key(path)
+        self.keys.contains_key(self.written(path).as_ref())
     }
 
     fn trim(&self, span: Span) -> Span {
@@ -235,6 +259,15 @@ mod tests {
         assert_eq!(at(map.node("steps[0].needs[1]")), "c");
         assert_eq!(at(map.node("steps[1].id")), "é");
         assert_eq!(at(map.node("steps[1].with.x")), "1");
+    }
+
+    #[test]
+    fn an_alias_finds_a_field_where_it_is_written() {
+        let mut map = SourceMap::build(DOC);
+        map.alias("steps[1].options", "steps[1].with");
+        assert_eq!(at(map.key("steps[1].options")), "with");
+        assert_eq!(at(map.node("steps[1].options.x")), "1");
+        assert!(map.has_key("steps[1].options.x"));
     }
 
     #[test]

@@ -187,3 +187,110 @@ fn the_committed_schema_is_current_and_the_runbooks_point_at_it() {
         );
     }
 }
+
+// Regression: the JSON error document of a usage error said only "unexpected argument found",
+// losing which flag was wrong and clap's suggestion.
+#[test]
+fn a_mistyped_flag_keeps_its_name_and_suggestion_in_the_json_error() {
+    for (args, needles) in [
+        (
+            &["run", "x", "--output", "json", "--yess"][..],
+            &["'--yess'", "a similar argument exists: '--yes'"][..],
+        ),
+        (
+            &["drill", "--output", "json", "--max-parallel", "0"][..],
+            &["'0'", "--max-parallel", "1..=64"][..],
+        ),
+        (
+            &["run", "--output", "json"][..],
+            &["required arguments were not provided: <RUNBOOK>"][..],
+        ),
+    ] {
+        let out = esus_ir().args(args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(doc["kind"], "error");
+        assert_eq!(doc["outcome"], "usage-error");
+        let error = doc["error"].as_str().unwrap_or_default();
+        for needle in needles {
+            assert!(error.contains(needle), "{args:?}: no {needle} in {error:?}");
+        }
+        // One line, with neither the usage block nor the `--help` hint of the terminal message.
+        assert!(
+            !error.contains('\n') && !error.contains("Usage:") && !error.contains("--help"),
+            "{error:?}"
+        );
+    }
+}
+
+// Regression: "ok (3 steps, 1 inputs)".
+#[test]
+fn validate_counts_steps_and_inputs_in_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = dir.path().join("one.yaml");
+    std::fs::write(
+        &one,
+        "version: 1\nname: t\ninputs:\n  key_id: { type: string }\nsteps:\n  - { id: a, name: A, action: roles.list }\n",
+    )
+    .expect("write");
+    esus_ir()
+        .arg("validate")
+        .arg(&one)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(
+            "one.yaml: ok (1 step, 1 input)\n",
+        ));
+    let none = dir.path().join("none.yaml");
+    std::fs::write(
+        &none,
+        "version: 1\nname: t\nsteps:\n  - { id: a, name: A, action: roles.list }\n  - { id: b, name: B, action: roles.list }\n",
+    )
+    .expect("write");
+    esus_ir()
+        .arg("validate")
+        .arg(&none)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(
+            "none.yaml: ok (2 steps, 0 inputs)\n",
+        ));
+}
+
+#[test]
+fn show_prints_a_bundled_runbook_verbatim_and_the_copy_validates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for b in esus_ir::bundled::BUNDLED {
+        let shown = esus_ir()
+            .args(["show", b.name])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let file = std::fs::read(format!(
+            "{}/runbooks/{}.yaml",
+            env!("CARGO_MANIFEST_DIR"),
+            b.name
+        ))
+        .expect("the shipped file");
+        assert!(shown == file, "{}: not the file in runbooks/", b.name);
+        let copy = dir.path().join(format!("my-{}.yaml", b.name));
+        std::fs::write(&copy, &shown).expect("write");
+        esus_ir()
+            .arg("validate")
+            .arg(&copy)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(": ok ("));
+    }
+    esus_ir()
+        .args(["show", "sesion-compromise"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains(
+            "`sesion-compromise` is not a bundled runbook; did you mean `session-compromise`?",
+        ));
+}

@@ -3,18 +3,35 @@
 //! what `describe` and `graph` say.
 
 use assert_cmd::Command;
+use clap::CommandFactory;
 use predicates::prelude::*;
 use serde_json::Value;
 
+/// The binary with no colour preference: stdout and stderr are pipes here, and a pipe alone must
+/// keep colour off (NO_COLOR is not set, so that a colour leak would show).
 fn esus_ir() -> Command {
     let mut cmd = Command::cargo_bin("esus-ir").expect("binary");
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd.env_remove("RUST_LOG").env_remove("NO_COLOR");
     cmd
 }
 
+/// The stdout of a successful command, after checking that neither stream carries colour codes.
 fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).expect("utf-8")
+    let out = cmd.assert().success().get_output().clone();
+    assert_no_ansi("stdout", &out.stdout);
+    assert_no_ansi("stderr", &out.stderr);
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Output that is not a terminal (a pipe, a paging tool's log) never holds an escape (0x1b) byte.
+pub(crate) fn assert_no_ansi(what: &str, bytes: &[u8]) {
+    if let Some(at) = bytes.iter().position(|&b| b == 0x1b) {
+        let from = at.saturating_sub(80);
+        panic!(
+            "an ANSI escape at byte {at} of {what}: …{}…",
+            String::from_utf8_lossy(&bytes[from..bytes.len().min(at + 40)])
+        );
+    }
 }
 
 /// Every kind of input, confirmation and permission, in a graph with parallel layers.
@@ -175,6 +192,23 @@ fn man_prints_the_main_page_and_writes_one_page_per_subcommand() {
         run.contains("dry\\-run"),
         "the run page documents --dry-run"
     );
+    // Regression: clap's generated `help` subcommand added 15 `esus-ir-help-*` pages.
+    let mut pages: Vec<String> = std::fs::read_dir(&out)
+        .expect("man1")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    let commands: Vec<String> = esus_ir::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| format!("esus-ir-{}.1", c.get_name()))
+        .collect();
+    assert_eq!(pages.len(), 1 + commands.len(), "{pages:?}");
+    assert!(
+        commands.iter().all(|c| pages.contains(c)),
+        "{commands:?} in {pages:?}"
+    );
+    assert!(!pages.iter().any(|p| p.contains("help")), "{pages:?}");
 }
 
 #[test]
@@ -390,4 +424,134 @@ fn graph_inputs_fill_step_names_and_refuse_secrets_and_unknown_names() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no input `nope`"));
+}
+
+/// A drill whose operator token expires (1 s, with every request slowed) and whose refresh is
+/// refused: the token layer logs `WARN token refresh failed` on stderr.
+fn drill_that_warns(dir: &std::path::Path, color: Option<&str>) -> std::process::Output {
+    let mut cmd = esus_ir();
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", dir.join("config"))
+        .current_dir(dir)
+        .args(color.map_or_else(Vec::new, |c| vec!["--color", c]))
+        .args([
+            "drill",
+            "--fault",
+            "token_ttl=1s",
+            "--fault",
+            "latency=400ms",
+        ])
+        .args(["--fault", "error_count=50@POST /auth/refresh"])
+        .timeout(std::time::Duration::from_secs(120));
+    cmd.output().expect("drill runs")
+}
+
+// Regression: tracing coloured its WARN lines whatever stderr was, and the escape codes landed in
+// paging-tool logs.
+#[test]
+fn tracing_warnings_on_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = drill_that_warns(dir.path(), None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(" WARN ") && stderr.contains("token refresh failed"),
+        "the drill logs a warning: {stderr}"
+    );
+    assert_no_ansi("stdout", &out.stdout);
+    assert_no_ansi("stderr", &out.stderr);
+    // `--color always` still colours it (e.g. for `less -R`): the check above can see colour.
+    let out = drill_that_warns(dir.path(), Some("always"));
+    let warn = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.contains("token refresh failed"))
+        .map(str::to_string)
+        .expect("a warning");
+    assert!(warn.contains('\x1b'), "{warn}");
+}
+
+// Regression: `auth.check_sessions_ended` read "GET /auth/sessions  (write)": the write is the
+// refresh it may try after the GET, which was not shown.
+#[test]
+fn describe_labels_each_call_by_what_it_does() {
+    for b in esus_ir::bundled::BUNDLED {
+        let text = stdout(esus_ir().args(["describe", b.name]));
+        for line in text.lines().filter(|l| l.contains(": GET ")) {
+            assert!(line.ends_with("(read)"), "{}: {line}", b.name);
+        }
+        let json: Value = serde_json::from_str(&stdout(
+            esus_ir().args(["describe", b.name, "--output", "json"]),
+        ))
+        .expect("json");
+        for step in json["steps"].as_array().expect("steps") {
+            // A GET step that is more than a read says which further call makes it so.
+            if step["method"] == "GET" && step["effect"] != "read" {
+                let also = step["also"].as_array().map_or(&[][..], Vec::as_slice);
+                assert!(
+                    also.iter().any(|c| c["effect"] == step["effect"]),
+                    "{}: {step}",
+                    b.name
+                );
+            }
+        }
+    }
+    let text = stdout(esus_ir().args(["describe", "api-key-compromise"]));
+    let check = text
+        .split("auth.check_sessions_ended: ")
+        .nth(1)
+        .expect("the session check");
+    assert!(
+        check.starts_with("GET /auth/sessions  (read)\n         then POST /auth/refresh  (write) — with the stolen refresh token"),
+        "{check}"
+    );
+}
+
+/// The WARN line of [`drill_that_warns`] as a terminal shows it (stdout and stderr a pty).
+fn warning_on_a_terminal(no_color: bool) -> String {
+    use expectrl::Expect;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_esus-ir"));
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    match no_color {
+        true => cmd.env("NO_COLOR", "1"),
+        false => cmd.env_remove("NO_COLOR"),
+    };
+    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("TERM", "xterm-256color")
+        .current_dir(dir.path())
+        .args([
+            "drill",
+            "--non-interactive",
+            "--quiet",
+            "--fault",
+            "token_ttl=1s",
+        ])
+        .args([
+            "--fault",
+            "latency=400ms",
+            "--fault",
+            "error_count=50@POST /auth/refresh",
+        ]);
+    let mut session = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    session.set_expect_timeout(Some(std::time::Duration::from_secs(120)));
+    let found = session.expect(expectrl::Eof).expect("the drill ends");
+    let mut bytes = found.before().to_vec();
+    for m in found.matches() {
+        bytes.extend_from_slice(m);
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find(|l| l.contains("token refresh failed"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("a warning in: {}", String::from_utf8_lossy(&bytes)))
+}
+
+#[test]
+fn tracing_colours_a_terminal_unless_no_color_is_set() {
+    assert!(warning_on_a_terminal(false).contains('\x1b'));
+    let plain = warning_on_a_terminal(true);
+    assert!(!plain.contains('\x1b'), "NO_COLOR is honoured: {plain:?}");
 }

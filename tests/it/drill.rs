@@ -7,15 +7,28 @@ fn drill(dir: &std::path::Path, args: &[&str]) -> (i32, Value, String) {
     for var in crate::run_support::CLEARED_ENV {
         cmd.env_remove(var);
     }
-    cmd.env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("NO_COLOR", "1")
+    // No NO_COLOR: stdout and stderr are pipes, and that alone must keep them plain.
+    cmd.env_remove("NO_COLOR")
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .current_dir(dir)
         .arg("drill")
         .args(["--output", "json"])
         .args(args);
     cmd.timeout(std::time::Duration::from_secs(120));
     let out = cmd.output().expect("drill runs");
+    crate::cli_conventions::assert_no_ansi("drill stdout", &out.stdout);
+    crate::cli_conventions::assert_no_ansi("drill stderr", &out.stderr);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Nothing a person or a machine reads is Rust Debug output (`Some(401)`).
+    for (what, text) in [
+        ("stdout", String::from_utf8_lossy(&out.stdout)),
+        ("stderr", stderr.as_str().into()),
+    ] {
+        assert!(
+            !text.contains("Some("),
+            "Debug formatting in {what}: {text}"
+        );
+    }
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "json report ({e}):\n{}\n{stderr}",
@@ -53,7 +66,16 @@ fn a_bare_drill_contains_the_key_unattended_and_passes() {
             check(&report, name)
         );
     }
-    assert!(report["time_to_containment_s"].as_f64().is_some());
+    // The same name and unit as the run's result (`time_to_containment_ms`), and the same value.
+    let ttc = report["time_to_containment_ms"].as_u64().expect("whole ms");
+    assert_eq!(report["run"]["time_to_containment_ms"].as_u64(), Some(ttc));
+    assert!(report.get("time_to_containment_s").is_none(), "{report}");
+    // Regression: the progress said "approved (by --approve)", a flag nobody gave (drill has none).
+    assert!(
+        stderr.contains("delete: approved (the drill approves every step)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--approve"), "{stderr}");
     let transcript = std::fs::read_to_string(
         report["run"]["transcript"]
             .as_str()

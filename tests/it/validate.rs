@@ -630,3 +630,96 @@ fn a_misspelt_bundled_name_gets_a_suggestion() {
         );
     }
 }
+
+/// A step with a misspelt field, a cycle and an undefined input, all in one file.
+const ALL_AT_ONCE: &str = "version: 1
+name: t
+inputs:
+  key_id: { type: string, required: true }
+steps:
+  - id: a
+    name: A
+    action: api_keys.get
+    confrim: true
+    needs: [b]
+    with:
+      id: \"{{ inputs.nope }}\"
+  - id: b
+    name: B
+    action: api_keys.get
+    needs: [a]
+    with:
+      id: \"{{ inputs.key_id }}\"
+";
+
+// Regression: an unknown field made its step a placeholder, so its templates went unchecked and
+// `validate` reported the field and the cycle but never the undefined `{{ inputs.nope }}`.
+#[test]
+fn an_unknown_field_does_not_hide_the_rest_of_its_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("all.yaml");
+    std::fs::write(&path, ALL_AT_ONCE).expect("write");
+    let out = assert_cmd::Command::cargo_bin("esus-ir")
+        .expect("binary")
+        .env("NO_COLOR", "1")
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "all.yaml:9:5: unknown field `confrim`",
+        "did you mean `confirm`?",
+        "all.yaml:10:12: the steps wait for each other in a cycle",
+        "all.yaml:12:11: undefined input `nope`",
+        "all.yaml: 3 problems",
+    ] {
+        assert!(stderr.contains(needle), "no `{needle}` in:\n{stderr}");
+    }
+}
+
+#[test]
+fn every_unknown_field_is_reported_and_a_misspelt_one_is_checked_as_meant() {
+    let text = with_steps(concat!(
+        "  - id: a\n    name: A\n    action: api_keys.list\n    colour: red\n",
+        "    retry: { attemps: 3 }\n    timeout: 10s\n    on_failur: sideways\n",
+    ));
+    let (list, rendered) = problems(&text);
+    let got: Vec<(usize, usize, &str)> = list
+        .iter()
+        .map(|(l, c, m)| (*l, *c, m.split([',', ':']).next().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (10, 5, "unknown field `colour`"),
+            (11, 14, "unknown field `attemps`"),
+            (13, 5, "unknown field `on_failur`"),
+            // `on_failur` is read as the `on_failure` it was meant to be, and its value checked.
+            (13, 16, "unknown variant `sideways`"),
+        ],
+        "{rendered}"
+    );
+    // A misspelt required field (`retry.attempts`) is not then reported missing as well.
+    assert!(!rendered.contains("missing"), "{rendered}");
+    assert!(rendered.contains("did you mean `attempts`?"), "{rendered}");
+    assert!(
+        rendered.contains("did you mean `on_failure`?"),
+        "{rendered}"
+    );
+    // A word close to no field gets the list of fields instead of a guess.
+    assert!(
+        list[0].2.contains("expected one of `id`, `name`"),
+        "{rendered}"
+    );
+    // The meaning checks of a misspelt field point at the place it is written.
+    let text = with_steps("  - id: a\n    name: A\n    action: roles.list\n    confrim: typed\n");
+    let (list, rendered) = problems(&text);
+    let places: Vec<(usize, usize)> = list.iter().map(|p| (p.0, p.1)).collect();
+    assert_eq!(places, [(10, 5), (10, 14)], "{rendered}");
+    assert!(
+        list[1].2.contains("`confirm: typed` needs a resource id"),
+        "{rendered}"
+    );
+}
