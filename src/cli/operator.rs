@@ -51,11 +51,23 @@ pub async fn operator_token(
     })
 }
 
-/// The refresh token: `--refresh-token-file`, else ESUS_REFRESH_TOKEN.
+/// The refresh token: `--refresh-token-file`, else the one an earlier leg of this incident saved
+/// in its secrets folder (ESUS rotated the one in the environment away), else
+/// ESUS_REFRESH_TOKEN.
 fn refresh_token(sources: &TokenSources) -> Result<Option<SecretString>, Error> {
     if let Some(path) = &sources.refresh_file {
         let what = format!("--refresh-token-file {}", path.display());
         return read_secret_file(path, &what).map(Some);
+    }
+    let saved = sources
+        .secrets_dir
+        .as_ref()
+        .map(|d| d.join(ROTATED_REFRESH_FILE))
+        .filter(|p| p.is_file());
+    if let Some(path) = saved {
+        let what = format!("the refresh token this incident saved ({})", path.display());
+        eprintln!("note: using {what}: ESUS rotated the earlier one away");
+        return read_secret_file(&path, &what).map(Some);
     }
     env_secret("ESUS_REFRESH_TOKEN")
         .map(|t| checked(t, "ESUS_REFRESH_TOKEN"))

@@ -204,3 +204,56 @@ async fn a_page_fired_again_continues_its_incident_then_reports_it_complete() {
     );
     assert_eq!(env.sim.requests().len(), before, "nothing sent");
 }
+
+/// A leg renewed the token and stopped (a "no" at the delete prompt); the resume starts with the
+/// same environment, whose refresh token ESUS has rotated away: it renews with the one the first
+/// leg saved in the incident's secrets folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_renews_with_the_refresh_token_its_incident_saved() {
+    use expectrl::Expect;
+    let env = Env::start().await;
+    let refresh = env
+        .sim
+        .ready()
+        .admin_refresh_token
+        .expose_secret()
+        .to_string();
+    env.sim
+        .advance_clock(std::time::Duration::from_secs(16 * 60));
+    let r = env.sim.ready();
+    let leg = |cmd: &mut std::process::Command| {
+        cmd.env("ESUS_REFRESH_TOKEN", &refresh)
+            .env_remove("ESUS_COMPROMISED_TOKEN");
+    };
+    let code = tokio::task::block_in_place(|| {
+        let mut cmd = env.std_cmd();
+        leg(&mut cmd);
+        let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+        s.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+        s.expect("ESUS token renewed with the refresh token")
+            .expect("the renewal is said");
+        s.expect("Delete API key").expect("the delete prompt");
+        s.send_line("n").expect("no");
+        s.expect(expectrl::Eof).expect("the run ends");
+        match s.get_process().wait().expect("status") {
+            expectrl::process::unix::WaitStatus::Exited(_, c) => c,
+            other => panic!("{other:?}"),
+        }
+    });
+    assert_eq!(code, 3);
+    assert!(!env.sim.refresh_token_accepted(&refresh), "rotated away");
+    let mut cmd = env.std_env_cmd();
+    leg(&mut cmd);
+    cmd.arg("run")
+        .arg("--resume")
+        .arg(env.run_dir())
+        .args(["--yes", "--non-interactive"]);
+    let out = cmd.output().expect("resume");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("using the refresh token this incident saved"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(env.sim.api_key(&r.key_id).is_some_and(|k| k.deleted));
+}
