@@ -712,6 +712,16 @@ mod tests {
             json!({"step": "make", "request_id": "p", "probe": true, "request": {"method": "POST", "url": "u"}}),
         )];
         assert_eq!(unsettled_write(&probe, 0, 1, &v, &plan), None, "a probe");
+        // Only the write's own answer settles it, never another request's refusal.
+        let others = vec![
+            request(0, "make", "rA", "POST", "https://e/api-keys"),
+            response(1, "read", "rB", 404, Value::Null),
+        ];
+        assert_eq!(
+            unsettled_write(&others, 0, others.len(), &v, &plan),
+            Some("make"),
+            "another request's 404 says nothing about this write"
+        );
     }
 
     #[test]
@@ -771,5 +781,11 @@ mod tests {
             known_ids(&records, "make", Some(1), "zz").is_empty(),
             "another item"
         );
+        // An answer whose key was never renamed: its id comes from the answer alone.
+        let answered = vec![
+            request(0, "make", "r1", "POST", "https://e/api-keys"),
+            response(1, "make", "r1", 201, json!({"id": "k-90001"})),
+        ];
+        assert_eq!(known_ids(&answered, "make", None, "r1"), ["k-90001"]);
     }
 }
