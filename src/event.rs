@@ -152,6 +152,9 @@ pub enum Event {
         destructive: Vec<String>,
         /// Requests already fully known before the run, keyed by step id.
         known_requests: Vec<(String, RequestView)>,
+        /// What will not be done, and why (an optional input nobody gave).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        not_done: Vec<String>,
     },
     /// A step began (for a `foreach` step, once for the whole fan-out).
     StepStarted {
@@ -388,6 +391,9 @@ pub enum Event {
         time_to_containment_ms: Option<u64>,
         /// When containment was proven (RFC 3339).
         at: Option<String>,
+        /// What the verdict does not cover (a containment step an absent input turned off).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        not_covered: Vec<String>,
     },
     /// The run ended.
     RunFinished {

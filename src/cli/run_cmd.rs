@@ -186,7 +186,11 @@ pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> 
             serde_json::to_string_pretty(&done.to_json()).unwrap_or_default()
         )),
         (Finished::Dry(plan), OutputFormat::Text) => {
-            let mut text = crate::plan::render_text(&plan.steps);
+            let mut text = String::new();
+            for gap in &plan.not_done {
+                text.push_str(&styles.warn(format!("NOT done — {gap}\n")));
+            }
+            text.push_str(&crate::plan::render_text(&plan.steps));
             if let Some(t) = &plan.transcript {
                 text.push_str(&format!("\ntranscript: {}\n", t.display()));
             }
@@ -220,6 +224,14 @@ pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> 
                     path.display(),
                     shell_word(&path.display().to_string())
                 ));
+            }
+            if !r.by_hand.is_empty() {
+                text.push_str(
+                    "Every step ran; a resume would get the same answers. Next, by hand:\n",
+                );
+                for step in &r.by_hand {
+                    text.push_str(&format!("  - {step}\n"));
+                }
             }
             if let Some(cmd) = &r.resume_command {
                 text.push_str(&format!("To continue this run:\n  {cmd}\n"));
@@ -730,7 +742,7 @@ fn finish_live_run(
     term: Terminal,
 ) -> Result<Finished, Error> {
     let sig = writer.finish();
-    if report.outcome != RunOutcome::Success {
+    if report.outcome != RunOutcome::Success && report.by_hand.is_empty() {
         report.resume_command = Some(format!(
             "esus-ir run --resume {}",
             shell_word(&place.run_dir.display().to_string())
@@ -822,11 +834,14 @@ fn already_complete(
             checks: Vec::new(),
             time_to_containment_ms: None,
             at: None,
+            not_covered: Vec::new(),
         }),
         acting_as: None,
         missing_approvals: Vec::new(),
         resume_command: None,
         refresh_token_file: None,
+        not_done: Vec::new(),
+        by_hand: Vec::new(),
     }
 }
 

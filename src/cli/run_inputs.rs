@@ -63,17 +63,19 @@ pub(super) fn input_sources(
                 .or_else(|| std::env::var(name).ok())
         })),
         prompt_secret: interactive.then(|| {
-            Box::new(move |name: &str, description: &str| {
+            Box::new(move |name: &str, description: &str, optional: bool| {
                 if i1.count() > 0 {
                     return None;
                 }
-                ask_hidden(
-                    &format!("{name} (secret, hidden){}", about(description)),
-                    &i1,
-                )
-                .ok()
-                .flatten()
-            }) as Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>
+                let how = if optional {
+                    "secret, hidden; optional — Enter skips it"
+                } else {
+                    "secret, hidden"
+                };
+                ask_hidden(&format!("{name} ({how}){}", about(description)), &i1)
+                    .ok()
+                    .flatten()
+            }) as Box<dyn Fn(&str, &str, bool) -> Option<SecretString> + Send + Sync>
         }),
         prompt_text: interactive.then(|| {
             Box::new(move |name: &str, kind: &str, description: &str| {

@@ -236,6 +236,7 @@ impl Ui {
         layers: &[Vec<String>],
         destructive: &[String],
         known: &[(String, crate::event::RequestView)],
+        not_done: &[String],
     ) {
         // A dry-run prints the whole plan on stdout; drawing it here too would show it twice.
         let dry = self
@@ -247,7 +248,12 @@ impl Ui {
         if self.quiet || dry {
             return;
         }
-        let mut text = String::from(
+        let mut text = String::new();
+        for gap in not_done {
+            text.push_str(&self.styles.warn(format!("NOT done — {gap}")));
+            text.push('\n');
+        }
+        text.push_str(
             "plan (steps on one line may run in parallel; * = changes or removes access):\n",
         );
         for (k, layer) in layers.iter().enumerate() {
@@ -370,8 +376,9 @@ impl crate::event::EventSink for Ui {
                 layers,
                 destructive,
                 known_requests,
+                not_done,
                 ..
-            } => self.plan(layers, destructive, known_requests),
+            } => self.plan(layers, destructive, known_requests, not_done),
             Event::StepStarted { step, items: None } => {
                 if let Some(m) = self.multi().filter(|_| !self.quiet) {
                     let pb = m.add(

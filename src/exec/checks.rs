@@ -21,12 +21,16 @@ use crate::runbook::validate::StepInfo;
 struct Part {
     held: bool,
     what: String,
+    /// When it did not hold in a way no later run can change (ESUS refused the credential before
+    /// the incident touched anything, so it can never be proven dead): what a person does next.
+    by_hand: Option<&'static str>,
 }
 
 fn ok(what: impl Into<String>) -> Part {
     Part {
         held: true,
         what: what.into(),
+        by_hand: None,
     }
 }
 
@@ -34,8 +38,22 @@ fn not(what: impl Into<String>) -> Part {
     Part {
         held: false,
         what: what.into(),
+        by_hand: None,
     }
 }
+
+/// A part that can never hold in this incident, and what to do instead.
+fn unprovable(what: impl Into<String>, by_hand: &'static str) -> Part {
+    Part {
+        held: false,
+        what: what.into(),
+        by_hand: Some(by_hand),
+    }
+}
+
+const RESET_THE_USER: &str = "reset the user's password and MFA in ESUS (every device must sign in again): the stolen credential was already refused when this incident began, so ESUS cannot show which sessions it reached or prove them ended";
+const CHECK_THE_SECRET: &str = "check that the leaked secret given is this key's: ESUS refused it before anything was done, so its refusal now proves nothing";
+const CHECK_THE_KEY_ID: &str = "check the key id: ESUS never showed this incident a key with that id, so its absence proves nothing about the leaked key";
 
 /// The check's result from its parts: ok only if every part held.
 fn verdict(parts: Vec<Part>, outputs: outcome::Outputs) -> StepResult {
@@ -51,6 +69,15 @@ fn verdict(parts: Vec<Part>, outputs: outcome::Outputs) -> StepResult {
         StepResult::failed(format!("containment NOT confirmed: {finding}"))
     };
     r.finding = Some(finding);
+    let failing: Vec<&Part> = parts.iter().filter(|p| !p.held).collect();
+    if !failing.is_empty() && failing.iter().all(|p| p.by_hand.is_some()) {
+        for p in failing {
+            let step = p.by_hand.unwrap_or_default().to_string();
+            if !r.by_hand.contains(&step) {
+                r.by_hand.push(step);
+            }
+        }
+    }
     if held {
         if let Some(e) = outputs.error {
             return StepResult::failed(e);
@@ -126,9 +153,12 @@ fn key_part(
             "gone",
         ),
         404 | 410 => (
-            not(format!(
-                "not proven: ESUS answers {status} for key {id}, but this incident never saw it exist (a mistyped id, or a key gone before the incident): its absence proves nothing about the leaked key"
-            )),
+            unprovable(
+                format!(
+                    "not proven: ESUS answers {status} for key {id}, but this incident never saw it exist (a mistyped id, or a key gone before the incident): its absence proves nothing about the leaked key"
+                ),
+                CHECK_THE_KEY_ID,
+            ),
             "unknown",
         ),
         200 if active == Some(false) => (
@@ -153,8 +183,9 @@ fn secret_part(status: u16, accepted_before: bool) -> Part {
         401 if accepted_before => ok(
             "the leaked secret is refused (401), where ESUS accepted it earlier in this incident",
         ),
-        401 => not(
+        401 => unprovable(
             "not proven: the leaked secret is refused (401), but ESUS never accepted it in this incident (it was refused before anything was done, or never tried): the refusal proves nothing — check that it is the leaked key's secret",
+            CHECK_THE_SECRET,
         ),
         s => not(format!(
             "the leaked secret still authenticates (ESUS answered {s} instead of 401)"
@@ -229,8 +260,9 @@ fn access_token_part(
         401 if logged_out_all => ok(
             "the stolen access token is refused (401); ESUS refused it before anything was done too (it had expired), and logout-all then ended every session of its user",
         ),
-        401 => not(
+        401 => unprovable(
             "not proven: the stolen access token is refused (401), but ESUS never accepted it in this incident (already dead, or not the stolen one): the refusal proves nothing",
+            RESET_THE_USER,
         ),
         200 => {
             let open: Vec<String> = resp
@@ -287,8 +319,9 @@ async fn refresh_part(
         ));
     }
     if resp.status == 401 {
-        return Ok(not(
+        return Ok(unprovable(
             "not proven: the stolen refresh token is refused (401), but ESUS never accepted it in this incident (already used up or dead, or not the stolen one): the refusal proves nothing",
+            RESET_THE_USER,
         ));
     }
     if resp.status != 200 {
@@ -332,8 +365,9 @@ fn probing(policy: super::send::SendPolicy) -> super::send::SendPolicy {
 
 fn listed_part(listed: Option<&[String]>, revoked: Option<u64>) -> Part {
     let Some(listed) = listed else {
-        return not(
+        return unprovable(
             "the user's sessions were never listed (no stolen credential still worked): nothing proves they ended, and ESUS gives administrators no route to list or end another user's sessions",
+            RESET_THE_USER,
         );
     };
     let ids = listed.join(", ");
@@ -404,6 +438,23 @@ mod tests {
         );
         assert!(!contained(&bad_outputs));
         assert_eq!(bad_outputs.reason.as_deref(), Some("outputs: no field"));
+        assert!(one_not.by_hand.is_empty(), "a retry may change it");
+    }
+
+    #[test]
+    fn only_a_check_every_failure_of_which_is_unprovable_leaves_work_by_hand() {
+        let dead = || unprovable("token refused, never accepted", RESET_THE_USER);
+        let never = || unprovable("sessions never listed", RESET_THE_USER);
+        let both = verdict(vec![dead(), never(), ok("key gone")], Default::default());
+        assert!(!contained(&both));
+        assert_eq!(both.by_hand, [RESET_THE_USER], "said once");
+        let mixed = verdict(vec![dead(), not("still works")], Default::default());
+        assert!(
+            mixed.by_hand.is_empty(),
+            "another try may change `still works`"
+        );
+        let held = verdict(vec![ok("gone")], Default::default());
+        assert!(held.by_hand.is_empty());
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Containment {
     pub time_to_containment_ms: Option<u64>,
     /// When containment was proven (RFC 3339).
     pub at: Option<String>,
+    /// What it does not cover: containment steps an absent input turned off or ran without.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_covered: Vec<String>,
 }
 
 /// How a step ended, as containment needs to know it.
@@ -92,6 +95,7 @@ pub fn assess(
         checks: findings,
         time_to_containment_ms: ms,
         at,
+        not_covered: Vec::new(),
     }
 }
 
@@ -134,6 +138,7 @@ fn without_checks(valid: &Validated, ended: &[Ended<'_>]) -> Containment {
         checks: Vec::new(),
         time_to_containment_ms: None,
         at: None,
+        not_covered: Vec::new(),
     }
 }
 

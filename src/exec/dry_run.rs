@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use super::executor::RunMeta;
 use super::opening::{plan_event, run_started};
@@ -52,6 +53,7 @@ pub async fn run(
         exit_code: planned.outcome.exit_code() as u8,
         error: planned.error,
         acting_as: planned.acting_as,
+        not_done: planned.not_done,
         runbook: shared.valid.runbook.name.clone(),
         incident_id: meta.incident_id.clone(),
         operator: meta.operator.clone(),
@@ -65,6 +67,7 @@ pub async fn run(
 /// The steps as planned, and how the dry-run ended.
 struct Planned {
     steps: Vec<PlannedStep>,
+    not_done: Vec<String>,
     outcome: RunOutcome,
     error: Option<String>,
     acting_as: Option<String>,
@@ -98,11 +101,18 @@ async fn plan_steps(
                     outcome: refusal.outcome,
                     error: Some(refusal.message),
                     acting_as: None,
+                    not_done: Vec::new(),
                 };
             }
         }
     }
-    let _ = shared.emit(&plan_event(shared, &ahead));
+    let gaps = crate::plan::gaps::gaps(
+        &shared.valid,
+        &Value::Object(inputs.display.clone()),
+        &ahead,
+    );
+    let not_done = crate::plan::gaps::sentences(&gaps);
+    let _ = shared.emit(&plan_event(shared, &ahead, not_done.clone()));
     let mut out = Vec::new();
     for &i in shared.valid.graph.order() {
         let id = &shared.valid.runbook.steps[i].id;
@@ -132,6 +142,7 @@ async fn plan_steps(
         outcome,
         error: refused,
         acting_as,
+        not_done,
     }
 }
 
@@ -256,6 +267,8 @@ pub struct PlanDocument {
     pub error: Option<String>,
     /// The preflight's "acting as … on …", when it was sent and accepted.
     pub acting_as: Option<String>,
+    /// What the run would not do, and why (an optional input nobody gave).
+    pub not_done: Vec<String>,
     /// The runbook's name.
     pub runbook: String,
     /// `--incident-id`, when given.

@@ -24,6 +24,7 @@ use super::step::{self, StepResult};
 use crate::esus::actions::Effect;
 use crate::event::{Event, RunOutcome, StepStatus};
 use crate::plan::context::Context;
+use crate::plan::gaps;
 use crate::plan::inputs::Inputs;
 use crate::plan::{Condition, StepPlan, Work};
 use crate::runbook::model::OnFailure;
@@ -88,6 +89,10 @@ struct Run {
     report: RunReport,
     /// Checks whose baseline (their "before") was taken.
     baselines: std::collections::HashSet<usize>,
+    /// What containment will not cover (absent inputs), said with the verdict.
+    not_covered: Vec<String>,
+    /// Checks that can never pass in this incident, and what a person does instead.
+    by_hand: HashMap<usize, Vec<String>>,
 }
 
 /// Runs the runbook; every path ends with a `containment` and a `run-finished` event.
@@ -106,6 +111,13 @@ pub async fn run(
     // resume of this run (even one that stopped at the preflight) still knows all of it.
     run.restore();
     let plans = run.plan_ahead();
+    let gaps = gaps::gaps(
+        &run.shared.valid,
+        &Value::Object(inputs.display.clone()),
+        &plans,
+    );
+    run.report.not_done = gaps::sentences(&gaps);
+    run.not_covered = gaps::not_covered(&gaps);
     if let Some(why) = refused(&plans) {
         return run.finish(RunOutcome::Refused, why);
     }
@@ -123,7 +135,8 @@ pub async fn run(
         Ok(identity) => run.report.acting_as = Some(identity.me),
         Err(refusal) => return run.finish(refusal.outcome, refusal.message),
     }
-    if let Err(e) = run.shared.emit(&plan_event(&run.shared, &plans)) {
+    let not_done = run.report.not_done.clone();
+    if let Err(e) = run.shared.emit(&plan_event(&run.shared, &plans, not_done)) {
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
@@ -207,6 +220,8 @@ impl Run {
             time_to_containment_ms: None,
             resume_command: None,
             refresh_token_file: None,
+            not_done: Vec::new(),
+            by_hand: Vec::new(),
             run_id: meta.run_id.clone(),
             runbook: shared.valid.runbook.name.clone(),
             outcome: RunOutcome::Success,
@@ -236,6 +251,8 @@ impl Run {
             proven: None,
             report,
             baselines: Default::default(),
+            not_covered: Vec::new(),
+            by_hand: HashMap::new(),
             shared,
         }
     }
@@ -707,11 +724,40 @@ impl Run {
             let ms = now.duration_since(self.chain_began).as_millis().max(0) as u64;
             self.proven = Some((ms, now.to_string()));
         }
+        if !r.by_hand.is_empty() {
+            self.by_hand.insert(i, r.by_hand.clone());
+        }
         let _ = shared.emit(&finished_event(&step.id, &r));
         self.reports[i] = Some(step_report(&shared, &self.ctx, i, &r));
         self.ctx
             .set_step(&step.id, status, r.outputs, r.secret_outputs);
         self.slots[i] = Slot::Done(status, passable);
+    }
+
+    /// When every step ended and each that failed is a check that can never pass in this
+    /// incident, a resume would ask ESUS the same questions and get the same answers: what is
+    /// left is done by hand. Otherwise (a step that did not run, was declined, interrupted, or
+    /// failed in a way another try may change) nothing: a resume can still help.
+    fn by_hand_only(&self) -> Vec<String> {
+        let mut steps = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let stopped = self.reports[i]
+                .as_ref()
+                .and_then(|r| r.reason.as_deref())
+                .is_some_and(|r| r.starts_with("not started"));
+            match slot {
+                Slot::Done(StepStatus::Ok | StepStatus::Skipped, _) if !stopped => {}
+                Slot::Done(StepStatus::Failed, _) if self.by_hand.contains_key(&i) => {
+                    for s in &self.by_hand[&i] {
+                        if !steps.contains(s) {
+                            steps.push(s.clone());
+                        }
+                    }
+                }
+                _ => return Vec::new(),
+            }
+        }
+        steps
     }
 
     fn containment(&self) -> Containment {
@@ -725,7 +771,10 @@ impl Run {
     }
 
     fn finish(mut self, mut outcome: RunOutcome, mut message: String) -> RunReport {
-        let c = self.containment();
+        let mut c = self.containment();
+        if c.state != crate::event::ContainmentState::NotApplicable {
+            c.not_covered = std::mem::take(&mut self.not_covered);
+        }
         if outcome == RunOutcome::Success && c.state == crate::event::ContainmentState::NotContained
         {
             outcome = RunOutcome::Failed;
@@ -737,6 +786,7 @@ impl Run {
             checks: c.checks.clone(),
             time_to_containment_ms: c.time_to_containment_ms,
             at: c.at.clone(),
+            not_covered: c.not_covered.clone(),
         });
         let code = outcome.exit_code() as u8;
         let _ = self.shared.emit(&Event::RunFinished {
@@ -756,6 +806,7 @@ impl Run {
         self.report.finished_at = jiff::Timestamp::now().to_string();
         self.report.containment = Some(c);
         self.report.refresh_token_file = self.shared.token.saved_refresh();
+        self.report.by_hand = self.by_hand_only();
         self.report
     }
 }

@@ -52,7 +52,7 @@ pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {
 
 /// The plan: order, parallel layers, destructive steps, and the requests already known — from
 /// the plans made ahead of the run.
-pub fn plan_event(shared: &Shared, plans: &[StepPlan]) -> Event {
+pub fn plan_event(shared: &Shared, plans: &[StepPlan], not_done: Vec<String>) -> Event {
     let valid = &shared.valid;
     let id = |i: usize| valid.runbook.steps[i].id.clone();
     let known_requests = plans
@@ -77,5 +77,6 @@ pub fn plan_event(shared: &Shared, plans: &[StepPlan]) -> Event {
             .map(id)
             .collect(),
         known_requests,
+        not_done,
     }
 }

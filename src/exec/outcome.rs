@@ -46,6 +46,9 @@ pub struct StepResult {
     pub finding: Option<String>,
     /// The non-2xx answer that `expect:` made a success.
     pub expected: Option<u16>,
+    /// A check that can never pass in this incident (the credential was dead before it began):
+    /// what a person does instead — no resume can change its answer.
+    pub by_hand: Vec<String>,
 }
 
 impl StepResult {

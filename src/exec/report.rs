@@ -68,6 +68,13 @@ pub struct RunReport {
     /// Where the refresh token ESUS rotated during the run was written (0600): the next run
     /// must use it (`--refresh-token-file`), the old one is dead.
     pub refresh_token_file: Option<PathBuf>,
+    /// What was not done, and why (an optional input nobody gave): "no `session_token` given:
+    /// `logout` (Log out the compromised session) will NOT run".
+    pub not_done: Vec<String>,
+    /// What is left to do by hand, when every step ended and no resume can change the answer of
+    /// the checks that failed (the stolen credential was already dead): then there is no
+    /// `resume_command`.
+    pub by_hand: Vec<String>,
 }
 
 impl RunOutcome {
@@ -102,8 +109,18 @@ impl RunReport {
                     .time_to_containment_ms
                     .map(|ms| format!(" (time to containment {:.1} s)", ms as f64 / 1000.0))
                     .unwrap_or_default();
-                format!("CONTAINED{at}{ttc}: {}", c.summary)
+                let gaps = if c.not_covered.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — NOT covered: {}", c.not_covered.join("; "))
+                };
+                format!("CONTAINED{at}{ttc}: {}{gaps}", c.summary)
             }
+            ContainmentState::NotContained if !c.not_covered.is_empty() => format!(
+                "NOT CONTAINED: {} — also NOT covered: {}",
+                c.summary,
+                c.not_covered.join("; ")
+            ),
             ContainmentState::NotContained => format!("NOT CONTAINED: {}", c.summary),
             ContainmentState::NotApplicable => {
                 format!("containment: not applicable — {}", c.summary)
@@ -115,6 +132,9 @@ impl RunReport {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "\n{} — {}", self.runbook, outcome_words(self.outcome));
+        for gap in &self.not_done {
+            let _ = writeln!(out, "  NOT done — {gap}");
+        }
         if self.outcome == RunOutcome::CompletedWithFailures {
             let _ = writeln!(out, "  {}", self.message);
         }

@@ -15,8 +15,9 @@ use crate::runbook::model::{InputSpec, InputType, Runbook};
 /// Reads an environment variable.
 pub type EnvReader = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-/// Asks for a secret input without echo: (name, description) → value.
-pub type SecretPrompt = Box<dyn Fn(&str, &str) -> Option<SecretString> + Send + Sync>;
+/// Asks for a secret input without echo: (name, description, optional) → value; an optional one
+/// is skipped by Enter.
+pub type SecretPrompt = Box<dyn Fn(&str, &str, bool) -> Option<SecretString> + Send + Sync>;
 
 /// Asks for a missing required input at the terminal: (name, type, description) → text.
 pub type TextPrompt = Box<dyn Fn(&str, &str, &str) -> Option<String> + Send + Sync>;
@@ -124,8 +125,9 @@ fn unknown_names(runbook: &Runbook, sources: &InputSources) -> Vec<String> {
     problems
 }
 
-/// A secret input: from its file, `ESUS_IR_INPUT_<NAME>`, its own variable, or (when required)
-/// a hidden prompt — wrapped as a secret at once, and never shown in a problem.
+/// A secret input: from its file, `ESUS_IR_INPUT_<NAME>`, its own variable, or a hidden prompt
+/// (an optional one too: Enter skips it, and what it would have enabled is then said to be not
+/// done) — wrapped as a secret at once, and never shown in a problem.
 fn resolve_secret(
     name: &str,
     spec: &InputSpec,
@@ -146,8 +148,7 @@ fn resolve_secret(
             sources
                 .prompt_secret
                 .as_ref()
-                .filter(|_| spec.required)
-                .and_then(|ask| ask(name, &spec.description))
+                .and_then(|ask| ask(name, &spec.description, !spec.required))
         });
     match value {
         Some(v) => {

@@ -12,6 +12,7 @@
 pub mod claim;
 pub mod context;
 pub mod digest;
+pub mod gaps;
 pub mod inputs;
 mod planner;
 pub mod render;

@@ -18,6 +18,7 @@ mod kill_batch;
 mod kill_claims;
 mod kill_points;
 mod network_policy;
+mod no_silent_gaps;
 mod plan_property;
 mod preflight;
 mod prompt_parallel;

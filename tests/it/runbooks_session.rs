@@ -200,6 +200,29 @@ async fn runbooks_session_compromise_with_no_working_credential_ends_not_contain
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(step(&report, "cut_off")["status"], "ok", "{report:#}");
     assert_eq!(report["containment"]["state"], "not-contained");
+    // Every step ran; a resume would get the same answers: the next steps are by hand, and no
+    // resume is suggested.
+    assert_eq!(report["resume_command"], Value::Null, "{report:#}");
+    let by_hand = report["by_hand"].as_array().expect("by_hand");
+    assert!(
+        by_hand.iter().any(|s| s
+            .as_str()
+            .is_some_and(|s| s.contains("reset the user's password and MFA"))),
+        "{report:#}"
+    );
+    // While a stop that a resume can finish (the declined cut-off above) still offers it.
+    let out = run_in(
+        &env,
+        &env.dir.path().join("run-declined"),
+        "session-compromise",
+        &["--input", &user],
+        &[("ESUS_COMPROMISED_TOKEN", &token)],
+        true,
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(report["resume_command"].is_string(), "{report:#}");
+    assert_eq!(report["by_hand"], serde_json::json!([]));
     assert!(
         env.sim
             .requests()

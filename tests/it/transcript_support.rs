@@ -94,6 +94,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
             ],
             destructive: vec!["revoke-key".into()],
             known_requests: vec![("find-key".into(), find.clone())],
+            not_done: Vec::new(),
         },
     ];
     ev.extend(simple_step(
