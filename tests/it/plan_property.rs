@@ -87,11 +87,16 @@ fn runbook(steps: &[Gen]) -> String {
                     );
                 }
                 if *delete {
-                    let after = if *update {
-                        format!("{id}_upd")
-                    } else {
-                        id.clone()
-                    };
+                    // After every step that reads or changes the key: a delete racing them
+                    // would make their 404 the runbook's own doing.
+                    let mut before = vec![id.clone()];
+                    if *get {
+                        before.push(format!("{id}_get"));
+                    }
+                    if *update {
+                        before.push(format!("{id}_upd"));
+                    }
+                    let after = before.join(", ");
                     s += &format!(
                         "  - id: {id}_del\n    name: Delete it\n    needs: [{after}]\n    action: api_keys.delete\n    with: {{id: {made}}}\n"
                     );
