@@ -10,7 +10,7 @@ use super::confirm::TerminalConfirmer;
 use super::operator::{self, TokenSources};
 use super::output::out;
 use super::resume_source;
-use super::run_folder::{Asked, folders_for, shell_word, transcript_path};
+use super::run_folder::{self, Asked, folders_for, shell_word, transcript_path};
 use super::run_inputs::{self, Supplied};
 use super::terminal::{self, Terminal};
 use super::transcript_cmd::SignKeyArgs;
@@ -317,7 +317,16 @@ pub async fn execute(
         &interrupt,
         &secrets,
     )
-    .await?;
+    .await;
+    let token = match token {
+        Ok(t) => t,
+        Err(e) => {
+            if place.created {
+                run_folder::remove_if_untouched(&place.run_dir, &place.folders);
+            }
+            return Err(e);
+        }
+    };
     let writer = open_transcript(&args.sign, term, &place.transcript, &interrupt)?;
     ctrl_c.run_started();
     let ui = progress_ui(&args, term);
@@ -369,6 +378,8 @@ struct Place {
     folders: Folders,
     /// This leg's transcript.
     transcript: PathBuf,
+    /// This command created the run folder.
+    created: bool,
 }
 
 /// What lets the run reach ESUS and act there, as [`Parts`] takes it.
@@ -555,7 +566,7 @@ fn place_run(args: &RunArgs, subject: &Subject) -> Result<Place, Error> {
         transcript: args.transcript.as_deref(),
         dry_run: args.dry_run.is_some(),
     };
-    let (run_dir, folders) = folders_for(
+    let (run_dir, folders, created) = folders_for(
         &asked,
         subject.resumed.as_ref().map(|r| r.run_dir.as_path()),
         &subject.valid.runbook.name,
@@ -567,6 +578,7 @@ fn place_run(args: &RunArgs, subject: &Subject) -> Result<Place, Error> {
         run_dir,
         folders,
         transcript,
+        created,
     })
 }
 

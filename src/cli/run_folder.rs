@@ -48,7 +48,7 @@ pub(super) fn folders_for(
     resumed: Option<&std::path::Path>,
     runbook: &str,
     run_id: &str,
-) -> Result<(PathBuf, Folders), Error> {
+) -> Result<(PathBuf, Folders, bool), Error> {
     let run_dir = match (resumed, asked.run_dir) {
         (Some(dir), Some(given)) if given != dir => {
             return Err(Error::Usage(format!(
@@ -71,12 +71,27 @@ pub(super) fn folders_for(
     evidence::check_run_folder(&run_dir)
         .and_then(|()| folders.check())
         .map_err(Error::Usage)?;
+    let existed = run_dir.exists();
     evidence::create_private_dir(&run_dir)
         .map_err(|e| Error::io(format!("creating {}", run_dir.display()), e))?;
     folders
         .create()
         .map_err(|e| Error::io(format!("creating {}", folders.evidence.display()), e))?;
-    Ok((run_dir, folders))
+    Ok((run_dir, folders, !existed))
+}
+
+/// Removes a run folder this command created when nothing was put in it (the command ended at
+/// the token prompt, before a transcript began): an empty folder would look like an incident.
+pub(super) fn remove_if_untouched(run_dir: &Path, folders: &Folders) {
+    let empty = |p: &Path| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none());
+    if !empty(&folders.evidence) || !empty(&folders.secrets) {
+        return;
+    }
+    let _ = std::fs::remove_dir(&folders.evidence);
+    if folders.secrets.starts_with(run_dir) {
+        let _ = std::fs::remove_dir(&folders.secrets);
+    }
+    let _ = std::fs::remove_dir(run_dir);
 }
 
 /// A new run's transcript must not exist, except as what a run killed as it began leaves: a

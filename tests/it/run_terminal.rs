@@ -532,6 +532,10 @@ async fn ctrl_c_at_the_token_or_an_input_prompt_ends_with_130_and_sends_nothing(
             "{prompt}: {text}"
         );
         assert!(!text.contains("requests in flight"), "{prompt}: {text}");
+        assert!(
+            !env.run_dir().exists(),
+            "{prompt}: no empty run folder is left behind to look like an incident"
+        );
     }
     // The secret input prompt comes once the plain one is answered.
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("esus-ir"));
