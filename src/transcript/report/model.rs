@@ -30,6 +30,10 @@ pub struct Timeline {
     pub tool_version: String,
     /// The transcript this run resumed, if any (its head hash).
     pub resumes: Option<String>,
+    /// The file name of the transcript this run resumed, if any.
+    pub resumes_file: Option<String>,
+    /// When the incident's first leg started, as a resumed leg records it.
+    pub chain_started_at: Option<String>,
     /// What the preflight found: "acting as … on …", or why it stopped the run.
     pub preflight: Option<String>,
     /// The incident id given to the run, if any.
@@ -53,8 +57,11 @@ pub struct Timeline {
     pub last_ts: String,
     /// Steps in the order they started.
     pub steps: Vec<StepRow>,
-    /// Evidence files referenced by responses.
+    /// Evidence files the records name (responses, audit pulls, finished and carried steps), each
+    /// (file, digest) once.
     pub evidence: Vec<EvidenceRow>,
+    /// Approvals, declines and prompts left unanswered, in the order they were recorded.
+    pub decisions: Vec<DecisionRow>,
     /// Every record, one line each.
     pub events: Vec<EventRow>,
 }
@@ -76,8 +83,11 @@ pub struct StepRow {
     pub reason: Option<String>,
     /// Duration recorded by the executor.
     pub duration_ms: Option<u64>,
-    /// Requests sent (attempts included).
+    /// Requests sent (attempts included), a check's "before" taken ahead of its start too.
     pub requests: usize,
+    /// Whether it started in this transcript (`step-started`); a step the run stopped before
+    /// it started has only its `step-finished`.
+    pub ran: bool,
     /// When it finished (its `step-finished` record), if it did.
     pub finished: Option<String>,
     /// A `foreach` step's item count.
@@ -132,6 +142,44 @@ pub struct EvidenceRow {
     pub file: String,
     /// Its SHA-256.
     pub sha256: String,
+    /// The first record naming it.
+    pub seq: u64,
+    /// For an audit pull: the distinct rows it holds.
+    pub rows: Option<u64>,
+}
+
+/// What became of a prompt (or of an approval taken from flags or the runbook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Approved.
+    Approved,
+    /// Declined by the operator, or no approval was given (`missing`).
+    Declined,
+    /// The run was interrupted (Ctrl-C) while the prompt was open: nobody answered.
+    Interrupted,
+}
+
+/// One approval, decline or unanswered prompt.
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    /// The step asked about.
+    pub step: String,
+    /// The record that holds it (`confirmation`, or the interrupted step's `step-finished`).
+    pub seq: u64,
+    /// When it was answered (or the prompt abandoned).
+    pub ts: String,
+    /// When a person was asked: for an interactive prompt, when it opened (below); else `None`,
+    /// since nobody waited.
+    pub asked: Option<String>,
+    /// What became of it.
+    pub decision: Decision,
+    /// `interactive`, `assume-yes`, `approve`, `not-required`, `missing`; empty when interrupted.
+    pub how: String,
+    /// The approval's number in its transcript.
+    pub approval: Option<u64>,
+    /// The digest of what was shown: what an approval signs.
+    pub request_sha256: Option<String>,
 }
 
 /// One record, summarized.
@@ -152,6 +200,10 @@ impl Timeline {
     pub fn from_records(records: &[Record]) -> Self {
         let mut t = Timeline::default();
         let mut destructive: Vec<String> = Vec::new();
+        let mut prompts = Prompts::default();
+        // Requests of a step not yet started: a containment check takes its "before" ahead of
+        // the step that removes access, long before the check itself starts.
+        let mut early: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         // Checkpoints are the writer's signatures, not events of the run.
         for r in records
             .iter()
@@ -166,15 +218,21 @@ impl Timeline {
             match r.kind.as_str() {
                 "run-started" => t.read_start(r),
                 "plan" => destructive = strings(r.data.get("destructive")),
-                "step-started" => t.steps.push(StepRow {
-                    step: field(r, "step"),
-                    started: r.ts.clone(),
-                    destructive: destructive.contains(&field(r, "step")),
-                    status: "unknown".into(),
-                    items: r.data.get("items").and_then(Value::as_u64),
-                    ..StepRow::default()
-                }),
+                "step-started" => {
+                    prompts.started(r);
+                    t.steps.push(StepRow {
+                        step: field(r, "step"),
+                        started: r.ts.clone(),
+                        destructive: destructive.contains(&field(r, "step")),
+                        status: "unknown".into(),
+                        items: r.data.get("items").and_then(Value::as_u64),
+                        requests: early.remove(&field(r, "step")).unwrap_or(0),
+                        ran: true,
+                        ..StepRow::default()
+                    });
+                }
                 "confirmation" => {
+                    t.decisions.push(prompts.answered(r));
                     let approved = r.data.get("approved") == Some(&Value::Bool(true));
                     let how = match field(r, "how").as_str() {
                         "assume-yes" => "--yes".to_string(),
@@ -191,9 +249,24 @@ impl Timeline {
                         .map(|s| s.strip_prefix("acting as ").unwrap_or(s).to_string());
                 }
                 "request" | "response" if r.step() == Some("preflight") => {}
-                "request" => t.step_mut(r).requests += 1,
-                "response" => t.read_evidence(r),
-                "step-finished" => t.read_step_finished(r, &destructive),
+                "request" => {
+                    prompts.sent(r);
+                    let step = field(r, "step");
+                    match t.steps.iter_mut().rev().find(|s| s.step == step) {
+                        Some(row) => row.requests += 1,
+                        None => *early.entry(step).or_default() += 1,
+                    }
+                }
+                "response" => t.read_evidence(r, r.data.get("evidence")),
+                "audit-evidence" => t.read_evidence(r, Some(&Value::Object(r.data.clone()))),
+                "carried" => t.read_evidence_list(r),
+                "step-finished" => {
+                    if let Some(d) = prompts.abandoned(r, &destructive) {
+                        t.decisions.push(d);
+                    }
+                    t.read_evidence_list(r);
+                    t.read_step_finished(r, &destructive);
+                }
                 "run-finished" => t.read_finish(r),
                 "containment" => t.containment_record = Some(containment_record(r)),
                 _ => {}
@@ -229,27 +302,7 @@ impl Timeline {
     /// The one-paragraph summary on top of a report, as plain text (renderers escape it): who ran
     /// what, for which incident, how, how it ended, and what was contained when.
     pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let operator = or_unknown(&self.operator);
-        let runbook = or_unknown(&self.runbook_name);
-        s.push_str(&format!("{operator} ran the runbook {runbook}"));
-        if let Some(id) = &self.incident_id {
-            s.push_str(&format!(" for incident {id}"));
-        }
-        let target = or_unknown(&self.base_url);
-        s.push_str(&match self.mode.as_str() {
-            "live" => format!(" live against {target}"),
-            "drill" => {
-                " as a drill against the embedded simulator (no real credential was touched)"
-                    .to_string()
-            }
-            "dry-run" => format!(" as a dry run against {target} (no change was sent)"),
-            other => format!(" in mode {} against {target}", or_unknown(other)),
-        });
-        if !self.host.is_empty() {
-            s.push_str(&format!(" from {}", self.host));
-        }
-        s.push_str(&format!(", starting {}.", human_time(&self.started)));
+        let mut s = self.summary_opening();
         match &self.outcome {
             Some((outcome, code)) => {
                 let words = match outcome.as_str() {
@@ -271,7 +324,40 @@ impl Timeline {
             ),
         }
         s.push(' ');
-        s.push_str(&match self.containment_facts() {
+        s.push_str(&self.containment_sentence());
+        s
+    }
+
+    /// Who ran which runbook, for which incident, how, from where and when.
+    pub fn summary_opening(&self) -> String {
+        let mut s = String::new();
+        let operator = or_unknown(&self.operator);
+        let runbook = or_unknown(&self.runbook_name);
+        s.push_str(&format!("{operator} ran the runbook {runbook}"));
+        if let Some(id) = &self.incident_id {
+            s.push_str(&format!(" for incident {id}"));
+        }
+        let target = or_unknown(&self.base_url);
+        s.push_str(&match self.mode.as_str() {
+            "live" => format!(" live against {target}"),
+            "drill" => {
+                " as a drill against the embedded simulator (no real credential was touched)"
+                    .to_string()
+            }
+            "dry-run" => format!(" as a dry run against {target} (no change was sent)"),
+            other => format!(" in mode {} against {target}", or_unknown(other)),
+        });
+        if !self.host.is_empty() {
+            s.push_str(&format!(" from {}", self.host));
+        }
+        s.push_str(&format!(", starting {}.", human_time(&self.started)));
+        s
+    }
+
+    /// What was contained when. A recorded time counts from the incident's start (the first
+    /// leg's), which the sentence says: a resumed leg's own start is not the incident's.
+    pub fn containment_sentence(&self) -> String {
+        match self.containment_facts() {
             Containment::Recorded(c) => {
                 let summary = if c.summary.is_empty() {
                     String::new()
@@ -281,8 +367,8 @@ impl Timeline {
                 match c.state.as_str() {
                     "contained" => {
                         let when = match (c.time_to_containment, &c.at) {
-                            (Some(d), Some(at)) => format!(" {} after the start, at {}", human_duration(d), human_time(at)),
-                            (Some(d), None) => format!(" {} after the start", human_duration(d)),
+                            (Some(d), Some(at)) => format!(" {} after the incident's start, at {}", human_duration(d), human_time(at)),
+                            (Some(d), None) => format!(" {} after the incident's start", human_duration(d)),
                             (None, Some(at)) => format!(" at {}", human_time(at)),
                             (None, None) => String::new(),
                         };
@@ -294,13 +380,12 @@ impl Timeline {
                 }
             }
             Containment::Estimated(Some((d, step))) => format!(
-                "Estimated time to containment: {} (this transcript has no containment record; the estimate is when the last destructive step, {step}, finished ok).",
+                "Estimated time to containment: {} after this run's start (this transcript has no containment record; the estimate is when the last destructive step, {step}, finished ok).",
                 human_duration(*d)
             ),
             Containment::Estimated(None) => "Containment was not reached (estimate: no destructive step finished ok; this transcript has no containment record).".to_string(),
             Containment::DryRun => "A dry run changes nothing, so nothing was contained.".to_string(),
-        });
-        s
+        }
     }
 
     fn read_start(&mut self, r: &Record) {
@@ -312,6 +397,8 @@ impl Timeline {
         self.mode = field(r, "mode");
         self.tool_version = field(r, "tool_version");
         self.resumes = r.str_field("resumes").map(str::to_string);
+        self.resumes_file = r.str_field("resumes_file").map(str::to_string);
+        self.chain_started_at = r.str_field("chain_started_at").map(str::to_string);
         self.incident_id = r
             .str_field("incident_id")
             .filter(|s| !s.trim().is_empty())
@@ -330,19 +417,42 @@ impl Timeline {
         }
     }
 
-    fn read_evidence(&mut self, r: &Record) {
-        if let Some(ev) = r.data.get("evidence").filter(|v| v.is_object()) {
-            let get = |k| {
-                ev.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            self.evidence.push(EvidenceRow {
-                step: field(r, "step"),
-                file: get("file"),
-                sha256: get("sha256"),
-            });
+    /// Records the evidence file `ev` names (`{"file", "sha256"}`), once per file and digest.
+    fn read_evidence(&mut self, r: &Record, ev: Option<&Value>) {
+        let Some(ev) = ev.filter(|v| v.is_object()) else {
+            return;
+        };
+        let get = |k| {
+            ev.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (file, sha256) = (get("file"), get("sha256"));
+        if self
+            .evidence
+            .iter()
+            .any(|e| e.file == file && e.sha256 == sha256)
+        {
+            return;
+        }
+        self.evidence.push(EvidenceRow {
+            step: field(r, "step"),
+            file,
+            sha256,
+            seq: r.seq,
+            rows: (r.kind == "audit-evidence")
+                .then(|| ev.get("rows").and_then(Value::as_u64))
+                .flatten(),
+        });
+    }
+
+    /// The `evidence` list of a finished or carried step.
+    fn read_evidence_list(&mut self, r: &Record) {
+        if let Some(list) = r.data.get("evidence").and_then(Value::as_array) {
+            for ev in list {
+                self.read_evidence(r, Some(ev));
+            }
         }
     }
 
@@ -394,16 +504,139 @@ impl Timeline {
     }
 }
 
+/// When prompts opened. No record marks the moment a prompt appears, but it appears as soon as its
+/// step starts (the step is signed first), and only one prompt is up at a time — so a prompt
+/// opened at the later of its step's `step-started` and the previous interactive answer.
+#[derive(Default)]
+struct Prompts {
+    started: std::collections::HashMap<String, String>,
+    sent: std::collections::HashSet<String>,
+    answered: std::collections::HashSet<String>,
+    last_answer: Option<String>,
+}
+
+impl Prompts {
+    fn started(&mut self, r: &Record) {
+        self.started.insert(field(r, "step"), r.ts.clone());
+    }
+
+    fn sent(&mut self, r: &Record) {
+        self.sent.insert(field(r, "step"));
+    }
+
+    fn opened(&self, step: &str) -> Option<String> {
+        let start = self.started.get(step);
+        match (start, &self.last_answer) {
+            (Some(s), Some(a)) => Some(later(s, a).to_string()),
+            (Some(s), None) => Some(s.clone()),
+            (None, a) => a.clone(),
+        }
+    }
+
+    fn answered(&mut self, r: &Record) -> DecisionRow {
+        let step = field(r, "step");
+        let how = field(r, "how");
+        let approved = r.data.get("approved") == Some(&Value::Bool(true));
+        let asked = (how == "interactive").then(|| self.opened(&step)).flatten();
+        if how == "interactive" {
+            self.last_answer = Some(r.ts.clone());
+        }
+        self.answered.insert(step.clone());
+        DecisionRow {
+            step,
+            seq: r.seq,
+            ts: r.ts.clone(),
+            asked,
+            decision: if approved {
+                Decision::Approved
+            } else {
+                Decision::Declined
+            },
+            how,
+            approval: r.data.get("approval").and_then(Value::as_u64),
+            request_sha256: r.str_field("request_sha256").map(str::to_string),
+        }
+    }
+
+    /// A destructive step interrupted after it started, before any answer and before it sent
+    /// anything, was at its prompt (or waiting its turn for one) when Ctrl-C came: the executor
+    /// asks before it sends and never sends unasked.
+    fn abandoned(&self, r: &Record, destructive: &[String]) -> Option<DecisionRow> {
+        let step = field(r, "step");
+        let at_prompt = field(r, "status") == "interrupted"
+            && self.started.contains_key(&step)
+            && destructive.contains(&step)
+            && !self.answered.contains(&step)
+            && !self.sent.contains(&step);
+        at_prompt.then(|| DecisionRow {
+            asked: self.opened(&step),
+            step,
+            seq: r.seq,
+            ts: r.ts.clone(),
+            decision: Decision::Interrupted,
+            how: String::new(),
+            approval: None,
+            request_sha256: None,
+        })
+    }
+}
+
+/// The later of two timestamps (the first when either does not parse).
+fn later<'a>(a: &'a str, b: &'a str) -> &'a str {
+    match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
+        (Ok(x), Ok(y)) if y > x => b,
+        _ => a,
+    }
+}
+
+/// Who made a decision, for people: the leg's operator at the prompt or by a flag, the runbook
+/// for a `confirm: false` step, or nobody (an unattended run with no approval, or Ctrl-C at the
+/// prompt).
+pub fn decided_by(operator: &str, how: &str) -> String {
+    let operator = or_unknown(operator);
+    match how {
+        "interactive" => format!("{operator} at the prompt"),
+        "assume-yes" => format!("{operator} by --yes"),
+        "approve" => format!("{operator} by --approve"),
+        "not-required" => "the runbook (confirm: false)".to_string(),
+        "missing" => "nobody: an unattended run, no approval given".to_string(),
+        "" => "nobody: Ctrl-C while the prompt was open".to_string(),
+        other => format!("{operator} ({other})"),
+    }
+}
+
 /// A one-line description of a record.
 fn describe(r: &Record) -> String {
     let step = field(r, "step");
     match r.kind.as_str() {
         "run-started" => format!(
-            "{} started by {} ({})",
+            "{} started by {} ({}){}",
             field(r, "runbook_name"),
             field(r, "operator"),
-            field(r, "mode")
+            field(r, "mode"),
+            r.str_field("resumes_file")
+                .map(|f| format!(", resuming {f}"))
+                .unwrap_or_default()
         ),
+        "preflight" => field(r, "summary"),
+        "carried" => format!(
+            "{step}: finished by an earlier leg ({}), carried",
+            field(r, "from_file")
+        ),
+        "carried-item" => format!("{step}: an item finished by an earlier leg, carried"),
+        "unresolved" => format!("{step}: sent by an earlier leg, outcome still unknown"),
+        "audit-evidence" => format!(
+            "{step}: {} ({} rows, {})",
+            field(r, "file"),
+            r.data.get("rows").map_or("?".into(), Value::to_string),
+            if r.data.get("complete") == Some(&Value::Bool(true)) {
+                "complete"
+            } else {
+                "NOT proven complete"
+            }
+        ),
+        "witness" => format!("witness: {} {}", field(r, "fact"), field(r, "what")),
+        "follow-up" => format!("{step}: follow-up, {}", field(r, "prompt")),
         "plan" => format!("plan: {} steps", strings(r.data.get("order")).len()),
         "step-started" => format!("{step} started"),
         "confirmation" => format!(
@@ -438,7 +671,10 @@ fn describe(r: &Record) -> String {
             ),
             None => format!("{step}: no response: {}", field(r, "error")),
         },
-        "step-finished" => format!("{step}: {}", field(r, "status")),
+        "step-finished" => match r.str_field("reason") {
+            Some(reason) => format!("{step}: {} ({reason})", field(r, "status")),
+            None => format!("{step}: {}", field(r, "status")),
+        },
         "run-finished" => format!("run finished: {}", field(r, "outcome")),
         "containment" => {
             let summary = field(r, "summary");
