@@ -249,22 +249,27 @@ fn step_row(
     if let Some(n) = s.items {
         name.push_str(&format!(" ×{n}"));
     }
-    let duration = ms_text(end - start);
+    // The executor's own duration leaves out the time its prompt was open, which is drawn apart.
+    let duration = ms_text(
+        s.duration_ms
+            .and_then(|d| i64::try_from(d).ok())
+            .unwrap_or(end - start),
+    );
     let status = if finished {
         s.status.as_str()
     } else {
         "unfinished"
     };
     let waited: i64 = waits_of(inc, leg, &s.step).map(|(a, b, _)| b - a).sum();
+    let waited_text = if waited > 0 {
+        format!(" + {} waiting for a person", ms_text(waited))
+    } else {
+        String::new()
+    };
     let tooltip = format!(
-        "leg {}, {}: {status}, {duration}{}{}{}",
+        "leg {}, {}: {status}, {duration}{waited_text}{}{}",
         leg.number,
         s.step,
-        if waited > 0 {
-            format!(" (of which {} waiting for a person)", ms_text(waited))
-        } else {
-            String::new()
-        },
         if s.destructive { ", destructive" } else { "" },
         s.reason
             .as_deref()
@@ -314,7 +319,7 @@ fn step_row(
             (wb - wa).max(2)
         );
     }
-    let label = format!("{status} {duration}");
+    let label = format!("{status} {duration}{waited_text}");
     let (tx, anchor) = beside(x0, x0 + w, label_px(&label));
     let _ = writeln!(
         out,
