@@ -19,6 +19,7 @@ mod kill_points;
 mod network_policy;
 mod plan_property;
 mod preflight;
+mod report_incident;
 mod resume;
 mod resume_adopt;
 mod resume_chain;

@@ -134,7 +134,9 @@ fn verify_of_an_unsigned_transcript_exits_5_and_of_a_missing_one_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("nope.jsonl"))
-        .stderr(predicate::str::contains("give a run folder or a transcript"));
+        .stderr(predicate::str::contains(
+            "give a run folder or a transcript",
+        ));
 }
 
 /// `verify esus-ir-runs/*/` and `verify a.jsonl b.jsonl`: each path verified on its own, its
@@ -218,7 +220,10 @@ fn verify_with_nothing_or_a_path_that_is_not_there_is_a_usage_error() {
         .code(2)
         .stdout("");
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(err.contains("gone:") && err.contains("also-gone.jsonl:"), "{err}");
+    assert!(
+        err.contains("gone:") && err.contains("also-gone.jsonl:"),
+        "{err}"
+    );
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     esus_ir()
@@ -226,7 +231,9 @@ fn verify_with_nothing_or_a_path_that_is_not_there_is_a_usage_error() {
         .arg(&empty)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("no transcript.jsonl in that folder"));
+        .stderr(predicate::str::contains(
+            "no transcript.jsonl in that folder",
+        ));
 }
 
 /// A transcript named like a leg but outside the chain of resumes (here another run's, copied

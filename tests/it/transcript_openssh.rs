@@ -224,10 +224,16 @@ fn keygen_show_prints_the_allowed_signers_line_openssh_accepts() {
     let line = show(&key);
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(
-        line.starts_with(&format!("{OPERATOR} namespaces=\"{NAMESPACE}\" ssh-ed25519 AAAA")),
+        line.starts_with(&format!(
+            "{OPERATOR} namespaces=\"{NAMESPACE}\" ssh-ed25519 AAAA"
+        )),
         "{line}"
     );
-    assert_eq!(show(&key.with_extension("pub")), line, "the .pub says the same");
+    assert_eq!(
+        show(&key.with_extension("pub")),
+        line,
+        "the .pub says the same"
+    );
 
     let (path, _) = write_run_named(
         dir.path(),
@@ -282,7 +288,9 @@ fn the_first_use_key_message_is_an_allowed_signers_line_openssh_accepts() {
         .unwrap_or_else(|| panic!("no allowed_signers line in:\n{stderr}"))
         .to_string();
     assert!(
-        line.starts_with(&format!("drill-operator namespaces=\"{NAMESPACE}\" ssh-ed25519 ")),
+        line.starts_with(&format!(
+            "drill-operator namespaces=\"{NAMESPACE}\" ssh-ed25519 "
+        )),
         "{line}"
     );
     let allowed = dir.path().join("allowed_signers");

@@ -277,8 +277,16 @@ fn html_has_what_markdown_has_plus_outputs_and_a_timeline_picture() {
     let svg = html.find("<svg").expect("svg");
     assert!(summary < svg && svg < html.find("<h2>Inputs</h2>").unwrap());
     assert_eq!(html.matches("<svg").count(), 1);
-    assert_eq!(html.matches("<g class=\"step\">").count(), 3, "a bar per step");
-    assert_eq!(html.matches("<g class=\"leg\">").count(), 1, "a bar per leg");
+    assert_eq!(
+        html.matches("<g class=\"step\">").count(),
+        3,
+        "a bar per step"
+    );
+    assert_eq!(
+        html.matches("<g class=\"leg\">").count(),
+        1,
+        "a bar per leg"
+    );
     // The executor's duration, and apart from it the time the prompt was open (from the step's
     // start to the interactive answer).
     assert!(
