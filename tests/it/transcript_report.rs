@@ -275,7 +275,7 @@ fn html_has_what_markdown_has_plus_outputs_and_a_timeline_picture() {
     // The summary paragraph comes first, then one inline SVG with a bar per step.
     let summary = html.find("<p class=\"summary").expect("summary");
     let svg = html.find("<svg").expect("svg");
-    assert!(summary < svg && svg < html.find("<h2>Inputs</h2>").unwrap());
+    assert!(summary < svg && svg < html.find("<h2>Legs</h2>").unwrap());
     assert_eq!(html.matches("<svg").count(), 1);
     assert_eq!(
         html.matches("<g class=\"step\">").count(),

@@ -58,10 +58,10 @@ pub(super) fn render(inc: &Incident) -> String {
     table(&mut out, &sections::legs(inc));
     containment(&mut out, inc);
     table(&mut out, &sections::decisions(inc));
-    inputs(&mut out, inc);
-    table(&mut out, &sections::steps(inc));
-    outputs(&mut out, inc);
     table(&mut out, &sections::evidence(inc));
+    table(&mut out, &sections::steps(inc));
+    inputs(&mut out, inc);
+    outputs(&mut out, inc);
     table(&mut out, &sections::events(inc));
     out.push_str("<h2>Verification</h2>\n<ul>\n");
     for (bad, line) in sections::verification(inc) {

@@ -26,14 +26,14 @@ pub(super) fn render(inc: &Incident) -> String {
     table(&mut out, &sections::legs(inc));
     containment(&mut out, inc);
     table(&mut out, &sections::decisions(inc));
+    table(&mut out, &sections::evidence(inc));
+    table(&mut out, &sections::steps(inc));
     if let Some(last) = inc.last().filter(|l| !l.timeline.inputs.is_empty()) {
         out.push_str("\n## Inputs\n\n| Input | Value |\n|---|---|\n");
         for (k, val) in &last.timeline.inputs {
             let _ = writeln!(out, "| {} | {} |", md(k), md(val));
         }
     }
-    table(&mut out, &sections::steps(inc));
-    table(&mut out, &sections::evidence(inc));
     table(&mut out, &sections::events(inc));
     out.push_str("\n## Verification\n\n");
     for (_, line) in sections::verification(inc) {
