@@ -92,7 +92,7 @@ pub(super) fn timeline(inc: &Incident) -> Option<String> {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" role=\"img\" viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" font-family=\"system-ui, sans-serif\" font-size=\"12\">\n\
          <title>The incident over time: every leg, and each step's bar from its start to its finish, on one axis from the incident's start</title>\n"
     );
-    pauses_and_breaks(&mut out, inc, &axis, &pauses, bottom);
+    pauses_and_breaks(&mut out, &axis, &pauses, bottom);
     ticks(&mut out, &axis, bottom);
     legs_row(&mut out, inc, &axis);
     let mut leg_of_row = 0;
@@ -115,13 +115,7 @@ pub(super) fn timeline(inc: &Incident) -> Option<String> {
 }
 
 /// Pauses between legs as grey bands across every row; a broken one with its length.
-fn pauses_and_breaks(
-    out: &mut String,
-    inc: &Incident,
-    axis: &Axis,
-    pauses: &[(i64, i64)],
-    bottom: i64,
-) {
+fn pauses_and_breaks(out: &mut String, axis: &Axis, pauses: &[(i64, i64)], bottom: i64) {
     for &(a, b) in pauses {
         let (xa, xb) = (axis.x(a), axis.x(b));
         let what = if a == 0 {
@@ -156,7 +150,6 @@ fn pauses_and_breaks(
             esc(&format!("⋯ {} ⋯", ms_text(p.to_ms - p.from_ms)))
         );
     }
-    let _ = inc;
 }
 
 fn ticks(out: &mut String, axis: &Axis, bottom: i64) {
@@ -233,7 +226,6 @@ fn legs_row(out: &mut String, inc: &Incident, axis: &Axis) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn step_row(
     out: &mut String,
     inc: &Incident,
