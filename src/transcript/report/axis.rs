@@ -213,7 +213,9 @@ mod tests {
         assert_eq!(a.x(3_610_000), half + BREAK_PX);
         assert_eq!(a.x(3_620_000), 1000);
         // Monotonic everywhere, and never past either end.
-        let mut last = a.x(-5);
+        assert_eq!(a.x(-3_620_000), 0, "nothing before the start");
+        assert_eq!(a.x(i64::MAX / 4), 1000, "nothing past the end");
+        let mut last = a.x(0);
         assert_eq!(last, 0);
         for ms in (0..3_700_000).step_by(1000) {
             let x = a.x(ms);
