@@ -9,6 +9,8 @@
 //! everything.
 
 mod axis;
+mod decisions;
+mod describe;
 mod escape;
 mod html;
 pub mod incident;

@@ -9,6 +9,9 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
+use super::decisions::Prompts;
+pub use super::decisions::{Decision, DecisionRow, decided_by};
+use super::describe::describe;
 use crate::transcript::record::Record;
 
 /// The run as a post-mortem reads it.
@@ -146,40 +149,6 @@ pub struct EvidenceRow {
     pub seq: u64,
     /// For an audit pull: the distinct rows it holds.
     pub rows: Option<u64>,
-}
-
-/// What became of a prompt (or of an approval taken from flags or the runbook).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Decision {
-    /// Approved.
-    Approved,
-    /// Declined by the operator, or no approval was given (`missing`).
-    Declined,
-    /// The run was interrupted (Ctrl-C) while the prompt was open: nobody answered.
-    Interrupted,
-}
-
-/// One approval, decline or unanswered prompt.
-#[derive(Debug, Clone)]
-pub struct DecisionRow {
-    /// The step asked about.
-    pub step: String,
-    /// The record that holds it (`confirmation`, or the interrupted step's `step-finished`).
-    pub seq: u64,
-    /// When it was answered (or the prompt abandoned).
-    pub ts: String,
-    /// When a person was asked: for an interactive prompt, when it opened (below); else `None`,
-    /// since nobody waited.
-    pub asked: Option<String>,
-    /// What became of it.
-    pub decision: Decision,
-    /// `interactive`, `assume-yes`, `approve`, `not-required`, `missing`; empty when interrupted.
-    pub how: String,
-    /// The approval's number in its transcript.
-    pub approval: Option<u64>,
-    /// The digest of what was shown: what an approval signs.
-    pub request_sha256: Option<String>,
 }
 
 /// One record, summarized.
@@ -504,190 +473,6 @@ impl Timeline {
     }
 }
 
-/// When prompts opened. No record marks the moment a prompt appears, but it appears as soon as its
-/// step starts (the step is signed first), and only one prompt is up at a time — so a prompt
-/// opened at the later of its step's `step-started` and the previous interactive answer.
-#[derive(Default)]
-struct Prompts {
-    started: std::collections::HashMap<String, String>,
-    sent: std::collections::HashSet<String>,
-    answered: std::collections::HashSet<String>,
-    last_answer: Option<String>,
-}
-
-impl Prompts {
-    fn started(&mut self, r: &Record) {
-        self.started.insert(field(r, "step"), r.ts.clone());
-    }
-
-    fn sent(&mut self, r: &Record) {
-        self.sent.insert(field(r, "step"));
-    }
-
-    fn opened(&self, step: &str) -> Option<String> {
-        let start = self.started.get(step);
-        match (start, &self.last_answer) {
-            (Some(s), Some(a)) => Some(later(s, a).to_string()),
-            (Some(s), None) => Some(s.clone()),
-            (None, a) => a.clone(),
-        }
-    }
-
-    fn answered(&mut self, r: &Record) -> DecisionRow {
-        let step = field(r, "step");
-        let how = field(r, "how");
-        let approved = r.data.get("approved") == Some(&Value::Bool(true));
-        let asked = (how == "interactive").then(|| self.opened(&step)).flatten();
-        if how == "interactive" {
-            self.last_answer = Some(r.ts.clone());
-        }
-        self.answered.insert(step.clone());
-        DecisionRow {
-            step,
-            seq: r.seq,
-            ts: r.ts.clone(),
-            asked,
-            decision: if approved {
-                Decision::Approved
-            } else {
-                Decision::Declined
-            },
-            how,
-            approval: r.data.get("approval").and_then(Value::as_u64),
-            request_sha256: r.str_field("request_sha256").map(str::to_string),
-        }
-    }
-
-    /// A destructive step interrupted after it started, before any answer and before it sent
-    /// anything, was at its prompt (or waiting its turn for one) when Ctrl-C came: the executor
-    /// asks before it sends and never sends unasked.
-    fn abandoned(&self, r: &Record, destructive: &[String]) -> Option<DecisionRow> {
-        let step = field(r, "step");
-        let at_prompt = field(r, "status") == "interrupted"
-            && self.started.contains_key(&step)
-            && destructive.contains(&step)
-            && !self.answered.contains(&step)
-            && !self.sent.contains(&step);
-        at_prompt.then(|| DecisionRow {
-            asked: self.opened(&step),
-            step,
-            seq: r.seq,
-            ts: r.ts.clone(),
-            decision: Decision::Interrupted,
-            how: String::new(),
-            approval: None,
-            request_sha256: None,
-        })
-    }
-}
-
-/// The later of two timestamps (the first when either does not parse).
-fn later<'a>(a: &'a str, b: &'a str) -> &'a str {
-    match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
-        (Ok(x), Ok(y)) if y > x => b,
-        _ => a,
-    }
-}
-
-/// Who made a decision, for people: the leg's operator at the prompt or by a flag, the runbook
-/// for a `confirm: false` step, or nobody (an unattended run with no approval, or Ctrl-C at the
-/// prompt).
-pub fn decided_by(operator: &str, how: &str) -> String {
-    let operator = or_unknown(operator);
-    match how {
-        "interactive" => format!("{operator} at the prompt"),
-        "assume-yes" => format!("{operator} by --yes"),
-        "approve" => format!("{operator} by --approve"),
-        "not-required" => "the runbook (confirm: false)".to_string(),
-        "missing" => "nobody: an unattended run, no approval given".to_string(),
-        "" => "nobody: Ctrl-C while the prompt was open".to_string(),
-        other => format!("{operator} ({other})"),
-    }
-}
-
-/// A one-line description of a record.
-fn describe(r: &Record) -> String {
-    let step = field(r, "step");
-    match r.kind.as_str() {
-        "run-started" => format!(
-            "{} started by {} ({}){}",
-            field(r, "runbook_name"),
-            field(r, "operator"),
-            field(r, "mode"),
-            r.str_field("resumes_file")
-                .map(|f| format!(", resuming {f}"))
-                .unwrap_or_default()
-        ),
-        "preflight" => field(r, "summary"),
-        "carried" => format!(
-            "{step}: finished by an earlier leg ({}), carried",
-            field(r, "from_file")
-        ),
-        "carried-item" => format!("{step}: an item finished by an earlier leg, carried"),
-        "unresolved" => format!("{step}: sent by an earlier leg, outcome still unknown"),
-        "audit-evidence" => format!(
-            "{step}: {} ({} rows, {})",
-            field(r, "file"),
-            r.data.get("rows").map_or("?".into(), Value::to_string),
-            if r.data.get("complete") == Some(&Value::Bool(true)) {
-                "complete"
-            } else {
-                "NOT proven complete"
-            }
-        ),
-        "witness" => format!("witness: {} {}", field(r, "fact"), field(r, "what")),
-        "follow-up" => format!("{step}: follow-up, {}", field(r, "prompt")),
-        "plan" => format!("plan: {} steps", strings(r.data.get("order")).len()),
-        "step-started" => format!("{step} started"),
-        "confirmation" => format!(
-            "{step}: {} ({})",
-            if r.data.get("approved") == Some(&Value::Bool(true)) {
-                "approved"
-            } else {
-                "declined"
-            },
-            field(r, "how")
-        ),
-        "request" => {
-            let view = r.data.get("request");
-            let get = |k| {
-                view.and_then(|v| v.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            };
-            format!(
-                "{step}: {} {} (attempt {})",
-                get("method"),
-                get("url"),
-                r.data.get("attempt").map_or("?".into(), Value::to_string)
-            )
-        }
-        "response" => match r.data.get("status").and_then(Value::as_u64) {
-            Some(status) => format!(
-                "{step}: HTTP {status} in {} ms",
-                r.data
-                    .get("duration_ms")
-                    .map_or("?".into(), Value::to_string)
-            ),
-            None => format!("{step}: no response: {}", field(r, "error")),
-        },
-        "step-finished" => match r.str_field("reason") {
-            Some(reason) => format!("{step}: {} ({reason})", field(r, "status")),
-            None => format!("{step}: {}", field(r, "status")),
-        },
-        "run-finished" => format!("run finished: {}", field(r, "outcome")),
-        "containment" => {
-            let summary = field(r, "summary");
-            if summary.is_empty() {
-                format!("containment: {}", field(r, "state"))
-            } else {
-                format!("containment: {}: {summary}", field(r, "state"))
-            }
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Reads a `containment` record leniently: a missing or mistyped field is left empty.
 fn containment_record(r: &Record) -> ContainmentRecord {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
@@ -722,7 +507,7 @@ fn containment_record(r: &Record) -> ContainmentRecord {
     }
 }
 
-fn or_unknown(s: &str) -> &str {
+pub(super) fn or_unknown(s: &str) -> &str {
     if s.trim().is_empty() { "(unknown)" } else { s }
 }
 
@@ -734,11 +519,11 @@ pub fn human_time(ts: &str) -> String {
     }
 }
 
-fn field(r: &Record, name: &str) -> String {
+pub(super) fn field(r: &Record, name: &str) -> String {
     r.str_field(name).unwrap_or_default().to_string()
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
