@@ -1,30 +1,44 @@
 #!/usr/bin/env bash
-# Renders a sample post-mortem report and takes a PNG screenshot of it with headless Chromium.
+# Builds a sample incident of three legs — a decline, a Ctrl-C, a resume to the end — renders its
+# post-mortem (`esus-ir report RUN_DIR --format html`) and photographs it with headless Chromium.
 #
-#   scripts/report-screenshot.sh [OUT.png] [RUNBOOK]
+#   scripts/report-screenshot.sh [OUT.png]
 #
-# 1. runs a drill of RUNBOOK (default: api-key-compromise) against the embedded simulator, into a
-#    fresh temporary run folder (transcript, signature, evidence);
-# 2. renders `esus-ir report … --format html` from its transcript;
-# 3. opens the HTML in headless Chromium and saves a 1280×2000 screenshot to OUT.png (default:
+# 1. serves the ESUS simulator on a free loopback port (`esus-ir sim --ready-file`);
+# 2. leg 1: `esus-ir run api-key-compromise` at a pseudo-terminal: approves the logout prompt and
+#    declines the delete prompt (exit 3);
+#    leg 2: `esus-ir run --resume RUN_DIR` at a pseudo-terminal: Ctrl-C at the delete prompt
+#    (exit 130);
+#    leg 3: `esus-ir run --resume RUN_DIR` at a pseudo-terminal: approves the delete; the run
+#    contains the key, pulls the audit log and issues the replacement (exit 0).
+#    Each prompt is answered after a pause, as a person would, so the report has time waiting for
+#    a person to draw apart from time working;
+# 3. renders `esus-ir report RUN_DIR --format html` (and checks `esus-ir verify RUN_DIR`);
+# 4. opens the HTML in headless Chromium and saves a screenshot to OUT.png (default:
 #    ./report-screenshot.png).
 #
-# Needs: cargo (builds esus-ir in release mode) and Chromium — on Debian/Ubuntu
-# `apt-get install -y chromium` (the script installs it when it runs as root and finds none).
-# Chromium runs with no network access of its own to speak of (background networking, component
-# updates and sync off) in a throwaway profile; the report has no external resources anyway.
+# Needs: cargo (builds esus-ir in release mode), python3 (drives the prompts through a
+# pseudo-terminal) and Chromium — on Debian/Ubuntu `apt-get install -y chromium` (the script
+# installs it when it runs as root and finds none). Nothing leaves the machine: the simulator
+# listens on 127.0.0.1, Chromium runs with background networking, component updates and sync off
+# in a throwaway profile, and the report has no external resources anyway.
 # Environment: ESUS_IR (a built esus-ir to use instead of `cargo run --release`), KEEP=1 (keep the
-# temporary folder and print its path), WINDOW (default 1280,2000).
+# temporary folder and print its path), WINDOW (default 1280,2850: the summary, the picture, the
+# legs, containment, the decisions and the evidence; 1280,9000 for the whole page).
 set -euo pipefail
 
 out=${1:-report-screenshot.png}
-runbook=${2:-api-key-compromise}
-window=${WINDOW:-1280,2000}
+window=${WINDOW:-1280,2850}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 work=$(mktemp -d)
 profile=$(mktemp -d)
+sim_pid=
 cleanup() {
+    if [[ -n "$sim_pid" ]]; then
+        kill "$sim_pid" 2>/dev/null || true
+        wait "$sim_pid" 2>/dev/null || true
+    fi
     rm -rf "$profile"
     if [[ "${KEEP:-}" == 1 ]]; then
         echo "kept $work" >&2
@@ -34,12 +48,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-esus_ir() {
-    if [[ -n "${ESUS_IR:-}" ]]; then
-        "$ESUS_IR" "$@"
-    else
-        cargo run --quiet --release --manifest-path "$root/Cargo.toml" -- "$@"
-    fi
+if [[ -n "${ESUS_IR:-}" ]]; then
+    exe=$ESUS_IR
+else
+    cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml"
+    exe="$root/target/release/esus-ir"
+fi
+command -v python3 >/dev/null || {
+    echo "error: python3 not found (it answers the prompts through a pseudo-terminal)" >&2
+    exit 1
 }
 
 chromium=$(command -v chromium || command -v chromium-browser || true)
@@ -54,19 +71,96 @@ if [[ -z "$chromium" ]]; then
     fi
 fi
 
-# A drill signs its transcript: use a throwaway key, not the operator's per-user key.
+# Runs sign their transcripts: a throwaway key and config folder, never the operator's own.
+export XDG_CONFIG_HOME="$work/config"
 export ESUS_IR_SIGN_KEY="$work/sign_ed25519"
-esus_ir keygen -o "$ESUS_IR_SIGN_KEY" --operator "drill@example.org" >/dev/null 2>&1
+export NO_COLOR=1
+unset ESUS_TOKEN ESUS_BASE_URL ESUS_REFRESH_TOKEN ESUS_COMPROMISED_TOKEN ESUS_LEAKED_KEY_SECRET
+"$exe" keygen -o "$ESUS_IR_SIGN_KEY" --operator oncall@example.org >/dev/null 2>&1
 
-echo "drilling $runbook into $work/run…" >&2
-esus_ir drill "$runbook" --run-dir "$work/run" --operator drill@example.org --non-interactive \
-    >"$work/drill.txt" 2>&1 || {
-    cat "$work/drill.txt" >&2
-    echo "error: the drill failed (its report above); the screenshot needs a transcript" >&2
+"$exe" sim --listen 127.0.0.1:0 --ready-file "$work/ready.json" --quiet \
+    >"$work/sim.log" 2>&1 &
+sim_pid=$!
+for _ in $(seq 100); do
+    [[ -s "$work/ready.json" ]] && break
+    sleep 0.1
+done
+[[ -s "$work/ready.json" ]] || {
+    cat "$work/sim.log" >&2
+    echo "error: the simulator did not start" >&2
     exit 1
 }
 
-esus_ir report "$work/run/transcript.jsonl" --format html -o "$work/report.html"
+echo "building a three-leg incident in $work/run…" >&2
+EXE="$exe" WORK="$work" python3 - <<'PY'
+import json, os, pty, select, sys, time
+
+exe, work = os.environ["EXE"], os.environ["WORK"]
+ready = json.load(open(os.path.join(work, "ready.json")))
+run_dir = os.path.join(work, "run")
+env = dict(os.environ,
+           ESUS_TOKEN=ready["admin_token"],
+           ESUS_COMPROMISED_TOKEN=ready["session_token"],
+           ESUS_LEAKED_KEY_SECRET=ready["key_secret"])
+operator = ["--operator", "oncall@example.org"]
+
+def leg(argv, answers, expect_code, name):
+    """Runs argv at a pseudo-terminal; for each (text, pause, keys) waits for text on screen,
+    pauses as a person reading it would, then types keys."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    seen = b""
+    def read(timeout):
+        nonlocal seen
+        r, _, _ = select.select([fd], [], [], timeout)
+        if not r:
+            return False
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        seen += chunk
+        return True
+    for text, pause, keys in answers:
+        deadline = time.time() + 60
+        while text.encode() not in seen:
+            if time.time() > deadline or read(1) is None:
+                sys.exit(f"{name}: never saw {text!r}:\n{seen.decode(errors='replace')}")
+        seen = seen.split(text.encode(), 1)[1]
+        time.sleep(pause)
+        os.write(fd, keys)
+    while read(60):
+        pass
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != expect_code:
+        sys.exit(f"{name}: exit {code}, expected {expect_code}:\n{seen.decode(errors='replace')}")
+    print(f"{name}: exit {code}", file=sys.stderr)
+
+leg([exe, "run", "api-key-compromise", "--base-url", ready["base_url"], "--run-dir", run_dir,
+     "-i", "key_id=" + ready["key_id"], "-i", "user_id=" + ready["user_id"], *operator],
+    [("Log out the compromised session", 1.5, b"y\r"),
+     ("Delete API key", 0, b""), ("[y/N]", 2.0, b"n\r")],
+    3, "leg 1 (delete declined)")
+time.sleep(2)
+leg([exe, "run", "--resume", run_dir, *operator],
+    [("Delete API key", 0, b""), ("[y/N]", 1.5, b"\x03")],
+    130, "leg 2 (Ctrl-C at the delete prompt)")
+time.sleep(3)
+leg([exe, "run", "--resume", run_dir, *operator],
+    [("Delete API key", 0, b""), ("[y/N]", 2.5, b"y\r")],
+    0, "leg 3 (resumed to the end)")
+PY
+
+"$exe" verify "$work/run" >"$work/verify.txt" || {
+    cat "$work/verify.txt" >&2
+    echo "error: the incident does not verify" >&2
+    exit 1
+}
+"$exe" report "$work/run" --format html -o "$work/report.html"
 echo "rendered $work/report.html" >&2
 
 "$chromium" --headless --no-sandbox --disable-gpu --disable-background-networking \

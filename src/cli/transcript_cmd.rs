@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use crate::error::{Error, ExitCode};
-use crate::transcript::report::{ReportFormat, render_report};
+use crate::transcript::report::legs::{IncidentCheck, check_incident, read_incident};
+use crate::transcript::report::{ReportFormat, render_incident};
 
 use crate::transcript::{
     Ancestor, SignatureStatus, Signer, SignerSource, Verification, VerifyOptions,
-    allowed_signers_line, default_key_path, default_operator, read_transcript,
-    sign::public_key_path, verify_transcript,
+    allowed_signers_line, default_key_path, default_operator, sign::public_key_path,
 };
 
 /// The environment variable holding the passphrase of an encrypted signing key.
@@ -70,19 +70,25 @@ impl SignKeyArgs {
 /// Arguments of `esus-ir keygen`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  esus-ir keygen -o ~/.ssh/esus-ir_ed25519 --operator alice@example.org >> allowed_signers"
+    after_help = "Examples:\n  esus-ir keygen -o ~/.ssh/esus-ir_ed25519 --operator alice@example.org >> allowed_signers\n  esus-ir keygen --show >> allowed_signers                      # the per-user key's line\n  esus-ir keygen --show --key ~/.ssh/esus-ir_ed25519 --operator alice@example.org"
 )]
 pub struct KeygenArgs {
     /// Where to write the private key (PATH.pub gets the public key). Default: the per-user key
     /// in the config folder.
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(short, long, value_name = "PATH", conflicts_with = "show")]
     pub output: Option<PathBuf>,
     /// The identity in the printed allowed_signers line (default: the OS user).
     #[arg(long, value_name = "NAME")]
     pub operator: Option<String>,
     /// Replace an existing key.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "show")]
     pub force: bool,
+    /// Create nothing: print the allowed_signers line of an existing key.
+    #[arg(long)]
+    pub show: bool,
+    /// With --show: the key (its private key or its .pub). Default: the per-user key.
+    #[arg(long, value_name = "FILE", requires = "show")]
+    pub key: Option<PathBuf>,
 }
 
 /// Output format of `verify`.
@@ -98,13 +104,14 @@ pub enum VerifyOutput {
 /// Arguments of `esus-ir verify`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  esus-ir verify runs/2026-01-02T0304-api-key-compromise/transcript.jsonl\n  esus-ir verify T.jsonl --allowed-signers allowed_signers --output json\n\nWith OpenSSH alone:\n  ssh-keygen -Y verify -f allowed_signers -I OPERATOR -n esus-ir-transcript -s T.jsonl.sig < T.jsonl"
+    after_help = "Examples:\n  esus-ir verify esus-ir-runs/20260102T030405Z-api-key-compromise-1a2b3c4d   # every leg of the incident\n  esus-ir verify esus-ir-runs/*/                                              # every incident\n  esus-ir verify T.jsonl --allowed-signers allowed_signers --output json\n\nExit 0 when every path verifies, 5 when any does not, 2 when a path does not exist.\n\nWith OpenSSH alone:\n  ssh-keygen -Y verify -f allowed_signers -I OPERATOR -n esus-ir-transcript -s T.jsonl.sig < T.jsonl"
 )]
 pub struct VerifyArgs {
-    /// The transcript (its signature is TRANSCRIPT.sig), or a run folder: its last leg, with every
-    /// earlier leg of the incident checked through it.
-    #[arg(value_name = "TRANSCRIPT|RUN_DIR")]
-    pub transcript: PathBuf,
+    /// Transcripts (each signature is TRANSCRIPT.sig) and run folders, each verified: a
+    /// transcript with every earlier leg it resumes, a folder as one incident — every leg in
+    /// order, each resuming where the one before it ended.
+    #[arg(value_name = "TRANSCRIPT|RUN_DIR", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
     /// OpenSSH allowed_signers file: the signer must be listed for the recorded operator.
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
@@ -127,15 +134,18 @@ pub enum ReportFormatArg {
     Markdown,
     /// One self-contained HTML file.
     Html,
+    /// One JSON document.
+    Json,
 }
 
 /// Arguments of `esus-ir report`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  esus-ir report T.jsonl > postmortem.md\n  esus-ir report T.jsonl --format html -o postmortem.html"
+    after_help = "Examples:\n  esus-ir report esus-ir-runs/RUN > postmortem.md\n  esus-ir report esus-ir-runs/RUN --format html -o postmortem.html\n  esus-ir report esus-ir-runs/RUN --format json"
 )]
 pub struct ReportArgs {
-    /// The transcript, or a run folder (its last leg).
+    /// A run folder (the whole incident: every leg on one time axis), or a transcript (it and
+    /// the legs before it).
     #[arg(value_name = "TRANSCRIPT|RUN_DIR")]
     pub transcript: PathBuf,
     /// Output format.
@@ -152,26 +162,63 @@ pub struct ReportArgs {
     pub evidence_dir: Option<PathBuf>,
 }
 
-/// The transcript a path names: itself, or a run folder's last leg (never a dry-run's plan).
-fn leg_of(path: &std::path::Path) -> Result<PathBuf, Error> {
-    if !path.is_dir() {
-        return Ok(path.to_path_buf());
+/// A path given to `verify` or `report`.
+struct Target {
+    /// As given.
+    given: PathBuf,
+    /// The transcript the incident ends with: the file itself, or a folder's last leg (never a
+    /// dry-run's plan).
+    last: PathBuf,
+    /// Whether a run folder was given: then every leg in it must be in the chain.
+    folder: bool,
+}
+
+/// What `path` names, or a usage error: it does not exist, or is a folder with no leg.
+fn target(path: &std::path::Path) -> Result<Target, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Usage(format!(
+            "{}: {e} (give a run folder or a transcript)",
+            path.display()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Ok(Target {
+            given: path.to_path_buf(),
+            last: path.to_path_buf(),
+            folder: false,
+        });
     }
-    super::resume_source::latest_transcript(path).ok_or_else(|| {
+    let last = super::resume_source::latest_transcript(path).ok_or_else(|| {
         Error::Usage(format!(
             "{}: no transcript.jsonl in that folder (give a run folder or a transcript)",
             path.display()
         ))
+    })?;
+    Ok(Target {
+        given: path.to_path_buf(),
+        last,
+        folder: true,
     })
 }
 
 /// Runs `esus-ir keygen`.
 pub fn keygen(args: KeygenArgs) -> Result<ExitCode, Error> {
+    let operator = args.operator.unwrap_or_else(default_operator);
+    if args.show {
+        let path = match args.key {
+            Some(path) => path,
+            None => default_key_path().ok_or(crate::transcript::TranscriptError::NoConfigDir)?,
+        };
+        out(&format!(
+            "{}\n",
+            allowed_signers_line(&operator, &existing_public_key(&path)?)
+        ))?;
+        return Ok(ExitCode::Success);
+    }
     let path = match args.output {
         Some(path) => path,
         None => default_key_path().ok_or(crate::transcript::TranscriptError::NoConfigDir)?,
     };
-    let operator = args.operator.unwrap_or_else(default_operator);
     let signer = Signer::generate(&operator)?;
     signer.write_key_files(&path, args.force)?;
     eprintln!(
@@ -187,7 +234,40 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
-/// Runs `esus-ir verify`.
+/// The Ed25519 public key of the key at `path`: `path` itself when it is a public key, else the
+/// `.pub` beside it, else the private key's own (decrypted with the passphrase variable).
+fn existing_public_key(path: &std::path::Path) -> Result<String, Error> {
+    let ed25519 = |text: &str| {
+        let line = text.lines().find(|l| !l.trim().is_empty())?.trim();
+        let key = ssh_key::PublicKey::from_openssh(line).ok()?;
+        (key.algorithm() == ssh_key::Algorithm::Ed25519).then(|| line.to_string())
+    };
+    if let Some(line) = std::fs::read_to_string(path)
+        .ok()
+        .as_deref()
+        .and_then(ed25519)
+    {
+        return Ok(line);
+    }
+    if let Some(line) = std::fs::read_to_string(public_key_path(path))
+        .ok()
+        .as_deref()
+        .and_then(ed25519)
+    {
+        return Ok(line);
+    }
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "no signing key at {}: create one with `esus-ir keygen -o {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let passphrase = std::env::var(PASSPHRASE_ENV).ok().map(SecretString::from);
+    Ok(Signer::load(path, passphrase.as_ref())?.public_key_openssh())
+}
+
+/// Runs `esus-ir verify`: each path on its own, every usage error found before any is checked.
 pub fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
     let options = VerifyOptions {
         allowed_signers: args.allowed_signers,
@@ -196,24 +276,90 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode, Error> {
         trusted_key: None,
         skip_signature: false,
     };
-    let transcript = leg_of(&args.transcript)?;
-    let mut verification = verify_transcript(&transcript, &options)?;
-    crate::transcript::check_ancestors(&mut verification, &options);
-    let text = match args.output {
-        VerifyOutput::Json => {
-            let mut json = serde_json::to_string_pretty(&verification)
-                .map_err(|e| Error::Usage(format!("rendering JSON: {e}")))?;
-            json.push('\n');
-            json
+    let (targets, unusable): (Vec<_>, Vec<_>) = args
+        .paths
+        .iter()
+        .map(|p| target(p))
+        .partition(Result::is_ok);
+    if !unusable.is_empty() {
+        let said: Vec<String> = unusable
+            .into_iter()
+            .filter_map(Result::err)
+            .map(|e| e.to_string())
+            .collect();
+        return Err(Error::Usage(said.join("\n")));
+    }
+    let mut all_ok = true;
+    let mut text = String::new();
+    let mut docs = Vec::new();
+    for t in targets.into_iter().filter_map(Result::ok) {
+        let check = check_incident(&t.last, &options, t.folder)?;
+        all_ok &= check.chain.ok;
+        match args.output {
+            VerifyOutput::Json => docs.push(verification_json(&t, &check)?),
+            VerifyOutput::Text => text.push_str(&render_target(&t, &check)),
         }
-        VerifyOutput::Text => render_verification(&verification),
-    };
+    }
+    if args.output == VerifyOutput::Json {
+        // One path: its object, as always; several: an array of them, in the order given.
+        let doc = match docs.len() {
+            1 => docs.swap_remove(0),
+            _ => serde_json::Value::Array(docs),
+        };
+        text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| Error::Usage(format!("rendering JSON: {e}")))?;
+        text.push('\n');
+    }
     out(&text)?;
-    Ok(if verification.ok {
+    Ok(if all_ok {
         ExitCode::Success
     } else {
         ExitCode::Invalid
     })
+}
+
+/// A verification as JSON: the last leg's document (with its earlier links under `ancestors`),
+/// plus the path given and, for a folder, its legs in order.
+fn verification_json(t: &Target, check: &IncidentCheck) -> Result<serde_json::Value, Error> {
+    let mut doc = serde_json::to_value(&check.chain)
+        .map_err(|e| Error::Usage(format!("rendering JSON: {e}")))?;
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("path".into(), t.given.display().to_string().into());
+        if t.folder {
+            map.insert("legs".into(), leg_names(check).into());
+        }
+    }
+    Ok(doc)
+}
+
+fn leg_names(check: &IncidentCheck) -> Vec<String> {
+    check
+        .legs
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The text of one path: its verdict on the first line, the details indented below.
+fn render_target(t: &Target, check: &IncidentCheck) -> String {
+    if !t.folder {
+        return render_verification(&check.chain);
+    }
+    let v = &check.chain;
+    let legs = leg_names(check);
+    let mut out = format!(
+        "{}: {} (an incident of {} leg{}: {})\n",
+        if v.ok { "VALID" } else { "INVALID" },
+        t.given.display(),
+        legs.len(),
+        if legs.len() == 1 { "" } else { "s" },
+        legs.join(" → ")
+    );
+    let detail = render_verification(v);
+    out.push_str(&format!("  last leg:  {}\n", t.last.display()));
+    out.extend(detail.lines().skip(1).map(|l| format!("{l}\n")));
+    out
 }
 
 /// Runs `esus-ir report`.
@@ -223,15 +369,16 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
         evidence_dir: args.evidence_dir,
         ..VerifyOptions::default()
     };
-    let transcript = leg_of(&args.transcript)?;
-    let verification = verify_transcript(&transcript, &options)?;
-    // A report of a broken chain would present altered records as fact: refuse, and say why.
-    let records = read_transcript(&transcript)?;
+    let t = target(&args.transcript)?;
+    let check = check_incident(&t.last, &options, t.folder)?;
+    // A report of a broken chain would present altered records as fact: reading refuses one.
+    let incident = read_incident(&check, &options)?;
     let format = match args.format {
         ReportFormatArg::Markdown => ReportFormat::Markdown,
         ReportFormatArg::Html => ReportFormat::Html,
+        ReportFormatArg::Json => ReportFormat::Json,
     };
-    let text = render_report(&records, &verification, format);
+    let text = render_incident(&incident, format);
     match args.output {
         Some(path) => std::fs::write(&path, text)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?,

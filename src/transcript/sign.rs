@@ -41,11 +41,14 @@ pub struct KeyCreated {
 
 impl fmt::Display for KeyCreated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The whole allowed_signers line, not the bare key: `ssh-keygen -Y verify` and
+        // `verify --allowed-signers` need the principal and namespace too. The principal is the
+        // default operator; a run with --operator NAME is recorded under NAME instead.
         write!(
             f,
-            "created a transcript signing key at {}\nits public key (add it to your allowed_signers): {}",
+            "created a transcript signing key at {}\nadd this line to your allowed_signers file (for runs with --operator NAME, `esus-ir keygen --show --operator NAME` prints NAME's):\n{}",
             self.path.display(),
-            self.public_key
+            allowed_signers_line(&default_operator(), &self.public_key)
         )
     }
 }

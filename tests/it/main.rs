@@ -22,6 +22,7 @@ mod no_silent_gaps;
 mod plan_property;
 mod preflight;
 mod prompt_parallel;
+mod report_incident;
 mod resume;
 mod resume_adopt;
 mod resume_chain;

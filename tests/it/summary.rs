@@ -137,8 +137,10 @@ async fn a_declined_delete_says_the_key_is_still_active() {
         let mut session = expectrl::Session::spawn(env.std_cmd()).expect("spawn in a pty");
         session.set_expect_timeout(Some(Duration::from_secs(30)));
         use expectrl::Expect;
+        // The prompt's own question: the step's name is shown above it first, and what is typed
+        // before the prompt is up never answers it.
         session
-            .expect("Log out the compromised session")
+            .expect("Log out the compromised session of user")
             .expect("logout prompt");
         session.send_line("y").expect("yes");
         session.expect("Delete API key").expect("delete prompt");

@@ -117,7 +117,7 @@ fn verify_json_output_is_machine_readable() {
 }
 
 #[test]
-fn verify_of_an_unsigned_or_missing_transcript_exits_5() {
+fn verify_of_an_unsigned_transcript_exits_5_and_of_a_missing_one_2() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = write_run(dir.path(), Ending::Success);
     std::fs::remove_file(esus_ir::transcript::signature_path(&path)).unwrap();
@@ -127,12 +127,139 @@ fn verify_of_an_unsigned_or_missing_transcript_exits_5() {
         .assert()
         .code(5)
         .stdout(predicate::str::contains("unsigned"));
+    // A path that is not there is a usage error, not an invalid transcript.
     esus_ir()
         .arg("verify")
         .arg(dir.path().join("nope.jsonl"))
         .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nope.jsonl"))
+        .stderr(predicate::str::contains(
+            "give a run folder or a transcript",
+        ));
+}
+
+/// `verify esus-ir-runs/*/` and `verify a.jsonl b.jsonl`: each path verified on its own, its
+/// verdict first on a line of its own; exit 0 only when every one verifies.
+#[test]
+fn verify_takes_several_transcripts_and_run_folders() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (file, _) = write_run(a.path(), Ending::Success);
+    let (in_folder, _) = write_run(b.path(), Ending::Declined);
+    let verdicts = |out: &[u8]| -> Vec<String> {
+        String::from_utf8(out.to_vec())
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with(' '))
+            .map(str::to_string)
+            .collect()
+    };
+    let out = esus_ir()
+        .arg("verify")
+        .arg(&file)
+        .arg(b.path())
+        .assert()
+        .code(0);
+    assert_eq!(
+        verdicts(&out.get_output().stdout),
+        [
+            format!("VALID: {}", file.display()),
+            format!(
+                "VALID: {} (an incident of 1 leg: transcript.jsonl)",
+                b.path().display()
+            ),
+        ]
+    );
+
+    let text = std::fs::read_to_string(&in_folder).unwrap();
+    std::fs::write(&in_folder, text.replacen("revoke-key", "revoke-kez", 1)).unwrap();
+    let out = esus_ir()
+        .arg("verify")
+        .arg(&file)
+        .arg(b.path())
+        .assert()
+        .code(5);
+    let said = verdicts(&out.get_output().stdout);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert_eq!(said[0], format!("VALID: {}", file.display()));
+    assert!(
+        said[1].starts_with(&format!("INVALID: {}", b.path().display())),
+        "{said:?}"
+    );
+
+    // JSON: one document per path, in the order given.
+    let out = esus_ir()
+        .arg("verify")
+        .arg(b.path())
+        .arg(&file)
+        .args(["--output", "json"])
+        .assert()
+        .code(5);
+    let docs: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let docs = docs.as_array().unwrap();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["ok"], false);
+    assert_eq!(docs[0]["path"], b.path().display().to_string());
+    assert_eq!(docs[0]["legs"], serde_json::json!(["transcript.jsonl"]));
+    assert_eq!(docs[1]["ok"], true);
+    assert_eq!(docs[1]["path"], file.display().to_string());
+}
+
+#[test]
+fn verify_with_nothing_or_a_path_that_is_not_there_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_run(dir.path(), Ending::Success);
+    esus_ir().arg("verify").assert().code(2);
+    // Nothing is verified when any path is unusable: the mistake is said first, for each.
+    let out = esus_ir()
+        .arg("verify")
+        .arg(&file)
+        .arg(dir.path().join("gone"))
+        .arg(dir.path().join("also-gone.jsonl"))
+        .assert()
+        .code(2)
+        .stdout("");
+    let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        err.contains("gone:") && err.contains("also-gone.jsonl:"),
+        "{err}"
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    esus_ir()
+        .arg("verify")
+        .arg(&empty)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no transcript.jsonl in that folder",
+        ));
+}
+
+/// A transcript named like a leg but outside the chain of resumes (here another run's, copied
+/// in as the second leg) makes the folder invalid: the incident is every leg, not the last one.
+#[test]
+fn a_leg_outside_the_chain_makes_its_run_folder_invalid() {
+    let (run, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, _) = write_run(run.path(), Ending::Declined);
+    let (foreign, _) = write_run(other.path(), Ending::Success);
+    let second = run.path().join("transcript.2.jsonl");
+    std::fs::copy(&foreign, &second).unwrap();
+    std::fs::copy(
+        esus_ir::transcript::signature_path(&foreign),
+        esus_ir::transcript::signature_path(&second),
+    )
+    .unwrap();
+    esus_ir().arg("verify").arg(&first).assert().code(0);
+    esus_ir().arg("verify").arg(&second).assert().code(0);
+    esus_ir()
+        .arg("verify")
+        .arg(run.path())
+        .assert()
         .code(5)
-        .stderr(predicate::str::contains("nope.jsonl"));
+        .stdout(predicate::str::contains(
+            "transcript.jsonl is in the run folder but not in the chain of resumes that ends at transcript.2.jsonl",
+        ));
 }
 
 #[test]

@@ -173,3 +173,137 @@ fn ssh_keygen_accepts_a_checkpoint_signature_over_its_message() {
         assert_eq!(status.success(), ok);
     }
 }
+
+/// `ssh-keygen -Y verify` of `transcript` against `allowed` for `principal`.
+fn openssh_verifies_as(transcript: &Path, allowed: &Path, principal: &str) -> bool {
+    ssh_keygen()
+        .args(["-Y", "verify", "-f"])
+        .arg(allowed)
+        .args(["-I", principal, "-n", NAMESPACE, "-s"])
+        .arg(signature_path(transcript))
+        .stdin(std::fs::File::open(transcript).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn esus_ir(home: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("esus-ir").unwrap();
+    for var in crate::run_support::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", home.join("config"))
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .timeout(std::time::Duration::from_secs(120));
+    cmd
+}
+
+/// `keygen --show` prints an existing key's allowed_signers line — from the private key or its
+/// `.pub` — and `ssh-keygen -Y verify` accepts what that key signed with exactly that line in
+/// the file; the bare public key alone it refuses.
+#[test]
+fn keygen_show_prints_the_allowed_signers_line_openssh_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ir_ed25519");
+    esus_ir(dir.path())
+        .args(["keygen", "--operator", "someone-else", "-o"])
+        .arg(&key)
+        .assert()
+        .success();
+    let show = |arg: &Path| {
+        let out = esus_ir(dir.path())
+            .args(["keygen", "--show", "--operator", OPERATOR, "--key"])
+            .arg(arg)
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let line = show(&key);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "{OPERATOR} namespaces=\"{NAMESPACE}\" ssh-ed25519 AAAA"
+        )),
+        "{line}"
+    );
+    assert_eq!(
+        show(&key.with_extension("pub")),
+        line,
+        "the .pub says the same"
+    );
+
+    let (path, _) = write_run_named(
+        dir.path(),
+        Ending::Success,
+        "rb",
+        Signer::load(&key, None).unwrap(),
+    );
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(&allowed, &line).unwrap();
+    assert!(openssh_verifies(&path, &allowed));
+    let bare = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    std::fs::write(&allowed, bare).unwrap();
+    assert!(
+        !openssh_verifies(&path, &allowed),
+        "a bare public key is not an allowed_signers line"
+    );
+
+    esus_ir(dir.path())
+        .args(["keygen", "--show", "--key"])
+        .arg(dir.path().join("none"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("create one with `esus-ir keygen"));
+    esus_ir(dir.path())
+        .args(["keygen", "--show", "-o"])
+        .arg(&key)
+        .assert()
+        .code(2);
+}
+
+/// The message a first run prints when it creates the per-user key is the key's allowed_signers
+/// line, pasted as it is: `ssh-keygen -Y verify` accepts that run's transcript with it, and
+/// `keygen --show` prints the same line again later.
+#[test]
+fn the_first_use_key_message_is_an_allowed_signers_line_openssh_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = esus_ir(dir.path())
+        .env("USER", "drill-operator")
+        .arg("drill")
+        .arg("--run-dir")
+        .arg(&run)
+        .arg("--non-interactive")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("created a transcript signing key"))
+        .find(|l| l.starts_with("drill-operator "))
+        .unwrap_or_else(|| panic!("no allowed_signers line in:\n{stderr}"))
+        .to_string();
+    assert!(
+        line.starts_with(&format!(
+            "drill-operator namespaces=\"{NAMESPACE}\" ssh-ed25519 "
+        )),
+        "{line}"
+    );
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("{line}\n")).unwrap();
+    assert!(openssh_verifies_as(
+        &run.join("transcript.jsonl"),
+        &allowed,
+        "drill-operator"
+    ));
+    esus_ir(dir.path())
+        .env("USER", "drill-operator")
+        .args(["keygen", "--show"])
+        .assert()
+        .success()
+        .stdout(format!("{line}\n"));
+}

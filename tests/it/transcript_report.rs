@@ -49,7 +49,7 @@ fn markdown_report_of_a_killed_unsigned_run_says_invalid() {
     std::fs::remove_file(esus_ir::transcript::signature_path(&path)).unwrap();
     let text = report(&path, ReportFormat::Markdown);
     assert!(text.contains("| Verification | **INVALID** |"));
-    assert!(text.contains("Problem: unsigned"));
+    assert!(text.contains("- Leg 1 problem: unsigned"), "{text}");
     assert!(text.contains("not reached"));
 }
 
@@ -156,12 +156,12 @@ fn a_containment_record_is_the_source_of_the_containment_facts() {
     assert!(md.contains("| Verification | VALID |"), "{md}");
     assert!(md.contains("| Incident | INC-123 |"), "{md}");
     assert!(
-        md.contains("| Time to containment | 4.200 s (recorded) |"),
+        md.contains("| Time to containment | 4.200 s after the incident's start (recorded) |"),
         "{md}"
     );
     assert!(md.contains("for incident INC-123"), "{md}");
     assert!(
-        md.contains("Contained 4.200 s after the start, at 2026-01-02 03:04:09 UTC: key k-1 is deleted and refused by ESUS."),
+        md.contains("Contained 4.200 s after the incident's start, at 2026-01-02 03:04:09 UTC: key k-1 is deleted and refused by ESUS."),
         "{md}"
     );
     assert!(
@@ -189,11 +189,11 @@ fn without_a_containment_record_the_report_says_it_estimates() {
     let (path, _) = write_run(dir.path(), Ending::Success);
     let md = report(&path, ReportFormat::Markdown);
     assert!(
-        md.contains("| Time to containment | 2.500 s (estimate: when the last destructive step, revoke-key, finished ok; this transcript has no containment record) |"),
+        md.contains("| Time to containment | 2.500 s after the incident's start (estimate: when the last destructive step, revoke-key, finished ok; this transcript has no containment record) |"),
         "{md}"
     );
     assert!(
-        md.contains("Estimated time to containment: 2.500 s"),
+        md.contains("Estimated time to containment: 2.500 s after this run's start"),
         "{md}"
     );
     assert!(
@@ -275,17 +275,25 @@ fn html_has_what_markdown_has_plus_outputs_and_a_timeline_picture() {
     // The summary paragraph comes first, then one inline SVG with a bar per step.
     let summary = html.find("<p class=\"summary").expect("summary");
     let svg = html.find("<svg").expect("svg");
-    assert!(summary < svg && svg < html.find("<h2>Inputs</h2>").unwrap());
+    assert!(summary < svg && svg < html.find("<h2>Legs</h2>").unwrap());
     assert_eq!(html.matches("<svg").count(), 1);
     assert_eq!(
-        html.matches("<rect x=").count() - 6,
+        html.matches("<g class=\"step\">").count(),
         3,
-        "a bar per step + 6 legend swatches"
+        "a bar per step"
     );
+    assert_eq!(
+        html.matches("<g class=\"leg\">").count(),
+        1,
+        "a bar per leg"
+    );
+    // The executor's duration, and apart from it the time the prompt was open (from the step's
+    // start to the interactive answer).
     assert!(
-        html.contains("<title>revoke-key: ok, 250 ms, destructive</title>"),
+        html.contains("<title>leg 1, revoke-key: ok, 250 ms + 250 ms waiting for a person, destructive</title>"),
         "{html}"
     );
+    assert_eq!(html.matches("<rect class=\"wait\"").count(), 1, "{html}");
     assert!(html.contains("stroke=\"#111\""), "destructive outlined");
     assert!(html.contains("contained (estimate)"), "{html}");
     // No script, no external resource.

@@ -156,7 +156,12 @@ fn the_default_key_is_created_once_with_private_modes() {
     let (signer, created) = Signer::load_or_create(&path, None).unwrap();
     let created = created.unwrap();
     assert_eq!(created.public_key, signer.public_key_openssh());
-    assert!(created.to_string().contains(&created.public_key));
+    // The message carries the key's whole allowed_signers line, not the bare key.
+    let line = esus_ir::transcript::allowed_signers_line(
+        &esus_ir::transcript::default_operator(),
+        &created.public_key,
+    );
+    assert!(created.to_string().ends_with(&format!("\n{line}")));
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(&dir.path().join("config/esus-ir")), 0o700);
     assert!(

@@ -6,14 +6,15 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::escape::esc;
-use super::model::{Containment, Timeline, human_duration};
+use super::incident::Incident;
+use super::model::{Containment, human_duration};
+use super::sections::{self, Cell, Dress, Table};
 use super::svg;
 use crate::event::REDACTED;
-use crate::transcript::findings::Verification;
 
 const CSS: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}\
 table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}\
-th{background:#f3f3f3}td.mono,span.mono{font-family:ui-monospace,monospace;font-size:13px;word-break:break-all}td.ts{white-space:nowrap;word-break:normal}\
+th{background:#f3f3f3}td.mono,span.mono{font-family:ui-monospace,monospace;font-size:13px;word-break:break-all}td.ts,span.ts{white-space:nowrap;word-break:normal}\
 .ok{color:#176117;font-weight:bold}.bad{color:#a11;font-weight:bold}\
 .summary{border:1px solid #ccc;border-left:6px solid #888;border-radius:4px;padding:.8rem 1rem;margin:1rem 0;background:#fafafa;font-size:16px}\
 .summary.contained{border-left-color:#2e7d32}.summary.not-contained{border-left-color:#c62828}.summary.estimate{border-left-color:#ef6c00}\
@@ -26,18 +27,22 @@ figure{margin:1rem 0;overflow-x:auto}svg.timeline{max-width:100%;height:auto;bac
 /// Longest output value shown in full; longer ones are cut (the transcript has them all).
 const MAX_VALUE_CHARS: usize = 400;
 
-pub(super) fn render(t: &Timeline, v: &Verification) -> String {
+pub(super) fn render(inc: &Incident) -> String {
     let mut out = String::new();
-    let title = format!("Incident response report: {}", esc(&t.runbook_name));
+    let name = inc
+        .last()
+        .map(|l| l.timeline.runbook_name.as_str())
+        .unwrap_or_default();
+    let title = format!("Incident response report: {}", esc(name));
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
          <title>{title}</title><style>{CSS}</style></head><body>\n<h1>{title}</h1>\n"
     );
-    summary(&mut out, t);
-    out.push_str("<h2>Steps over time</h2>\n");
-    match svg::timeline(t) {
+    summary(&mut out, inc);
+    out.push_str("<h2>The incident over time</h2>\n");
+    match svg::timeline(inc) {
         Some(svg) => {
             out.push_str("<figure>\n");
             out.push_str(&svg);
@@ -45,44 +50,65 @@ pub(super) fn render(t: &Timeline, v: &Verification) -> String {
         }
         None => out.push_str("<p>No step started.</p>\n"),
     }
-    overview(&mut out, t, v);
-    containment(&mut out, t);
-    inputs(&mut out, t);
-    steps(&mut out, t);
-    outputs(&mut out, t);
-    evidence(&mut out, t);
-    out.push_str("<h2>Timeline</h2>\n<table><tr><th>Seq</th><th>Time</th><th>Event</th><th>Details</th></tr>\n");
-    for e in &t.events {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"mono ts\">{}</td><td>{}</td><td>{}</td></tr>",
-            e.seq,
-            esc(&e.ts),
-            esc(&e.kind),
-            esc(&e.summary)
-        );
+    out.push_str("<table>\n");
+    for (k, cell) in sections::overview(inc) {
+        let _ = writeln!(out, "<tr><th>{k}</th><td>{}</td></tr>", cell_html(&cell));
     }
-    out.push_str("</table>\n<h2>Verification</h2>\n<ul>\n");
-    for p in &v.problems {
-        let place = p.seq.map(|s| format!("seq {s}: ")).unwrap_or_default();
-        let _ = writeln!(out, "<li class=\"bad\">{place}{}</li>", esc(&p.what));
+    out.push_str("</table>\n");
+    table(&mut out, &sections::legs(inc));
+    containment(&mut out, inc);
+    table(&mut out, &sections::decisions(inc));
+    table(&mut out, &sections::evidence(inc));
+    table(&mut out, &sections::steps(inc));
+    inputs(&mut out, inc);
+    outputs(&mut out, inc);
+    table(&mut out, &sections::events(inc));
+    out.push_str("<h2>Verification</h2>\n<ul>\n");
+    for (bad, line) in sections::verification(inc) {
+        let class = if bad { " class=\"bad\"" } else { "" };
+        let _ = writeln!(out, "<li{class}>{}</li>", esc(&line));
     }
-    for w in &v.warnings {
-        let _ = writeln!(out, "<li>warning: {}</li>", esc(w));
-    }
-    let _ = writeln!(
-        out,
-        "<li>{} records, {}</li>",
-        v.events,
-        if v.complete { "complete" } else { "incomplete" }
-    );
     out.push_str("</ul>\n</body></html>\n");
     out
 }
 
+fn cell_html(c: &Cell) -> String {
+    match &c.dress {
+        Dress::Plain => esc(&c.text),
+        Dress::Mono => format!("<span class=\"mono\">{}</span>", esc(&c.text)),
+        Dress::Code => format!("<span class=\"mono ts\">{}</span>", esc(&c.text)),
+        Dress::Status(word) => format!("{}{}", swatch(word), esc(&c.text)),
+        Dress::Strong => format!("<span class=\"bad\">{}</span>", esc(&c.text)),
+    }
+}
+
+fn table(out: &mut String, t: &Table) {
+    let _ = writeln!(out, "<h2>{}</h2>", esc(t.title));
+    if t.rows.is_empty() {
+        let _ = writeln!(out, "<p>{}</p>", esc(t.empty));
+        return;
+    }
+    out.push_str("<table><tr>");
+    for h in t.headers {
+        let _ = write!(out, "<th>{}</th>", esc(h));
+    }
+    out.push_str("</tr>\n");
+    for row in &t.rows {
+        out.push_str("<tr>");
+        for c in row {
+            let _ = write!(out, "<td>{}</td>", cell_html(c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
 /// The paragraph on top, with a badge for the containment state.
-fn summary(out: &mut String, t: &Timeline) {
-    let (class, badge) = match t.containment_facts() {
+fn summary(out: &mut String, inc: &Incident) {
+    let Some(leg) = inc.containment_leg() else {
+        return;
+    };
+    let (class, badge) = match leg.timeline.containment_facts() {
         Containment::Recorded(c) => match c.state.as_str() {
             "contained" => ("contained", "CONTAINED".to_string()),
             "not-contained" => ("not-contained", "NOT CONTAINED".to_string()),
@@ -97,75 +123,16 @@ fn summary(out: &mut String, t: &Timeline) {
         out,
         "<p class=\"summary {class}\"><span class=\"pill {class}\">{}</span>{}</p>",
         esc(&badge),
-        esc(&t.summary())
+        esc(&inc.summary())
     );
 }
 
-fn overview(out: &mut String, t: &Timeline, v: &Verification) {
-    let verdict = if v.ok {
-        "<span class=\"ok\">VALID</span>"
-    } else {
-        "<span class=\"bad\">INVALID</span>"
-    };
-    let mut rows: Vec<(&str, String)> = Vec::new();
-    if let Some(id) = &t.incident_id {
-        rows.push(("Incident", esc(id)));
-    }
-    rows.extend([
-        ("Operator", esc(&t.operator)),
-        ("Host", esc(&t.host)),
-        ("Mode", esc(&t.mode)),
-        ("ESUS", esc(&t.base_url)),
-        (
-            "Runbook",
-            format!(
-                "{} <span class=\"mono\">{}</span>",
-                esc(&t.runbook_name),
-                esc(&t.runbook_sha256)
-            ),
-        ),
-        ("esus-ir", esc(&t.tool_version)),
-    ]);
-    if let Some(p) = &t.preflight {
-        rows.push(("Acting as", esc(p)));
-    }
-    if let Some(r) = &t.resumes {
-        rows.push(("Resumes", format!("<span class=\"mono\">{}</span>", esc(r))));
-    }
-    rows.extend([
-        ("Started", esc(&t.started)),
-        (
-            "Finished",
-            t.finished
-                .as_deref()
-                .map_or("never (the run did not finish)".into(), esc),
-        ),
-        ("Duration", t.duration.map_or("—".into(), human_duration)),
-        (
-            "Outcome",
-            t.outcome
-                .as_ref()
-                .map_or("unknown".into(), |(o, c)| format!("{} (exit {c})", esc(o))),
-        ),
-        (
-            "Time to containment",
-            super::markdown::time_to_containment(t, esc),
-        ),
-        (
-            "Verification",
-            format!("{verdict} — {}", esc(&v.signature.detail)),
-        ),
-    ]);
-    out.push_str("<table>\n");
-    for (k, val) in rows {
-        let _ = writeln!(out, "<tr><th>{k}</th><td>{val}</td></tr>");
-    }
-    out.push_str("</table>\n");
-}
-
-fn containment(out: &mut String, t: &Timeline) {
+fn containment(out: &mut String, inc: &Incident) {
     out.push_str("<h2>Containment</h2>\n");
-    let c = match t.containment_facts() {
+    let Some(leg) = inc.containment_leg() else {
+        return;
+    };
+    let c = match leg.timeline.containment_facts() {
         Containment::Recorded(c) => c,
         Containment::DryRun => {
             out.push_str("<p>A dry run sends no change, so nothing was contained.</p>\n");
@@ -177,7 +144,7 @@ fn containment(out: &mut String, t: &Timeline) {
                 "<p>This transcript has no containment record (it predates them, or the run ended before writing one). Estimate: {}.</p>",
                 match e {
                     Some((d, step)) => format!(
-                        "contained {} after the start, when the last destructive step, {}, finished ok",
+                        "contained {} after its leg&#39;s start, when the last destructive step, {}, finished ok",
                         human_duration(*d),
                         esc(step)
                     ),
@@ -188,6 +155,14 @@ fn containment(out: &mut String, t: &Timeline) {
         }
     };
     out.push_str("<table>\n");
+    if inc.legs.len() > 1 {
+        let _ = writeln!(
+            out,
+            "<tr><th>Recorded by</th><td>leg {} (<span class=\"mono\">{}</span>)</td></tr>",
+            leg.number,
+            esc(&leg.file)
+        );
+    }
     let _ = writeln!(
         out,
         "<tr><th>State</th><td><strong>{}</strong></td></tr>",
@@ -199,7 +174,10 @@ fn containment(out: &mut String, t: &Timeline) {
     let _ = writeln!(
         out,
         "<tr><th>Time to containment</th><td>{}</td></tr>",
-        c.time_to_containment.map_or("—".into(), human_duration)
+        c.time_to_containment.map_or("—".into(), |d| format!(
+            "{} after the incident&#39;s start",
+            human_duration(d)
+        ))
     );
     let _ = writeln!(
         out,
@@ -223,10 +201,14 @@ fn containment(out: &mut String, t: &Timeline) {
     }
 }
 
-fn inputs(out: &mut String, t: &Timeline) {
-    if t.inputs.is_empty() {
+fn inputs(out: &mut String, inc: &Incident) {
+    let Some(t) = inc
+        .last()
+        .map(|l| &l.timeline)
+        .filter(|t| !t.inputs.is_empty())
+    else {
         return;
-    }
+    };
     out.push_str("<h2>Inputs</h2>\n<table><tr><th>Input</th><th>Value</th></tr>\n");
     for (k, val) in &t.inputs {
         let _ = writeln!(
@@ -239,51 +221,25 @@ fn inputs(out: &mut String, t: &Timeline) {
     out.push_str("</table>\n");
 }
 
-fn steps(out: &mut String, t: &Timeline) {
-    out.push_str("<h2>Steps</h2>\n<table><tr><th>Step</th><th>Started</th><th>Destructive</th><th>Approval</th><th>Result</th><th>Duration</th><th>Requests</th></tr>\n");
-    for s in &t.steps {
-        let result = match &s.reason {
-            Some(r) => format!("{}: {}", esc(&s.status), esc(r)),
-            None => esc(&s.status),
-        };
-        let items = s.items.map(|n| format!(" ({n} items)")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "<tr><td>{}{items}</td><td class=\"mono ts\">{}</td><td>{}</td><td>{}</td><td>{}{result}</td><td>{}</td><td>{}</td></tr>",
-            esc(&s.step),
-            esc(&s.started),
-            if s.destructive {
-                "<strong>yes</strong>"
-            } else {
-                "no"
-            },
-            if s.approval.is_empty() {
-                "—".into()
-            } else {
-                esc(&s.approval)
-            },
-            swatch(&s.status),
-            s.duration_ms.map_or("—".into(), |ms| format!("{ms} ms")),
-            s.requests
-        );
-    }
-    out.push_str("</table>\n");
-}
-
 /// The outputs each step recorded. Secret outputs were recorded as `[secret]` and are shown as
 /// exactly that.
-fn outputs(out: &mut String, t: &Timeline) {
+fn outputs(out: &mut String, inc: &Incident) {
     out.push_str("<h2>Step outputs</h2>\n");
-    if t.steps.iter().all(|s| s.outputs.is_empty()) {
+    let steps = || {
+        inc.legs
+            .iter()
+            .flat_map(|l| l.timeline.steps.iter().map(move |s| (l.number, s)))
+    };
+    if steps().all(|(_, s)| s.outputs.is_empty()) {
         out.push_str("<p>No step recorded outputs.</p>\n");
         return;
     }
-    out.push_str("<table><tr><th>Step</th><th>Output</th><th>Value</th></tr>\n");
-    for s in &t.steps {
+    out.push_str("<table><tr><th>Leg</th><th>Step</th><th>Output</th><th>Value</th></tr>\n");
+    for (leg, s) in steps() {
         for (name, value) in &s.outputs {
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                "<tr><td>{leg}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
                 esc(&s.step),
                 esc(name),
                 value_cell(value)
@@ -328,23 +284,4 @@ fn swatch(status: &str) -> String {
         "<span class=\"status\" style=\"background:{}\"></span>",
         svg::status_colour(status)
     )
-}
-
-fn evidence(out: &mut String, t: &Timeline) {
-    out.push_str("<h2>Evidence</h2>\n");
-    if t.evidence.is_empty() {
-        out.push_str("<p>No evidence files.</p>\n");
-        return;
-    }
-    out.push_str("<table><tr><th>Step</th><th>File</th><th>SHA-256</th></tr>\n");
-    for e in &t.evidence {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
-            esc(&e.step),
-            esc(&e.file),
-            esc(&e.sha256)
-        );
-    }
-    out.push_str("</table>\n");
 }

@@ -9,6 +9,9 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
+use super::decisions::Prompts;
+pub use super::decisions::{Decision, DecisionRow, decided_by};
+use super::describe::describe;
 use crate::transcript::record::Record;
 
 /// The run as a post-mortem reads it.
@@ -30,6 +33,10 @@ pub struct Timeline {
     pub tool_version: String,
     /// The transcript this run resumed, if any (its head hash).
     pub resumes: Option<String>,
+    /// The file name of the transcript this run resumed, if any.
+    pub resumes_file: Option<String>,
+    /// When the incident's first leg started, as a resumed leg records it.
+    pub chain_started_at: Option<String>,
     /// What the preflight found: "acting as … on …", or why it stopped the run.
     pub preflight: Option<String>,
     /// The incident id given to the run, if any.
@@ -53,8 +60,11 @@ pub struct Timeline {
     pub last_ts: String,
     /// Steps in the order they started.
     pub steps: Vec<StepRow>,
-    /// Evidence files referenced by responses.
+    /// Evidence files the records name (responses, audit pulls, finished and carried steps), each
+    /// (file, digest) once.
     pub evidence: Vec<EvidenceRow>,
+    /// Approvals, declines and prompts left unanswered, in the order they were recorded.
+    pub decisions: Vec<DecisionRow>,
     /// Every record, one line each.
     pub events: Vec<EventRow>,
 }
@@ -76,8 +86,11 @@ pub struct StepRow {
     pub reason: Option<String>,
     /// Duration recorded by the executor.
     pub duration_ms: Option<u64>,
-    /// Requests sent (attempts included).
+    /// Requests sent (attempts included), a check's "before" taken ahead of its start too.
     pub requests: usize,
+    /// Whether it started in this transcript (`step-started`); a step the run stopped before
+    /// it started has only its `step-finished`.
+    pub ran: bool,
     /// When it finished (its `step-finished` record), if it did.
     pub finished: Option<String>,
     /// A `foreach` step's item count.
@@ -132,6 +145,10 @@ pub struct EvidenceRow {
     pub file: String,
     /// Its SHA-256.
     pub sha256: String,
+    /// The first record naming it.
+    pub seq: u64,
+    /// For an audit pull: the distinct rows it holds.
+    pub rows: Option<u64>,
 }
 
 /// One record, summarized.
@@ -152,6 +169,10 @@ impl Timeline {
     pub fn from_records(records: &[Record]) -> Self {
         let mut t = Timeline::default();
         let mut destructive: Vec<String> = Vec::new();
+        let mut prompts = Prompts::default();
+        // Requests of a step not yet started: a containment check takes its "before" ahead of
+        // the step that removes access, long before the check itself starts.
+        let mut early: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         // Checkpoints are the writer's signatures, not events of the run.
         for r in records
             .iter()
@@ -166,15 +187,21 @@ impl Timeline {
             match r.kind.as_str() {
                 "run-started" => t.read_start(r),
                 "plan" => destructive = strings(r.data.get("destructive")),
-                "step-started" => t.steps.push(StepRow {
-                    step: field(r, "step"),
-                    started: r.ts.clone(),
-                    destructive: destructive.contains(&field(r, "step")),
-                    status: "unknown".into(),
-                    items: r.data.get("items").and_then(Value::as_u64),
-                    ..StepRow::default()
-                }),
+                "step-started" => {
+                    prompts.started(r);
+                    t.steps.push(StepRow {
+                        step: field(r, "step"),
+                        started: r.ts.clone(),
+                        destructive: destructive.contains(&field(r, "step")),
+                        status: "unknown".into(),
+                        items: r.data.get("items").and_then(Value::as_u64),
+                        requests: early.remove(&field(r, "step")).unwrap_or(0),
+                        ran: true,
+                        ..StepRow::default()
+                    });
+                }
                 "confirmation" => {
+                    t.decisions.push(prompts.answered(r));
                     let approved = r.data.get("approved") == Some(&Value::Bool(true));
                     let how = match field(r, "how").as_str() {
                         "assume-yes" => "--yes".to_string(),
@@ -191,9 +218,24 @@ impl Timeline {
                         .map(|s| s.strip_prefix("acting as ").unwrap_or(s).to_string());
                 }
                 "request" | "response" if r.step() == Some("preflight") => {}
-                "request" => t.step_mut(r).requests += 1,
-                "response" => t.read_evidence(r),
-                "step-finished" => t.read_step_finished(r, &destructive),
+                "request" => {
+                    prompts.sent(r);
+                    let step = field(r, "step");
+                    match t.steps.iter_mut().rev().find(|s| s.step == step) {
+                        Some(row) => row.requests += 1,
+                        None => *early.entry(step).or_default() += 1,
+                    }
+                }
+                "response" => t.read_evidence(r, r.data.get("evidence")),
+                "audit-evidence" => t.read_evidence(r, Some(&Value::Object(r.data.clone()))),
+                "carried" => t.read_evidence_list(r),
+                "step-finished" => {
+                    if let Some(d) = prompts.abandoned(r, &destructive) {
+                        t.decisions.push(d);
+                    }
+                    t.read_evidence_list(r);
+                    t.read_step_finished(r, &destructive);
+                }
                 "run-finished" => t.read_finish(r),
                 "containment" => t.containment_record = Some(containment_record(r)),
                 _ => {}
@@ -229,27 +271,7 @@ impl Timeline {
     /// The one-paragraph summary on top of a report, as plain text (renderers escape it): who ran
     /// what, for which incident, how, how it ended, and what was contained when.
     pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let operator = or_unknown(&self.operator);
-        let runbook = or_unknown(&self.runbook_name);
-        s.push_str(&format!("{operator} ran the runbook {runbook}"));
-        if let Some(id) = &self.incident_id {
-            s.push_str(&format!(" for incident {id}"));
-        }
-        let target = or_unknown(&self.base_url);
-        s.push_str(&match self.mode.as_str() {
-            "live" => format!(" live against {target}"),
-            "drill" => {
-                " as a drill against the embedded simulator (no real credential was touched)"
-                    .to_string()
-            }
-            "dry-run" => format!(" as a dry run against {target} (no change was sent)"),
-            other => format!(" in mode {} against {target}", or_unknown(other)),
-        });
-        if !self.host.is_empty() {
-            s.push_str(&format!(" from {}", self.host));
-        }
-        s.push_str(&format!(", starting {}.", human_time(&self.started)));
+        let mut s = self.summary_opening();
         match &self.outcome {
             Some((outcome, code)) => {
                 let words = match outcome.as_str() {
@@ -271,7 +293,40 @@ impl Timeline {
             ),
         }
         s.push(' ');
-        s.push_str(&match self.containment_facts() {
+        s.push_str(&self.containment_sentence());
+        s
+    }
+
+    /// Who ran which runbook, for which incident, how, from where and when.
+    pub fn summary_opening(&self) -> String {
+        let mut s = String::new();
+        let operator = or_unknown(&self.operator);
+        let runbook = or_unknown(&self.runbook_name);
+        s.push_str(&format!("{operator} ran the runbook {runbook}"));
+        if let Some(id) = &self.incident_id {
+            s.push_str(&format!(" for incident {id}"));
+        }
+        let target = or_unknown(&self.base_url);
+        s.push_str(&match self.mode.as_str() {
+            "live" => format!(" live against {target}"),
+            "drill" => {
+                " as a drill against the embedded simulator (no real credential was touched)"
+                    .to_string()
+            }
+            "dry-run" => format!(" as a dry run against {target} (no change was sent)"),
+            other => format!(" in mode {} against {target}", or_unknown(other)),
+        });
+        if !self.host.is_empty() {
+            s.push_str(&format!(" from {}", self.host));
+        }
+        s.push_str(&format!(", starting {}.", human_time(&self.started)));
+        s
+    }
+
+    /// What was contained when. A recorded time counts from the incident's start (the first
+    /// leg's), which the sentence says: a resumed leg's own start is not the incident's.
+    pub fn containment_sentence(&self) -> String {
+        match self.containment_facts() {
             Containment::Recorded(c) => {
                 let summary = if c.summary.is_empty() {
                     String::new()
@@ -281,8 +336,8 @@ impl Timeline {
                 match c.state.as_str() {
                     "contained" => {
                         let when = match (c.time_to_containment, &c.at) {
-                            (Some(d), Some(at)) => format!(" {} after the start, at {}", human_duration(d), human_time(at)),
-                            (Some(d), None) => format!(" {} after the start", human_duration(d)),
+                            (Some(d), Some(at)) => format!(" {} after the incident's start, at {}", human_duration(d), human_time(at)),
+                            (Some(d), None) => format!(" {} after the incident's start", human_duration(d)),
                             (None, Some(at)) => format!(" at {}", human_time(at)),
                             (None, None) => String::new(),
                         };
@@ -294,13 +349,12 @@ impl Timeline {
                 }
             }
             Containment::Estimated(Some((d, step))) => format!(
-                "Estimated time to containment: {} (this transcript has no containment record; the estimate is when the last destructive step, {step}, finished ok).",
+                "Estimated time to containment: {} after this run's start (this transcript has no containment record; the estimate is when the last destructive step, {step}, finished ok).",
                 human_duration(*d)
             ),
             Containment::Estimated(None) => "Containment was not reached (estimate: no destructive step finished ok; this transcript has no containment record).".to_string(),
             Containment::DryRun => "A dry run changes nothing, so nothing was contained.".to_string(),
-        });
-        s
+        }
     }
 
     fn read_start(&mut self, r: &Record) {
@@ -312,6 +366,8 @@ impl Timeline {
         self.mode = field(r, "mode");
         self.tool_version = field(r, "tool_version");
         self.resumes = r.str_field("resumes").map(str::to_string);
+        self.resumes_file = r.str_field("resumes_file").map(str::to_string);
+        self.chain_started_at = r.str_field("chain_started_at").map(str::to_string);
         self.incident_id = r
             .str_field("incident_id")
             .filter(|s| !s.trim().is_empty())
@@ -330,19 +386,42 @@ impl Timeline {
         }
     }
 
-    fn read_evidence(&mut self, r: &Record) {
-        if let Some(ev) = r.data.get("evidence").filter(|v| v.is_object()) {
-            let get = |k| {
-                ev.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            self.evidence.push(EvidenceRow {
-                step: field(r, "step"),
-                file: get("file"),
-                sha256: get("sha256"),
-            });
+    /// Records the evidence file `ev` names (`{"file", "sha256"}`), once per file and digest.
+    fn read_evidence(&mut self, r: &Record, ev: Option<&Value>) {
+        let Some(ev) = ev.filter(|v| v.is_object()) else {
+            return;
+        };
+        let get = |k| {
+            ev.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (file, sha256) = (get("file"), get("sha256"));
+        if self
+            .evidence
+            .iter()
+            .any(|e| e.file == file && e.sha256 == sha256)
+        {
+            return;
+        }
+        self.evidence.push(EvidenceRow {
+            step: field(r, "step"),
+            file,
+            sha256,
+            seq: r.seq,
+            rows: (r.kind == "audit-evidence")
+                .then(|| ev.get("rows").and_then(Value::as_u64))
+                .flatten(),
+        });
+    }
+
+    /// The `evidence` list of a finished or carried step.
+    fn read_evidence_list(&mut self, r: &Record) {
+        if let Some(list) = r.data.get("evidence").and_then(Value::as_array) {
+            for ev in list {
+                self.read_evidence(r, Some(ev));
+            }
         }
     }
 
@@ -394,64 +473,6 @@ impl Timeline {
     }
 }
 
-/// A one-line description of a record.
-fn describe(r: &Record) -> String {
-    let step = field(r, "step");
-    match r.kind.as_str() {
-        "run-started" => format!(
-            "{} started by {} ({})",
-            field(r, "runbook_name"),
-            field(r, "operator"),
-            field(r, "mode")
-        ),
-        "plan" => format!("plan: {} steps", strings(r.data.get("order")).len()),
-        "step-started" => format!("{step} started"),
-        "confirmation" => format!(
-            "{step}: {} ({})",
-            if r.data.get("approved") == Some(&Value::Bool(true)) {
-                "approved"
-            } else {
-                "declined"
-            },
-            field(r, "how")
-        ),
-        "request" => {
-            let view = r.data.get("request");
-            let get = |k| {
-                view.and_then(|v| v.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            };
-            format!(
-                "{step}: {} {} (attempt {})",
-                get("method"),
-                get("url"),
-                r.data.get("attempt").map_or("?".into(), Value::to_string)
-            )
-        }
-        "response" => match r.data.get("status").and_then(Value::as_u64) {
-            Some(status) => format!(
-                "{step}: HTTP {status} in {} ms",
-                r.data
-                    .get("duration_ms")
-                    .map_or("?".into(), Value::to_string)
-            ),
-            None => format!("{step}: no response: {}", field(r, "error")),
-        },
-        "step-finished" => format!("{step}: {}", field(r, "status")),
-        "run-finished" => format!("run finished: {}", field(r, "outcome")),
-        "containment" => {
-            let summary = field(r, "summary");
-            if summary.is_empty() {
-                format!("containment: {}", field(r, "state"))
-            } else {
-                format!("containment: {}: {summary}", field(r, "state"))
-            }
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Reads a `containment` record leniently: a missing or mistyped field is left empty.
 fn containment_record(r: &Record) -> ContainmentRecord {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
@@ -486,7 +507,7 @@ fn containment_record(r: &Record) -> ContainmentRecord {
     }
 }
 
-fn or_unknown(s: &str) -> &str {
+pub(super) fn or_unknown(s: &str) -> &str {
     if s.trim().is_empty() { "(unknown)" } else { s }
 }
 
@@ -498,11 +519,11 @@ pub fn human_time(ts: &str) -> String {
     }
 }
 
-fn field(r: &Record, name: &str) -> String {
+pub(super) fn field(r: &Record, name: &str) -> String {
     r.str_field(name).unwrap_or_default().to_string()
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
