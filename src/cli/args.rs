@@ -113,7 +113,7 @@ that schema wherever the new runbook needs it.")]
     Sim(super::sim_cmd::SimArgs),
     /// Create an OpenSSH Ed25519 signing key for transcripts.
     Keygen(super::transcript_cmd::KeygenArgs),
-    /// Verify a signed, hash-chained transcript. Exit 0 valid, 5 invalid.
+    /// Verify signed, hash-chained transcripts and run folders. Exit 0 valid, 5 invalid, 2 usage.
     Verify(super::transcript_cmd::VerifyArgs),
     /// Render a post-mortem timeline from a transcript.
     Report(super::transcript_cmd::ReportArgs),

@@ -95,6 +95,8 @@ async fn two_pages_with_a_refresh_in_between_both_succeed() {
     let records = std::fs::read_to_string(&leg).expect("transcript");
     assert!(records.contains("\"type\":\"token-renewed\""), "{records}");
     assert!(!records.contains(second_refresh) && !records.contains(&first_refresh));
+    let (code, said) = crate::run_support::verify(&env, &leg);
+    assert_eq!(code, 0, "a renewal record verifies: {said}");
     assert!(env.sim.api_key(&first_key).is_some_and(|k| k.deleted));
 
     // The next page, another incident, with the same (still expired) token and the same file.
