@@ -232,6 +232,9 @@ async fn a_resume_renews_with_the_refresh_token_its_incident_saved() {
         leg(&mut cmd);
         let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
         s.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+        s.expect("session_token (secret, hidden; optional")
+            .expect("the optional session token is asked for");
+        s.send_line("").expect("Enter skips it");
         s.expect("ESUS token renewed with the refresh token")
             .expect("the renewal is said");
         s.expect("Delete API key").expect("the delete prompt");

@@ -72,9 +72,11 @@ impl Env {
         for var in CLEARED_ENV {
             cmd.env_remove(var);
         }
+        // No NO_COLOR: stdout and stderr are pipes, and that alone must keep them plain
+        // (`output` checks it for every command).
         cmd.env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("HOME", self.dir.path())
-            .env("NO_COLOR", "1")
+            .env_remove("NO_COLOR")
             .timeout(std::time::Duration::from_secs(120));
         cmd
     }
@@ -161,10 +163,28 @@ impl Env {
 }
 
 /// Runs a command on a blocking thread (the simulator keeps serving on the test's runtime).
+/// Its stdout and stderr are pipes, so — unless the command asks for `--color always` — not one
+/// ANSI escape may reach them: a paging tool's log would carry it.
 pub(crate) async fn output(mut cmd: assert_cmd::Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("esus-ir runs"))
+    let forced = cmd.get_args().any(|a| a == "always");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("esus-ir runs"))
         .await
-        .expect("join")
+        .expect("join");
+    if !forced {
+        assert_no_ansi(&out);
+    }
+    out
+}
+
+/// No ANSI escape in a non-terminal output.
+pub(crate) fn assert_no_ansi(out: &Output) {
+    for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !bytes.contains(&0x1b),
+            "an ANSI escape reached {name}, a pipe: {}",
+            text(bytes)
+        );
+    }
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {
