@@ -180,6 +180,7 @@ fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
         token_file: None,
         login: None,
         refresh_token_file: None,
+        refresh_token_keyring: false,
         inputs: args.inputs.clone(),
         inputs_file: None,
         secret_files: Vec::new(),

@@ -10,7 +10,7 @@ use super::prompt::{ask_hidden, is_interrupt};
 use crate::error::Error;
 use crate::esus::client::EsusClient;
 use crate::exec::shared::Interrupt;
-use crate::exec::token::{self, OperatorToken};
+use crate::exec::token::{self, OperatorToken, RefreshStore};
 
 /// Where the operator's token comes from.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +21,9 @@ pub struct TokenSources {
     pub login: Option<String>,
     /// `--refresh-token-file`: the refresh token is read from it, and a rotated one written back.
     pub refresh_file: Option<std::path::PathBuf>,
+    /// `--refresh-token-keyring`: the OS keyring entry the refresh token is read from (else
+    /// ESUS_REFRESH_TOKEN seeds it) and a rotated one written back to.
+    pub refresh_keyring: Option<String>,
     /// Where a rotated refresh token goes without `--refresh-token-file`: the run's secrets folder.
     pub secrets_dir: Option<std::path::PathBuf>,
 }
@@ -38,12 +41,13 @@ pub async fn operator_token(
 ) -> Result<OperatorToken, Error> {
     let token = access_token(sources, client, interactive, interrupt).await?;
     // Only a token that came with a refresh token can see one rotated.
-    let save_to = match &sources.refresh_file {
-        Some(path) => Some(path.clone()),
-        None => sources
+    let save_to = match (&sources.refresh_keyring, &sources.refresh_file) {
+        (Some(entry), _) => Some(RefreshStore::Keyring(entry.clone())),
+        (None, Some(path)) => Some(RefreshStore::File(path.clone())),
+        (None, None) => sources
             .secrets_dir
             .as_ref()
-            .map(|d| d.join(ROTATED_REFRESH_FILE)),
+            .map(|d| RefreshStore::File(d.join(ROTATED_REFRESH_FILE))),
     };
     Ok(match save_to {
         Some(path) => token.saving_refresh_to(path),
@@ -55,6 +59,22 @@ pub async fn operator_token(
 /// in its secrets folder (ESUS rotated the one in the environment away), else
 /// ESUS_REFRESH_TOKEN.
 fn refresh_token(sources: &TokenSources) -> Result<Option<SecretString>, Error> {
+    if let Some(entry) = &sources.refresh_keyring {
+        let store = RefreshStore::Keyring(entry.clone());
+        match store.read() {
+            Ok(Some(t)) => return Ok(Some(checked(t, &store.to_string())?)),
+            // Nothing kept yet: ESUS_REFRESH_TOKEN seeds it (its rotation is kept there).
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Error::Usage(format!(
+                    "--refresh-token-keyring: {e} (nothing was sent)"
+                )));
+            }
+        }
+        return env_secret("ESUS_REFRESH_TOKEN")
+            .map(|t| checked(t, "ESUS_REFRESH_TOKEN"))
+            .transpose();
+    }
     if let Some(path) = &sources.refresh_file {
         let what = format!("--refresh-token-file {}", path.display());
         return read_secret_file(path, &what).map(Some);

@@ -27,6 +27,7 @@ use crate::exec::executor::{self, RunMeta, RunOptions};
 use crate::exec::report::RunReport;
 use crate::exec::shared::{Fanout, Interrupt, Parts, Shared};
 use crate::exec::token::OperatorToken;
+use crate::exec::token::RefreshStore;
 use crate::exec::witness::Witnesses;
 use crate::plan::Planner;
 use crate::plan::inputs;
@@ -64,8 +65,13 @@ pub struct RunArgs {
     pub login: Option<String>,
     /// The refresh token, read from this file (instead of ESUS_REFRESH_TOKEN); when ESUS rotates
     /// it mid-run, the new one is written back here (0600), so the next run can renew too.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "refresh_token_keyring")]
     pub refresh_token_file: Option<PathBuf>,
+    /// Keep the refresh token in the operating system's keyring (service `esus-ir`, entry
+    /// `refresh-token@<ESUS base URL>`): read from there (ESUS_REFRESH_TOKEN seeds it the first
+    /// time), and a token ESUS rotates mid-run written back there — never to a file.
+    #[arg(long)]
+    pub refresh_token_keyring: bool,
     /// An input value (not for secret inputs).
     #[arg(short, long = "input", value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
@@ -218,6 +224,11 @@ pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> 
                 ContainmentState::NotApplicable => line,
             };
             let mut text = format!("\n{line}\n{}", r.render_text());
+            if let Some(entry) = &r.refresh_token_keyring {
+                text.push_str(&format!(
+                    "ESUS rotated the refresh token during this run: the new one is in the OS keyring (service esus-ir, entry {entry}); the old one no longer works\n"
+                ));
+            }
             if let Some(path) = &r.refresh_token_file {
                 text.push_str(&format!(
                     "ESUS rotated the refresh token during this run: the new one is in {} (0600); the old one no longer works — use --refresh-token-file {} next time\n",
@@ -595,12 +606,18 @@ async fn token_for(
     match (args.offline, drill) {
         (true, _) => Ok(OperatorToken::default()),
         (_, Some(d)) => Ok(OperatorToken::new(Some(d.token.clone()), d.refresh.clone())
-            .saving_refresh_to(secrets.join(operator::ROTATED_REFRESH_FILE))),
+            .saving_refresh_to(RefreshStore::File(
+                secrets.join(operator::ROTATED_REFRESH_FILE),
+            ))),
         _ => {
             let sources = TokenSources {
                 token_file: args.token_file.clone(),
                 login: args.login.clone(),
                 refresh_file: args.refresh_token_file.clone(),
+                refresh_keyring: args.refresh_token_keyring.then(|| {
+                    let base = client.base().to_string();
+                    format!("refresh-token@{}", base.trim_end_matches('/'))
+                }),
                 secrets_dir: Some(secrets.to_path_buf()),
             };
             operator::operator_token(&sources, client, interactive, interrupt).await
@@ -852,6 +869,7 @@ fn already_complete(
         missing_approvals: Vec::new(),
         resume_command: None,
         refresh_token_file: None,
+        refresh_token_keyring: None,
         not_done: Vec::new(),
         by_hand: Vec::new(),
     }

@@ -335,9 +335,16 @@ fn renewal_words(by: &str, saved_to: Option<&str>, save_error: Option<&str>) -> 
         (_, Some(e)) => format!(
             "ESUS token renewed {how}; ESUS rotated the refresh token but the new one could NOT be saved ({e}): the next run needs a fresh token"
         ),
-        (Some(p), None) => format!(
-            "ESUS token renewed {how}; the new refresh token is saved in {p} (0600) — the old one no longer works"
-        ),
+        (Some(p), None) => {
+            let mode = if p.starts_with("the OS keyring") {
+                ""
+            } else {
+                " (0600)"
+            };
+            format!(
+                "ESUS token renewed {how}; the new refresh token is saved in {p}{mode} — the old one no longer works"
+            )
+        }
         (None, None) => format!("ESUS token renewed {how}"),
     }
 }

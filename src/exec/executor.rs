@@ -21,6 +21,7 @@ use super::opening::{plan_event, run_started};
 use super::report::{RunReport, StepReport};
 use super::shared::Shared;
 use super::step::{self, StepResult};
+use super::token::RefreshStore;
 use crate::esus::actions::Effect;
 use crate::event::{Event, RunOutcome, StepStatus};
 use crate::plan::context::Context;
@@ -220,6 +221,7 @@ impl Run {
             time_to_containment_ms: None,
             resume_command: None,
             refresh_token_file: None,
+            refresh_token_keyring: None,
             not_done: Vec::new(),
             by_hand: Vec::new(),
             run_id: meta.run_id.clone(),
@@ -805,7 +807,11 @@ impl Run {
         self.report.time_to_containment_ms = c.time_to_containment_ms;
         self.report.finished_at = jiff::Timestamp::now().to_string();
         self.report.containment = Some(c);
-        self.report.refresh_token_file = self.shared.token.saved_refresh();
+        match self.shared.token.saved_refresh() {
+            Some(RefreshStore::File(p)) => self.report.refresh_token_file = Some(p),
+            Some(RefreshStore::Keyring(entry)) => self.report.refresh_token_keyring = Some(entry),
+            None => {}
+        }
         self.report.by_hand = self.by_hand_only();
         self.report
     }

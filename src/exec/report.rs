@@ -68,6 +68,9 @@ pub struct RunReport {
     /// Where the refresh token ESUS rotated during the run was written (0600): the next run
     /// must use it (`--refresh-token-file`), the old one is dead.
     pub refresh_token_file: Option<PathBuf>,
+    /// The OS keyring entry (service `esus-ir`) the rotated refresh token was written to, with
+    /// `--refresh-token-keyring`.
+    pub refresh_token_keyring: Option<String>,
     /// What was not done, and why (an optional input nobody gave): "no `session_token` given:
     /// `logout` (Log out the compromised session) will NOT run".
     pub not_done: Vec<String>,

@@ -234,7 +234,7 @@ pub(super) async fn renew_token(
         let _ = shared.emit(&Event::TokenRenewed {
             by: r.by.to_string(),
             refresh_rotated: r.refresh_rotated,
-            refresh_saved_to: r.saved_to.map(|p| p.display().to_string()),
+            refresh_saved_to: r.saved_to.map(|p| p.to_string()),
             save_error: r.save_error,
         });
     }

@@ -29,11 +29,70 @@ struct State {
 #[derive(Debug, Default)]
 pub struct OperatorToken {
     state: tokio::sync::Mutex<State>,
-    /// Where a refresh token ESUS rotates is written (0600) for the next run: the operator's
-    /// `--refresh-token-file`, else the run's secrets folder.
-    refresh_file: Option<PathBuf>,
-    /// Where the last rotated refresh token was written (read once the run is over).
-    saved: std::sync::Mutex<Option<PathBuf>>,
+    /// Where a refresh token ESUS rotates is kept for the next run: the operator's
+    /// `--refresh-token-file` or the OS keyring, else the run's secrets folder.
+    refresh_store: Option<RefreshStore>,
+    /// Where the last rotated refresh token was kept (read once the run is over).
+    saved: std::sync::Mutex<Option<RefreshStore>>,
+}
+
+/// Where a rotated refresh token is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshStore {
+    /// A file, 0600, replaced atomically.
+    File(PathBuf),
+    /// An entry of the operating system's keyring (service `esus-ir`, this user name).
+    Keyring(String),
+}
+
+/// The keyring service esus-ir's entries live under.
+pub const KEYRING_SERVICE: &str = "esus-ir";
+
+impl RefreshStore {
+    /// Reads the refresh token kept here; `Ok(None)` when there is none yet.
+    pub fn read(&self) -> Result<Option<SecretString>, String> {
+        match self {
+            RefreshStore::File(path) => match std::fs::read_to_string(path) {
+                Ok(t) => Ok(Some(SecretString::from(t.trim().to_string()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            },
+            RefreshStore::Keyring(user) => {
+                let entry =
+                    keyring::Entry::new(KEYRING_SERVICE, user).map_err(|e| e.to_string())?;
+                match entry.get_password() {
+                    Ok(t) => Ok(Some(SecretString::from(t))),
+                    Err(keyring::Error::NoEntry) => Ok(None),
+                    Err(e) => Err(format!("the OS keyring: {e}")),
+                }
+            }
+        }
+    }
+
+    fn write(&self, secret: &SecretString) -> Result<(), String> {
+        match self {
+            RefreshStore::File(path) => {
+                write_secret_file(path, secret).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            RefreshStore::Keyring(user) => keyring::Entry::new(KEYRING_SERVICE, user)
+                .and_then(|e| e.set_password(secret.expose_secret()))
+                .map_err(|e| format!("the OS keyring: {e}")),
+        }
+    }
+}
+
+impl std::fmt::Display for RefreshStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefreshStore::File(p) => write!(f, "{}", p.display()),
+            RefreshStore::Keyring(user) => {
+                write!(
+                    f,
+                    "the OS keyring (service {KEYRING_SERVICE}, entry {user})"
+                )
+            }
+        }
+    }
 }
 
 /// How a renewal went, for the record (no token in it).
@@ -43,8 +102,8 @@ pub struct Renewal {
     pub by: &'static str,
     /// ESUS answered with a new refresh token.
     pub refresh_rotated: bool,
-    /// Where the new refresh token was written.
-    pub saved_to: Option<PathBuf>,
+    /// Where the new refresh token was kept.
+    pub saved_to: Option<RefreshStore>,
     /// Why it could not be written.
     pub save_error: Option<String>,
 }
@@ -58,20 +117,20 @@ impl OperatorToken {
                 refresh,
                 generation: 0,
             }),
-            refresh_file: None,
+            refresh_store: None,
             saved: std::sync::Mutex::new(None),
         }
     }
 
-    /// Writes a refresh token ESUS rotates to `path` (0600, replaced atomically): without it,
-    /// ESUS's rotation would leave the next run with a dead refresh token.
-    pub fn saving_refresh_to(mut self, path: PathBuf) -> Self {
-        self.refresh_file = Some(path);
+    /// Keeps a refresh token ESUS rotates in `store` (a 0600 file replaced atomically, or the OS
+    /// keyring): without it, ESUS's rotation would leave the next run with a dead refresh token.
+    pub fn saving_refresh_to(mut self, store: RefreshStore) -> Self {
+        self.refresh_store = Some(store);
         self
     }
 
-    /// Where the last rotated refresh token was written, if one was.
-    pub fn saved_refresh(&self) -> Option<PathBuf> {
+    /// Where the last rotated refresh token was kept, if one was.
+    pub fn saved_refresh(&self) -> Option<RefreshStore> {
         self.saved.lock().ok().and_then(|s| s.clone())
     }
 
@@ -107,17 +166,15 @@ impl OperatorToken {
                     };
                     // ESUS may rotate the refresh token; keep the old one when it does not.
                     if let Some(new) = refresh {
-                        if let Some(path) = &self.refresh_file {
-                            match write_secret_file(path, &new) {
+                        if let Some(store) = &self.refresh_store {
+                            match store.write(&new) {
                                 Ok(()) => {
-                                    renewal.saved_to = Some(path.clone());
+                                    renewal.saved_to = Some(store.clone());
                                     if let Ok(mut saved) = self.saved.lock() {
-                                        *saved = Some(path.clone());
+                                        *saved = Some(store.clone());
                                     }
                                 }
-                                Err(e) => {
-                                    renewal.save_error = Some(format!("{}: {e}", path.display()))
-                                }
+                                Err(e) => renewal.save_error = Some(e),
                             }
                         }
                         s.refresh = Some(new);
@@ -306,4 +363,44 @@ fn token_pair(body: &Value) -> Result<(SecretString, Option<SecretString>), Auth
         .and_then(Value::as_str)
         .map(|r| SecretString::from(r.to_string()));
     Ok((SecretString::from(access.to_string()), refresh))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_token_kept_in_a_file_is_0600_and_read_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = RefreshStore::File(dir.path().join("refresh"));
+        assert!(store.read().expect("read").is_none(), "nothing kept yet");
+        store
+            .write(&SecretString::from("r-1".to_string()))
+            .expect("write");
+        store
+            .write(&SecretString::from("r-2".to_string()))
+            .expect("replace");
+        let back = store.read().expect("read").expect("kept");
+        assert_eq!(back.expose_secret(), "r-2");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("refresh"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_refresh_token_kept_in_the_os_keyring_is_read_back() {
+        let entry = format!("refresh-token@test-{}", uuid::Uuid::new_v4());
+        let store = RefreshStore::Keyring(entry.clone());
+        assert!(store.read().expect("the keyring answers").is_none());
+        store
+            .write(&SecretString::from("r-keyring".to_string()))
+            .expect("kept");
+        let back = store.read().expect("read").expect("found");
+        assert_eq!(back.expose_secret(), "r-keyring");
+        assert!(store.to_string().contains(&entry));
+        let _ = keyring::Entry::new(KEYRING_SERVICE, &entry).and_then(|e| e.delete_credential());
+    }
 }

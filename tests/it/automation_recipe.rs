@@ -262,3 +262,65 @@ async fn a_resume_renews_with_the_refresh_token_its_incident_saved() {
     );
     assert!(env.sim.api_key(&r.key_id).is_some_and(|k| k.deleted));
 }
+
+/// `--refresh-token-keyring`: ESUS_REFRESH_TOKEN seeds it, ESUS rotates it, and the new one goes
+/// into the OS keyring — never to a file. (Whether a later process finds it there is the OS
+/// keyring's business: on a desktop login it does; in a headless container each process gets
+/// its own session keyring, so the round trip is proven in-process by
+/// `exec::token::tests::a_refresh_token_kept_in_the_os_keyring_is_read_back`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_refresh_token_goes_to_the_os_keyring_when_asked() {
+    let env = Env::start().await;
+    let entry_name = format!("refresh-token@{}", env.sim.base_url());
+    let seed = env
+        .sim
+        .ready()
+        .admin_refresh_token
+        .expose_secret()
+        .to_string();
+    env.sim
+        .advance_clock(std::time::Duration::from_secs(16 * 60));
+    let mut cmd = env.bare_cmd();
+    cmd.env("ESUS_BASE_URL", env.sim.base_url())
+        .env("ESUS_TOKEN", env.sim.ready().admin_token.expose_secret())
+        .env("ESUS_REFRESH_TOKEN", &seed)
+        .args(["run", "api-key-compromise", "--non-interactive", "--yes"])
+        .args(["--input", &format!("key_id={}", env.sim.ready().key_id)])
+        .args(["--input", &format!("user_id={}", env.sim.ready().user_id)])
+        .arg("--refresh-token-keyring")
+        .arg("--run-dir")
+        .arg(env.dir.path().join("runs/K1"))
+        .args(["--output", "json"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        result["refresh_token_keyring"],
+        entry_name.as_str(),
+        "{result}"
+    );
+    assert_eq!(result["refresh_token_file"], Value::Null);
+    assert!(
+        !env.sim.refresh_token_accepted(&seed),
+        "ESUS rotated the seed away"
+    );
+    assert!(
+        !env.dir
+            .path()
+            .join("runs/K1/secrets/esus-refresh-token")
+            .exists(),
+        "never written to a file"
+    );
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("saved in the OS keyring (service esus-ir, entry"),
+        "{said}"
+    );
+    assert!(!said.contains("could NOT be saved"), "{said}");
+    let records = std::fs::read_to_string(env.dir.path().join("runs/K1/transcript.jsonl"))
+        .expect("transcript");
+    assert!(
+        records.contains("\"refresh_saved_to\":\"the OS keyring"),
+        "recorded"
+    );
+}
