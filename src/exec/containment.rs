@@ -25,7 +25,7 @@ pub struct Containment {
     /// When containment was proven (RFC 3339).
     pub at: Option<String>,
     /// What it does not cover: containment steps an absent input turned off or ran without.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_covered: Vec<String>,
 }
 
