@@ -16,11 +16,7 @@ use crate::error::{Error, ExitCode};
 use crate::event::RunMode;
 use crate::transcript::{Signer, canonical_json, sha256_hex};
 
-/// The SSHSIG namespace of a plan's approval.
-pub const PLAN_NAMESPACE: &str = "esus-ir-plan";
-
-/// What a plan file says it is.
-pub const PLAN_KIND: &str = "esus-ir-plan";
+pub use crate::exec::plan_gate::{PLAN_KIND, PLAN_NAMESPACE};
 
 /// Arguments of `esus-ir plan`.
 #[derive(Debug, clap::Args)]
@@ -78,7 +74,9 @@ pub fn plan(args: PlanArgs, term: Terminal) -> Result<ExitCode, Error> {
             "a plan is made for a new run: --resume takes none (nothing was sent)".into(),
         ));
     }
-    run.dry_run = Some("all".into());
+    // The safe reads are sent, so what later steps send is known exactly, not as templates
+    // (`--offline`: nothing at all is sent, and more of the plan stays templated).
+    run.dry_run = Some(if run.offline { "all" } else { "reads" }.into());
     let done = run_cmd::runtime()?.block_on(run_cmd::execute(run, term, RunMode::Live, None))?;
     let Finished::Dry(plan) = &done else {
         return Err(Error::Usage("the plan could not be made".into()));
@@ -163,6 +161,7 @@ fn document(
         "inputs": started.get("inputs"),
         "operator": started.get("operator"),
         "incident_id": started.get("incident_id"),
+        "incident": started.get("incident"),
         "acting_as": plan.get("acting_as"),
         "created_at": now.to_string(),
         "expires_at": expires_at,
