@@ -81,6 +81,9 @@ pub enum Error {
     /// Ctrl-C before the run started (at a prompt for a token or an input): nothing was sent.
     #[error("{0}")]
     Interrupted(String),
+    /// The person asked said no (or nobody could be asked): nothing was done.
+    #[error("{0}")]
+    Declined(String),
     /// A transcript could not be read, written or signed, or a signing key could not be used.
     #[error("{0}")]
     Transcript(#[from] crate::transcript::TranscriptError),
@@ -96,6 +99,7 @@ impl Error {
             Error::Invalid(_) => ExitCode::Invalid,
             Error::Io { .. } | Error::Sim(_) => ExitCode::StepFailed,
             Error::Interrupted(_) => ExitCode::Interrupted,
+            Error::Declined(_) => ExitCode::Declined,
             // A key that cannot be used is a usage problem; a transcript that cannot be read
             // or checked is never valid.
             Error::Transcript(e) if e.is_key_problem() => ExitCode::Usage,

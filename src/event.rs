@@ -32,6 +32,8 @@ pub enum ApprovalSource {
     AssumeYes,
     /// `--approve STEP_ID` named this step.
     Approve,
+    /// `run --plan`: the signed plan, approved by others, allows exactly this request.
+    Plan,
     /// The runbook said `confirm: false`.
     NotRequired,
     /// Nobody could approve it: an unattended run without `--yes`/`--approve` for this step.
@@ -141,6 +143,13 @@ pub enum Event {
         /// Why the new refresh token could not be written, when it could not.
         #[serde(skip_serializing_if = "Option::is_none")]
         save_error: Option<String>,
+    },
+    /// `run --plan`: the signed plan this run may send no more than, and who approved it.
+    PlanApproved {
+        /// SHA-256 of the plan file's bytes.
+        plan_sha256: String,
+        /// Each approval that counted: `principal (fingerprint)`.
+        approvers: Vec<String>,
     },
     /// The plan shown before the first request.
     Plan {

@@ -107,6 +107,10 @@ that schema wherever the new runbook needs it.")]
     },
     /// Run a runbook against ESUS: plan, confirmations, requests, signed transcript.
     Run(Box<super::run_cmd::RunArgs>),
+    /// Write the plan of a run (what it would send, after the preflight) for others to approve.
+    Plan(Box<super::plan_cmd::PlanArgs>),
+    /// Review a plan and sign it as approved (SSHSIG, namespace esus-ir-plan).
+    Approve(super::plan_cmd::ApproveArgs),
     /// Rehearse a runbook against the embedded simulator and score it.
     Drill(Box<super::drill_cmd::DrillArgs>),
     /// Serve the ESUS simulator on loopback until Ctrl-C.

@@ -31,6 +31,8 @@ pub(super) fn dispatch(
             plan,
         } => schema(output.as_deref(), SchemaOf::pick(result, plan)),
         Command::Run(args) => super::run_cmd::run(*args, term),
+        Command::Plan(args) => super::plan_cmd::plan(*args, term),
+        Command::Approve(args) => super::plan_cmd::approve(args),
         Command::Drill(args) => super::drill_cmd::run(*args, term),
         Command::Sim(args) => super::sim_cmd::run(args),
         Command::Keygen(args) => super::transcript_cmd::keygen(args),

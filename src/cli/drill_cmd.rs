@@ -186,6 +186,8 @@ fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
         secret_files: Vec::new(),
         yes: args.yes || !interactive,
         approve: Vec::new(),
+        plan: None,
+        require_approvals: 1,
         non_interactive: !interactive,
         dry_run: None,
         offline: false,

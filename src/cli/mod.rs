@@ -11,6 +11,7 @@ pub mod describe;
 pub mod drill_cmd;
 pub mod operator;
 mod output;
+pub mod plan_cmd;
 mod prompt;
 mod resume_source;
 pub mod run_cmd;

@@ -84,6 +84,14 @@ pub struct RunArgs {
     /// Approve every destructive step (not `typed` ones).
     #[arg(short, long)]
     pub yes: bool,
+    /// Run a signed plan (`esus-ir plan`, `esus-ir approve`): refuse to start without
+    /// --require-approvals valid approvals beside it (PLAN.*.sig) by distinct --allowed-signers
+    /// other than the operator, then send only the requests it allows.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["resume", "dry_run", "yes", "approve"])]
+    pub plan: Option<PathBuf>,
+    /// With --plan: how many approvals it needs.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "plan")]
+    pub require_approvals: usize,
     /// Approve this step (typed steps included); repeatable.
     #[arg(long, value_name = "STEP_ID")]
     pub approve: Vec<String>,
@@ -317,7 +325,12 @@ pub async fn execute(
         &interrupt,
     )?;
     let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
-    let policy = approval_policy(&args, &subject.valid, interactive)?;
+    let mut policy = approval_policy(&args, &subject.valid, interactive)?;
+    if let Some(path) = &args.plan {
+        policy.plan = Some(Arc::new(signed_plan(
+            &args, path, &subject, &inputs, &client,
+        )?));
+    }
     let place = place_run(&args, &subject)?;
     let secrets = place.folders.secrets.clone();
     let token = token_for(
@@ -546,6 +559,7 @@ fn approval_policy(
         interactive,
         yes: args.yes,
         approve: args.approve.iter().cloned().collect(),
+        plan: None,
     };
     let unknown = policy.unknown_steps(valid);
     if !unknown.is_empty() {
@@ -564,6 +578,67 @@ fn approval_policy(
         )));
     }
     Ok(policy)
+}
+
+/// The signed plan `--plan` names, verified: approved by enough distinct allowed signers (not
+/// the operator), not expired, and for exactly this runbook, ESUS and inputs — else the run does
+/// not start (exit 3; a file that is not a plan: 2).
+fn signed_plan(
+    args: &RunArgs,
+    path: &Path,
+    subject: &Subject,
+    inputs: &crate::plan::inputs::Inputs,
+    client: &EsusClient,
+) -> Result<crate::exec::plan_gate::PlanGate, Error> {
+    use crate::exec::plan_gate::{PlanGate, PlanRefusal};
+    let signers_file = args.sign.resume_allowed_signers.as_ref().ok_or_else(|| {
+        Error::Usage(
+            "--plan needs --allowed-signers FILE: who may approve (nothing was sent)".into(),
+        )
+    })?;
+    let text = std::fs::read_to_string(signers_file)
+        .map_err(|e| Error::io(format!("reading {}", signers_file.display()), e))?;
+    let (signers, _) = crate::transcript::parse_allowed_signers(&text);
+    let own = args.sign.public_key()?;
+    let gate = PlanGate::load(
+        path,
+        &signers,
+        args.require_approvals,
+        own.as_deref(),
+        jiff::Timestamp::now(),
+    )
+    .map_err(|r| match r {
+        PlanRefusal::Malformed(why) => Error::Usage(format!("{why} (nothing was sent)")),
+        PlanRefusal::NotApproved(why) => {
+            Error::Declined(format!("refusing to start: {why} (nothing was sent)"))
+        }
+    })?;
+    let runbook = crate::transcript::sha256_hex(subject.source.text.as_bytes());
+    let mut deviations = Vec::new();
+    if gate.plan["runbook_sha256"].as_str() != Some(runbook.as_str()) {
+        deviations.push("the runbook is not the one planned".to_string());
+    }
+    if gate.plan["base_url"].as_str() != Some(client.base().as_str()) {
+        deviations.push(format!(
+            "ESUS is {}, not the planned {}",
+            client.base(),
+            gate.plan["base_url"]
+        ));
+    }
+    let given = serde_json::Value::Object(inputs.display.clone());
+    if gate.plan["inputs"] != given {
+        deviations.push(format!(
+            "the inputs are {given}, not the planned {}",
+            gate.plan["inputs"]
+        ));
+    }
+    if !deviations.is_empty() {
+        return Err(Error::Declined(format!(
+            "refusing to start: this run deviates from the signed plan: {} (nothing was sent)",
+            deviations.join("; ")
+        )));
+    }
+    Ok(gate)
 }
 
 /// This leg's run id, folders (checked and created) and transcript path. They are settled
@@ -689,9 +764,16 @@ fn shared_for(
     access: Access,
     outlets: Outlets,
 ) -> Result<Arc<Shared>, Error> {
-    let incident = match &subject.resumed {
-        Some(r) => resume_source::incident_of(r),
-        None => place.run_id.clone(),
+    // A run of a signed plan is the plan's incident: its claim names are the ones approved.
+    let planned = access
+        .policy
+        .plan
+        .as_ref()
+        .and_then(|g| g.plan["incident"].as_str().map(str::to_string));
+    let incident = match (&subject.resumed, planned) {
+        (Some(r), _) => resume_source::incident_of(r),
+        (None, Some(planned)) => planned,
+        (None, None) => place.run_id.clone(),
     };
     let planner = Planner::new(
         subject.valid.clone(),

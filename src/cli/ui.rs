@@ -354,6 +354,7 @@ fn how_words(how: ApprovalSource) -> &'static str {
         ApprovalSource::Interactive => "by the operator",
         ApprovalSource::AssumeYes => "by --yes",
         ApprovalSource::Approve => "by --approve",
+        ApprovalSource::Plan => "by the signed plan",
         ApprovalSource::NotRequired => "no confirmation needed",
         ApprovalSource::Missing => "no approval was given for this unattended run",
     }
@@ -369,6 +370,13 @@ impl crate::event::EventSink for Ui {
                 ..
             } => self.run_started(runbook_name, *mode, base_url),
             Event::Preflight { summary, .. } => self.line(summary),
+            Event::PlanApproved {
+                plan_sha256,
+                approvers,
+            } => self.line(&format!(
+                "running the signed plan sha256 {plan_sha256}, approved by {}: only its requests are sent",
+                approvers.join(", ")
+            )),
             Event::TokenRenewed {
                 by,
                 refresh_saved_to,

@@ -61,6 +61,8 @@ pub struct ApprovalPolicy {
     pub yes: bool,
     /// `--approve STEP_ID`: approve these steps (typed ones included).
     pub approve: BTreeSet<String>,
+    /// `run --plan`: a signed plan approves every step, for exactly the requests it allows.
+    pub plan: Option<std::sync::Arc<super::plan_gate::PlanGate>>,
 }
 
 /// How a step gets its approval.
@@ -78,6 +80,7 @@ impl ApprovalPolicy {
     /// Decides for one step, from how its plan says it is approved.
     pub fn decide(&self, id: &str, approval: &Approval) -> Decision {
         match approval {
+            _ if self.plan.is_some() => Decision::Approved(ApprovalSource::Plan),
             Approval::NotAsked { .. } => Decision::Approved(ApprovalSource::NotRequired),
             _ if self.approve.contains(id) => Decision::Approved(ApprovalSource::Approve),
             Approval::Ask { .. } if self.yes => Decision::Approved(ApprovalSource::AssumeYes),

@@ -301,6 +301,9 @@ async fn rename(
     let info = &shared.valid.steps[i];
     let req = crate::plan::rename_request(id, original);
     let view = shared.planner.view(&req);
+    if let Some(gate) = &shared.policy.plan {
+        gate.allows(&step.id, &view)?;
+    }
     let digest = crate::transcript::request_digest(&view);
     // One request of a step is approved by its digest; an item's, by the batch digest over it
     // (docs/transcript-format.md).

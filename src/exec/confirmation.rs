@@ -24,6 +24,8 @@ pub(super) enum Answer {
     /// What it would send cannot be made (an item that does not render, a save name leaving the
     /// evidence folder): found before anything was sent.
     Cannot(String),
+    /// `run --plan`: it would send a request the signed plan does not allow; refused unsent.
+    OutsidePlan(String),
 }
 
 /// Decides, asks when needed, and records the approval — of exactly what the plan sends.
@@ -33,6 +35,26 @@ pub(super) async fn approve(
     policy: &ApprovalPolicy,
     plan: &StepPlan,
 ) -> std::io::Result<Answer> {
+    // Reads change nothing and go only to the planned ESUS, and a containment check presents
+    // the stolen credential itself (what it ends, it ends as the attacker could): what a signed
+    // plan binds is every request the operator's token sends to change ESUS.
+    if let Some(gate) = &policy.plan
+        && plan.sends()
+        && plan.effect != crate::esus::actions::Effect::Read
+        && !shared.valid.steps[plan.index].action.check
+    {
+        let shown = match shared.planner.shown(ctx, plan) {
+            Ok(s) => s,
+            Err(e) => return Ok(Answer::Cannot(e)),
+        };
+        if let Some(why) = shown
+            .requests
+            .iter()
+            .find_map(|v| gate.allows(&plan.id, v).err())
+        {
+            return Ok(Answer::OutsidePlan(why));
+        }
+    }
     if let Approval::NotAsked { writes } = &plan.approval {
         if *writes {
             match shared.planner.shown(ctx, plan) {

@@ -108,6 +108,16 @@ pub async fn run(
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
+    if let Some(gate) = &run.shared.policy.plan {
+        let _ = run.shared.emit(&Event::PlanApproved {
+            plan_sha256: gate.digest.clone(),
+            approvers: gate
+                .approvers
+                .iter()
+                .map(|a| format!("{} ({})", a.principal, a.fingerprint))
+                .collect(),
+        });
+    }
     // What earlier runs of the chain did is recorded before anything can stop this one, so a
     // resume of this run (even one that stopped at the preflight) still knows all of it.
     run.restore();
@@ -435,6 +445,7 @@ impl Run {
                 return self.decline(i, &why);
             }
             Ok(Answer::Cannot(why)) => return self.fail(i, StepResult::failed(why)),
+            Ok(Answer::OutsidePlan(why)) => return self.decline(i, &why),
             Err(e) => return self.prompt_failed(i, &e),
         }
         let shared = self.shared.clone();

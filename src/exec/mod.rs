@@ -17,6 +17,7 @@ mod fanout;
 pub mod opening;
 mod outcome;
 mod paged;
+pub mod plan_gate;
 pub mod preflight;
 pub mod progress;
 mod recover;

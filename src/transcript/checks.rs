@@ -136,6 +136,7 @@ struct Granted<'a> {
 
 /// The `how` values a confirmation may carry.
 const HOWS: &[&str] = &[
+    "plan",
     "interactive",
     "assume-yes",
     "approve",

@@ -170,9 +170,14 @@ impl Signer {
 
     /// Signs `bytes` and returns the armored SSHSIG (`-----BEGIN SSH SIGNATURE-----`…).
     pub fn sign(&self, bytes: &[u8]) -> Result<String, TranscriptError> {
+        self.sign_in(NAMESPACE, bytes)
+    }
+
+    /// Signs `bytes` in another SSHSIG namespace (a plan's approval: `esus-ir-plan`).
+    pub fn sign_in(&self, namespace: &str, bytes: &[u8]) -> Result<String, TranscriptError> {
         let sig = self
             .key
-            .sign(NAMESPACE, HashAlg::Sha512, bytes)
+            .sign(namespace, HashAlg::Sha512, bytes)
             .map_err(|e| TranscriptError::Sign(e.to_string()))?;
         sig.to_pem(LineEnding::LF)
             .map_err(|e| TranscriptError::Sign(e.to_string()))

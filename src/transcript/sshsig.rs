@@ -33,6 +33,11 @@ impl StrictSig {
 
 /// Parses an armored SSHSIG (as a `.sig` file holds it, a final newline allowed).
 pub fn parse_armored(text: &str) -> Result<StrictSig, String> {
+    parse_armored_in(text, NAMESPACE)
+}
+
+/// [`parse_armored`] for a signature in another namespace (a plan's approval).
+pub fn parse_armored_in(text: &str, expected: &str) -> Result<StrictSig, String> {
     let body = text
         .strip_suffix('\n')
         .map(|t| t.strip_suffix('\r').unwrap_or(t))
@@ -61,7 +66,7 @@ pub fn parse_armored(text: &str) -> Result<StrictSig, String> {
     let blob = base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
         .map_err(|e| format!("bad base64: {e}"))?;
-    let key = check_blob(&blob)?;
+    let key = check_blob(&blob, expected)?;
     let sig = SshSig::from_pem(body.as_bytes()).map_err(|e| format!("unreadable: {e}"))?;
     if sig.public_key() != key.key_data() {
         return Err("the signature's key does not read back the same".into());
@@ -102,7 +107,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Checks the decoded blob field by field; returns the public key.
-fn check_blob(blob: &[u8]) -> Result<PublicKey, String> {
+fn check_blob(blob: &[u8], expected: &str) -> Result<PublicKey, String> {
     let mut r = Reader(blob);
     if r.take(6)? != b"SSHSIG" {
         return Err("no SSHSIG magic".into());
@@ -113,9 +118,9 @@ fn check_blob(blob: &[u8]) -> Result<PublicKey, String> {
     }
     let key_blob = r.string()?;
     let namespace = r.string()?;
-    if namespace != NAMESPACE.as_bytes() {
+    if namespace != expected.as_bytes() {
         return Err(format!(
-            "namespace {:?}, not {NAMESPACE:?}",
+            "namespace {:?}, not {expected:?}",
             String::from_utf8_lossy(namespace)
         ));
     }

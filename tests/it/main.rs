@@ -39,6 +39,7 @@ mod runbooks_rotation;
 mod runbooks_session;
 mod runbooks_support;
 mod safety_paths;
+mod signed_plans;
 mod sim_audit;
 mod sim_auth;
 mod sim_cli;

@@ -1,0 +1,312 @@
+//! `esus-ir plan` and `esus-ir approve`: the plan as an artifact a second person can review and
+//! sign. `plan` writes what a run would send — the same planner, after the same preflight — as
+//! one canonical JSON file (no secret in it: secret inputs are named, not included); `approve`
+//! shows it as the prompts would and signs its exact bytes with the approver's SSH key (SSHSIG,
+//! namespace `esus-ir-plan`), so `ssh-keygen -Y verify` checks an approval without esus-ir.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use super::output::out;
+use super::run_cmd::{self, Finished, RunArgs};
+use super::terminal::Terminal;
+use super::transcript_cmd::SignKeyArgs;
+use crate::error::{Error, ExitCode};
+use crate::event::RunMode;
+use crate::transcript::{Signer, canonical_json, sha256_hex};
+
+pub use crate::exec::plan_gate::{PLAN_KIND, PLAN_NAMESPACE};
+
+/// Arguments of `esus-ir plan`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  esus-ir plan api-key-compromise -i key_id=k-123 -i user_id=u-1001 -o plan.json --expires-in 2h
+  esus-ir approve plan.json            # the second engineer, on their machine")]
+pub struct PlanArgs {
+    /// The run this plan is for: the same arguments as `run` (the plan is made as its dry-run).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Where to write the plan.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// How long approvals of it may be used (`30m`, `2h`); none: no expiry.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+}
+
+/// Arguments of `esus-ir approve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  esus-ir approve plan.json
+  esus-ir approve plan.json --sign-key ~/.ssh/id_ed25519 --as alice@example.org --yes")]
+pub struct ApproveArgs {
+    /// The plan file `esus-ir plan` wrote.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Sign without asking (scripts).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// The approver's name in the printed allowed_signers line (default: the OS user).
+    #[arg(long = "as", value_name = "NAME")]
+    pub approver: Option<String>,
+    /// The approver's signing key.
+    #[command(flatten)]
+    pub sign: SignKeyArgs,
+}
+
+/// Runs `esus-ir plan`.
+pub fn plan(args: PlanArgs, term: Terminal) -> Result<ExitCode, Error> {
+    let expires = args
+        .expires_in
+        .as_deref()
+        .map(|t| {
+            crate::runbook::model::parse_duration(t).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--expires-in `{t}`: not a duration like `30m` or `2h`"
+                ))
+            })
+        })
+        .transpose()?;
+    let mut run = args.run;
+    if run.resume.is_some() {
+        return Err(Error::Usage(
+            "a plan is made for a new run: --resume takes none (nothing was sent)".into(),
+        ));
+    }
+    // The safe reads are sent, so what later steps send is known exactly, not as templates
+    // (`--offline`: nothing at all is sent, and more of the plan stays templated).
+    run.dry_run = Some(if run.offline { "all" } else { "reads" }.into());
+    let done = run_cmd::runtime()?.block_on(run_cmd::execute(run, term, RunMode::Live, None))?;
+    let Finished::Dry(plan) = &done else {
+        return Err(Error::Usage("the plan could not be made".into()));
+    };
+    if let Some(why) = &plan.error {
+        return Err(Error::Usage(format!("no plan written: {why}")));
+    }
+    let transcript = plan.transcript.clone().unwrap_or_default();
+    let started = first_record(&transcript)?;
+    let doc = document(
+        &serde_json::to_value(plan).unwrap_or_default(),
+        &started,
+        expires,
+    );
+    let bytes = canonical_json(&doc);
+    std::fs::write(&args.out, &bytes)
+        .map_err(|e| Error::io(format!("writing {}", args.out.display()), e))?;
+    out(&format!(
+        "plan written to {} (sha256 {})\nhave it approved: esus-ir approve {}\n",
+        args.out.display(),
+        sha256_hex(&bytes),
+        args.out.display()
+    ))?;
+    Ok(ExitCode::Success)
+}
+
+/// The run-started record of the dry-run that made the plan: runbook digest, ESUS, inputs.
+fn first_record(path: &Path) -> Result<Map<String, Value>, Error> {
+    let (records, _) = crate::transcript::read_transcript_prefix(path)?;
+    records
+        .into_iter()
+        .next()
+        .map(|r| r.data)
+        .ok_or_else(|| Error::Usage(format!("{}: the plan's record is empty", path.display())))
+}
+
+/// The plan file's content: what will be sent, and what it is bound to. Each request a live run
+/// would send as shown is `exact` with its digest; one that reads an earlier answer is a
+/// template (`<new-key-id>`), bound by its shape.
+fn document(
+    plan: &Value,
+    started: &Map<String, Value>,
+    expires: Option<std::time::Duration>,
+) -> Value {
+    let now = jiff::Timestamp::now();
+    let expires_at = expires
+        .and_then(|d| jiff::SignedDuration::try_from(d).ok())
+        .and_then(|d| now.checked_add(d).ok())
+        .map(|t| t.to_string());
+    let steps: Vec<Value> = plan
+        .get("steps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let requests = |field: &str| -> Vec<Value> {
+                s.get(field)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(request_entry)
+                    .collect()
+            };
+            json!({
+                "id": s.get("id"),
+                "name": s.get("name"),
+                "effect": s.get("effect"),
+                "confirm": s.get("confirm"),
+                "notes": s.get("notes"),
+                "items": s.get("items"),
+                "requests": requests("requests"),
+                "follow_ups": requests("follow_ups"),
+            })
+        })
+        .collect();
+    json!({
+        "kind": PLAN_KIND,
+        "schema_version": 1,
+        "runbook": started.get("runbook_name"),
+        "runbook_sha256": started.get("runbook_sha256"),
+        "base_url": started.get("base_url"),
+        "inputs": started.get("inputs"),
+        "operator": started.get("operator"),
+        "incident_id": started.get("incident_id"),
+        "incident": started.get("incident"),
+        "acting_as": plan.get("acting_as"),
+        "created_at": now.to_string(),
+        "expires_at": expires_at,
+        "steps": steps,
+    })
+}
+
+/// One request of the plan: exact (with its digest), or a template.
+fn request_entry(view: &Value) -> Value {
+    let text = view.to_string();
+    let templated = text.contains("\\u003c") || text.contains('<');
+    let mut entry = view.clone();
+    if let Some(obj) = entry.as_object_mut() {
+        obj.insert("exact".into(), Value::Bool(!templated));
+        if !templated {
+            obj.insert(
+                "request_sha256".into(),
+                Value::from(sha256_hex(&canonical_json(view))),
+            );
+        }
+    }
+    entry
+}
+
+/// Runs `esus-ir approve`.
+pub fn approve(args: ApproveArgs) -> Result<ExitCode, Error> {
+    let bytes = std::fs::read(&args.plan)
+        .map_err(|e| Error::io(format!("reading {}", args.plan.display()), e))?;
+    let plan: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Usage(format!("{}: not a plan ({e})", args.plan.display())))?;
+    if plan.get("kind").and_then(Value::as_str) != Some(PLAN_KIND) {
+        return Err(Error::Usage(format!(
+            "{}: not a plan esus-ir wrote (kind is not `{PLAN_KIND}`)",
+            args.plan.display()
+        )));
+    }
+    if canonical_json(&plan) != bytes {
+        return Err(Error::Usage(format!(
+            "{}: not the bytes esus-ir wrote (edited or re-formatted): nothing signed",
+            args.plan.display()
+        )));
+    }
+    if let Some(at) = plan.get("expires_at").and_then(Value::as_str)
+        && at
+            .parse::<jiff::Timestamp>()
+            .is_ok_and(|t| t <= jiff::Timestamp::now())
+    {
+        return Err(Error::Usage(format!(
+            "{}: the plan expired at {at}: nothing signed — make a new one",
+            args.plan.display()
+        )));
+    }
+    let digest = sha256_hex(&bytes);
+    eprint!("{}", shown(&plan, &digest));
+    let interactive = super::terminal::interactive(false);
+    let approved = match (args.yes, interactive) {
+        (true, _) => true,
+        (false, true) => ask_to_sign()?,
+        (false, false) => {
+            return Err(Error::Declined(
+                "approve: no terminal to ask, and no --yes: nothing signed".into(),
+            ));
+        }
+    };
+    if !approved {
+        return Err(Error::Declined("declined: nothing signed".into()));
+    }
+    let (signer, _) = Signer::resolve(&args.sign.into_source())?;
+    let signature = signer.sign_in(PLAN_NAMESPACE, &bytes)?;
+    let path = signature_path(&args.plan, &signer.fingerprint());
+    std::fs::write(&path, signature)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    let approver = args
+        .approver
+        .unwrap_or_else(crate::transcript::default_operator);
+    let public = signer.public_key_openssh();
+    let key: Vec<&str> = public.split_whitespace().take(2).collect();
+    out(&format!(
+        "approved plan sha256 {digest}\nsignature: {}\nthe operator's allowed_signers needs: {approver} namespaces=\"{PLAN_NAMESPACE}\" {}\n",
+        path.display(),
+        key.join(" ")
+    ))?;
+    Ok(ExitCode::Success)
+}
+
+/// Where an approval by the key with `fingerprint` goes: beside the plan, one file per key, so
+/// that the same key approving twice is one approval.
+pub fn signature_path(plan: &Path, fingerprint: &str) -> PathBuf {
+    let short: String = sha256_hex(fingerprint.as_bytes())
+        .chars()
+        .take(12)
+        .collect();
+    let mut name = plan.as_os_str().to_owned();
+    name.push(format!(".{short}.sig"));
+    PathBuf::from(name)
+}
+
+/// The plan as the prompts would show it: each step, each request, exact or a template.
+fn shown(plan: &Value, digest: &str) -> String {
+    let mut text = format!(
+        "plan of `{}` for {} (operator {}), sha256 {digest}\n",
+        plan["runbook"].as_str().unwrap_or("?"),
+        plan["base_url"].as_str().unwrap_or("?"),
+        plan["operator"].as_str().unwrap_or("?"),
+    );
+    if let Some(at) = plan["expires_at"].as_str() {
+        text.push_str(&format!("expires at {at}\n"));
+    }
+    for step in plan["steps"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "\n  {} — {} ({})\n",
+            step["id"].as_str().unwrap_or("?"),
+            step["name"].as_str().unwrap_or(""),
+            step["effect"].as_str().unwrap_or("")
+        ));
+        for r in ["requests", "follow_ups"]
+            .iter()
+            .flat_map(|f| step[*f].as_array().into_iter().flatten())
+        {
+            let how = if r["exact"] == Value::Bool(true) {
+                "exact"
+            } else {
+                "template"
+            };
+            text.push_str(&format!(
+                "     {} {} [{how}]\n",
+                r["method"].as_str().unwrap_or(""),
+                r["url"].as_str().unwrap_or("")
+            ));
+            if !r["body"].is_null() {
+                text.push_str(&format!("       {}\n", r["body"]));
+            }
+        }
+    }
+    text
+}
+
+fn ask_to_sign() -> Result<bool, Error> {
+    let (_handle, interrupt) = crate::exec::shared::Interrupt::new();
+    let question = "\nSign this plan as approved? [y/N] ";
+    let answer = run_cmd::runtime()?
+        .block_on(async { super::prompt::ask_line(question, &interrupt) })
+        .map_err(|e| Error::io("reading the terminal", e))?;
+    Ok(matches!(
+        answer.as_deref().map(str::to_ascii_lowercase).as_deref(),
+        Some("y" | "yes")
+    ))
+}

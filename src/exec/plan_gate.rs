@@ -1,0 +1,363 @@
+//! `run --plan`: a run that may send only what a signed plan allows. The plan's approvals are
+//! checked before anything is sent — each an SSHSIG over the plan's exact bytes in the
+//! `esus-ir-plan` namespace, by a key the allowed_signers file lists for that namespace, each key
+//! counted once, the operator's own never — and then every request a step would send must be one
+//! of the plan's: an exact request by its digest, a templated one (it reads an earlier answer)
+//! by its shape with each placeholder filled. Anything else is refused before it is sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::event::RequestView;
+use crate::transcript::{AllowedSigner, canonical_json, sha256_hex};
+
+/// The SSHSIG namespace of a plan's approval.
+pub const PLAN_NAMESPACE: &str = "esus-ir-plan";
+
+/// What a plan file says it is.
+pub const PLAN_KIND: &str = "esus-ir-plan";
+
+/// One approval that counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    /// The principal the allowed_signers file lists for the key.
+    pub principal: String,
+    /// The key's SHA-256 fingerprint.
+    pub fingerprint: String,
+    /// The signature file.
+    pub file: PathBuf,
+}
+
+/// What one step of the plan allows.
+#[derive(Debug, Clone, Default)]
+struct StepAllows {
+    exact: BTreeSet<String>,
+    templates: Vec<regex::Regex>,
+}
+
+/// A verified plan: its digest, who approved it, and what each step may send.
+#[derive(Debug, Clone)]
+pub struct PlanGate {
+    /// SHA-256 of the plan file's bytes.
+    pub digest: String,
+    /// The plan's content.
+    pub plan: Value,
+    /// The approvals that counted.
+    pub approvers: Vec<Approver>,
+    steps: BTreeMap<String, StepAllows>,
+}
+
+/// Why a plan cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanRefusal {
+    /// Not a plan esus-ir wrote, or its bytes changed (usage, exit 2).
+    Malformed(String),
+    /// Too few valid approvals, or expired (exit 3).
+    NotApproved(String),
+}
+
+impl PlanGate {
+    /// Reads the plan at `path`, its approvals (`PATH.*.sig` beside it), and checks them against
+    /// `signers`: at least `required` distinct keys, none of them `operator_key`, none expired.
+    pub fn load(
+        path: &Path,
+        signers: &[AllowedSigner],
+        required: usize,
+        operator_key: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<PlanGate, PlanRefusal> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| PlanRefusal::Malformed(format!("{}: {e}", path.display())))?;
+        let plan: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| PlanRefusal::Malformed(format!("{}: not a plan ({e})", path.display())))?;
+        if plan.get("kind").and_then(Value::as_str) != Some(PLAN_KIND)
+            || canonical_json(&plan) != bytes
+        {
+            return Err(PlanRefusal::Malformed(format!(
+                "{}: not the bytes `esus-ir plan` wrote (another file, or edited)",
+                path.display()
+            )));
+        }
+        if let Some(at) = plan.get("expires_at").and_then(Value::as_str)
+            && at.parse::<jiff::Timestamp>().is_ok_and(|t| t <= now)
+        {
+            return Err(PlanRefusal::NotApproved(format!(
+                "the plan expired at {at}: make and approve a new one"
+            )));
+        }
+        let approvers = approvals(path, &bytes, signers, operator_key);
+        if approvers.len() < required {
+            let who: Vec<String> = approvers.iter().map(|a| a.principal.clone()).collect();
+            return Err(PlanRefusal::NotApproved(format!(
+                "the plan needs {required} approval(s) by distinct allowed signers other than the operator; it has {} ({})",
+                approvers.len(),
+                if who.is_empty() {
+                    "none".to_string()
+                } else {
+                    who.join(", ")
+                }
+            )));
+        }
+        Ok(PlanGate {
+            digest: sha256_hex(&bytes),
+            steps: allows(&plan),
+            plan,
+            approvers,
+        })
+    }
+
+    /// Whether step `step` may send `view`: one of its exact requests, or one of its templates
+    /// filled in.
+    pub fn allows(&self, step: &str, view: &RequestView) -> Result<(), String> {
+        let value = serde_json::to_value(view).unwrap_or(Value::Null);
+        let text = String::from_utf8_lossy(&canonical_json(&value)).into_owned();
+        let Some(allowed) = self.steps.get(step) else {
+            return Err(format!("the approved plan has no step `{step}`"));
+        };
+        if allowed.exact.contains(&sha256_hex(text.as_bytes()))
+            || allowed.templates.iter().any(|t| t.is_match(&text))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "{} {} is not a request the approved plan allows for step `{step}` (nothing was sent)",
+            view.method, view.url
+        ))
+    }
+}
+
+/// The valid approvals beside `path`: one per key, by keys the allowed signers list for the plan
+/// namespace, never the operator's.
+fn approvals(
+    path: &Path,
+    bytes: &[u8],
+    signers: &[AllowedSigner],
+    operator_key: Option<&str>,
+) -> Vec<Approver> {
+    let mut out: Vec<Approver> = Vec::new();
+    for file in signature_files(path) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(sig) = crate::transcript::sshsig::parse_armored_in(&text, PLAN_NAMESPACE) else {
+            continue;
+        };
+        let key = sig.public_key();
+        if key.verify(PLAN_NAMESPACE, bytes, sig.inner()).is_err() {
+            continue;
+        }
+        let openssh = key.to_openssh().unwrap_or_default();
+        let own = operator_key.is_some_and(|k| same_key(k, &openssh));
+        let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+        if own || out.iter().any(|a| a.fingerprint == fingerprint) {
+            continue;
+        }
+        let listed = signers.iter().find(|s| {
+            s.key.key_data() == key.key_data()
+                && s.namespaces
+                    .as_deref()
+                    .is_some_and(|ns| ns.split(',').any(|n| n.trim() == PLAN_NAMESPACE))
+        });
+        if let Some(s) = listed {
+            out.push(Approver {
+                principal: s.principals.clone(),
+                fingerprint,
+                file,
+            });
+        }
+    }
+    out
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    let k = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    k(a) == k(b)
+}
+
+/// `PATH.*.sig` beside the plan, in name order.
+fn signature_files(path: &Path) -> Vec<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .is_some_and(|n| n.starts_with(&format!("{name}.")) && n.ends_with(".sig"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Per step: the digests of its exact requests, and its templates as patterns.
+fn allows(plan: &Value) -> BTreeMap<String, StepAllows> {
+    let mut out = BTreeMap::new();
+    for step in plan["steps"].as_array().into_iter().flatten() {
+        let Some(id) = step["id"].as_str() else {
+            continue;
+        };
+        let mut allows = StepAllows::default();
+        for r in ["requests", "follow_ups"]
+            .iter()
+            .flat_map(|f| step[*f].as_array().into_iter().flatten())
+        {
+            let mut view = r.clone();
+            if let Some(o) = view.as_object_mut() {
+                o.remove("exact");
+                o.remove("request_sha256");
+            }
+            let text = String::from_utf8_lossy(&canonical_json(&view)).into_owned();
+            if r["exact"] == Value::Bool(true) {
+                allows.exact.insert(sha256_hex(text.as_bytes()));
+            } else if let Some(t) = template(&text) {
+                allows.templates.push(t);
+            }
+        }
+        out.insert(id.to_string(), allows);
+    }
+    out
+}
+
+/// A templated request as a pattern: its text exactly, each `<placeholder>` one value that
+/// cannot leave its place — inside a string, no quote and no path or query separator; standing
+/// for a whole JSON value (`"<snapshot.scopes>"`), one JSON scalar or a flat array of them.
+fn template(text: &str) -> Option<regex::Regex> {
+    const SCALAR: &str = r#"(?:"[^"\\]*"|-?[0-9][0-9.eE+-]*|true|false|null)"#;
+    let value = format!(r"(?:{SCALAR}|\[(?:{SCALAR}(?:,{SCALAR})*)?\])");
+    let holder = regex::Regex::new(r#""<[^<>"]*>"|<[^<>]*>"#).ok()?;
+    let mut pattern = String::from("^");
+    let mut last = 0;
+    for m in holder.find_iter(text) {
+        pattern.push_str(&regex::escape(&text[last..m.start()]));
+        if m.as_str().starts_with('"') {
+            pattern.push_str(&value);
+        } else {
+            pattern.push_str(r#"[^"/?#&\\]+"#);
+        }
+        last = m.end();
+    }
+    pattern.push_str(&regex::escape(&text[last..]));
+    pattern.push('$');
+    regex::Regex::new(&pattern).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(method: &str, url: &str, body: Option<Value>) -> RequestView {
+        RequestView {
+            method: method.into(),
+            url: url.into(),
+            headers: vec![("Authorization".into(), "Bearer [secret]".into())],
+            body,
+        }
+    }
+
+    fn gate(plan: Value) -> PlanGate {
+        PlanGate {
+            digest: String::new(),
+            steps: allows(&plan),
+            plan,
+            approvers: Vec::new(),
+        }
+    }
+
+    fn entry(v: &RequestView, exact: bool) -> Value {
+        let mut e = serde_json::to_value(v).expect("view");
+        e["exact"] = Value::Bool(exact);
+        e
+    }
+
+    #[test]
+    fn only_the_planned_request_or_its_filled_template_passes() {
+        let delete = view("DELETE", "https://e/api-keys/k-1", None);
+        let rename = view(
+            "PUT",
+            "https://e/api-keys/<new-key-id>",
+            Some(serde_json::json!({"name": "ehr"})),
+        );
+        let g = gate(serde_json::json!({"steps": [
+            {"id": "delete", "requests": [entry(&delete, true)]},
+            {"id": "replace", "requests": [], "follow_ups": [entry(&rename, false)]},
+        ]}));
+        assert_eq!(g.allows("delete", &delete), Ok(()));
+        let other = view("DELETE", "https://e/api-keys/k-2", None);
+        assert!(g.allows("delete", &other).is_err(), "another key");
+        assert!(
+            g.allows("replace", &delete).is_err(),
+            "another step's request"
+        );
+        assert!(g.allows("nope", &delete).is_err(), "a step the plan lacks");
+        let filled = view(
+            "PUT",
+            "https://e/api-keys/k-90001",
+            Some(serde_json::json!({"name": "ehr"})),
+        );
+        assert_eq!(g.allows("replace", &filled), Ok(()));
+        let escaped = view(
+            "PUT",
+            "https://e/api-keys/k-1/../admin",
+            Some(serde_json::json!({"name": "ehr"})),
+        );
+        assert!(
+            g.allows("replace", &escaped).is_err(),
+            "a placeholder never spans a path separator"
+        );
+        let renamed = view(
+            "PUT",
+            "https://e/api-keys/k-90001",
+            Some(serde_json::json!({"name": "evil"})),
+        );
+        assert!(
+            g.allows("replace", &renamed).is_err(),
+            "the literal part binds"
+        );
+        // A placeholder standing for a whole value takes a scalar or a flat array, never more.
+        let create = view(
+            "POST",
+            "https://e/api-keys",
+            Some(
+                serde_json::json!({"name": "<snapshot.name>.esus-ir-1", "scopes": "<snapshot.scopes>"}),
+            ),
+        );
+        let g = gate(
+            serde_json::json!({"steps": [{"id": "make", "requests": [entry(&create, false)]}]}),
+        );
+        let filled = view(
+            "POST",
+            "https://e/api-keys",
+            Some(
+                serde_json::json!({"name": "ehr.esus-ir-1", "scopes": ["Patient.read", "Observation.read"]}),
+            ),
+        );
+        assert_eq!(g.allows("make", &filled), Ok(()));
+        let nested = view(
+            "POST",
+            "https://e/api-keys",
+            Some(serde_json::json!({"name": "ehr.esus-ir-1", "scopes": {"admin": true}})),
+        );
+        assert!(g.allows("make", &nested).is_err());
+        let other_claim = view(
+            "POST",
+            "https://e/api-keys",
+            Some(serde_json::json!({"name": "ehr.esus-ir-2", "scopes": []})),
+        );
+        assert!(
+            g.allows("make", &other_claim).is_err(),
+            "the claim tag is bound"
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! The plan as an artifact: `esus-ir plan` writes what a run would send (no secret in it),
+//! `esus-ir approve` signs its exact bytes with the approver's SSH key, and plain
+//! `ssh-keygen -Y verify` checks that approval in the `esus-ir-plan` namespace.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::run_support::{Env, assert_code, output, text};
+
+fn make_plan(env: &Env, file: &Path, extra: &[&str]) -> std::process::Output {
+    let mut cmd = env.bare_cmd();
+    let r = env.sim.ready();
+    cmd.env("ESUS_TOKEN", r.admin_token.expose_secret())
+        .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
+        .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret())
+        .args([
+            "plan",
+            "api-key-compromise",
+            "--base-url",
+            &env.sim.base_url(),
+        ])
+        .args(["--input", &format!("key_id={}", r.key_id)])
+        .args(["--input", &format!("user_id={}", r.user_id)])
+        .args(["--non-interactive", "--operator", "oncall@example.org"])
+        .arg("--run-dir")
+        .arg(env.dir.path().join("plan-run"))
+        .arg("-o")
+        .arg(file)
+        .args(extra);
+    cmd.output().expect("plan")
+}
+
+/// An approver's own key, made by OpenSSH.
+fn approver_key(dir: &Path) -> std::path::PathBuf {
+    let key = dir.join("alice_ed25519");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-C", "alice", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen")
+        .success();
+    assert!(ok);
+    key
+}
+
+fn approve(env: &Env, plan: &Path, key: &Path, extra: &[&str]) -> assert_cmd::Command {
+    let mut cmd = env.bare_cmd();
+    cmd.arg("approve")
+        .arg(plan)
+        .arg("--sign-key")
+        .arg(key)
+        .args(["--as", "alice@example.org"])
+        .args(extra);
+    cmd
+}
+
+fn sigs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sig"))
+        .collect();
+    found.sort();
+    found
+}
+
+fn openssh_accepts(plan: &Path, sig: &Path, allowed: &Path, namespace: &str) -> bool {
+    Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(allowed)
+        .args(["-I", "alice@example.org", "-n", namespace, "-s"])
+        .arg(sig)
+        .stdin(std::fs::File::open(plan).expect("plan"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("ssh-keygen")
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_holds_what_would_be_sent_and_no_secret() {
+    let env = Env::start().await;
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(&env, &file, &["--expires-in", "2h"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&file).expect("plan file");
+    let r = env.sim.ready();
+    for secret in [
+        r.admin_token.expose_secret(),
+        r.session_token.expose_secret(),
+        r.key_secret.expose_secret(),
+    ] {
+        assert!(!text(&bytes).contains(secret), "no secret in the plan");
+    }
+    let plan: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(plan["kind"], "esus-ir-plan");
+    assert_eq!(plan["runbook"], "api-key-compromise");
+    assert_eq!(
+        plan["inputs"]["leaked_secret"], "[secret]",
+        "named, not included"
+    );
+    assert!(
+        plan["runbook_sha256"]
+            .as_str()
+            .is_some_and(|d| d.len() == 64)
+    );
+    assert!(
+        plan["acting_as"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("acting as"))
+    );
+    assert!(plan["expires_at"].is_string());
+    let step = |id: &str| {
+        plan["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("step {id}"))
+    };
+    let delete = &step("delete")["requests"][0];
+    assert_eq!(delete["method"], "DELETE");
+    assert_eq!(delete["exact"], true);
+    assert!(
+        delete["request_sha256"]
+            .as_str()
+            .is_some_and(|d| d.len() == 64)
+    );
+    let rename = &step("replace")["follow_ups"][0];
+    assert_eq!(
+        rename["exact"], false,
+        "the rename reads the create's answer: a template"
+    );
+    assert!(rename.get("request_sha256").is_none());
+    // Only reads were sent (the preflight, the snapshot), never as the leaked key: the create
+    // of the replacement is then known exactly, claim name included.
+    let log = env.sim.requests();
+    assert!(log.iter().all(|q| q.method == "GET"), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|q| q.credential == esus_ir::sim::CredentialKind::ApiKey),
+        "{log:?}"
+    );
+    assert_eq!(step("replace")["requests"][0]["exact"], true, "{plan:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_an_sshsig_openssh_verifies_in_the_plan_namespace() {
+    let env = Env::start().await;
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(&env, &file, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = approver_key(env.dir.path());
+    // Unattended without --yes: nothing is signed (exit 3).
+    let out = output(approve(&env, &file, &key, &[])).await;
+    assert_code(&out, 3);
+    assert!(sigs(env.dir.path()).is_empty());
+    let out = output(approve(&env, &file, &key, &["--yes"])).await;
+    assert_code(&out, 0);
+    let said = text(&out.stdout);
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("the operator's allowed_signers needs: "))
+        .expect("the allowed_signers line");
+    let allowed = env.dir.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("{line}\n")).expect("allowed");
+    let found = sigs(env.dir.path());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(openssh_accepts(&file, &found[0], &allowed, "esus-ir-plan"));
+    assert!(
+        !openssh_accepts(&file, &found[0], &allowed, "esus-ir-transcript"),
+        "a plan's approval is not a transcript signature"
+    );
+    // The same key approving again is the same approval: one file.
+    assert_code(&output(approve(&env, &file, &key, &["--yes"])).await, 0);
+    assert_eq!(sigs(env.dir.path()).len(), 1);
+    // A plan whose bytes changed is refused (exit 2), nothing signed.
+    let edited = env.dir.path().join("edited.json");
+    let plan: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    std::fs::write(&edited, serde_json::to_vec_pretty(&plan).expect("pretty")).expect("write");
+    assert_code(&output(approve(&env, &edited, &key, &["--yes"])).await, 2);
+    assert!(
+        !sigs(env.dir.path())
+            .iter()
+            .any(|p| p.to_string_lossy().contains("edited"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_plan_is_not_signed() {
+    let env = Env::start().await;
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(&env, &file, &["--expires-in", "1s"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let key = approver_key(env.dir.path());
+    let out = output(approve(&env, &file, &key, &["--yes"])).await;
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("expired"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(sigs(env.dir.path()).is_empty());
+}
+
+/// A plan, approved by alice (listed for the plan namespace), in `dir`; returns the plan path
+/// and the allowed_signers file.
+async fn approved_plan(env: &Env, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(env, &file, extra));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = approver_key(env.dir.path());
+    let out = output(approve(env, &file, &key, &["--yes"])).await;
+    assert_code(&out, 0);
+    let line = text(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("the operator's allowed_signers needs: ")
+                .map(str::to_string)
+        })
+        .expect("line");
+    let allowed = env.dir.path().join("allowed_signers");
+    std::fs::write(&allowed, format!("{line}\n")).expect("allowed");
+    (file, allowed)
+}
+
+fn run_plan(
+    env: &Env,
+    plan: &Path,
+    allowed: &Path,
+    dir: &str,
+    extra: &[&str],
+) -> assert_cmd::Command {
+    let mut cmd = env.run_cmd_at("api-key-compromise", &env.dir.path().join(dir));
+    env.compromise_args(&mut cmd);
+    cmd.arg("--plan")
+        .arg(plan)
+        .arg("--allowed-signers")
+        .arg(allowed)
+        .args(["--non-interactive", "--output", "json"])
+        .args(extra);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_approved_by_another_runs_unattended_and_its_approvals_are_counted_once() {
+    let env = Env::start().await;
+    let (plan, allowed) = approved_plan(&env, &[]).await;
+    let before = env.sim.requests().len();
+    // Two approvals needed, one given — and a copy of it is the same key: refused, nothing sent.
+    let only = sigs(env.dir.path());
+    std::fs::copy(&only[0], env.dir.path().join("plan.json.copy.sig")).expect("copy");
+    let out = output(run_plan(
+        &env,
+        &plan,
+        &allowed,
+        "two",
+        &["--require-approvals", "2"],
+    ))
+    .await;
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stdout).contains("needs 2 approval(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(env.sim.requests().len(), before, "nothing sent");
+    // One needed: it runs without --yes, every approval is the plan's.
+    let out = output(run_plan(&env, &plan, &allowed, "one", &[])).await;
+    assert_code(&out, 0);
+    assert!(
+        env.sim
+            .api_key(&env.sim.ready().key_id)
+            .is_some_and(|k| k.deleted)
+    );
+    let records = std::fs::read_to_string(env.dir.path().join("one/transcript.jsonl")).expect("t");
+    let digest = sha256_of(&plan);
+    assert!(
+        records.contains(&format!("\"plan_sha256\":\"{digest}\"")),
+        "recorded"
+    );
+    assert!(records.contains("alice@example.org"), "who approved");
+    assert!(records.contains("\"how\":\"plan\""));
+    let (code, said) =
+        crate::run_support::verify(&env, &env.dir.path().join("one/transcript.jsonl"));
+    assert_eq!(code, 0, "{said}");
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("read")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_deviates_from_its_plan_or_approves_itself_is_refused_with_nothing_sent() {
+    let env = Env::start().await;
+    let (plan, allowed) = approved_plan(&env, &[]).await;
+    let before = env.sim.requests().len();
+    // Another key than the one planned.
+    let mut cmd = run_plan(&env, &plan, &allowed, "other", &[]);
+    cmd.args(["--input", "key_id=k-2002"]);
+    let out = output(cmd).await;
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stdout).contains("deviates from the signed plan"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Without the leaked secret the plan named: the inputs differ.
+    let mut cmd = run_plan(&env, &plan, &allowed, "nosecret", &[]);
+    cmd.env_remove("ESUS_LEAKED_KEY_SECRET");
+    assert_code(&output(cmd).await, 3);
+    // The operator's own signature never counts: only the operator's key is listed.
+    let own = env.dir.path().join("own_allowed");
+    let mut keygen = env.bare_cmd();
+    keygen.args(["keygen", "--show", "--operator", "oncall@example.org"]);
+    let _ = output(keygen).await;
+    let mut me = env.bare_cmd();
+    me.arg("approve")
+        .arg(&plan)
+        .args(["--yes", "--as", "oncall@example.org"]);
+    let out = output(me).await;
+    assert_code(&out, 0);
+    let line = text(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("the operator's allowed_signers needs: ")
+                .map(str::to_string)
+        })
+        .expect("line");
+    std::fs::write(&own, format!("{line}\n")).expect("own");
+    let out = output(run_plan(&env, &plan, &own, "self", &[])).await;
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stdout).contains("it has 0"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        env.sim.requests().len(),
+        before,
+        "nothing sent by any of them"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_plan_does_not_run() {
+    let env = Env::start().await;
+    let (plan, allowed) = approved_plan(&env, &["--expires-in", "1s"]).await;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let before = env.sim.requests().len();
+    let out = output(run_plan(&env, &plan, &allowed, "late", &[])).await;
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stdout).contains("expired"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(env.sim.requests().len(), before);
+}
+
+/// Between the approval and the run, ESUS's answer changed (the key was renamed): the replacement
+/// the run would now create is not the one approved — refused before it is sent, recorded, and
+/// the run stops with exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_an_answer_changed_from_the_approved_one_is_refused_unsent() {
+    let env = Env::start().await;
+    let (plan, allowed) = approved_plan(&env, &[]).await;
+    let r = env.sim.ready();
+    let renamed = crate::sim_support::client()
+        .put(format!("{}/api-keys/{}", env.sim.base_url(), r.key_id))
+        .bearer_auth(r.admin_token.expose_secret())
+        .json(&serde_json::json!({"name": "renamed-meanwhile"}))
+        .send()
+        .await
+        .expect("rename");
+    assert!(renamed.status().is_success(), "{}", renamed.status());
+    let out = output(run_plan(&env, &plan, &allowed, "changed", &[])).await;
+    assert_code(&out, 3);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let replace = report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "replace"))
+        .expect("replace");
+    assert_eq!(replace["status"], "declined", "{report:#}");
+    assert!(
+        replace["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not a request the approved plan allows")),
+        "{replace}"
+    );
+    assert!(
+        !env.sim
+            .requests()
+            .iter()
+            .any(|q| q.method == "POST" && q.path == "/api-keys"),
+        "the unapproved create was never sent"
+    );
+}
