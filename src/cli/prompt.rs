@@ -146,6 +146,79 @@ pub(super) fn read_line(interrupt: &Interrupt, seen: u32) -> std::io::Result<Opt
     }
 }
 
+/// What [`read_line_until`] ended with.
+#[derive(Debug)]
+pub(super) enum LineOr {
+    /// A line (or what came before the end of input).
+    Line(Option<String>),
+    /// `done` became true first.
+    Done,
+}
+
+/// Like [`read_line`], but gives up waiting as soon as `done` (asked about once a second) is
+/// true: a prompt that something else can answer.
+#[cfg(unix)]
+pub(super) fn read_line_until(
+    interrupt: &Interrupt,
+    seen: u32,
+    mut done: impl FnMut() -> bool,
+) -> std::io::Result<LineOr> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdin = std::io::stdin();
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    let mut line = Vec::new();
+    let mut ticks = 0u32;
+    loop {
+        if interrupt.count() > seen {
+            return Err(interrupted());
+        }
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        match poll(&mut fds, Some(&tick)) {
+            Ok(0) => {
+                ticks += 1;
+                if line.is_empty() && ticks % 10 == 0 && done() {
+                    return Ok(LineOr::Done);
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let mut buf = [0u8; 1024];
+        let n = match rustix::io::read(&stdin, &mut buf) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            let text = (!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned());
+            return Ok(LineOr::Line(text));
+        }
+        if buf[..n].contains(&0x03) {
+            return Err(interrupted());
+        }
+        line.extend_from_slice(&buf[..n]);
+        if line.ends_with(b"\n") {
+            return Ok(LineOr::Line(Some(
+                String::from_utf8_lossy(&line).into_owned(),
+            )));
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub(super) fn read_line_until(
+    interrupt: &Interrupt,
+    seen: u32,
+    _done: impl FnMut() -> bool,
+) -> std::io::Result<LineOr> {
+    read_line(interrupt, seen).map(LineOr::Line)
+}
+
 #[cfg(not(unix))]
 pub(super) fn read_line(interrupt: &Interrupt, seen: u32) -> std::io::Result<Option<String>> {
     let mut line = String::new();

@@ -327,9 +327,19 @@ pub async fn execute(
     let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
     let mut policy = approval_policy(&args, &subject.valid, interactive)?;
     if let Some(path) = &args.plan {
-        policy.plan = Some(Arc::new(signed_plan(
-            &args, path, &subject, &inputs, &client,
-        )?));
+        let gate = signed_plan(
+            &args,
+            path,
+            &subject,
+            &inputs,
+            &client,
+            interactive,
+            &interrupt,
+        );
+        if interrupt.count() > 0 {
+            return Err(Error::interrupted_before_start());
+        }
+        policy.plan = Some(Arc::new(gate?));
     }
     let place = place_run(&args, &subject)?;
     let secrets = place.folders.secrets.clone();
@@ -589,6 +599,8 @@ fn signed_plan(
     subject: &Subject,
     inputs: &crate::plan::inputs::Inputs,
     client: &EsusClient,
+    interactive: bool,
+    interrupt: &Interrupt,
 ) -> Result<crate::exec::plan_gate::PlanGate, Error> {
     use crate::exec::plan_gate::{PlanGate, PlanRefusal};
     let signers_file = args.sign.resume_allowed_signers.as_ref().ok_or_else(|| {
@@ -600,13 +612,23 @@ fn signed_plan(
         .map_err(|e| Error::io(format!("reading {}", signers_file.display()), e))?;
     let (signers, _) = crate::transcript::parse_allowed_signers(&text);
     let own = args.sign.public_key()?;
-    let gate = PlanGate::load(
-        path,
-        &signers,
-        args.require_approvals,
-        own.as_deref(),
-        jiff::Timestamp::now(),
-    )
+    let load = || {
+        PlanGate::load(
+            path,
+            &signers,
+            args.require_approvals,
+            own.as_deref(),
+            jiff::Timestamp::now(),
+        )
+    };
+    let first = load();
+    let waiting =
+        matches!(&first, Err(PlanRefusal::NotApproved(why)) if why.contains("approval(s)"));
+    let gate = if waiting && interactive {
+        super::plan_cmd::wait_for_approvals(path, load, interrupt)
+    } else {
+        first
+    }
     .map_err(|r| match r {
         PlanRefusal::Malformed(why) => Error::Usage(format!("{why} (nothing was sent)")),
         PlanRefusal::NotApproved(why) => {

@@ -402,3 +402,126 @@ async fn a_request_an_answer_changed_from_the_approved_one_is_refused_unsent() {
         "the unapproved create was never sent"
     );
 }
+
+/// alice's allowed_signers line for plans, from her public key.
+fn alice_allowed(env: &Env, key: &Path) -> std::path::PathBuf {
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap_or_else(|_| {
+        std::fs::read_to_string(format!("{}.pub", key.display())).expect("alice's .pub")
+    });
+    let fields: Vec<&str> = public.split_whitespace().take(2).collect();
+    let allowed = env.dir.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!(
+            "alice@example.org namespaces=\"esus-ir-plan\" {}\n",
+            fields.join(" ")
+        ),
+    )
+    .expect("allowed");
+    allowed
+}
+
+/// `run --plan` at a terminal, before anyone approved: it says the digest and waits.
+fn waiting_run(env: &Env, plan: &Path, allowed: &Path, dir: &str) -> expectrl::session::OsSession {
+    let mut cmd = env.std_env_cmd();
+    let r = env.sim.ready();
+    cmd.args([
+        "run",
+        "api-key-compromise",
+        "--base-url",
+        &env.sim.base_url(),
+    ])
+    .args(["--operator", "oncall@example.org"])
+    .args(["--input", &format!("key_id={}", r.key_id)])
+    .args(["--input", &format!("user_id={}", r.user_id)])
+    .arg("--run-dir")
+    .arg(env.dir.path().join(dir))
+    .arg("--plan")
+    .arg(plan)
+    .arg("--allowed-signers")
+    .arg(allowed);
+    let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    s
+}
+
+fn ended(s: &mut expectrl::session::OsSession) -> i32 {
+    use expectrl::Expect;
+    s.expect(expectrl::Eof).expect("the run ends");
+    match s.get_process().wait().expect("status") {
+        expectrl::process::unix::WaitStatus::Exited(_, c) => c,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_second_engineers_approval_file_arriving_lets_the_waiting_run_go_on() {
+    use expectrl::Expect;
+    let env = Env::start().await;
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(&env, &file, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = approver_key(env.dir.path());
+    let allowed = alice_allowed(&env, &key);
+    let digest = sha256_of(&file);
+    let mut approval = approve(&env, &file, &key, &["--yes"]);
+    let before = env.sim.requests().len();
+    let code = tokio::task::block_in_place(|| {
+        let mut s = waiting_run(&env, &file, &allowed, "waited");
+        s.expect(format!("waiting for approval of plan sha256 {digest}").as_str())
+            .expect("it says the digest and waits");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            env.sim.requests().len(),
+            before,
+            "nothing sent while waiting"
+        );
+        // The second engineer approves on their machine; the file lands beside the plan.
+        assert!(approval.output().expect("approve").status.success());
+        s.expect("running the signed plan").expect("it goes on");
+        ended(&mut s)
+    });
+    assert_eq!(code, 0);
+    assert!(
+        env.sim
+            .api_key(&env.sim.ready().key_id)
+            .is_some_and(|k| k.deleted)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_pasted_at_the_waiting_run_counts_once_verified() {
+    use expectrl::Expect;
+    let env = Env::start().await;
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(&env, &file, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = approver_key(env.dir.path());
+    let allowed = alice_allowed(&env, &key);
+    // The approver signed a copy on their machine and sends the signature's text.
+    let theirs = env.dir.path().join("theirs");
+    std::fs::create_dir_all(&theirs).expect("dir");
+    std::fs::copy(&file, theirs.join("plan.json")).expect("copy");
+    assert_code(
+        &output(approve(&env, &theirs.join("plan.json"), &key, &["--yes"])).await,
+        0,
+    );
+    let armored =
+        std::fs::read_to_string(sigs(&theirs).pop().expect("their signature")).expect("sig");
+    let code = tokio::task::block_in_place(|| {
+        let mut s = waiting_run(&env, &file, &allowed, "pasted");
+        s.expect("paste an armored signature here")
+            .expect("waiting");
+        // A garbled paste is not an approval: still waiting.
+        s.send_line("-----BEGIN SSH SIGNATURE-----").expect("paste");
+        s.send_line("AAAA").expect("paste");
+        s.send_line("-----END SSH SIGNATURE-----").expect("paste");
+        s.expect("waiting for approval").expect("still waiting");
+        for line in armored.lines() {
+            s.send_line(line).expect("paste");
+        }
+        s.expect("running the signed plan").expect("it goes on");
+        ended(&mut s)
+    });
+    assert_eq!(code, 0);
+}
