@@ -179,7 +179,7 @@ pub(super) fn read_line_until(
         match poll(&mut fds, Some(&tick)) {
             Ok(0) => {
                 ticks += 1;
-                if line.is_empty() && ticks % 10 == 0 && done() {
+                if line.is_empty() && ticks.is_multiple_of(10) && done() {
                     return Ok(LineOr::Done);
                 }
                 continue;
