@@ -34,6 +34,8 @@ pub enum ApprovalSource {
     Approve,
     /// `run --plan`: the signed plan, approved by others, allows exactly this request.
     Plan,
+    /// `run --policy`: the signed policy approves this step for unattended runs.
+    Policy,
     /// The runbook said `confirm: false`.
     NotRequired,
     /// Nobody could approve it: an unattended run without `--yes`/`--approve` for this step.
@@ -150,6 +152,13 @@ pub enum Event {
         plan_sha256: String,
         /// Each approval that counted: `principal (fingerprint)`.
         approvers: Vec<String>,
+    },
+    /// `run --policy`: the signed policy this unattended run is inside.
+    PolicyApplied {
+        /// SHA-256 of the policy file's bytes.
+        policy_sha256: String,
+        /// Who signed it: `principal (fingerprint)`.
+        signer: String,
     },
     /// The plan shown before the first request.
     Plan {

@@ -187,6 +187,7 @@ fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
         yes: args.yes || !interactive,
         approve: Vec::new(),
         plan: None,
+        policy: None,
         require_approvals: 1,
         non_interactive: !interactive,
         dry_run: None,

@@ -89,6 +89,11 @@ pub struct RunArgs {
     /// other than the operator, then send only the requests it allows.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["resume", "dry_run", "yes", "approve"])]
     pub plan: Option<PathBuf>,
+    /// Instead of --yes for unattended runs: a policy signed by an approver (`FILE.sig`, namespace
+    /// esus-ir-policy; the signer listed in --allowed-signers): the runbooks, steps, ESUS URLs,
+    /// input patterns and fan-out sizes it allows. Anything outside it is refused (exit 3).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["yes", "approve", "plan"])]
+    pub policy: Option<PathBuf>,
     /// With --plan: how many approvals it needs.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "plan")]
     pub require_approvals: usize,
@@ -326,6 +331,11 @@ pub async fn execute(
     )?;
     let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
     let mut policy = approval_policy(&args, &subject.valid, interactive)?;
+    if let Some(path) = &args.policy {
+        policy.policy = Some(Arc::new(signed_policy(
+            &args, path, &subject, &inputs, &client,
+        )?));
+    }
     if let Some(path) = &args.plan {
         let gate = signed_plan(
             &args,
@@ -570,6 +580,7 @@ fn approval_policy(
         yes: args.yes,
         approve: args.approve.iter().cloned().collect(),
         plan: None,
+        policy: None,
     };
     let unknown = policy.unknown_steps(valid);
     if !unknown.is_empty() {
@@ -588,6 +599,58 @@ fn approval_policy(
         )));
     }
     Ok(policy)
+}
+
+/// The signed policy `--policy` names, verified and judged against this run — else the run does
+/// not start (exit 3).
+fn signed_policy(
+    args: &RunArgs,
+    path: &Path,
+    subject: &Subject,
+    inputs: &crate::plan::inputs::Inputs,
+    client: &EsusClient,
+) -> Result<crate::exec::policy::Policy, Error> {
+    let signers_file = args.sign.resume_allowed_signers.as_ref().ok_or_else(|| {
+        Error::Usage(
+            "--policy needs --allowed-signers FILE: who may sign it (nothing was sent)".into(),
+        )
+    })?;
+    let text = std::fs::read_to_string(signers_file)
+        .map_err(|e| Error::io(format!("reading {}", signers_file.display()), e))?;
+    let (signers, _) = crate::transcript::parse_allowed_signers(&text);
+    let own = args.sign.public_key()?;
+    let secret: std::collections::BTreeSet<&String> = inputs.secrets.keys().collect();
+    let given: Vec<(String, String)> = inputs
+        .display
+        .iter()
+        .filter(|(k, v)| !v.is_null() && !secret.contains(k))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    let facts = crate::exec::policy::RunFacts {
+        runbook: &subject.valid.runbook.name,
+        runbook_sha256: &crate::transcript::sha256_hex(subject.source.text.as_bytes()),
+        base_url: client.base().as_str(),
+        inputs: given,
+    };
+    crate::exec::policy::load(
+        path,
+        &signers,
+        own.as_deref(),
+        &facts,
+        jiff::Timestamp::now(),
+    )
+    .map_err(|why| {
+        Error::Declined(format!(
+            "refusing to start: outside the signed policy {}: {} (nothing was sent)",
+            path.display(),
+            why.join("; ")
+        ))
+    })
 }
 
 /// The signed plan `--plan` names, verified: approved by enough distinct allowed signers (not

@@ -355,6 +355,7 @@ fn how_words(how: ApprovalSource) -> &'static str {
         ApprovalSource::AssumeYes => "by --yes",
         ApprovalSource::Approve => "by --approve",
         ApprovalSource::Plan => "by the signed plan",
+        ApprovalSource::Policy => "by the signed policy",
         ApprovalSource::NotRequired => "no confirmation needed",
         ApprovalSource::Missing => "no approval was given for this unattended run",
     }
@@ -370,6 +371,12 @@ impl crate::event::EventSink for Ui {
                 ..
             } => self.run_started(runbook_name, *mode, base_url),
             Event::Preflight { summary, .. } => self.line(summary),
+            Event::PolicyApplied {
+                policy_sha256,
+                signer,
+            } => self.line(&format!(
+                "inside the signed policy sha256 {policy_sha256} (signed by {signer})"
+            )),
             Event::PlanApproved {
                 plan_sha256,
                 approvers,

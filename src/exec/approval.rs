@@ -63,6 +63,8 @@ pub struct ApprovalPolicy {
     pub approve: BTreeSet<String>,
     /// `run --plan`: a signed plan approves every step, for exactly the requests it allows.
     pub plan: Option<std::sync::Arc<super::plan_gate::PlanGate>>,
+    /// `run --policy`: a signed policy approves the steps it names.
+    pub policy: Option<std::sync::Arc<super::policy::Policy>>,
 }
 
 /// How a step gets its approval.
@@ -81,6 +83,9 @@ impl ApprovalPolicy {
     pub fn decide(&self, id: &str, approval: &Approval) -> Decision {
         match approval {
             _ if self.plan.is_some() => Decision::Approved(ApprovalSource::Plan),
+            _ if self.policy.as_ref().is_some_and(|p| p.approve.contains(id)) => {
+                Decision::Approved(ApprovalSource::Policy)
+            }
             Approval::NotAsked { .. } => Decision::Approved(ApprovalSource::NotRequired),
             _ if self.approve.contains(id) => Decision::Approved(ApprovalSource::Approve),
             Approval::Ask { .. } if self.yes => Decision::Approved(ApprovalSource::AssumeYes),

@@ -108,6 +108,12 @@ pub async fn run(
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
+    if let Some(p) = &run.shared.policy.policy {
+        let _ = run.shared.emit(&Event::PolicyApplied {
+            policy_sha256: p.digest.clone(),
+            signer: p.signer.clone(),
+        });
+    }
     if let Some(gate) = &run.shared.policy.plan {
         let _ = run.shared.emit(&Event::PlanApproved {
             plan_sha256: gate.digest.clone(),
@@ -131,6 +137,9 @@ pub async fn run(
     run.not_covered = gaps::not_covered(&gaps);
     if let Some(why) = refused(&plans) {
         return run.finish(RunOutcome::Refused, why);
+    }
+    if let Some(why) = over_policy_cap(&run.shared, &plans) {
+        return run.finish(RunOutcome::Declined, why);
     }
     let missing = run.shared.policy.missing(&plans);
     if !missing.is_empty() {
@@ -156,6 +165,27 @@ pub async fn run(
     run.close_unstarted();
     let (outcome, why) = run.outcome();
     run.finish(outcome, why)
+}
+
+/// A fan-out larger than the signed policy allows: outside the policy, refused before anything
+/// is sent.
+fn over_policy_cap(shared: &Shared, plans: &[StepPlan]) -> Option<String> {
+    let cap = shared.policy.policy.as_ref()?.max_items?;
+    let over: Vec<String> = plans
+        .iter()
+        .filter_map(|p| match &p.work {
+            Work::Many(b) if b.items.len() > cap => {
+                Some(format!("`{}` fans out over {} items", p.id, b.items.len()))
+            }
+            _ => None,
+        })
+        .collect();
+    (!over.is_empty()).then(|| {
+        format!(
+            "refusing to start: nothing was sent. Outside the signed policy: {} (it allows {cap})",
+            over.join("; ")
+        )
+    })
 }
 
 /// What the plan made ahead of the run found wrong in a step that will run: the run is refused

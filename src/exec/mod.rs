@@ -18,6 +18,7 @@ pub mod opening;
 mod outcome;
 mod paged;
 pub mod plan_gate;
+pub mod policy;
 pub mod preflight;
 pub mod progress;
 mod recover;

@@ -293,7 +293,7 @@ fn convert(value: Value, kind: InputType, from_text: bool) -> Result<Value, Stri
     }
 }
 
-fn full_match(pattern: &str, value: &str) -> bool {
+pub(crate) fn full_match(pattern: &str, value: &str) -> bool {
     Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(value))
 }
 

@@ -137,6 +137,7 @@ struct Granted<'a> {
 /// The `how` values a confirmation may carry.
 const HOWS: &[&str] = &[
     "plan",
+    "policy",
     "interactive",
     "assume-yes",
     "approve",

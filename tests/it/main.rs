@@ -20,6 +20,7 @@ mod kill_points;
 mod network_policy;
 mod no_silent_gaps;
 mod plan_property;
+mod policies;
 mod preflight;
 mod prompt_parallel;
 mod report_incident;
