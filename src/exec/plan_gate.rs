@@ -360,4 +360,124 @@ mod tests {
             "the claim tag is bound"
         );
     }
+
+    /// A plan file, its approvals by `keys` (each signs once), and who is listed.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        plan: PathBuf,
+    }
+
+    fn fixture(plan: &Value) -> Fixture {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, canonical_json(plan)).expect("plan");
+        Fixture { dir, plan: path }
+    }
+
+    fn sign(f: &Fixture, key: &crate::transcript::Signer, name: &str) {
+        let bytes = std::fs::read(&f.plan).expect("read");
+        let sig = key.sign_in(PLAN_NAMESPACE, &bytes).expect("sign");
+        std::fs::write(f.dir.path().join(format!("plan.json.{name}.sig")), sig).expect("sig");
+    }
+
+    fn listed(keys: &[(&str, &crate::transcript::Signer, &str)]) -> Vec<AllowedSigner> {
+        let text: String = keys
+            .iter()
+            .map(|(who, k, ns)| {
+                let public = k.public_key_openssh();
+                let fields: Vec<&str> = public.split_whitespace().take(2).collect();
+                format!("{who} namespaces=\"{ns}\" {}\n", fields.join(" "))
+            })
+            .collect();
+        crate::transcript::parse_allowed_signers(&text).0
+    }
+
+    fn plan_value(expires: Option<&str>) -> Value {
+        serde_json::json!({"kind": PLAN_KIND, "schema_version": 1, "expires_at": expires, "steps": []})
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-12-07T00:00:00Z".parse().expect("time")
+    }
+
+    #[test]
+    fn approvals_count_once_per_listed_key_never_the_operators_and_only_for_plans() {
+        let alice = crate::transcript::Signer::generate("alice").expect("key");
+        let bob = crate::transcript::Signer::generate("bob").expect("key");
+        let me = crate::transcript::Signer::generate("operator").expect("key");
+        let f = fixture(&plan_value(None));
+        sign(&f, &alice, "a1");
+        sign(&f, &alice, "a2");
+        sign(&f, &me, "me");
+        let signers = listed(&[
+            ("alice", &alice, PLAN_NAMESPACE),
+            ("operator", &me, PLAN_NAMESPACE),
+            ("bob", &bob, "esus-ir-transcript"),
+        ]);
+        let own = me.public_key_openssh();
+        let one = PlanGate::load(&f.plan, &signers, 1, Some(&own), now()).expect("one approval");
+        assert_eq!(one.approvers.len(), 1, "alice twice is alice once");
+        assert_eq!(one.approvers[0].principal, "alice");
+        let two = PlanGate::load(&f.plan, &signers, 2, Some(&own), now());
+        assert!(
+            matches!(two, Err(PlanRefusal::NotApproved(_))),
+            "the operator's own never counts"
+        );
+        // bob signs, but is listed only for transcripts: still one.
+        sign(&f, &bob, "b");
+        assert!(PlanGate::load(&f.plan, &signers, 2, Some(&own), now()).is_err());
+        let signers = listed(&[
+            ("alice", &alice, PLAN_NAMESPACE),
+            ("bob", &bob, "esus-ir-plan,esus-ir-policy"),
+        ]);
+        let both = PlanGate::load(&f.plan, &signers, 2, Some(&own), now()).expect("two");
+        assert_eq!(both.approvers.len(), 2);
+        assert_eq!(
+            both.digest,
+            sha256_hex(&std::fs::read(&f.plan).expect("read"))
+        );
+        // A signature over other bytes (a transcript's namespace, another plan) is no approval.
+        let g = fixture(&plan_value(Some("2027-01-01T00:00:00Z")));
+        std::fs::copy(
+            f.dir.path().join("plan.json.a1.sig"),
+            g.dir.path().join("plan.json.a1.sig"),
+        )
+        .expect("copy");
+        assert!(PlanGate::load(&g.plan, &signers, 1, None, now()).is_err());
+    }
+
+    #[test]
+    fn a_plan_must_be_the_written_bytes_and_unexpired() {
+        let alice = crate::transcript::Signer::generate("alice").expect("key");
+        let signers = listed(&[("alice", &alice, PLAN_NAMESPACE)]);
+        let f = fixture(&plan_value(Some("2026-12-06T23:59:59Z")));
+        sign(&f, &alice, "a");
+        let late = PlanGate::load(&f.plan, &signers, 1, None, now());
+        assert!(
+            matches!(late, Err(PlanRefusal::NotApproved(ref w)) if w.contains("expired")),
+            "{late:?}"
+        );
+        let ok = fixture(&plan_value(Some("2026-12-07T00:00:01Z")));
+        sign(&ok, &alice, "a");
+        assert!(
+            PlanGate::load(&ok.plan, &signers, 1, None, now()).is_ok(),
+            "not yet expired"
+        );
+        // Re-formatted, or another kind of file: not a plan.
+        let pretty = ok.dir.path().join("pretty.json");
+        std::fs::write(
+            &pretty,
+            serde_json::to_vec_pretty(&plan_value(None)).expect("json"),
+        )
+        .expect("w");
+        assert!(matches!(
+            PlanGate::load(&pretty, &signers, 0, None, now()),
+            Err(PlanRefusal::Malformed(_))
+        ));
+        let other = fixture(&serde_json::json!({"kind": "plan", "steps": []}));
+        assert!(matches!(
+            PlanGate::load(&other.plan, &signers, 0, None, now()),
+            Err(PlanRefusal::Malformed(_))
+        ));
+    }
 }

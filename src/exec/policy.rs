@@ -253,4 +253,54 @@ mod tests {
             "an unknown field is refused"
         );
     }
+
+    #[test]
+    fn only_a_listed_key_other_than_the_operators_signs_a_policy_and_an_edit_breaks_it() {
+        let bob = crate::transcript::Signer::generate("bob").expect("key");
+        let me = crate::transcript::Signer::generate("me").expect("key");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, POLICY).expect("policy");
+        let sign = |k: &crate::transcript::Signer| {
+            let sig = k
+                .sign_in(POLICY_NAMESPACE, POLICY.as_bytes())
+                .expect("sign");
+            std::fs::write(dir.path().join("policy.yaml.sig"), sig).expect("sig");
+        };
+        let line = |who: &str, k: &crate::transcript::Signer, ns: &str| {
+            let public = k.public_key_openssh();
+            let fields: Vec<&str> = public.split_whitespace().take(2).collect();
+            format!("{who} namespaces=\"{ns}\" {}\n", fields.join(" "))
+        };
+        let signers = crate::transcript::parse_allowed_signers(&format!(
+            "{}{}",
+            line("bob", &bob, POLICY_NAMESPACE),
+            line("me", &me, POLICY_NAMESPACE)
+        ))
+        .0;
+        let own = me.public_key_openssh();
+        let run = facts("https://api.esus.health", "k-1");
+        let now = at("2026-12-07T00:00:00Z");
+        sign(&bob);
+        let p = load(&path, &signers, Some(&own), &run, now).expect("inside, signed by bob");
+        assert!(p.signer.starts_with("bob ("), "{}", p.signer);
+        assert_eq!(p.max_items, Some(10));
+        assert_eq!(p.digest, sha256_hex(POLICY.as_bytes()));
+        assert!(p.approve.contains("delete"));
+        sign(&me);
+        assert!(
+            load(&path, &signers, Some(&own), &run, now).is_err(),
+            "self-signed"
+        );
+        let transcript_only =
+            crate::transcript::parse_allowed_signers(&line("bob", &bob, "esus-ir-transcript")).0;
+        sign(&bob);
+        assert!(
+            load(&path, &transcript_only, None, &run, now).is_err(),
+            "listed for another namespace"
+        );
+        std::fs::write(&path, POLICY.replace("k-[0-9]+", ".*")).expect("edit");
+        let edited = load(&path, &signers, None, &run, now).expect_err("edited");
+        assert!(edited[0].contains("does not match it"), "{edited:?}");
+    }
 }

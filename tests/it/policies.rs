@@ -85,6 +85,18 @@ async fn a_run_inside_a_signed_policy_goes_ahead_unattended_without_yes() {
     let (code, said) =
         crate::run_support::verify(&env, &env.dir.path().join("in/transcript.jsonl"));
     assert_eq!(code, 0, "{said}");
+    let mut report = env.bare_cmd();
+    report
+        .arg("report")
+        .arg(env.dir.path().join("in"))
+        .args(["--format", "markdown"]);
+    let out = output(report).await;
+    assert_code(&out, 0);
+    assert!(
+        text(&out.stdout).contains("signed by bob@example.org"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -289,6 +289,23 @@ async fn a_plan_approved_by_another_runs_unattended_and_its_approvals_are_counte
     let (code, said) =
         crate::run_support::verify(&env, &env.dir.path().join("one/transcript.jsonl"));
     assert_eq!(code, 0, "{said}");
+    // The post-mortem names who approved it.
+    for format in ["json", "markdown"] {
+        let mut report = env.bare_cmd();
+        report
+            .arg("report")
+            .arg(env.dir.path().join("one"))
+            .args(["--format", format]);
+        let out = output(report).await;
+        assert_code(&out, 0);
+        assert!(
+            text(&out.stdout).contains(&format!(
+                "the signed plan sha256 {digest}, approved by alice@example.org"
+            )),
+            "{format}: {}",
+            text(&out.stdout)
+        );
+    }
 }
 
 fn sha256_of(path: &Path) -> String {

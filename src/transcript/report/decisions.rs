@@ -138,6 +138,8 @@ pub fn decided_by(operator: &str, how: &str) -> String {
         "assume-yes" => format!("{operator} by --yes"),
         "approve" => format!("{operator} by --approve"),
         "not-required" => "the runbook (confirm: false)".to_string(),
+        "plan" => "the signed plan (its approvers: see Approved by)".to_string(),
+        "policy" => "the signed policy (its signer: see Approved by)".to_string(),
         "missing" => "nobody: an unattended run, no approval given".to_string(),
         "" => "nobody: Ctrl-C while the prompt was open".to_string(),
         other => format!("{operator} ({other})"),

@@ -19,6 +19,12 @@ pub(super) fn describe(r: &Record) -> String {
                 .unwrap_or_default()
         ),
         "preflight" => field(r, "summary"),
+        "plan-approved" => format!("runs the signed plan sha256 {}", field(r, "plan_sha256")),
+        "policy-applied" => format!(
+            "inside the signed policy sha256 {}, signed by {}",
+            field(r, "policy_sha256"),
+            field(r, "signer")
+        ),
         "carried" => format!(
             "{step}: finished by an earlier leg ({}), carried",
             field(r, "from_file")

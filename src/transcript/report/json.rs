@@ -86,6 +86,8 @@ struct LegDoc<'a> {
     resumes_file: Option<&'a str>,
     resumes: Option<&'a str>,
     acting_as: Option<&'a str>,
+    /// Whose approval the leg ran on: a signed plan's approvers, a signed policy's signer.
+    approved_by: Option<&'a str>,
     valid: bool,
     problems: &'a [Problem],
     warnings: &'a [String],
@@ -188,6 +190,7 @@ pub(super) fn render(inc: &Incident) -> String {
                     resumes_file: t.resumes_file.as_deref(),
                     resumes: t.resumes.as_deref(),
                     acting_as: t.preflight.as_deref(),
+                    approved_by: t.approved_by.as_deref(),
                     valid: l.verification.ok,
                     problems: &l.verification.problems,
                     warnings: &l.verification.warnings,

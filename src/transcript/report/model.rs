@@ -39,6 +39,9 @@ pub struct Timeline {
     pub chain_started_at: Option<String>,
     /// What the preflight found: "acting as … on …", or why it stopped the run.
     pub preflight: Option<String>,
+    /// Whose approval the leg ran on besides the operator's: a signed plan's approvers, or a
+    /// signed policy's signer.
+    pub approved_by: Option<String>,
     /// The incident id given to the run, if any.
     pub incident_id: Option<String>,
     /// Inputs as recorded (secret ones as `[secret]`), rendered as JSON text.
@@ -206,10 +209,34 @@ impl Timeline {
                     let how = match field(r, "how").as_str() {
                         "assume-yes" => "--yes".to_string(),
                         "approve" => "--approve".to_string(),
+                        "plan" => "the signed plan".to_string(),
+                        "policy" => "the signed policy".to_string(),
                         other => other.to_string(),
                     };
                     let word = if approved { "approved" } else { "declined" };
                     t.step_mut(r).approval = format!("{word} ({how})");
+                }
+                "plan-approved" => {
+                    let who: Vec<&str> = r
+                        .data
+                        .get("approvers")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    t.approved_by = Some(format!(
+                        "the signed plan sha256 {}, approved by {}",
+                        field(r, "plan_sha256"),
+                        who.join(", ")
+                    ));
+                }
+                "policy-applied" => {
+                    t.approved_by = Some(format!(
+                        "the signed policy sha256 {}, signed by {}",
+                        field(r, "policy_sha256"),
+                        field(r, "signer")
+                    ));
                 }
                 // The preflight is the run's, not a step's: it is shown as who acted.
                 "preflight" => {

@@ -117,6 +117,13 @@ pub(super) fn overview(inc: &Incident) -> Vec<(&'static str, Cell)> {
     if let Some(p) = &t.preflight {
         rows.push(("Acting as", plain(p.clone())));
     }
+    let approved: Vec<String> = all().filter_map(|t| t.approved_by.clone()).collect();
+    if !approved.is_empty() {
+        rows.push((
+            "Approved by",
+            plain(distinct(approved.iter().map(String::as_str))),
+        ));
+    }
     if let Some(r) = inc.legs.first().and_then(|l| l.timeline.resumes.clone()) {
         rows.push(("Resumes", mono(r)));
     }
