@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::output::{count, out};
 use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
+use super::sign_args::SignKeyArgs;
 use super::terminal::Terminal;
-use super::transcript_cmd::SignKeyArgs;
 use crate::error::{Error, ExitCode};
 use crate::exec::report::RunReport;
 use crate::sim::{KeyState, ReadyInfo, SimHandle, Simulator};

@@ -30,7 +30,7 @@ pub(super) struct Resumed {
 pub(super) fn load(
     arg: &Path,
     runbook: Option<&str>,
-    trust: &super::transcript_cmd::SignKeyArgs,
+    trust: &super::sign_args::SignKeyArgs,
 ) -> Result<Resumed, Error> {
     let path = transcript_of(arg)?;
     let run_dir = path
@@ -176,7 +176,7 @@ fn not_a_transcript(path: &Path, why: &str) -> Error {
 fn trusted_len(
     path: &Path,
     records: &[Record],
-    trust: &super::transcript_cmd::SignKeyArgs,
+    trust: &super::sign_args::SignKeyArgs,
 ) -> Result<usize, Error> {
     use crate::transcript::{ProblemKind, SignatureStatus, VerifyOptions, verify_transcript};
     let refuse = |why: String| {

@@ -12,8 +12,8 @@ use super::output::out;
 use super::resume_source;
 use super::run_folder::{self, Asked, folders_for, shell_word, transcript_path};
 use super::run_inputs::{self, Supplied};
+use super::sign_args::SignKeyArgs;
 use super::terminal::{self, Terminal};
-use super::transcript_cmd::SignKeyArgs;
 use super::ui::Ui;
 use crate::bundled;
 use crate::error::{Error, ExitCode};
@@ -688,7 +688,7 @@ fn signed_plan(
     let waiting =
         matches!(&first, Err(PlanRefusal::NotApproved(why)) if why.contains("approval(s)"));
     let gate = if waiting && interactive {
-        super::plan_cmd::wait_for_approvals(path, load, interrupt)
+        super::plan_wait::wait_for_approvals(path, load, interrupt)
     } else {
         first
     }

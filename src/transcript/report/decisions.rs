@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::model::{field, or_unknown};
+use super::fields::{field, or_unknown};
 use crate::transcript::record::Record;
 
 /// What became of a prompt (or of an approval taken from flags or the runbook).

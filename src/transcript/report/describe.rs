@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::model::{field, strings};
+use super::fields::{field, strings};
 use crate::transcript::record::Record;
 
 /// A one-line description of a record.

@@ -12,6 +12,7 @@ mod axis;
 mod decisions;
 mod describe;
 mod escape;
+mod fields;
 mod html;
 pub mod incident;
 mod json;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::decisions::Prompts;
 pub use super::decisions::{Decision, DecisionRow, decided_by};
 use super::describe::describe;
+pub(super) use super::fields::{field, or_unknown, strings};
 use crate::transcript::record::Record;
 
 /// The run as a post-mortem reads it.
@@ -534,31 +535,12 @@ fn containment_record(r: &Record) -> ContainmentRecord {
     }
 }
 
-pub(super) fn or_unknown(s: &str) -> &str {
-    if s.trim().is_empty() { "(unknown)" } else { s }
-}
-
 /// `2026-01-02 03:04:05 UTC` for an RFC 3339 timestamp; other text as it is.
 pub fn human_time(ts: &str) -> String {
     match ts.parse::<Timestamp>() {
         Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         Err(_) => or_unknown(ts).to_string(),
     }
-}
-
-pub(super) fn field(r: &Record, name: &str) -> String {
-    r.str_field(name).unwrap_or_default().to_string()
-}
-
-pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn between(start: &str, end: &str) -> Option<SignedDuration> {
