@@ -51,6 +51,12 @@ fn config(mix: &[&str], seed: u64) -> SimConfig {
 struct Operator {
     token: String,
     refresh: String,
+    /// Whether the stolen session's tokens are given to the run. A `token_ttl` fault shortens
+    /// every token the simulator issues, the scenario's stolen session included: under load it
+    /// may die before the incident first presents it, and a refusal ESUS never preceded with an
+    /// acceptance proves nothing — correctly "not proven", but not what this mix soaks (the
+    /// operator's own token renewed mid-run). The session's own soak is the other runbook's.
+    stolen_session: bool,
 }
 
 async fn operator(env: &Env, mix: &[&str]) -> Operator {
@@ -59,6 +65,7 @@ async fn operator(env: &Env, mix: &[&str]) -> Operator {
         return Operator {
             token: r.admin_token.expose_secret().to_string(),
             refresh: r.admin_refresh_token.expose_secret().to_string(),
+            stolen_session: true,
         };
     }
     let login: Value = crate::sim_support::client()
@@ -73,6 +80,7 @@ async fn operator(env: &Env, mix: &[&str]) -> Operator {
     Operator {
         token: login["accessToken"].as_str().expect("access").to_string(),
         refresh: login["refreshToken"].as_str().expect("refresh").to_string(),
+        stolen_session: false,
     }
 }
 
@@ -86,15 +94,17 @@ fn cmd_for(env: &Env, op: &Operator, runbook: &str, resume: bool) -> std::proces
         .env("NO_COLOR", "1")
         .env("ESUS_TOKEN", &op.token)
         .env("ESUS_REFRESH_TOKEN", &op.refresh)
-        .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
-        .env(
-            "ESUS_COMPROMISED_REFRESH_TOKEN",
-            r.session_refresh_token.expose_secret(),
-        )
         .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret())
         .env("ESUS_BASE_URL", env.sim.base_url())
         .stdin(std::process::Stdio::null())
         .arg("run");
+    if op.stolen_session || runbook != "api-key-compromise" {
+        cmd.env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
+            .env(
+                "ESUS_COMPROMISED_REFRESH_TOKEN",
+                r.session_refresh_token.expose_secret(),
+            );
+    }
     if resume {
         cmd.arg("--resume").arg(env.run_dir());
     } else {
