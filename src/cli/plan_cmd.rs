@@ -132,12 +132,16 @@ fn document(
         .into_iter()
         .flatten()
         .map(|s| {
-            let requests = |field: &str| -> Vec<Value> {
+            // Which requests are exact is the planner's word: a step's requests are templates
+            // when they read answers of steps not run yet; a follow-up always reads its
+            // request's answer.
+            let templated = s.get("templated") == Some(&Value::Bool(true));
+            let requests = |field: &str, templated: bool| -> Vec<Value> {
                 s.get(field)
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .map(request_entry)
+                    .map(|v| request_entry(v, templated))
                     .collect()
             };
             json!({
@@ -147,8 +151,8 @@ fn document(
                 "confirm": s.get("confirm"),
                 "notes": s.get("notes"),
                 "items": s.get("items"),
-                "requests": requests("requests"),
-                "follow_ups": requests("follow_ups"),
+                "requests": requests("requests", templated),
+                "follow_ups": requests("follow_ups", true),
             })
         })
         .collect();
@@ -170,9 +174,7 @@ fn document(
 }
 
 /// One request of the plan: exact (with its digest), or a template.
-fn request_entry(view: &Value) -> Value {
-    let text = view.to_string();
-    let templated = text.contains("\\u003c") || text.contains('<');
+fn request_entry(view: &Value, templated: bool) -> Value {
     let mut entry = view.clone();
     if let Some(obj) = entry.as_object_mut() {
         obj.insert("exact".into(), Value::Bool(!templated));
@@ -309,4 +311,36 @@ fn ask_to_sign() -> Result<bool, Error> {
         answer.as_deref().map(str::to_ascii_lowercase).as_deref(),
         Some("y" | "yes")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactness_is_the_planners_word_not_the_text() {
+        let view = json!({"method": "POST", "url": "https://e/fhir/Subscription", "headers": [],
+            "body": {"reason": "alert <on-call>"}});
+        let plan = json!({"steps": [
+            {"id": "known", "requests": [view.clone()], "follow_ups": [view.clone()]},
+            {"id": "later", "templated": true, "requests": [view.clone()]},
+        ]});
+        let doc = document(&plan, &Map::new(), None);
+        let known = &doc["steps"][0]["requests"][0];
+        assert_eq!(
+            known["exact"], true,
+            "a literal `<` in a known request binds it exactly"
+        );
+        assert_eq!(known["request_sha256"], sha256_hex(&canonical_json(&view)));
+        assert_eq!(
+            doc["steps"][0]["follow_ups"][0]["exact"], false,
+            "a follow-up reads an answer"
+        );
+        assert_eq!(doc["steps"][1]["requests"][0]["exact"], false);
+        assert!(
+            doc["steps"][1]["requests"][0]
+                .get("request_sha256")
+                .is_none()
+        );
+    }
 }

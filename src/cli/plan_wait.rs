@@ -30,7 +30,8 @@ pub(super) fn wait_for_approvals(
         );
         let seen = interrupt.count();
         // A person is waited for: this blocks the command, which has nothing else to do yet.
-        let got = read_line_until(interrupt, seen, || load().is_ok());
+        let got =
+            tokio::task::block_in_place(|| read_line_until(interrupt, seen, || load().is_ok()));
         let line = match got {
             Ok(LineOr::Done) => return load(),
             Ok(LineOr::Line(Some(l))) => l,

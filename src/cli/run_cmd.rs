@@ -330,27 +330,7 @@ pub async fn execute(
         &interrupt,
     )?;
     let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
-    let mut policy = approval_policy(&args, &subject.valid, interactive)?;
-    if let Some(path) = &args.policy {
-        policy.policy = Some(Arc::new(signed_policy(
-            &args, path, &subject, &inputs, &client,
-        )?));
-    }
-    if let Some(path) = &args.plan {
-        let gate = signed_plan(
-            &args,
-            path,
-            &subject,
-            &inputs,
-            &client,
-            interactive,
-            &interrupt,
-        );
-        if interrupt.count() > 0 {
-            return Err(Error::interrupted_before_start());
-        }
-        policy.plan = Some(Arc::new(gate?));
-    }
+    let policy = approvals(&args, &subject, &inputs, &client, interactive, &interrupt)?;
     let place = place_run(&args, &subject)?;
     let secrets = place.folders.secrets.clone();
     let token = token_for(
@@ -601,6 +581,50 @@ fn approval_policy(
     Ok(policy)
 }
 
+/// What approves this run's steps: the flags, and a signed policy or plan when one is named
+/// (each verified before anything is sent).
+fn approvals(
+    args: &RunArgs,
+    subject: &Subject,
+    inputs: &crate::plan::inputs::Inputs,
+    client: &EsusClient,
+    interactive: bool,
+    interrupt: &Interrupt,
+) -> Result<ApprovalPolicy, Error> {
+    let mut policy = approval_policy(args, &subject.valid, interactive)?;
+    if let Some(path) = &args.policy {
+        policy.policy = Some(Arc::new(signed_policy(
+            args, path, subject, inputs, client,
+        )?));
+    }
+    if let Some(path) = &args.plan {
+        let gate = signed_plan(args, path, subject, inputs, client, interactive, interrupt);
+        if interrupt.count() > 0 {
+            return Err(Error::interrupted_before_start());
+        }
+        policy.plan = Some(Arc::new(gate?));
+    }
+    Ok(policy)
+}
+
+/// Who may approve (`--allowed-signers`), and the operator's own public key (whose approval
+/// never counts) — read once for `--plan` and `--policy` alike.
+fn approvers_and_operator(
+    args: &RunArgs,
+    flag: &str,
+    what: &str,
+) -> Result<(Vec<crate::transcript::AllowedSigner>, Option<String>), Error> {
+    let file = args.sign.resume_allowed_signers.as_ref().ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} needs --allowed-signers FILE: who may {what} (nothing was sent)"
+        ))
+    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+    let (signers, _) = crate::transcript::parse_allowed_signers(&text);
+    Ok((signers, args.sign.public_key()?))
+}
+
 /// The signed policy `--policy` names, verified and judged against this run — else the run does
 /// not start (exit 3).
 fn signed_policy(
@@ -610,15 +634,7 @@ fn signed_policy(
     inputs: &crate::plan::inputs::Inputs,
     client: &EsusClient,
 ) -> Result<crate::exec::policy::Policy, Error> {
-    let signers_file = args.sign.resume_allowed_signers.as_ref().ok_or_else(|| {
-        Error::Usage(
-            "--policy needs --allowed-signers FILE: who may sign it (nothing was sent)".into(),
-        )
-    })?;
-    let text = std::fs::read_to_string(signers_file)
-        .map_err(|e| Error::io(format!("reading {}", signers_file.display()), e))?;
-    let (signers, _) = crate::transcript::parse_allowed_signers(&text);
-    let own = args.sign.public_key()?;
+    let (signers, own) = approvers_and_operator(args, "--policy", "sign it")?;
     let secret: std::collections::BTreeSet<&String> = inputs.secrets.keys().collect();
     let given: Vec<(String, String)> = inputs
         .display
@@ -666,15 +682,7 @@ fn signed_plan(
     interrupt: &Interrupt,
 ) -> Result<crate::exec::plan_gate::PlanGate, Error> {
     use crate::exec::plan_gate::{PlanGate, PlanRefusal};
-    let signers_file = args.sign.resume_allowed_signers.as_ref().ok_or_else(|| {
-        Error::Usage(
-            "--plan needs --allowed-signers FILE: who may approve (nothing was sent)".into(),
-        )
-    })?;
-    let text = std::fs::read_to_string(signers_file)
-        .map_err(|e| Error::io(format!("reading {}", signers_file.display()), e))?;
-    let (signers, _) = crate::transcript::parse_allowed_signers(&text);
-    let own = args.sign.public_key()?;
+    let (signers, own) = approvers_and_operator(args, "--plan", "approve")?;
     let load = || {
         PlanGate::load(
             path,

@@ -324,6 +324,31 @@ fn bar_style() -> ProgressStyle {
         .progress_chars("=> ")
 }
 
+/// The one line a run-level notice prints: who is acting, what approves the run, a renewal.
+fn notice(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Preflight { summary, .. } => summary.clone(),
+        Event::PolicyApplied {
+            policy_sha256,
+            signer,
+        } => format!("inside the signed policy sha256 {policy_sha256} (signed by {signer})"),
+        Event::PlanApproved {
+            plan_sha256,
+            approvers,
+        } => format!(
+            "running the signed plan sha256 {plan_sha256}, approved by {}: only its requests are sent",
+            approvers.join(", ")
+        ),
+        Event::TokenRenewed {
+            by,
+            refresh_saved_to,
+            save_error,
+            ..
+        } => renewal_words(by, refresh_saved_to.as_deref(), save_error.as_deref()),
+        _ => return None,
+    })
+}
+
 /// The on-screen line for a renewed operator token (never the token).
 fn renewal_words(by: &str, saved_to: Option<&str>, save_error: Option<&str>) -> String {
     let how = if by == "operator" {
@@ -370,30 +395,14 @@ impl crate::event::EventSink for Ui {
                 base_url,
                 ..
             } => self.run_started(runbook_name, *mode, base_url),
-            Event::Preflight { summary, .. } => self.line(summary),
-            Event::PolicyApplied {
-                policy_sha256,
-                signer,
-            } => self.line(&format!(
-                "inside the signed policy sha256 {policy_sha256} (signed by {signer})"
-            )),
-            Event::PlanApproved {
-                plan_sha256,
-                approvers,
-            } => self.line(&format!(
-                "running the signed plan sha256 {plan_sha256}, approved by {}: only its requests are sent",
-                approvers.join(", ")
-            )),
-            Event::TokenRenewed {
-                by,
-                refresh_saved_to,
-                save_error,
-                ..
-            } => self.line(&renewal_words(
-                by,
-                refresh_saved_to.as_deref(),
-                save_error.as_deref(),
-            )),
+            Event::Preflight { .. }
+            | Event::PolicyApplied { .. }
+            | Event::PlanApproved { .. }
+            | Event::TokenRenewed { .. } => {
+                if let Some(line) = notice(event) {
+                    self.line(&line);
+                }
+            }
             Event::Plan {
                 layers,
                 destructive,

@@ -238,6 +238,7 @@ fn preflight_refused(message: String) -> PlannedStep {
         notes: vec![message],
         problems: Vec::new(),
         requests: Vec::new(),
+        templated: false,
         follow_ups: Vec::new(),
         items: None,
         sent: true,

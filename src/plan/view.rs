@@ -33,6 +33,9 @@ pub struct PlannedStep {
     /// The requests a live run would send (for a fan-out, the first ones); templates where the
     /// request reads steps that have not run (`<rotate.new_key_id>`).
     pub requests: Vec<RequestView>,
+    /// The requests read answers of steps not run yet: templates (`<new-key-id>`), not exact.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub templated: bool,
     /// Requests it sends after these, from their answers (a created key's rename).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub follow_ups: Vec<RequestView>,
@@ -75,6 +78,7 @@ impl PlannedStep {
             notes: plan.notes.clone(),
             problems: plan.problems.clone(),
             requests,
+            templated: matches!(plan.work, Work::Pending(_)),
             follow_ups: plan.follow_ups.clone(),
             items: match &plan.work {
                 Work::Many(b) => Some(b.todo_len()),
