@@ -95,7 +95,7 @@ async fn esus_ir(
     let shared = Arc::new(Shared::new(Parts {
         planner,
         client,
-        token: OperatorToken::new(Some(token.clone()), None),
+        token: std::sync::Arc::new(OperatorToken::new(Some(token.clone()), None)),
         confirmer: Arc::new(NeverPrompt),
         policy: ApprovalPolicy::default(),
         sink,

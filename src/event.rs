@@ -152,6 +152,12 @@ pub enum Event {
         plan_sha256: String,
         /// Each approval that counted: `principal (fingerprint)`.
         approvers: Vec<String>,
+        /// When the plan was made (its `created_at`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        plan_created_at: Option<String>,
+        /// Until when its approvals may be used (its `expires_at`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<String>,
     },
     /// `run --policy`: the signed policy this unattended run is inside.
     PolicyApplied {
@@ -159,6 +165,9 @@ pub enum Event {
         policy_sha256: String,
         /// Who signed it: `principal (fingerprint)`.
         signer: String,
+        /// Until when it approves anything (its `expires`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<String>,
     },
     /// The plan shown before the first request.
     Plan {

@@ -188,7 +188,7 @@ fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
         approve: Vec::new(),
         plan: None,
         policy: None,
-        require_approvals: 1,
+        require_approvals: None,
         non_interactive: !interactive,
         dry_run: None,
         offline: false,

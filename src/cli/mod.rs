@@ -3,6 +3,7 @@
 //! Nothing below this module sees clap types; each command turns its arguments into plain
 //! settings and calls the library.
 
+mod approved_run;
 mod args;
 mod commands;
 mod completions;

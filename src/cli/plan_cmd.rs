@@ -69,16 +69,32 @@ pub fn plan(args: PlanArgs, term: Terminal) -> Result<ExitCode, Error> {
         })
         .transpose()?;
     let mut run = args.run;
-    if run.resume.is_some() {
+    if run.resume.is_some() || run.require_approvals.is_some() {
         return Err(Error::Usage(
-            "a plan is made for a new run: --resume takes none (nothing was sent)".into(),
+            "a plan is made for a new run: --resume and --require-approvals belong to `run` (nothing was sent)".into(),
         ));
     }
     // The safe reads are sent, so what later steps send is known exactly, not as templates
     // (`--offline`: nothing at all is sent, and more of the plan stays templated).
     run.dry_run = Some(if run.offline { "all" } else { "reads" }.into());
     let done = run_cmd::runtime()?.block_on(run_cmd::execute(run, term, RunMode::Live, None))?;
-    let Finished::Dry(plan) = &done else {
+    let (_, digest) = write_plan(&done, &args.out, expires)?;
+    out(&format!(
+        "plan written to {} (sha256 {digest})\nhave it approved: esus-ir approve {}\n",
+        args.out.display(),
+        args.out.display()
+    ))?;
+    Ok(ExitCode::Success)
+}
+
+/// Writes the plan file of a finished dry-run to `out` (canonical bytes); returns the plan
+/// and the sha256 of those bytes — what approvers sign.
+pub(super) fn write_plan(
+    done: &Finished,
+    out: &Path,
+    expires: Option<std::time::Duration>,
+) -> Result<(Value, String), Error> {
+    let Finished::Dry(plan) = done else {
         return Err(Error::Usage("the plan could not be made".into()));
     };
     if let Some(why) = &plan.error {
@@ -92,15 +108,8 @@ pub fn plan(args: PlanArgs, term: Terminal) -> Result<ExitCode, Error> {
         expires,
     );
     let bytes = canonical_json(&doc);
-    std::fs::write(&args.out, &bytes)
-        .map_err(|e| Error::io(format!("writing {}", args.out.display()), e))?;
-    out(&format!(
-        "plan written to {} (sha256 {})\nhave it approved: esus-ir approve {}\n",
-        args.out.display(),
-        sha256_hex(&bytes),
-        args.out.display()
-    ))?;
-    Ok(ExitCode::Success)
+    std::fs::write(out, &bytes).map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
+    Ok((doc, sha256_hex(&bytes)))
 }
 
 /// The run-started record of the dry-run that made the plan: runbook digest, ESUS, inputs.
@@ -262,7 +271,7 @@ pub fn signature_path(plan: &Path, fingerprint: &str) -> PathBuf {
 }
 
 /// The plan as the prompts would show it: each step, each request, exact or a template.
-fn shown(plan: &Value, digest: &str) -> String {
+pub(super) fn shown(plan: &Value, digest: &str) -> String {
     let mut text = format!(
         "plan of `{}` for {} (operator {}), sha256 {digest}\n",
         plan["runbook"].as_str().unwrap_or("?"),

@@ -34,7 +34,7 @@ use crate::plan::inputs;
 use crate::transcript::{Signer, TranscriptWriter, layout};
 
 /// Arguments of `esus-ir run`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Examples:
   ESUS_TOKEN=… esus-ir run api-key-compromise --input key_id=k-123 --input user_id=u-1001
   esus-ir run api-key-compromise --input key_id=k-123 --input user_id=u-1001 --dry-run
@@ -94,9 +94,11 @@ pub struct RunArgs {
     /// input patterns and fan-out sizes it allows. Anything outside it is refused (exit 3).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["yes", "approve", "plan"])]
     pub policy: Option<PathBuf>,
-    /// With --plan: how many approvals it needs.
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "plan")]
-    pub require_approvals: usize,
+    /// How many approvals the plan needs (with --plan: default 1). Without --plan: the run
+    /// first writes its plan into the run folder (plan.json), prints its digest and waits for
+    /// N approvals (`esus-ir approve`, by others) before it sends any write.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with_all = ["resume", "dry_run", "yes", "approve", "policy"])]
+    pub require_approvals: Option<u16>,
     /// Approve this step (typed steps included); repeatable.
     #[arg(long, value_name = "STEP_ID")]
     pub approve: Vec<String>,
@@ -155,6 +157,9 @@ pub enum OutputFormat {
 
 /// Runs `esus-ir run`.
 pub fn run(args: RunArgs, term: Terminal) -> Result<ExitCode, Error> {
+    if args.require_approvals.is_some() && args.plan.is_none() {
+        return super::approved_run::run(args, term);
+    }
     let output = args.output;
     let done = runtime()?.block_on(execute(args, term, RunMode::Live, None))?;
     print_finished(&done, output, term)?;
@@ -308,6 +313,29 @@ pub async fn execute(
     mode: RunMode,
     drill: Option<DrillTarget>,
 ) -> Result<Finished, Error> {
+    execute_carrying(args, term, mode, drill, &mut Carried::default()).await
+}
+
+/// What a command of two legs — the plan, then the run approved from it — asks the operator
+/// once and uses in both: the run's inputs and the operator's token (a renewal in the first leg
+/// serves the second).
+#[derive(Default)]
+pub struct Carried {
+    /// The resolved inputs.
+    inputs: Option<crate::plan::inputs::Inputs>,
+    /// The operator's token.
+    token: Option<Arc<OperatorToken>>,
+}
+
+/// [`execute`], taking the inputs and token from `carried` when an earlier leg had them, and
+/// leaving this leg's there for the next.
+pub async fn execute_carrying(
+    args: RunArgs,
+    term: Terminal,
+    mode: RunMode,
+    drill: Option<DrillTarget>,
+    carried: &mut Carried,
+) -> Result<Finished, Error> {
     // Listening before the first prompt: a Ctrl-C at the token or an input prompt ends the
     // command with 130 and nothing sent, never a killed process.
     let (handle, interrupt) = Interrupt::new();
@@ -321,29 +349,40 @@ pub async fn execute(
     if let Some(done) = finished_earlier(&subject, resume.as_ref()) {
         return Ok(done);
     }
-    let inputs = inputs_before_start(
-        &args,
-        &subject.valid,
-        interactive,
-        drill.as_ref(),
-        resume.as_ref(),
-        &interrupt,
-    )?;
+    let inputs = match carried.inputs.clone() {
+        Some(given) => given,
+        None => inputs_before_start(
+            &args,
+            &subject.valid,
+            interactive,
+            drill.as_ref(),
+            resume.as_ref(),
+            &interrupt,
+        )?,
+    };
+    carried.inputs = Some(inputs.clone());
     let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
     let policy = approvals(&args, &subject, &inputs, &client, interactive, &interrupt)?;
     let place = place_run(&args, &subject)?;
     let secrets = place.folders.secrets.clone();
-    let token = token_for(
-        &args,
-        drill.as_ref(),
-        &client,
-        interactive,
-        &interrupt,
-        &secrets,
-    )
-    .await;
+    let token = match carried.token.clone() {
+        Some(t) => Ok(t),
+        None => token_for(
+            &args,
+            drill.as_ref(),
+            &client,
+            interactive,
+            &interrupt,
+            &secrets,
+        )
+        .await
+        .map(Arc::new),
+    };
     let token = match token {
-        Ok(t) => t,
+        Ok(t) => {
+            carried.token = Some(t.clone());
+            t
+        }
         Err(e) => {
             if place.created {
                 run_folder::remove_if_untouched(&place.run_dir, &place.folders);
@@ -411,7 +450,7 @@ struct Access {
     /// The ESUS client.
     client: EsusClient,
     /// The operator's token.
-    token: OperatorToken,
+    token: Arc<OperatorToken>,
     /// What is approved, and whether anyone may be asked.
     policy: ApprovalPolicy,
     /// The Ctrl-C count.
@@ -428,6 +467,11 @@ struct Outlets {
     confirmer: Arc<dyn Confirmer>,
     /// The transcript and the display, fed together.
     sink: Arc<dyn EventSink>,
+}
+
+/// The name of the runbook `args` names, read and validated.
+pub(super) fn runbook_name(args: &RunArgs, term: Terminal) -> Result<String, Error> {
+    Ok(what_to_run(args, term)?.valid.runbook.name.clone())
 }
 
 /// Reads what the run follows: with `--resume`, the stopped run's transcript and its runbook
@@ -687,7 +731,7 @@ fn signed_plan(
         PlanGate::load(
             path,
             &signers,
-            args.require_approvals,
+            args.require_approvals.map_or(1, usize::from),
             own.as_deref(),
             jiff::Timestamp::now(),
         )

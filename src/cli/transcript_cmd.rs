@@ -355,6 +355,9 @@ pub fn render_verification(v: &Verification) -> String {
     if let Some(op) = &v.operator {
         out.push_str(&format!("  operator:  {op}\n"));
     }
+    for a in &v.approvals {
+        out.push_str(&format!("  approved:  {a}\n"));
+    }
     out.push_str(&format!(
         "  signed:    {} of {} records{}\n",
         v.signed_records,

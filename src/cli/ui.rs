@@ -331,10 +331,12 @@ fn notice(event: &Event) -> Option<String> {
         Event::PolicyApplied {
             policy_sha256,
             signer,
+            ..
         } => format!("inside the signed policy sha256 {policy_sha256} (signed by {signer})"),
         Event::PlanApproved {
             plan_sha256,
             approvers,
+            ..
         } => format!(
             "running the signed plan sha256 {plan_sha256}, approved by {}: only its requests are sent",
             approvers.join(", ")

@@ -112,6 +112,7 @@ pub async fn run(
         let _ = run.shared.emit(&Event::PolicyApplied {
             policy_sha256: p.digest.clone(),
             signer: p.signer.clone(),
+            expires_at: p.expires.clone(),
         });
     }
     if let Some(gate) = &run.shared.policy.plan {
@@ -122,6 +123,8 @@ pub async fn run(
                 .iter()
                 .map(|a| format!("{} ({})", a.principal, a.fingerprint))
                 .collect(),
+            plan_created_at: gate.plan["created_at"].as_str().map(str::to_string),
+            expires_at: gate.plan["expires_at"].as_str().map(str::to_string),
         });
     }
     // What earlier runs of the chain did is recorded before anything can stop this one, so a

@@ -55,6 +55,8 @@ pub struct Policy {
     pub approve: BTreeSet<String>,
     /// The fan-out cap it sets, if any.
     pub max_items: Option<usize>,
+    /// Until when it approves anything.
+    pub expires: Option<String>,
 }
 
 /// What a run is, as a policy judges it.
@@ -90,6 +92,7 @@ pub fn load(
         signer,
         approve: rule.approve.clone(),
         max_items: rule.max_items,
+        expires: file.expires.clone(),
     })
 }
 

@@ -76,7 +76,7 @@ pub struct Parts {
     /// The ESUS client.
     pub client: EsusClient,
     /// The operator's token.
-    pub token: OperatorToken,
+    pub token: Arc<OperatorToken>,
     /// Asks the operator.
     pub confirmer: Arc<dyn Confirmer>,
     /// Approvals given in advance, and whether a person may be asked.
@@ -104,7 +104,7 @@ pub struct Shared {
     /// The ESUS client.
     pub client: EsusClient,
     /// The operator's token.
-    pub token: OperatorToken,
+    pub token: Arc<OperatorToken>,
     /// Asks the operator.
     pub confirmer: Arc<dyn Confirmer>,
     /// Approvals given in advance, and whether a person may be asked (also for the recoveries a

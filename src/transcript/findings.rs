@@ -51,6 +51,10 @@ pub struct Verification {
     pub outcome: Option<String>,
     /// The operator recorded in the first event.
     pub operator: Option<String>,
+    /// Whose approval the run acted on, as recorded: the signed plan and its approvers, or the
+    /// signed policy and its signer, each with when the run checked it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<String>,
     /// What the signature check found.
     pub signature: SignatureReport,
     /// What the signed checkpoints prove (a killed run's prefix is signed up to the last one).

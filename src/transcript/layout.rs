@@ -18,6 +18,10 @@ pub const EVIDENCE_DIR: &str = "evidence";
 /// Folder of secret outputs inside a run folder.
 pub const SECRETS_DIR: &str = "secrets";
 
+/// The plan a `run --require-approvals` without `--plan` writes into its folder (its approvals
+/// are the `plan.json.*.sig` files beside it).
+pub const PLAN_FILE: &str = "plan.json";
+
 /// The evidence folder that belongs to a transcript: `<transcript's folder>/evidence`.
 pub fn default_evidence_dir(transcript: &Path) -> PathBuf {
     transcript

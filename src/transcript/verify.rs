@@ -104,6 +104,7 @@ pub fn verify_transcript(
         complete: structure.complete,
         outcome: structure.outcome,
         operator,
+        approvals: records.iter().filter_map(|l| approval(&l.record)).collect(),
         signature,
         checkpoints,
         signed_records,
@@ -119,4 +120,40 @@ pub fn verify_transcript(
         }),
         ancestors: Vec::new(),
     })
+}
+
+/// A record of whose approval the run acted on, as one sentence: what was approved (its digest
+/// and validity), by whom, and when the run checked it.
+fn approval(r: &super::Record) -> Option<String> {
+    let text = |name: &str| r.str_field(name).unwrap_or("?");
+    let until = r
+        .str_field("expires_at")
+        .map_or_else(|| "no expiry".to_string(), |t| format!("valid until {t}"));
+    match r.kind.as_str() {
+        "plan-approved" => {
+            let who: Vec<&str> = r
+                .data
+                .get("approvers")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            Some(format!(
+                "the signed plan sha256 {} (made {}, {until}), approved by {}; checked at {}",
+                text("plan_sha256"),
+                r.str_field("plan_created_at")
+                    .unwrap_or("at an unrecorded time"),
+                who.join(", "),
+                r.ts
+            ))
+        }
+        "policy-applied" => Some(format!(
+            "the signed policy sha256 {} ({until}), signed by {}; checked at {}",
+            text("policy_sha256"),
+            text("signer"),
+            r.ts
+        )),
+        _ => None,
+    }
 }

@@ -85,6 +85,18 @@ async fn a_run_inside_a_signed_policy_goes_ahead_unattended_without_yes() {
     let (code, said) =
         crate::run_support::verify(&env, &env.dir.path().join("in/transcript.jsonl"));
     assert_eq!(code, 0, "{said}");
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(&policy).expect("policy"),
+        ))
+    };
+    assert!(
+        said.lines().any(|l| l.contains(&format!(
+            "approved:  the signed policy sha256 {digest} (valid until 2099-01-01T00:00:00Z), signed by bob@example.org (SHA256:"
+        ))),
+        "verify names the policy and its signer: {said}"
+    );
     let mut report = env.bare_cmd();
     report
         .arg("report")

@@ -289,6 +289,21 @@ async fn a_plan_approved_by_another_runs_unattended_and_its_approvals_are_counte
     let (code, said) =
         crate::run_support::verify(&env, &env.dir.path().join("one/transcript.jsonl"));
     assert_eq!(code, 0, "{said}");
+    // verify names what was approved, by whom, and when the run checked it.
+    let made = serde_json::from_slice::<Value>(&std::fs::read(&plan).expect("plan")).expect("json")
+        ["created_at"]
+        .as_str()
+        .expect("created_at")
+        .to_string();
+    let line = said
+        .lines()
+        .find(|l| l.trim_start().starts_with("approved:"))
+        .unwrap_or_else(|| panic!("no approval in {said}"));
+    assert!(
+        line.contains(&format!("the signed plan sha256 {digest} (made {made}, no expiry), approved by alice@example.org (SHA256:"))
+            && line.contains("; checked at 20"),
+        "{line}"
+    );
     // The post-mortem names who approved it.
     for format in ["json", "markdown"] {
         let mut report = env.bare_cmd();
@@ -541,4 +556,119 @@ async fn an_approval_pasted_at_the_waiting_run_counts_once_verified() {
         ended(&mut s)
     });
     assert_eq!(code, 0);
+}
+
+/// `run --require-approvals 1` without a saved plan, at a terminal: the run plans first (into
+/// its folder), asks its inputs once for both legs, waits for the approval, then runs the plan.
+fn planning_run(env: &Env, allowed: &Path, dir: &Path) -> expectrl::session::OsSession {
+    let mut cmd = env.std_env_cmd();
+    let r = env.sim.ready();
+    cmd.args([
+        "run",
+        "api-key-compromise",
+        "--base-url",
+        &env.sim.base_url(),
+    ])
+    .args(["--operator", "oncall@example.org"])
+    .args(["--input", &format!("user_id={}", r.user_id)])
+    .arg("--run-dir")
+    .arg(dir)
+    .args(["--require-approvals", "1"])
+    .arg("--allowed-signers")
+    .arg(allowed);
+    let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_run_requiring_approval_plans_waits_for_the_second_engineer_and_runs_the_plan()
+ {
+    use expectrl::Expect;
+    let env = Env::start().await;
+    let key = approver_key(env.dir.path());
+    let allowed = alice_allowed(&env, &key);
+    let dir = env.dir.path().join("two-person");
+    let plan = dir.join("plan.json");
+    let key_id = env.sim.ready().key_id.clone();
+    let code = tokio::task::block_in_place(|| {
+        let mut s = planning_run(&env, &allowed, &dir);
+        s.expect("key_id (").expect("the missing input is asked");
+        s.send_line(&key_id).expect("type");
+        s.expect("waiting for approval of plan sha256")
+            .expect("it plans, then waits");
+        assert!(
+            env.sim.requests().iter().all(|r| r.method == "GET"),
+            "only reads before the approval: {:?}",
+            env.sim.requests()
+        );
+        assert!(
+            !env.sim.api_key(&key_id).is_some_and(|k| k.deleted),
+            "nothing deleted while waiting"
+        );
+        // The second engineer approves the plan file the run wrote in its folder.
+        let mut approval = approve(&env, &plan, &key, &["--yes"]);
+        assert!(approval.output().expect("approve").status.success());
+        s.expect("running the signed plan").expect("it goes on");
+        ended(&mut s)
+    });
+    assert_eq!(code, 0);
+    assert!(env.sim.api_key(&key_id).is_some_and(|k| k.deleted));
+    let planned: Value =
+        serde_json::from_slice(&std::fs::read(&plan).expect("plan")).expect("json");
+    assert_eq!(
+        planned["inputs"]["key_id"],
+        key_id.as_str(),
+        "the typed input, planned"
+    );
+    let records = std::fs::read_to_string(dir.join("transcript.jsonl")).expect("transcript");
+    assert!(
+        records.contains(&format!("\"plan_sha256\":\"{}\"", sha256_of(&plan))),
+        "the run records the plan it ran"
+    );
+    let (code, said) = crate::run_support::verify(&env, &dir.join("transcript.jsonl"));
+    assert_eq!(code, 0, "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unattended_run_requiring_approval_leaves_its_plan_and_runs_it_once_approved() {
+    let env = Env::start().await;
+    let key = approver_key(env.dir.path());
+    let allowed = alice_allowed(&env, &key);
+    let dir = env.dir.path().join("paged");
+    let paged = || {
+        let mut cmd = env.run_cmd_at("api-key-compromise", &dir);
+        env.compromise_args(&mut cmd);
+        cmd.args(["--require-approvals", "1"])
+            .arg("--allowed-signers")
+            .arg(&allowed)
+            .args(["--non-interactive", "--output", "json"]);
+        cmd
+    };
+    let out = output(paged()).await;
+    assert_code(&out, 3);
+    let plan = dir.join("plan.json");
+    assert!(
+        text(&out.stderr).contains(&format!("esus-ir approve {}", plan.display())),
+        "says how to approve: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        env.sim.requests().iter().all(|r| r.method == "GET"),
+        "no write without the approval"
+    );
+    assert_code(&output(approve(&env, &plan, &key, &["--yes"])).await, 0);
+    // The page fires again: the same command runs the plan now approved.
+    let out = output(paged()).await;
+    assert_code(&out, 0);
+    assert!(
+        text(&out.stderr).contains("already holds this run's plan"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        env.sim
+            .api_key(&env.sim.ready().key_id)
+            .is_some_and(|k| k.deleted)
+    );
 }
