@@ -12,6 +12,12 @@ use crate::event::RunMode;
 
 /// Runs `run RUNBOOK --require-approvals N` (no `--plan`).
 pub(super) fn run(mut args: RunArgs, term: Terminal) -> Result<ExitCode, Error> {
+    if let Some(from) = &args.resume {
+        return Err(Error::Usage(format!(
+            "a resumed run continues under the plan it began with: add --plan {} (nothing was sent)",
+            from.join(crate::transcript::layout::PLAN_FILE).display()
+        )));
+    }
     let dir = run_folder(&args, term)?;
     let plan_path = dir.join(crate::transcript::layout::PLAN_FILE);
     args.run_dir = Some(dir);
@@ -58,12 +64,15 @@ pub(super) fn run(mut args: RunArgs, term: Terminal) -> Result<ExitCode, Error> 
 }
 
 /// The run folder both legs use: `--run-dir`, else a new default one. A folder that already
-/// holds a run is not planned again: that run is continued with `--resume`.
+/// holds a run with no plan of its own is not planned again: that run is continued with
+/// `--resume` (one with its plan is continued under it, as a re-fired page continues).
 fn run_folder(args: &RunArgs, term: Terminal) -> Result<PathBuf, Error> {
     if let Some(dir) = &args.run_dir {
+        let planned = dir.join(crate::transcript::layout::PLAN_FILE).exists();
         if dir
             .join(crate::transcript::layout::TRANSCRIPT_FILE)
             .exists()
+            && !planned
         {
             return Err(Error::Usage(format!(
                 "{} already holds a run: continue it with `esus-ir run --resume {}` (nothing was sent)",

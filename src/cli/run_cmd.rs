@@ -86,8 +86,9 @@ pub struct RunArgs {
     pub yes: bool,
     /// Run a signed plan (`esus-ir plan`, `esus-ir approve`): refuse to start without
     /// --require-approvals valid approvals beside it (PLAN.*.sig) by distinct --allowed-signers
-    /// other than the operator, then send only the requests it allows.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["resume", "dry_run", "yes", "approve"])]
+    /// other than the operator, then send only the requests it allows. A run begun under a plan
+    /// is resumed under the same plan.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "yes", "approve"])]
     pub plan: Option<PathBuf>,
     /// Instead of --yes for unattended runs: a policy signed by an approver (`FILE.sig`, namespace
     /// esus-ir-policy; the signer listed in --allowed-signers): the runbooks, steps, ESUS URLs,
@@ -97,7 +98,7 @@ pub struct RunArgs {
     /// How many approvals the plan needs (with --plan: default 1). Without --plan: the run
     /// first writes its plan into the run folder (plan.json), prints its digest and waits for
     /// N approvals (`esus-ir approve`, by others) before it sends any write.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with_all = ["resume", "dry_run", "yes", "approve", "policy"])]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16), conflicts_with_all = ["dry_run", "yes", "approve", "policy"])]
     pub require_approvals: Option<u16>,
     /// Approve this step (typed steps included); repeatable.
     #[arg(long, value_name = "STEP_ID")]
@@ -641,12 +642,32 @@ fn approvals(
             args, path, subject, inputs, client,
         )?));
     }
+    let begun_under = subject.resumed.as_ref().and_then(|r| {
+        r.records
+            .iter()
+            .find(|rec| rec.kind == "plan-approved")
+            .and_then(|rec| rec.str_field("plan_sha256"))
+            .map(str::to_string)
+    });
+    if let (Some(digest), None) = (&begun_under, &args.plan) {
+        return Err(Error::Declined(format!(
+            "refusing to resume: this run was begun under the signed plan sha256 {digest}, and continues only under it: add --plan FILE --allowed-signers FILE (nothing was sent)"
+        )));
+    }
     if let Some(path) = &args.plan {
         let gate = signed_plan(args, path, subject, inputs, client, interactive, interrupt);
         if interrupt.count() > 0 {
             return Err(Error::interrupted_before_start());
         }
-        policy.plan = Some(Arc::new(gate?));
+        let gate = gate?;
+        if let Some(digest) = begun_under.filter(|d| *d != gate.digest) {
+            return Err(Error::Declined(format!(
+                "refusing to resume: this run was begun under the signed plan sha256 {digest}, not {} (sha256 {}) (nothing was sent)",
+                path.display(),
+                gate.digest
+            )));
+        }
+        policy.plan = Some(Arc::new(gate));
     }
     Ok(policy)
 }

@@ -672,3 +672,120 @@ async fn an_unattended_run_requiring_approval_leaves_its_plan_and_runs_it_once_a
             .is_some_and(|k| k.deleted)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_begun_under_a_plan_resumes_only_under_that_plan() {
+    // The delete is held at a barrier of two: the plan's run is killed while it is in flight;
+    // the resumed run's DELETE is the second arrival and goes through.
+    let env = Env::with(
+        esus_ir::sim::SimConfig::default()
+            .with_fault("barrier=2@DELETE /api-keys/{id}")
+            .expect("fault"),
+    )
+    .await;
+    let (plan, allowed) = approved_plan(&env, &[]).await;
+    let mut cmd = env.std_cmd();
+    cmd.arg("--plan")
+        .arg(&plan)
+        .arg("--allowed-signers")
+        .arg(&allowed)
+        .arg("--non-interactive")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    let held = || {
+        env.sim
+            .requests()
+            .iter()
+            .any(|q| q.method == "DELETE" && q.status.is_none())
+    };
+    for _ in 0..2000 {
+        if held() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(held(), "the planned run reached its delete");
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let resume = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = env.bare_cmd();
+        let r = env.sim.ready();
+        cmd.env("ESUS_TOKEN", r.admin_token.expose_secret())
+            .env("ESUS_COMPROMISED_TOKEN", r.session_token.expose_secret())
+            .env("ESUS_LEAKED_KEY_SECRET", r.key_secret.expose_secret())
+            .args(["run", "--resume"])
+            .arg(env.run_dir())
+            .args(["--non-interactive", "--output", "json"])
+            .args(extra);
+        cmd
+    };
+    // One allowed_signers file: the approvers for plans, the operator for transcripts (a
+    // resume checks the stopped leg's signatures against it).
+    let mut keygen = env.bare_cmd();
+    keygen.args(["keygen", "--show", "--operator", "oncall@example.org"]);
+    let operator = output(keygen).await;
+    assert_code(&operator, 0);
+    let mut both = std::fs::read_to_string(&allowed).expect("allowed");
+    both.push_str(&text(&operator.stdout));
+    std::fs::write(&allowed, both).expect("allowed");
+    let sent = env.sim.requests().len();
+    // One person with --yes cannot take over a two-person run.
+    let out = output(resume(&["--yes".as_ref()])).await;
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stdout).contains("begun under the signed plan sha256"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Nor under another plan, even an approved one.
+    let other = env.dir.path().join("other.json");
+    let made = tokio::task::block_in_place(|| make_plan(&env, &other, &["--expires-in", "1h"]));
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let key = env.dir.path().join("alice_ed25519");
+    assert_code(&output(approve(&env, &other, &key, &["--yes"])).await, 0);
+    let out = output(resume(&[
+        "--plan".as_ref(),
+        other.as_os_str(),
+        "--allowed-signers".as_ref(),
+        allowed.as_os_str(),
+    ]))
+    .await;
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "begun under the signed plan sha256 {}, not {}",
+            sha256_of(&plan),
+            other.display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        env.sim
+            .requests()
+            .iter()
+            .skip(sent)
+            .filter(|q| q.method != "GET")
+            .count(),
+        0,
+        "no write by a refused resume"
+    );
+    // Under its own plan it finishes, every write still the plan's.
+    let out = output(resume(&[
+        "--plan".as_ref(),
+        plan.as_os_str(),
+        "--allowed-signers".as_ref(),
+        allowed.as_os_str(),
+    ]))
+    .await;
+    assert_code(&out, 0);
+    assert!(
+        env.sim
+            .api_key(&env.sim.ready().key_id)
+            .is_some_and(|k| k.deleted)
+    );
+    let leg = std::fs::read_to_string(env.run_dir().join("transcript.2.jsonl")).expect("leg 2");
+    assert!(leg.contains(&format!("\"plan_sha256\":\"{}\"", sha256_of(&plan))));
+    assert!(!leg.contains("\"how\":\"assume-yes\""), "no write on --yes");
+}
