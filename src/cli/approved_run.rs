@@ -35,6 +35,7 @@ pub(super) fn run(mut args: RunArgs, term: Terminal) -> Result<ExitCode, Error> 
         let mut planning = args.clone();
         planning.require_approvals = None;
         planning.dry_run = Some("reads".into());
+        planning.bind_items = true;
         let done = runtime.block_on(run_cmd::execute_carrying(
             planning,
             term,

@@ -189,6 +189,7 @@ fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
         plan: None,
         policy: None,
         require_approvals: None,
+        bind_items: false,
         non_interactive: !interactive,
         dry_run: None,
         offline: false,

@@ -77,6 +77,7 @@ pub fn plan(args: PlanArgs, term: Terminal) -> Result<ExitCode, Error> {
     // The safe reads are sent, so what later steps send is known exactly, not as templates
     // (`--offline`: nothing at all is sent, and more of the plan stays templated).
     run.dry_run = Some(if run.offline { "all" } else { "reads" }.into());
+    run.bind_items = true;
     let done = run_cmd::runtime()?.block_on(run_cmd::execute(run, term, RunMode::Live, None))?;
     let (_, digest) = write_plan(&done, &args.out, expires)?;
     out(&format!(
@@ -160,6 +161,7 @@ fn document(
                 "confirm": s.get("confirm"),
                 "notes": s.get("notes"),
                 "items": s.get("items"),
+                "items_sha256": s.get("items_sha256"),
                 "requests": requests("requests", templated),
                 "follow_ups": requests("follow_ups", true),
             })
@@ -305,6 +307,14 @@ pub(super) fn shown(plan: &Value, digest: &str) -> String {
             if !r["body"].is_null() {
                 text.push_str(&format!("       {}\n", r["body"]));
             }
+        }
+        let bound = step["items_sha256"].as_array().map_or(0, Vec::len);
+        let listed = step["requests"].as_array().map_or(0, Vec::len);
+        if bound > listed {
+            text.push_str(&format!(
+                "     … {} more like these ({bound} in all), each bound by its digest in the plan\n",
+                bound - listed
+            ));
         }
     }
     text

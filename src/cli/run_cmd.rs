@@ -103,6 +103,9 @@ pub struct RunArgs {
     /// Approve this step (typed steps included); repeatable.
     #[arg(long, value_name = "STEP_ID")]
     pub approve: Vec<String>,
+    /// Set by `esus-ir plan`: its dry-run lists the digest of every fan-out request.
+    #[arg(skip)]
+    pub bind_items: bool,
     /// Never prompt, even on a terminal.
     #[arg(long)]
     pub non_interactive: bool,
@@ -408,6 +411,7 @@ pub async fn execute_carrying(
         let how = dry_run::DryRun {
             reads: what == "reads",
             offline: args.offline,
+            bind_items: args.bind_items,
         };
         let plan = dry_run::run(shared, &inputs, meta, how, resume.as_ref()).await;
         ctrl_c.stop();

@@ -38,43 +38,45 @@ pub(super) async fn approve(
     // Reads change nothing and go only to the planned ESUS, and a containment check presents
     // the stolen credential itself (what it ends, it ends as the attacker could): what a signed
     // plan binds is every request the operator's token sends to change ESUS.
-    if let Some(gate) = &policy.plan
-        && plan.sends()
-        && plan.effect != crate::esus::actions::Effect::Read
-        && !shared.valid.steps[plan.index].action.check
-    {
-        let shown = match shared.planner.shown(ctx, plan) {
-            Ok(s) => s,
-            Err(e) => return Ok(Answer::Cannot(e)),
-        };
-        if let Some(why) = shown
-            .requests
-            .iter()
-            .find_map(|v| gate.allows(&plan.id, v).err())
-        {
-            return Ok(Answer::OutsidePlan(why));
-        }
-    }
-    if let Approval::NotAsked { writes } = &plan.approval {
-        if *writes {
-            match shared.planner.shown(ctx, plan) {
-                Ok(shown) => record(
-                    shared,
-                    plan,
-                    String::new(),
-                    shown,
-                    true,
-                    ApprovalSource::NotRequired,
-                )?,
-                Err(e) => return Ok(Answer::Cannot(e)),
-            };
-        }
+    let gate = policy.plan.as_ref().filter(|_| {
+        plan.sends()
+            && plan.effect != crate::esus::actions::Effect::Read
+            && !shared.valid.steps[plan.index].action.check
+    });
+    if gate.is_none() && matches!(plan.approval, Approval::NotAsked { writes: false }) {
         return Ok(Answer::Yes);
     }
-    let shown = match shared.planner.shown(ctx, plan) {
+    // Every request the approval covers is checked against the plan as it is rendered — a
+    // fan-out's each item, not only those a prompt shows.
+    let mut outside = None;
+    let shown = shared.planner.shown_each(ctx, plan, &mut |v| {
+        if outside.is_none()
+            && let Some(g) = gate
+            && let Err(why) = g.allows(&plan.id, v)
+        {
+            outside = Some(why);
+        }
+    });
+    let shown = match shown {
         Ok(s) => s,
         Err(e) => return Ok(Answer::Cannot(e)),
     };
+    if let Some(why) = outside {
+        return Ok(Answer::OutsidePlan(why));
+    }
+    if let Approval::NotAsked { writes } = &plan.approval {
+        if *writes {
+            record(
+                shared,
+                plan,
+                String::new(),
+                shown,
+                true,
+                ApprovalSource::NotRequired,
+            )?;
+        }
+        return Ok(Answer::Yes);
+    }
     let (message, typed) = match &plan.approval {
         Approval::Typed { message, target } => (message.clone(), Some(target.clone())),
         Approval::Ask { message } => (message.clone(), None),

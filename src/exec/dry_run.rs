@@ -28,6 +28,9 @@ pub struct DryRun {
     pub reads: bool,
     /// `--offline`: not even the preflight (no token needed; the setup is not checked).
     pub offline: bool,
+    /// For `esus-ir plan`: the digest of every request of a fan-out, not only the first listed,
+    /// so a signed plan binds each item.
+    pub bind_items: bool,
 }
 
 /// Runs a dry-run: the plan of every step, as the live run would make it, after the preflight a
@@ -81,7 +84,6 @@ async fn plan_steps(
     resume: Option<&ResumePlan>,
 ) -> Planned {
     let _ = shared.emit(&run_started(shared, inputs, meta));
-    let reads = how.reads;
     let mut ctx = Context::new(inputs);
     let finished = carried(&mut ctx, resume);
     let ahead = shared.planner.ahead(&ctx, &finished);
@@ -125,7 +127,7 @@ async fn plan_steps(
             .map(|b| b.done.keys().copied().collect())
             .unwrap_or_default();
         let plan = shared.planner.step(&ctx, i, &done);
-        out.push(dry_step(shared, &mut ctx, plan, reads).await);
+        out.push(dry_step(shared, &mut ctx, plan, how).await);
     }
     // A plan a live run would refuse is a dry-run that says so with the same exit code.
     let outcome = if refused.is_some() {
@@ -174,10 +176,11 @@ async fn dry_step(
     shared: &Arc<Shared>,
     ctx: &mut Context,
     plan: StepPlan,
-    reads: bool,
+    how: DryRun,
 ) -> PlannedStep {
+    let reads = how.reads;
     let mut d = PlannedStep::of(&shared.planner, &plan);
-    d.list_items(&shared.planner, ctx, &plan);
+    d.list_items(&shared.planner, ctx, &plan, how.bind_items);
     let id = plan.id.clone();
     let i = plan.index;
     let exact_read =
@@ -241,6 +244,7 @@ fn preflight_refused(message: String) -> PlannedStep {
         templated: false,
         follow_ups: Vec::new(),
         items: None,
+        items_sha256: Vec::new(),
         sent: true,
         done: false,
     }

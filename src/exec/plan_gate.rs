@@ -225,6 +225,12 @@ fn allows(plan: &Value) -> BTreeMap<String, StepAllows> {
                 allows.templates.push(t);
             }
         }
+        // A fan-out's every item, by digest (the file lists only the first in full).
+        for d in step["items_sha256"].as_array().into_iter().flatten() {
+            if let Some(d) = d.as_str() {
+                allows.exact.insert(d.to_string());
+            }
+        }
         out.insert(id.to_string(), allows);
     }
     out
@@ -279,6 +285,28 @@ mod tests {
         let mut e = serde_json::to_value(v).expect("view");
         e["exact"] = Value::Bool(exact);
         e
+    }
+
+    #[test]
+    fn each_item_of_a_fan_out_passes_by_its_digest_and_no_other() {
+        let item = |n: usize| view("POST", &format!("https://e/api-keys/k-{n}/rotate"), None);
+        let digests: Vec<String> = (0..120)
+            .map(|n| crate::transcript::request_digest(&item(n)))
+            .collect();
+        let g = gate(serde_json::json!({"steps": [
+            {"id": "rotate", "requests": [entry(&item(0), true)], "items_sha256": digests},
+            {"id": "other", "requests": []},
+        ]}));
+        assert_eq!(
+            g.allows("rotate", &item(119)),
+            Ok(()),
+            "past the listed ones"
+        );
+        assert!(
+            g.allows("rotate", &item(120)).is_err(),
+            "an item not planned"
+        );
+        assert!(g.allows("other", &item(5)).is_err(), "another step's item");
     }
 
     #[test]

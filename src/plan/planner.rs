@@ -487,7 +487,22 @@ impl Planner {
     /// digest. A fan-out renders every item this leg sends; an item that cannot be rendered (or
     /// whose save name would leave the evidence folder) stops the step before anything is sent.
     pub fn shown(&self, ctx: &Context, plan: &StepPlan) -> Result<Shown, String> {
-        let single = |v: RequestView, extra: Option<RequestView>| {
+        self.shown_each(ctx, plan, &mut |_| {})
+    }
+
+    /// [`Planner::shown`], handing `each` every request the approval covers as it is rendered
+    /// (a fan-out's too, past those shown) — what a signed plan's gate checks, one by one.
+    pub fn shown_each(
+        &self,
+        ctx: &Context,
+        plan: &StepPlan,
+        each: &mut dyn FnMut(&RequestView),
+    ) -> Result<Shown, String> {
+        let mut single = |v: RequestView, extra: Option<RequestView>| {
+            each(&v);
+            if let Some(x) = &extra {
+                each(x);
+            }
             let d = crate::transcript::request_digest(&v);
             let covers = vec![Covered {
                 item: None,
@@ -508,20 +523,27 @@ impl Planner {
                 single(self.view(get), probe.as_ref().map(|p| self.view(p)))
             }
             Work::Sessions(_) => single(self.view(&ApiRequest::get("/auth/sessions")), None),
-            Work::Many(b) => self.shown_batch(ctx, plan.index, b)?,
+            Work::Many(b) => self.shown_batch(ctx, plan.index, b, each)?,
             Work::Pending(_) | Work::Nothing => {
                 return Err(format!("`{}` has nothing known to send", plan.id));
             }
         })
     }
 
-    fn shown_batch(&self, ctx: &Context, i: usize, b: &Batch) -> Result<Shown, String> {
+    fn shown_batch(
+        &self,
+        ctx: &Context,
+        i: usize,
+        b: &Batch,
+        each: &mut dyn FnMut(&RequestView),
+    ) -> Result<Shown, String> {
         let mut digest = super::digest::BatchDigest::default();
         let mut requests = Vec::new();
         let mut covers = Vec::new();
         let mut total = 0;
         for (k, item) in b.todo() {
             let v = self.view(&self.item_request(ctx, i, k, item)?);
+            each(&v);
             digest.push(&v);
             covers.push(Covered {
                 item: Some(k),

@@ -41,6 +41,10 @@ pub struct PlannedStep {
     pub follow_ups: Vec<RequestView>,
     /// Fan-out size when known.
     pub items: Option<usize>,
+    /// For a signed plan: the digest of each request of the fan-out (every item, not only the
+    /// first listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items_sha256: Vec<String>,
     /// `--dry-run=reads` sent this GET for real.
     pub sent: bool,
     /// An earlier leg of the incident finished it: it is not sent again.
@@ -84,25 +88,43 @@ impl PlannedStep {
                 Work::Many(b) => Some(b.todo_len()),
                 _ => None,
             },
+            items_sha256: Vec::new(),
             sent: false,
             done: false,
         }
     }
 
-    /// Lists the first requests of a fan-out, rendered by the planner's one item function.
+    /// Lists the first requests of a fan-out, rendered by the planner's one item function —
+    /// and, with `bind`, the digest of every one of them.
     pub fn list_items(
         &mut self,
         planner: &Planner,
         ctx: &super::context::Context,
         plan: &StepPlan,
+        bind: bool,
     ) {
         let Work::Many(b) = &plan.work else {
             return;
         };
-        for (k, item) in b.todo().take(LISTED) {
+        let take = if bind { usize::MAX } else { LISTED };
+        for (k, item) in b.todo().take(take) {
             match planner.item_request(ctx, plan.index, k, item) {
-                Ok(r) => self.requests.push(planner.view(&r)),
-                Err(e) => self.problems.push(e),
+                Ok(r) => {
+                    let view = planner.view(&r);
+                    if bind {
+                        self.items_sha256
+                            .push(crate::transcript::request_digest(&view));
+                    }
+                    if self.requests.len() < LISTED {
+                        self.requests.push(view);
+                    }
+                }
+                Err(e) => {
+                    self.problems.push(e);
+                    if self.problems.len() >= LISTED {
+                        break;
+                    }
+                }
             }
         }
     }

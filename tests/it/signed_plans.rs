@@ -789,3 +789,116 @@ async fn a_run_begun_under_a_plan_resumes_only_under_that_plan() {
     assert!(leg.contains(&format!("\"plan_sha256\":\"{}\"", sha256_of(&plan))));
     assert!(!leg.contains("\"how\":\"assume-yes\""), "no write on --yes");
 }
+
+/// The default scenario plus `due` keys old enough to rotate and one (k-6999) as old but
+/// switched off.
+fn fan_out_scenario(due: usize) -> String {
+    let mut extra = String::new();
+    for n in 0..due {
+        extra.push_str(&format!(
+            "  - {{ id: k-{id}, name: fan-{n:03}, owner: u-0001, client_id: ck_fan_{n:03}, secret: sk_live_fan_{n:03}_x, scopes: [Patient.read], created_days_ago: 120 }}\n",
+            id = 6000 + n
+        ));
+    }
+    extra.push_str("  - { id: k-6999, name: almost, owner: u-0001, client_id: ck_almost, secret: sk_live_almost_x, scopes: [Patient.read], created_days_ago: 120, active: false }\n");
+    extra.push_str("patients:\n");
+    crate::runbooks_support::DEFAULT_SCENARIO.replacen("patients:\n", &extra, 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_plan_binds_every_item_of_a_fan_out_past_those_it_lists() {
+    let env = Env::with(
+        esus_ir::sim::SimConfig::default()
+            .with_scenario_yaml(&fan_out_scenario(79))
+            .expect("scenario"),
+    )
+    .await;
+    let key = approver_key(env.dir.path());
+    let allowed = alice_allowed(&env, &key);
+    let token = env.sim.ready().admin_token.expose_secret().to_string();
+    let plan_to = |file: &Path, dir: &str| {
+        let mut cmd = env.bare_cmd();
+        cmd.env("ESUS_TOKEN", &token)
+            .args([
+                "plan",
+                "scheduled-key-rotation",
+                "--base-url",
+                &env.sim.base_url(),
+            ])
+            .args(["--non-interactive", "--operator", "oncall@example.org"])
+            .arg("--run-dir")
+            .arg(env.dir.path().join(dir))
+            .arg("-o")
+            .arg(file);
+        cmd
+    };
+    let run = |file: &Path, dir: &str| {
+        let mut cmd = env.bare_cmd();
+        cmd.env("ESUS_TOKEN", &token)
+            .args([
+                "run",
+                "scheduled-key-rotation",
+                "--base-url",
+                &env.sim.base_url(),
+            ])
+            .args(["--non-interactive", "--operator", "oncall@example.org"])
+            .args(["--output", "json"])
+            .arg("--run-dir")
+            .arg(env.dir.path().join(dir))
+            .arg("--plan")
+            .arg(file)
+            .arg("--allowed-signers")
+            .arg(&allowed);
+        cmd
+    };
+    let rotations = || {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|q| q.method == "POST" && q.path.ends_with("/rotate"))
+            .count()
+    };
+    let first = env.dir.path().join("first.json");
+    assert_code(&output(plan_to(&first, "plan-1")).await, 0);
+    let planned: Value =
+        serde_json::from_slice(&std::fs::read(&first).expect("plan")).expect("json");
+    let rotate = planned["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["id"] == "rotate")
+        .expect("rotate");
+    assert_eq!(rotate["items"], 80);
+    assert_eq!(rotate["items_sha256"].as_array().map(Vec::len), Some(80));
+    assert!(
+        rotate["requests"].as_array().map_or(0, Vec::len) < 80,
+        "not all listed"
+    );
+    let approved = output(approve(&env, &first, &key, &["--yes"])).await;
+    assert_code(&approved, 0);
+    // Someone switches k-6999 back on: one more key is due, and the batch is no longer the one
+    // approved — refused before any item of it is sent.
+    let switched = reqwest::Client::new()
+        .put(format!("{}/api-keys/k-6999", env.sim.base_url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"active": true}))
+        .send()
+        .await
+        .expect("PUT");
+    assert!(switched.status().is_success(), "{}", switched.status());
+    let out = output(run(&first, "run-1")).await;
+    assert_code(&out, 3);
+    assert!(
+        text(&out.stdout).contains("k-6999/rotate is not a request the approved plan allows"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(rotations(), 0, "nothing rotated");
+    // Planned again and approved: all 81, well past the 50 the plan lists.
+    let second = env.dir.path().join("second.json");
+    assert_code(&output(plan_to(&second, "plan-2")).await, 0);
+    assert_code(&output(approve(&env, &second, &key, &["--yes"])).await, 0);
+    let out = output(run(&second, "run-2")).await;
+    assert_code(&out, 0);
+    assert_eq!(rotations(), 81);
+}
