@@ -757,6 +757,50 @@ mod tests {
     }
 
     #[test]
+    fn every_request_a_batch_approval_covers_is_handed_to_the_check_past_those_shown() {
+        let valid = Arc::new(
+            crate::runbook::check(
+                "version: 1\nname: t\nsteps:\n  - {id: list, name: L, action: api_keys.list, outputs: {ids: 'response.items'}}\n  - {id: rm, name: R, action: api_keys.delete, needs: [list], foreach: steps.list.outputs.ids, with: {id: \"{{ item }}\"}}\n",
+            )
+            .expect("valid runbook"),
+        );
+        let n = SHOWN_AT_MOST + 7;
+        let p = Planner::new(
+            valid,
+            Url::parse("https://esus.test").expect("url"),
+            n,
+            "incident-1",
+        );
+        let mut c = ctx();
+        let ids: Vec<Value> = (0..n).map(|i| Value::from(format!("k-{i}"))).collect();
+        c.set_step(
+            "list",
+            crate::event::StepStatus::Ok,
+            serde_json::json!({ "ids": ids })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            Default::default(),
+        );
+        let plan = p.step(&c, 1, &BTreeSet::new());
+        let mut seen = 0;
+        let mut last = String::new();
+        let shown = p
+            .shown_each(&c, &plan, &mut |v| {
+                seen += 1;
+                last = v.url.clone();
+            })
+            .expect("shown");
+        assert_eq!(
+            shown.requests.len(),
+            SHOWN_AT_MOST,
+            "a prompt shows at most this many"
+        );
+        assert_eq!(seen, n, "the check sees each one");
+        assert!(last.ends_with(&format!("/api-keys/k-{}", n - 1)), "{last}");
+    }
+
+    #[test]
     fn a_fan_out_is_capped_and_typed_for_every_request_it_sends() {
         let p = planner(
             "version: 1\nname: t\nsteps:\n  - {id: rm, name: R, action: api_keys.delete, foreach: \"['a','b','c']\", with: {id: \"{{ item }}\"}, confirm: typed}\n  - {id: big, name: B, action: api_keys.get, foreach: \"['a','b','c','d']\", with: {id: \"{{ item }}\"}}\n",
