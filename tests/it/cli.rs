@@ -166,6 +166,24 @@ fn help_has_examples_and_version_prints() {
 }
 
 #[test]
+fn the_committed_result_and_plan_schemas_are_current() {
+    for (flag, file) in [("--result", "result"), ("--plan", "plan")] {
+        let out = esus_ir()
+            .args(["schema", flag])
+            .output()
+            .expect("schema");
+        assert!(out.status.success());
+        let path = format!("{}/docs/{file}.schema.json", env!("CARGO_MANIFEST_DIR"));
+        let committed = std::fs::read(&path).expect("committed schema");
+        assert_eq!(
+            String::from_utf8_lossy(&committed),
+            String::from_utf8_lossy(&out.stdout),
+            "run `esus-ir schema {flag} -o docs/{file}.schema.json`"
+        );
+    }
+}
+
+#[test]
 fn the_committed_schema_is_current_and_the_runbooks_point_at_it() {
     let out = schema_stdout();
     let committed = std::fs::read(concat!(
