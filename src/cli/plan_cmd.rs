@@ -242,15 +242,28 @@ pub fn approve(args: ApproveArgs) -> Result<ExitCode, Error> {
     if !approved {
         return Err(Error::Declined("declined: nothing signed".into()));
     }
-    let (signer, _) = Signer::resolve(&args.sign.into_source())?;
-    let signature = signer.sign_in(PLAN_NAMESPACE, &bytes)?;
-    let path = signature_path(&args.plan, &signer.fingerprint());
+    let (signature, public, fingerprint) = match agent_public_key(&args.sign)? {
+        Some((path, public)) => {
+            let signature = sign_with_agent(&path, &public, &bytes)?;
+            let fingerprint = public.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+            (
+                signature,
+                public.to_openssh().unwrap_or_default(),
+                fingerprint,
+            )
+        }
+        None => {
+            let (signer, _) = Signer::resolve(&args.sign.into_source())?;
+            let signature = signer.sign_in(PLAN_NAMESPACE, &bytes)?;
+            (signature, signer.public_key_openssh(), signer.fingerprint())
+        }
+    };
+    let path = signature_path(&args.plan, &fingerprint);
     std::fs::write(&path, signature)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     let approver = args
         .approver
         .unwrap_or_else(crate::transcript::default_operator);
-    let public = signer.public_key_openssh();
     let key: Vec<&str> = public.split_whitespace().take(2).collect();
     out(&format!(
         "approved plan sha256 {digest}\nsignature: {}\nthe operator's allowed_signers needs: {approver} namespaces=\"{PLAN_NAMESPACE}\" {}\n",
@@ -258,6 +271,73 @@ pub fn approve(args: ApproveArgs) -> Result<ExitCode, Error> {
         key.join(" ")
     ))?;
     Ok(ExitCode::Success)
+}
+
+/// `--sign-key KEY.pub`: a public key, whose private half is in the approver's ssh-agent (or
+/// on a hardware token) — esus-ir never holds it; OpenSSH signs.
+fn agent_public_key(
+    sign: &super::sign_args::SignKeyArgs,
+) -> Result<Option<(PathBuf, ssh_key::PublicKey)>, Error> {
+    let Some(path) = &sign.sign_key else {
+        return Ok(None);
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    if text.contains("PRIVATE KEY") {
+        return Ok(None);
+    }
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    ssh_key::PublicKey::from_openssh(line.trim())
+        .map(|k| Some((path.clone(), k)))
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--sign-key {}: neither a private key nor an OpenSSH public key ({e})",
+                path.display()
+            ))
+        })
+}
+
+/// Signs the plan's bytes with `ssh-keygen -Y sign -f KEY.pub`, which asks the ssh-agent
+/// (SSH_AUTH_SOCK) for the key's signature: the approver's private key never leaves the agent.
+fn sign_with_agent(public: &Path, key: &ssh_key::PublicKey, bytes: &[u8]) -> Result<String, Error> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-Y", "sign", "-n", PLAN_NAMESPACE, "-f"])
+        .arg(public)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("running ssh-keygen to sign with the ssh-agent", e))?;
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing the plan to ssh-keygen", e))?;
+    }
+    let done = child
+        .wait_with_output()
+        .map_err(|e| Error::io("waiting for ssh-keygen", e))?;
+    let signature = String::from_utf8_lossy(&done.stdout).into_owned();
+    if !done.status.success() || !signature.contains("BEGIN SSH SIGNATURE") {
+        return Err(Error::Usage(format!(
+            "ssh-keygen could not sign with the key of {} (is it in the ssh-agent, SSH_AUTH_SOCK set?): {} — nothing signed",
+            public.display(),
+            String::from_utf8_lossy(&done.stderr).trim()
+        )));
+    }
+    // Checked before it is written: a signature that does not verify is no approval.
+    let sig = crate::transcript::sshsig::parse_armored_in(&signature, PLAN_NAMESPACE)
+        .map_err(|e| Error::Usage(format!("ssh-keygen's signature: {e}")))?;
+    if sig.public_key().key_data() != key.key_data() {
+        return Err(Error::Usage(
+            "ssh-keygen signed with another key than --sign-key names: nothing signed".into(),
+        ));
+    }
+    sig.public_key()
+        .verify(PLAN_NAMESPACE, bytes, sig.inner())
+        .map_err(|e| Error::Usage(format!("ssh-keygen's signature does not verify: {e}")))?;
+    Ok(signature)
 }
 
 /// Where an approval by the key with `fingerprint` goes: beside the plan, one file per key, so

@@ -168,10 +168,7 @@ fn help_has_examples_and_version_prints() {
 #[test]
 fn the_committed_result_and_plan_schemas_are_current() {
     for (flag, file) in [("--result", "result"), ("--plan", "plan")] {
-        let out = esus_ir()
-            .args(["schema", flag])
-            .output()
-            .expect("schema");
+        let out = esus_ir().args(["schema", flag]).output().expect("schema");
         assert!(out.status.success());
         let path = format!("{}/docs/{file}.schema.json", env!("CARGO_MANIFEST_DIR"));
         let committed = std::fs::read(&path).expect("committed schema");

@@ -902,3 +902,76 @@ async fn a_signed_plan_binds_every_item_of_a_fan_out_past_those_it_lists() {
     assert_code(&out, 0);
     assert_eq!(rotations(), 81);
 }
+
+/// An ssh-agent on a socket in `dir`, holding `key`; killed when dropped.
+struct Agent {
+    sock: std::path::PathBuf,
+    pid: String,
+}
+
+impl Agent {
+    fn with(dir: &Path, key: &Path) -> Agent {
+        let sock = dir.join("agent.sock");
+        let out = Command::new("ssh-agent")
+            .arg("-a")
+            .arg(&sock)
+            .arg("-s")
+            .output()
+            .expect("ssh-agent");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let said = text(&out.stdout);
+        let pid = said
+            .split("SSH_AGENT_PID=")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .expect("agent pid")
+            .to_string();
+        let added = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .expect("ssh-add");
+        assert!(added.status.success(), "{}", text(&added.stderr));
+        Agent { sock, pid }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.pid).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_signs_with_the_key_in_their_ssh_agent() {
+    let env = Env::start().await;
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(&env, &file, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = approver_key(env.dir.path());
+    let allowed = alice_allowed(&env, &key);
+    let agent = Agent::with(env.dir.path(), &key);
+    // The private key is gone from disk: only the agent holds it.
+    let public = env.dir.path().join("alice_ed25519.pub");
+    std::fs::remove_file(&key).expect("rm private key");
+    let mut cmd = approve(&env, &file, &public, &["--yes"]);
+    cmd.env("SSH_AUTH_SOCK", &agent.sock);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let sig = sigs(env.dir.path()).pop().expect("a signature");
+    assert!(openssh_accepts(&file, &sig, &allowed, "esus-ir-plan"));
+    let out = output(run_plan(&env, &file, &allowed, "agent-run", &[])).await;
+    assert_code(&out, 0);
+    // Without the agent: a clear refusal, nothing signed.
+    std::fs::remove_file(&sig).expect("rm sig");
+    let mut cmd = approve(&env, &file, &public, &["--yes"]);
+    cmd.env("SSH_AUTH_SOCK", env.dir.path().join("no-agent.sock"));
+    let out = output(cmd).await;
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is it in the ssh-agent"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(sigs(env.dir.path()).is_empty(), "nothing signed");
+}
