@@ -113,9 +113,9 @@ pub struct RunArgs {
     /// (`--dry-run=reads`: also send the safe GETs). Exits 2/4/6 as a live run would.
     #[arg(long, value_name = "WHAT", num_args = 0..=1, require_equals = true, default_missing_value = "all", value_parser = ["all", "reads"])]
     pub dry_run: Option<String>,
-    /// With `--dry-run`: send nothing at all, not even the preflight (no token needed; the
-    /// token and URL are not checked).
-    #[arg(long, requires = "dry_run")]
+    /// With `--dry-run` (or `esus-ir plan`): send nothing at all, not even the preflight (no
+    /// token needed; the token and URL are not checked).
+    #[arg(long)]
     pub offline: bool,
     /// Steps running at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -161,6 +161,12 @@ pub enum OutputFormat {
 
 /// Runs `esus-ir run`.
 pub fn run(args: RunArgs, term: Terminal) -> Result<ExitCode, Error> {
+    if args.offline && args.dry_run.is_none() {
+        return Err(Error::Usage(
+            "--offline goes with --dry-run: a live run cannot send nothing (nothing was sent)"
+                .into(),
+        ));
+    }
     if args.require_approvals.is_some() && args.plan.is_none() {
         return super::approved_run::run(args, term);
     }

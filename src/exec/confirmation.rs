@@ -52,7 +52,10 @@ pub(super) async fn approve(
     let shown = shared.planner.shown_each(ctx, plan, &mut |v| {
         if outside.is_none()
             && let Some(g) = gate
-            && let Err(why) = g.allows(&plan.id, v)
+            && let Err(why) = g.allows_with(&plan.id, v, &|name| {
+                let (step, output) = name.split_once('.')?;
+                ctx.output(step, output).cloned()
+            })
         {
             outside = Some(why);
         }

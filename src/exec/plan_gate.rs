@@ -34,7 +34,9 @@ pub struct Approver {
 #[derive(Debug, Clone, Default)]
 struct StepAllows {
     exact: BTreeSet<String>,
-    templates: Vec<regex::Regex>,
+    /// Each template's canonical text (placeholders in it), and its pattern with every
+    /// placeholder open.
+    templates: Vec<(String, regex::Regex)>,
 }
 
 /// A verified plan: its digest, who approved it, and what each step may send.
@@ -111,14 +113,33 @@ impl PlanGate {
     /// Whether step `step` may send `view`: one of its exact requests, or one of its templates
     /// filled in.
     pub fn allows(&self, step: &str, view: &RequestView) -> Result<(), String> {
+        self.allows_with(step, view, &|_| None)
+    }
+
+    /// [`PlanGate::allows`], where a placeholder naming an answer the run has (`<snapshot.name>`:
+    /// `answer("snapshot.name")`) must hold exactly that answer — the approver approved "what
+    /// `snapshot` reads", not any value in its place. A placeholder the run cannot name (a
+    /// created key's id) stays one value that cannot leave its place.
+    pub fn allows_with(
+        &self,
+        step: &str,
+        view: &RequestView,
+        answer: &dyn Fn(&str) -> Option<Value>,
+    ) -> Result<(), String> {
         let value = serde_json::to_value(view).unwrap_or(Value::Null);
         let text = String::from_utf8_lossy(&canonical_json(&value)).into_owned();
         let Some(allowed) = self.steps.get(step) else {
             return Err(format!("the approved plan has no step `{step}`"));
         };
-        if allowed.exact.contains(&sha256_hex(text.as_bytes()))
-            || allowed.templates.iter().any(|t| t.is_match(&text))
-        {
+        if allowed.exact.contains(&sha256_hex(text.as_bytes())) {
+            return Ok(());
+        }
+        let matches = |(raw, open): &(String, regex::Regex)| match pattern(raw, answer) {
+            Some((bound, true)) => bound.is_match(&text),
+            Some((_, false)) => open.is_match(&text),
+            None => false,
+        };
+        if allowed.templates.iter().any(matches) {
             return Ok(());
         }
         Err(format!(
@@ -222,7 +243,7 @@ fn allows(plan: &Value) -> BTreeMap<String, StepAllows> {
             if r["exact"] == Value::Bool(true) {
                 allows.exact.insert(sha256_hex(text.as_bytes()));
             } else if let Some(t) = template(&text) {
-                allows.templates.push(t);
+                allows.templates.push((text, t));
             }
         }
         // A fan-out's every item, by digest (the file lists only the first in full).
@@ -236,27 +257,59 @@ fn allows(plan: &Value) -> BTreeMap<String, StepAllows> {
     out
 }
 
-/// A templated request as a pattern: its text exactly, each `<placeholder>` one value that
-/// cannot leave its place — inside a string, no quote and no path or query separator; standing
-/// for a whole JSON value (`"<snapshot.scopes>"`), one JSON scalar or a flat array of them.
-fn template(text: &str) -> Option<regex::Regex> {
+/// What the run puts in place of one placeholder it can answer: for a whole JSON value
+/// (`"<snapshot.scopes>"`) the answer's canonical JSON; inside a string or URL
+/// (`<snapshot.name>.esus-ir-…`) the text of a plain scalar (one neither JSON nor a URL escapes).
+/// None: it stays open.
+fn answered(name: &str, whole: bool, answer: &dyn Fn(&str) -> Option<Value>) -> Option<String> {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._-~:@".contains(ch))
+    };
+    match answer(name)? {
+        v if whole => Some(String::from_utf8_lossy(&canonical_json(&v)).into_owned()),
+        Value::String(s) if plain(&s) => Some(s),
+        v @ Value::Number(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+/// A templated request as a pattern: its text exactly, each `<placeholder>` the run can answer
+/// that answer exactly (an answer is never read as a placeholder itself), every other one value
+/// that cannot leave its place — inside a string, no quote and no path or query separator;
+/// standing for a whole JSON value (`"<snapshot.scopes>"`), one JSON scalar or a flat array of
+/// them. The second value says whether any placeholder was answered.
+fn pattern(text: &str, answer: &dyn Fn(&str) -> Option<Value>) -> Option<(regex::Regex, bool)> {
     const SCALAR: &str = r#"(?:"[^"\\]*"|-?[0-9][0-9.eE+-]*|true|false|null)"#;
     let value = format!(r"(?:{SCALAR}|\[(?:{SCALAR}(?:,{SCALAR})*)?\])");
-    let holder = regex::Regex::new(r#""<[^<>"]*>"|<[^<>]*>"#).ok()?;
-    let mut pattern = String::from("^");
+    let holder = regex::Regex::new(r#""<([^<>"]*)>"|<([^<>]*)>"#).ok()?;
+    let mut out = String::from("^");
     let mut last = 0;
-    for m in holder.find_iter(text) {
-        pattern.push_str(&regex::escape(&text[last..m.start()]));
-        if m.as_str().starts_with('"') {
-            pattern.push_str(&value);
-        } else {
-            pattern.push_str(r#"[^"/?#&\\]+"#);
+    let mut any = false;
+    for c in holder.captures_iter(text) {
+        let Some(m) = c.get(0) else { continue };
+        out.push_str(&regex::escape(&text[last..m.start()]));
+        let whole = c.get(1).is_some();
+        let name = c.get(1).or(c.get(2)).map_or("", |n| n.as_str());
+        match answered(name, whole, answer) {
+            Some(filled) => {
+                out.push_str(&regex::escape(&filled));
+                any = true;
+            }
+            None if whole => out.push_str(&value),
+            None => out.push_str(r#"[^"/?#&\\]+"#),
         }
         last = m.end();
     }
-    pattern.push_str(&regex::escape(&text[last..]));
-    pattern.push('$');
-    regex::Regex::new(&pattern).ok()
+    out.push_str(&regex::escape(&text[last..]));
+    out.push('$');
+    regex::Regex::new(&out).ok().map(|r| (r, any))
+}
+
+/// A templated request as a pattern with every placeholder open.
+fn template(text: &str) -> Option<regex::Regex> {
+    pattern(text, &|_| None).map(|(r, _)| r)
 }
 
 #[cfg(test)]
@@ -285,6 +338,53 @@ mod tests {
         let mut e = serde_json::to_value(v).expect("view");
         e["exact"] = Value::Bool(exact);
         e
+    }
+
+    #[test]
+    fn a_placeholder_the_run_can_answer_must_hold_that_answer() {
+        let create = view(
+            "POST",
+            "https://e/api-keys",
+            Some(
+                serde_json::json!({"name": "<snapshot.name>.esus-ir-ab", "scopes": "<snapshot.scopes>"}),
+            ),
+        );
+        let g = gate(serde_json::json!({"steps": [
+            {"id": "replace", "requests": [entry(&create, false)]},
+        ]}));
+        let body = |name: &str, scopes: Value| {
+            view(
+                "POST",
+                "https://e/api-keys",
+                Some(serde_json::json!({"name": name, "scopes": scopes})),
+            )
+        };
+        let snapshot = |name: &str| match name {
+            "snapshot.name" => Some(Value::from("ehr")),
+            "snapshot.scopes" => Some(serde_json::json!(["Patient.read"])),
+            _ => None,
+        };
+        let ok = body("ehr.esus-ir-ab", serde_json::json!(["Patient.read"]));
+        assert_eq!(g.allows_with("replace", &ok, &snapshot), Ok(()));
+        let wider = body("ehr.esus-ir-ab", serde_json::json!(["*"]));
+        assert!(
+            g.allows_with("replace", &wider, &snapshot).is_err(),
+            "scopes other than the snapshot's"
+        );
+        assert_eq!(
+            g.allows("replace", &wider),
+            Ok(()),
+            "open without the answers"
+        );
+        let renamed = body("billing.esus-ir-ab", serde_json::json!(["Patient.read"]));
+        assert!(g.allows_with("replace", &renamed, &snapshot).is_err());
+        // An answer that looks like a placeholder is only itself.
+        let sly = |name: &str| match name {
+            "snapshot.scopes" => Some(Value::from("<x>")),
+            other => snapshot(other),
+        };
+        let other = body("ehr.esus-ir-ab", Value::from("anything"));
+        assert!(g.allows_with("replace", &other, &sly).is_err());
     }
 
     #[test]

@@ -66,6 +66,15 @@ impl Context {
         self.rebuild();
     }
 
+    /// The output `name` of finished step `step` as recorded (secret ones redacted); none while
+    /// the step stands as a placeholder.
+    pub fn output(&self, step: &str, name: &str) -> Option<&Value> {
+        if self.pending.contains(step) {
+            return None;
+        }
+        self.steps.get(step)?.get("outputs")?.get(name)
+    }
+
     /// Whether step `id` stands as a placeholder: what reads it is not known yet.
     pub fn is_pending(&self, id: &str) -> bool {
         self.pending.contains(id)

@@ -975,3 +975,29 @@ async fn an_approver_signs_with_the_key_in_their_ssh_agent() {
     );
     assert!(sigs(env.dir.path()).is_empty(), "nothing signed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_made_offline_runs_with_each_placeholder_filled_from_the_answer_it_names() {
+    let env = Env::start().await;
+    let (plan, allowed) = approved_plan(&env, &["--offline"]).await;
+    let planned: Value =
+        serde_json::from_slice(&std::fs::read(&plan).expect("plan")).expect("json");
+    let replace = planned["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["id"] == "replace")
+        .expect("replace");
+    assert_eq!(
+        replace["requests"][0]["exact"], false,
+        "offline: a template"
+    );
+    assert_eq!(
+        replace["requests"][0]["body"]["scopes"],
+        "<snapshot.scopes>"
+    );
+    let out = output(run_plan(&env, &plan, &allowed, "offline-plan", &[])).await;
+    assert_code(&out, 0);
+    let key = env.sim.api_key(&env.sim.ready().key_id).expect("the key");
+    assert!(key.deleted);
+}
