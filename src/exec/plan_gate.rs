@@ -388,6 +388,31 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_a_url_escapes_stays_open_and_a_number_is_bound() {
+        let get = view(
+            "GET",
+            "https://e/users/<who.id>/keys?limit=<who.limit>",
+            None,
+        );
+        let g = gate(serde_json::json!({"steps": [
+            {"id": "look", "requests": [entry(&get, false)]},
+        ]}));
+        let who = |name: &str| match name {
+            "who.id" => Some(Value::from("a b")),
+            "who.limit" => Some(Value::from(100)),
+            _ => None,
+        };
+        // The URL carries "a b" escaped: that placeholder cannot be bound to the raw text.
+        let sent = view("GET", "https://e/users/a%20b/keys?limit=100", None);
+        assert_eq!(g.allows_with("look", &sent, &who), Ok(()));
+        let more = view("GET", "https://e/users/a%20b/keys?limit=5000", None);
+        assert!(
+            g.allows_with("look", &more, &who).is_err(),
+            "a number is the answer's number"
+        );
+    }
+
+    #[test]
     fn each_item_of_a_fan_out_passes_by_its_digest_and_no_other() {
         let item = |n: usize| view("POST", &format!("https://e/api-keys/k-{n}/rotate"), None);
         let digests: Vec<String> = (0..120)
