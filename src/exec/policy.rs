@@ -258,6 +258,33 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_runbook_must_be_those_bytes_and_an_unreadable_expiry_expires() {
+        let pinned = POLICY.replace(
+            "    max_items: 10\n",
+            "    max_items: 10\n    sha256: ABCDEF\n",
+        );
+        let file: PolicyFile = serde_yaml::from_str(&pinned).expect("policy");
+        let now = at("2026-12-07T00:00:00Z");
+        let mut run = facts("https://api.esus.health", "k-1");
+        run.runbook_sha256 = "abcdef";
+        assert!(
+            judge(&file, &run, now).is_ok(),
+            "the pinned bytes (any case)"
+        );
+        run.runbook_sha256 = "abcde0";
+        let why = judge(&file, &run, now).expect_err("other bytes");
+        assert!(
+            why[0].contains("not the runbook the policy pinned"),
+            "{why:?}"
+        );
+        let vague = POLICY.replace("2027-01-31T00:00:00Z", "next tuesday");
+        let file: PolicyFile = serde_yaml::from_str(&vague).expect("policy");
+        let why = judge(&file, &facts("https://api.esus.health", "k-1"), now)
+            .expect_err("an expiry that is no time approves nothing");
+        assert!(why[0].contains("does not read as a time"), "{why:?}");
+    }
+
+    #[test]
     fn only_a_listed_key_other_than_the_operators_signs_a_policy_and_an_edit_breaks_it() {
         let bob = crate::transcript::Signer::generate("bob").expect("key");
         let me = crate::transcript::Signer::generate("me").expect("key");
