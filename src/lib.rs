@@ -14,6 +14,7 @@ pub mod exec;
 pub mod graph;
 pub mod plan;
 pub mod runbook;
+pub mod scope;
 pub mod sim;
 pub mod template;
 pub mod transcript;

@@ -121,6 +121,10 @@ that schema wherever the new runbook needs it.")]
     Verify(super::transcript_cmd::VerifyArgs),
     /// Render a post-mortem timeline from a transcript.
     Report(super::transcript_cmd::ReportArgs),
+    /// The breach's scope from an incident's audit evidence: patients and records the
+    /// compromised user touched, exports, emergency overrides, failures, sources — and anything
+    /// after containment (exit 1).
+    Scope(super::scope_cmd::ScopeArgs),
     /// Print a shell completion script to stdout.
     Completions(CompletionsArgs),
     /// Write man pages (esus-ir.1 and one per subcommand).

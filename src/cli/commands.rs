@@ -38,6 +38,7 @@ pub(super) fn dispatch(
         Command::Keygen(args) => super::transcript_cmd::keygen(args),
         Command::Verify(args) => super::transcript_cmd::verify(args),
         Command::Report(args) => super::transcript_cmd::report(args),
+        Command::Scope(args) => super::scope_cmd::scope(args),
         Command::Completions(args) => super::completions::completions(args),
         Command::Man(args) => super::completions::man(args),
     }

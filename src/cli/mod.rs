@@ -19,6 +19,7 @@ mod resume_source;
 pub mod run_cmd;
 mod run_folder;
 mod run_inputs;
+pub mod scope_cmd;
 mod sign_args;
 pub mod sim_cmd;
 pub mod terminal;

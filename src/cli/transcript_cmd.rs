@@ -113,14 +113,19 @@ pub struct ReportArgs {
 }
 
 /// A path given to `verify` or `report`.
-struct Target {
+pub(super) struct Target {
     /// As given.
-    given: PathBuf,
+    pub(super) given: PathBuf,
     /// The transcript the incident ends with: the file itself, or a folder's last leg (never a
     /// dry-run's plan).
-    last: PathBuf,
+    pub(super) last: PathBuf,
     /// Whether a run folder was given: then every leg in it must be in the chain.
-    folder: bool,
+    pub(super) folder: bool,
+}
+
+/// What `path` names (a transcript, or a run folder and its last leg), for `scope` too.
+pub(super) fn target_of(path: &std::path::Path) -> Result<Target, Error> {
+    target(path)
 }
 
 /// What `path` names, or a usage error: it does not exist, or is a folder with no leg.

@@ -13,7 +13,7 @@ mod chain;
 pub mod checkpoint;
 mod checks;
 mod findings;
-mod fsutil;
+pub(crate) mod fsutil;
 pub mod layout;
 mod read;
 pub mod record;

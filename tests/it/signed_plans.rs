@@ -647,6 +647,11 @@ async fn an_unattended_run_requiring_approval_leaves_its_plan_and_runs_it_once_a
     };
     let out = output(paged()).await;
     assert_code(&out, 3);
+    assert!(
+        !text(&out.stderr).contains("waiting for approval"),
+        "unattended, nobody is waited for: {}",
+        text(&out.stderr)
+    );
     let plan = dir.join("plan.json");
     assert!(
         text(&out.stderr).contains(&format!("esus-ir approve {}", plan.display())),
@@ -658,6 +663,15 @@ async fn an_unattended_run_requiring_approval_leaves_its_plan_and_runs_it_once_a
         "no write without the approval"
     );
     assert_code(&output(approve(&env, &plan, &key, &["--yes"])).await, 0);
+    // The runner's allowed_signers lists the approver for plans and the runner itself for its
+    // transcripts (a page fired again continues the incident's signed record).
+    let mut keygen = env.bare_cmd();
+    keygen.args(["keygen", "--show", "--operator", "oncall@example.org"]);
+    let operator = output(keygen).await;
+    assert_code(&operator, 0);
+    let mut both = std::fs::read_to_string(&allowed).expect("allowed");
+    both.push_str(&text(&operator.stdout));
+    std::fs::write(&allowed, both).expect("allowed");
     // The page fires again: the same command runs the plan now approved.
     let out = output(paged()).await;
     assert_code(&out, 0);
@@ -671,6 +685,59 @@ async fn an_unattended_run_requiring_approval_leaves_its_plan_and_runs_it_once_a
             .api_key(&env.sim.ready().key_id)
             .is_some_and(|k| k.deleted)
     );
+    // Fired a third time: the incident is complete, under its plan; nothing is sent again.
+    let writes = |env: &Env| {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|q| q.method != "GET")
+            .count()
+    };
+    let before = writes(&env);
+    let out = output(paged()).await;
+    assert_code(&out, 0);
+    assert_eq!(writes(&env), before, "nothing done again");
+    // A folder that holds a run made without a plan is not planned over.
+    let mut plain = env.run_cmd_at("api-key-compromise", &env.dir.path().join("plain"));
+    env.compromise_args(&mut plain);
+    plain.args(["--yes", "--non-interactive"]);
+    // (The key is gone by now: this second incident fails, but its folder holds a run.)
+    let _ = output(plain).await;
+    assert!(env.dir.path().join("plain/transcript.jsonl").exists());
+    let mut again = env.run_cmd_at("api-key-compromise", &env.dir.path().join("plain"));
+    env.compromise_args(&mut again);
+    again
+        .args(["--require-approvals", "1"])
+        .arg("--allowed-signers")
+        .arg(&allowed)
+        .arg("--non-interactive");
+    let out = output(again).await;
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stderr).contains("already holds a run"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_waiting_for_approval_ends_with_130_and_nothing_sent() {
+    use expectrl::Expect;
+    let env = Env::start().await;
+    let file = env.dir.path().join("plan.json");
+    let out = tokio::task::block_in_place(|| make_plan(&env, &file, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = approver_key(env.dir.path());
+    let allowed = alice_allowed(&env, &key);
+    let before = env.sim.requests().len();
+    let code = tokio::task::block_in_place(|| {
+        let mut s = waiting_run(&env, &file, &allowed, "interrupted");
+        s.expect("waiting for approval").expect("waiting");
+        s.send(expectrl::ControlCode::EndOfText).expect("Ctrl-C");
+        ended(&mut s)
+    });
+    assert_eq!(code, 130);
+    assert_eq!(env.sim.requests().len(), before, "nothing sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,111 @@
+//! `esus-ir scope RUN_DIR`: the breach's scope from the incident's audit evidence, for the
+//! responder (text), the privacy officer (CSV) and tools (JSON). The incident is verified as
+//! `report` verifies it (a broken chain is refused); the CSV and JSON also land in the evidence
+//! folder, 0600, beside the rows they were computed from.
+
+use std::path::PathBuf;
+
+use super::output::out;
+use crate::error::{Error, ExitCode};
+use crate::scope::{ScopeOptions, render};
+use crate::transcript::VerifyOptions;
+use crate::transcript::layout::default_evidence_dir;
+use crate::transcript::report::legs::{check_incident, read_incident};
+
+/// Output format of `scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ScopeFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One line per record touched, for a spreadsheet.
+    Csv,
+    /// One JSON document (`esus-ir schema --scope`).
+    Json,
+}
+
+/// Arguments of `esus-ir scope`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  esus-ir scope esus-ir-runs/RUN
+  esus-ir scope esus-ir-runs/RUN --format csv > breach-scope.csv
+  esus-ir scope esus-ir-runs/RUN --since 2026-12-06T22:40:00Z --user u-1001")]
+pub struct ScopeArgs {
+    /// The incident's run folder (or its last transcript).
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// The compromised user (default: the incident's `user_id` input).
+    #[arg(long, value_name = "USER_ID")]
+    pub user: Option<String>,
+    /// The window's start, when the first malicious access is known (RFC 3339; default: the
+    /// user's first row in the evidence).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = ScopeFormat::Text)]
+    pub format: ScopeFormat,
+    /// OpenSSH allowed_signers file for the incident's verification.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Folder of evidence files (default: the run folder's evidence/).
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+}
+
+/// The files `scope` writes into the evidence folder.
+pub const SCOPE_FILES: [&str; 2] = ["breach-scope.json", "breach-scope.csv"];
+
+/// Runs `esus-ir scope`.
+pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map_err(|e| Error::Usage(format!("--since `{t}`: not an RFC 3339 time ({e})")))
+        })
+        .transpose()?;
+    let options = VerifyOptions {
+        allowed_signers: args.allowed_signers,
+        evidence_dir: args.evidence_dir,
+        ..VerifyOptions::default()
+    };
+    let t = super::transcript_cmd::target_of(&args.run)?;
+    let check = check_incident(&t.last, &options, t.folder)?;
+    let incident = read_incident(&check, &options)?;
+    let dir = options
+        .evidence_dir
+        .clone()
+        .unwrap_or_else(|| default_evidence_dir(&t.last));
+    let scope = crate::scope::scope(
+        &incident,
+        &dir,
+        &ScopeOptions {
+            user: args.user,
+            since,
+        },
+    )
+    .map_err(Error::Usage)?;
+    let json = render::json(&scope);
+    let csv = render::csv(&scope).map_err(Error::Usage)?;
+    for (name, bytes) in SCOPE_FILES.iter().zip([json.as_bytes(), csv.as_slice()]) {
+        let path = dir.join(name);
+        crate::transcript::fsutil::write_private_atomic(&path, bytes)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    match args.format {
+        ScopeFormat::Text => out(&render::text(&scope))?,
+        ScopeFormat::Csv => out(&String::from_utf8_lossy(&csv))?,
+        ScopeFormat::Json => out(&json)?,
+    }
+    eprintln!(
+        "written (0600): {} and {}",
+        dir.join(SCOPE_FILES[0]).display(),
+        dir.join(SCOPE_FILES[1]).display()
+    );
+    Ok(if scope.after_containment.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::StepFailed
+    })
+}

@@ -1,0 +1,445 @@
+//! The breach's scope, from the incident's own audit evidence: for the compromised credential,
+//! in the window from its first access (or the time the operator marks) to the proven
+//! containment, every record read, written or exported — by patient, with counts and first and
+//! last time — the emergency overrides it used, its failed attempts, where it came from, and
+//! anything it did after containment (which should be nothing).
+//!
+//! It reads only evidence files whose digests the signed transcript recorded (an altered file is
+//! refused, not read), keeps each audit row once by `id` across every pull of every leg, and
+//! shows no more PHI than ids and resource types: a row's `query`, descriptions and free text
+//! never reach the output.
+
+pub mod render;
+mod rows;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::transcript::report::incident::{EvidenceStatus, Incident};
+pub use rows::AuditRow;
+
+/// What the scope is about, and where its window starts.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeOptions {
+    /// The compromised user's id (default: the incident's `user_id` input).
+    pub user: Option<String>,
+    /// The window's start the operator marks (default: the credential's first row).
+    pub since: Option<Timestamp>,
+}
+
+/// The breach's scope (`esus-ir scope --format json`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Scope {
+    /// Always 1 for this layout.
+    pub schema_version: u32,
+    /// Always `scope`.
+    pub kind: &'static str,
+    /// The compromised credential's user.
+    pub user_id: String,
+    /// The window the scope covers.
+    pub window: Window,
+    /// The audit evidence read.
+    pub evidence: Vec<EvidenceUsed>,
+    /// Whether every pull proved itself complete (ESUS's own count matched the rows read).
+    pub evidence_complete: bool,
+    /// Distinct audit rows read, across every file.
+    pub rows_read: usize,
+    /// Rows of this user in the window.
+    pub rows_in_window: usize,
+    /// Every patient whose records this user touched in the window.
+    pub patients: Vec<PatientAccess>,
+    /// Every record touched, with its patient when the row names one.
+    pub records: Vec<RecordAccess>,
+    /// Bulk exports started.
+    pub exports: Vec<Moment>,
+    /// Requests made with `X-Emergency-Override` (consent bypassed).
+    pub emergency_overrides: Vec<Moment>,
+    /// Failed attempts (outcome `failure` or `error`).
+    pub failures: Vec<Moment>,
+    /// Where the requests came from.
+    pub sources: Vec<SourceSeen>,
+    /// Rows of this user after containment was proven: each one is a finding.
+    pub after_containment: Vec<Moment>,
+    /// Rows this incident's own checks made while it ran (esus-ir presenting the stolen
+    /// credential to prove it refused): listed, not counted above.
+    pub own_checks: Vec<Moment>,
+}
+
+/// The window: from the first access (or the operator's mark) to the proven containment.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Window {
+    /// Start (RFC 3339); none when the user has no row at all.
+    pub from: Option<String>,
+    /// Why it starts there: `marked` (the operator's `--since`) or `first-access`.
+    pub from_source: &'static str,
+    /// End (RFC 3339): the proven containment, else the end of the evidence.
+    pub to: Option<String>,
+    /// Why it ends there: `containment`, or `end-of-evidence` (containment was not proven, or
+    /// the evidence ends before it).
+    pub to_source: &'static str,
+    /// A stretch the evidence does not cover: from its end to the proven containment (what the
+    /// credential did then is not known from this incident's evidence).
+    pub not_covered: Option<String>,
+}
+
+/// One evidence file read.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EvidenceUsed {
+    /// Its path in the evidence folder.
+    pub file: String,
+    /// Its SHA-256, as the transcript recorded it and the file still has.
+    pub sha256: String,
+    /// Rows in it.
+    pub rows: usize,
+    /// Whether the pull proved it complete.
+    pub complete: bool,
+}
+
+/// One patient's records touched.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct PatientAccess {
+    /// The patient's id.
+    pub patient_id: String,
+    /// The resource types touched.
+    pub resource_types: Vec<String>,
+    /// Read rows (reads and searches).
+    pub reads: usize,
+    /// Create, update and delete rows.
+    pub writes: usize,
+    /// Export rows.
+    pub exports: usize,
+    /// Rows under an emergency override.
+    pub emergency_overrides: usize,
+    /// Rows that failed.
+    pub failed: usize,
+    /// First row (RFC 3339).
+    pub first: String,
+    /// Last row (RFC 3339).
+    pub last: String,
+}
+
+/// One record (resource) touched.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct RecordAccess {
+    /// The patient it belongs to, when the row names one.
+    pub patient_id: Option<String>,
+    /// Its resource type.
+    pub resource_type: String,
+    /// Its id; none for a search.
+    pub resource_id: Option<String>,
+    /// Read rows.
+    pub reads: usize,
+    /// Create, update and delete rows.
+    pub writes: usize,
+    /// Export rows.
+    pub exports: usize,
+    /// Rows under an emergency override.
+    pub emergency_overrides: usize,
+    /// Rows that failed.
+    pub failed: usize,
+    /// First row (RFC 3339).
+    pub first: String,
+    /// Last row (RFC 3339).
+    pub last: String,
+}
+
+/// One row, as the scope shows it (ids and types only).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Moment {
+    /// The row's id.
+    pub row: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Its `type` (`resource.read`…).
+    pub kind: String,
+    /// `success`, `failure` or `error`.
+    pub outcome: String,
+    /// The resource type, when there is one.
+    pub resource_type: Option<String>,
+    /// The resource id, when there is one.
+    pub resource_id: Option<String>,
+    /// The patient, when the row names one.
+    pub patient_id: Option<String>,
+}
+
+/// A source address and client seen.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SourceSeen {
+    /// The address.
+    pub ip: String,
+    /// The `User-Agent`.
+    pub user_agent: String,
+    /// Rows from it.
+    pub rows: usize,
+    /// First row (RFC 3339).
+    pub first: String,
+    /// Last row (RFC 3339).
+    pub last: String,
+}
+
+/// Computes the scope of `incident`'s audit evidence (in `evidence_dir`).
+pub fn scope(
+    incident: &Incident,
+    evidence_dir: &Path,
+    options: &ScopeOptions,
+) -> Result<Scope, String> {
+    let user = match &options.user {
+        Some(u) => u.clone(),
+        None => incident_user(incident)
+            .ok_or("which credential? the incident has no `user_id` input: give --user USER_ID")?,
+    };
+    let (rows, evidence, through) = read_evidence(incident, evidence_dir)?;
+    let rows_read = rows.len();
+    let during = incident_span(incident);
+    let own = |r: &AuditRow| {
+        r.user_agent.starts_with("esus-ir/")
+            && during.is_some_and(|(a, b)| r.recorded >= a && r.recorded <= b)
+    };
+    let (own_checks, mine): (Vec<&AuditRow>, Vec<&AuditRow>) = rows
+        .iter()
+        .filter(|r| r.user_id() == Some(&user))
+        .partition(|r| own(r));
+    let proven = containment_at(incident);
+    let end_of_evidence = through.or_else(|| rows.iter().map(|r| r.recorded).max());
+    // The window ends at the containment, or where the evidence does when that is earlier.
+    let to = match (proven, end_of_evidence) {
+        (Some(c), Some(e)) => Some(c.min(e)),
+        (c, e) => c.or(e),
+    };
+    let ends_at_containment = proven.is_some() && to == proven;
+    let contained = to;
+    let from = options
+        .since
+        .or_else(|| mine.iter().map(|r| r.recorded).min());
+    let in_window: Vec<&AuditRow> = mine
+        .iter()
+        .copied()
+        .filter(|r| from.is_none_or(|f| r.recorded >= f))
+        .filter(|r| contained.is_none_or(|c| r.recorded <= c))
+        .collect();
+    let after: Vec<Moment> = proven
+        .map(|c| {
+            mine.iter()
+                .filter(|r| r.recorded > c)
+                .map(|r| r.moment())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Scope {
+        schema_version: 1,
+        kind: "scope",
+        user_id: user,
+        window: Window {
+            from: from.map(|t| t.to_string()),
+            from_source: if options.since.is_some() {
+                "marked"
+            } else {
+                "first-access"
+            },
+            to: to.map(|t| t.to_string()),
+            to_source: if ends_at_containment {
+                "containment"
+            } else {
+                "end-of-evidence"
+            },
+            not_covered: match (proven, end_of_evidence) {
+                (Some(c), Some(e)) if e < c => Some(format!("{e} → {c}")),
+                _ => None,
+            },
+        },
+        evidence_complete: evidence.iter().all(|e| e.complete),
+        evidence,
+        rows_read,
+        rows_in_window: in_window.len(),
+        patients: patients(&in_window),
+        records: records(&in_window),
+        exports: moments(&in_window, AuditRow::is_export),
+        emergency_overrides: moments(&in_window, AuditRow::emergency_override),
+        failures: moments(&in_window, AuditRow::failed),
+        sources: sources(&in_window),
+        after_containment: after,
+        own_checks: own_checks.into_iter().map(AuditRow::moment).collect(),
+    })
+}
+
+/// When the incident's legs ran: from its start to its last record.
+fn incident_span(incident: &Incident) -> Option<(Timestamp, Timestamp)> {
+    let start: Timestamp = incident.started.parse().ok()?;
+    let end = start
+        .checked_add(jiff::SignedDuration::from_millis(incident.end_ms))
+        .ok()?;
+    Some((start, end))
+}
+
+/// The incident's `user_id` input (the compromised user), from its first leg.
+fn incident_user(incident: &Incident) -> Option<String> {
+    incident.legs.iter().find_map(|l| {
+        l.timeline
+            .inputs
+            .iter()
+            .find(|(k, _)| k == "user_id")
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty() && v != "null")
+    })
+}
+
+/// When containment was proven, across the legs (the first leg that recorded it).
+fn containment_at(incident: &Incident) -> Option<Timestamp> {
+    incident.legs.iter().find_map(|l| {
+        let c = l.timeline.containment_record.as_ref()?;
+        if c.state != "contained" {
+            return None;
+        }
+        c.at.as_deref()?.parse().ok()
+    })
+}
+
+/// Every audit row of the incident's evidence, once by id; only from files whose bytes are the
+/// recorded ones.
+type Evidence = (Vec<AuditRow>, Vec<EvidenceUsed>, Option<Timestamp>);
+
+fn read_evidence(incident: &Incident, dir: &Path) -> Result<Evidence, String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    let mut used = Vec::new();
+    let mut through: Option<Timestamp> = None;
+    for e in incident.evidence.iter().filter(|e| e.row.rows.is_some()) {
+        if e.status != EvidenceStatus::Ok {
+            return Err(format!(
+                "evidence {}: {} — the scope is read only from evidence the transcript vouches for",
+                e.row.file,
+                e.status.word()
+            ));
+        }
+        let bytes = std::fs::read(dir.join(&e.row.file))
+            .map_err(|err| format!("evidence {}: {err}", e.row.file))?;
+        let pulled = rows::parse(&bytes)
+            .map_err(|err| format!("evidence {}: not an audit pull ({err})", e.row.file))?;
+        used.push(EvidenceUsed {
+            file: e.row.file.clone(),
+            sha256: e.row.sha256.clone(),
+            rows: pulled.rows.len(),
+            complete: pulled.complete,
+        });
+        through = through.max(pulled.through);
+        for r in pulled.rows {
+            if seen.insert(r.id.clone()) {
+                rows.push(r);
+            }
+        }
+    }
+    if used.is_empty() {
+        return Err(
+            "the incident holds no audit evidence: run a step that pulls the audit log (audit.user) first"
+                .into(),
+        );
+    }
+    rows.sort_by(|a, b| a.recorded.cmp(&b.recorded).then(a.id.cmp(&b.id)));
+    Ok((rows, used, through))
+}
+
+fn patients(rows: &[&AuditRow]) -> Vec<PatientAccess> {
+    let mut by: BTreeMap<String, PatientAccess> = BTreeMap::new();
+    for r in rows {
+        let Some(p) = r.patient_id() else { continue };
+        let entry = by.entry(p.clone()).or_insert_with(|| PatientAccess {
+            patient_id: p.clone(),
+            first: r.at(),
+            ..PatientAccess::default()
+        });
+        if let Some(t) = r.resource_type()
+            && !entry.resource_types.iter().any(|x| x == t)
+        {
+            entry.resource_types.push(t.to_string());
+        }
+        count(
+            r,
+            &mut entry.reads,
+            &mut entry.writes,
+            &mut entry.exports,
+            &mut entry.emergency_overrides,
+            &mut entry.failed,
+        );
+        entry.last = r.at();
+    }
+    by.into_values()
+        .map(|mut p| {
+            p.resource_types.sort();
+            p
+        })
+        .collect()
+}
+
+fn records(rows: &[&AuditRow]) -> Vec<RecordAccess> {
+    let mut by: BTreeMap<(String, Option<String>), RecordAccess> = BTreeMap::new();
+    for r in rows {
+        let Some(t) = r.resource_type() else { continue };
+        let key = (t.to_string(), r.resource_id().map(str::to_string));
+        let entry = by.entry(key).or_insert_with(|| RecordAccess {
+            patient_id: r.patient_id(),
+            resource_type: t.to_string(),
+            resource_id: r.resource_id().map(str::to_string),
+            first: r.at(),
+            ..RecordAccess::default()
+        });
+        count(
+            r,
+            &mut entry.reads,
+            &mut entry.writes,
+            &mut entry.exports,
+            &mut entry.emergency_overrides,
+            &mut entry.failed,
+        );
+        entry.last = r.at();
+    }
+    by.into_values().collect()
+}
+
+/// Adds one row to the counters of what it touched.
+fn count(
+    r: &AuditRow,
+    reads: &mut usize,
+    writes: &mut usize,
+    exports: &mut usize,
+    overrides: &mut usize,
+    failed: &mut usize,
+) {
+    if r.is_export() {
+        *exports += 1;
+    } else if r.is_write() {
+        *writes += 1;
+    } else {
+        *reads += 1;
+    }
+    *overrides += usize::from(r.emergency_override());
+    *failed += usize::from(r.failed());
+}
+
+fn moments(rows: &[&AuditRow], keep: fn(&AuditRow) -> bool) -> Vec<Moment> {
+    rows.iter()
+        .copied()
+        .filter(|r| keep(r))
+        .map(AuditRow::moment)
+        .collect()
+}
+
+fn sources(rows: &[&AuditRow]) -> Vec<SourceSeen> {
+    let mut by: BTreeMap<(String, String), SourceSeen> = BTreeMap::new();
+    for r in rows {
+        let key = (r.ip.clone(), r.user_agent.clone());
+        let entry = by.entry(key).or_insert_with(|| SourceSeen {
+            ip: r.ip.clone(),
+            user_agent: r.user_agent.clone(),
+            rows: 0,
+            first: r.at(),
+            last: r.at(),
+        });
+        entry.rows += 1;
+        entry.last = r.at();
+    }
+    by.into_values().collect()
+}
