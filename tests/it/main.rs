@@ -1,6 +1,7 @@
 //! The one integration-test binary: a module per feature.
 mod audit_evidence;
 mod automation_recipe;
+mod breach_scope;
 mod canary;
 mod canary_support;
 mod cli;
