@@ -170,6 +170,8 @@ pub struct ActionSpec {
     pub body: BodyShape,
     /// Whether results are paged (`_count`/`_offset`, `{rows,total}`) and read to the end.
     pub paged: bool,
+    /// With `paged`: cursor paging instead (`cursor`/`limit`, `{events, nextCursor}`).
+    pub cursor_paged: bool,
     /// Response fields that hold secrets (a new key's `secret`).
     pub secret_fields: &'static [&'static str],
     /// Whether responses may carry PHI and go to evidence files only.
@@ -241,6 +243,17 @@ const AUDIT_PATIENT: [Param; 7] = [
     AUDIT_QUERY[5],
 ];
 
+const AUDIT_SEARCH: [Param; 8] = [
+    p("user_id", "userId", K::String, P::Query, false),
+    p("after", "after", K::String, P::Query, false),
+    p("before", "before", K::String, P::Query, false),
+    p("type", "type", K::String, P::Query, false),
+    p("action", "action", K::String, P::Query, false),
+    p("resource_type", "resourceType", K::String, P::Query, false),
+    p("resource_id", "resourceId", K::String, P::Query, false),
+    p("limit", "limit", K::Integer, P::Query, false),
+];
+
 const fn action(
     name: &'static str,
     summary: &'static str,
@@ -260,6 +273,7 @@ const fn action(
         params,
         body: BodyShape::None,
         paged: false,
+        cursor_paged: false,
         secret_fields: &[],
         phi: false,
         target: None,
@@ -507,6 +521,20 @@ pub static ACTIONS: &[ActionSpec] = &[
             Read,
             true,
             &AUDIT_USER,
+        )
+    },
+    ActionSpec {
+        paged: true,
+        cursor_paged: true,
+        phi: true,
+        ..action(
+            "audit.search",
+            "Search the audit log by cursor (getV1AdminAudit), every page, over an exact window",
+            Get,
+            "/v1/admin/audit/",
+            Read,
+            true,
+            &AUDIT_SEARCH,
         )
     },
     ActionSpec {

@@ -85,6 +85,8 @@ struct Page {
     rows: Vec<Value>,
     total: u64,
     new: u64,
+    /// The cursor of the next page (cursor paging), none at the end.
+    next: Option<String>,
 }
 
 /// The state of one pull.
@@ -116,7 +118,7 @@ impl<'a> Pull<'a> {
         let page_size = first
             .query
             .iter()
-            .find(|(k, _)| k == "_count")
+            .find(|(k, _)| k == "_count" || k == "limit")
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or(DEFAULT_PAGE);
         let mut base = first;
@@ -141,6 +143,9 @@ impl<'a> Pull<'a> {
 
     async fn run(&mut self) -> Result<Proof, StepResult> {
         self.begin()?;
+        if self.info.action.cursor_paged {
+            return self.cursor_pass().await;
+        }
         self.pass(0, false).await?;
         for _ in 0..SETTLE_ROUNDS {
             // A fresh read of the first page: its `total` is ESUS's count now.
@@ -174,6 +179,67 @@ impl<'a> Pull<'a> {
             }
         }
         self.window_proof().await
+    }
+
+    /// Cursor paging (`GET /v1/admin/audit/`): the window's end is fixed before the first page
+    /// (`before`: now, unless the runbook gave one), so rows recorded during the pull are outside
+    /// it and cannot shift a page; the pull is complete when ESUS gives no next cursor. A cursor
+    /// given twice is a loop, not an end: the evidence is then not complete.
+    async fn cursor_pass(&mut self) -> Result<Proof, StepResult> {
+        let before = match self.base.query.iter().find(|(k, _)| k == "before") {
+            Some((_, v)) => v.parse::<Timestamp>().ok(),
+            None => {
+                let now = Timestamp::now();
+                self.base.query.push(("before".into(), now.to_string()));
+                Some(now)
+            }
+        };
+        let limit = self.page_size.to_string();
+        self.base
+            .query
+            .retain(|(k, _)| k != "limit" && k != "cursor");
+        let mut followed = HashSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            if self.pages >= MAX_PAGES {
+                return Err(StepResult::failed(format!(
+                    "gave up after {MAX_PAGES} pages ({} distinct rows)",
+                    self.distinct()
+                )));
+            }
+            let mut req = self.base.clone();
+            req.query.push(("limit".into(), limit.clone()));
+            if let Some(c) = &cursor {
+                req.query.push(("cursor".into(), c.clone()));
+            }
+            let page = self.fetch(&req).await?;
+            self.pages += 1;
+            self.last_total = self.distinct();
+            match page.next {
+                None => {
+                    return Ok(Proof {
+                        complete: true,
+                        window_to: before.or(self.newest),
+                        text: format!(
+                            "ESUS gave no further cursor after {} pages: every row recorded before {} was read ({} distinct)",
+                            self.pages,
+                            before.map_or_else(|| "the end".to_string(), |t| t.to_string()),
+                            self.distinct()
+                        ),
+                    });
+                }
+                Some(next) if !followed.insert(next.clone()) => {
+                    return Ok(Proof {
+                        complete: false,
+                        window_to: None,
+                        text: format!(
+                            "ESUS gave the cursor `{next}` a second time: the pages loop, so completeness cannot be proven"
+                        ),
+                    });
+                }
+                Some(next) => cursor = Some(next),
+            }
+        }
     }
 
     fn distinct(&self) -> u64 {
@@ -261,12 +327,23 @@ impl<'a> Pull<'a> {
         let body = resp.json();
         let rows = body
             .get("rows")
+            .or_else(|| body.get("events"))
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         let total = body.get("total").and_then(Value::as_u64).unwrap_or(0);
+        let next = body
+            .get("nextCursor")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         let new = self.keep(&rows)?;
-        Ok(Page { rows, total, new })
+        Ok(Page {
+            rows,
+            total,
+            new,
+            next,
+        })
     }
 
     /// Writes the rows not seen before; returns how many were new.
@@ -442,7 +519,7 @@ fn row_id(row: &Value) -> Option<String> {
 /// A row's `recorded` time: RFC 3339 text, or a number of seconds or milliseconds since 1970
 /// (the OpenAPI allows both).
 fn recorded_of(row: &Value) -> Option<Timestamp> {
-    match row.get("recorded")? {
+    match row.get("recorded").or_else(|| row.get("recordedAt"))? {
         Value::String(s) => s.parse().ok(),
         Value::Number(n) => {
             let v = n.as_f64()?;
