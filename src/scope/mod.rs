@@ -9,6 +9,7 @@
 //! shows no more PHI than ids and resource types: a row's `query`, descriptions and free text
 //! never reach the output.
 
+pub mod model;
 pub mod render;
 mod rows;
 
@@ -16,10 +17,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use jiff::Timestamp;
-use schemars::JsonSchema;
-use serde::Serialize;
 
 use crate::transcript::report::incident::{EvidenceStatus, Incident};
+pub use model::*;
 pub use rows::AuditRow;
 
 /// What the scope is about, and where its window starts.
@@ -29,156 +29,6 @@ pub struct ScopeOptions {
     pub user: Option<String>,
     /// The window's start the operator marks (default: the credential's first row).
     pub since: Option<Timestamp>,
-}
-
-/// The breach's scope (`esus-ir scope --format json`).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Scope {
-    /// Always 1 for this layout.
-    pub schema_version: u32,
-    /// Always `scope`.
-    pub kind: &'static str,
-    /// The compromised credential's user.
-    pub user_id: String,
-    /// The window the scope covers.
-    pub window: Window,
-    /// The audit evidence read.
-    pub evidence: Vec<EvidenceUsed>,
-    /// Whether every pull proved itself complete (ESUS's own count matched the rows read).
-    pub evidence_complete: bool,
-    /// Distinct audit rows read, across every file.
-    pub rows_read: usize,
-    /// Rows of this user in the window.
-    pub rows_in_window: usize,
-    /// Every patient whose records this user touched in the window.
-    pub patients: Vec<PatientAccess>,
-    /// Every record touched, with its patient when the row names one.
-    pub records: Vec<RecordAccess>,
-    /// Bulk exports started.
-    pub exports: Vec<Moment>,
-    /// Requests made with `X-Emergency-Override` (consent bypassed).
-    pub emergency_overrides: Vec<Moment>,
-    /// Failed attempts (outcome `failure` or `error`).
-    pub failures: Vec<Moment>,
-    /// Where the requests came from.
-    pub sources: Vec<SourceSeen>,
-    /// Rows of this user after containment was proven: each one is a finding.
-    pub after_containment: Vec<Moment>,
-    /// Rows this incident's own checks made while it ran (esus-ir presenting the stolen
-    /// credential to prove it refused): listed, not counted above.
-    pub own_checks: Vec<Moment>,
-}
-
-/// The window: from the first access (or the operator's mark) to the proven containment.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Window {
-    /// Start (RFC 3339); none when the user has no row at all.
-    pub from: Option<String>,
-    /// Why it starts there: `marked` (the operator's `--since`) or `first-access`.
-    pub from_source: &'static str,
-    /// End (RFC 3339): the proven containment, else the end of the evidence.
-    pub to: Option<String>,
-    /// Why it ends there: `containment`, or `end-of-evidence` (containment was not proven, or
-    /// the evidence ends before it).
-    pub to_source: &'static str,
-    /// A stretch the evidence does not cover: from its end to the proven containment (what the
-    /// credential did then is not known from this incident's evidence).
-    pub not_covered: Option<String>,
-}
-
-/// One evidence file read.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct EvidenceUsed {
-    /// Its path in the evidence folder.
-    pub file: String,
-    /// Its SHA-256, as the transcript recorded it and the file still has.
-    pub sha256: String,
-    /// Rows in it.
-    pub rows: usize,
-    /// Whether the pull proved it complete.
-    pub complete: bool,
-}
-
-/// One patient's records touched.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct PatientAccess {
-    /// The patient's id.
-    pub patient_id: String,
-    /// The resource types touched.
-    pub resource_types: Vec<String>,
-    /// Read rows (reads and searches).
-    pub reads: usize,
-    /// Create, update and delete rows.
-    pub writes: usize,
-    /// Export rows.
-    pub exports: usize,
-    /// Rows under an emergency override.
-    pub emergency_overrides: usize,
-    /// Rows that failed.
-    pub failed: usize,
-    /// First row (RFC 3339).
-    pub first: String,
-    /// Last row (RFC 3339).
-    pub last: String,
-}
-
-/// One record (resource) touched.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct RecordAccess {
-    /// The patient it belongs to, when the row names one.
-    pub patient_id: Option<String>,
-    /// Its resource type.
-    pub resource_type: String,
-    /// Its id; none for a search.
-    pub resource_id: Option<String>,
-    /// Read rows.
-    pub reads: usize,
-    /// Create, update and delete rows.
-    pub writes: usize,
-    /// Export rows.
-    pub exports: usize,
-    /// Rows under an emergency override.
-    pub emergency_overrides: usize,
-    /// Rows that failed.
-    pub failed: usize,
-    /// First row (RFC 3339).
-    pub first: String,
-    /// Last row (RFC 3339).
-    pub last: String,
-}
-
-/// One row, as the scope shows it (ids and types only).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Moment {
-    /// The row's id.
-    pub row: String,
-    /// When (RFC 3339).
-    pub at: String,
-    /// Its `type` (`resource.read`…).
-    pub kind: String,
-    /// `success`, `failure` or `error`.
-    pub outcome: String,
-    /// The resource type, when there is one.
-    pub resource_type: Option<String>,
-    /// The resource id, when there is one.
-    pub resource_id: Option<String>,
-    /// The patient, when the row names one.
-    pub patient_id: Option<String>,
-}
-
-/// A source address and client seen.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct SourceSeen {
-    /// The address.
-    pub ip: String,
-    /// The `User-Agent`.
-    pub user_agent: String,
-    /// Rows from it.
-    pub rows: usize,
-    /// First row (RFC 3339).
-    pub first: String,
-    /// Last row (RFC 3339).
-    pub last: String,
 }
 
 /// Computes the scope of `incident`'s audit evidence (in `evidence_dir`).

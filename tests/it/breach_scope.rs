@@ -184,6 +184,20 @@ async fn the_scope_is_refused_over_altered_evidence_and_a_marked_start_narrows_i
     let all = output(scope_of(&[])).await;
     assert_code(&all, 0);
     let all: Value = serde_json::from_slice(&all.stdout).expect("json");
+    // The post-mortem carries the same scope.
+    let mut report = env.bare_cmd();
+    report
+        .arg("report")
+        .arg(env.run_dir())
+        .args(["--format", "json"]);
+    let report = output(report).await;
+    assert_code(&report, 0);
+    let report: Value = serde_json::from_slice(&report.stdout).expect("json");
+    assert_eq!(report["scope"]["patients"], all["patients"]);
+    let mut markdown = env.bare_cmd();
+    markdown.arg("report").arg(env.run_dir());
+    let markdown = text(&output(markdown).await.stdout);
+    assert!(markdown.contains("## Breach scope"), "{markdown}");
     let since = "2026-12-06T00:00:00Z";
     let narrow = output(scope_of(&["--since", since])).await;
     assert_code(&narrow, 0);

@@ -59,6 +59,12 @@ pub(super) fn render(inc: &Incident) -> String {
     containment(&mut out, inc);
     table(&mut out, &sections::decisions(inc));
     table(&mut out, &sections::evidence(inc));
+    if let Some(t) = sections::scope_patients(inc) {
+        table(&mut out, &t);
+        for line in sections::scope_lines(inc) {
+            let _ = writeln!(out, "<p>{}</p>", esc(&line));
+        }
+    }
     table(&mut out, &sections::steps(inc));
     inputs(&mut out, inc);
     outputs(&mut out, inc);

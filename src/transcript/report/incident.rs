@@ -127,6 +127,9 @@ pub struct Incident {
     pub chain_problems: Vec<Problem>,
     /// Warnings about the chain (an earlier leg not in the folder).
     pub chain_warnings: Vec<String>,
+    /// The breach's scope from the audit evidence, when the incident has audit evidence the
+    /// transcript vouches for and names the compromised user.
+    pub scope: Option<crate::scope::model::Scope>,
 }
 
 impl Incident {
@@ -148,6 +151,7 @@ impl Incident {
             ok: chain.ok,
             chain_problems: Vec::new(),
             chain_warnings: chain.warnings.clone(),
+            scope: None,
         };
         for (i, (input, timeline)) in legs.into_iter().zip(timelines).enumerate() {
             let start_ms = offset(&timeline.started).unwrap_or(0).max(0);

@@ -29,6 +29,9 @@ struct Doc<'a> {
     decisions: Vec<DecisionDoc<'a>>,
     steps: Vec<StepDoc<'a>>,
     evidence: Vec<EvidenceDoc<'a>>,
+    /// The breach's scope (`esus-ir scope --format json`), when there is audit evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a crate::scope::model::Scope>,
     inputs: Vec<(&'a str, &'a str)>,
     verification: VerificationDoc<'a>,
 }
@@ -252,6 +255,7 @@ pub(super) fn render(inc: &Incident) -> String {
                 record_seq: e.row.seq,
             })
             .collect(),
+        scope: inc.scope.as_ref(),
         inputs: last.map_or_else(Vec::new, |t| {
             t.inputs
                 .iter()

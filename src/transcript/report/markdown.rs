@@ -27,6 +27,12 @@ pub(super) fn render(inc: &Incident) -> String {
     containment(&mut out, inc);
     table(&mut out, &sections::decisions(inc));
     table(&mut out, &sections::evidence(inc));
+    if let Some(t) = sections::scope_patients(inc) {
+        table(&mut out, &t);
+        for line in sections::scope_lines(inc) {
+            let _ = writeln!(out, "\n{}", md(&line));
+        }
+    }
     table(&mut out, &sections::steps(inc));
     if let Some(last) = inc.last().filter(|l| !l.timeline.inputs.is_empty()) {
         out.push_str("\n## Inputs\n\n| Input | Value |\n|---|---|\n");

@@ -469,3 +469,79 @@ pub(super) fn verification(inc: &Incident) -> Vec<(bool, String)> {
     }
     out
 }
+
+/// The breach's scope in one paragraph: the window, what it holds, and anything after
+/// containment first.
+pub(super) fn scope_lines(inc: &Incident) -> Vec<String> {
+    let Some(s) = &inc.scope else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    if !s.after_containment.is_empty() {
+        lines.push(format!(
+            "AFTER CONTAINMENT: {} row(s) of user {} — the credential still acted",
+            s.after_containment.len(),
+            s.user_id
+        ));
+    }
+    lines.push(format!(
+        "User {}, {} → {} ({}), {} rows in the window: {} patient(s), {} record(s), {} bulk export(s), {} emergency override(s), {} failed attempt(s), {} source(s)",
+        s.user_id,
+        s.window.from.as_deref().unwrap_or("no access found"),
+        s.window.to.as_deref().unwrap_or("?"),
+        if s.window.to_source == "containment" {
+            "to the proven containment"
+        } else {
+            "to the end of the evidence"
+        },
+        s.rows_in_window,
+        s.patients.len(),
+        s.records.len(),
+        s.exports.len(),
+        s.emergency_overrides.len(),
+        s.failures.len(),
+        s.sources.len()
+    ));
+    if let Some(gap) = &s.window.not_covered {
+        lines.push(format!("NOT COVERED by the evidence: {gap}"));
+    }
+    lines
+}
+
+/// The patients the compromised user's rows touched (`esus-ir scope` for the details).
+pub(super) fn scope_patients(inc: &Incident) -> Option<Table> {
+    let s = inc.scope.as_ref()?;
+    let rows = s
+        .patients
+        .iter()
+        .map(|p| {
+            vec![
+                mono(p.patient_id.clone()),
+                plain(p.resource_types.join(", ")),
+                plain(p.reads.to_string()),
+                plain(p.writes.to_string()),
+                plain(p.exports.to_string()),
+                plain(p.emergency_overrides.to_string()),
+                plain(p.failed.to_string()),
+                mono(p.first.clone()),
+                mono(p.last.clone()),
+            ]
+        })
+        .collect();
+    Some(Table {
+        title: "Breach scope",
+        headers: &[
+            "Patient",
+            "Resource types",
+            "Read",
+            "Written",
+            "Exported",
+            "Emergency override",
+            "Failed",
+            "First",
+            "Last",
+        ],
+        rows,
+        empty: "No patient record touched in the window.",
+    })
+}
