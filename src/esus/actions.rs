@@ -551,6 +551,15 @@ pub static ACTIONS: &[ActionSpec] = &[
         )
     },
     action(
+        "audit.verify_chain",
+        "ESUS recomputes its audit table's SHA-256 hash chain (system administrators)",
+        Get,
+        "/admin/system-admins/audit/verify",
+        Read,
+        true,
+        &[p("limit", "limit", K::Integer, P::Query, false)],
+    ),
+    action(
         "roles.list",
         "List roles (id is a UUID, name the slug) and their permissions",
         Get,

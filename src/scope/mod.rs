@@ -43,6 +43,7 @@ pub fn scope(
             .ok_or("which credential? the incident has no `user_id` input: give --user USER_ID")?,
     };
     let (rows, evidence, through) = read_evidence(incident, evidence_dir)?;
+    let source_chain = chain_check(incident, evidence_dir);
     let rows_read = rows.len();
     let during = incident_span(incident);
     let own = |r: &AuditRow| {
@@ -105,6 +106,7 @@ pub fn scope(
         evidence,
         rows_read,
         rows_in_window: in_window.len(),
+        source_chain,
         patients: patients(&in_window),
         records: records(&in_window),
         exports: moments(&in_window, AuditRow::is_export),
@@ -114,6 +116,23 @@ pub fn scope(
         after_containment: after,
         own_checks: own_checks.into_iter().map(AuditRow::moment).collect(),
     })
+}
+
+/// ESUS's audit-chain check, from the last evidence file that holds one (`{ok, total,
+/// verifiedThrough, breaks}`), among those the transcript vouches for.
+fn chain_check(incident: &Incident, dir: &Path) -> Option<ChainCheck> {
+    incident
+        .evidence
+        .iter()
+        .filter(|e| e.status == EvidenceStatus::Ok && e.row.rows.is_none())
+        .filter_map(|e| {
+            let bytes = std::fs::read(dir.join(&e.row.file)).ok()?;
+            rows::chain_check(&bytes).map(|mut c| {
+                c.file = e.row.file.clone();
+                c
+            })
+        })
+        .last()
 }
 
 /// When the incident's legs ran: from its start to its last record.

@@ -23,6 +23,9 @@ pub struct Scope {
     pub rows_read: usize,
     /// Rows of this user in the window.
     pub rows_in_window: usize,
+    /// ESUS's check of its audit hash chain, when the incident saved one: a break means the
+    /// rows at the source were altered, and the scope cannot rest on them.
+    pub source_chain: Option<ChainCheck>,
     /// Every patient whose records this user touched in the window.
     pub patients: Vec<PatientAccess>,
     /// Every record touched, with its patient when the row names one.
@@ -40,6 +43,30 @@ pub struct Scope {
     /// Rows this incident's own checks made while it ran (esus-ir presenting the stolen
     /// credential to prove it refused): listed, not counted above.
     pub own_checks: Vec<Moment>,
+}
+
+/// ESUS's own check of its audit hash chain, as the incident saved it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ChainCheck {
+    /// The evidence file it is in.
+    pub file: String,
+    /// ESUS's verdict.
+    pub ok: bool,
+    /// Rows ESUS checked.
+    pub total: u64,
+    /// How far the chain holds.
+    pub verified_through: u64,
+    /// The breaks ESUS found: each row id and its time.
+    pub breaks: Vec<ChainBreak>,
+}
+
+/// A row whose stored hash is not the one ESUS recomputes.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ChainBreak {
+    /// The row's id.
+    pub id: String,
+    /// When it was recorded.
+    pub recorded: String,
 }
 
 /// The window: from the first access (or the operator's mark) to the proven containment.

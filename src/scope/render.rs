@@ -8,6 +8,21 @@ use super::Scope;
 /// The scope as text.
 pub fn text(s: &Scope) -> String {
     let mut out = String::new();
+    let broken = s
+        .source_chain
+        .as_ref()
+        .filter(|c| !c.ok || !c.breaks.is_empty());
+    // A broken chain at the source comes before anything the rows say.
+    if let Some(c) = broken {
+        let _ = writeln!(
+            out,
+            "ESUS'S AUDIT CHAIN IS BROKEN ({}): {} break(s), first at row {} ({}) — rows at the source were altered; this scope cannot rest on them",
+            c.file,
+            c.breaks.len(),
+            c.breaks.first().map_or("?", |b| b.id.as_str()),
+            c.breaks.first().map_or("?", |b| b.recorded.as_str())
+        );
+    }
     let _ = writeln!(
         out,
         "Breach scope of user {}: {} → {} ({} to {})",
@@ -37,6 +52,22 @@ pub fn text(s: &Scope) -> String {
             " — a pull is NOT complete: rows may be missing"
         }
     );
+    match (&s.source_chain, broken) {
+        (_, Some(_)) => {}
+        (Some(c), None) => {
+            let _ = writeln!(
+                out,
+                "ESUS's audit chain: intact, {} of {} rows verified ({})",
+                c.verified_through, c.total, c.file
+            );
+        }
+        (None, None) => {
+            let _ = writeln!(
+                out,
+                "ESUS's audit chain: not checked by this incident (an audit.verify_chain step, run as a system administrator, records it)"
+            );
+        }
+    }
     if let Some(gap) = &s.window.not_covered {
         let _ = writeln!(
             out,

@@ -123,6 +123,39 @@ fn time(v: &Value) -> Option<Timestamp> {
     }
 }
 
+/// ESUS's audit-chain verdict, when `bytes` is one (`{ok, total, verifiedThrough, breaks}`).
+pub(super) fn chain_check(bytes: &[u8]) -> Option<super::ChainCheck> {
+    let doc: Value = serde_json::from_slice(bytes).ok()?;
+    let ok = doc.get("ok")?.as_bool()?;
+    let breaks = doc
+        .get("breaks")?
+        .as_array()?
+        .iter()
+        .map(|b| super::ChainBreak {
+            id: b
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
+            recorded: b
+                .get("recorded")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
+        })
+        .collect();
+    Some(super::ChainCheck {
+        file: String::new(),
+        ok,
+        total: doc.get("total").and_then(Value::as_u64).unwrap_or(0),
+        verified_through: doc
+            .get("verifiedThrough")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        breaks,
+    })
+}
+
 /// The patient a search names: `patient=ID`, `subject=Patient/ID` or `subject=ID`.
 fn patient_in_query(query: &str) -> Option<String> {
     query
@@ -207,6 +240,19 @@ impl AuditRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn esus_s_chain_verdict_is_read_with_its_breaks_and_nothing_else_is_one() {
+        let doc = serde_json::json!({"ok": false, "total": 900, "verifiedThrough": 411,
+            "breaks": [{"id": "a-412", "recorded": "2026-12-01T10:00:00Z", "storedHash": "x",
+                        "expectedHash": "y", "storedPrevHash": null, "expectedPrevHash": "z"}]});
+        let c = chain_check(doc.to_string().as_bytes()).expect("a verdict");
+        assert!(!c.ok);
+        assert_eq!((c.total, c.verified_through), (900, 411));
+        assert_eq!(c.breaks[0].id, "a-412");
+        assert!(chain_check(br#"{"rows": [], "complete": true}"#).is_none());
+        assert!(chain_check(br#"{"ok": "yes", "breaks": []}"#).is_none());
+    }
 
     #[test]
     fn a_row_is_reduced_to_ids_and_types_and_its_patient_found() {

@@ -477,6 +477,17 @@ pub(super) fn scope_lines(inc: &Incident) -> Vec<String> {
         return Vec::new();
     };
     let mut lines = Vec::new();
+    if let Some(c) = s
+        .source_chain
+        .as_ref()
+        .filter(|c| !c.ok || !c.breaks.is_empty())
+    {
+        lines.push(format!(
+            "ESUS'S AUDIT CHAIN IS BROKEN: {} break(s), first at row {} — rows at the source were altered",
+            c.breaks.len(),
+            c.breaks.first().map_or("?", |b| b.id.as_str())
+        ));
+    }
     if !s.after_containment.is_empty() {
         lines.push(format!(
             "AFTER CONTAINMENT: {} row(s) of user {} — the credential still acted",
