@@ -125,14 +125,14 @@ fn chain_check(incident: &Incident, dir: &Path) -> Option<ChainCheck> {
         .evidence
         .iter()
         .filter(|e| e.status == EvidenceStatus::Ok && e.row.rows.is_none())
-        .filter_map(|e| {
+        .rev()
+        .find_map(|e| {
             let bytes = std::fs::read(dir.join(&e.row.file)).ok()?;
             rows::chain_check(&bytes).map(|mut c| {
                 c.file = e.row.file.clone();
                 c
             })
         })
-        .last()
 }
 
 /// When the incident's legs ran: from its start to its last record.
