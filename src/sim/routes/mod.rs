@@ -8,7 +8,7 @@ mod auth;
 mod control;
 mod fhir;
 mod roles;
-mod subscriptions;
+pub(crate) mod subscriptions;
 
 use std::sync::Arc;
 

@@ -19,8 +19,9 @@ use super::{AppState, Body, bundle};
 const CHANNELS: [&str; 4] = ["rest-hook", "websocket", "email", "message"];
 const STATUSES: [&str; 4] = ["requested", "active", "error", "off"];
 
-/// Validates a Subscription resource and extracts what delivery needs.
-fn parse(
+/// Validates a Subscription resource and extracts what delivery needs (also used to seed a
+/// scenario's Subscriptions).
+pub(crate) fn parse(
     mut resource: Value,
     id: &str,
     now: jiff::Timestamp,
