@@ -143,6 +143,8 @@ pub struct LeftoverState {
     /// invitation neither accepted nor expired, an export still running, an API key that
     /// authenticates, a member still in the organization; a CORS origin present is active.
     pub active: bool,
+    /// Who made it, as the simulator recorded it (the API may not publish it).
+    pub created_by: String,
 }
 
 /// The state of an object, or `None` once it is gone from the API.
@@ -153,19 +155,80 @@ pub(crate) fn state_of(
     now: Timestamp,
 ) -> Option<LeftoverState> {
     let lo = &st.leftovers;
-    let active = match kind {
-        LeftoverKind::Subscription => st.subscriptions.get(id)?.active,
-        LeftoverKind::Webhook => lo.webhooks.get(id)?.active,
-        LeftoverKind::SmartApp => lo.smart_apps.get(id)?.active,
-        LeftoverKind::CorsOrigin => lo.cors.iter().any(|c| c.origin == id).then_some(true)?,
-        LeftoverKind::Invitation => lo.invitations.get(id)?.pending_at(now),
-        LeftoverKind::BulkExport => lo.exports.get(id)?.running_at(now),
-        LeftoverKind::ApiKey => st.visible_key(id)?.usable_at(now).is_ok(),
-        LeftoverKind::Member => st.users.get(id)?.member,
+    let (active, created_by) = match kind {
+        LeftoverKind::Subscription => (
+            st.subscriptions.get(id)?.active,
+            lo.subscription_creators.get(id).map(|c| c.0.clone()),
+        ),
+        LeftoverKind::Webhook => lo
+            .webhooks
+            .get(id)
+            .map(|w| (w.active, Some(w.created_by.clone())))?,
+        LeftoverKind::SmartApp => lo
+            .smart_apps
+            .get(id)
+            .map(|a| (a.active, Some(a.created_by.clone())))?,
+        LeftoverKind::CorsOrigin => lo
+            .cors
+            .iter()
+            .find(|c| c.origin == id)
+            .map(|c| (true, Some(c.added_by.clone())))?,
+        LeftoverKind::Invitation => lo
+            .invitations
+            .get(id)
+            .map(|i| (i.pending_at(now), Some(i.invited_by.clone())))?,
+        LeftoverKind::BulkExport => lo
+            .exports
+            .get(id)
+            .map(|x| (x.running_at(now), Some(x.started_by.clone())))?,
+        LeftoverKind::ApiKey => st
+            .visible_key(id)
+            .map(|k| (k.usable_at(now).is_ok(), Some(k.owner.clone())))?,
+        LeftoverKind::Member => (st.users.get(id)?.member, inviter_of(st, id)),
     };
     Some(LeftoverState {
         kind,
         id: id.to_owned(),
         active,
+        created_by: created_by.unwrap_or_default(),
     })
+}
+
+/// Who invited the user, if they joined through an invitation still on record.
+fn inviter_of(st: &State, user_id: &str) -> Option<String> {
+    st.leftovers
+        .invitations
+        .values()
+        .find(|i| i.accepted_by.as_deref() == Some(user_id))
+        .map(|i| i.invited_by.clone())
+}
+
+/// The ids of every object of a kind that exists now (members: users who joined through an
+/// invitation on record), in id order (CORS origins in list order).
+pub(crate) fn ids_of(st: &State, kind: LeftoverKind) -> Vec<String> {
+    let lo = &st.leftovers;
+    match kind {
+        LeftoverKind::Subscription => st.subscriptions.keys().cloned().collect(),
+        LeftoverKind::Webhook => lo.webhooks.keys().cloned().collect(),
+        LeftoverKind::SmartApp => lo.smart_apps.keys().cloned().collect(),
+        LeftoverKind::CorsOrigin => lo.cors.iter().map(|c| c.origin.clone()).collect(),
+        LeftoverKind::Invitation => lo.invitations.keys().cloned().collect(),
+        LeftoverKind::BulkExport => lo.exports.keys().cloned().collect(),
+        LeftoverKind::ApiKey => st
+            .key_order
+            .iter()
+            .filter(|id| st.visible_key(id).is_some())
+            .cloned()
+            .collect(),
+        LeftoverKind::Member => {
+            let mut ids: Vec<String> = lo
+                .invitations
+                .values()
+                .filter_map(|i| i.accepted_by.clone())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        }
+    }
 }

@@ -520,3 +520,50 @@ impl EventSpec {
             .find_map(|p| p.strip_prefix("patient="))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::scenario::{DEFAULT_SCENARIO_YAML, PERSISTENCE_SCENARIO_YAML};
+    use super::*;
+
+    #[test]
+    fn the_bundled_scenarios_parse_and_validate() {
+        for (yaml, incident) in [
+            (DEFAULT_SCENARIO_YAML, false),
+            (PERSISTENCE_SCENARIO_YAML, true),
+        ] {
+            let sc = Scenario::from_yaml(yaml, "t").unwrap();
+            sc.validate("t").unwrap();
+            assert_eq!(sc.incident.is_some(), incident);
+        }
+    }
+
+    #[test]
+    fn an_attacker_item_outside_the_window_is_refused() {
+        let yaml = PERSISTENCE_SCENARIO_YAML.replace(
+            "{ by: attacker, minutes_ago: 170, entity: Patient/p-0001 }",
+            "{ by: attacker, minutes_ago: 190, entity: Patient/p-0001 }",
+        );
+        let err = Scenario::from_yaml(&yaml, "t")
+            .unwrap()
+            .validate("t")
+            .unwrap_err();
+        assert!(err.to_string().contains("inside the window"), "{err}");
+    }
+
+    #[test]
+    fn unknown_incident_fields_and_actors_are_refused() {
+        let typo = PERSISTENCE_SCENARIO_YAML.replace("runs_minutes: 600", "run_minutes: 600");
+        assert!(Scenario::from_yaml(&typo, "t").is_err());
+        let ghost = PERSISTENCE_SCENARIO_YAML.replace(
+            "by: attacker, minutes_ago: 60",
+            "by: ghost, minutes_ago: 60",
+        );
+        let err = Scenario::from_yaml(&ghost, "t")
+            .unwrap()
+            .validate("t")
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown actor `ghost`"), "{err}");
+    }
+}

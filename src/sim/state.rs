@@ -337,6 +337,14 @@ impl State {
         idx
     }
 
+    /// Damages the stored row `row_id` (a test hook); false when there is no such row.
+    pub(crate) fn tamper_audit(&mut self, row_id: &str, how: audit_chain::AuditTamper) -> bool {
+        let Some(idx) = self.audit.iter().position(|r| r.id == row_id) else {
+            return false;
+        };
+        audit_chain::tamper(&mut self.audit, &mut self.audit_chain, idx, how)
+    }
+
     /// Revokes every live session of a user and burns all the user's refresh tokens; returns
     /// how many sessions it ended.
     pub(crate) fn revoke_sessions_of(&mut self, user_id: &str) -> usize {
