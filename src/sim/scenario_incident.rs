@@ -319,6 +319,46 @@ fn yes() -> bool {
     true
 }
 
+/// The longest time a scenario may name: ten years, in minutes.
+const MAX_MINUTES: f64 = 10.0 * 366.0 * 24.0 * 60.0;
+
+/// A time in minutes must be finite, not negative, and at most ten years.
+fn check_minutes(origin: &str, what: &str, value: f64) -> Result<(), SimError> {
+    if value.is_finite() && (0.0..=MAX_MINUTES).contains(&value) {
+        Ok(())
+    } else {
+        Err(bad(
+            origin,
+            format!("incident {what}: minutes must be between 0 and {MAX_MINUTES}"),
+        ))
+    }
+}
+
+/// Every other time of the section (window, deliveries, acceptances, run times).
+fn other_minutes(inc: &IncidentSpec) -> Vec<(String, f64)> {
+    let mut out = vec![
+        ("window".to_owned(), inc.window.start_minutes_ago),
+        ("window".to_owned(), inc.window.end_minutes_ago),
+    ];
+    for w in &inc.webhooks {
+        out.extend(
+            w.deliveries
+                .iter()
+                .map(|d| (format!("webhook {} delivery", w.id), d.minutes_ago)),
+        );
+    }
+    for i in &inc.invitations {
+        out.extend(
+            i.accepted_minutes_ago
+                .map(|m| (format!("invitation {}", i.id), m)),
+        );
+    }
+    for x in &inc.bulk_exports {
+        out.push((format!("bulk export {}", x.id), x.runs_minutes));
+    }
+    out
+}
+
 fn bad(origin: &str, reason: impl Into<String>) -> SimError {
     SimError::Scenario {
         origin: origin.to_owned(),
@@ -359,8 +399,12 @@ fn items(inc: &IncidentSpec) -> Vec<(String, &str, f64)> {
 impl IncidentSpec {
     /// Checks the section against itself and the rest of the scenario.
     pub(crate) fn validate(&self, sc: &Scenario, origin: &str) -> Result<(), SimError> {
+        for (what, m) in other_minutes(self) {
+            check_minutes(origin, &what, m)?;
+        }
         let w = &self.window;
-        if !(w.end_minutes_ago >= 0.0 && w.start_minutes_ago > w.end_minutes_ago) {
+        let ordered = w.start_minutes_ago.is_finite() && w.start_minutes_ago > w.end_minutes_ago;
+        if !ordered || w.end_minutes_ago < 0.0 {
             return Err(bad(
                 origin,
                 "incident.window: start_minutes_ago must be greater than end_minutes_ago >= 0",
@@ -372,12 +416,7 @@ impl IncidentSpec {
                 .actors
                 .get(by)
                 .ok_or_else(|| bad(origin, format!("incident {what}: unknown actor `{by}`")))?;
-            if !(at >= 0.0) {
-                return Err(bad(
-                    origin,
-                    format!("incident {what}: minutes_ago must be >= 0"),
-                ));
-            }
+            check_minutes(origin, &what, at)?;
             let inside = at <= w.start_minutes_ago && at >= w.end_minutes_ago;
             if actor.attacker && !inside {
                 return Err(bad(

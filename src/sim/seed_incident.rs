@@ -59,7 +59,8 @@ struct Actor {
 }
 
 fn minutes(m: f64) -> SignedDuration {
-    SignedDuration::from_secs_f64(m * 60.0)
+    // Validation keeps every time finite and within ten years; zero is only a backstop.
+    SignedDuration::try_from_secs_f64(m * 60.0).unwrap_or(SignedDuration::ZERO)
 }
 
 fn bad(reason: impl Into<String>) -> SimError {
