@@ -10,14 +10,18 @@ use sha2::{Digest as _, Sha256};
 
 use super::audit::AuditRow;
 
-/// The `prevHash` of the first row.
-pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// A row hash. Kept as bytes (served as lower-case hex) so the chain costs little memory beside
+/// a long audit log.
+pub(crate) type Hash = [u8; 32];
+
+/// The `prevHash` of the first row (served as 64 zeros).
+pub(crate) const GENESIS: Hash = [0; 32];
 
 /// What is stored for one row; `None` where a tamper removed it (served as `null`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChainLink {
-    pub(crate) prev_hash: Option<String>,
-    pub(crate) hash: Option<String>,
+    pub(crate) prev_hash: Option<Hash>,
+    pub(crate) hash: Option<Hash>,
 }
 
 /// How a test hook damages a stored row (`SimHandle::tamper_audit_row`).
@@ -62,24 +66,25 @@ fn canonical(row: &AuditRow) -> String {
     .to_string()
 }
 
-/// The hash of a row chained after `prev` (lower-case hex).
-pub(crate) fn hash(prev: &str, row: &AuditRow) -> String {
-    let digest = Sha256::new()
-        .chain_update(prev.as_bytes())
+/// The hash of a row chained after `prev`: SHA-256 over `prev` in lower-case hex, a newline and
+/// the row's canonical content.
+pub(crate) fn hash(prev: &Hash, row: &AuditRow) -> Hash {
+    Sha256::new()
+        .chain_update(hex::encode(prev).as_bytes())
         .chain_update(b"\n")
         .chain_update(canonical(row).as_bytes())
-        .finalize();
-    hex::encode(digest)
+        .finalize()
+        .into()
 }
 
 /// The link of a row appended after `last` (the previous row and its link).
 pub(crate) fn link_after(last: Option<(&AuditRow, &ChainLink)>, row: &AuditRow) -> ChainLink {
     let prev = match last {
-        None => GENESIS.to_owned(),
-        Some((_, ChainLink { hash: Some(h), .. })) => h.clone(),
+        None => GENESIS,
+        Some((_, ChainLink { hash: Some(h), .. })) => *h,
         // A tip whose hash was removed (only a tamper does that) is chained from its
         // recomputed hash, so the damage is reported at that row alone.
-        Some((last_row, l)) => hash(l.prev_hash.as_deref().unwrap_or(GENESIS), last_row),
+        Some((last_row, l)) => hash(&l.prev_hash.unwrap_or(GENESIS), last_row),
     };
     let hash = hash(&prev, row);
     ChainLink {
@@ -93,10 +98,10 @@ pub(crate) fn link_after(last: Option<(&AuditRow, &ChainLink)>, row: &AuditRow) 
 pub(crate) struct Break {
     pub(crate) row_id: String,
     pub(crate) recorded: Timestamp,
-    pub(crate) stored_hash: Option<String>,
-    pub(crate) expected_hash: String,
-    pub(crate) stored_prev_hash: Option<String>,
-    pub(crate) expected_prev_hash: String,
+    pub(crate) stored_hash: Option<Hash>,
+    pub(crate) expected_hash: Hash,
+    pub(crate) stored_prev_hash: Option<Hash>,
+    pub(crate) expected_prev_hash: Hash,
 }
 
 /// The result of recomputing the chain over the oldest rows.
@@ -114,22 +119,20 @@ pub(crate) struct Verification {
 pub(crate) fn verify(rows: &[AuditRow], links: &[ChainLink], limit: usize) -> Verification {
     let n = rows.len().min(links.len()).min(limit);
     let mut breaks = Vec::new();
-    let mut expected_prev = GENESIS.to_owned();
+    let mut expected_prev = GENESIS;
     for (row, link) in rows.iter().zip(links).take(n) {
         let expected = hash(&expected_prev, row);
-        let hash_ok = link.hash.as_deref() == Some(expected.as_str());
-        let prev_ok = link.prev_hash.as_deref() == Some(expected_prev.as_str());
-        if !hash_ok || !prev_ok {
+        if link.hash != Some(expected) || link.prev_hash != Some(expected_prev) {
             breaks.push(Break {
                 row_id: row.id.clone(),
                 recorded: row.recorded,
-                stored_hash: link.hash.clone(),
-                expected_hash: expected.clone(),
-                stored_prev_hash: link.prev_hash.clone(),
-                expected_prev_hash: expected_prev.clone(),
+                stored_hash: link.hash,
+                expected_hash: expected,
+                stored_prev_hash: link.prev_hash,
+                expected_prev_hash: expected_prev,
             });
         }
-        expected_prev = link.hash.clone().unwrap_or(expected);
+        expected_prev = link.hash.unwrap_or(expected);
     }
     Verification {
         total: rows.len(),
@@ -152,7 +155,7 @@ pub(crate) fn tamper(
         AuditTamper::EditContent => row.agent.ip = TAMPERED_IP.into(),
         AuditTamper::EditAndRehash => {
             row.agent.ip = TAMPERED_IP.into();
-            let prev = link.prev_hash.clone().unwrap_or_else(|| GENESIS.to_owned());
+            let prev = link.prev_hash.unwrap_or(GENESIS);
             link.hash = Some(hash(&prev, row));
         }
         AuditTamper::DropHash => link.hash = None,
@@ -207,7 +210,7 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies_and_the_limit_counts_from_the_oldest() {
         let (rows, links) = chain(5);
-        assert_eq!(links[0].prev_hash.as_deref(), Some(GENESIS));
+        assert_eq!(links[0].prev_hash, Some(GENESIS));
         assert_eq!(links[1].prev_hash, links[0].hash);
         let all = verify(&rows, &links, 100);
         assert_eq!((all.total, all.verified_through), (5, 5));

@@ -329,6 +329,14 @@ async fn audit_chain_verifies_then_reports_each_tampered_row() {
     );
     assert_eq!(b["id"], audit_event_id("a-000150"));
     assert_ne!(b["storedHash"], b["expectedHash"]);
+    let hex64 = |v: &Value| {
+        v.as_str()
+            .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+    };
+    assert!(
+        hex64(&b["expectedHash"]) && hex64(&b["storedPrevHash"]),
+        "{b}"
+    );
     assert_eq!(b["storedPrevHash"], b["expectedPrevHash"]);
     assert_eq!(
         verify("?limit=149").await["ok"],

@@ -80,8 +80,10 @@ fn verification_json(v: &Verification) -> Value {
         .map(|b| {
             json!({
                 "id": audit_event_id(&b.row_id), "recorded": b.recorded,
-                "storedHash": b.stored_hash, "expectedHash": b.expected_hash,
-                "storedPrevHash": b.stored_prev_hash, "expectedPrevHash": b.expected_prev_hash,
+                "storedHash": b.stored_hash.map(hex::encode),
+                "expectedHash": hex::encode(b.expected_hash),
+                "storedPrevHash": b.stored_prev_hash.map(hex::encode),
+                "expectedPrevHash": hex::encode(b.expected_prev_hash),
             })
         })
         .collect();
