@@ -189,6 +189,9 @@ fn entity(resource_type: &str, id: Option<&str>, query: Option<&str>) -> Option<
 /// Classifies a request by method and path (query for searches).
 pub(crate) fn classify(method: &str, path: &str, query: Option<&str>) -> Classified {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(found) = classify_leftovers(method, &segs, query) {
+        return found;
+    }
     let c = |kind, action, entity| Classified {
         kind,
         action,
@@ -252,6 +255,92 @@ pub(crate) fn classify(method: &str, path: &str, query: Option<&str>) -> Classif
         ("DELETE", ["fhir", rt, id]) => c("resource.delete", "D", entity(rt, Some(id), None)),
         ("GET", [".well-known", "smart-configuration"]) => c("smart.discovery", "R", None),
         _ => c("http.request", "E", None),
+    }
+}
+
+/// The routes of issue 19 — what an attacker can leave behind, the cursor-paged audit log and
+/// its chain — before the generic FHIR rules (`/fhir/Patient/$export` is no read by id).
+fn classify_leftovers(method: &str, segs: &[&str], query: Option<&str>) -> Option<Classified> {
+    let c = |kind, action, entity| {
+        Some(Classified {
+            kind,
+            action,
+            entity,
+        })
+    };
+    match (method, segs) {
+        ("GET", ["v1", "admin", "audit"]) => {
+            c("audit.read", "R", entity("AuditEvent", None, query))
+        }
+        ("GET", ["admin", "system-admins"]) => {
+            c("admin.sysadmin.list", "R", entity("User", None, None))
+        }
+        ("GET", ["admin", "system-admins", "audit", "verify"]) => {
+            c("audit.verify", "R", entity("AuditEvent", None, query))
+        }
+        ("GET", ["tenant-apps", app, "webhooks"]) => {
+            c("webhook.list", "R", entity("TenantApp", Some(app), None))
+        }
+        ("POST", ["tenant-apps", _, "webhooks"]) => {
+            c("webhook.create", "C", entity("Webhook", None, None))
+        }
+        ("GET", ["tenant-apps", _, "webhooks", id]) => {
+            c("webhook.read", "R", entity("Webhook", Some(id), None))
+        }
+        ("PATCH", ["tenant-apps", _, "webhooks", id]) => {
+            c("webhook.update", "U", entity("Webhook", Some(id), None))
+        }
+        ("DELETE", ["tenant-apps", _, "webhooks", id]) => {
+            c("webhook.delete", "D", entity("Webhook", Some(id), None))
+        }
+        ("GET", ["tenant-apps", _, "webhooks", id, "deliveries"]) => {
+            c("webhook.deliveries", "R", entity("Webhook", Some(id), None))
+        }
+        ("POST", ["tenant-apps", _, "webhooks", id, "ping"]) => {
+            c("webhook.ping", "E", entity("Webhook", Some(id), None))
+        }
+        ("GET", ["smart", "apps"]) => c("smartapp.list", "R", entity("SmartApp", None, query)),
+        ("POST", ["smart", "apps"]) => c("smartapp.create", "C", entity("SmartApp", None, None)),
+        ("GET", ["smart", "apps", id]) => {
+            c("smartapp.read", "R", entity("SmartApp", Some(id), None))
+        }
+        ("PUT", ["smart", "apps", id]) => {
+            c("smartapp.update", "U", entity("SmartApp", Some(id), None))
+        }
+        ("DELETE", ["smart", "apps", id]) => {
+            c("smartapp.delete", "D", entity("SmartApp", Some(id), None))
+        }
+        ("GET", ["organizations", org, "cors-origins"]) => {
+            c("cors.read", "R", entity("Organization", Some(org), None))
+        }
+        ("PUT", ["organizations", org, "cors-origins"]) => {
+            c("cors.update", "U", entity("Organization", Some(org), None))
+        }
+        ("POST", ["auth", "invite"]) => {
+            c("invitation.create", "C", entity("Invitation", None, None))
+        }
+        ("GET", ["auth", "invitations"]) => {
+            c("invitation.list", "R", entity("Invitation", None, None))
+        }
+        ("DELETE", ["auth", "invitations", id]) => c(
+            "invitation.delete",
+            "D",
+            entity("Invitation", Some(id), None),
+        ),
+        ("GET", ["fhir", "$export"] | ["fhir", "Patient", "$export"]) => {
+            c("bulkexport.start", "C", entity("BulkExport", None, query))
+        }
+        ("GET", ["bulk-export", id]) => c(
+            "bulkexport.status",
+            "R",
+            entity("BulkExport", Some(id), None),
+        ),
+        ("DELETE", ["bulk-export", id]) => c(
+            "bulkexport.cancel",
+            "D",
+            entity("BulkExport", Some(id), None),
+        ),
+        _ => None,
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) struct Caller {
     pub(crate) org_role: OrgRole,
     /// Whether the user is still a member of the organization.
     pub(crate) member: bool,
+    /// Whether the user is an ESUS system administrator.
+    pub(crate) system_admin: bool,
     pub(crate) via: Via,
 }
 
@@ -31,8 +33,11 @@ pub(crate) struct Caller {
 pub(crate) enum Via {
     /// A session's access token.
     Session { session_id: String },
-    /// An API key, limited to its scopes.
-    Key { scopes: Vec<String> },
+    /// An API key, limited to its scopes; `app_id` is its tenant app.
+    Key {
+        scopes: Vec<String>,
+        app_id: Option<String>,
+    },
 }
 
 /// The outcome of credential resolution, stored in the request's extensions.
@@ -69,12 +74,31 @@ impl Caller {
         }
     }
 
+    /// System-administrator routes (`/admin/system-admins/*`): a system administrator's session;
+    /// organization administrators and API keys are refused (simulator assumption).
+    pub(crate) fn require_system_admin(&self) -> Result<(), ApiError> {
+        match self.via {
+            Via::Session { .. } if self.system_admin => Ok(()),
+            Via::Session { .. } => Err(ApiError::forbidden(
+                "this route needs a system administrator",
+            )),
+            Via::Key { .. } => Err(ApiError::forbidden(
+                "system-administrator routes need a bearer token, not an API key",
+            )),
+        }
+    }
+
+    /// Whether the caller is an API key of tenant app `app_id` (sent with that `X-App-Id`).
+    pub(crate) fn is_key_of_app(&self, app_id: &str) -> bool {
+        matches!(&self.via, Via::Key { app_id: Some(a), .. } if a == app_id)
+    }
+
     /// Checks `Resource.action`: API keys by scope (`*` covers all), users by role permission
     /// (an organization `Admin` has every permission).
     pub(crate) fn require_permission(&self, resource: &str, action: &str) -> Result<(), ApiError> {
         let wanted = format!("{resource}.{action}");
         let ok = match &self.via {
-            Via::Key { scopes } => scopes.iter().any(|s| s == "*" || *s == wanted),
+            Via::Key { scopes, .. } => scopes.iter().any(|s| s == "*" || *s == wanted),
             Via::Session { .. } => {
                 self.org_role == OrgRole::Admin
                     || self
@@ -188,6 +212,7 @@ fn caller_of(user: &User, via: Via) -> Caller {
         roles: user.roles.clone(),
         org_role: user.org_role,
         member: user.member,
+        system_admin: user.system_admin,
         via,
     }
 }
@@ -207,7 +232,10 @@ fn resolve_key(shared: &Shared, value: &str, app: Result<Option<&str>, ()>) -> A
     };
     key.last_used_at = Some(now);
     let (owner, scopes) = (key.owner.clone(), key.scopes.clone());
-    let via = Via::Key { scopes };
+    let via = Via::Key {
+        scopes,
+        app_id: key.app_id.clone(),
+    };
     match st.users.get(&owner) {
         Some(user) => AuthState::Caller(caller_of(user, via)),
         None => AuthState::Caller(Caller {
@@ -216,6 +244,7 @@ fn resolve_key(shared: &Shared, value: &str, app: Result<Option<&str>, ()>) -> A
             roles: Vec::new(),
             org_role: OrgRole::Member,
             member: false,
+            system_admin: false,
             via,
         }),
     }
@@ -226,9 +255,20 @@ fn resolve_key(shared: &Shared, value: &str, app: Result<Option<&str>, ()>) -> A
 /// member's session may only use GET there. API keys are not gated: removing or demoting their
 /// owner does not revoke or limit them.
 pub(crate) fn org_gate(method: &str, path: &str, auth: &AuthState) -> Result<(), ApiError> {
-    let org_route = ["/admin/", "/api-keys", "/roles", "/fhir/"]
-        .iter()
-        .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'));
+    let org_route = [
+        "/admin/",
+        "/api-keys",
+        "/roles",
+        "/fhir/",
+        "/v1/admin/",
+        "/tenant-apps/",
+        "/smart/apps",
+        "/organizations/",
+        "/bulk-export/",
+        "/auth/invite",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'));
     let AuthState::Caller(c) = auth else {
         return Ok(());
     };

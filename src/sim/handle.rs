@@ -9,11 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::audit_chain::AuditTamper;
 use super::auth::JwtSigner;
 use super::clock::SimClock;
 use super::config::SimConfig;
 use super::error::SimError;
 use super::faults::FaultEngine;
+use super::ground_truth::{self, GroundTruth, LeftoverKind, LeftoverState};
 use super::hooks::{Delivery, Hooks};
 use super::ready::ReadyInfo;
 use super::request_log::{RecordedRequest, RequestLog};
@@ -301,6 +303,52 @@ impl SimHandle {
     /// All audit rows (a copy).
     pub fn audit_rows(&self) -> Vec<super::AuditRow> {
         self.shared.lock().audit.clone()
+    }
+
+    /// What the scenario planted: the answer key for drills and tests (empty lists for a
+    /// scenario without an `incident`). Also `GET /_sim/ground-truth`.
+    pub fn ground_truth(&self) -> GroundTruth {
+        self.shared.lock().ground_truth.clone()
+    }
+
+    /// What an object is now (for scoring a sweep against the ground truth); `None` once the
+    /// API no longer knows it.
+    pub fn leftover_state(&self, kind: LeftoverKind, id: &str) -> Option<LeftoverState> {
+        let now = self.shared.clock.now();
+        ground_truth::state_of(&self.shared.lock(), kind, id, now)
+    }
+
+    /// Every object of a kind that exists now, whoever made it (to see what a sweep removed,
+    /// kept, or made).
+    pub fn leftovers_of(&self, kind: LeftoverKind) -> Vec<LeftoverState> {
+        let now = self.shared.clock.now();
+        let st = self.shared.lock();
+        ground_truth::ids_of(&st, kind)
+            .iter()
+            .filter_map(|id| ground_truth::state_of(&st, kind, id, now))
+            .collect()
+    }
+
+    /// Damages a stored audit row (`a-…`) so that `GET /admin/system-admins/audit/verify`
+    /// reports a break; false when there is no such row. Also `POST /_sim/audit/tamper`.
+    pub fn tamper_audit_row(&self, row_id: &str, how: AuditTamper) -> bool {
+        self.shared.lock().tamper_audit(row_id, how)
+    }
+
+    /// Appends `n` audit rows now, by the compromised user from the compromised session's
+    /// address (as the `audit_trickle` fault does): rows arriving while a test pulls the log.
+    /// Also `POST /_sim/audit/trickle`.
+    pub fn trickle_audit(&self, n: u64) {
+        super::layers::trickle(&self.shared, None, None, n);
+    }
+
+    /// Whether a user is an ESUS system administrator.
+    pub fn is_system_admin(&self, user_id: &str) -> bool {
+        self.shared
+            .lock()
+            .users
+            .get(user_id)
+            .is_some_and(|u| u.system_admin)
     }
 
     /// The RBAC role slugs a user holds now (see [`super::role_id`] for their UUIDs).

@@ -100,7 +100,13 @@ pub(crate) async fn layer(
     };
     record_audit(&shared, &meta, &auth, &resp);
     if decision.trickle > 0 {
-        trickle(&shared, &meta.path, decision.trickle);
+        let (user, patient) = trickle_scope(&meta.path, meta.query.as_deref());
+        trickle(
+            &shared,
+            user.as_deref(),
+            patient.as_deref(),
+            decision.trickle,
+        );
         decision.fired.push("audit_trickle");
     }
     let resp = render(resp, &meta.path, decision.error_shape, decision.retry_after);
@@ -264,17 +270,39 @@ fn record_audit(shared: &Shared, meta: &Meta, auth: &AuthState, resp: &Response)
     }
 }
 
-/// `audit_trickle`: appends `n` rows in the scope the request looked at — rows whose agent is
-/// the user of `/admin/audit/user/{id}`, rows about the patient of
-/// `/admin/audit/patient/{id}`, otherwise rows by the scenario's compromised user — as an
-/// attacker still at work would (Patient reads from the compromised session's address).
-fn trickle(shared: &Shared, path: &str, n: u64) {
+/// The scope an audited request looks at, for `audit_trickle`: the user of
+/// `/admin/audit/user/{id}` or of `userId=` on `/v1/admin/audit`, the patient of
+/// `/admin/audit/patient/{id}` or of `resourceType=Patient&resourceId=` there.
+fn trickle_scope(path: &str, query: Option<&str>) -> (Option<String>, Option<String>) {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (scope_user, scope_patient) = match segs.as_slice() {
-        ["admin", "audit", "user", id] => (Some(*id), None),
-        ["admin", "audit", "patient", id] => (None, Some(*id)),
+    match segs.as_slice() {
+        ["admin", "audit", "user", id] => (Some((*id).to_owned()), None),
+        ["admin", "audit", "patient", id] => (None, Some((*id).to_owned())),
+        ["v1", "admin", "audit"] => {
+            let pairs = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+            let get = |k: &str| {
+                pairs
+                    .clone()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.into_owned())
+            };
+            let patient =
+                get("resourceId").filter(|_| get("resourceType").as_deref() == Some("Patient"));
+            (get("userId"), patient)
+        }
         _ => (None, None),
-    };
+    }
+}
+
+/// `audit_trickle`: appends `n` rows in the scope the request looked at — rows whose agent is
+/// `scope_user`, rows about `scope_patient`, otherwise rows by the scenario's compromised user —
+/// as an attacker still at work would (Patient reads from the compromised session's address).
+pub(crate) fn trickle(
+    shared: &Shared,
+    scope_user: Option<&str>,
+    scope_patient: Option<&str>,
+    n: u64,
+) {
     let now = shared.clock.now();
     let mut st = shared.lock();
     let attacker = st.attacker.clone();

@@ -106,21 +106,7 @@ pub(crate) fn permissions_of(roles: &[String], org_admin: bool) -> Vec<Value> {
 /// Stable id of a permission: a UUID-shaped string derived from SHA-256 of role and permission
 /// (RFC 9562 version 8, "custom").
 fn permission_id(role: &str, perm: &str) -> String {
-    use sha2::{Digest as _, Sha256};
-    let d = Sha256::digest(format!("urn:esus-sim:permission:{role}:{perm}").as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    super::ids::derived_uuid(&format!("urn:esus-sim:permission:{role}:{perm}"))
 }
 
 /// `GET /roles`: a bare array.

@@ -9,9 +9,16 @@ use serde::Deserialize;
 
 use super::error::SimError;
 use super::roles;
+use super::scenario_incident::IncidentSpec;
 
 /// The built-in scenario's YAML text (a realistic key compromise; see the file for the story).
 pub const DEFAULT_SCENARIO_YAML: &str = include_str!("default_scenario.yaml");
+
+/// The persistence scenario's YAML text (issue 19): an attacker with an administrator's stolen
+/// session and an app's leaked key read patients' records and left webhooks, a Subscription, an
+/// invitation, a CORS origin, a SMART app, an API key and a running bulk export behind, beside
+/// legitimate look-alikes. Load it with `SimConfig::with_scenario_yaml` or `--scenario`.
+pub const PERSISTENCE_SCENARIO_YAML: &str = include_str!("scenarios/persistence.yaml");
 
 /// A scenario: everything the simulator holds when it starts. Times are relative to the start.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +52,13 @@ pub struct Scenario {
     /// choice; docs/esus-api.md, "Scenarios").
     #[serde(default, alias = "behavior")]
     pub behaviour: BehaviourSpec,
+    /// ESUS system administrators (user ids). Absent: the ready file's admin (the first RBAC
+    /// admin without MFA) alone.
+    #[serde(default)]
+    pub system_admins: Option<Vec<String>>,
+    /// An attack already carried out at the start, and what it left behind.
+    #[serde(default)]
+    pub incident: Option<IncidentSpec>,
 }
 
 /// Switches for undocumented ESUS behaviour.
@@ -369,6 +383,12 @@ impl Scenario {
             for a in &h.actors {
                 user_ref("audit_history actor", &a.user)?;
             }
+        }
+        for id in sc.system_admins.iter().flatten() {
+            user_ref("system_admins", id)?;
+        }
+        if let Some(inc) = &sc.incident {
+            inc.validate(sc, origin)?;
         }
         let c = &sc.compromised;
         user_ref("compromised", &c.user)?;

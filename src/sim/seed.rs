@@ -11,6 +11,7 @@ use super::audit::{Agent, AuditRow, Entity, Source};
 use super::auth;
 use super::error::SimError;
 use super::scenario::{AuditHistorySpec, Scenario};
+use super::seed_incident::{Mark, PlannedRow, record, seed_incident, truth_frame};
 use super::shared::{REFRESH_TTL, Shared, register_tokens};
 use super::state::{ApiKey, Consent, OrgRole, Patient, Session, State, User};
 
@@ -65,14 +66,15 @@ pub(crate) fn seed(
     }
     seed_keys(&mut st, sc, now);
     seed_phi(&mut st, sc, now);
-    if let Some(h) = &sc.audit_history {
-        seed_audit(&mut st, h, now, seed);
+    let mut planned: Vec<PlannedRow> = match &sc.audit_history {
+        Some(h) => history(&st, h, now, seed),
+        None => Vec::new(),
+    };
+    if let Some(inc) = &sc.incident {
+        planned.extend(seed_incident(&mut st, sc, inc, now, &shared.base_url)?);
     }
-    let admin = sc
-        .users
-        .iter()
-        .find(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
-        .ok_or_else(|| bad(origin, "no admin user without MFA"))?;
+    push_planned(&mut st, sc, planned, now);
+    let admin = ready_admin(sc).ok_or_else(|| bad(origin, "no admin user without MFA"))?;
     let admin_pair = open_ready_session(shared, &mut st, &admin.id, now)?;
     let key = sc
         .api_keys
@@ -95,6 +97,22 @@ pub(crate) fn seed(
         session_token: session_token.into(),
         session_refresh_token: session_refresh.into(),
     })
+}
+
+/// The admin the ready file reports: the first RBAC admin without MFA.
+fn ready_admin(sc: &Scenario) -> Option<&super::scenario::UserSpec> {
+    sc.users
+        .iter()
+        .find(|u| u.mfa_secret.is_none() && u.roles.iter().any(|r| r == "admin"))
+}
+
+/// Whether a user is a system administrator: listed in `system_admins`, or, without that list,
+/// the ready file's admin (so the default scenario's admin can verify the audit chain).
+fn is_system_admin(sc: &Scenario, user_id: &str) -> bool {
+    match &sc.system_admins {
+        Some(list) => list.iter().any(|id| id == user_id),
+        None => ready_admin(sc).is_some_and(|a| a.id == user_id),
+    }
 }
 
 fn seed_users(st: &mut State, sc: &Scenario, now: Timestamp) -> Result<(), SimError> {
@@ -126,6 +144,7 @@ fn seed_users(st: &mut State, sc: &Scenario, now: Timestamp) -> Result<(), SimEr
                 org_role,
                 member: true,
                 joined_at: now - days(u.joined_days_ago),
+                system_admin: is_system_admin(sc, &u.id),
             },
         );
     }
@@ -277,12 +296,13 @@ fn seed_phi(st: &mut State, sc: &Scenario, now: Timestamp) {
 
 /// Generated history: spread evenly over the last `days`, actors drawn by weight with a seeded
 /// RNG, so two starts with the same seed hold the same rows (apart from absolute times).
-fn seed_audit(st: &mut State, h: &AuditHistorySpec, now: Timestamp, seed: u64) {
+fn history(st: &State, h: &AuditHistorySpec, now: Timestamp, seed: u64) -> Vec<PlannedRow> {
     let mut rng = StdRng::seed_from_u64(seed);
     let total_weight: u32 = h.actors.iter().map(|a| a.weight).sum::<u32>().max(1);
     let span = days(h.days).as_secs().max(1);
     let patients: Vec<String> = st.patients.keys().cloned().collect();
     let rows = h.rows.max(1) as i64;
+    let mut out = Vec::with_capacity(h.rows);
     for i in 0..h.rows {
         let mut pick = rng.random_range(0..total_weight);
         let actor = h
@@ -323,7 +343,8 @@ fn seed_audit(st: &mut State, h: &AuditHistorySpec, now: Timestamp, seed: u64) {
             .map(|u| (Some(u.email.clone()), u.roles.clone()))
             .unwrap_or_default();
         let row = AuditRow {
-            id: format!("a-{:06}", st.audit.len() + 1),
+            // Numbered once merged with the incident's rows (`push_planned`).
+            id: String::new(),
             organization_id: Some(st.org_id.clone()),
             kind: kind.into(),
             subtype: None,
@@ -351,6 +372,24 @@ fn seed_audit(st: &mut State, h: &AuditHistorySpec, now: Timestamp, seed: u64) {
             recorded,
             request_id: None,
         };
-        st.push_audit(row);
+        out.push(PlannedRow {
+            row,
+            attacker: false,
+            mark: Mark::Plain,
+        });
     }
+    out
+}
+
+/// Numbers the rows in time order (a stable sort: the generated history is already in order, so
+/// a scenario without an incident keeps its ids), chains them, and records the ground truth.
+fn push_planned(st: &mut State, sc: &Scenario, mut planned: Vec<PlannedRow>, now: Timestamp) {
+    planned.sort_by_key(|p| p.row.recorded);
+    let mut truth = truth_frame(sc, now);
+    for mut p in planned {
+        p.row.id = format!("a-{:06}", st.audit.len() + 1);
+        record(&mut truth, &p);
+        st.push_audit(p.row);
+    }
+    st.ground_truth = truth;
 }

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 
 use super::audit::AuditRow;
+use super::audit_chain::{self, ChainLink};
+use super::ground_truth::GroundTruth;
+use super::leftovers::Leftovers;
 
 /// Whether `text` is a UUID in its canonical hyphenated form (8-4-4-4-12 hex digits, either
 /// case): what OpenAPI's `format: uuid` means. The other spellings the `uuid` crate also reads
@@ -68,6 +71,8 @@ pub(crate) struct User {
     /// False once removed from the organization (`DELETE /admin/users/{id}`).
     pub(crate) member: bool,
     pub(crate) joined_at: Timestamp,
+    /// An ESUS system administrator (`isSystemAdmin`; scenario `system_admins`).
+    pub(crate) system_admin: bool,
 }
 
 /// A login session; its tokens die with it.
@@ -222,11 +227,17 @@ pub(crate) struct State {
     pub(crate) key_order: Vec<String>,
     pub(crate) keys_by_client: HashMap<String, String>,
     pub(crate) audit: Vec<AuditRow>,
+    /// The hash-chain link of each row of `audit`, at the same position.
+    pub(crate) audit_chain: Vec<ChainLink>,
     pub(crate) audit_by_user: HashMap<String, Vec<usize>>,
     pub(crate) audit_by_patient: HashMap<String, Vec<usize>>,
     pub(crate) patients: BTreeMap<String, Patient>,
     pub(crate) consents: BTreeMap<String, Consent>,
     pub(crate) subscriptions: BTreeMap<String, Subscription>,
+    /// Webhooks, SMART apps, CORS origins, invitations, bulk exports.
+    pub(crate) leftovers: Leftovers,
+    /// What the scenario planted (`SimHandle::ground_truth`).
+    pub(crate) ground_truth: GroundTruth,
     pub(crate) next_id: u64,
     pub(crate) attacker: Attacker,
     /// `audit_trickle` rows appended so far.
@@ -285,14 +296,28 @@ impl State {
         self.sessions.get(session_id).is_some_and(|s| !s.revoked)
     }
 
+    /// Whether a tenant app exists: the `appId` of some API key, or an app of a seeded webhook.
+    pub(crate) fn tenant_app_exists(&self, app_id: &str) -> bool {
+        self.leftovers.apps.contains(app_id)
+            || self
+                .keys
+                .values()
+                .any(|k| k.app_id.as_deref() == Some(app_id))
+    }
+
     /// A key the API can see (not deleted).
     pub(crate) fn visible_key(&self, id: &str) -> Option<&ApiKey> {
         self.keys.get(id).filter(|k| !k.deleted)
     }
 
-    /// Appends an audit row and indexes it; returns its position.
+    /// Appends an audit row, chains and indexes it; returns its position.
     pub(crate) fn push_audit(&mut self, row: AuditRow) -> usize {
         let idx = self.audit.len();
+        let last = idx
+            .checked_sub(1)
+            .and_then(|i| Some((self.audit.get(i)?, self.audit_chain.get(i)?)));
+        let link = audit_chain::link_after(last, &row);
+        self.audit_chain.push(link);
         if let Some(user) = &row.agent.user_id {
             self.audit_by_user
                 .entry(user.clone())
@@ -310,6 +335,14 @@ impl State {
         }
         self.audit.push(row);
         idx
+    }
+
+    /// Damages the stored row `row_id` (a test hook); false when there is no such row.
+    pub(crate) fn tamper_audit(&mut self, row_id: &str, how: audit_chain::AuditTamper) -> bool {
+        let Some(idx) = self.audit.iter().position(|r| r.id == row_id) else {
+            return false;
+        };
+        audit_chain::tamper(&mut self.audit, &mut self.audit_chain, idx, how)
     }
 
     /// Revokes every live session of a user and burns all the user's refresh tokens; returns

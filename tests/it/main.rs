@@ -51,6 +51,8 @@ mod sim_faults;
 mod sim_fhir;
 mod sim_hooks;
 mod sim_keys;
+mod sim_persistence;
+mod sim_persistence_leftovers;
 mod sim_process;
 mod sim_support;
 mod soak;

@@ -333,7 +333,7 @@ pub(crate) async fn me(State(shared): AppState, Authed(caller): Authed) -> Json<
         "firstName": user.and_then(|u| u.first_name.clone()),
         "lastName": user.and_then(|u| u.last_name.clone()),
         "isActive": true,
-        "isSystemAdmin": false,
+        "isSystemAdmin": user.is_some_and(|u| u.system_admin),
         "avatarUrl": null,
         "activeOrganizationId": if member { json!(st.org_id) } else { Value::Null },
         "organizations": organizations,

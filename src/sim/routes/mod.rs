@@ -4,11 +4,18 @@
 mod admin_users;
 mod api_keys;
 mod audit;
+mod audit_cursor;
 mod auth;
+mod bulk_export;
 mod control;
+mod cors;
 mod fhir;
+mod invitations;
 mod roles;
-mod subscriptions;
+mod smart_apps;
+pub(crate) mod subscriptions;
+mod system_admins;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,6 +35,19 @@ type AppState = axum::extract::State<Arc<Shared>>;
 
 /// Builds the whole router with the request layer around the ESUS routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let routes = leftover_routes(core_routes()).merge(control_routes());
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            super::layers::layer,
+        ))
+        .with_state(shared)
+}
+
+/// The routes that were served before issue 19: authentication, keys, audit, roles, FHIR.
+fn core_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/mfa/verify", post(auth::mfa_verify))
@@ -62,6 +82,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/fhir/Subscription/{id}",
             get(subscriptions::get_one)
                 .put(subscriptions::update)
+                .patch(subscriptions::patch)
                 .delete(subscriptions::remove),
         )
         .route("/fhir/Consent", get(fhir::search_consents))
@@ -77,17 +98,70 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/.well-known/smart-configuration",
             get(fhir::smart_configuration),
         )
+}
+
+/// What an attacker can leave behind (issue 19), the cursor-paged audit log and its chain.
+fn leftover_routes(router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
+    router
+        .route("/v1/admin/audit", get(audit_cursor::list))
+        .route("/admin/system-admins", get(system_admins::list))
+        .route(
+            "/admin/system-admins/audit/verify",
+            get(system_admins::verify),
+        )
+        .route(
+            "/tenant-apps/{id}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/tenant-apps/{id}/webhooks/{webhook}",
+            get(webhooks::get_one)
+                .patch(webhooks::update)
+                .delete(webhooks::remove),
+        )
+        .route(
+            "/tenant-apps/{id}/webhooks/{webhook}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/tenant-apps/{id}/webhooks/{webhook}/ping",
+            post(webhooks::ping),
+        )
+        .route(
+            "/smart/apps",
+            get(smart_apps::list).post(smart_apps::create),
+        )
+        .route(
+            "/smart/apps/{id}",
+            get(smart_apps::get_one)
+                .put(smart_apps::update)
+                .delete(smart_apps::remove),
+        )
+        .route(
+            "/organizations/{id}/cors-origins",
+            get(cors::list).put(cors::replace),
+        )
+        .route("/auth/invite", post(invitations::create))
+        .route("/auth/invitations", get(invitations::list))
+        .route("/auth/invitations/{id}", delete(invitations::remove))
+        .route("/fhir/$export", get(bulk_export::system))
+        .route("/fhir/Patient/$export", get(bulk_export::patients))
+        .route(
+            "/bulk-export/{id}",
+            get(bulk_export::status).delete(bulk_export::cancel),
+        )
+}
+
+/// `/_sim/*`: test-only controls (never audited, never logged).
+fn control_routes() -> Router<Arc<Shared>> {
+    Router::new()
         .route("/_sim/requests", get(control::requests))
         .route("/_sim/deliveries", get(control::deliveries))
         .route("/_sim/clock", get(control::clock))
         .route("/_sim/clock/advance", post(control::advance))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            super::layers::layer,
-        ))
-        .with_state(shared)
+        .route("/_sim/ground-truth", get(control::ground_truth))
+        .route("/_sim/audit/tamper", post(control::tamper))
+        .route("/_sim/audit/trickle", post(control::trickle))
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -125,6 +199,15 @@ pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> 
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| ApiError::invalid(format!("invalid query: {e}")))
+}
+
+/// A `limit` query value: a whole number from 1, clamped to `max` (simulator assumption: a
+/// larger page is silently smaller, so a client must follow the paging it is given).
+pub(crate) fn limit_param(value: &str, max: usize) -> Result<usize, ApiError> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n.min(max)),
+        _ => Err(ApiError::invalid("limit must be a whole number from 1")),
+    }
 }
 
 /// A FHIR searchset Bundle.

@@ -19,8 +19,9 @@ use super::{AppState, Body, bundle};
 const CHANNELS: [&str; 4] = ["rest-hook", "websocket", "email", "message"];
 const STATUSES: [&str; 4] = ["requested", "active", "error", "off"];
 
-/// Validates a Subscription resource and extracts what delivery needs.
-fn parse(
+/// Validates a Subscription resource and extracts what delivery needs (also used to seed a
+/// scenario's Subscriptions).
+pub(crate) fn parse(
     mut resource: Value,
     id: &str,
     now: jiff::Timestamp,
@@ -94,6 +95,9 @@ pub(crate) async fn create(
     let sub = parse(resource, &id, now, 1)?;
     let body = sub.resource.clone();
     st.subscriptions.insert(id.clone(), sub);
+    st.leftovers
+        .subscription_creators
+        .insert(id.clone(), (caller.user_id.clone(), now));
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("{}/fhir/Subscription/{id}", shared.base_url)) {
         resp.headers_mut().insert(header::LOCATION, loc);
@@ -153,6 +157,67 @@ pub(crate) async fn update(
     let body = sub.resource.clone();
     st.subscriptions.insert(id, sub);
     Ok(Json(body))
+}
+
+/// The fields of patchFhirSubscriptionById's body.
+const PATCH_FIELDS: [&str; 5] = ["status", "reason", "criteria", "channel", "end"];
+
+/// Checks a PATCH body against ESUS's schema: an object of [`PATCH_FIELDS`] only (anything
+/// else is 400 naming it, simulator assumption as for Consent: a client that PATCHes back the
+/// resource it read is caught), and a `channel`, when given, with `type` and `endpoint` (the
+/// types require both).
+fn patch_body(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
+    let map = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("the body must be a JSON object"))?;
+    if let Some(k) = map.keys().find(|k| !PATCH_FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "unknown field `{k}`: ESUS's Subscription patch takes only {}",
+            PATCH_FIELDS.join(", ")
+        )));
+    }
+    if let Some(k) = map
+        .iter()
+        .find(|(k, v)| k.as_str() != "channel" && !v.is_string())
+        .map(|(k, _)| k)
+    {
+        return Err(ApiError::invalid(format!("{k} must be a string")));
+    }
+    if let Some(ch) = map.get("channel")
+        && !(ch["type"].is_string() && ch["endpoint"].is_string())
+    {
+        return Err(ApiError::invalid("channel needs type and endpoint"));
+    }
+    Ok(map)
+}
+
+/// `PATCH /fhir/Subscription/{id}` (patchFhirSubscriptionById): merges the given fields into
+/// the stored resource — `{"status": "off"}` switches one off and keeps it as evidence — →
+/// 200 the resource, `versionId` + 1; 400; 404.
+pub(crate) async fn patch(
+    State(shared): AppState,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_permission("Subscription", "write")?;
+    let fields = patch_body(&body)?;
+    let now = shared.clock.now();
+    let mut st = shared.lock();
+    let old = st.subscriptions.get(&id).ok_or_else(|| not_found(&id))?;
+    let version = old.resource["meta"]["versionId"]
+        .as_str()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1)
+        + 1;
+    let mut resource = old.resource.clone();
+    for (k, v) in fields {
+        resource[k.as_str()] = v.clone();
+    }
+    let sub = parse(resource, &id, now, version)?;
+    let out = sub.resource.clone();
+    st.subscriptions.insert(id, sub);
+    Ok(Json(out))
 }
 
 /// `DELETE /fhir/Subscription/{id}` → 204; 404 if unknown.
