@@ -41,6 +41,10 @@ pub struct ScopeArgs {
     /// user's first row in the evidence).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+    /// Only the user's rows from this address (repeatable): the attacker's, when the real user
+    /// kept working inside the window from elsewhere.
+    #[arg(long = "source", value_name = "IP")]
+    pub sources: Vec<String>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = ScopeFormat::Text)]
     pub format: ScopeFormat,
@@ -83,6 +87,7 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
         &ScopeOptions {
             user: args.user,
             since,
+            sources: args.sources,
         },
     )
     .map_err(Error::Usage)?;

@@ -29,6 +29,9 @@ pub struct ScopeOptions {
     pub user: Option<String>,
     /// The window's start the operator marks (default: the credential's first row).
     pub since: Option<Timestamp>,
+    /// The attacker's source addresses, when known: only the user's rows from them count (the
+    /// real user may have kept working inside the window). Empty: every row of the user.
+    pub sources: Vec<String>,
 }
 
 /// Computes the scope of `incident`'s audit evidence (in `evidence_dir`).
@@ -53,6 +56,7 @@ pub fn scope(
     let (own_checks, mine): (Vec<&AuditRow>, Vec<&AuditRow>) = rows
         .iter()
         .filter(|r| r.user_id() == Some(&user))
+        .filter(|r| options.sources.is_empty() || options.sources.contains(&r.ip))
         .partition(|r| own(r));
     let proven = containment_at(incident);
     let end_of_evidence = through.or_else(|| rows.iter().map(|r| r.recorded).max());
@@ -84,6 +88,7 @@ pub fn scope(
         schema_version: 1,
         kind: "scope",
         user_id: user,
+        sources_marked: options.sources.clone(),
         window: Window {
             from: from.map(|t| t.to_string()),
             from_source: if options.since.is_some() {

@@ -13,6 +13,8 @@ pub struct Scope {
     pub kind: &'static str,
     /// The compromised credential's user.
     pub user_id: String,
+    /// The source addresses the scope is limited to (`--source`); empty: every row of the user.
+    pub sources_marked: Vec<String>,
     /// The window the scope covers.
     pub window: Window,
     /// The audit evidence read.

@@ -39,6 +39,13 @@ pub fn text(s: &Scope) -> String {
             _ => "the end of the evidence — containment was NOT proven",
         }
     );
+    if !s.sources_marked.is_empty() {
+        let _ = writeln!(
+            out,
+            "only rows from {} (the addresses marked as the attacker's)",
+            s.sources_marked.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "evidence: {} file{}, {} distinct rows, {} of this user in the window{}",

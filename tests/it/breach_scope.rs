@@ -225,3 +225,138 @@ async fn the_scope_is_refused_over_altered_evidence_and_a_marked_start_narrows_i
         text(&out.stderr)
     );
 }
+
+/// Pulls ESUS's audit-chain check and the user's rows by cursor, as evidence of a run.
+const EVIDENCE: &str = "version: 1\nname: evidence\ninputs:\n  user: {type: string, required: true}\nsteps:\n  - id: chain\n    name: ESUS checks its audit chain\n    action: audit.verify_chain\n    with: {limit: 10000}\n    save: audit-chain.json\n  - id: pull\n    name: The user's audit rows\n    action: audit.search\n    with: {user_id: \"{{ inputs.user }}\", limit: 7}\n    save: audit-search.json\n";
+
+/// Per patient: (reads, emergency overrides, failed) of the ground truth's accesses.
+type PerPatient = BTreeMap<String, (u64, u64, u64)>;
+
+fn per_patient_of_scope(scope: &Value) -> PerPatient {
+    scope["patients"]
+        .as_array()
+        .expect("patients")
+        .iter()
+        .map(|p| {
+            let n = |k: &str| p[k].as_u64().unwrap_or(0);
+            (
+                p["patient_id"].as_str().expect("id").to_string(),
+                (n("reads"), n("emergency_overrides"), n("failed")),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scope_of_a_planted_incident_is_exactly_the_attackers_patient_accesses() {
+    let env = Env::with(
+        SimConfig::default()
+            .with_scenario_yaml(esus_ir::sim::PERSISTENCE_SCENARIO_YAML)
+            .expect("scenario"),
+    )
+    .await;
+    let truth = env.sim.ground_truth();
+    let attacker = truth.attacker.user_id.clone();
+    let rb = env.runbook("evidence.yaml", EVIDENCE);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args(["--input", &format!("user={attacker}"), "--non-interactive"]);
+    assert_code(&output(cmd).await, 0);
+    let pulled = std::fs::read_to_string(env.transcript())
+        .expect("transcript")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["type"] == "audit-evidence")
+        .expect("the cursor pull's summary");
+    assert_eq!(pulled["data"]["complete"], true, "{pulled}");
+    assert!(
+        pulled["data"]["pages"].as_u64().is_some_and(|p| p > 2),
+        "several cursor pages: {pulled}"
+    );
+    let mut expected = PerPatient::new();
+    for a in &truth.patient_accesses {
+        let e = expected.entry(a.patient_id.clone()).or_default();
+        e.0 += u64::from(a.action == "R");
+        e.1 += u64::from(a.emergency_override);
+        e.2 += u64::from(a.outcome != "success");
+    }
+    let scope_of = |extra: Vec<String>| {
+        let mut cmd = env.bare_cmd();
+        cmd.arg("scope")
+            .arg(env.run_dir())
+            .args(["--user", &attacker, "--format", "json"])
+            .args(extra);
+        cmd
+    };
+    // Limited to the attacker's addresses: exactly the planted accesses, none invented.
+    let marked: Vec<String> = truth
+        .attacker
+        .ips
+        .iter()
+        .flat_map(|ip| ["--source".to_string(), ip.clone()])
+        .collect();
+    let out = output(scope_of(marked)).await;
+    assert_code(&out, 0);
+    let scope: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(per_patient_of_scope(&scope), expected);
+    assert_eq!(
+        scope["source_chain"]["ok"], true,
+        "ESUS's chain check is in the evidence: {}",
+        scope["source_chain"]
+    );
+    // Every row of the user counts the real user's own work too: the scope says so by source.
+    let out = output(scope_of(Vec::new())).await;
+    assert_code(&out, 0);
+    let all: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let reads = |s: &Value| -> u64 { per_patient_of_scope(s).values().map(|v| v.0).sum() };
+    assert!(
+        reads(&all) > reads(&scope),
+        "the user's own reads from elsewhere are in the unmarked scope"
+    );
+    assert!(
+        all["sources"]
+            .as_array()
+            .is_some_and(|s| s.len() > truth.attacker.ips.len()),
+        "{}",
+        all["sources"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_in_esus_s_audit_chain_is_reported_before_anything_the_rows_say() {
+    let env = Env::with(
+        SimConfig::default()
+            .with_scenario_yaml(esus_ir::sim::PERSISTENCE_SCENARIO_YAML)
+            .expect("scenario"),
+    )
+    .await;
+    let truth = env.sim.ground_truth();
+    let row = truth.attacker_rows.first().expect("a planted row").clone();
+    assert!(
+        env.sim
+            .tamper_audit_row(&row, esus_ir::sim::AuditTamper::EditContent),
+        "tampered"
+    );
+    let rb = env.runbook("evidence.yaml", EVIDENCE);
+    let mut cmd = env.run_cmd(&rb);
+    cmd.args([
+        "--input",
+        &format!("user={}", truth.attacker.user_id),
+        "--non-interactive",
+    ]);
+    assert_code(&output(cmd).await, 0);
+    let mut scope = env.bare_cmd();
+    scope
+        .arg("scope")
+        .arg(env.run_dir())
+        .args(["--user", &truth.attacker.user_id]);
+    let out = output(scope).await;
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with("ESUS'S AUDIT CHAIN IS BROKEN"),
+        "the break comes first: {said}"
+    );
+    assert!(
+        said.contains(&esus_ir::sim::audit_event_id(&row)),
+        "names the row: {said}"
+    );
+}
