@@ -229,6 +229,16 @@ async fn the_scope_is_refused_over_altered_evidence_and_a_marked_start_narrows_i
 /// Pulls ESUS's audit-chain check and the user's rows by cursor, as evidence of a run.
 const EVIDENCE: &str = "version: 1\nname: evidence\ninputs:\n  user: {type: string, required: true}\nsteps:\n  - id: chain\n    name: ESUS checks its audit chain\n    action: audit.verify_chain\n    with: {limit: 10000}\n    save: audit-chain.json\n  - id: pull\n    name: The user's audit rows\n    action: audit.search\n    with: {user_id: \"{{ inputs.user }}\", limit: 7}\n    save: audit-search.json\n";
 
+/// The simulator with the planted incident (`src/sim/scenarios/persistence.yaml`).
+async fn planted() -> Env {
+    Env::with(
+        SimConfig::default()
+            .with_scenario_yaml(esus_ir::sim::PERSISTENCE_SCENARIO_YAML)
+            .expect("scenario"),
+    )
+    .await
+}
+
 /// Per patient: (reads, emergency overrides, failed) of the ground truth's accesses.
 type PerPatient = BTreeMap<String, (u64, u64, u64)>;
 
@@ -249,12 +259,7 @@ fn per_patient_of_scope(scope: &Value) -> PerPatient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scope_of_a_planted_incident_is_exactly_the_attackers_patient_accesses() {
-    let env = Env::with(
-        SimConfig::default()
-            .with_scenario_yaml(esus_ir::sim::PERSISTENCE_SCENARIO_YAML)
-            .expect("scenario"),
-    )
-    .await;
+    let env = planted().await;
     let truth = env.sim.ground_truth();
     let attacker = truth.attacker.user_id.clone();
     let rb = env.runbook("evidence.yaml", EVIDENCE);
@@ -323,12 +328,7 @@ async fn the_scope_of_a_planted_incident_is_exactly_the_attackers_patient_access
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_break_in_esus_s_audit_chain_is_reported_before_anything_the_rows_say() {
-    let env = Env::with(
-        SimConfig::default()
-            .with_scenario_yaml(esus_ir::sim::PERSISTENCE_SCENARIO_YAML)
-            .expect("scenario"),
-    )
-    .await;
+    let env = planted().await;
     let truth = env.sim.ground_truth();
     let row = truth.attacker_rows.first().expect("a planted row").clone();
     assert!(

@@ -453,8 +453,14 @@ fn alice_allowed(env: &Env, key: &Path) -> std::path::PathBuf {
     allowed
 }
 
-/// `run --plan` at a terminal, before anyone approved: it says the digest and waits.
-fn waiting_run(env: &Env, plan: &Path, allowed: &Path, dir: &str) -> expectrl::session::OsSession {
+/// `run api-key-compromise` at a terminal against the simulator, as the operator: the key's
+/// user given, its key id too unless `ask_key`, then `extra`.
+fn at_terminal(
+    env: &Env,
+    dir: &Path,
+    ask_key: bool,
+    extra: &[&std::ffi::OsStr],
+) -> expectrl::session::OsSession {
     let mut cmd = env.std_env_cmd();
     let r = env.sim.ready();
     cmd.args([
@@ -464,17 +470,31 @@ fn waiting_run(env: &Env, plan: &Path, allowed: &Path, dir: &str) -> expectrl::s
         &env.sim.base_url(),
     ])
     .args(["--operator", "oncall@example.org"])
-    .args(["--input", &format!("key_id={}", r.key_id)])
     .args(["--input", &format!("user_id={}", r.user_id)])
     .arg("--run-dir")
-    .arg(env.dir.path().join(dir))
-    .arg("--plan")
-    .arg(plan)
-    .arg("--allowed-signers")
-    .arg(allowed);
+    .arg(dir)
+    .args(extra);
+    if !ask_key {
+        cmd.args(["--input", &format!("key_id={}", r.key_id)]);
+    }
     let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
     s.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
     s
+}
+
+/// `run --plan` at a terminal, before anyone approved: it says the digest and waits.
+fn waiting_run(env: &Env, plan: &Path, allowed: &Path, dir: &str) -> expectrl::session::OsSession {
+    at_terminal(
+        env,
+        &env.dir.path().join(dir),
+        false,
+        &[
+            "--plan".as_ref(),
+            plan.as_os_str(),
+            "--allowed-signers".as_ref(),
+            allowed.as_os_str(),
+        ],
+    )
 }
 
 fn ended(s: &mut expectrl::session::OsSession) -> i32 {
@@ -561,24 +581,17 @@ async fn an_approval_pasted_at_the_waiting_run_counts_once_verified() {
 /// `run --require-approvals 1` without a saved plan, at a terminal: the run plans first (into
 /// its folder), asks its inputs once for both legs, waits for the approval, then runs the plan.
 fn planning_run(env: &Env, allowed: &Path, dir: &Path) -> expectrl::session::OsSession {
-    let mut cmd = env.std_env_cmd();
-    let r = env.sim.ready();
-    cmd.args([
-        "run",
-        "api-key-compromise",
-        "--base-url",
-        &env.sim.base_url(),
-    ])
-    .args(["--operator", "oncall@example.org"])
-    .args(["--input", &format!("user_id={}", r.user_id)])
-    .arg("--run-dir")
-    .arg(dir)
-    .args(["--require-approvals", "1"])
-    .arg("--allowed-signers")
-    .arg(allowed);
-    let mut s = expectrl::Session::spawn(cmd).expect("spawn in a pty");
-    s.set_expect_timeout(Some(std::time::Duration::from_secs(30)));
-    s
+    at_terminal(
+        env,
+        dir,
+        true,
+        &[
+            "--require-approvals".as_ref(),
+            "1".as_ref(),
+            "--allowed-signers".as_ref(),
+            allowed.as_os_str(),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
