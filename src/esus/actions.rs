@@ -115,8 +115,9 @@ pub enum BodyShape {
     FhirSubscription,
     /// The `body` parameter as is (`http`).
     Raw,
-    /// `{"status": "inactive"}`: ESUS's own Consent PATCH body.
-    ConsentInactive,
+    /// A fixed JSON body, whatever the parameters: `{"status": "inactive"}` (a Consent's
+    /// PATCH), `{"active": false}` (switching a webhook or an app off, kept as evidence).
+    Fixed(&'static str),
 }
 
 /// Actions whose behaviour is more than one plain request.
@@ -216,6 +217,14 @@ use Place as P;
 const TOKEN_REQ: Param = p("token", "", K::Secret, P::Bearer, true);
 const TOKEN_OPT: Param = p("token", "", K::Secret, P::Bearer, false);
 const ID: Param = p("id", "id", K::String, P::Path, true);
+const APP_ID: Param = p("app_id", "appId", K::String, P::Path, true);
+const ORG_ID: Param = p(
+    "organization_id",
+    "organizationId",
+    K::String,
+    P::Path,
+    true,
+);
 const AUDIT_QUERY: [Param; 6] = [
     p("count", "_count", K::Integer, P::Query, false),
     p("date", "date", K::String, P::Query, false),
@@ -701,7 +710,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         )
     },
     ActionSpec {
-        body: BodyShape::ConsentInactive,
+        body: BodyShape::Fixed(r#"{"status":"inactive"}"#),
         phi: true,
         target: Some("id"),
         ..action(
@@ -709,6 +718,172 @@ pub static ACTIONS: &[ActionSpec] = &[
             "Set a Consent's status to inactive (PATCH)",
             Patch,
             "/fhir/Consent/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    ActionSpec {
+        body: BodyShape::Fixed(r#"{"status":"off"}"#),
+        target: Some("id"),
+        ..action(
+            "subscription.disable",
+            "Switch a FHIR Subscription off (PATCH status off): no more notifications, kept as evidence",
+            Patch,
+            "/fhir/Subscription/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    action(
+        "webhooks.list",
+        "List a tenant app's webhooks",
+        Get,
+        "/tenant-apps/{app_id}/webhooks/",
+        Read,
+        true,
+        &[APP_ID],
+    ),
+    action(
+        "webhooks.deliveries",
+        "List a webhook's recent deliveries (what it sent, and where)",
+        Get,
+        "/tenant-apps/{app_id}/webhooks/{id}/deliveries",
+        Read,
+        true,
+        &[APP_ID, ID, p("limit", "limit", K::Integer, P::Query, false)],
+    ),
+    ActionSpec {
+        body: BodyShape::Fixed(r#"{"active":false}"#),
+        target: Some("id"),
+        ..action(
+            "webhooks.disable",
+            "Switch a tenant app's webhook off (PATCH active false), kept as evidence",
+            Patch,
+            "/tenant-apps/{app_id}/webhooks/{id}",
+            Destructive,
+            true,
+            &[APP_ID, ID],
+        )
+    },
+    ActionSpec {
+        target: Some("id"),
+        ..action(
+            "webhooks.delete",
+            "Delete a tenant app's webhook (its delivery records go too)",
+            Delete,
+            "/tenant-apps/{app_id}/webhooks/{id}",
+            Destructive,
+            true,
+            &[APP_ID, ID],
+        )
+    },
+    action(
+        "smart_apps.list",
+        "List the SMART on FHIR apps registered with the organization",
+        Get,
+        "/smart/apps/",
+        Read,
+        true,
+        &[
+            p("active", "active", K::Boolean, P::Query, false),
+            p("name", "name", K::String, P::Query, false),
+        ],
+    ),
+    ActionSpec {
+        body: BodyShape::Fixed(r#"{"active":false}"#),
+        target: Some("id"),
+        ..action(
+            "smart_apps.disable",
+            "Switch a SMART app off (PUT active false): no more authorization codes, kept as evidence",
+            Put,
+            "/smart/apps/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    ActionSpec {
+        target: Some("id"),
+        ..action(
+            "smart_apps.delete",
+            "Delete a SMART app",
+            Delete,
+            "/smart/apps/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    action(
+        "cors.list",
+        "List the browser origins allowed to call ESUS for an organization",
+        Get,
+        "/organizations/{organization_id}/cors-origins",
+        Read,
+        true,
+        &[ORG_ID],
+    ),
+    ActionSpec {
+        body: BodyShape::Flat,
+        target: Some("organization_id"),
+        ..action(
+            "cors.set",
+            "Replace an organization's CORS origins with this whole list (no per-origin route)",
+            Put,
+            "/organizations/{organization_id}/cors-origins",
+            Destructive,
+            true,
+            &[ORG_ID, p("origins", "origins", K::List, P::Body, true)],
+        )
+    },
+    action(
+        "invitations.list",
+        "List invitations (accepted and expired ones too; invitedBy names the inviter)",
+        Get,
+        "/auth/invitations",
+        Read,
+        true,
+        &[],
+    ),
+    ActionSpec {
+        target: Some("id"),
+        ..action(
+            "invitations.revoke",
+            "Revoke an invitation (a member who already joined stays)",
+            Delete,
+            "/auth/invitations/{id}",
+            Destructive,
+            true,
+            &[ID],
+        )
+    },
+    action(
+        "system_admins.list",
+        "List the system administrators (system administrators only)",
+        Get,
+        "/admin/system-admins/",
+        Read,
+        true,
+        &[],
+    ),
+    action(
+        "bulk_export.status",
+        "Read a bulk export's status (202 running, 200 its manifest)",
+        Get,
+        "/bulk-export/{id}",
+        Read,
+        true,
+        &[ID],
+    ),
+    ActionSpec {
+        target: Some("id"),
+        ..action(
+            "bulk_export.cancel",
+            "Cancel a bulk export (or delete its files when complete)",
+            Delete,
+            "/bulk-export/{id}",
             Destructive,
             true,
             &[ID],

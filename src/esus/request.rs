@@ -334,9 +334,9 @@ pub fn build(action: &ActionSpec, params: &Params) -> Result<ApiRequest, BuildEr
     };
     let body = match (action.body, wire) {
         (BodyShape::None | BodyShape::Raw, _) => None,
-        (BodyShape::ConsentInactive, _) => Some(Body::plain(
+        (BodyShape::Fixed(text), _) => Some(Body::plain(
             content_type,
-            serde_json::json!({"status": "inactive"}),
+            serde_json::from_str(text).unwrap_or(Value::Null),
         )),
         (_, Some(wire)) => Some(Body::with_secret(
             content_type,

@@ -18,6 +18,7 @@ mod json_contract;
 mod kill_batch;
 mod kill_claims;
 mod kill_points;
+mod leftover_actions;
 mod network_policy;
 mod no_silent_gaps;
 mod plan_property;
