@@ -339,9 +339,10 @@ fn permission_docs(needed: BTreeMap<Permission, Vec<String>>) -> Vec<PermissionD
         .map(|(permission, steps)| PermissionDoc {
             text: permission.to_string(),
             holder: match permission {
-                Permission::Admin | Permission::Fhir { .. } | Permission::OperatorSession => {
-                    "operator"
-                }
+                Permission::Admin
+                | Permission::SystemAdmin
+                | Permission::Fhir { .. }
+                | Permission::OperatorSession => "operator",
                 Permission::OwnSession => "affected-user",
                 Permission::NoBearer => "none",
                 Permission::Unknown => "unknown",

@@ -6,7 +6,10 @@
 //! action it does not name falls back to its route ([`for_route`]), so a new action never breaks
 //! the build and is classified by the same rules as `http`. Route rules follow docs/esus-api.md:
 //!
-//! - `/api-keys*`, `/admin/*`, `/roles*`: an admin's bearer token (API keys are refused);
+//! - `/api-keys*`, `/admin/*`, `/roles*`, `/v1/admin/*`, `/smart/*`, `/organizations/*`,
+//!   `/tenant-apps/*`, `/bulk-export/*`, `/auth/invit*`: an admin's bearer token (API keys are
+//!   refused; a tenant app's own key may manage its webhooks, but a runbook acts as the operator);
+//! - `/admin/system-admins/*`: a system administrator's bearer token;
 //! - `/fhir/<Resource>…`: `Resource.read` for GET, `Resource.write` otherwise;
 //! - `/auth/logout`, `/auth/logout-all`, `/auth/sessions*`: a session's own bearer token — in a
 //!   runbook, the affected user's token passed as `token`, not the operator's;
@@ -24,8 +27,12 @@ use super::actions::{ActionSpec, Method};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Permission {
-    /// An admin's bearer token (admin routes: `/api-keys*`, `/admin/*`, `/roles*`).
+    /// An admin's bearer token (admin routes: `/api-keys*`, `/admin/*`, `/roles*`, and the
+    /// organization's leftovers: `/v1/admin/*`, `/smart/apps*`, CORS origins, invitations).
     Admin,
+    /// A system administrator's bearer token (`/admin/system-admins/*`; `GET /auth/me` says
+    /// `isSystemAdmin`).
+    SystemAdmin,
     /// A FHIR permission, e.g. `Consent.write`, held through a role (or an API key's scope).
     Fhir {
         /// The FHIR resource type, e.g. `Consent`.
@@ -57,7 +64,10 @@ impl Permission {
     pub fn is_operator_permission(&self) -> bool {
         matches!(
             self,
-            Permission::Admin | Permission::Fhir { .. } | Permission::OperatorSession
+            Permission::Admin
+                | Permission::SystemAdmin
+                | Permission::Fhir { .. }
+                | Permission::OperatorSession
         )
     }
 
@@ -84,6 +94,7 @@ impl Permission {
                     grants.roles_known.then_some(false)
                 }
             }
+            Permission::SystemAdmin => me.get("isSystemAdmin").and_then(Value::as_bool),
             Permission::Fhir { resource, action } => {
                 if grants.admin_role || grants.allows(resource, action) {
                     Some(true)
@@ -99,6 +110,7 @@ impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Permission::Admin => f.write_str("admin bearer token"),
+            Permission::SystemAdmin => f.write_str("system administrator's bearer token"),
             Permission::Fhir { resource, action } => write!(f, "{resource}.{action}"),
             Permission::OwnSession => f.write_str("the affected user's own session token"),
             Permission::OperatorSession => f.write_str("any operator session"),
@@ -171,10 +183,19 @@ fn by_name(name: &str) -> Option<Vec<Permission>> {
         | "api_keys.delete"
         | "api_keys.rotate"
         | "api_keys.check_revoked" => vec![Admin],
-        "audit.query" | "audit.user" | "audit.patient" => vec![Admin],
+        "audit.query" | "audit.user" | "audit.patient" | "audit.search" => vec![Admin],
+        "audit.verify_chain" | "system_admins.list" => vec![Permission::SystemAdmin],
+        "smart_apps.list" | "smart_apps.disable" | "smart_apps.delete" => vec![Admin],
+        "cors.list" | "cors.set" | "invitations.list" | "invitations.revoke" => vec![Admin],
+        // An admin's session, or an API key of that very app (docs/esus-api.md, assumption 21).
+        "webhooks.list" | "webhooks.deliveries" | "webhooks.disable" | "webhooks.delete" => {
+            vec![Admin]
+        }
+        // The user who started the export, or an admin.
+        "bulk_export.status" | "bulk_export.cancel" => vec![Admin],
         "roles.list" | "roles.assign" | "roles.unassign" => vec![Admin],
         "admin.list_users" | "admin.remove_user" | "admin.set_org_role" => vec![Admin],
-        "subscription.create" | "subscription.delete" => {
+        "subscription.create" | "subscription.delete" | "subscription.disable" => {
             vec![Permission::fhir("Subscription", "write")]
         }
         "subscription.list" => vec![Permission::fhir("Subscription", "read")],
@@ -195,7 +216,10 @@ pub fn for_route(method: &str, path: &str) -> Vec<Permission> {
     let literal = |s: &str| !s.is_empty() && !s.contains("{{") && !s.contains('{');
     let read = Method::parse(method) == Some(Method::Get);
     vec![match first {
-        "api-keys" | "admin" | "roles" => Permission::Admin,
+        "admin" if second == "system-admins" => Permission::SystemAdmin,
+        "api-keys" | "admin" | "roles" | "smart" | "organizations" | "bulk-export"
+        | "tenant-apps" => Permission::Admin,
+        "v1" if second == "admin" => Permission::Admin,
         "fhir" if literal(second) && second.starts_with(|c: char| c.is_ascii_uppercase()) => {
             Permission::fhir(second, if read { "read" } else { "write" })
         }
@@ -203,6 +227,7 @@ pub fn for_route(method: &str, path: &str) -> Vec<Permission> {
             "logout" | "logout-all" | "sessions" => Permission::OwnSession,
             "refresh" | "login" | "mfa" => Permission::NoBearer,
             "me" => Permission::OperatorSession,
+            "invitations" | "invite" => Permission::Admin,
             _ => Permission::Unknown,
         },
         _ => Permission::Unknown,
@@ -285,6 +310,28 @@ mod tests {
             );
             assert!(!required(a, None).is_empty(), "{}", a.name);
         }
+    }
+
+    #[test]
+    fn a_system_administrator_is_who_auth_me_says_is_one() {
+        let p = Permission::SystemAdmin;
+        assert_eq!(
+            p.satisfied_by(&serde_json::json!({"isSystemAdmin": true})),
+            Some(true)
+        );
+        assert_eq!(
+            p.satisfied_by(&serde_json::json!({"isSystemAdmin": false, "roles": ["admin"]})),
+            Some(false),
+            "an organization admin is not a system administrator"
+        );
+        assert_eq!(
+            p.satisfied_by(&serde_json::json!({"roles": ["admin"]})),
+            None
+        );
+        assert_eq!(
+            for_route("GET", "/admin/system-admins/audit/verify"),
+            vec![Permission::SystemAdmin]
+        );
     }
 
     #[test]
