@@ -39,6 +39,10 @@ pub static BUNDLED: &[Bundled] = &[
         name: "scheduled-key-rotation",
         text: include_str!("../runbooks/scheduled-key-rotation.yaml"),
     },
+    Bundled {
+        name: "persistence-sweep",
+        text: include_str!("../runbooks/persistence-sweep.yaml"),
+    },
 ];
 
 /// Finds a bundled runbook by name.

@@ -33,6 +33,8 @@ const DEFAULT_PAGE: u64 = 100;
 const SETTLE_ROUNDS: usize = 3;
 /// Pages at most, across all passes.
 const MAX_PAGES: u64 = 100_000;
+/// Distinct things the rows name that a pull's outputs list at most (ids and types only).
+const MAX_ENTITIES: usize = 10_000;
 
 /// Reads every page of an audit query into the evidence file and proves it complete.
 pub(super) async fn pull(
@@ -105,6 +107,10 @@ struct Pull<'a> {
     oldest: Option<Timestamp>,
     newest: Option<Timestamp>,
     newest_first: Option<bool>,
+    /// What the rows name — `(type, resourceType, resourceId)` — for the step's outputs: what
+    /// the user created or changed, found by id (`entities`).
+    entities: std::collections::BTreeSet<(String, String, String)>,
+    entities_truncated: bool,
 }
 
 impl<'a> Pull<'a> {
@@ -138,6 +144,8 @@ impl<'a> Pull<'a> {
             oldest: None,
             newest: None,
             newest_first: None,
+            entities: std::collections::BTreeSet::new(),
+            entities_truncated: false,
         }
     }
 
@@ -240,6 +248,27 @@ impl<'a> Pull<'a> {
                 Some(next) => cursor = Some(next),
             }
         }
+    }
+
+    /// Notes what `row` names, up to [`MAX_ENTITIES`] distinct ones.
+    fn note_entity(&mut self, row: &Value) {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let entity = row.get("entity");
+        let (Some(kind), Some(rt), Some(id)) = (
+            text(row.get("type")),
+            text(entity.and_then(|e| e.get("resourceType"))),
+            text(entity.and_then(|e| e.get("resourceId"))),
+        ) else {
+            return;
+        };
+        if self.entities.len() >= MAX_ENTITIES {
+            self.entities_truncated |=
+                !self
+                    .entities
+                    .contains(&(kind.clone(), rt.clone(), id.clone()));
+            return;
+        }
+        self.entities.insert((kind, rt, id));
     }
 
     fn distinct(&self) -> u64 {
@@ -367,6 +396,7 @@ impl<'a> Pull<'a> {
                 self.duplicates += 1;
                 continue;
             }
+            self.note_entity(row);
             if let Some(t) = recorded_of(row) {
                 self.oldest = Some(self.oldest.map_or(t, |o| o.min(t)));
                 self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
@@ -474,11 +504,17 @@ impl<'a> Pull<'a> {
         if let Err(e) = self.shared.emit(&event) {
             return StepResult::failed(format!("could not record the evidence summary: {e}"));
         }
+        let entities: Vec<Value> = self
+            .entities
+            .iter()
+            .map(|(kind, rt, id)| json!({"type": kind, "resourceType": rt, "resourceId": id}))
+            .collect();
         let response = json!({
             "total": self.last_total, "read": distinct, "rows": distinct,
             "duplicates": self.duplicates, "pages": self.pages, "complete": proof.complete,
             "window_from": self.oldest.map(|t| t.to_string()),
             "window_to": proof.window_to.map(|t| t.to_string()),
+            "entities": entities, "entities_truncated": self.entities_truncated,
         });
         let i = self
             .shared

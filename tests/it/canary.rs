@@ -140,6 +140,16 @@ impl Rb {
             "security-monitoring" => (&[ENDPOINT], false, "GET /fhir/Subscription"),
             "access-review" => (&["expire_stale=true"], true, "GET /roles"),
             "scheduled-key-rotation" => (&[], true, "GET /api-keys"),
+            "persistence-sweep" => (
+                &[
+                    "user_id=u-1001",
+                    "since=2026-01-01T00:00:00Z",
+                    "key_id=k-1001",
+                    "organization_id=org-0001",
+                ],
+                false,
+                "GET /v1/admin/audit",
+            ),
             "hook-header-monitoring" => (&[ENDPOINT], true, "GET /fhir/Subscription"),
             other => panic!(
                 "bundled runbook `{other}` is new: give it inputs in tests/it/canary.rs so the canary proof covers it"

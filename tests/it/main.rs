@@ -21,6 +21,7 @@ mod kill_points;
 mod leftover_actions;
 mod network_policy;
 mod no_silent_gaps;
+mod persistence_sweep;
 mod plan_property;
 mod policies;
 mod preflight;

@@ -1,0 +1,136 @@
+//! The bundled `persistence-sweep` runbook against the planted incident
+//! (`src/sim/scenarios/persistence.yaml`): read-only it finds every leftover the simulator planted
+//! and nothing else; with `remove: true` it switches off, revokes or cancels exactly those —
+//! every look-alike (made by others, or before the window) stays as it was.
+
+use std::collections::BTreeSet;
+
+use esus_ir::sim::{LeftoverKind, SimConfig};
+use serde_json::Value;
+
+use crate::run_support::{Env, assert_code, output, text};
+use crate::runbooks_support::step;
+
+async fn planted() -> Env {
+    Env::with(
+        SimConfig::default()
+            .with_scenario_yaml(esus_ir::sim::PERSISTENCE_SCENARIO_YAML)
+            .expect("scenario"),
+    )
+    .await
+}
+
+fn sweep(env: &Env, remove: bool) -> assert_cmd::Command {
+    let truth = env.sim.ground_truth();
+    let window = truth.window.expect("the planted window");
+    let mut cmd = env.run_cmd("persistence-sweep");
+    cmd.args(["--input", &format!("user_id={}", truth.attacker.user_id)])
+        .args(["--input", &format!("since={}", window.start)])
+        .args([
+            "--input",
+            &format!("key_id={}", truth.attacker.key_ids.first().expect("key")),
+        ])
+        .args(["--input", "organization_id=org-0001"])
+        .args([
+            "--input",
+            r"own_endpoints=^https://([a-z0-9-]+\.)*riverside\.example(/|:|$)",
+        ])
+        .args(["--input", &format!("remove={remove}")])
+        .args(["--non-interactive", "--output", "json"]);
+    cmd
+}
+
+fn found(report: &Value, id: &str, output: &str) -> BTreeSet<String> {
+    step(report, id)["outputs"][output]
+        .as_array()
+        .unwrap_or_else(|| panic!("{id}.{output}: {}", step(report, id)))
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn truth_of(env: &Env, kind: LeftoverKind) -> BTreeSet<String> {
+    env.sim
+        .ground_truth()
+        .leftovers
+        .iter()
+        .filter(|l| l.kind == kind)
+        .map(|l| l.id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_the_sweep_finds_every_planted_leftover_and_nothing_else() {
+    let env = planted().await;
+    let sent_before = env.sim.requests().len();
+    let out = output(sweep(&env, false)).await;
+    assert_code(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        found(&report, "keys", "found"),
+        truth_of(&env, LeftoverKind::ApiKey)
+    );
+    assert_eq!(
+        found(&report, "subscriptions", "found"),
+        truth_of(&env, LeftoverKind::Subscription)
+    );
+    assert_eq!(
+        found(&report, "webhooks", "found"),
+        truth_of(&env, LeftoverKind::Webhook)
+    );
+    assert_eq!(
+        found(&report, "smart_apps", "found"),
+        truth_of(&env, LeftoverKind::SmartApp)
+    );
+    let planted_invitations = truth_of(&env, LeftoverKind::Invitation);
+    let pending = found(&report, "invitations", "pending");
+    assert!(!pending.is_empty() && pending.is_subset(&planted_invitations));
+    assert_eq!(
+        found(&report, "invitations", "members"),
+        truth_of(&env, LeftoverKind::Member)
+    );
+    assert_eq!(
+        found(&report, "cors", "outside"),
+        truth_of(&env, LeftoverKind::CorsOrigin)
+    );
+    assert_eq!(step(&report, "cors")["outputs"]["changed_by_user"], true);
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .skip(sent_before)
+            .all(|q| q.method == "GET"),
+        "read-only by default"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_remove_the_sweep_switches_off_exactly_what_was_planted() {
+    let env = planted().await;
+    let truth = env.sim.ground_truth();
+    let before: Vec<_> = truth
+        .look_alikes
+        .iter()
+        .map(|l| env.sim.leftover_state(l.kind, &l.id))
+        .collect();
+    let mut cmd = sweep(&env, true);
+    cmd.args(["--yes", "--approve", "remove_members"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    for l in &truth.leftovers {
+        let now = env.sim.leftover_state(l.kind, &l.id);
+        assert!(
+            now.as_ref().is_none_or(|s| !s.active),
+            "{:?} {} is still active: {}",
+            l.kind,
+            l.id,
+            text(&out.stdout)
+        );
+    }
+    let after: Vec<_> = truth
+        .look_alikes
+        .iter()
+        .map(|l| env.sim.leftover_state(l.kind, &l.id))
+        .collect();
+    assert_eq!(after, before, "no look-alike touched");
+}
