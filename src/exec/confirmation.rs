@@ -168,10 +168,18 @@ pub(super) async fn approve_recovery(
     let mode = Approval::Ask {
         message: message.to_string(),
     };
-    let (approved, how) = match shared.policy.decide(&step.id, &mode) {
-        Decision::Approved(how) => (true, how),
-        Decision::Missing => (false, ApprovalSource::Missing),
-        Decision::Ask => {
+    let decision = match &shared.policy.plan {
+        // The approvers signed each request once: sending one again, or revoking what a lost
+        // answer made, is a decision they did not make — and no one at this terminal may make
+        // it for them. Refused (recorded); the step says what to do by hand.
+        Some(_) => None,
+        None => Some(shared.policy.decide(&step.id, &mode)),
+    };
+    let (approved, how) = match decision {
+        None => (false, ApprovalSource::Plan),
+        Some(Decision::Approved(how)) => (true, how),
+        Some(Decision::Missing) => (false, ApprovalSource::Missing),
+        Some(Decision::Ask) => {
             let prompt = Prompt {
                 step: step.id.clone(),
                 name: step.name.clone(),

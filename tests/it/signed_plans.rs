@@ -1081,3 +1081,37 @@ async fn a_plan_made_offline_runs_with_each_placeholder_filled_from_the_answer_i
     let key = env.sim.api_key(&env.sim.ready().key_id).expect("the key");
     assert!(key.deleted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_under_a_plan_is_never_settled_by_writes_the_plan_does_not_hold() {
+    // The replacement key's create reaches ESUS and its answer is lost: outside a plan the run
+    // revokes the orphan (its claim proves it ours) and sends the create again; under a plan
+    // neither request was approved, so neither is sent.
+    let env = Env::with(
+        esus_ir::sim::SimConfig::default()
+            .with_fault("drop_count=1@POST /api-keys")
+            .expect("fault"),
+    )
+    .await;
+    let (plan, allowed) = approved_plan(&env, &[]).await;
+    let out = output(run_plan(&env, &plan, &allowed, "lost", &[])).await;
+    assert_code(&out, 1);
+    let creates = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|q| q.method == "POST" && q.path == "/api-keys")
+        .count();
+    assert_eq!(creates, 1, "the create is not sent again");
+    let orphan_deleted = env.sim.requests().iter().any(|q| {
+        q.method == "DELETE"
+            && q.path.starts_with("/api-keys/")
+            && !q.path.ends_with(&env.sim.ready().key_id)
+    });
+    assert!(!orphan_deleted, "no revoke the plan does not hold");
+    assert!(
+        text(&out.stdout).contains("Revoke them now"),
+        "says what to do by hand: {}",
+        text(&out.stdout)
+    );
+}
