@@ -76,6 +76,20 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
     };
     let t = super::transcript_cmd::target_of(&args.run)?;
     let check = check_incident(&t.last, &options, t.folder)?;
+    // The scope is read from evidence the signed record vouches for: a record that does not
+    // verify vouches for nothing.
+    if !check.chain.ok {
+        return Err(Error::Invalid(format!(
+            "{}: the incident's transcript does not verify (run `esus-ir verify {}`): no scope is computed from it",
+            args.run.display(),
+            args.run.display()
+        )));
+    }
+    if !check.chain.identity_checked {
+        eprintln!(
+            "note: the transcript's signatures were checked against the key it records, not against whose key it is; pass --allowed-signers FILE to check the signer"
+        );
+    }
     let incident = read_incident(&check, &options)?;
     let dir = options
         .evidence_dir
@@ -94,6 +108,13 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
     let json = render::json(&scope);
     let csv = render::csv(&scope).map_err(Error::Usage)?;
     for (name, bytes) in SCOPE_FILES.iter().zip([json.as_bytes(), csv.as_slice()]) {
+        // Recorded evidence is never replaced: a step that saved a file by this name keeps it.
+        if incident.evidence.iter().any(|e| e.row.file == *name) {
+            return Err(Error::Usage(format!(
+                "{name} in {} is evidence the transcript records: the scope is not written over it (use --format to print it)",
+                dir.display()
+            )));
+        }
         let path = dir.join(name);
         crate::transcript::fsutil::write_private_atomic(&path, bytes)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;

@@ -45,28 +45,24 @@ pub fn scope(
         None => incident_user(incident)
             .ok_or("which credential? the incident has no `user_id` input: give --user USER_ID")?,
     };
-    let (rows, evidence, through) = read_evidence(incident, evidence_dir)?;
+    let (rows, evidence) = read_evidence(incident, evidence_dir, &user)?;
     let source_chain = chain_check(incident, evidence_dir);
     let rows_read = rows.len();
     let during = incident_span(incident);
-    let own = |r: &AuditRow| {
+    let ours = |r: &AuditRow| {
         r.user_agent.starts_with("esus-ir/")
             && during.is_some_and(|(a, b)| r.recorded >= a && r.recorded <= b)
+            && !r.touches_phi()
     };
-    let (own_checks, mine): (Vec<&AuditRow>, Vec<&AuditRow>) = rows
-        .iter()
-        .filter(|r| r.user_id() == Some(&user))
-        .filter(|r| options.sources.is_empty() || options.sources.contains(&r.ip))
-        .partition(|r| own(r));
+    // The attacker controls the User-Agent: a row is taken for this incident's own check only
+    // when it touches no PHI (checks read the key and the sessions, never a patient), and after
+    // containment only when it was refused too (that is what a check proves).
+    let users: Vec<&AuditRow> = rows.iter().filter(|r| r.user_id() == Some(&user)).collect();
+    let marked = |r: &&AuditRow| options.sources.is_empty() || options.sources.contains(&r.ip);
+    let (own_checks, mine): (Vec<&AuditRow>, Vec<&AuditRow>) =
+        users.iter().copied().filter(marked).partition(|r| ours(r));
     let proven = containment_at(incident);
-    let end_of_evidence = through.or_else(|| rows.iter().map(|r| r.recorded).max());
-    // The window ends at the containment, or where the evidence does when that is earlier.
-    let to = match (proven, end_of_evidence) {
-        (Some(c), Some(e)) => Some(c.min(e)),
-        (c, e) => c.or(e),
-    };
-    let ends_at_containment = proven.is_some() && to == proven;
-    let contained = to;
+    let end = proven.or_else(|| mine.iter().map(|r| r.recorded).max());
     let from = options
         .since
         .or_else(|| mine.iter().map(|r| r.recorded).min());
@@ -74,16 +70,34 @@ pub fn scope(
         .iter()
         .copied()
         .filter(|r| from.is_none_or(|f| r.recorded >= f))
-        .filter(|r| contained.is_none_or(|c| r.recorded <= c))
+        .filter(|r| end.is_none_or(|c| r.recorded <= c))
         .collect();
+    // After containment every source counts: the credential may act from anywhere.
     let after: Vec<Moment> = proven
         .map(|c| {
-            mine.iter()
-                .filter(|r| r.recorded > c)
+            users
+                .iter()
+                .filter(|r| r.recorded > c && !(ours(r) && r.failed()))
                 .map(|r| r.moment())
                 .collect()
         })
         .unwrap_or_default();
+    // How far the evidence is proven complete for this user: the earliest end among the
+    // complete pulls that hold their rows (a pull of something else proves nothing of them).
+    let covered = evidence
+        .iter()
+        .filter(|e| e.used.complete && e.holds_user)
+        .filter_map(|e| e.through)
+        .min();
+    let not_covered = match (covered, proven) {
+        (Some(e), Some(c)) if e < c => Some(format!("{e} → {c}")),
+        (None, _) => Some(
+            "no complete pull of this user's rows: rows may be missing anywhere in the window"
+                .to_string(),
+        ),
+        _ => None,
+    };
+    let evidence: Vec<EvidenceUsed> = evidence.into_iter().map(|e| e.used).collect();
     Ok(Scope {
         schema_version: 1,
         kind: "scope",
@@ -96,16 +110,13 @@ pub fn scope(
             } else {
                 "first-access"
             },
-            to: to.map(|t| t.to_string()),
-            to_source: if ends_at_containment {
+            to: end.map(|t| t.to_string()),
+            to_source: if proven.is_some() {
                 "containment"
             } else {
                 "end-of-evidence"
             },
-            not_covered: match (proven, end_of_evidence) {
-                (Some(c), Some(e)) if e < c => Some(format!("{e} → {c}")),
-                _ => None,
-            },
+            not_covered,
         },
         evidence_complete: evidence.iter().all(|e| e.complete),
         evidence,
@@ -174,13 +185,23 @@ fn containment_at(incident: &Incident) -> Option<Timestamp> {
 
 /// Every audit row of the incident's evidence, once by id; only from files whose bytes are the
 /// recorded ones.
-type Evidence = (Vec<AuditRow>, Vec<EvidenceUsed>, Option<Timestamp>);
+/// One evidence file as the scope weighs it.
+struct Pulled {
+    used: EvidenceUsed,
+    /// Whether it holds rows of the user.
+    holds_user: bool,
+    /// Up to when its pull proved it complete.
+    through: Option<Timestamp>,
+}
 
-fn read_evidence(incident: &Incident, dir: &Path) -> Result<Evidence, String> {
+fn read_evidence(
+    incident: &Incident,
+    dir: &Path,
+    user: &str,
+) -> Result<(Vec<AuditRow>, Vec<Pulled>), String> {
     let mut seen = std::collections::HashSet::new();
     let mut rows = Vec::new();
     let mut used = Vec::new();
-    let mut through: Option<Timestamp> = None;
     for e in incident.evidence.iter().filter(|e| e.row.rows.is_some()) {
         if e.status != EvidenceStatus::Ok {
             return Err(format!(
@@ -193,13 +214,16 @@ fn read_evidence(incident: &Incident, dir: &Path) -> Result<Evidence, String> {
             .map_err(|err| format!("evidence {}: {err}", e.row.file))?;
         let pulled = rows::parse(&bytes)
             .map_err(|err| format!("evidence {}: not an audit pull ({err})", e.row.file))?;
-        used.push(EvidenceUsed {
-            file: e.row.file.clone(),
-            sha256: e.row.sha256.clone(),
-            rows: pulled.rows.len(),
-            complete: pulled.complete,
+        used.push(Pulled {
+            used: EvidenceUsed {
+                file: e.row.file.clone(),
+                sha256: e.row.sha256.clone(),
+                rows: pulled.rows.len(),
+                complete: pulled.complete,
+            },
+            holds_user: pulled.rows.iter().any(|r| r.user.as_deref() == Some(user)),
+            through: pulled.through,
         });
-        through = through.max(pulled.through);
         for r in pulled.rows {
             if seen.insert(r.id.clone()) {
                 rows.push(r);
@@ -213,7 +237,7 @@ fn read_evidence(incident: &Incident, dir: &Path) -> Result<Evidence, String> {
         );
     }
     rows.sort_by(|a, b| a.recorded.cmp(&b.recorded).then(a.id.cmp(&b.id)));
-    Ok((rows, used, through))
+    Ok((rows, used))
 }
 
 fn patients(rows: &[&AuditRow]) -> Vec<PatientAccess> {

@@ -73,8 +73,14 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Pulled, String> {
     })
 }
 
+/// Server text as the scope may print it: no control characters (a forged line, an escape
+/// sequence), at most 200 characters.
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
 fn row(v: &Value) -> Option<AuditRow> {
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(clean);
     let agent = v.get("agent").cloned().unwrap_or(Value::Null);
     let entity = v.get("entity").cloned().unwrap_or(Value::Null);
     let resource_type = s(&entity, "resourceType").filter(|t| fhir_id(t));
@@ -88,8 +94,8 @@ fn row(v: &Value) -> Option<AuditRow> {
     };
     Some(AuditRow {
         id: match v.get("id")? {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+            Value::String(s) => clean(s),
+            other => clean(&other.to_string()),
         },
         kind: s(v, "type").unwrap_or_default(),
         subtype: s(v, "subtype"),
@@ -112,12 +118,13 @@ fn time(v: &Value) -> Option<Timestamp> {
     match v {
         Value::String(s) => s.parse().ok(),
         Value::Number(n) => {
-            let n = n.as_i64()?;
-            if n.abs() >= 100_000_000_000 {
-                Timestamp::from_millisecond(n).ok()
-            } else {
-                Timestamp::from_second(n).ok()
+            // As the pull reads it (exec/paged.rs): a float is allowed, milliseconds when large.
+            let v = n.as_f64()?;
+            let millis = if v.abs() >= 1e11 { v } else { v * 1000.0 };
+            if !millis.is_finite() || millis.abs() > 1e15 {
+                return None;
             }
+            Timestamp::from_millisecond(millis as i64).ok()
         }
         _ => None,
     }
@@ -218,6 +225,18 @@ impl AuditRow {
         self.override_flag || self.subtype.as_deref() == Some("emergency-override")
     }
 
+    /// Touches a patient's data: names a patient, exports, overrides consent, or is about a
+    /// resource other than the credentials and sessions a containment check reads.
+    pub fn touches_phi(&self) -> bool {
+        self.patient.is_some()
+            || self.is_export()
+            || self.emergency_override()
+            || !matches!(
+                self.resource_type.as_deref(),
+                None | Some("ApiKey" | "Session" | "User")
+            )
+    }
+
     /// Refused or failed.
     pub fn failed(&self) -> bool {
         matches!(self.outcome.as_str(), "failure" | "error")
@@ -240,6 +259,37 @@ impl AuditRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_row_about_credentials_can_pass_for_a_check_and_server_text_is_cleaned() {
+        let doc = serde_json::json!({"rows": [
+            {"id": "a-1", "type": "apikey.read", "action": "R", "outcome": "failure",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "esus-ir/0.1.0"},
+             "entity": {"resourceType": "ApiKey", "resourceId": "k-1"},
+             "recorded": "2026-12-01T10:00:00Z"},
+            {"id": "a-2", "type": "resource.read", "action": "R", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "esus-ir/0.1.0"},
+             "entity": {"resourceType": "Patient", "resourceId": "p-1"},
+             "recorded": "2026-12-01T10:00:00Z"},
+            {"id": "a-3\u{1b}[2J", "type": "resource.search", "action": "R", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "curl\nPatients (0):"},
+             "entity": {"resourceType": "Observation"},
+             "recorded": 1_764_583_200.5}
+        ]});
+        let Pulled { rows, .. } = parse(doc.to_string().as_bytes()).expect("parse");
+        assert!(!rows[0].touches_phi(), "a key probe");
+        assert!(
+            rows[1].touches_phi(),
+            "a patient read, whatever its User-Agent says"
+        );
+        assert!(rows[2].touches_phi(), "a clinical search");
+        assert!(!rows[2].user_agent.contains('\n') && !rows[2].id.contains('\u{1b}'));
+        assert_eq!(
+            rows[2].at(),
+            "2025-12-01T10:00:00.5Z",
+            "a float epoch, as the pull reads it"
+        );
+    }
 
     #[test]
     fn esus_s_chain_verdict_is_read_with_its_breaks_and_nothing_else_is_one() {
