@@ -43,7 +43,13 @@ pub(super) fn run(mut args: RunArgs, term: Terminal) -> Result<ExitCode, Error> 
             None,
             &mut carried,
         ))?;
-        let (doc, digest) = super::plan_cmd::write_plan(&done, &plan_path, None)?;
+        // Approvals of it are for this incident, now: the plan expires (12 h) rather than stay
+        // usable with its signatures forever.
+        let (doc, digest) = super::plan_cmd::write_plan(
+            &done,
+            &plan_path,
+            Some(std::time::Duration::from_secs(12 * 3600)),
+        )?;
         eprint!("{}", super::plan_cmd::shown(&doc, &digest));
     }
     eprintln!(

@@ -217,13 +217,13 @@ pub fn approve(args: ApproveArgs) -> Result<ExitCode, Error> {
             args.plan.display()
         )));
     }
-    if let Some(at) = plan.get("expires_at").and_then(Value::as_str)
-        && at
-            .parse::<jiff::Timestamp>()
-            .is_ok_and(|t| t <= jiff::Timestamp::now())
-    {
+    if let Err(why) = crate::exec::plan_gate::well_formed(&plan, jiff::Timestamp::now()) {
+        let why = match why {
+            crate::exec::plan_gate::PlanRefusal::Malformed(w)
+            | crate::exec::plan_gate::PlanRefusal::NotApproved(w) => w,
+        };
         return Err(Error::Usage(format!(
-            "{}: the plan expired at {at}: nothing signed — make a new one",
+            "{}: {why}: nothing signed",
             args.plan.display()
         )));
     }

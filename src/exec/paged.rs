@@ -33,6 +33,10 @@ const DEFAULT_PAGE: u64 = 100;
 const SETTLE_ROUNDS: usize = 3;
 /// Pages at most, across all passes.
 const MAX_PAGES: u64 = 100_000;
+/// Cursor pages in a row that may bring no new row before the pull stops as not complete.
+const STALLED_PAGES: u32 = 3;
+/// The longest cursor followed (a cursor is an opaque position, not a payload).
+const MAX_CURSOR: usize = 4096;
 /// Distinct things the rows name that a pull's outputs list at most (ids and types only).
 const MAX_ENTITIES: usize = 10_000;
 
@@ -194,10 +198,20 @@ impl<'a> Pull<'a> {
     /// it and cannot shift a page; the pull is complete when ESUS gives no next cursor. A cursor
     /// given twice is a loop, not an end: the evidence is then not complete.
     async fn cursor_pass(&mut self) -> Result<Proof, StepResult> {
-        let before = match self.base.query.iter().find(|(k, _)| k == "before") {
-            Some((_, v)) => v.parse::<Timestamp>().ok(),
-            None => {
-                let now = Timestamp::now();
+        // The window ends now at the latest: a `before` in the future would claim rows not
+        // recorded yet.
+        let now = Timestamp::now();
+        let given = self
+            .base
+            .query
+            .iter()
+            .find(|(k, _)| k == "before")
+            .map(|(_, v)| v.parse::<Timestamp>());
+        let before = match given {
+            Some(Ok(t)) if t <= now => Some(t),
+            Some(Err(_)) => None,
+            _ => {
+                self.base.query.retain(|(k, _)| k != "before");
                 self.base.query.push(("before".into(), now.to_string()));
                 Some(now)
             }
@@ -208,6 +222,7 @@ impl<'a> Pull<'a> {
             .retain(|(k, _)| k != "limit" && k != "cursor");
         let mut followed = HashSet::new();
         let mut cursor: Option<String> = None;
+        let mut empty_pages = 0;
         loop {
             if self.pages >= MAX_PAGES {
                 return Err(StepResult::failed(format!(
@@ -222,7 +237,9 @@ impl<'a> Pull<'a> {
             }
             let page = self.fetch(&req).await?;
             self.pages += 1;
+            // ESUS gives no count on this route: the summary's total is what was read.
             self.last_total = self.distinct();
+            empty_pages = if page.new == 0 { empty_pages + 1 } else { 0 };
             match page.next {
                 None => {
                     return Ok(Proof {
@@ -236,12 +253,24 @@ impl<'a> Pull<'a> {
                         ),
                     });
                 }
-                Some(next) if !followed.insert(next.clone()) => {
+                // A full last page is followed by one empty page (docs/esus-api.md); more than a
+                // few pages that bring nothing new is a server going round, not an end.
+                Some(_) if empty_pages > STALLED_PAGES => {
                     return Ok(Proof {
                         complete: false,
                         window_to: None,
                         text: format!(
-                            "ESUS gave the cursor `{next}` a second time: the pages loop, so completeness cannot be proven"
+                            "ESUS kept giving cursors for {empty_pages} pages without a new row: completeness cannot be proven"
+                        ),
+                    });
+                }
+                Some(next) if next.len() > MAX_CURSOR || !followed.insert(next.clone()) => {
+                    return Ok(Proof {
+                        complete: false,
+                        window_to: None,
+                        text: format!(
+                            "ESUS gave a cursor already followed (or one of {} characters, not a position): the pages loop, so completeness cannot be proven",
+                            next.len()
                         ),
                     });
                 }

@@ -82,12 +82,8 @@ impl PlanGate {
                 path.display()
             )));
         }
-        if let Some(at) = plan.get("expires_at").and_then(Value::as_str)
-            && at.parse::<jiff::Timestamp>().is_ok_and(|t| t <= now)
-        {
-            return Err(PlanRefusal::NotApproved(format!(
-                "the plan expired at {at}: make and approve a new one"
-            )));
+        if let Err(why) = well_formed(&plan, now) {
+            return Err(why);
         }
         let approvers = approvals(path, &bytes, signers, operator_key);
         if approvers.len() < required {
@@ -147,6 +143,50 @@ impl PlanGate {
             view.method, view.url
         ))
     }
+}
+
+/// What a plan must be besides its bytes, for `run --plan` and `approve` alike: an expiry that
+/// reads as a time and has not passed (an expiry that is no time never approves anything), and
+/// item digests only where a fan-out lists them — as many as its items, the first ones those of
+/// the requests it lists — so nothing is bound that an approver was not shown.
+pub fn well_formed(plan: &Value, now: jiff::Timestamp) -> Result<(), PlanRefusal> {
+    match plan.get("expires_at") {
+        None | Some(Value::Null) => {}
+        Some(at) => match at.as_str().map(str::parse::<jiff::Timestamp>) {
+            Some(Ok(t)) if t > now => {}
+            Some(Ok(t)) => {
+                return Err(PlanRefusal::NotApproved(format!(
+                    "the plan expired at {t}: make and approve a new one"
+                )));
+            }
+            _ => {
+                return Err(PlanRefusal::Malformed(format!(
+                    "the plan's expiry {at} is not a time"
+                )));
+            }
+        },
+    }
+    for step in plan["steps"].as_array().into_iter().flatten() {
+        let Some(digests) = step.get("items_sha256").filter(|d| !d.is_null()) else {
+            continue;
+        };
+        let digests = digests.as_array().map(Vec::as_slice).unwrap_or_default();
+        let listed: Vec<&Value> = step["requests"].as_array().into_iter().flatten().collect();
+        let fits = step["items"].as_u64() == Some(digests.len() as u64)
+            && listed.len() <= digests.len()
+            && listed
+                .iter()
+                .zip(digests)
+                .all(|(r, d)| r["exact"] == Value::Bool(true) && r["request_sha256"] == *d);
+        if !fits {
+            return Err(PlanRefusal::Malformed(format!(
+                "step `{}`: its item digests are not those of its {} items and the requests it lists",
+                step["id"].as_str().unwrap_or("?"),
+                step["items"]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The valid approvals beside `path`: one per key, by keys the allowed signers list for the plan
@@ -410,6 +450,43 @@ mod tests {
             g.allows_with("look", &more, &who).is_err(),
             "a number is the answer's number"
         );
+    }
+
+    #[test]
+    fn item_digests_bind_only_a_fan_out_shown_and_an_expiry_must_be_a_time() {
+        let now = now();
+        let shown = view("POST", "https://e/api-keys/k-0/rotate", None);
+        let d = |n: usize| {
+            crate::transcript::request_digest(&view(
+                "POST",
+                &format!("https://e/api-keys/k-{n}/rotate"),
+                None,
+            ))
+        };
+        let mut listed = entry(&shown, true);
+        listed["request_sha256"] = Value::from(d(0));
+        let plan = |items: Value, digests: Vec<String>| {
+            serde_json::json!({"steps": [{"id": "rotate", "items": items,
+                "requests": [listed.clone()], "items_sha256": digests}]})
+        };
+        assert!(well_formed(&plan(Value::from(2), vec![d(0), d(1)]), now).is_ok());
+        let hidden = plan(Value::Null, vec![d(0), d(1)]);
+        assert!(
+            well_formed(&hidden, now).is_err(),
+            "digests on a step that is not a fan-out"
+        );
+        assert!(well_formed(&plan(Value::from(3), vec![d(0), d(1)]), now).is_err());
+        assert!(
+            well_formed(&plan(Value::from(2), vec![d(1), d(0)]), now).is_err(),
+            "the first digests are those of the requests shown"
+        );
+        let vague = serde_json::json!({"expires_at": "next week", "steps": []});
+        assert!(matches!(
+            well_formed(&vague, now),
+            Err(PlanRefusal::Malformed(_))
+        ));
+        let number = serde_json::json!({"expires_at": 1, "steps": []});
+        assert!(well_formed(&number, now).is_err());
     }
 
     #[test]

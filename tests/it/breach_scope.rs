@@ -227,7 +227,7 @@ async fn a_marked_start_narrows_the_scope_and_altered_evidence_gives_none() {
 }
 
 /// Pulls ESUS's audit-chain check and the user's rows by cursor, as evidence of a run.
-const EVIDENCE: &str = "version: 1\nname: evidence\ninputs:\n  user: {type: string, required: true}\nsteps:\n  - id: chain\n    name: ESUS checks its audit chain\n    action: audit.verify_chain\n    with: {limit: 10000}\n    save: audit-chain.json\n  - id: pull\n    name: The user's audit rows\n    action: audit.search\n    with: {user_id: \"{{ inputs.user }}\", limit: 7}\n    save: audit-search.json\n";
+const EVIDENCE: &str = "version: 1\nname: evidence\ninputs:\n  user: {type: string, required: true}\nsteps:\n  - id: chain\n    name: ESUS checks its audit chain\n    action: audit.verify_chain\n    with: {limit: 10000}\n    save: audit-chain.json\n  - id: pull\n    name: The user's audit rows\n    action: audit.search\n    with: {user_id: \"{{ inputs.user }}\", limit: 7}\n    save: audit-search.json\n  - id: future\n    name: A window said to end in 2099\n    action: audit.search\n    with: {user_id: \"{{ inputs.user }}\", before: \"2099-01-01T00:00:00Z\"}\n    save: audit-future.json\n";
 
 /// The simulator with the planted incident (`src/sim/scenarios/persistence.yaml`).
 async fn planted() -> Env {
@@ -266,12 +266,28 @@ async fn the_scope_of_a_planted_incident_is_exactly_the_attackers_patient_access
     let mut cmd = env.run_cmd(&rb);
     cmd.args(["--input", &format!("user={attacker}"), "--non-interactive"]);
     assert_code(&output(cmd).await, 0);
-    let pulled = std::fs::read_to_string(env.transcript())
+    let summaries: Vec<Value> = std::fs::read_to_string(env.transcript())
         .expect("transcript")
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|r| r["type"] == "audit-evidence")
+        .filter(|r| r["type"] == "audit-evidence")
+        .collect();
+    let pulled = summaries
+        .iter()
+        .find(|r| r["data"]["step"] == "pull")
         .expect("the cursor pull's summary");
+    // A window said to end in the future ends when the pull began: no claim on rows not yet
+    // recorded.
+    let future = summaries
+        .iter()
+        .find(|r| r["data"]["step"] == "future")
+        .expect("the second pull's summary");
+    let to: jiff::Timestamp = future["data"]["window_to"]
+        .as_str()
+        .expect("window_to")
+        .parse()
+        .expect("time");
+    assert!(to <= jiff::Timestamp::now(), "{future}");
     assert_eq!(pulled["data"]["complete"], true, "{pulled}");
     assert!(
         pulled["data"]["pages"].as_u64().is_some_and(|p| p > 2),
