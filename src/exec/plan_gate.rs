@@ -82,9 +82,7 @@ impl PlanGate {
                 path.display()
             )));
         }
-        if let Err(why) = well_formed(&plan, now) {
-            return Err(why);
-        }
+        well_formed(&plan, now)?;
         let approvers = approvals(path, &bytes, signers, operator_key);
         if approvers.len() < required {
             let who: Vec<String> = approvers.iter().map(|a| a.principal.clone()).collect();
