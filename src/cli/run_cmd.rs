@@ -275,6 +275,12 @@ pub fn print_finished(done: &Finished, output: OutputFormat, term: Terminal) -> 
             if let Some(cmd) = &r.resume_command {
                 text.push_str(&format!("To continue this run:\n  {cmd}\n"));
             }
+            if !r.next_steps.is_empty() {
+                text.push_str("Contained. Next:\n");
+                for step in &r.next_steps {
+                    text.push_str(&format!("  {step}\n"));
+                }
+            }
             out(&text)
         }
     }
@@ -429,6 +435,7 @@ pub async fn execute_carrying(
     };
     let report = executor::run(shared, &inputs, meta, opts).await;
     ctrl_c.stop();
+    let report = with_next_steps(report, &inputs, &place.run_dir);
     finish_live_run(report, &writer, place, args.output, term)
 }
 
@@ -1011,6 +1018,38 @@ fn finish_dry_run(
     Ok(Finished::Dry(Box::new(plan)))
 }
 
+/// Once containment is proven, what comes next: the breach's scope (when the run saved
+/// evidence) and, for a compromised user, the sweep for what was left behind.
+fn with_next_steps(
+    mut report: RunReport,
+    inputs: &crate::plan::inputs::Inputs,
+    run_dir: &Path,
+) -> RunReport {
+    if report.contained != crate::event::ContainmentState::Contained {
+        return report;
+    }
+    let dir = shell_word(&run_dir.display().to_string());
+    if report.steps.iter().any(|s| !s.evidence.is_empty()) {
+        report.next_steps.push(format!(
+            "esus-ir scope {dir}        # which patients' records the credential touched"
+        ));
+    }
+    let given = |name: &str| {
+        inputs
+            .display
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(|v| format!(" -i {}", shell_word(&format!("{name}={v}"))))
+    };
+    if let Some(user) = given("user_id") {
+        report.next_steps.push(format!(
+            "esus-ir run persistence-sweep{user}{} -i since=FIRST_MALICIOUS_ACCESS        # what its holder left behind",
+            given("key_id").unwrap_or_default()
+        ));
+    }
+    report
+}
+
 /// A live run's report, once its transcript is signed: where the run wrote, and how to
 /// continue it when it did not succeed.
 fn finish_live_run(
@@ -1122,6 +1161,7 @@ fn already_complete(
         refresh_token_keyring: None,
         not_done: Vec::new(),
         by_hand: Vec::new(),
+        next_steps: Vec::new(),
     }
 }
 

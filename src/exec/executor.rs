@@ -267,6 +267,7 @@ impl Run {
             refresh_token_keyring: None,
             not_done: Vec::new(),
             by_hand: Vec::new(),
+            next_steps: Vec::new(),
             run_id: meta.run_id.clone(),
             runbook: shared.valid.runbook.name.clone(),
             outcome: RunOutcome::Success,

@@ -78,6 +78,10 @@ pub struct RunReport {
     /// the checks that failed (the stolen credential was already dead): then there is no
     /// `resume_command`.
     pub by_hand: Vec<String>,
+    /// Once containment is proven: what to run next — the breach's scope from this run's audit
+    /// evidence, the sweep for what the credential's holder left behind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_steps: Vec<String>,
 }
 
 impl RunOutcome {

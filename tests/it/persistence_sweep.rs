@@ -134,3 +134,31 @@ async fn with_remove_the_sweep_switches_off_exactly_what_was_planted() {
         .collect();
     assert_eq!(after, before, "no look-alike touched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contained_compromise_offers_the_scope_and_the_sweep_as_next_steps() {
+    let env = Env::start().await;
+    let mut cmd = env.std_cmd();
+    cmd.args(["--yes", "--non-interactive", "--output", "json"]);
+    let out = tokio::task::block_in_place(|| cmd.output()).expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let next: Vec<&str> = report["next_steps"]
+        .as_array()
+        .expect("next steps")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let r = env.sim.ready();
+    assert!(
+        next.iter().any(|s| s.starts_with("esus-ir scope ")),
+        "{next:?}"
+    );
+    assert!(
+        next.iter().any(|s| s.starts_with(&format!(
+            "esus-ir run persistence-sweep -i user_id={} -i key_id={} -i since=",
+            r.user_id, r.key_id
+        ))),
+        "{next:?}"
+    );
+}
