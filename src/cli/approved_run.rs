@@ -12,6 +12,7 @@ use crate::event::RunMode;
 
 /// Runs `run RUNBOOK --require-approvals N` (no `--plan`).
 pub(super) fn run(mut args: RunArgs, term: Terminal) -> Result<ExitCode, Error> {
+    run_cmd::live_flags(&args)?;
     if let Some(from) = &args.resume {
         return Err(Error::Usage(format!(
             "a resumed run continues under the plan it began with: add --plan {} (nothing was sent)",

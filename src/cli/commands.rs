@@ -30,6 +30,10 @@ pub(super) fn dispatch(
             result,
             plan,
         } => schema(output.as_deref(), SchemaOf::pick(result, plan)),
+        // The two-person rule without a saved plan: the run plans, waits, then runs the plan.
+        Command::Run(args) if args.require_approvals.is_some() && args.plan.is_none() => {
+            super::approved_run::run(*args, term)
+        }
         Command::Run(args) => super::run_cmd::run(*args, term),
         Command::Plan(args) => super::plan_cmd::plan(*args, term),
         Command::Approve(args) => super::plan_cmd::approve(args),

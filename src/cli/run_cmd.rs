@@ -161,19 +161,22 @@ pub enum OutputFormat {
 
 /// Runs `esus-ir run`.
 pub fn run(args: RunArgs, term: Terminal) -> Result<ExitCode, Error> {
+    live_flags(&args)?;
+    let output = args.output;
+    let done = runtime()?.block_on(execute(args, term, RunMode::Live, None))?;
+    print_finished(&done, output, term)?;
+    Ok(done.exit_code())
+}
+
+/// Flags a live run cannot take (`esus-ir plan` sets its own dry-run and may be offline).
+pub(super) fn live_flags(args: &RunArgs) -> Result<(), Error> {
     if args.offline && args.dry_run.is_none() {
         return Err(Error::Usage(
             "--offline goes with --dry-run: a live run cannot send nothing (nothing was sent)"
                 .into(),
         ));
     }
-    if args.require_approvals.is_some() && args.plan.is_none() {
-        return super::approved_run::run(args, term);
-    }
-    let output = args.output;
-    let done = runtime()?.block_on(execute(args, term, RunMode::Live, None))?;
-    print_finished(&done, output, term)?;
-    Ok(done.exit_code())
+    Ok(())
 }
 
 /// A multi-threaded tokio runtime (the executor's parallel steps and the drill's simulator).
