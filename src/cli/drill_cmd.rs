@@ -106,6 +106,10 @@ pub struct DrillReport {
 struct Before {
     key: Option<KeyState>,
     audit_rows: usize,
+    /// The planted look-alikes and their state before the drill (the sweep must keep them).
+    look_alikes: Vec<(crate::sim::Planted, Option<crate::sim::LeftoverState>)>,
+    /// The planted leftovers still active before the drill (the sweep must switch them off).
+    active_leftovers: Vec<crate::sim::Planted>,
 }
 
 /// Runs `esus-ir drill`.
@@ -116,15 +120,39 @@ pub fn run(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
 
 /// Rehearses the runbook against a fresh simulator, then scores what the run left behind.
 async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
-    let config = args.world.config()?;
+    let mut config = args.world.config()?;
+    // The sweep is rehearsed where something was left behind: the planted incident.
+    if args.runbook == SWEEP && args.world.scenario.is_none() {
+        config = config
+            .with_scenario_yaml(crate::sim::PERSISTENCE_SCENARIO_YAML)
+            .map_err(|e| Error::Sim(e.to_string()))?;
+    }
     let sim = Simulator::start(config).await?;
     let ready = sim.ready().clone();
     let before = Before {
         key: sim.api_key(&ready.key_id),
         audit_rows: sim.audit_rows_of(&ready.user_id),
+        look_alikes: sim
+            .ground_truth()
+            .look_alikes
+            .into_iter()
+            .map(|l| {
+                let was = sim.leftover_state(l.kind, &l.id);
+                (l, was)
+            })
+            .collect(),
+        active_leftovers: sim
+            .ground_truth()
+            .leftovers
+            .into_iter()
+            .filter(|l| sim.leftover_state(l.kind, &l.id).is_some_and(|s| s.active))
+            .collect(),
     };
     let interactive = super::terminal::interactive(args.non_interactive);
-    let target = target_of(&sim, &ready)?;
+    let mut target = target_of(&sim, &ready)?;
+    if args.runbook == SWEEP {
+        target.default_inputs.extend(sweep_inputs(&sim));
+    }
     let run_args = run_args(&args, interactive);
     let approve_all = !interactive;
     let finished = run_cmd::execute_drill(run_args, term, target, approve_all).await?;
@@ -135,6 +163,31 @@ async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     sim.shutdown().await;
     print_score(&score, args.output, term)?;
     Ok(exit_code(&score))
+}
+
+/// The bundled runbook a drill scores on what was planted, not on containment.
+const SWEEP: &str = "persistence-sweep";
+
+/// The sweep's inputs from the planted incident: the attacker, the window's start, the leaked
+/// key, the organization — and, unattended, `remove` (a drill scores what it removes too).
+fn sweep_inputs(sim: &SimHandle) -> Vec<(String, String)> {
+    let truth = sim.ground_truth();
+    let mut inputs = vec![
+        ("user_id".to_string(), truth.attacker.user_id.clone()),
+        ("organization_id".to_string(), sim.organization_id()),
+        ("remove".to_string(), "true".to_string()),
+        (
+            "own_endpoints".to_string(),
+            r"^https://([a-z0-9-]+\.)*riverside\.example(/|:|$)".to_string(),
+        ),
+    ];
+    if let Some(w) = truth.window {
+        inputs.push(("since".to_string(), w.start.to_string()));
+    }
+    if let Some(k) = truth.attacker.key_ids.first() {
+        inputs.push(("key_id".to_string(), k.clone()));
+    }
+    inputs
 }
 
 /// Where the drill's run sends its requests: the simulator, as its admin, with the scenario's
@@ -249,6 +302,7 @@ fn score(sim: &SimHandle, before: &Before, run: RunReport, faults: &[String]) ->
     match run.runbook.as_str() {
         "api-key-compromise" => checks.extend(key_compromise_checks(sim, before, &run)),
         "session-compromise" => checks.extend(session_compromise_checks(sim, &run)),
+        SWEEP => checks.extend(sweep_checks(sim, before)),
         _ => {}
     }
     let count = |kind: &str, pred: &dyn Fn(&Value) -> bool| {
@@ -294,6 +348,44 @@ fn score(sim: &SimHandle, before: &Before, run: RunReport, faults: &[String]) ->
         faults_fired,
         run,
     }
+}
+
+/// What the sweep left: every planted leftover switched off or gone (found, and removed), every
+/// look-alike exactly as it was before the drill (no false removal).
+fn sweep_checks(sim: &SimHandle, before: &Before) -> Vec<Check> {
+    let planted = before.active_leftovers.len();
+    let removed = before
+        .active_leftovers
+        .iter()
+        .filter(|l| sim.leftover_state(l.kind, &l.id).is_none_or(|s| !s.active))
+        .count();
+    let touched: Vec<String> = before
+        .look_alikes
+        .iter()
+        .filter(|(l, was)| sim.leftover_state(l.kind, &l.id) != *was)
+        .map(|(l, _)| format!("{:?} {}", l.kind, l.id))
+        .collect();
+    vec![
+        Check {
+            name: "every planted leftover found and switched off".into(),
+            // Of those active before the drill: an invitation already accepted has nothing left
+            // to switch off (its member is a leftover of its own).
+            passed: removed == planted,
+            detail: format!(
+                "{removed} of {planted} ({}%)",
+                (removed * 100).checked_div(planted).unwrap_or(100)
+            ),
+        },
+        Check {
+            name: "no false removal".into(),
+            passed: touched.is_empty(),
+            detail: if touched.is_empty() {
+                format!("{} look-alikes untouched", before.look_alikes.len())
+            } else {
+                format!("touched: {}", touched.join(", "))
+            },
+        },
+    ]
 }
 
 fn transcript_check(run: &RunReport) -> Check {

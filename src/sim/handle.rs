@@ -305,6 +305,11 @@ impl SimHandle {
         self.shared.lock().audit.clone()
     }
 
+    /// The organization every user belongs to (`org-…`).
+    pub fn organization_id(&self) -> String {
+        self.shared.lock().org_id.clone()
+    }
+
     /// What the scenario planted: the answer key for drills and tests (empty lists for a
     /// scenario without an `incident`). Also `GET /_sim/ground-truth`.
     pub fn ground_truth(&self) -> GroundTruth {

@@ -162,3 +162,46 @@ async fn a_contained_compromise_offers_the_scope_and_the_sweep_as_next_steps() {
         "{next:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_of_the_sweep_scores_everything_found_and_nothing_falsely_removed() {
+    let env = Env::start().await;
+    let drill = |extra: &[&str]| {
+        let mut cmd = env.bare_cmd();
+        cmd.args([
+            "drill",
+            "persistence-sweep",
+            "--non-interactive",
+            "--output",
+            "json",
+        ])
+        .arg("--run-dir")
+        .arg(env.dir.path().join(format!("drill-{}", extra.len())))
+        .args(extra);
+        cmd
+    };
+    let check = |score: &Value, name: &str| -> (bool, String) {
+        let c = score["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {score}"));
+        (
+            c["passed"] == true,
+            c["detail"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let out = output(drill(&[])).await;
+    assert_code(&out, 0);
+    let score: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (found, detail) = check(&score, "every planted leftover found and switched off");
+    assert!(found && detail.ends_with("(100%)"), "{detail}");
+    assert!(check(&score, "no false removal").0);
+    // Read-only, nothing is switched off: the drill says so and fails.
+    let out = output(drill(&["-i", "remove=false"])).await;
+    assert_code(&out, 1);
+    let score: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (found, detail) = check(&score, "every planted leftover found and switched off");
+    assert!(!found && detail.starts_with("0 of "), "{detail}");
+}
