@@ -102,8 +102,11 @@ that schema wherever the new runbook needs it.")]
         #[arg(long, conflicts_with = "plan")]
         result: bool,
         /// The schema of `run --dry-run --output json` plans.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "scope")]
         plan: bool,
+        /// The schema of `scope --format json` (the breach's scope).
+        #[arg(long, conflicts_with = "result")]
+        scope: bool,
     },
     /// Run a runbook against ESUS: plan, confirmations, requests, signed transcript.
     Run(Box<super::run_cmd::RunArgs>),

@@ -29,7 +29,8 @@ pub(super) fn dispatch(
             output,
             result,
             plan,
-        } => schema(output.as_deref(), SchemaOf::pick(result, plan)),
+            scope,
+        } => schema(output.as_deref(), SchemaOf::pick(result, plan, scope)),
         // The two-person rule without a saved plan: the run plans, waits, then runs the plan.
         Command::Run(args) if args.require_approvals.is_some() && args.plan.is_none() => {
             super::approved_run::run(*args, term)
@@ -132,13 +133,16 @@ pub(super) enum SchemaOf {
     Result,
     /// `run --dry-run --output json`.
     Plan,
+    /// `scope --format json`.
+    Scope,
 }
 
 impl SchemaOf {
-    fn pick(result: bool, plan: bool) -> SchemaOf {
-        match (result, plan) {
-            (true, _) => SchemaOf::Result,
-            (_, true) => SchemaOf::Plan,
+    fn pick(result: bool, plan: bool, scope: bool) -> SchemaOf {
+        match (result, plan, scope) {
+            (true, _, _) => SchemaOf::Result,
+            (_, true, _) => SchemaOf::Plan,
+            (_, _, true) => SchemaOf::Scope,
             _ => SchemaOf::Runbook,
         }
     }
@@ -161,6 +165,7 @@ pub(super) fn schema_text(what: SchemaOf) -> Result<String, Error> {
         SchemaOf::Runbook => schemars::schema_for!(runbook::Runbook),
         SchemaOf::Result => schemars::schema_for!(ResultOrError),
         SchemaOf::Plan => schemars::schema_for!(crate::exec::dry_run::PlanDocument),
+        SchemaOf::Scope => schemars::schema_for!(crate::scope::Scope),
     };
     let mut text =
         serde_json::to_string_pretty(&schema).map_err(|e| Error::Usage(e.to_string()))?;

@@ -64,6 +64,13 @@ async fn the_scope_lists_exactly_the_users_accesses_in_the_window_including_rows
     assert_code(&out, 1);
     let scope: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(scope["user_id"], user.as_str(), "the incident's user_id");
+    // The document is the one `esus-ir schema --scope` describes.
+    let schema: Value = serde_json::from_str(include_str!("../../docs/scope.schema.json"))
+        .expect("the scope schema");
+    let required = schema["required"].as_array().expect("required fields");
+    for field in required.iter().filter_map(Value::as_str) {
+        assert!(scope.get(field).is_some(), "{field} missing from {scope}");
+    }
     assert_eq!(scope["window"]["to_source"], "containment");
     let contained = time(&scope["window"]["to"]);
     let pulled: Value = serde_json::from_slice(

@@ -166,8 +166,12 @@ fn help_has_examples_and_version_prints() {
 }
 
 #[test]
-fn the_committed_result_and_plan_schemas_are_current() {
-    for (flag, file) in [("--result", "result"), ("--plan", "plan")] {
+fn the_committed_result_plan_and_scope_schemas_are_current() {
+    for (flag, file) in [
+        ("--result", "result"),
+        ("--plan", "plan"),
+        ("--scope", "scope"),
+    ] {
         let out = esus_ir().args(["schema", flag]).output().expect("schema");
         assert!(out.status.success());
         let path = format!("{}/docs/{file}.schema.json", env!("CARGO_MANIFEST_DIR"));
