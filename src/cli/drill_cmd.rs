@@ -187,6 +187,15 @@ fn sweep_inputs(sim: &SimHandle) -> Vec<(String, String)> {
     if let Some(k) = truth.attacker.key_ids.first() {
         inputs.push(("key_id".to_string(), k.clone()));
     }
+    // The origins a person would choose from the sweep's CORS listing: ESUS's rows do not say
+    // which origin the user added, so the runbook removes only those it is told.
+    let origins: Vec<&str> = truth
+        .leftovers
+        .iter()
+        .filter(|l| l.kind == crate::sim::LeftoverKind::CorsOrigin)
+        .map(|l| l.id.as_str())
+        .collect();
+    inputs.push(("drop_origins".to_string(), origins.join(",")));
     inputs
 }
 

@@ -20,6 +20,7 @@ async fn planted() -> Env {
     .await
 }
 
+/// The sweep; with `remove`, the CORS origins a person chose from the listing are `drop`.
 fn sweep(env: &Env, remove: bool) -> assert_cmd::Command {
     let truth = env.sim.ground_truth();
     let window = truth.window.expect("the planted window");
@@ -114,6 +115,11 @@ async fn with_remove_the_sweep_switches_off_exactly_what_was_planted() {
         .map(|l| env.sim.leftover_state(l.kind, &l.id))
         .collect();
     let mut cmd = sweep(&env, true);
+    // The person chose the origin the cors step listed as pointing outside.
+    let origins: Vec<String> = truth_of(&env, LeftoverKind::CorsOrigin)
+        .into_iter()
+        .collect();
+    cmd.args(["--input", &format!("drop_origins={}", origins.join(","))]);
     cmd.args(["--yes", "--approve", "remove_members"]);
     let out = output(cmd).await;
     assert_code(&out, 0);
@@ -204,4 +210,29 @@ async fn a_drill_of_the_sweep_scores_everything_found_and_nothing_falsely_remove
     let score: Value = serde_json::from_slice(&out.stdout).expect("json");
     let (found, detail) = check(&score, "every planted leftover found and switched off");
     assert!(!found && detail.starts_with("0 of "), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_cors_origin_is_removed_that_no_person_chose() {
+    let env = planted().await;
+    let mut cmd = sweep(&env, true);
+    cmd.args(["--yes", "--approve", "remove_members"]);
+    assert_code(&output(cmd).await, 0);
+    for origin in truth_of(&env, LeftoverKind::CorsOrigin) {
+        assert!(
+            env.sim
+                .leftover_state(LeftoverKind::CorsOrigin, &origin)
+                .is_some(),
+            "{origin}: ESUS's rows do not say who added it — kept"
+        );
+    }
+    assert!(
+        truth_of(&env, LeftoverKind::Subscription)
+            .iter()
+            .all(|s| env
+                .sim
+                .leftover_state(LeftoverKind::Subscription, s)
+                .is_some_and(|s| !s.active)),
+        "the rest of the sweep still ran"
+    );
 }
