@@ -327,7 +327,15 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
     let t = target(&args.transcript)?;
     let check = check_incident(&t.last, &options, t.folder)?;
     // A report of a broken chain would present altered records as fact: reading refuses one.
-    let incident = read_incident(&check, &options)?;
+    let mut incident = read_incident(&check, &options)?;
+    // The post-mortem shows the breach's scope when there is audit evidence about the
+    // incident's user (without it, or without the user, there is none to show).
+    let dir = options
+        .evidence_dir
+        .clone()
+        .unwrap_or_else(|| crate::transcript::layout::default_evidence_dir(&t.last));
+    incident.scope =
+        crate::scope::scope(&incident, &dir, &crate::scope::ScopeOptions::default()).ok();
     let format = match args.format {
         ReportFormatArg::Markdown => ReportFormat::Markdown,
         ReportFormatArg::Html => ReportFormat::Html,

@@ -96,15 +96,7 @@ pub fn read_incident(
         .evidence_dir
         .clone()
         .unwrap_or_else(|| default_evidence_dir(last));
-    let mut incident = Incident::build(legs, &check.chain, &evidence_dir);
-    // Without audit evidence, or without the user it is about, there is no scope to show.
-    incident.scope = crate::scope::scope(
-        &incident,
-        &evidence_dir,
-        &crate::scope::ScopeOptions::default(),
-    )
-    .ok();
-    Ok(incident)
+    Ok(Incident::build(legs, &check.chain, &evidence_dir))
 }
 
 fn folder_of(path: &Path) -> PathBuf {
