@@ -383,32 +383,14 @@ pub async fn execute_carrying(
     let client = client_for(&args, drill.as_ref(), subject.resumed.as_ref())?;
     let policy = approvals(&args, &subject, &inputs, &client, interactive, &interrupt)?;
     let place = place_run(&args, &subject)?;
-    let secrets = place.folders.secrets.clone();
-    let token = match carried.token.clone() {
-        Some(t) => Ok(t),
-        None => token_for(
-            &args,
-            drill.as_ref(),
-            &client,
-            interactive,
-            &interrupt,
-            &secrets,
-        )
-        .await
-        .map(Arc::new),
+    let asked = TokenAsk {
+        args: &args,
+        drill: drill.as_ref(),
+        client: &client,
+        interactive,
+        interrupt: &interrupt,
     };
-    let token = match token {
-        Ok(t) => {
-            carried.token = Some(t.clone());
-            t
-        }
-        Err(e) => {
-            if place.created {
-                run_folder::remove_if_untouched(&place.run_dir, &place.folders);
-            }
-            return Err(e);
-        }
-    };
+    let token = carried_token(asked, &place, carried).await?;
     let writer = open_transcript(&args.sign, term, &place.transcript, &interrupt)?;
     ctrl_c.run_started();
     let ui = progress_ui(&args, term);
@@ -844,6 +826,51 @@ fn place_run(args: &RunArgs, subject: &Subject) -> Result<Place, Error> {
         transcript,
         created,
     })
+}
+
+/// What the operator's token is read with.
+struct TokenAsk<'a> {
+    args: &'a RunArgs,
+    drill: Option<&'a DrillTarget>,
+    client: &'a EsusClient,
+    interactive: bool,
+    interrupt: &'a Interrupt,
+}
+
+/// The operator's token: the one an earlier leg of this command read, else read now and kept for
+/// the next leg. A run folder this command made is removed again when no token came (nothing
+/// was put in it).
+async fn carried_token(
+    ask: TokenAsk<'_>,
+    place: &Place,
+    carried: &mut Carried,
+) -> Result<Arc<OperatorToken>, Error> {
+    if let Some(t) = carried.token.clone() {
+        return Ok(t);
+    }
+    let secrets = &place.folders.secrets;
+    let read = token_for(
+        ask.args,
+        ask.drill,
+        ask.client,
+        ask.interactive,
+        ask.interrupt,
+        secrets,
+    )
+    .await;
+    match read {
+        Ok(t) => {
+            let t = Arc::new(t);
+            carried.token = Some(t.clone());
+            Ok(t)
+        }
+        Err(e) => {
+            if place.created {
+                run_folder::remove_if_untouched(&place.run_dir, &place.folders);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The operator's token: none for a plan that sends nothing, the simulator's admin for a drill,

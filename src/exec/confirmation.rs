@@ -46,27 +46,10 @@ pub(super) async fn approve(
     if gate.is_none() && matches!(plan.approval, Approval::NotAsked { writes: false }) {
         return Ok(Answer::Yes);
     }
-    // Every request the approval covers is checked against the plan as it is rendered — a
-    // fan-out's each item, not only those a prompt shows.
-    let mut outside = None;
-    let shown = shared.planner.shown_each(ctx, plan, &mut |v| {
-        if outside.is_none()
-            && let Some(g) = gate
-            && let Err(why) = g.allows_with(&plan.id, v, &|name| {
-                let (step, output) = name.split_once('.')?;
-                ctx.output(step, output).cloned()
-            })
-        {
-            outside = Some(why);
-        }
-    });
-    let shown = match shown {
+    let shown = match shown_within(shared, ctx, plan, gate) {
         Ok(s) => s,
-        Err(e) => return Ok(Answer::Cannot(e)),
+        Err(answer) => return Ok(answer),
     };
-    if let Some(why) = outside {
-        return Ok(Answer::OutsidePlan(why));
-    }
     if let Approval::NotAsked { writes } = &plan.approval {
         if *writes {
             record(
@@ -139,6 +122,35 @@ fn record(
         shared.grant(&plan.id, None, approval);
     }
     Ok(())
+}
+
+/// What the step's approval covers, each request checked against the signed plan (`gate`) as
+/// it is rendered — a fan-out's every item, not only those a prompt shows. `Err`: the answer
+/// that stops the step (it cannot be made, or the plan does not hold it).
+fn shown_within(
+    shared: &Shared,
+    ctx: &Context,
+    plan: &StepPlan,
+    gate: Option<&Arc<crate::exec::plan_gate::PlanGate>>,
+) -> Result<Shown, Answer> {
+    let answer = |name: &str| {
+        let (step, output) = name.split_once('.')?;
+        ctx.output(step, output).cloned()
+    };
+    let mut outside = None;
+    let shown = shared.planner.shown_each(ctx, plan, &mut |v| {
+        if outside.is_none()
+            && let Some(g) = gate
+            && let Err(why) = g.allows_with(&plan.id, v, &answer)
+        {
+            outside = Some(why);
+        }
+    });
+    match (shown, outside) {
+        (Err(e), _) => Err(Answer::Cannot(e)),
+        (Ok(_), Some(why)) => Err(Answer::OutsidePlan(why)),
+        (Ok(s), None) => Ok(s),
+    }
 }
 
 /// Approves what a step's recovery must send beyond its approved request (revoking an orphan,

@@ -198,24 +198,7 @@ impl<'a> Pull<'a> {
     /// it and cannot shift a page; the pull is complete when ESUS gives no next cursor. A cursor
     /// given twice is a loop, not an end: the evidence is then not complete.
     async fn cursor_pass(&mut self) -> Result<Proof, StepResult> {
-        // The window ends now at the latest: a `before` in the future would claim rows not
-        // recorded yet.
-        let now = Timestamp::now();
-        let given = self
-            .base
-            .query
-            .iter()
-            .find(|(k, _)| k == "before")
-            .map(|(_, v)| v.parse::<Timestamp>());
-        let before = match given {
-            Some(Ok(t)) if t <= now => Some(t),
-            Some(Err(_)) => None,
-            _ => {
-                self.base.query.retain(|(k, _)| k != "before");
-                self.base.query.push(("before".into(), now.to_string()));
-                Some(now)
-            }
-        };
+        let before = self.fix_window_end();
         let limit = self.page_size.to_string();
         self.base
             .query
@@ -298,6 +281,29 @@ impl<'a> Pull<'a> {
             return;
         }
         self.entities.insert((kind, rt, id));
+    }
+
+    /// Fixes the cursor pull's window end: the runbook's `before` when it is not in the future,
+    /// else now (sent as `before`); none when the runbook's `before` is not a time.
+    fn fix_window_end(&mut self) -> Option<Timestamp> {
+        // The window ends now at the latest: a `before` in the future would claim rows not
+        // recorded yet.
+        let now = Timestamp::now();
+        let given = self
+            .base
+            .query
+            .iter()
+            .find(|(k, _)| k == "before")
+            .map(|(_, v)| v.parse::<Timestamp>());
+        match given {
+            Some(Ok(t)) if t <= now => Some(t),
+            Some(Err(_)) => None,
+            _ => {
+                self.base.query.retain(|(k, _)| k != "before");
+                self.base.query.push(("before".into(), now.to_string()));
+                Some(now)
+            }
+        }
     }
 
     fn distinct(&self) -> u64 {

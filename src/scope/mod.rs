@@ -246,7 +246,6 @@ fn patients(rows: &[&AuditRow]) -> Vec<PatientAccess> {
         let Some(p) = r.patient_id() else { continue };
         let entry = by.entry(p.clone()).or_insert_with(|| PatientAccess {
             patient_id: p.clone(),
-            first: r.at(),
             ..PatientAccess::default()
         });
         if let Some(t) = r.resource_type()
@@ -254,15 +253,7 @@ fn patients(rows: &[&AuditRow]) -> Vec<PatientAccess> {
         {
             entry.resource_types.push(t.to_string());
         }
-        count(
-            r,
-            &mut entry.reads,
-            &mut entry.writes,
-            &mut entry.exports,
-            &mut entry.emergency_overrides,
-            &mut entry.failed,
-        );
-        entry.last = r.at();
+        entry.counts.add(r);
     }
     by.into_values()
         .map(|mut p| {
@@ -281,40 +272,30 @@ fn records(rows: &[&AuditRow]) -> Vec<RecordAccess> {
             patient_id: r.patient_id(),
             resource_type: t.to_string(),
             resource_id: r.resource_id().map(str::to_string),
-            first: r.at(),
             ..RecordAccess::default()
         });
-        count(
-            r,
-            &mut entry.reads,
-            &mut entry.writes,
-            &mut entry.exports,
-            &mut entry.emergency_overrides,
-            &mut entry.failed,
-        );
-        entry.last = r.at();
+        entry.counts.add(r);
     }
     by.into_values().collect()
 }
 
-/// Adds one row to the counters of what it touched.
-fn count(
-    r: &AuditRow,
-    reads: &mut usize,
-    writes: &mut usize,
-    exports: &mut usize,
-    overrides: &mut usize,
-    failed: &mut usize,
-) {
-    if r.is_export() {
-        *exports += 1;
-    } else if r.is_write() {
-        *writes += 1;
-    } else {
-        *reads += 1;
+impl Counts {
+    /// Adds one row (rows come oldest first).
+    fn add(&mut self, r: &AuditRow) {
+        if r.is_export() {
+            self.exports += 1;
+        } else if r.is_write() {
+            self.writes += 1;
+        } else {
+            self.reads += 1;
+        }
+        self.emergency_overrides += usize::from(r.emergency_override());
+        self.failed += usize::from(r.failed());
+        if self.first.is_empty() {
+            self.first = r.at();
+        }
+        self.last = r.at();
     }
-    *overrides += usize::from(r.emergency_override());
-    *failed += usize::from(r.failed());
 }
 
 fn moments(rows: &[&AuditRow], keep: fn(&AuditRow) -> bool) -> Vec<Moment> {

@@ -101,13 +101,9 @@ pub struct EvidenceUsed {
     pub complete: bool,
 }
 
-/// One patient's records touched.
+/// What one patient's, or one record's, rows add up to.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct PatientAccess {
-    /// The patient's id.
-    pub patient_id: String,
-    /// The resource types touched.
-    pub resource_types: Vec<String>,
+pub struct Counts {
     /// Read rows (reads and searches).
     pub reads: usize,
     /// Create, update and delete rows.
@@ -124,6 +120,18 @@ pub struct PatientAccess {
     pub last: String,
 }
 
+/// One patient's records touched.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct PatientAccess {
+    /// The patient's id.
+    pub patient_id: String,
+    /// The resource types touched.
+    pub resource_types: Vec<String>,
+    /// Its rows.
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
 /// One record (resource) touched.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct RecordAccess {
@@ -133,20 +141,9 @@ pub struct RecordAccess {
     pub resource_type: String,
     /// Its id; none for a search.
     pub resource_id: Option<String>,
-    /// Read rows.
-    pub reads: usize,
-    /// Create, update and delete rows.
-    pub writes: usize,
-    /// Export rows.
-    pub exports: usize,
-    /// Rows under an emergency override.
-    pub emergency_overrides: usize,
-    /// Rows that failed.
-    pub failed: usize,
-    /// First row (RFC 3339).
-    pub first: String,
-    /// Last row (RFC 3339).
-    pub last: String,
+    /// Its rows.
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 /// One row, as the scope shows it (ids and types only).

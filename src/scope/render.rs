@@ -103,21 +103,24 @@ pub fn text(s: &Scope) -> String {
             "  {}  {}  read {}, written {}, exported {}{}{}  {} → {}",
             p.patient_id,
             p.resource_types.join(","),
-            p.reads,
-            p.writes,
-            p.exports,
-            if p.emergency_overrides > 0 {
-                format!(", {} under emergency override", p.emergency_overrides)
+            p.counts.reads,
+            p.counts.writes,
+            p.counts.exports,
+            if p.counts.emergency_overrides > 0 {
+                format!(
+                    ", {} under emergency override",
+                    p.counts.emergency_overrides
+                )
             } else {
                 String::new()
             },
-            if p.failed > 0 {
-                format!(", {} failed", p.failed)
+            if p.counts.failed > 0 {
+                format!(", {} failed", p.counts.failed)
             } else {
                 String::new()
             },
-            p.first,
-            p.last
+            p.counts.first,
+            p.counts.last
         );
     }
     list(&mut out, "Bulk exports", &s.exports);
@@ -187,13 +190,13 @@ pub fn csv(s: &Scope) -> Result<Vec<u8>, String> {
             r.patient_id.clone().unwrap_or_default(),
             r.resource_type.clone(),
             r.resource_id.clone().unwrap_or_default(),
-            n(r.reads),
-            n(r.writes),
-            n(r.exports),
-            n(r.emergency_overrides),
-            n(r.failed),
-            r.first.clone(),
-            r.last.clone(),
+            n(r.counts.reads),
+            n(r.counts.writes),
+            n(r.counts.exports),
+            n(r.counts.emergency_overrides),
+            n(r.counts.failed),
+            r.counts.first.clone(),
+            r.counts.last.clone(),
         ])
         .map_err(|e| e.to_string())?;
     }

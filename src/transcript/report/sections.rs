@@ -529,13 +529,13 @@ pub(super) fn scope_patients(inc: &Incident) -> Option<Table> {
             vec![
                 mono(p.patient_id.clone()),
                 plain(p.resource_types.join(", ")),
-                plain(p.reads.to_string()),
-                plain(p.writes.to_string()),
-                plain(p.exports.to_string()),
-                plain(p.emergency_overrides.to_string()),
-                plain(p.failed.to_string()),
-                mono(p.first.clone()),
-                mono(p.last.clone()),
+                plain(p.counts.reads.to_string()),
+                plain(p.counts.writes.to_string()),
+                plain(p.counts.exports.to_string()),
+                plain(p.counts.emergency_overrides.to_string()),
+                plain(p.counts.failed.to_string()),
+                mono(p.counts.first.clone()),
+                mono(p.counts.last.clone()),
             ]
         })
         .collect();
