@@ -47,8 +47,8 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// A strict engine with the runbook helpers (`now()`, the filters `days_since` and `days_ago`,
-    /// and the tests `older_than`, `containing` and `matching`).
+    /// A strict engine with the runbook helpers (`now()`, the filters `days_since`, `days_ago`
+    /// and `each`, and the tests `older_than`, `containing` and `matching`).
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -61,6 +61,7 @@ impl Engine {
         env.add_test("older_than", older_than);
         env.add_test("containing", containing);
         env.add_test("matching", matching);
+        env.add_filter("each", each);
         Engine { env }
     }
 
@@ -336,6 +337,89 @@ fn matching(value: JValue, pattern: String) -> Result<bool, minijinja::Error> {
     Ok(value.as_str().is_some_and(|t| re.is_match(t)))
 }
 
+/// The most items `each` describes: a list longer than this is refused, not cut.
+const EACH_AT_MOST: usize = 10_000;
+
+/// `subs | each("{id} → {channel.endpoint}: created in the window")` → one line of text per
+/// item: each `{path}` replaced by the item's value at that dotted path (`{}` is the item
+/// itself), for findings that say, one by one, what they are and why. A path the item lacks is
+/// shown as `?`, never an error: a finding is still reported when ESUS leaves a field out.
+fn each(value: JValue, pattern: String) -> Result<Vec<String>, minijinja::Error> {
+    if value.is_undefined() || value.is_none() {
+        return Ok(Vec::new());
+    }
+    let items = value.try_iter().map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("each: a {} value is not a list", value.kind()),
+        )
+    })?;
+    let mut out = Vec::new();
+    for item in items {
+        if out.len() == EACH_AT_MOST {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("each: more than {EACH_AT_MOST} items"),
+            ));
+        }
+        out.push(describe(&item, &pattern));
+    }
+    Ok(out)
+}
+
+fn describe(item: &JValue, pattern: &str) -> String {
+    let mut text = String::with_capacity(pattern.len() + 16);
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        text.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            rest = &rest[open..];
+            break;
+        };
+        let path = &after[..close];
+        if path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            text.push_str(&at_path(item, path));
+        } else {
+            text.push('{');
+            text.push_str(path);
+            text.push('}');
+        }
+        rest = &after[close + 1..];
+    }
+    text.push_str(rest);
+    text
+}
+
+fn at_path(item: &JValue, path: &str) -> String {
+    let mut v = item.clone();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        v = match v.get_attr(part) {
+            Ok(next) if !next.is_undefined() && !next.is_none() => next,
+            _ => return "?".into(),
+        };
+    }
+    if v.is_undefined() || v.is_none() {
+        return "?".into();
+    }
+    if let Some(text) = v.as_str() {
+        return text.to_string();
+    }
+    // A list reads as one ("user.created, user.mfa_disabled"), not as Python's repr.
+    if v.kind() == minijinja::value::ValueKind::Seq
+        && let Ok(items) = v.try_iter()
+    {
+        let parts: Vec<String> = items
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect();
+        return parts.join(", ");
+    }
+    v.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +534,27 @@ mod tests {
         );
         assert!(e.eval("'x' is older_than(1)", &c).is_err(), "not a time");
         assert!(e.eval("'x' is matching('(')", &c).is_err(), "bad pattern");
+        let subs = to_ctx(&json!({"subs": [
+            {"id": "s-1", "channel": {"endpoint": "https://x.example/h"}, "events": ["a", "b"]},
+            {"id": "s-2"}
+        ], "ids": ["k-1", "k-2"]}));
+        assert_eq!(
+            e.eval(
+                "subs | each('{id} -> {channel.endpoint} ({events}): outside {x y}')",
+                &subs
+            )
+            .expect("each"),
+            json!([
+                "s-1 -> https://x.example/h (a, b): outside {x y}",
+                "s-2 -> ? (?): outside {x y}"
+            ])
+        );
+        assert_eq!(
+            e.eval("ids | each('key {} (created ' ~ 'by u-1)')", &subs)
+                .expect("each"),
+            json!(["key k-1 (created by u-1)", "key k-2 (created by u-1)"])
+        );
+        assert!(e.eval("5 | each('{}')", &subs).is_err(), "not a list");
         assert_eq!(e.eval("'abc' is containing('b')", &c), Ok(json!(true)));
     }
 

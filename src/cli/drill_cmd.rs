@@ -12,6 +12,7 @@ use super::run_cmd::{self, DrillTarget, Finished, OutputFormat, RunArgs};
 use super::sign_args::SignKeyArgs;
 use super::terminal::Terminal;
 use crate::error::{Error, ExitCode};
+use crate::event::StepStatus;
 use crate::exec::report::RunReport;
 use crate::sim::{KeyState, ReadyInfo, SimHandle, Simulator};
 use crate::transcript::{VerifyOptions, read_transcript, verify_transcript};
@@ -554,10 +555,14 @@ fn session_compromise_checks(sim: &SimHandle, run: &RunReport) -> Vec<Check> {
 
 /// The audit evidence: every row once, and the run's proof that nothing is missing.
 fn evidence_check(run: &RunReport, at_least: usize) -> Check {
+    // The cursor search's pull, or the page-numbered fallback's where ESUS had no cursor search.
+    let pulls = ["audit", "audit_by_page"];
     let evidence = run
         .steps
         .iter()
-        .find(|s| s.id == "audit")
+        .filter(|s| pulls.contains(&s.id.as_str()))
+        .find(|s| s.status == StepStatus::Ok && !s.evidence.is_empty())
+        .or_else(|| run.steps.iter().find(|s| s.id == "audit"))
         .and_then(|s| s.evidence.first())
         .and_then(|e| run.evidence_dir.as_ref().map(|d| d.join(&e.file)));
     let doc = evidence

@@ -22,7 +22,7 @@ Fault syntax: KIND=VALUE[@ROUTE], ROUTE = [METHOD ]PATH or METHOD:PATH; `{name}`
 matches one path segment. Kinds: latency=20ms, error_rate=0.2, drop_rate=0.05,
 rate_limit=50/s, token_ttl=60s, error_count=N, drop_count=N, barrier=N, cut_rate=0.05,
 cut_count=N, error_shape=operation-outcome|error|ok-reason, retry_after=none|seconds|date,
-audit_trickle=N.
+audit_trickle=N, absent=yes@ROUTE (an ESUS without that route: 404).
 Test-only controls live under /_sim/ (requests, deliveries, clock/advance); see docs/esus-api.md.")]
 pub struct SimArgs {
     /// Loopback address to listen on: 127.0.0.1 or ::1 only (port 0 = any free port).

@@ -92,7 +92,10 @@ async fn plan_steps(
     let mut acting_as = None;
     if !how.offline && refused.is_none() {
         match super::preflight::check(shared).await {
-            Ok(identity) => acting_as = Some(identity.summary),
+            Ok(identity) => {
+                ctx.set_operator(identity.me);
+                acting_as = Some(identity.summary);
+            }
             Err(refusal) => {
                 let _ = shared.emit(&Event::RunFinished {
                     outcome: refusal.outcome,

@@ -155,7 +155,10 @@ pub async fn run(
         return run.finish(RunOutcome::Declined, why);
     }
     match super::preflight::check(&run.shared).await {
-        Ok(identity) => run.report.acting_as = Some(identity.me),
+        Ok(identity) => {
+            run.ctx.set_operator(identity.me.clone());
+            run.report.acting_as = Some(identity.me);
+        }
         Err(refusal) => return run.finish(refusal.outcome, refusal.message),
     }
     let not_done = run.report.not_done.clone();
@@ -429,8 +432,8 @@ impl Run {
             return true;
         }
         let plan = shared.planner.step(&self.ctx, i, &self.done_items(i));
-        if let Condition::Skipped(when) = &plan.condition {
-            self.done(i, skipped(format!("condition `{when}` is false")), true);
+        if let Condition::Skipped(why) = &plan.condition {
+            self.done(i, skipped(why.clone()), true);
             return true;
         }
         let asks = shared.policy.decide(&plan.id, &plan.approval) == Decision::Ask;
@@ -652,8 +655,8 @@ impl Run {
 
     async fn check_one_after_stop(&mut self, i: usize) {
         let plan = self.shared.planner.step(&self.ctx, i, &Default::default());
-        if let Condition::Skipped(when) = &plan.condition {
-            return self.done(i, skipped(format!("condition `{when}` is false")), true);
+        if let Condition::Skipped(why) = &plan.condition {
+            return self.done(i, skipped(why.clone()), true);
         }
         let _ = self.shared.emit(&Event::StepStarted {
             step: plan.id.clone(),

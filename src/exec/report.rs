@@ -161,6 +161,20 @@ impl RunReport {
                 let _ = writeln!(out, "              proven: {f}");
             }
             for (k, v) in &s.outputs {
+                if let Some(lines) = sentences(v) {
+                    let _ = writeln!(out, "              {k}:");
+                    for line in lines.iter().take(SENTENCES_SHOWN) {
+                        let _ = writeln!(out, "                - {}", cut(line, 300));
+                    }
+                    if lines.len() > SENTENCES_SHOWN {
+                        let more = lines.len() - SENTENCES_SHOWN;
+                        let _ = writeln!(
+                            out,
+                            "                … and {more} more (all of them: --format json, or the transcript)"
+                        );
+                    }
+                    continue;
+                }
                 let text = match v {
                     Value::String(s) => s.clone(),
                     other => short_json(other),
@@ -191,12 +205,37 @@ impl RunReport {
     }
 }
 
+/// How many lines of a list of sentences the summary shows.
+const SENTENCES_SHOWN: usize = 25;
+
+/// A list of texts too long for one line (findings, one sentence each; a fan-out's lists are
+/// flattened), to show one per line instead of cut off mid-sentence.
+fn sentences(v: &Value) -> Option<Vec<&str>> {
+    let items = v.as_array()?;
+    let mut lines = Vec::new();
+    for item in items {
+        match item {
+            Value::String(s) => lines.push(s.as_str()),
+            Value::Array(inner) => {
+                for s in inner {
+                    lines.push(s.as_str()?);
+                }
+            }
+            _ => return None,
+        }
+    }
+    (v.to_string().chars().count() > 120).then_some(lines)
+}
+
 fn short_json(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 120 {
-        format!("{}…", s.chars().take(120).collect::<String>())
+    cut(&v.to_string(), 120)
+}
+
+fn cut(s: &str, at: usize) -> String {
+    if s.chars().count() > at {
+        format!("{}…", s.chars().take(at).collect::<String>())
     } else {
-        s
+        s.to_string()
     }
 }
 

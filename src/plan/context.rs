@@ -22,6 +22,9 @@ pub struct Context {
     display: CtxValue,
     /// Steps standing as placeholders (not run yet, in a plan made ahead of them).
     pending: std::collections::BTreeSet<String>,
+    /// The operator as this leg's preflight read them (`GET /auth/me`): what `if_permitted`
+    /// steps are decided on. Not visible to templates.
+    operator: Option<Value>,
 }
 
 impl Context {
@@ -38,6 +41,7 @@ impl Context {
             secrets,
             display: CtxValue::UNDEFINED,
             pending: Default::default(),
+            operator: None,
         };
         c.rebuild();
         c
@@ -73,6 +77,16 @@ impl Context {
             return None;
         }
         self.steps.get(step)?.get("outputs")?.get(name)
+    }
+
+    /// Records who the operator is (`GET /auth/me`'s body), once the preflight has read it.
+    pub fn set_operator(&mut self, me: Value) {
+        self.operator = Some(me);
+    }
+
+    /// The operator as the preflight read them; none before it (or in an offline dry-run).
+    pub fn operator(&self) -> Option<&Value> {
+        self.operator.as_ref()
     }
 
     /// Whether step `id` stands as a placeholder: what reads it is not known yet.

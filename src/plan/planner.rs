@@ -16,6 +16,7 @@ use super::step_plan::{Approval, Batch, Condition, SessionCheck, StepPlan, Work}
 use crate::esus::actions::{Effect, Method, Recovery, Special};
 use crate::esus::client::full_url;
 use crate::esus::paths;
+use crate::esus::permissions::{self, Permission};
 use crate::esus::request::{self, ApiRequest, Auth, Params};
 use crate::event::{Covered, RequestView};
 use crate::runbook::Validated;
@@ -25,6 +26,15 @@ use crate::template::Engine;
 
 /// How many requests of a fan-out a prompt shows (all of them count in the digest).
 const SHOWN_AT_MOST: usize = 10_000;
+
+/// Whether the operator may send an `if_permitted` read.
+enum Permitted {
+    Yes,
+    /// No: why, to record as the skip's reason.
+    No(String),
+    /// Not known before the preflight reads `GET /auth/me`: what is needed.
+    NotRead(String),
+}
 
 /// Plans the steps of one runbook.
 pub struct Planner {
@@ -117,7 +127,7 @@ impl Planner {
             id: step.id.clone(),
             name: self.display_name(ctx, i),
             effect: info.effect,
-            condition: self.condition(ctx, step),
+            condition: self.condition(ctx, step, info),
             approval: Approval::NotAsked { writes: false },
             work: Work::Nothing,
             follow_ups: Vec::new(),
@@ -154,17 +164,54 @@ impl Planner {
         out
     }
 
-    fn condition(&self, ctx: &Context, step: &Step) -> Condition {
+    fn condition(&self, ctx: &Context, step: &Step, info: &StepInfo) -> Condition {
+        if step.if_permitted {
+            match self.permitted(ctx, step, info) {
+                Permitted::Yes => {}
+                Permitted::No(why) => return Condition::Skipped(why),
+                Permitted::NotRead(need) => return Condition::Later(need),
+            }
+        }
         let Some(when) = &step.when else {
             return Condition::Runs;
         };
         if self.expr_pending(ctx, when) {
-            return Condition::Later(when.clone());
+            return Condition::Later(format!("`{when}`"));
         }
         match self.engine.eval_bool(when, ctx.display()) {
             Ok(true) => Condition::Runs,
-            Ok(false) => Condition::Skipped(when.clone()),
+            Ok(false) => Condition::Skipped(format!("condition `{when}` is false")),
             Err(e) => Condition::Broken(e.to_string()),
+        }
+    }
+
+    /// Whether the operator holds what an `if_permitted` read needs, by `GET /auth/me` as the
+    /// preflight read it. What `/auth/me` cannot tell counts as held: ESUS then decides, and
+    /// its refusal is the step's failure, not a skip.
+    fn permitted(&self, ctx: &Context, step: &Step, info: &StepInfo) -> Permitted {
+        let needs: Vec<Permission> = permissions::for_step(info.action, &step.with)
+            .into_iter()
+            .filter(Permission::is_operator_permission)
+            .collect();
+        if needs.is_empty() {
+            return Permitted::Yes;
+        }
+        let Some(me) = ctx.operator() else {
+            let list: Vec<String> = needs.iter().map(ToString::to_string).collect();
+            return Permitted::NotRead(format!("the operator has a {}", list.join(" and a ")));
+        };
+        let lacking: Vec<String> = needs
+            .iter()
+            .filter(|n| n.satisfied_by(me) == Some(false))
+            .map(ToString::to_string)
+            .collect();
+        if lacking.is_empty() {
+            Permitted::Yes
+        } else {
+            Permitted::No(format!(
+                "the operator lacks the {} it needs (`if_permitted`: read only where ESUS allows it)",
+                lacking.join(" and the ")
+            ))
         }
     }
 
@@ -454,8 +501,8 @@ impl Planner {
                 step.when.as_deref().unwrap_or_default()
             )),
             Condition::Runs => {}
-            Condition::Skipped(w) => notes.push(format!("skipped: condition `{w}` is false")),
-            Condition::Later(w) => notes.push(format!("runs only if `{w}` (decided at run time)")),
+            Condition::Skipped(why) => notes.push(format!("skipped: {why}")),
+            Condition::Later(on) => notes.push(format!("runs only if {on} (decided at run time)")),
             Condition::Broken(e) => notes.push(format!("condition cannot be evaluated: {e}")),
         }
         if let Some(expr) = &step.foreach {
@@ -837,6 +884,59 @@ mod tests {
     }
 
     #[test]
+    fn an_if_permitted_read_runs_only_where_auth_me_grants_its_right() {
+        let p = planner(
+            "version: 1\nname: t\ninputs:\n  go: {type: boolean, default: true}\nsteps:\n  - {id: chain, name: C, action: audit.verify_chain, if_permitted: true, when: inputs.go}\n",
+        );
+        let mut inputs = Inputs::default();
+        inputs.display.insert("go".into(), Value::from(true));
+        let plan_with = |inputs: &Inputs, me: Option<Value>| {
+            let mut c = Context::new(inputs);
+            if let Some(me) = me {
+                c.set_operator(me);
+            }
+            p.step(&c, 0, &BTreeSet::new())
+        };
+        let plan = |me: Option<Value>| plan_with(&inputs, me);
+        // Before the preflight has read /auth/me: decided when reached, on the right it needs.
+        let ahead = plan(None);
+        assert_eq!(
+            ahead.condition,
+            Condition::Later("the operator has a system administrator's bearer token".into())
+        );
+        let not = plan(Some(
+            serde_json::json!({"id": "u-1", "isSystemAdmin": false}),
+        ));
+        match &not.condition {
+            Condition::Skipped(why) => assert!(
+                why.contains("lacks the system administrator's bearer token"),
+                "{why}"
+            ),
+            other => panic!("skipped for want of the right, not {other:?}"),
+        }
+        assert!(!not.sends(), "a skipped step sends nothing");
+        let admin = plan(Some(
+            serde_json::json!({"id": "u-1", "isSystemAdmin": true}),
+        ));
+        assert_eq!(admin.condition, Condition::Runs);
+        assert!(admin.sends());
+        // /auth/me that does not say: ESUS decides (a refusal is then the step's failure).
+        let silent = plan(Some(serde_json::json!({"id": "u-1"})));
+        assert_eq!(silent.condition, Condition::Runs);
+        // The right is judged before `when`, and `when` still holds the step back.
+        let mut stopped = inputs.clone();
+        stopped.display.insert("go".into(), Value::from(false));
+        let off = plan_with(
+            &stopped,
+            Some(serde_json::json!({"id": "u-1", "isSystemAdmin": true})),
+        );
+        assert_eq!(
+            off.condition,
+            Condition::Skipped("condition `inputs.go` is false".into())
+        );
+    }
+
+    #[test]
     fn what_can_be_checked_before_sending_is_a_problem_of_the_plan() {
         let p = planner(
             "version: 1\nname: t\ninputs:\n  token: {type: secret}\nsteps:\n  - {id: out, name: O, action: auth.logout, with: {token: \"{{ inputs.token }}\"}}\n  - {id: s, name: S, action: api_keys.list, save: \"{{ '..' }}/x.json\"}\n",
@@ -883,7 +983,10 @@ mod tests {
         let c = Context::new(&inputs);
         assert!(p.step(&c, 0, &BTreeSet::new()).approval.asks());
         let skipped = p.step(&c, 1, &BTreeSet::new());
-        assert_eq!(skipped.condition, Condition::Skipped("inputs.go".into()));
+        assert_eq!(
+            skipped.condition,
+            Condition::Skipped("condition `inputs.go` is false".into())
+        );
         assert!(!skipped.sends());
     }
 

@@ -16,9 +16,11 @@ use crate::event::RequestView;
 pub enum Condition {
     /// It has no `when`, or its `when` holds.
     Runs,
-    /// Its `when` is false: it is not needed.
+    /// Not needed, and why: "condition `…` is false", or the operator lacks the right an
+    /// `if_permitted` read needs.
     Skipped(String),
-    /// Its `when` reads outputs not known yet: decided when the step is reached.
+    /// Decided when the step is reached, and on what: "`when`" (it reads outputs not known
+    /// yet), or the operator's right (not read from ESUS yet).
     Later(String),
     /// Its `when` cannot be evaluated.
     Broken(String),

@@ -95,6 +95,11 @@ pub struct Step {
     pub needs: Option<Vec<String>>,
     /// A condition (expression); when false the step is skipped.
     pub when: Option<String>,
+    /// Run this read only where the operator has the right ESUS requires for it (`GET /auth/me`
+    /// says so); otherwise it is skipped, and the run says why. For reads only: a write the
+    /// operator may not send must stop the run, never be skipped.
+    #[serde(default)]
+    pub if_permitted: bool,
     /// Whether to ask before running: `true`, `false`, `typed`, or a message.
     pub confirm: Option<Confirm>,
     /// Values taken from the response, by expression.

@@ -462,6 +462,7 @@ fn placeholder_step(v: &Yaml, i: usize) -> Step {
         with: IndexMap::new(),
         needs,
         when: None,
+        if_permitted: false,
         confirm: None,
         outputs,
         expect: Vec::new(),

@@ -400,6 +400,17 @@ fn check_step(
             .with_help("conditions are evaluated against the `[secret]` placeholder, never the real value, so a secret can only be tested with `is none` / `is not none`");
         }
     }
+    if step.if_permitted && effect != Effect::Read {
+        p.value(
+            &key_path(&sp, "if_permitted"),
+            format!(
+                "step `{}` writes: `if_permitted` would skip it quietly for an operator without the right",
+                step.id
+            ),
+            "if_permitted on a write",
+        )
+        .with_help("`if_permitted` is for evidence an operator may lack the right to read (ESUS's audit-chain check); a write the operator cannot send must stop the run: remove `if_permitted`");
+    }
     if let Some(foreach) = &step.foreach {
         let path = key_path(&sp, "foreach");
         if refs.check_expr(foreach, &path, RefScope::plain(i), p) {
@@ -909,6 +920,22 @@ mod tests {
             Some("api_keys.rotate")
         );
         assert_eq!(suggest("zzz", &["api_keys.rotate"]), None);
+    }
+
+    #[test]
+    fn if_permitted_is_for_reads_only() {
+        let read = "version: 1\nname: t\nsteps:\n  - {id: chain, name: C, action: audit.verify_chain, if_permitted: true}\n";
+        assert!(crate::runbook::check(read).is_ok());
+        let write = "version: 1\nname: t\nsteps:\n  - {id: rm, name: R, action: api_keys.delete, with: {id: k-1}, if_permitted: true}\n";
+        let Err(problems) = crate::runbook::check(write) else {
+            panic!("an if_permitted write is refused")
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("`if_permitted` would skip it quietly")),
+            "{problems:?}"
+        );
     }
 
     #[test]

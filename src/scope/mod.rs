@@ -98,6 +98,7 @@ pub fn scope(
         _ => None,
     };
     let evidence: Vec<EvidenceUsed> = evidence.into_iter().map(|e| e.used).collect();
+    let evidence_complete = not_covered.is_none();
     Ok(Scope {
         schema_version: 1,
         kind: "scope",
@@ -118,13 +119,14 @@ pub fn scope(
             },
             not_covered,
         },
-        evidence_complete: evidence.iter().all(|e| e.complete),
+        evidence_complete,
         evidence,
         rows_read,
         rows_in_window: in_window.len(),
         source_chain,
         patients: patients(&in_window),
         records: records(&in_window),
+        searches_without_patient: moments(&in_window, AuditRow::is_unattributed_search),
         exports: moments(&in_window, AuditRow::is_export),
         emergency_overrides: moments(&in_window, AuditRow::emergency_override),
         failures: moments(&in_window, AuditRow::failed),
@@ -225,11 +227,12 @@ fn read_evidence(
             through: pulled.through,
         });
         for r in pulled.rows {
-            if seen.insert(r.id.clone()) {
+            if seen.insert((r.from_search, r.id.clone())) {
                 rows.push(r);
             }
         }
     }
+    let mut rows = one_per_event(rows);
     if used.is_empty() {
         return Err(
             "the incident holds no audit evidence: run a step that pulls the audit log (audit.user) first"
@@ -238,6 +241,35 @@ fn read_evidence(
     }
     rows.sort_by(|a, b| a.recorded.cmp(&b.recorded).then(a.id.cmp(&b.id)));
     Ok((rows, used))
+}
+
+/// Rows of both routes, each event once. ESUS numbers a row differently on the cursor search
+/// and on the offset routes, so an incident that pulled both (a cursor pull cut short, then the
+/// page-numbered fallback) holds some events twice under two ids. Within a route ids decide;
+/// across routes, an offset row whose every field matches a search row not yet matched is that
+/// row again — as many times as the search holds it, so two identical events stay two.
+fn one_per_event(rows: Vec<AuditRow>) -> Vec<AuditRow> {
+    let mut searched: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    for r in rows.iter().filter(|r| r.from_search) {
+        *searched.entry(r.fingerprint()).or_insert(0) += 1;
+    }
+    if searched.is_empty() {
+        return rows;
+    }
+    rows.into_iter()
+        .filter(|r| {
+            if r.from_search {
+                return true;
+            }
+            match searched.get_mut(&r.fingerprint()) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect()
 }
 
 fn patients(rows: &[&AuditRow]) -> Vec<PatientAccess> {
@@ -321,4 +353,42 @@ fn sources(rows: &[&AuditRow]) -> Vec<SourceSeen> {
         entry.last = r.at();
     }
     by.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(doc: serde_json::Value) -> Vec<AuditRow> {
+        rows::parse(doc.to_string().as_bytes()).expect("parse").rows
+    }
+
+    #[test]
+    fn an_event_pulled_through_both_routes_is_counted_once_and_twin_events_stay_two() {
+        let read = |id: &str, key: &str, at: &str| {
+            serde_json::json!({"id": id, "type": "resource.read", "action": "R", "outcome": "success",
+                "agent": {"userId": "u-1", "ip": "203.0.113.66", "userAgent": "curl"},
+                "entity": {"resourceType": "Patient", "resourceId": "p-1"}, key: at})
+        };
+        let t1 = "2026-12-01T10:00:00Z";
+        let t2 = "2026-12-01T10:01:00Z";
+        // The search (cut short) held one of two identical reads at t1; the offset fallback
+        // holds both of them and one more at t2.
+        let mut all = rows(serde_json::json!({"rows": [read("9cbb-1", "recordedAt", t1)]}));
+        all.extend(rows(serde_json::json!({"rows": [
+            read("a-1", "recorded", t1), read("a-2", "recorded", t1), read("a-3", "recorded", t2)
+        ]})));
+        let kept = one_per_event(all);
+        let ids: Vec<&str> = kept.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["9cbb-1", "a-2", "a-3"],
+            "one of the twins was the search's row"
+        );
+        // Without a search, ids alone decide: nothing is merged on its content.
+        let offset_only = rows(serde_json::json!({"rows": [
+            read("a-1", "recorded", t1), read("a-2", "recorded", t1)
+        ]}));
+        assert_eq!(one_per_event(offset_only).len(), 2);
+    }
 }

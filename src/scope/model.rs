@@ -19,7 +19,8 @@ pub struct Scope {
     pub window: Window,
     /// The audit evidence read.
     pub evidence: Vec<EvidenceUsed>,
-    /// Whether every pull proved itself complete (ESUS's own count matched the rows read).
+    /// Whether the window is covered by pulls that proved themselves complete (each file says
+    /// whether it did; a pull cut short still counts its rows, once).
     pub evidence_complete: bool,
     /// Distinct audit rows read, across every file.
     pub rows_read: usize,
@@ -32,6 +33,10 @@ pub struct Scope {
     pub patients: Vec<PatientAccess>,
     /// Every record touched, with its patient when the row names one.
     pub records: Vec<RecordAccess>,
+    /// Reads and searches of patient data whose row names no patient and no record (a search
+    /// such as `Observation?code=…`): which patients they returned, the audit log does not say,
+    /// so the patient list above may be short by their results.
+    pub searches_without_patient: Vec<Moment>,
     /// Bulk exports started.
     pub exports: Vec<Moment>,
     /// Requests made with `X-Emergency-Override` (consent bypassed).

@@ -53,10 +53,17 @@ pub fn text(s: &Scope) -> String {
         if s.evidence.len() == 1 { "" } else { "s" },
         s.rows_read,
         s.rows_in_window,
-        if s.evidence_complete {
-            ""
-        } else {
-            " — a pull is NOT complete: rows may be missing"
+        match (
+            s.evidence_complete,
+            s.evidence.iter().filter(|e| !e.complete).count()
+        ) {
+            (false, _) => " — NOT covered by a complete pull: rows may be missing".to_string(),
+            (true, 0) => String::new(),
+            (true, n) => format!(
+                " ({n} pull{} cut short: {} rows counted, once, beside a complete pull)",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "its" } else { "their" }
+            ),
         }
     );
     match (&s.source_chain, broken) {
@@ -122,6 +129,16 @@ pub fn text(s: &Scope) -> String {
             p.counts.first,
             p.counts.last
         );
+    }
+    if !s.searches_without_patient.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSearches that name no patient ({}): which patients they returned is not in the audit log — the patient list may be short by their results:",
+            s.searches_without_patient.len()
+        );
+        for m in &s.searches_without_patient {
+            let _ = writeln!(out, "  {}  {} {}  {}", m.at, m.kind, m.outcome, target(m));
+        }
     }
     list(&mut out, "Bulk exports", &s.exports);
     list(&mut out, "Emergency overrides", &s.emergency_overrides);

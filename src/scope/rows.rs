@@ -36,6 +36,10 @@ pub struct AuditRow {
     pub patient: Option<String>,
     /// `recorded` / `recordedAt`.
     pub recorded: Timestamp,
+    /// Whether it came from the cursor-paged search (`recordedAt`, a UUID id) rather than an
+    /// offset route (`recorded`, an `a-…` id): ESUS gives the same row another id on each, so
+    /// ids are compared only within one.
+    pub from_search: bool,
 }
 
 /// What one evidence file holds.
@@ -109,6 +113,7 @@ fn row(v: &Value) -> Option<AuditRow> {
         resource_id,
         patient,
         recorded: time(v.get("recorded").or_else(|| v.get("recordedAt"))?)?,
+        from_search: v.get("recorded").is_none() && v.get("recordedAt").is_some(),
     })
 }
 
@@ -185,6 +190,24 @@ fn fhir_id(s: &str) -> bool {
 }
 
 impl AuditRow {
+    /// What the row says, without its id: the same event read through the other route (where
+    /// it has another id) says exactly this.
+    pub(super) fn fingerprint(&self) -> impl Eq + std::hash::Hash + use<> {
+        (
+            self.recorded,
+            self.kind.clone(),
+            self.subtype.clone(),
+            self.action.clone(),
+            self.outcome.clone(),
+            self.user.clone(),
+            self.ip.clone(),
+            self.user_agent.clone(),
+            self.resource_type.clone(),
+            self.resource_id.clone(),
+            self.patient.clone(),
+        )
+    }
+
     /// The user the row is about (`agent.userId`).
     pub fn user_id(&self) -> Option<&String> {
         self.user.as_ref()
@@ -213,6 +236,16 @@ impl AuditRow {
     /// A bulk export (its type names an export, or the action is E on a `$export`).
     pub fn is_export(&self) -> bool {
         self.kind.contains("export")
+    }
+
+    /// A read of patient data that names neither a patient nor a record: a search whose
+    /// results (which patients) the audit row does not hold. Exports are counted apart.
+    pub fn is_unattributed_search(&self) -> bool {
+        self.action == "R"
+            && self.patient.is_none()
+            && self.resource_id.is_none()
+            && !self.is_export()
+            && self.touches_phi()
     }
 
     /// A create, update or delete.
@@ -335,5 +368,42 @@ mod tests {
         );
         assert_eq!(rows[2].patient_id(), None);
         assert!(rows[2].failed());
+    }
+
+    #[test]
+    fn a_search_that_names_no_patient_is_counted_apart_and_nothing_else_is() {
+        let doc = serde_json::json!({"rows": [
+            {"id": "s-1", "type": "resource.search", "action": "R", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "y"},
+             "entity": {"resourceType": "Observation", "query": "code=8867-4"},
+             "recorded": "2026-12-01T10:00:00Z"},
+            {"id": "s-2", "type": "resource.search", "action": "R", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "y"},
+             "entity": {"resourceType": "Observation", "query": "patient=p-2"},
+             "recorded": "2026-12-01T10:01:00Z"},
+            {"id": "s-3", "type": "resource.read", "action": "R", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "y"},
+             "entity": {"resourceType": "Observation", "resourceId": "o-1"},
+             "recorded": "2026-12-01T10:02:00Z"},
+            {"id": "s-4", "type": "apikey.read", "action": "R", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "y"},
+             "entity": {"resourceType": "ApiKey"},
+             "recorded": "2026-12-01T10:03:00Z"},
+            {"id": "s-5", "type": "bulk.export", "action": "R", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "y"},
+             "entity": {"resourceType": "Patient"},
+             "recorded": "2026-12-01T10:04:00Z"},
+            {"id": "s-6", "type": "resource.create", "action": "C", "outcome": "success",
+             "agent": {"userId": "u-1", "ip": "x", "userAgent": "y"},
+             "entity": {"resourceType": "Observation"},
+             "recorded": "2026-12-01T10:05:00Z"}
+        ], "complete": true});
+        let Pulled { rows, .. } = parse(doc.to_string().as_bytes()).expect("parse");
+        let apart: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.is_unattributed_search())
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(apart, ["s-1"], "only the search whose patients are unknown");
     }
 }

@@ -50,6 +50,9 @@ pub enum FaultKind {
     /// `audit_trickle=N`: after each matching request is answered, N new audit rows are
     /// appended in the scope that request looks at.
     AuditTrickle(u64),
+    /// `absent=yes@ROUTE`: the matching route does not exist on this ESUS (an older or narrower
+    /// deployment): 404, as for any unknown path, and no audit row.
+    Absent,
 }
 
 /// The body shape of an error answer.
@@ -218,11 +221,20 @@ fn parse(spec: &str) -> Result<FaultSpec, String> {
             }
             FaultKind::AuditTrickle(n)
         }
+        "absent" => {
+            if value != "yes" {
+                return Err(format!("absent `{value}`: use absent=yes@ROUTE"));
+            }
+            if route.is_none() {
+                return Err("absent needs the @ROUTE that this ESUS lacks".into());
+            }
+            FaultKind::Absent
+        }
         other => {
             return Err(format!(
                 "unknown kind `{other}`; known: latency, error_rate, drop_rate, rate_limit, \
                  token_ttl, error_count, drop_count, barrier, cut_rate, cut_count, error_shape, \
-                 retry_after, audit_trickle"
+                 retry_after, audit_trickle, absent"
             ));
         }
     };
@@ -326,6 +338,9 @@ mod tests {
             FaultKind::RetryAfter(RetryAfter::Date)
         );
         assert_eq!(p("audit_trickle=3"), FaultKind::AuditTrickle(3));
+        assert_eq!(p("absent=yes@GET /v1/admin/audit/"), FaultKind::Absent);
+        assert!("absent=yes".parse::<FaultSpec>().is_err());
+        assert!("absent=no@/x".parse::<FaultSpec>().is_err());
     }
 
     #[test]

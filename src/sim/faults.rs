@@ -44,6 +44,8 @@ pub(crate) enum Reject {
     RateLimited(u64),
     /// Close the connection without running the route.
     Cut,
+    /// 404: the route does not exist on this ESUS.
+    Absent,
 }
 
 struct Rule {
@@ -206,6 +208,11 @@ impl FaultEngine {
             (FaultKind::ErrorShape(shape), _) => d.error_shape = Some(*shape),
             (FaultKind::RetryAfter(mode), _) => d.retry_after = *mode,
             (FaultKind::AuditTrickle(n), _) => d.trickle += n,
+            // An absent route outranks every other answer: nothing is there to fail or throttle.
+            (FaultKind::Absent, _) => {
+                d.reject = Some(Reject::Absent);
+                d.fired.push("absent");
+            }
             _ => {}
         }
     }

@@ -80,6 +80,7 @@ pub(crate) async fn layer(
         let resp = match reject {
             Reject::Error(status) => ApiError::exception(status, "simulated server error (fault)"),
             Reject::RateLimited(secs) => ApiError::throttled(secs),
+            Reject::Absent => ApiError::not_found(format!("no route for {}", meta.path)),
             Reject::Cut => {
                 delay(&decision).await;
                 return close(&shared, seq, &meta, &decision, kill, "cut").await;

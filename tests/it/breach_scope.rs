@@ -38,21 +38,66 @@ fn time(v: &Value) -> jiff::Timestamp {
     v.as_str().expect("a time").parse().expect("rfc 3339")
 }
 
+/// An ESUS without the cursor search: the runbook's page-numbered fallback pulls the evidence
+/// while the attacker keeps reading (rows arrive mid-pull and shift the pages).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scope_lists_exactly_the_users_accesses_in_the_window_including_rows_that_arrived_mid_pull()
  {
     let env = Env::with(
         SimConfig::default()
+            .with_fault("absent=yes@GET /v1/admin/audit/")
+            .expect("fault")
             .with_fault("audit_trickle=5@GET /admin/audit/user/{id}")
             .expect("fault"),
     )
     .await;
+    // The cursor search failed (404) and the run went on to the fallback: exit 1, and the
+    // summary names it.
+    let scope = scope_after_run(&env, 1, "audit-user-u-1001-by-page.json", true).await;
+    assert_eq!(
+        scope["evidence"].as_array().map(Vec::len),
+        Some(2),
+        "{scope}"
+    );
+}
+
+/// ESUS's cursor search: its window ends when the pull begins, so rows the attacker adds while
+/// it pages are on no page — and the scope still lists exactly the accesses up to containment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scope_from_the_cursor_search_lists_exactly_the_users_accesses_while_rows_arrive() {
+    let env = Env::with(
+        SimConfig::default()
+            .with_fault("audit_trickle=5@GET /v1/admin/audit/")
+            .expect("fault"),
+    )
+    .await;
+    let scope = scope_after_run(&env, 0, "audit-user-u-1001.json", false).await;
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .all(|q| !q.path.starts_with("/admin/audit/user/")),
+        "no fallback"
+    );
+    assert!(
+        scope["after_containment"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "rows added after the pull began are outside its window: {}",
+        scope["after_containment"]
+    );
+}
+
+/// Runs the compromise (exit `run_code`), takes the scope of its incident, and compares it with
+/// the simulator's rows: every access of the user in the window, none invented; the CSV read
+/// back. `trickled_in`: rows after containment are expected in `file` (the trickle reached it).
+async fn scope_after_run(env: &Env, run_code: i32, file: &str, trickled_in: bool) -> Value {
     let mut run = env.std_cmd();
     run.args(["--yes", "--non-interactive"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let status = tokio::task::block_in_place(|| run.status()).expect("run");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(run_code));
     let user = env.sim.ready().user_id.clone();
     let mut cmd = env.bare_cmd();
     cmd.arg("scope")
@@ -60,8 +105,9 @@ async fn the_scope_lists_exactly_the_users_accesses_in_the_window_including_rows
         .args(["--format", "json"]);
     let out = output(cmd).await;
     // The trickle keeps the attacker reading while the audit is pulled, which this runbook does
-    // after containment is proven: the scope says the credential still acted (exit 1).
-    assert_code(&out, 1);
+    // after containment is proven: where the pull reads those rows, the scope says the
+    // credential still acted (exit 1).
+    assert_code(&out, i32::from(trickled_in));
     let scope: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(scope["user_id"], user.as_str(), "the incident's user_id");
     // The document is the one `esus-ir schema --scope` describes.
@@ -74,7 +120,7 @@ async fn the_scope_lists_exactly_the_users_accesses_in_the_window_including_rows
     assert_eq!(scope["window"]["to_source"], "containment");
     let contained = time(&scope["window"]["to"]);
     let pulled: Value = serde_json::from_slice(
-        &std::fs::read(env.run_dir().join("evidence/audit-user-u-1001.json")).expect("evidence"),
+        &std::fs::read(env.run_dir().join("evidence").join(file)).expect("evidence"),
     )
     .expect("json");
     let in_evidence: std::collections::HashSet<&str> = pulled["rows"]
@@ -83,14 +129,24 @@ async fn the_scope_lists_exactly_the_users_accesses_in_the_window_including_rows
         .iter()
         .filter_map(|r| r["id"].as_str())
         .collect();
+    // The cursor search serves each row under another id (docs/esus-api.md, assumption 17).
+    let searched = file == "audit-user-u-1001.json";
+    let served = |id: String| {
+        if searched {
+            esus_ir::sim::audit_event_id(&id)
+        } else {
+            id
+        }
+    };
     let mut after_truth: Vec<String> = env
         .sim
         .audit_rows()
         .into_iter()
         .filter(|r| r.agent.user_id.as_deref() == Some(user.as_str()))
-        .filter(|r| r.recorded > contained && in_evidence.contains(r.id.as_str()))
         .filter(|r| !r.agent.user_agent.starts_with("esus-ir/"))
-        .map(|r| r.id)
+        .filter(|r| r.recorded > contained)
+        .map(|r| served(r.id))
+        .filter(|id| in_evidence.contains(id.as_str()))
         .collect();
     after_truth.sort();
     let mut after: Vec<String> = scope["after_containment"]
@@ -100,14 +156,15 @@ async fn the_scope_lists_exactly_the_users_accesses_in_the_window_including_rows
         .filter_map(|m| m["row"].as_str().map(str::to_string))
         .collect();
     after.sort();
-    assert!(
+    assert_eq!(
         !after_truth.is_empty(),
-        "the trickle read after containment"
+        trickled_in,
+        "the trickle read after containment, in the evidence"
     );
     assert_eq!(after, after_truth, "every row after containment, no other");
     assert_eq!(scope["evidence_complete"], true);
     let (from, to) = (time(&scope["window"]["from"]), time(&scope["window"]["to"]));
-    let expected = truth(&env, &user, from, to);
+    let expected = truth(env, &user, from, to);
     assert!(
         expected.len() > 3,
         "the scenario's reads are in the window: {expected:?}"
@@ -169,6 +226,7 @@ async fn the_scope_lists_exactly_the_users_accesses_in_the_window_including_rows
         .map(|l| l.get(3).and_then(|n| n.parse::<usize>().ok()).unwrap_or(0))
         .sum();
     assert_eq!(reads, expected.values().sum::<usize>());
+    scope
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,5 +439,55 @@ async fn a_break_in_esus_s_audit_chain_is_reported_before_anything_the_rows_say(
     assert!(
         said.contains(&esus_ir::sim::audit_event_id(&row)),
         "names the row: {said}"
+    );
+}
+
+/// ESUS's chain check needs a system administrator: for an operator who is not one, the
+/// compromise runbook is not refused at the preflight, the check is skipped with the reason, the
+/// run succeeds, and the scope says the chain was not checked. For one who is, it is evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_check_runs_only_for_a_system_administrator_and_is_skipped_with_its_reason() {
+    let yaml = format!(
+        "{}\nsystem_admins: []\n",
+        esus_ir::sim::DEFAULT_SCENARIO_YAML.trim_end()
+    );
+    let env = Env::with(
+        SimConfig::default()
+            .with_scenario_yaml(&yaml)
+            .expect("scenario"),
+    )
+    .await;
+    let mut run = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut run);
+    run.args(["--yes", "--non-interactive", "--output", "json"]);
+    let out = output(run).await;
+    assert_code(&out, 0);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let chain = doc["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "audit_chain"))
+        .expect("the chain step");
+    assert_eq!(chain["status"], "skipped", "{chain:#}");
+    assert!(
+        chain["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("lacks the system administrator's bearer token")),
+        "{chain:#}"
+    );
+    assert!(
+        env.sim
+            .requests()
+            .iter()
+            .all(|q| q.path != "/admin/system-admins/audit/verify"),
+        "nothing sent that ESUS would refuse"
+    );
+    let mut cmd = env.bare_cmd();
+    cmd.arg("scope").arg(env.run_dir());
+    let scope = output(cmd).await;
+    assert_code(&scope, 0);
+    assert!(
+        text(&scope.stdout).contains("ESUS's audit chain: not checked by this incident"),
+        "{}",
+        text(&scope.stdout)
     );
 }

@@ -15,7 +15,7 @@ fn validate_accepts_the_bundled_runbook_by_name_and_path() {
         .args(["validate", "api-key-compromise"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("ok (7 steps, 4 inputs)"));
+        .stdout(predicate::str::contains("ok (9 steps, 4 inputs)"));
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/runbooks/api-key-compromise.yaml"

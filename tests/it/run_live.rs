@@ -105,13 +105,25 @@ async fn the_compromise_runbook_contains_the_key_with_yes() {
     let rows = saved["rows"].as_array().expect("rows").len() as u64;
     assert_eq!(Some(rows), saved["total"].as_u64());
     assert!(rows > 200, "several pages of audit history: {rows}");
+    // Pulled by ESUS's cursor search, page after page; the page-numbered fallback not needed.
     let pages = env
         .sim
         .requests()
         .iter()
-        .filter(|q| q.path == format!("/admin/audit/user/{}", r.user_id))
+        .filter(|q| q.path.trim_end_matches('/') == "/v1/admin/audit")
         .count();
     assert!(pages >= 3, "{pages} pages");
+    assert_eq!(step("audit_by_page")["status"], "skipped");
+    assert!(
+        !env.sim
+            .requests()
+            .iter()
+            .any(|q| q.path.starts_with("/admin/audit/user/")),
+        "no offset pull beside the cursor search"
+    );
+    // The operator is a system administrator: ESUS's own chain check is evidence too.
+    assert_eq!(step("audit_chain")["status"], "ok");
+    assert!(env.run_dir().join("evidence/audit-chain.json").is_file());
 
     // The replacement's secret went to a 0600 file and nowhere else.
     let secret_file = step("replace")["secret_files"][0]

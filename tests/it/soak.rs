@@ -227,12 +227,21 @@ fn assert_evidence(env: &Env, user: &str, ctx: &str) {
             .expect("window.to")
             .parse()
             .expect("rfc 3339");
+        // The cursor search serves each row under another id than the offset routes do
+        // (docs/esus-api.md, assumption 17).
+        let searched = rows.iter().any(|r| r.get("recordedAt").is_some());
         let missing: Vec<String> = env
             .sim
             .audit_rows()
             .into_iter()
             .filter(|r| r.agent.user_id.as_deref() == Some(user) && r.recorded <= cut)
-            .map(|r| r.id)
+            .map(|r| {
+                if searched {
+                    esus_ir::sim::audit_event_id(&r.id)
+                } else {
+                    r.id
+                }
+            })
             .filter(|id| !ids.contains(id.as_str()))
             .collect();
         assert!(missing.is_empty(), "{ctx}: {name} misses {missing:?}");

@@ -513,6 +513,12 @@ pub(super) fn scope_lines(inc: &Incident) -> Vec<String> {
         s.failures.len(),
         s.sources.len()
     ));
+    if !s.searches_without_patient.is_empty() {
+        lines.push(format!(
+            "{} search(es) name no patient: which patients they returned is not in the audit log, so the patient count may be short",
+            s.searches_without_patient.len()
+        ));
+    }
     if let Some(gap) = &s.window.not_covered {
         lines.push(format!("NOT COVERED by the evidence: {gap}"));
     }
