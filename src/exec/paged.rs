@@ -247,14 +247,21 @@ impl<'a> Pull<'a> {
                         ),
                     });
                 }
-                Some(next) if next.len() > MAX_CURSOR || !followed.insert(next.clone()) => {
+                Some(next) if next.len() > MAX_CURSOR => {
                     return Ok(Proof {
                         complete: false,
                         window_to: None,
                         text: format!(
-                            "ESUS gave a cursor already followed (or one of {} characters, not a position): the pages loop, so completeness cannot be proven",
+                            "ESUS gave a cursor of {} characters, not a position: it is not sent back, so completeness cannot be proven",
                             next.len()
                         ),
+                    });
+                }
+                Some(next) if !followed.insert(next.clone()) => {
+                    return Ok(Proof {
+                        complete: false,
+                        window_to: None,
+                        text: "ESUS gave a cursor already followed: the pages loop, so completeness cannot be proven".into(),
                     });
                 }
                 Some(next) => cursor = Some(next),

@@ -14,6 +14,7 @@ mod drill;
 mod dry_run_setup;
 mod findings;
 mod hostile;
+mod hostile_cursor;
 mod json_contract;
 mod kill_batch;
 mod kill_claims;

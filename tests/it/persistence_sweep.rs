@@ -95,6 +95,62 @@ async fn read_only_the_sweep_finds_every_planted_leftover_and_nothing_else() {
         truth_of(&env, LeftoverKind::CorsOrigin)
     );
     assert_eq!(step(&report, "cors")["outputs"]["changed_by_user"], true);
+    // Each finding says, in a sentence, what it is and why: made by the user in the window (by
+    // their own audit row), or pointing outside the organization. "Made by the user" is said of
+    // exactly the planted leftovers, nothing else.
+    let truth = env.sim.ground_truth();
+    let user = truth.attacker.user_id.clone();
+    let by_user = format!("created by {user} after ");
+    for (id, kind, word) in [
+        ("keys", LeftoverKind::ApiKey, "API key"),
+        ("subscriptions", LeftoverKind::Subscription, "Subscription"),
+        ("webhooks", LeftoverKind::Webhook, "webhook"),
+        ("smart_apps", LeftoverKind::SmartApp, "SMART app"),
+    ] {
+        let findings = found(&report, id, "findings");
+        let named: BTreeSet<String> = findings
+            .iter()
+            .filter(|f| f.contains(&by_user))
+            .map(|f| {
+                let rest = f
+                    .strip_prefix(word)
+                    .unwrap_or_else(|| panic!("{word}: {f}"));
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(named, truth_of(&env, kind), "{id}: {findings:?}");
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.contains(&by_user) || f.contains("outside the organization")),
+            "every finding says why: {findings:?}"
+        );
+    }
+    let outside = found(&report, "subscriptions", "findings");
+    assert!(
+        outside
+            .iter()
+            .any(|f| f.contains("https://") && f.contains("outside the organization")),
+        "where it sends, and that it is outside: {outside:?}"
+    );
+    // What the user's webhook sent is read before anything is switched off.
+    let sent = step(&report, "webhook_deliveries")["outputs"]["sent"]
+        .as_array()
+        .and_then(|per_hook| per_hook.first())
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !sent.is_empty()
+            && sent
+                .iter()
+                .filter_map(Value::as_str)
+                .all(|d| d.contains(" at ") && d.contains("HTTP")),
+        "the planted webhook's deliveries: {sent:?}"
+    );
     assert!(
         env.sim
             .requests()
