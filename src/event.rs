@@ -131,6 +131,10 @@ pub enum Event {
         summary: String,
         /// Permissions the runbook needs that the token lacks, with the steps that need them.
         lacking: Vec<String>,
+        /// What the token holds beyond what the runbook needs (least privilege: a narrower role
+        /// or token would do). Absent when nothing is in excess.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        more_than_needed: Vec<String>,
     },
     /// The operator's ESUS token was renewed mid-run (it expired or was refused): by the refresh
     /// token, or by a new token the operator typed. Neither token is recorded.

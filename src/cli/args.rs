@@ -75,6 +75,8 @@ pub enum Command {
     },
     /// Explain a runbook: inputs and where their values may come from, steps, ESUS permissions.
     Describe(super::describe::DescribeArgs),
+    /// The least a token needs to run a runbook: ESUS permissions, writes, SMART scopes.
+    Scopes(super::scopes_cmd::ScopesArgs),
     /// List the bundled runbooks.
     #[command(after_help = "Example:\n  esus-ir list")]
     List,

@@ -20,6 +20,7 @@ pub(super) fn dispatch(
             inputs,
         } => graph_cmd(&runbook, format, &inputs),
         Command::Describe(args) => super::describe::run(args),
+        Command::Scopes(args) => super::scopes_cmd::run(args),
         Command::List => list(),
         Command::Show { name } => {
             out(bundled::named(&name)?.text)?;

@@ -20,6 +20,7 @@ pub mod run_cmd;
 mod run_folder;
 mod run_inputs;
 pub mod scope_cmd;
+pub mod scopes_cmd;
 mod sign_args;
 pub mod sim_cmd;
 pub mod terminal;

@@ -120,6 +120,50 @@ impl fmt::Display for Permission {
     }
 }
 
+/// The SMART on FHIR scopes a token needs for `needed` (SMART v1 `user/` scopes): one per FHIR
+/// permission, plus `openid fhirUser` (who the token is) and `offline_access` (a refresh token, so
+/// a run can outlive the 15-minute access token). The admin routes are not FHIR resources and no
+/// scope names them: they need an administrator's token, whatever its scopes.
+pub fn smart_scopes(needed: &[Permission]) -> Vec<String> {
+    let mut scopes = vec![
+        "openid".to_string(),
+        "fhirUser".to_string(),
+        "offline_access".to_string(),
+    ];
+    let mut fhir: Vec<String> = needed
+        .iter()
+        .filter_map(|p| match p {
+            Permission::Fhir { resource, action } => Some(format!("user/{resource}.{action}")),
+            _ => None,
+        })
+        .collect();
+    fhir.sort();
+    fhir.dedup();
+    scopes.extend(fhir);
+    scopes
+}
+
+/// What the operator described by `me` (`GET /auth/me`) holds beyond `needed`, in words: an
+/// administrator's role when no step needs one, every FHIR permission (`*.*`) when the steps need
+/// a few, system-administrator rights when none is used. Empty when nothing is in excess or
+/// `/auth/me` does not say.
+pub fn excess(needed: &[Permission], me: &Value) -> Vec<String> {
+    let grants = Grants::of(me);
+    let needs_admin = needed.contains(&Permission::Admin);
+    let mut more = Vec::new();
+    if grants.admin_role && !needs_admin {
+        more.push("an administrator's role, which no step needs".to_string());
+    } else if grants.allows("*", "*") && !needs_admin && !grants.admin_role {
+        more.push("every FHIR permission (`*.*`), where the steps need a few".to_string());
+    }
+    if me.get("isSystemAdmin").and_then(Value::as_bool) == Some(true)
+        && !needed.contains(&Permission::SystemAdmin)
+    {
+        more.push("system-administrator rights, which no step uses".to_string());
+    }
+    more
+}
+
 /// Whether every permission in `needed` is held by `me`: `Some(false)` as soon as one is not,
 /// `Some(true)` when all are, `None` when some cannot be told and none is missing.
 pub fn all_satisfied(needed: &[Permission], me: &Value) -> Option<bool> {
@@ -422,6 +466,43 @@ mod tests {
             vec![Permission::fhir("Observation", "read")]
         );
         assert_eq!(required(http, Some("GET")), vec![Permission::Unknown]);
+    }
+
+    #[test]
+    fn what_a_token_holds_beyond_the_needs_is_named_and_nothing_else() {
+        let admin =
+            json!({"id": "u-0", "isSystemAdmin": true, "roles": ["admin"], "permissions": ["*.*"]});
+        let fhir_only = [
+            Permission::fhir("Subscription", "read"),
+            Permission::fhir("Subscription", "write"),
+        ];
+        let more = excess(&fhir_only, &admin);
+        assert_eq!(more.len(), 2, "{more:?}");
+        assert!(more[0].starts_with("an administrator's role"));
+        assert!(more[1].starts_with("system-administrator rights"));
+        assert!(excess(&[Permission::Admin, Permission::SystemAdmin], &admin).is_empty());
+        let wildcard = json!({"id": "u-2", "roles": ["integrator"], "permissions": ["*.*"]});
+        assert_eq!(
+            excess(&fhir_only, &wildcard),
+            ["every FHIR permission (`*.*`), where the steps need a few"]
+        );
+        let narrow = json!({"id": "u-3", "isSystemAdmin": false, "roles": ["practitioner"],
+            "permissions": ["Subscription.read", "Subscription.write"]});
+        assert!(excess(&fhir_only, &narrow).is_empty());
+        assert_eq!(
+            smart_scopes(&[
+                fhir_only[1].clone(),
+                Permission::Admin,
+                fhir_only[0].clone()
+            ]),
+            [
+                "openid",
+                "fhirUser",
+                "offline_access",
+                "user/Subscription.read",
+                "user/Subscription.write"
+            ]
+        );
     }
 
     #[test]

@@ -40,13 +40,22 @@ pub async fn check(shared: &Arc<Shared>) -> Result<Identity, Refusal> {
     let me = match fetch_me(shared, &base).await {
         Ok(me) => me,
         Err(refusal) => {
-            record(shared, &json!(null), &refusal.message, &[]);
+            record(shared, &json!(null), &refusal.message, &[], &[]);
             return Err(refusal);
         }
     };
-    let summary = format!("acting as {} on {base}", who(&me));
+    let more = permissions::excess(&needed(shared), &me);
+    let summary = if more.is_empty() {
+        format!("acting as {} on {base}", who(&me))
+    } else {
+        format!(
+            "acting as {} on {base} — holds more than this runbook needs: {} (least privilege: a narrower role or token would do; `esus-ir scopes` lists what it needs)",
+            who(&me),
+            more.join("; ")
+        )
+    };
     let lacking = lacking(shared, &me);
-    record(shared, &me, &summary, &lacking);
+    record(shared, &me, &summary, &lacking, &more);
     if !lacking.is_empty() {
         return Err(Refusal {
             outcome: RunOutcome::AuthFailed,
@@ -60,7 +69,7 @@ pub async fn check(shared: &Arc<Shared>) -> Result<Identity, Refusal> {
     Ok(Identity { me, summary })
 }
 
-fn record(shared: &Shared, me: &Value, summary: &str, lacking: &[String]) {
+fn record(shared: &Shared, me: &Value, summary: &str, lacking: &[String], more: &[String]) {
     let identity = json!({
         "id": me.get("id"),
         "email": me.get("email"),
@@ -77,6 +86,7 @@ fn record(shared: &Shared, me: &Value, summary: &str, lacking: &[String]) {
         identity,
         summary: summary.to_string(),
         lacking: lacking.to_vec(),
+        more_than_needed: more.to_vec(),
     });
 }
 
@@ -305,6 +315,23 @@ fn who(me: &Value) -> String {
         }
         None => format!("{email} (no organization)"),
     }
+}
+
+/// Everything the runbook's steps need of the operator's token, `if_permitted` reads included
+/// (a right they use where it is held is not in excess).
+fn needed(shared: &Shared) -> Vec<Permission> {
+    let valid = &shared.valid;
+    let mut all: Vec<Permission> = valid
+        .runbook
+        .steps
+        .iter()
+        .zip(&valid.steps)
+        .flat_map(|(step, info)| permissions::for_step(info.action, &step.with))
+        .filter(Permission::is_operator_permission)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// What the runbook needs of the operator's token that `/auth/me` shows it lacks, with the

@@ -313,3 +313,65 @@ fn show_prints_a_bundled_runbook_verbatim_and_the_copy_validates() {
             "`sesion-compromise` is not a bundled runbook; did you mean `session-compromise`?",
         ));
 }
+
+/// `esus-ir scopes` lists, for every bundled runbook, exactly what the action catalogue says its
+/// steps need — the same table the preflight checks — and the SMART scopes of its FHIR needs.
+#[test]
+fn scopes_of_every_bundled_runbook_are_the_catalogue_s() {
+    use esus_ir::esus::permissions::{self, Permission};
+    for b in esus_ir::bundled::BUNDLED {
+        let valid =
+            esus_ir::runbook::check(b.text).unwrap_or_else(|_| panic!("{} validates", b.name));
+        let mut expected: Vec<Permission> = valid
+            .runbook
+            .steps
+            .iter()
+            .zip(&valid.steps)
+            .flat_map(|(step, info)| permissions::for_step(info.action, &step.with))
+            .collect();
+        expected.sort();
+        expected.dedup();
+        let out = Command::cargo_bin("esus-ir")
+            .expect("binary")
+            .args(["scopes", b.name, "--output", "json"])
+            .output()
+            .expect("scopes");
+        assert!(out.status.success(), "{}", b.name);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let listed: Vec<String> = doc["permissions"]
+            .as_array()
+            .expect("permissions")
+            .iter()
+            .filter_map(|p| p["text"].as_str().map(str::to_string))
+            .collect();
+        let mut want: Vec<String> = expected.iter().map(ToString::to_string).collect();
+        want.sort();
+        let mut got = listed.clone();
+        got.sort();
+        assert_eq!(got, want, "{}", b.name);
+        let smart: Vec<&str> = doc["smart_scopes"]
+            .as_array()
+            .expect("smart")
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        for p in &expected {
+            if let Permission::Fhir { resource, action } = p {
+                assert!(
+                    smart.contains(&format!("user/{resource}.{action}").as_str()),
+                    "{}: {p} asked for: {smart:?}",
+                    b.name
+                );
+            }
+        }
+        assert_eq!(
+            smart.iter().filter(|s| s.starts_with("user/")).count(),
+            expected
+                .iter()
+                .filter(|p| matches!(p, Permission::Fhir { .. }))
+                .count(),
+            "{}: nothing more is asked for",
+            b.name
+        );
+    }
+}

@@ -315,3 +315,43 @@ async fn the_preflight_says_who_is_acting_on_which_esus() {
     );
     assert!(transcript.contains("\"type\":\"preflight\""));
 }
+
+/// Least privilege: an administrator running a runbook that needs two FHIR permissions is told
+/// the token holds more than needed, and the transcript records it; a runbook that uses every
+/// right the token holds gets no such line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_holding_more_than_the_runbook_needs_is_named_at_the_preflight() {
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("security-monitoring");
+    cmd.args([
+        "--input",
+        "endpoint=http://127.0.0.1:9/hook",
+        "--yes",
+        "--non-interactive",
+    ]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains(
+            "holds more than this runbook needs: an administrator's role, which no step needs"
+        ),
+        "{all}"
+    );
+    let transcript = std::fs::read_to_string(env.transcript()).expect("transcript");
+    assert!(
+        transcript.contains("\"more_than_needed\":[\"an administrator's role"),
+        "recorded"
+    );
+    // The compromise runbook needs the administrator's role, and reads ESUS's chain check as
+    // the system administrator this operator is: nothing in excess, nothing said.
+    let env = Env::start().await;
+    let mut cmd = env.run_cmd("api-key-compromise");
+    env.compromise_args(&mut cmd);
+    cmd.args(["--dry-run", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("acting as admin@riverside.example"), "{all}");
+    assert!(!all.contains("holds more than"), "{all}");
+}
