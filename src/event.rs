@@ -121,6 +121,10 @@ pub enum Event {
         /// The incident: the first leg's run id, which every leg's claims derive from.
         #[serde(skip_serializing_if = "Option::is_none")]
         incident: Option<String>,
+        /// Who the evidence and secret outputs are encrypted to (age recipients, SSH public
+        /// keys); absent when they are written in clear.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        evidence_recipients: Vec<String>,
     },
     /// Who the operator's token is, on which ESUS (`GET /auth/me`), before anything else is sent.
     Preflight {

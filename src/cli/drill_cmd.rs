@@ -261,6 +261,10 @@ fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
         output: args.output,
         run_dir: args.run_dir.clone(),
         secrets_dir: None,
+        // A drill's evidence is the simulator's made-up data, and its score reads it back.
+        encrypt_to: Vec::new(),
+        encrypt_to_file: None,
+        require_encryption: false,
         transcript: None,
         operator: args.operator.clone(),
         incident_id: args.incident_id.clone(),

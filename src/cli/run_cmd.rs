@@ -132,6 +132,16 @@ pub struct RunArgs {
     /// Where secret outputs go (0700 folder, 0600 files). Default: <run-dir>/secrets.
     #[arg(long, value_name = "DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Encrypt every evidence file and secret output (age) to this recipient: an age public key
+    /// (age1…) or an SSH public key line. Repeatable. Nothing is written in clear first.
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt to the recipients in this file (one per line, `#` comments; as age's -R).
+    #[arg(long, value_name = "FILE", env = "ESUS_IR_ENCRYPT_TO_FILE")]
+    pub encrypt_to_file: Option<PathBuf>,
+    /// Refuse to run unless the evidence is encrypted (a site sets ESUS_IR_REQUIRE_ENCRYPTION=1).
+    #[arg(long, env = "ESUS_IR_REQUIRE_ENCRYPTION")]
+    pub require_encryption: bool,
     /// Transcript path. Default: <run-dir>/transcript.jsonl.
     #[arg(long, value_name = "PATH")]
     pub transcript: Option<PathBuf>,
@@ -801,6 +811,73 @@ fn signed_plan(
     Ok(gate)
 }
 
+/// Who this leg's evidence is encrypted to: the recipients given (`--encrypt-to`,
+/// `--encrypt-to-file`), or, on a resume given none, those the incident's earlier legs recorded —
+/// a resume never writes in clear what the incident encrypts. Refused before anything is sent:
+/// a runbook or site that requires encryption without a recipient, or a resume that would
+/// encrypt to other people than the incident does.
+fn sealing(
+    args: &RunArgs,
+    subject: &Subject,
+) -> Result<Option<crate::exec::sealed::Recipients>, Error> {
+    use crate::exec::sealed::Recipients;
+    let mut given: Vec<String> = args.encrypt_to.clone();
+    if let Some(file) = &args.encrypt_to_file {
+        given.extend(Recipients::lines_of(file).map_err(Error::Usage)?);
+    }
+    let recorded: Vec<String> = subject
+        .resumed
+        .as_ref()
+        .and_then(|r| {
+            r.records
+                .iter()
+                .find(|rec| rec.kind == "run-started")
+                .and_then(|rec| rec.data.get("evidence_recipients"))
+                .and_then(serde_json::Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+        })
+        .unwrap_or_default();
+    let seal = match (
+        given.iter().any(|g| !g.trim().is_empty()),
+        recorded.is_empty(),
+    ) {
+        (false, true) => None,
+        (false, false) => Some(
+            Recipients::parse(recorded.iter().map(String::as_str))
+                .map_err(|e| Error::Usage(format!("the incident's recorded recipients: {e}")))?,
+        ),
+        (true, _) => {
+            let r = Recipients::parse(given.iter().map(String::as_str))
+                .map_err(|e| Error::Usage(format!("--encrypt-to: {e}")))?;
+            if !recorded.is_empty() && r.shown() != recorded.as_slice() {
+                return Err(Error::Usage(format!(
+                    "this incident's evidence is encrypted to {}; a resume encrypts to the same recipients (omit --encrypt-to). Nothing was sent",
+                    recorded.join(", ")
+                )));
+            }
+            Some(r)
+        }
+    };
+    let required = subject.valid.runbook.evidence.encrypt
+        == crate::runbook::model::Encrypt::Required
+        || args.require_encryption;
+    if required && seal.is_none() {
+        let who = if args.require_encryption {
+            "this site requires encrypted evidence (ESUS_IR_REQUIRE_ENCRYPTION)"
+        } else {
+            "this runbook requires encrypted evidence (`evidence: { encrypt: required }`)"
+        };
+        return Err(Error::Usage(format!(
+            "{who}: give --encrypt-to RECIPIENT (an age public key, or an SSH public key line) or --encrypt-to-file FILE. Nothing was sent"
+        )));
+    }
+    Ok(seal)
+}
+
 /// This leg's run id, folders (checked and created) and transcript path. They are settled
 /// before the operator's token is read: a login sends a request, and a refused folder or
 /// transcript must still be able to say that nothing was sent.
@@ -812,12 +889,14 @@ fn place_run(args: &RunArgs, subject: &Subject) -> Result<Place, Error> {
         transcript: args.transcript.as_deref(),
         dry_run: args.dry_run.is_some(),
     };
-    let (run_dir, folders, created) = folders_for(
+    let seal = sealing(args, subject)?;
+    let (run_dir, mut folders, created) = folders_for(
         &asked,
         subject.resumed.as_ref().map(|r| r.run_dir.as_path()),
         &subject.valid.runbook.name,
         &run_id,
     )?;
+    folders.seal = seal;
     let transcript = transcript_path(&asked, subject.resumed.is_some(), &run_dir)?;
     Ok(Place {
         run_id,

@@ -62,6 +62,7 @@ pub(super) fn folders_for(
         (None, None) => default_run_dir(runbook, run_id),
     };
     let folders = Folders {
+        seal: None,
         evidence: run_dir.join(layout::EVIDENCE_DIR),
         secrets: asked
             .secrets_dir

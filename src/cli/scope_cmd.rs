@@ -54,6 +54,10 @@ pub struct ScopeArgs {
     /// Folder of evidence files (default: the run folder's evidence/).
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
+    /// The age identity file (or unencrypted OpenSSH private key) that opens encrypted evidence
+    /// (`--encrypt-to`). The scope files it writes are encrypted to the incident's recipients.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 /// The files `scope` writes into the evidence folder.
@@ -102,12 +106,23 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
             user: args.user,
             since,
             sources: args.sources,
+            identities: identities(args.identity.as_deref())?,
         },
     )
     .map_err(Error::Usage)?;
     let json = render::json(&scope);
     let csv = render::csv(&scope).map_err(Error::Usage)?;
+    // Patient ids are PHI: where the incident's evidence is encrypted, so is its scope.
+    let seal = sealed_to(&incident)?;
+    let suffix = if seal.is_some() {
+        crate::exec::sealed::SUFFIX
+    } else {
+        ""
+    };
+    let mut written = Vec::new();
     for (name, bytes) in SCOPE_FILES.iter().zip([json.as_bytes(), csv.as_slice()]) {
+        let name = format!("{name}{suffix}");
+        let name = name.as_str();
         // Recorded evidence is never replaced: a step that saved a file by this name keeps it.
         if incident.evidence.iter().any(|e| e.row.file == *name) {
             return Err(Error::Usage(format!(
@@ -116,22 +131,72 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
             )));
         }
         let path = dir.join(name);
+        let sealed;
+        let bytes = match &seal {
+            Some(to) => {
+                sealed = seal_bytes(to, bytes)
+                    .map_err(|e| Error::io(format!("encrypting {}", path.display()), e))?;
+                sealed.as_slice()
+            }
+            None => bytes,
+        };
         crate::transcript::fsutil::write_private_atomic(&path, bytes)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        written.push(path);
     }
     match args.format {
         ScopeFormat::Text => out(&render::text(&scope))?,
         ScopeFormat::Csv => out(&String::from_utf8_lossy(&csv))?,
         ScopeFormat::Json => out(&json)?,
     }
+    let shown: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     eprintln!(
-        "written (0600): {} and {}",
-        dir.join(SCOPE_FILES[0]).display(),
-        dir.join(SCOPE_FILES[1]).display()
+        "written (0600{}): {}",
+        if seal.is_some() { ", encrypted" } else { "" },
+        shown.join(" and ")
     );
     Ok(if scope.after_containment.is_empty() {
         ExitCode::Success
     } else {
         ExitCode::StepFailed
     })
+}
+
+/// The identities `--identity` names.
+pub(super) fn identities(
+    path: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<crate::exec::sealed::Identities>>, Error> {
+    path.map(|p| {
+        crate::exec::sealed::Identities::from_file(p)
+            .map(std::sync::Arc::new)
+            .map_err(Error::Usage)
+    })
+    .transpose()
+}
+
+/// Who the incident's evidence is encrypted to (its legs' recorded recipients), if anyone.
+fn sealed_to(
+    incident: &crate::transcript::report::incident::Incident,
+) -> Result<Option<crate::exec::sealed::Recipients>, Error> {
+    let recorded: Vec<&str> = incident
+        .legs
+        .iter()
+        .flat_map(|l| l.timeline.evidence_recipients.iter().map(String::as_str))
+        .collect();
+    if recorded.is_empty() {
+        return Ok(None);
+    }
+    let mut unique = recorded.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    crate::exec::sealed::Recipients::parse(unique)
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("the incident's recorded recipients: {e}")))
+}
+
+fn seal_bytes(to: &crate::exec::sealed::Recipients, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut w = to.seal(Vec::new())?;
+    w.write_all(bytes)?;
+    w.finish()
 }

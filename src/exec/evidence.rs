@@ -14,8 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
+use super::sealed::Hashing;
 use crate::esus::paths;
 use crate::event::EvidenceRef;
 
@@ -29,6 +28,8 @@ pub struct Folders {
     pub evidence: PathBuf,
     /// Secret outputs, one 0600 file each.
     pub secrets: PathBuf,
+    /// Who the evidence and secrets are encrypted to (`--encrypt-to`); none: written in clear.
+    pub seal: Option<super::sealed::Recipients>,
 }
 
 impl Folders {
@@ -98,9 +99,24 @@ impl Folders {
         create_private_dir(&self.secrets)?;
         let dir = open_dir(&self.secrets)?;
         check_dir_fd(&dir, &self.secrets).map_err(io::Error::other)?;
-        let (mut file, used) = create_free(&dir, &base, "")?;
-        file.write_all(value.as_bytes())?;
-        file.write_all(b"\n")?;
+        let ext = if self.seal.is_some() {
+            super::sealed::SUFFIX
+        } else {
+            ""
+        };
+        let (mut file, used) = create_free(&dir, &base, ext)?;
+        match &self.seal {
+            Some(to) => {
+                let mut w = to.seal(&mut file)?;
+                w.write_all(value.as_bytes())?;
+                w.write_all(b"\n")?;
+                w.finish()?;
+            }
+            None => {
+                file.write_all(value.as_bytes())?;
+                file.write_all(b"\n")?;
+            }
+        }
         file.sync_all()?;
         // The new entry itself must survive a crash too.
         let _ = rustix::fs::fsync(&dir);
@@ -353,8 +369,7 @@ fn split_ext(file: &str) -> (&str, &str) {
 /// `<name>.partial`, and takes its name only when complete ([`EvidenceWriter::finish`]): a run
 /// killed mid-pull leaves a file marked partial, never a truncated file under an evidence name.
 pub struct EvidenceWriter {
-    file: BufWriter<File>,
-    hasher: Sha256,
+    sink: Sink,
     dir: rustix::fd::OwnedFd,
     partial: String,
     stem: String,
@@ -365,6 +380,34 @@ pub struct EvidenceWriter {
 
 /// What a file being written is called until it is complete.
 const PARTIAL: &str = ".partial";
+
+/// Where an evidence file's bytes go: to the file (hashed on the way), or first through age —
+/// then the file, and the digest, hold only ciphertext.
+enum Sink {
+    Clear(Hashing<BufWriter<File>>),
+    Sealed(age::stream::StreamWriter<Hashing<BufWriter<File>>>),
+}
+
+impl Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Clear(w) => w.write_all(bytes),
+            Sink::Sealed(w) => w.write_all(bytes),
+        }
+    }
+
+    /// Ends the stream (age's last chunk), flushes, and returns the file and the digest of
+    /// what it holds.
+    fn finish(self) -> io::Result<(File, String)> {
+        let hashing = match self {
+            Sink::Clear(w) => w,
+            Sink::Sealed(w) => w.finish()?,
+        };
+        let (buffered, digest) = hashing.finish();
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
+        Ok((file, digest))
+    }
+}
 
 impl EvidenceWriter {
     /// Creates `name` in the evidence folder: sub-folders are created (0700) and entered one
@@ -388,16 +431,27 @@ impl EvidenceWriter {
             dir = enter_subdir(&dir, sub, &shown)?;
         }
         let (stem, ext) = split_ext(file_name);
+        let ext = match &folders.seal {
+            Some(_) => format!("{ext}{}", super::sealed::SUFFIX),
+            None => ext.to_string(),
+        };
         let partial_ext = format!("{ext}{PARTIAL}");
         let (file, partial) = create_free(&dir, stem, &partial_ext)
             .map_err(|e| format!("{}: {e}", shown.join(file_name).display()))?;
+        let out = Hashing::new(BufWriter::new(file));
+        let sink = match &folders.seal {
+            Some(to) => Sink::Sealed(
+                to.seal(out)
+                    .map_err(|e| format!("{}: {e}", shown.join(file_name).display()))?,
+            ),
+            None => Sink::Clear(out),
+        };
         Ok(EvidenceWriter {
-            file: BufWriter::new(file),
-            hasher: Sha256::new(),
+            sink,
             dir,
             partial,
             stem: stem.to_string(),
-            ext: ext.to_string(),
+            ext,
             subdirs: subdirs.iter().map(|s| s.to_string()).collect(),
             rows: 0,
         })
@@ -412,8 +466,7 @@ impl EvidenceWriter {
 
     /// Writes bytes.
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.hasher.update(bytes);
-        self.file.write_all(bytes)
+        self.sink.write_all(bytes)
     }
 
     /// Starts a paged document: `{"rows":[`.
@@ -438,10 +491,10 @@ impl EvidenceWriter {
 
     /// Flushes to disk, gives the file its name (never over an existing file) and returns the
     /// file's reference.
-    pub fn finish(mut self) -> std::io::Result<EvidenceRef> {
+    pub fn finish(self) -> std::io::Result<EvidenceRef> {
         use rustix::fs::{RenameFlags, renameat_with};
-        self.file.flush()?;
-        self.file.get_ref().sync_all()?;
+        let (file, digest) = self.sink.finish()?;
+        file.sync_all()?;
         for n in 0..MAX_SUFFIX {
             let name = match n {
                 0 => format!("{}{}", self.stem, self.ext),
@@ -461,7 +514,7 @@ impl EvidenceWriter {
                     parts.push(name);
                     return Ok(EvidenceRef {
                         file: parts.join("/"),
-                        sha256: hex::encode(self.hasher.finalize()),
+                        sha256: digest,
                     });
                 }
                 Err(rustix::io::Errno::EXIST) => continue,
@@ -484,6 +537,7 @@ mod tests {
 
     fn folders(dir: &Path) -> Folders {
         Folders {
+            seal: None,
             evidence: dir.join("evidence"),
             secrets: dir.join("secrets"),
         }

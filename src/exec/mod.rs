@@ -24,6 +24,7 @@ pub mod progress;
 mod recover;
 pub mod report;
 pub mod resume;
+pub mod sealed;
 pub mod send;
 mod settle;
 pub mod shared;

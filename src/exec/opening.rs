@@ -47,6 +47,12 @@ pub fn run_started(shared: &Shared, inputs: &Inputs, meta: &RunMeta) -> Event {
         chain_started_at: meta.chain_started_at.clone(),
         run_id: Some(meta.run_id.clone()),
         incident: Some(shared.planner.incident().to_string()),
+        evidence_recipients: shared
+            .folders
+            .seal
+            .as_ref()
+            .map(|r| r.shown().to_vec())
+            .unwrap_or_default(),
     }
 }
 

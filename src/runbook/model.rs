@@ -26,6 +26,30 @@ pub struct Runbook {
     pub inputs: IndexMap<String, InputSpec>,
     /// The steps, in file order.
     pub steps: Vec<Step>,
+    /// How the run's evidence is kept: `{ encrypt: required }` refuses a run that was given no
+    /// recipient to encrypt it to (`--encrypt-to`).
+    #[serde(default)]
+    pub evidence: EvidencePolicy,
+}
+
+/// How a runbook's evidence must be kept.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidencePolicy {
+    /// `required`: only encrypted (age); `optional` (default): as the run is told.
+    #[serde(default)]
+    pub encrypt: Encrypt,
+}
+
+/// Whether evidence must be encrypted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encrypt {
+    /// Encrypted when the run is given recipients.
+    #[default]
+    Optional,
+    /// A run without recipients refuses to start.
+    Required,
 }
 
 /// One declared input.

@@ -345,6 +345,8 @@ struct Outline {
     #[serde(default)]
     inputs: IndexMap<String, Yaml>,
     steps: Vec<Yaml>,
+    #[serde(default)]
+    evidence: super::model::EvidencePolicy,
 }
 
 /// Deserializes each part on its own, reporting every problem, and returns the runbook as far as
@@ -374,6 +376,7 @@ fn collect_all(
         description: text_of("description").unwrap_or_default(),
         inputs: IndexMap::new(),
         steps: Vec::new(),
+        evidence: Default::default(),
     };
     let mut outline = value;
     if let (Yaml::Mapping(m), Some(Yaml::Sequence(_))) = (&mut outline, &steps) {
@@ -381,7 +384,9 @@ fn collect_all(
         // top-level field, and need not copy them each time.
         m.insert(Yaml::String("steps".into()), Yaml::Sequence(Vec::new()));
     }
-    let _ = deserialize_reading_on::<Outline>(outline, "", map, problems);
+    if let Some(outline) = deserialize_reading_on::<Outline>(outline, "", map, problems) {
+        runbook.evidence = outline.evidence;
+    }
     if let Some(Yaml::Mapping(inputs)) = inputs {
         for (k, v) in inputs {
             let Some(name) = k.as_str() else { continue };

@@ -32,6 +32,8 @@ pub struct ScopeOptions {
     /// The attacker's source addresses, when known: only the user's rows from them count (the
     /// real user may have kept working inside the window). Empty: every row of the user.
     pub sources: Vec<String>,
+    /// What opens encrypted evidence (`--identity`); none: encrypted files are refused by name.
+    pub identities: Option<std::sync::Arc<crate::exec::sealed::Identities>>,
 }
 
 /// Computes the scope of `incident`'s audit evidence (in `evidence_dir`).
@@ -45,8 +47,9 @@ pub fn scope(
         None => incident_user(incident)
             .ok_or("which credential? the incident has no `user_id` input: give --user USER_ID")?,
     };
-    let (rows, evidence) = read_evidence(incident, evidence_dir, &user)?;
-    let source_chain = chain_check(incident, evidence_dir);
+    let ids = options.identities.as_deref();
+    let (rows, evidence) = read_evidence(incident, evidence_dir, &user, ids)?;
+    let source_chain = chain_check(incident, evidence_dir, ids);
     let rows_read = rows.len();
     let during = incident_span(incident);
     let ours = |r: &AuditRow| {
@@ -138,14 +141,18 @@ pub fn scope(
 
 /// ESUS's audit-chain check, from the last evidence file that holds one (`{ok, total,
 /// verifiedThrough, breaks}`), among those the transcript vouches for.
-fn chain_check(incident: &Incident, dir: &Path) -> Option<ChainCheck> {
+fn chain_check(
+    incident: &Incident,
+    dir: &Path,
+    ids: Option<&crate::exec::sealed::Identities>,
+) -> Option<ChainCheck> {
     incident
         .evidence
         .iter()
         .filter(|e| e.status == EvidenceStatus::Ok && e.row.rows.is_none())
         .rev()
         .find_map(|e| {
-            let bytes = std::fs::read(dir.join(&e.row.file)).ok()?;
+            let bytes = crate::exec::sealed::read_evidence(&dir.join(&e.row.file), ids).ok()?;
             rows::chain_check(&bytes).map(|mut c| {
                 c.file = e.row.file.clone();
                 c
@@ -200,6 +207,7 @@ fn read_evidence(
     incident: &Incident,
     dir: &Path,
     user: &str,
+    ids: Option<&crate::exec::sealed::Identities>,
 ) -> Result<(Vec<AuditRow>, Vec<Pulled>), String> {
     let mut seen = std::collections::HashSet::new();
     let mut rows = Vec::new();
@@ -212,7 +220,7 @@ fn read_evidence(
                 e.status.word()
             ));
         }
-        let bytes = std::fs::read(dir.join(&e.row.file))
+        let bytes = crate::exec::sealed::read_evidence(&dir.join(&e.row.file), ids)
             .map_err(|err| format!("evidence {}: {err}", e.row.file))?;
         let pulled = rows::parse(&bytes)
             .map_err(|err| format!("evidence {}: not an audit pull ({err})", e.row.file))?;

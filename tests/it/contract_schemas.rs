@@ -245,7 +245,10 @@ async fn contract_bundled_runbooks_send_and_get_only_published_shapes() {
         "postApi-keys",
         "putApi-keysById",
         "getAdminAudit",
-        "getAdminAuditUserByUserId",
+        // The compromise runbooks' evidence, by cursor, and ESUS's own chain check (the
+        // page-numbered user route is their fallback: sim_contract checks its shapes).
+        "getV1AdminAudit",
+        "getAdminSystem-adminsAuditVerify",
         "getRoles",
         "deleteAdminUsersById",
         "getFhirConsent",

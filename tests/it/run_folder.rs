@@ -55,6 +55,7 @@ fn bystander(env: &Env) -> std::path::PathBuf {
 
 fn folders(root: &Path) -> Folders {
     Folders {
+        seal: None,
         evidence: root.join("evidence"),
         secrets: root.join("secrets"),
     }

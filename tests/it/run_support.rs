@@ -8,8 +8,10 @@ use esus_ir::sim::{SimConfig, SimHandle, Simulator};
 use secrecy::ExposeSecret;
 
 /// Variables of the developer's environment that would change what a test runs.
-pub(crate) const CLEARED_ENV: [&str; 7] = [
+pub(crate) const CLEARED_ENV: [&str; 9] = [
     "ESUS_TOKEN",
+    "ESUS_IR_ENCRYPT_TO_FILE",
+    "ESUS_IR_REQUIRE_ENCRYPTION",
     "ESUS_BASE_URL",
     "ESUS_IR_SIGN_KEY",
     "ESUS_REFRESH_TOKEN",

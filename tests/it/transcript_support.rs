@@ -81,6 +81,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
             chain_started_at: None,
             run_id: None,
             incident: None,
+            evidence_recipients: Vec::new(),
         },
         Event::Plan {
             order: vec![

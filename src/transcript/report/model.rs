@@ -45,6 +45,8 @@ pub struct Timeline {
     pub approved_by: Option<String>,
     /// The incident id given to the run, if any.
     pub incident_id: Option<String>,
+    /// Who the leg's evidence is encrypted to (none: in clear).
+    pub evidence_recipients: Vec<String>,
     /// Inputs as recorded (secret ones as `[secret]`), rendered as JSON text.
     pub inputs: Vec<(String, String)>,
     /// When the run started.
@@ -400,6 +402,16 @@ impl Timeline {
             .str_field("incident_id")
             .filter(|s| !s.trim().is_empty())
             .map(str::to_string);
+        self.evidence_recipients = r
+            .data
+            .get("evidence_recipients")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.started = r.ts.clone();
         if let Some(Value::Object(inputs)) = r.data.get("inputs") {
             self.inputs = inputs
