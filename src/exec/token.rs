@@ -69,7 +69,8 @@ impl RefreshStore {
         }
     }
 
-    fn write(&self, secret: &SecretString) -> Result<(), String> {
+    /// Keeps `secret` here (a file replaced atomically at 0600, or the keyring entry).
+    pub fn write(&self, secret: &SecretString) -> Result<(), String> {
         match self {
             RefreshStore::File(path) => {
                 write_secret_file(path, secret).map_err(|e| format!("{}: {e}", path.display()))
