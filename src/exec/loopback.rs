@@ -222,13 +222,7 @@ mod tests {
     #[test]
     fn a_redirect_is_read_only_with_this_logins_state() {
         let ok = answer(b"GET /callback?code=c-1&state=s-1 HTTP/1.1\r\n\r\n", "s-1");
-        assert_eq!(
-            ok.expect("callback")
-                .expect("code")
-                .expose_secret()
-                .as_str(),
-            "c-1"
-        );
+        assert_eq!(ok.expect("callback").expect("code").expose_secret(), "c-1");
         let forged = answer(b"GET /callback?code=c-1&state=s-2 HTTP/1.1\r\n\r\n", "s-1");
         assert!(matches!(forged, Some(Err(CallbackError::StateMismatch))));
         let missing = answer(b"GET /callback?code=c-1 HTTP/1.1\r\n\r\n", "s-1");
