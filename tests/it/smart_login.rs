@@ -264,16 +264,21 @@ impl Drop for LoginChild {
 
 impl LoginChild {
     fn start(base: &str, extra: &[&str]) -> LoginChild {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esus-ir"))
-            .args(["login", "--base", base, "--no-browser"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_esus-ir"));
+        cmd.args(["login", "--base", base, "--no-browser"])
             .args(extra)
             .env_remove("ESUS_TOKEN")
-            .env_remove("RUST_LOG")
+            .env_remove("RUST_LOG");
+        LoginChild::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> LoginChild {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn esus-ir login");
+            .expect("spawn esus-ir");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -434,4 +439,83 @@ async fn a_closed_browser_ends_the_login_with_a_clear_timeout_and_exit_4() {
         "{stderr}"
     );
     assert_eq!(sent(&s, "POST", "/smart/token"), 0);
+}
+
+/// `run --login-smart`: the run logs in through the browser, and when the 15-minute token dies
+/// mid-run the SMART refresh token renews it through `POST /auth/refresh`, as the existing
+/// refresh path does. The token ESUS rotates is kept in memory only: no file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_login_smart_logs_in_inline_and_renews_with_the_refresh_token() {
+    // The token answer is held back 1.5 s, long enough for the test to age the token it carries.
+    let config = SimConfig {
+        smart_auto_approve: true,
+        ..SimConfig::default()
+    }
+    .with_fault("latency=1500ms@POST /smart/token")
+    .expect("fault");
+    let env = crate::run_support::Env::with(config).await;
+    // A read-only review with a read-only scope: what the run needs, nothing more.
+    let mut cmd = env.std_env_cmd();
+    cmd.env_remove("ESUS_TOKEN")
+        .args(["run", "access-review", "--base-url", &env.sim.base_url()])
+        .arg("--run-dir")
+        .arg(env.run_dir());
+    cmd.args([
+        "--non-interactive",
+        "--login-smart",
+        "--scope",
+        "user/*.read",
+        "--no-browser",
+        "--login-timeout",
+        "60s",
+        "--output",
+        "json",
+    ]);
+    let mut child = LoginChild::spawn(cmd);
+    let url = tokio::task::block_in_place(|| child.authorization_url());
+    assert_eq!(
+        query_value(&url, "scope").as_deref(),
+        Some("user/*.read online_access"),
+        "only the asked scopes, and renewal"
+    );
+    // Auto-approval: the authorization endpoint redirects at once; the test is the browser.
+    let resp = browser().get(&url).send().await.expect("authorize");
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let page = browser().get(&location).send().await.expect("loopback");
+    assert_eq!(page.status(), 200);
+    // While the token answer is on its way, 16 minutes pass: it arrives already expired.
+    let exchanging = || {
+        env.sim
+            .requests()
+            .iter()
+            .any(|r| r.path == "/smart/token" && r.status.is_none())
+    };
+    for _ in 0..100 {
+        if exchanging() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(exchanging(), "the exchange is in flight");
+    env.sim.advance_clock(Duration::from_secs(16 * 60));
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| child.finish());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let refreshed: Vec<_> = env
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/auth/refresh")
+        .collect();
+    assert_eq!(refreshed.len(), 1, "renewed once");
+    assert_eq!(refreshed[0].status, Some(200));
+    let result: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(result["refresh_token_file"], Value::Null, "{result}");
+    assert!(
+        !env.run_dir().join("secrets/esus-refresh-token").exists(),
+        "a SMART login's rotated refresh token never goes to a file"
+    );
 }
