@@ -15,7 +15,7 @@ use esus_ir::sim::SimConfig;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::sim_support::{Cred, Sim};
+use crate::sim_support::{Cred, Sim, keys, sorted};
 
 const ADMIN: (&str, &str) = ("admin@riverside.example", "admin-drill-password");
 
@@ -133,6 +133,17 @@ async fn a_good_exchange_gives_a_scoped_15_minute_token_and_a_refresh_token() {
     let code = code_for(&s, "openid fhirUser user/ApiKey.read online_access").await;
     let (status, body) = exchange(&base, &code, REDIRECT, VERIFIER).await;
     assert_eq!(status, 200, "{body}");
+    // postSmartToken's published fields, and OAuth's refresh_token (docs/esus-api.md, 30).
+    assert_eq!(
+        keys(&body),
+        sorted(&[
+            "access_token",
+            "token_type",
+            "expires_in",
+            "scope",
+            "refresh_token"
+        ])
+    );
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     assert_eq!(
