@@ -236,6 +236,32 @@ mod tests {
         assert!(answer(b"POST /callback?code=c&state=s-1 HTTP/1.1\r\n\r\n", "s-1").is_none());
     }
 
+    /// A port scanner (or a browser's pre-connects) cannot keep the listener open: after 16
+    /// connections that are not the redirect it gives up.
+    #[tokio::test]
+    async fn connections_that_are_not_the_redirect_end_the_wait() {
+        let lb = Loopback::bind().await.expect("bind");
+        let port = lb.port;
+        let (_handle, interrupt) = Interrupt::new();
+        let waiting =
+            tokio::spawn(
+                async move { lb.code("s-1", Duration::from_secs(3600), &interrupt).await },
+            );
+        for _ in 0..MAX_CONNECTIONS {
+            let mut s = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            s.write_all(b"GET /favicon.ico HTTP/1.1\r\n\r\n")
+                .await
+                .expect("send");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer).await;
+            assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        }
+        let result = waiting.await.expect("joined");
+        assert!(matches!(result, Err(CallbackError::TooManyConnections)));
+    }
+
     #[test]
     fn durations_are_shown_as_written() {
         assert_eq!(shown(Duration::from_secs(300)), "5m");

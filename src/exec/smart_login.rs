@@ -368,6 +368,23 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_on_another_origin_are_refused() {
+        let base = Url::parse("https://api.esus.health/").expect("url");
+        let doc = json!({
+            "authorization_endpoint": "https://api.esus.health/smart/authorize",
+            "token_endpoint": "https://evil.example/smart/token",
+        });
+        assert!(same_origin(&base, &doc, "authorization_endpoint").is_ok());
+        let err = same_origin(&base, &doc, "token_endpoint").expect_err("refused");
+        assert!(err.to_string().contains("evil.example"), "{err}");
+        let http = json!({"token_endpoint": "http://api.esus.health/smart/token"});
+        assert!(
+            same_origin(&base, &http, "token_endpoint").is_err(),
+            "a downgrade"
+        );
+    }
+
+    #[test]
     fn the_challenge_is_the_s256_of_a_verifier_of_legal_length() {
         let p = Pkce::new();
         let v = p.verifier.expose_secret();

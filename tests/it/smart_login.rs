@@ -529,4 +529,31 @@ async fn run_login_smart_logs_in_inline_and_renews_with_the_refresh_token() {
         !env.run_dir().join("secrets/esus-refresh-token").exists(),
         "a SMART login's rotated refresh token never goes to a file"
     );
+    // Neither the code nor a live token is in the output, the transcript or the evidence.
+    let code = query_value(&location, "code").expect("code");
+    let mut texts = vec![
+        ("stdout".to_string(), stdout),
+        ("stderr".to_string(), stderr),
+    ];
+    let mut dirs = vec![env.run_dir()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("run folder")
+            .map_while(Result::ok)
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                texts.push((path.display().to_string(), text));
+            }
+        }
+    }
+    for (name, text) in &texts {
+        assert!(!text.contains(&code), "the code in {name}");
+        for word in secret_shaped(text) {
+            assert!(!env.sim.access_token_accepted(word), "a token in {name}");
+            assert!(!env.sim.refresh_token_accepted(word), "a token in {name}");
+        }
+    }
 }
