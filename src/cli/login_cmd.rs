@@ -66,7 +66,7 @@ pub struct SmartArgs {
     #[arg(long = "smart-client-id", value_name = "ID", default_value = DEFAULT_CLIENT_ID)]
     pub client_id: String,
     /// Start no browser: only print the authorization URL on stderr.
-    #[arg(long, env = "ESUS_IR_NO_BROWSER")]
+    #[arg(long, env = "ESUS_IR_NO_BROWSER", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_browser: bool,
 }
 

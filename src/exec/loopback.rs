@@ -165,12 +165,13 @@ fn answer(head: &[u8], expected_state: &str) -> Option<Result<SecretString, Call
     if method != "GET" || url.path() != CALLBACK {
         return None;
     }
-    let (mut code, mut state, mut error) = (None, None, None);
+    let (mut code, mut state, mut error, mut why) = (None, None, None, None);
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
             "code" => code = Some(SecretString::from(v.into_owned())),
             "state" => state = Some(v.into_owned()),
             "error" => error = Some(printable(&v)),
+            "error_description" => why = Some(printable(&v)),
             _ => {}
         }
     }
@@ -180,7 +181,11 @@ fn answer(head: &[u8], expected_state: &str) -> Option<Result<SecretString, Call
         return Some(Err(CallbackError::StateMismatch));
     }
     if let Some(e) = error {
-        return Some(Err(CallbackError::Refused(e)));
+        let text = match why {
+            Some(why) => format!("{e} ({why})"),
+            None => e,
+        };
+        return Some(Err(CallbackError::Refused(text)));
     }
     Some(code.ok_or(CallbackError::NoCode))
 }
