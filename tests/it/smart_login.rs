@@ -240,6 +240,92 @@ async fn a_mismatched_or_unregistered_redirect_uri_is_refused() {
 }
 
 #[tokio::test]
+async fn codes_expire_a_denial_goes_back_and_a_registered_app_gets_only_its_own() {
+    let s = Sim::start().await;
+    let base = s.sim.base_url();
+    // A code not exchanged within its minute is dead.
+    let code = code_for(&s, "openid").await;
+    s.sim.advance_clock(Duration::from_secs(61));
+    let (status, body) = exchange(&base, &code, REDIRECT, VERIFIER).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    // Deny on the approval page: the client hears access_denied, with its state.
+    let url = authorize_url(&base, REDIRECT, VERIFIER, "openid");
+    let html = browser()
+        .get(&url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let id = html
+        .split("name=\"request\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("request id");
+    let resp = browser()
+        .post(format!("{base}/smart/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("request", id), ("decision", "deny")]))
+        .send()
+        .await
+        .expect("deny");
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().expect("ascii");
+    assert_eq!(
+        query_value(location, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert_eq!(query_value(location, "state").as_deref(), Some("st-1"));
+    // A registered app: its exact redirect URI and its registered scopes, nothing else.
+    let app = s
+        .call(
+            "POST",
+            "/smart/apps",
+            Cred::Bearer(&s.admin()),
+            Some(serde_json::json!({
+                "name": "Viewer", "redirectUris": ["https://viewer.example/cb"],
+                "scopes": ["openid", "patient/Patient.read"],
+            })),
+        )
+        .await;
+    assert_eq!(app.status, 201, "{}", app.body);
+    let client_id = app.body["clientId"].as_str().expect("clientId");
+    let ask = |redirect: &str, scope: &str| {
+        authorize_url(&base, redirect, VERIFIER, scope)
+            .replace("client_id=esus-ir", &format!("client_id={client_id}"))
+    };
+    let ok = browser()
+        .get(ask(
+            "https://viewer.example/cb",
+            "openid patient/Patient.read",
+        ))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(ok.status(), 200, "its own redirect and scopes: the page");
+    let slash = browser()
+        .get(ask("https://viewer.example/cb/", "openid"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(slash.status(), 400, "not exactly the registered URI");
+    assert!(slash.headers().get("location").is_none());
+    let wider = browser()
+        .get(ask("https://viewer.example/cb", "openid user/*.*"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wider.status(), 302);
+    let location = wider.headers()["location"].to_str().expect("ascii");
+    assert_eq!(
+        query_value(location, "error").as_deref(),
+        Some("invalid_scope")
+    );
+}
+
+#[tokio::test]
 async fn under_auto_approval_authorize_redirects_straight_to_the_client() {
     let s = Sim::with(SimConfig {
         smart_auto_approve: true,
