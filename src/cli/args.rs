@@ -110,6 +110,8 @@ that schema wherever the new runbook needs it.")]
         #[arg(long, conflicts_with = "result")]
         scope: bool,
     },
+    /// Log in to ESUS through the browser (SMART on FHIR, authorization code + PKCE).
+    Login(super::login_cmd::LoginArgs),
     /// Run a runbook against ESUS: plan, confirmations, requests, signed transcript.
     Run(Box<super::run_cmd::RunArgs>),
     /// Write the plan of a run (what it would send, after the preflight) for others to approve.

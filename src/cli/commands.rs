@@ -37,6 +37,7 @@ pub(super) fn dispatch(
             super::approved_run::run(*args, term)
         }
         Command::Run(args) => super::run_cmd::run(*args, term),
+        Command::Login(args) => super::login_cmd::run(args),
         Command::Plan(args) => super::plan_cmd::plan(*args, term),
         Command::Approve(args) => super::plan_cmd::approve(args),
         Command::Drill(args) => super::drill_cmd::run(*args, term),

@@ -122,6 +122,8 @@ pub fn run(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
 /// Rehearses the runbook against a fresh simulator, then scores what the run left behind.
 async fn drill(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
     let mut config = args.world.config()?;
+    // Nobody stands at a browser during a drill: a SMART login is approved at once.
+    config.smart_auto_approve = true;
     // The sweep is rehearsed where something was left behind: the planted incident.
     if args.runbook == SWEEP && args.world.scenario.is_none() {
         config = config
@@ -244,6 +246,9 @@ fn run_args(args: &DrillArgs, interactive: bool) -> RunArgs {
         login: None,
         refresh_token_file: None,
         refresh_token_keyring: false,
+        login_smart: false,
+        login_timeout: std::time::Duration::from_secs(300),
+        smart: super::login_cmd::SmartArgs::default(),
         inputs: args.inputs.clone(),
         inputs_file: None,
         secret_files: Vec::new(),

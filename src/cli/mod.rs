@@ -5,11 +5,13 @@
 
 mod approved_run;
 mod args;
+mod browser;
 mod commands;
 mod completions;
 pub mod confirm;
 pub mod describe;
 pub mod drill_cmd;
+pub mod login_cmd;
 pub mod operator;
 mod output;
 pub mod plan_cmd;

@@ -1,6 +1,7 @@
 //! Who runs esus-ir, and with what credential: the operator's ESUS token (ESUS_TOKEN,
 //! `--token-file`, `--login`, or a hidden prompt — never argv), their name for the transcript, and
-//! the machine's name. A token is a secret from the moment it is read.
+//! the machine's name. A token is a secret from the moment it is read. A SMART login
+//! (`--login-smart`, `esus-ir login`) brings its tokens straight into memory.
 
 use std::path::Path;
 
@@ -9,7 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use super::prompt::{ask_hidden, is_interrupt};
 use crate::error::Error;
 use crate::esus::client::EsusClient;
+use crate::exec::loopback::{CallbackError, shown};
 use crate::exec::shared::Interrupt;
+use crate::exec::smart_login::{self, Browser, SmartAsk, SmartLoginError, SmartTokens};
 use crate::exec::token::{self, OperatorToken, RefreshStore};
 
 /// Where the operator's token comes from.
@@ -26,6 +29,57 @@ pub struct TokenSources {
     pub refresh_keyring: Option<String>,
     /// Where a rotated refresh token goes without `--refresh-token-file`: the run's secrets folder.
     pub secrets_dir: Option<std::path::PathBuf>,
+    /// `--login-smart`: log in through the browser (SMART on FHIR, PKCE) before the run.
+    pub smart: Option<SmartLogin>,
+    /// The OS keyring entry an access token kept by `esus-ir login --keyring` is read from.
+    pub access_keyring: Option<String>,
+}
+
+/// A SMART login's settings: what to ask for, and whether a browser may be started.
+#[derive(Debug, Clone)]
+pub struct SmartLogin {
+    /// Scopes, client id, how long to wait.
+    pub ask: SmartAsk,
+    /// Start the platform's browser (else only print the URL).
+    pub open_browser: bool,
+}
+
+/// Logs in through the browser; the URL to open goes to stderr, the tokens stay in memory.
+pub async fn smart_tokens(
+    client: &EsusClient,
+    smart: &SmartLogin,
+    interrupt: &Interrupt,
+) -> Result<SmartTokens, Error> {
+    let browser: Box<dyn Browser> = if smart.open_browser {
+        Box::new(super::browser::SystemBrowser)
+    } else {
+        Box::new(super::browser::NoBrowser)
+    };
+    let show = |text: &str| eprintln!("{text}");
+    smart_login::login(client, &smart.ask, browser.as_ref(), &show, interrupt)
+        .await
+        .map_err(smart_error)
+}
+
+/// Every SMART failure but an unreachable ESUS (6), an interrupt (130) or a broken listener (1)
+/// is an authentication failure (4): no token was obtained.
+fn smart_error(e: SmartLoginError) -> Error {
+    match e {
+        SmartLoginError::Unreachable(why) => Error::Unreachable(format!(
+            "cannot reach ESUS for the SMART login: {why} — check --base-url / ESUS_BASE_URL and the network (no token was obtained)"
+        )),
+        SmartLoginError::Callback(CallbackError::Interrupted) => Error::interrupted_before_start(),
+        SmartLoginError::Callback(CallbackError::Io(e)) => {
+            Error::io("the SMART login's loopback listener", e)
+        }
+        SmartLoginError::Callback(CallbackError::Timeout(d)) => Error::Auth(format!(
+            "SMART login timed out: no answer from the browser within {} (browser closed, or the page left unanswered). No code was exchanged; run the login again (--timeout to wait longer)",
+            shown(d)
+        )),
+        other => Error::Auth(format!(
+            "SMART login failed: {other} (no token was obtained)"
+        )),
+    }
 }
 
 /// The file in the secrets folder that receives a refresh token ESUS rotated mid-run.
@@ -40,9 +94,11 @@ pub async fn operator_token(
     interrupt: &Interrupt,
 ) -> Result<OperatorToken, Error> {
     let token = access_token(sources, client, interactive, interrupt).await?;
-    // Only a token that came with a refresh token can see one rotated.
+    // Only a token that came with a refresh token can see one rotated. A SMART login's tokens
+    // never go to a file: the keyring when asked, else memory only.
     let save_to = match (&sources.refresh_keyring, &sources.refresh_file) {
         (Some(entry), _) => Some(RefreshStore::Keyring(entry.clone())),
+        (None, _) if sources.smart.is_some() => None,
         (None, Some(path)) => Some(RefreshStore::File(path.clone())),
         (None, None) => sources
             .secrets_dir
@@ -101,6 +157,10 @@ async fn access_token(
     interrupt: &Interrupt,
 ) -> Result<OperatorToken, Error> {
     let hidden = |prompt: &str| hidden(prompt, interrupt);
+    if let Some(smart) = &sources.smart {
+        let tokens = smart_tokens(client, smart, interrupt).await?;
+        return Ok(OperatorToken::new(Some(tokens.access), tokens.refresh));
+    }
     let refresh = refresh_token(sources)?;
     if let Some(path) = &sources.token_file {
         let t = read_token_file(path)?;
@@ -139,6 +199,15 @@ async fn access_token(
             )),
         })?;
         return Ok(OperatorToken::new(Some(access), refresh));
+    }
+    if let Some(entry) = &sources.access_keyring {
+        let store = RefreshStore::Keyring(entry.clone());
+        if let Ok(Some(t)) = store.read() {
+            return Ok(OperatorToken::new(
+                Some(checked(t, &store.to_string())?),
+                refresh,
+            ));
+        }
     }
     if interactive && let Some(t) = hidden("ESUS access token (hidden)")? {
         return Ok(OperatorToken::new(Some(checked(t, "the token")?), refresh));

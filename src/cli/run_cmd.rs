@@ -41,7 +41,8 @@ use crate::transcript::{Signer, TranscriptWriter, layout};
   esus-ir run api-key-compromise --non-interactive --yes --output json --inputs-file incident.yaml
 
 The operator's token comes from ESUS_TOKEN, --token-file, --login (password from ESUS_PASSWORD or a
-prompt), or a hidden prompt — never from the command line. ESUS_REFRESH_TOKEN enables renewal.")]
+prompt), --login-smart (the browser, SMART on FHIR with PKCE), or a hidden prompt — never from the
+command line. ESUS_REFRESH_TOKEN enables renewal.")]
 pub struct RunArgs {
     /// A runbook file or bundled runbook name (with --resume: optional, checked against the transcript).
     #[arg(value_name = "RUNBOOK", required_unless_present = "resume")]
@@ -72,6 +73,16 @@ pub struct RunArgs {
     /// time), and a token ESUS rotates mid-run written back there — never to a file.
     #[arg(long)]
     pub refresh_token_keyring: bool,
+    /// Log in through the browser before the run (SMART on FHIR, authorization code + PKCE):
+    /// the tokens stay in memory, the refresh token renews the access token mid-run.
+    #[arg(long, conflicts_with_all = ["login", "token_file"])]
+    pub login_smart: bool,
+    /// With --login-smart: how long to wait for the browser (e.g. 90s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::login_cmd::duration, requires = "login_smart")]
+    pub login_timeout: std::time::Duration,
+    /// SMART scopes and browser (with --login-smart).
+    #[command(flatten)]
+    pub smart: super::login_cmd::SmartArgs,
     /// An input value (not for secret inputs).
     #[arg(short, long = "input", value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
@@ -399,6 +410,8 @@ pub async fn execute_carrying(
         client: &client,
         interactive,
         interrupt: &interrupt,
+        // Least privilege: a SMART login asks for what this runbook needs, unless told.
+        runbook_scopes: super::scopes_cmd::smart_scopes_for(&subject.valid),
     };
     let token = carried_token(asked, &place, carried).await?;
     let writer = open_transcript(&args.sign, term, &place.transcript, &interrupt)?;
@@ -914,6 +927,8 @@ struct TokenAsk<'a> {
     client: &'a EsusClient,
     interactive: bool,
     interrupt: &'a Interrupt,
+    /// The SMART scopes the runbook needs (`esus-ir scopes`), asked for when `--scope` is not.
+    runbook_scopes: Vec<String>,
 }
 
 /// The operator's token: the one an earlier leg of this command read, else read now and kept for
@@ -928,15 +943,7 @@ async fn carried_token(
         return Ok(t);
     }
     let secrets = &place.folders.secrets;
-    let read = token_for(
-        ask.args,
-        ask.drill,
-        ask.client,
-        ask.interactive,
-        ask.interrupt,
-        secrets,
-    )
-    .await;
+    let read = token_for(&ask, secrets).await;
     match read {
         Ok(t) => {
             let t = Arc::new(t);
@@ -954,15 +961,9 @@ async fn carried_token(
 
 /// The operator's token: none for a plan that sends nothing, the simulator's admin for a drill,
 /// else the operator's own (a file, a login, or a hidden prompt).
-async fn token_for(
-    args: &RunArgs,
-    drill: Option<&DrillTarget>,
-    client: &EsusClient,
-    interactive: bool,
-    interrupt: &Interrupt,
-    secrets: &Path,
-) -> Result<OperatorToken, Error> {
-    match (args.offline, drill) {
+async fn token_for(ask: &TokenAsk<'_>, secrets: &Path) -> Result<OperatorToken, Error> {
+    let (args, client) = (ask.args, ask.client);
+    match (args.offline, ask.drill) {
         (true, _) => Ok(OperatorToken::default()),
         (_, Some(d)) => Ok(OperatorToken::new(Some(d.token.clone()), d.refresh.clone())
             .saving_refresh_to(RefreshStore::File(
@@ -973,13 +974,22 @@ async fn token_for(
                 token_file: args.token_file.clone(),
                 login: args.login.clone(),
                 refresh_file: args.refresh_token_file.clone(),
-                refresh_keyring: args.refresh_token_keyring.then(|| {
-                    let base = client.base().to_string();
-                    format!("refresh-token@{}", base.trim_end_matches('/'))
-                }),
+                refresh_keyring: args
+                    .refresh_token_keyring
+                    .then(|| super::login_cmd::keyring_entry("refresh-token", client)),
                 secrets_dir: Some(secrets.to_path_buf()),
+                smart: args.login_smart.then(|| {
+                    let mut login = args.smart.settings(args.login_timeout);
+                    if login.ask.scopes.is_empty() {
+                        login.ask.scopes = ask.runbook_scopes.clone();
+                    }
+                    login
+                }),
+                access_keyring: args
+                    .refresh_token_keyring
+                    .then(|| super::login_cmd::keyring_entry("access-token", client)),
             };
-            operator::operator_token(&sources, client, interactive, interrupt).await
+            operator::operator_token(&sources, client, ask.interactive, ask.interrupt).await
         }
     }
 }

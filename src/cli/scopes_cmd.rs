@@ -46,11 +46,6 @@ pub(super) fn run(args: ScopesArgs) -> Result<ExitCode, Error> {
     let source = bundled::resolve(&args.runbook)?;
     let valid = runbook::load(&source.display, &source.text, stderr_color())?;
     let doc = describe(&valid, &source.display);
-    let needed: Vec<_> = doc
-        .permissions
-        .iter()
-        .map(|p| p.permission.clone())
-        .collect();
     let scopes = Scopes {
         runbook: doc.name.clone(),
         only_where_permitted: valid
@@ -68,7 +63,7 @@ pub(super) fn run(args: ScopesArgs) -> Result<ExitCode, Error> {
             .filter(|(_, info)| info.effect != Effect::Read)
             .map(|(s, _)| s.id.clone())
             .collect(),
-        smart_scopes: permissions::smart_scopes(&needed),
+        smart_scopes: smart_scopes_of(&doc),
         permissions: doc.permissions,
     };
     match args.output {
@@ -80,6 +75,33 @@ pub(super) fn run(args: ScopesArgs) -> Result<ExitCode, Error> {
         DescribeOutput::Text => out(&text(&scopes))?,
     }
     Ok(ExitCode::Success)
+}
+
+/// The SMART scopes the operator's token needs for a runbook: those of every request its steps
+/// send with the operator's token (a step acting with the affected user's own token, or none,
+/// is left out), its checks' further requests included.
+pub fn smart_scopes_of(doc: &super::describe::Description) -> Vec<String> {
+    use crate::esus::permissions::Permission;
+    let mut requests: Vec<(&str, &str)> = Vec::new();
+    for step in &doc.steps {
+        let operators = step
+            .permissions
+            .iter()
+            .any(|p| p.is_operator_permission() && !matches!(p, Permission::OperatorSession));
+        if !operators {
+            continue;
+        }
+        if let (Some(m), Some(p)) = (&step.method, &step.path) {
+            requests.push((m.as_str(), p.as_str()));
+        }
+        requests.extend(step.also.iter().map(|c| (c.method, c.path)));
+    }
+    permissions::smart_scopes(requests)
+}
+
+/// The SMART scopes of a validated runbook (what `run --login-smart` asks for by default).
+pub fn smart_scopes_for(valid: &crate::runbook::Validated) -> Vec<String> {
+    smart_scopes_of(&describe(valid, ""))
 }
 
 fn text(s: &Scopes) -> String {

@@ -54,6 +54,10 @@ pub struct SimWorld {
     /// Serve HTTPS with a certificate generated at start (the production TLS path).
     #[arg(long)]
     pub tls: bool,
+    /// `/smart/authorize` approves at once as the ready file's admin (no approval page): for
+    /// unattended SMART logins against the simulator.
+    #[arg(long)]
+    pub smart_auto_approve: bool,
 }
 
 impl SimWorld {
@@ -73,6 +77,7 @@ impl SimWorld {
             faults,
             seed: self.seed,
             tls: self.tls,
+            smart_auto_approve: self.smart_auto_approve,
             ..SimConfig::default()
         })
     }

@@ -120,26 +120,59 @@ impl fmt::Display for Permission {
     }
 }
 
-/// The SMART on FHIR scopes a token needs for `needed` (SMART v1 `user/` scopes): one per FHIR
-/// permission, plus `openid fhirUser` (who the token is) and `offline_access` (a refresh token, so
-/// a run can outlive the 15-minute access token). The admin routes are not FHIR resources and no
-/// scope names them: they need an administrator's token, whatever its scopes.
-pub fn smart_scopes(needed: &[Permission]) -> Vec<String> {
+/// The SMART scope a request needs (docs/esus-api.md, assumption 31): `user/<Resource>.read`
+/// for a GET, `.write` otherwise, where the resource is the FHIR type, or for ESUS's own routes
+/// the object they manage (`/api-keys` → `ApiKey`, the audit routes → `AuditEvent`, …). `None`
+/// for the routes a token may always use on its own session (`/auth/me`, sessions, logout,
+/// refresh, login).
+pub fn smart_scope_for(method: &str, path: &str) -> Option<String> {
+    let segs: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
+    let resource = match segs.as_slice() {
+        ["auth", "invite" | "invitations", ..] => "Invitation",
+        ["auth", ..] | ["smart", "authorize" | "token", ..] => return None,
+        ["fhir", "$export", ..] => "*",
+        ["fhir", rt, ..] if !rt.is_empty() => rt,
+        ["api-keys", ..] => "ApiKey",
+        ["admin", "audit", ..] | ["v1", "admin", "audit", ..] => "AuditEvent",
+        ["admin", "system-admins", "audit", ..] => "AuditEvent",
+        ["admin", "users", ..] | ["admin", "system-admins", ..] => "User",
+        ["roles", ..] => "Role",
+        ["tenant-apps", ..] => "Webhook",
+        ["smart", "apps", ..] => "SmartApp",
+        ["organizations", ..] => "Organization",
+        ["bulk-export", ..] => "BulkExport",
+        _ => "*",
+    };
+    let access = if method.eq_ignore_ascii_case("GET") {
+        "read"
+    } else {
+        "write"
+    };
+    Some(format!("user/{resource}.{access}"))
+}
+
+/// The SMART scopes to request for a set of requests (`(method, path)`): one per resource and
+/// access they need, plus `openid fhirUser` (who the token is) and `offline_access` (a refresh
+/// token, so a run can outlive the 15-minute access token). Nothing more.
+pub fn smart_scopes<'a>(requests: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     let mut scopes = vec![
         "openid".to_string(),
         "fhirUser".to_string(),
         "offline_access".to_string(),
     ];
-    let mut fhir: Vec<String> = needed
-        .iter()
-        .filter_map(|p| match p {
-            Permission::Fhir { resource, action } => Some(format!("user/{resource}.{action}")),
-            _ => None,
-        })
+    let mut needed: Vec<String> = requests
+        .into_iter()
+        .filter_map(|(m, p)| smart_scope_for(m, p))
         .collect();
-    fhir.sort();
-    fhir.dedup();
-    scopes.extend(fhir);
+    needed.sort();
+    needed.dedup();
+    scopes.extend(needed);
     scopes
 }
 
@@ -490,18 +523,28 @@ mod tests {
             "permissions": ["Subscription.read", "Subscription.write"]});
         assert!(excess(&fhir_only, &narrow).is_empty());
         assert_eq!(
-            smart_scopes(&[
-                fhir_only[1].clone(),
-                Permission::Admin,
-                fhir_only[0].clone()
+            smart_scopes([
+                ("POST", "/fhir/Subscription"),
+                ("GET", "/auth/me"),
+                ("GET", "/v1/admin/audit/"),
+                ("GET", "/fhir/Subscription?status=active"),
+                ("DELETE", "/api-keys/{id}"),
+                ("POST", "/fhir/Subscription"),
             ]),
             [
                 "openid",
                 "fhirUser",
                 "offline_access",
+                "user/ApiKey.write",
+                "user/AuditEvent.read",
                 "user/Subscription.read",
                 "user/Subscription.write"
             ]
+        );
+        assert_eq!(smart_scope_for("POST", "/auth/logout"), None);
+        assert_eq!(
+            smart_scope_for("POST", "/auth/invite").as_deref(),
+            Some("user/Invitation.write")
         );
     }
 

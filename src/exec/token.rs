@@ -69,14 +69,25 @@ impl RefreshStore {
         }
     }
 
-    fn write(&self, secret: &SecretString) -> Result<(), String> {
+    /// Keeps `secret` here (a file replaced atomically at 0600, or the keyring entry).
+    pub fn write(&self, secret: &SecretString) -> Result<(), String> {
         match self {
             RefreshStore::File(path) => {
                 write_secret_file(path, secret).map_err(|e| format!("{}: {e}", path.display()))
             }
-            RefreshStore::Keyring(user) => keyring::Entry::new(KEYRING_SERVICE, user)
-                .and_then(|e| e.set_password(secret.expose_secret()))
-                .map_err(|e| format!("the OS keyring: {e}")),
+            RefreshStore::Keyring(user) => {
+                let set = || {
+                    keyring::Entry::new(KEYRING_SERVICE, user)
+                        .and_then(|e| e.set_password(secret.expose_secret()))
+                };
+                // A process's first keyutils write can fail with "no entry" while the kernel
+                // sets up its session keyring (seen in headless containers); the second works.
+                match set() {
+                    Err(keyring::Error::NoEntry) => set(),
+                    other => other,
+                }
+                .map_err(|e| format!("the OS keyring: {e}"))
+            }
         }
     }
 }

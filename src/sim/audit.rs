@@ -254,6 +254,9 @@ pub(crate) fn classify(method: &str, path: &str, query: Option<&str>) -> Classif
         }
         ("DELETE", ["fhir", rt, id]) => c("resource.delete", "D", entity(rt, Some(id), None)),
         ("GET", [".well-known", "smart-configuration"]) => c("smart.discovery", "R", None),
+        ("GET", ["smart", "authorize"]) => c("smart.authorize", "E", None),
+        ("POST", ["smart", "authorize"]) => c("smart.approve", "E", None),
+        ("POST", ["smart", "token"]) => c("smart.token", "E", None),
         _ => c("http.request", "E", None),
     }
 }

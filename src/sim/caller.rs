@@ -31,8 +31,11 @@ pub(crate) struct Caller {
 /// How the caller authenticated.
 #[derive(Debug, Clone)]
 pub(crate) enum Via {
-    /// A session's access token.
-    Session { session_id: String },
+    /// A session's access token; a SMART session is limited to its scopes.
+    Session {
+        session_id: String,
+        smart_scopes: Option<Vec<String>>,
+    },
     /// An API key, limited to its scopes; `app_id` is its tenant app.
     Key {
         scopes: Vec<String>,
@@ -117,7 +120,7 @@ impl Caller {
     /// The session id, when authenticated by token.
     pub(crate) fn session_id(&self) -> Option<&str> {
         match &self.via {
-            Via::Session { session_id } => Some(session_id),
+            Via::Session { session_id, .. } => Some(session_id),
             Via::Key { .. } => None,
         }
     }
@@ -199,10 +202,15 @@ fn resolve_bearer(shared: &Shared, token: &str) -> AuthState {
     };
     session.last_seen_at = now;
     let user_id = session.user_id.clone();
+    let smart_scopes = session.smart_scopes.clone();
     let Some(user) = st.users.get(&user_id) else {
         return AuthState::Refused("login", "user no longer exists".into());
     };
-    AuthState::Caller(caller_of(user, Via::Session { session_id }))
+    let via = Via::Session {
+        session_id,
+        smart_scopes,
+    };
+    AuthState::Caller(caller_of(user, via))
 }
 
 fn caller_of(user: &User, via: Via) -> Caller {
@@ -286,6 +294,22 @@ pub(crate) fn org_gate(method: &str, path: &str, auth: &AuthState) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// The SMART scope gate (simulator assumption): a session opened by `/smart/token` may do only
+/// what its scopes name ([`super::smart::scopes_allow`]), on top of its user's own rights.
+pub(crate) fn scope_gate(method: &str, path: &str, auth: &AuthState) -> Result<(), ApiError> {
+    let AuthState::Caller(Caller {
+        via: Via::Session {
+            smart_scopes: Some(scopes),
+            ..
+        },
+        ..
+    }) = auth
+    else {
+        return Ok(());
+    };
+    super::smart::scopes_allow(scopes, method, path).map_err(ApiError::forbidden)
 }
 
 /// Extractor for handlers that need an authenticated caller: 401 otherwise.

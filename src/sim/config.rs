@@ -39,6 +39,10 @@ pub struct SimConfig {
     pub ca_out: Option<PathBuf>,
     /// Access-token lifetime (a `token_ttl` fault overrides it).
     pub token_ttl: Duration,
+    /// `/smart/authorize` approves every valid request at once as the ready file's admin (a 302
+    /// straight to the redirect URI), as the scenario switch `behaviour.smart_auto_approve` does:
+    /// for drills, where nobody stands at a browser.
+    pub smart_auto_approve: bool,
 }
 
 impl Default for SimConfig {
@@ -51,6 +55,7 @@ impl Default for SimConfig {
             tls: false,
             ca_out: None,
             token_ttl: Duration::from_secs(15 * 60),
+            smart_auto_approve: false,
         }
     }
 }

@@ -132,6 +132,9 @@ impl Simulator {
             .await
             .map_err(|e| SimError::Internal(e.to_string()))??
         };
+        if config.smart_auto_approve {
+            shared.lock().smart_auto_approve = true;
+        }
         let mut ca_cert = None;
         let mut ca_pem = None;
         let acceptor = match generated_tls {

@@ -92,7 +92,9 @@ pub(crate) async fn layer(
         return answer(&shared, seq, &meta, &decision, resp);
     }
     let auth = caller::resolve(&shared, req.headers());
-    let resp = match caller::org_gate(&meta.method, &meta.path, &auth) {
+    let gates = caller::org_gate(&meta.method, &meta.path, &auth)
+        .and_then(|()| caller::scope_gate(&meta.method, &meta.path, &auth));
+    let resp = match gates {
         Err(refused) => refused.into_response(),
         Ok(()) => {
             req.extensions_mut().insert(auth.clone());

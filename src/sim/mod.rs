@@ -40,6 +40,7 @@ mod seed;
 mod seed_incident;
 mod server;
 mod shared;
+mod smart;
 mod state;
 mod tls;
 

@@ -69,6 +69,10 @@ pub struct BehaviourSpec {
     /// marked superseded) instead of answering 404. Default false.
     #[serde(default)]
     pub rotate_deleted_keys: bool,
+    /// `GET /smart/authorize` approves every valid request at once, as the ready file's admin,
+    /// with a 302 to the redirect URI (no approval page). Default false.
+    #[serde(default)]
+    pub smart_auto_approve: bool,
 }
 
 /// The organization.

@@ -76,6 +76,8 @@ pub(crate) fn seed(
     push_planned(&mut st, sc, planned, now);
     let admin = ready_admin(sc).ok_or_else(|| bad(origin, "no admin user without MFA"))?;
     let admin_pair = open_ready_session(shared, &mut st, &admin.id, now)?;
+    st.ready_admin = admin.id.clone();
+    st.smart_auto_approve = sc.behaviour.smart_auto_approve;
     let key = sc
         .api_keys
         .iter()
@@ -170,6 +172,7 @@ fn seed_sessions(
                 ip: s.ip.clone(),
                 user_agent: s.user_agent.clone(),
                 revoked: false,
+                smart_scopes: None,
             },
         );
         let pair = match (&s.access_token, &s.refresh_token) {
@@ -209,6 +212,7 @@ fn open_ready_session(
             ip: "127.0.0.1".into(),
             user_agent: "esus-ir sim (ready file)".into(),
             revoked: false,
+            smart_scopes: None,
         },
     );
     shared.issue_tokens(st, admin_id, &id, now)

@@ -85,6 +85,9 @@ pub(crate) struct Session {
     pub(crate) ip: String,
     pub(crate) user_agent: String,
     pub(crate) revoked: bool,
+    /// The SMART scopes a session opened by `/smart/token` is limited to (and keeps through
+    /// `/auth/refresh`); `None` for a password login, which acts with the user's full rights.
+    pub(crate) smart_scopes: Option<Vec<String>>,
 }
 
 /// An issued access or refresh token.
@@ -244,6 +247,15 @@ pub(crate) struct State {
     pub(crate) trickled: u64,
     /// Scenario switch `behaviour.rotate_deleted_keys`: rotate answers for deleted keys too.
     pub(crate) rotate_deleted_keys: bool,
+    /// SMART authorizations shown on the approval page and not yet answered.
+    pub(crate) smart_pending: HashMap<String, super::smart::PendingAuthorization>,
+    /// Authorization codes, by digest (the code itself is never kept).
+    pub(crate) smart_codes: HashMap<Digest, super::smart::AuthCode>,
+    /// `/smart/authorize` approves at once, as the ready file's admin (`drill`, scenario switch
+    /// `behaviour.smart_auto_approve`).
+    pub(crate) smart_auto_approve: bool,
+    /// The ready file's admin: who an automatic SMART approval acts as.
+    pub(crate) ready_admin: String,
 }
 
 impl State {

@@ -58,6 +58,7 @@ mod sim_persistence;
 mod sim_persistence_leftovers;
 mod sim_process;
 mod sim_support;
+mod smart_login;
 mod soak;
 mod summary;
 mod template_fuzz;

@@ -25,14 +25,14 @@ pub(crate) struct LoginBody {
     password: Option<String>,
 }
 
-fn with_user(mut resp: Response, user_id: Option<String>) -> Response {
+pub(crate) fn with_user(mut resp: Response, user_id: Option<String>) -> Response {
     if let Some(id) = user_id {
         resp.extensions_mut().insert(AuditUser(id));
     }
     resp
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::exception(500, e.to_string())
 }
 
@@ -57,13 +57,14 @@ fn token_response(pair: &TokenPair) -> Response {
     resp
 }
 
-/// Opens a session for a user and issues its tokens.
-fn open_session(
+/// Opens a session for a user and issues its tokens; a SMART session is limited to its scopes.
+pub(crate) fn open_session(
     shared: &Shared,
     st: &mut SimState,
     user_id: &str,
     peer: Option<&PeerAddr>,
     headers: &HeaderMap,
+    smart_scopes: Option<Vec<String>>,
 ) -> Result<TokenPair, ApiError> {
     let now = shared.clock.now();
     let id = st.fresh_id("s-");
@@ -82,6 +83,7 @@ fn open_session(
             ip: peer.map_or_else(|| "127.0.0.1".into(), |p| p.0.ip().to_string()),
             user_agent,
             revoked: false,
+            smart_scopes,
         },
     );
     shared.issue_tokens(st, user_id, &id, now).map_err(internal)
@@ -135,7 +137,7 @@ pub(crate) async fn login(
         Json(json!({"mfaRequired": true, "mfaToken": token, "expiresIn": MFA_TTL_SECS}))
             .into_response()
     } else {
-        match open_session(&shared, &mut st, &user_id, peer.as_deref(), &headers) {
+        match open_session(&shared, &mut st, &user_id, peer.as_deref(), &headers, None) {
             Ok(pair) => token_response(&pair),
             Err(e) => e.into_response(),
         }
@@ -192,6 +194,7 @@ pub(crate) async fn mfa_verify(
         &pending.user_id,
         peer.as_deref(),
         &headers,
+        None,
     ) {
         Ok(pair) => token_response(&pair),
         Err(e) => e.into_response(),

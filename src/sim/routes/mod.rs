@@ -12,6 +12,7 @@ mod cors;
 mod fhir;
 mod invitations;
 mod roles;
+mod smart;
 mod smart_apps;
 pub(crate) mod subscriptions;
 mod system_admins;
@@ -98,6 +99,11 @@ fn core_routes() -> Router<Arc<Shared>> {
             "/.well-known/smart-configuration",
             get(fhir::smart_configuration),
         )
+        .route(
+            "/smart/authorize",
+            get(smart::authorize).post(smart::approve),
+        )
+        .route("/smart/token", post(smart::token))
 }
 
 /// What an attacker can leave behind (issue 19), the cursor-paged audit log and its chain.
