@@ -73,6 +73,7 @@ async fn esus_ir(
     let inputs = inputs::resolve(&valid.runbook, &sources).expect("inputs");
     let run_dir = dir.join(format!("run-{concurrency}-{}", uuid::Uuid::new_v4()));
     let folders = Folders {
+        seal: None,
         evidence: run_dir.join("evidence"),
         secrets: run_dir.join("secrets"),
     };

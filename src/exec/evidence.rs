@@ -534,6 +534,7 @@ impl EvidenceWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn folders(dir: &Path) -> Folders {
         Folders {
