@@ -151,7 +151,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", env = "ESUS_IR_ENCRYPT_TO_FILE")]
     pub encrypt_to_file: Option<PathBuf>,
     /// Refuse to run unless the evidence is encrypted (a site sets ESUS_IR_REQUIRE_ENCRYPTION=1).
-    #[arg(long, env = "ESUS_IR_REQUIRE_ENCRYPTION")]
+    #[arg(long, env = "ESUS_IR_REQUIRE_ENCRYPTION", value_parser = clap::builder::BoolishValueParser::new())]
     pub require_encryption: bool,
     /// Transcript path. Default: <run-dir>/transcript.jsonl.
     #[arg(long, value_name = "PATH")]

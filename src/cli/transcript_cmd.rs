@@ -110,6 +110,11 @@ pub struct ReportArgs {
     /// Folder of evidence files (default: the transcript's folder/evidence).
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
+    /// The age identity file (or unencrypted OpenSSH private key) that opens the incident's
+    /// encrypted evidence, for the breach's scope; the report itself is printed, never saved
+    /// into the evidence folder.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 /// A path given to `verify` or `report`.
@@ -334,8 +339,17 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
         .evidence_dir
         .clone()
         .unwrap_or_else(|| crate::transcript::layout::default_evidence_dir(&t.last));
-    incident.scope =
-        crate::scope::scope(&incident, &dir, &crate::scope::ScopeOptions::default()).ok();
+    let options = crate::scope::ScopeOptions {
+        identities: super::scope_cmd::identities(args.identity.as_deref())?,
+        ..crate::scope::ScopeOptions::default()
+    };
+    let scope = crate::scope::scope(&incident, &dir, &options);
+    if let Err(why) = &scope
+        && why.contains("is encrypted")
+    {
+        eprintln!("note: no breach scope in this report: {why}");
+    }
+    incident.scope = scope.ok();
     let format = match args.format {
         ReportFormatArg::Markdown => ReportFormat::Markdown,
         ReportFormatArg::Html => ReportFormat::Html,

@@ -12,6 +12,7 @@ mod contract_schemas;
 mod contract_support;
 mod drill;
 mod dry_run_setup;
+mod evidence_encryption;
 mod findings;
 mod hostile;
 mod hostile_cursor;
