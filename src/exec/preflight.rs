@@ -44,14 +44,24 @@ pub async fn check(shared: &Arc<Shared>) -> Result<Identity, Refusal> {
             return Err(refusal);
         }
     };
-    let more = permissions::excess(&needed(shared), &me);
+    let needs = needed(shared);
+    let more = permissions::excess(&needs, &me);
+    let narrower = if more.is_empty() {
+        None
+    } else {
+        narrowest_role(shared, &needs, &me).await
+    };
     let summary = if more.is_empty() {
         format!("acting as {} on {base}", who(&me))
     } else {
         format!(
-            "acting as {} on {base} — holds more than this runbook needs: {} (least privilege: a narrower role or token would do; `esus-ir scopes` lists what it needs)",
+            "acting as {} on {base} — holds more than this runbook needs: {} (least privilege: {}; `esus-ir scopes` lists what it needs)",
             who(&me),
-            more.join("; ")
+            more.join("; "),
+            narrower.map_or_else(
+                || "a narrower role or token would do".to_string(),
+                |r| format!("ESUS's role `{r}` would do")
+            )
         )
     };
     let lacking = lacking(shared, &me);
@@ -166,6 +176,54 @@ fn throttled_out(base: &str) -> Refusal {
             send::MAX_THROTTLED
         ),
     }
+}
+
+/// The role with the fewest permissions that still covers every FHIR permission the runbook
+/// needs, from ESUS's own list (`GET /roles`, recorded like the rest of the preflight) — named in
+/// the least-privilege note. Asked only of an administrator (who may list roles) whose runbook
+/// needs no administrator; any failure leaves the role unnamed, never the run stopped.
+async fn narrowest_role(shared: &Arc<Shared>, needs: &[Permission], me: &Value) -> Option<String> {
+    let admin_needed = needs
+        .iter()
+        .any(|n| matches!(n, Permission::Admin | Permission::SystemAdmin));
+    if admin_needed || Permission::Admin.satisfied_by(me) != Some(true) {
+        return None;
+    }
+    let resp = send_recorded(shared, &ApiRequest::get("/roles"), 1)
+        .await
+        .ok()?;
+    if resp.status != 200 {
+        return None;
+    }
+    let body = resp.json();
+    let roles = body
+        .as_array()
+        .or_else(|| body.get("roles").and_then(Value::as_array))?;
+    roles
+        .iter()
+        .filter_map(|role| {
+            let name = role.get("name")?.as_str()?;
+            let perms: Vec<(&str, &str)> = role
+                .get("permissions")?
+                .as_array()?
+                .iter()
+                .filter_map(|p| Some((p.get("resource")?.as_str()?, p.get("action")?.as_str()?)))
+                .collect();
+            let grants = |resource: &str, action: &str| {
+                perms.iter().any(|(r, a)| {
+                    (*r == "*" || r.eq_ignore_ascii_case(resource))
+                        && (*a == "*" || a.eq_ignore_ascii_case(action))
+                })
+            };
+            let covers = needs.iter().all(|n| match n {
+                Permission::Fhir { resource, action } => grants(resource, action),
+                _ => true,
+            });
+            let everything = grants("*", "*") && perms.iter().any(|(r, a)| *r == "*" && *a == "*");
+            (covers && !everything && name != "admin").then(|| (perms.len(), name.to_string()))
+        })
+        .min()
+        .map(|(_, name)| name)
 }
 
 async fn send_recorded(

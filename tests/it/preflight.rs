@@ -343,6 +343,21 @@ async fn a_token_holding_more_than_the_runbook_needs_is_named_at_the_preflight()
         transcript.contains("\"more_than_needed\":[\"an administrator's role"),
         "recorded"
     );
+    // No role of ESUS's covers Subscriptions but the administrator's: none is named.
+    assert!(all.contains("a narrower role or token would do"), "{all}");
+    // A review of Consents: ESUS's roles (GET /roles, recorded) name the narrowest that does.
+    let env = Env::start().await;
+    let consents = env.runbook(
+        "consents.yaml",
+        "version: 1\nname: consents\nsteps:\n  - id: list\n    name: Active Consents\n    action: consent.search\n",
+    );
+    let mut cmd = env.run_cmd(&consents);
+    cmd.args(["--yes", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 0);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("ESUS's role `practitioner` would do"), "{all}");
+    assert!(paths(&env).contains(&"GET /roles".to_string()));
     // The compromise runbook needs the administrator's role, and reads ESUS's chain check as
     // the system administrator this operator is: nothing in excess, nothing said.
     let env = Env::start().await;
