@@ -126,16 +126,25 @@ impl fmt::Display for Permission {
 /// for the routes a token may always use on its own session (`/auth/me`, sessions, logout,
 /// refresh, login).
 pub fn smart_scope_for(method: &str, path: &str) -> Option<String> {
-    let segs: Vec<&str> = path
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .split('/')
-        .collect();
-    let resource = match segs.as_slice() {
-        ["auth", "invite" | "invitations", ..] => "Invitation",
-        ["auth", ..] | ["smart", "authorize" | "token", ..] => return None,
+    let path = path.split('?').next().unwrap_or_default();
+    let own_session = path.starts_with("/auth/") && smart_resource_of(path) == "*";
+    if own_session || path.starts_with("/smart/authorize") || path == "/smart/token" {
+        return None;
+    }
+    let access = if method.eq_ignore_ascii_case("GET") {
+        "read"
+    } else {
+        "write"
+    };
+    Some(format!("user/{}.{access}", smart_resource_of(path)))
+}
+
+/// The resource a SMART scope names for a route (docs/esus-api.md, assumption 31): the FHIR
+/// type, or for ESUS's own routes the object they manage; `*` for anything else. One rule for
+/// the scopes esus-ir asks for and the simulator's scope gate.
+pub fn smart_resource_of(path: &str) -> &str {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
         ["fhir", "$export", ..] => "*",
         ["fhir", rt, ..] if !rt.is_empty() => rt,
         ["api-keys", ..] => "ApiKey",
@@ -146,15 +155,10 @@ pub fn smart_scope_for(method: &str, path: &str) -> Option<String> {
         ["tenant-apps", ..] => "Webhook",
         ["smart", "apps", ..] => "SmartApp",
         ["organizations", ..] => "Organization",
+        ["auth", "invite" | "invitations", ..] => "Invitation",
         ["bulk-export", ..] => "BulkExport",
         _ => "*",
-    };
-    let access = if method.eq_ignore_ascii_case("GET") {
-        "read"
-    } else {
-        "write"
-    };
-    Some(format!("user/{resource}.{access}"))
+    }
 }
 
 /// The SMART scopes to request for a set of requests (`(method, path)`): one per resource and

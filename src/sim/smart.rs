@@ -161,25 +161,10 @@ pub(crate) fn verifier_matches(verifier: &str, challenge: &str) -> bool {
     syntax && same
 }
 
-/// The resource a request acts on, as a SMART scope names it (simulator assumption: ESUS's own
-/// routes are named by the object they manage; unknown routes need `*`).
+/// The resource a request acts on, as a SMART scope names it: the client's own rule
+/// (assumption 31), so the scopes esus-ir asks for and the gate that checks them cannot drift.
 fn resource_of(path: &str) -> &str {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["fhir", "$export", ..] => "*",
-        ["fhir", rt, ..] => rt,
-        ["api-keys", ..] => "ApiKey",
-        ["admin", "audit", ..] | ["v1", "admin", "audit", ..] => "AuditEvent",
-        ["admin", "system-admins", "audit", ..] => "AuditEvent",
-        ["admin", "users", ..] | ["admin", "system-admins", ..] => "User",
-        ["roles", ..] => "Role",
-        ["tenant-apps", ..] => "Webhook",
-        ["smart", "apps", ..] => "SmartApp",
-        ["organizations", ..] => "Organization",
-        ["auth", "invite" | "invitations", ..] => "Invitation",
-        ["bulk-export", ..] => "BulkExport",
-        _ => "*",
-    }
+    crate::esus::permissions::smart_resource_of(path)
 }
 
 /// Routes a SMART token may always use: its own session (`/auth/me`, sessions, logout), and
