@@ -317,16 +317,7 @@ async fn a_resume_keeps_encrypting_to_the_incident_s_recipients() {
         .args(["--yes", "--non-interactive"]);
     assert_code(&output(cmd).await, 1);
     // Resumed without --encrypt-to: the incident's recipients still apply.
-    let mut resume = env.bare_cmd();
-    resume
-        .env(
-            "ESUS_TOKEN",
-            secrecy::ExposeSecret::expose_secret(&env.sim.ready().admin_token),
-        )
-        .args(["run", "--resume"])
-        .arg(env.run_dir())
-        .args(["--yes", "--non-interactive"]);
-    assert_code(&output(resume).await, 1);
+    assert_code(&output(resumed(&env, &[])).await, 1);
     let evidence = files_under(&env.run_dir().join("evidence"));
     assert_eq!(evidence.len(), 2, "one pull per leg: {evidence:?}");
     for f in &evidence {
@@ -336,6 +327,17 @@ async fn a_resume_keeps_encrypting_to_the_incident_s_recipients() {
     }
     // Resumed to someone else: refused, nothing sent.
     let before = env.sim.requests().len();
+    let out = output(resumed(&env, &["--encrypt-to", &ssh_pub])).await;
+    assert_code(&out, 2);
+    assert!(
+        text(&out.stdout).contains("a resume encrypts to the same recipients")
+            || text(&out.stderr).contains("a resume encrypts to the same recipients")
+    );
+    assert_eq!(env.sim.requests().len(), before);
+}
+
+/// `run --resume RUN_DIR --yes --non-interactive` with the operator's token and `extra`.
+fn resumed(env: &Env, extra: &[&str]) -> assert_cmd::Command {
     let mut resume = env.bare_cmd();
     resume
         .env(
@@ -344,12 +346,7 @@ async fn a_resume_keeps_encrypting_to_the_incident_s_recipients() {
         )
         .args(["run", "--resume"])
         .arg(env.run_dir())
-        .args(["--encrypt-to", &ssh_pub, "--yes", "--non-interactive"]);
-    let out = output(resume).await;
-    assert_code(&out, 2);
-    assert!(
-        text(&out.stdout).contains("a resume encrypts to the same recipients")
-            || text(&out.stderr).contains("a resume encrypts to the same recipients")
-    );
-    assert_eq!(env.sim.requests().len(), before);
+        .args(extra)
+        .args(["--yes", "--non-interactive"]);
+    resume
 }
