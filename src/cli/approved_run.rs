@@ -22,7 +22,7 @@ pub(super) fn run(mut args: RunArgs, term: Terminal) -> Result<ExitCode, Error> 
     let dir = run_folder(&args, term)?;
     let plan_path = dir.join(crate::transcript::layout::PLAN_FILE);
     args.run_dir = Some(dir);
-    let runtime = run_cmd::runtime()?;
+    let runtime = super::runtime::runtime()?;
     let mut carried = Carried::default();
     if plan_path.exists() {
         // A wait cut short (Ctrl-C, a lost terminal) is taken up again with the same plan, so

@@ -115,7 +115,7 @@ struct Before {
 
 /// Runs `esus-ir drill`.
 pub fn run(args: DrillArgs, term: Terminal) -> Result<ExitCode, Error> {
-    let runtime = run_cmd::runtime()?;
+    let runtime = super::runtime::runtime()?;
     runtime.block_on(drill(args, term))
 }
 

@@ -116,7 +116,7 @@ pub fn run(args: LoginArgs) -> Result<ExitCode, Error> {
     let mut config = ClientConfig::new(base);
     config.ca_cert = args.ca_cert.clone();
     let client = EsusClient::new(&config).map_err(|e| Error::Usage(e.to_string()))?;
-    super::run_cmd::runtime()?.block_on(login(&args, &client))
+    super::runtime::runtime()?.block_on(login(&args, &client))
 }
 
 async fn login(args: &LoginArgs, client: &EsusClient) -> Result<ExitCode, Error> {

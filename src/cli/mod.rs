@@ -21,6 +21,7 @@ mod resume_source;
 pub mod run_cmd;
 mod run_folder;
 mod run_inputs;
+mod runtime;
 pub mod scope_cmd;
 pub mod scopes_cmd;
 mod sign_args;

@@ -78,7 +78,8 @@ pub fn plan(args: PlanArgs, term: Terminal) -> Result<ExitCode, Error> {
     // (`--offline`: nothing at all is sent, and more of the plan stays templated).
     run.dry_run = Some(if run.offline { "all" } else { "reads" }.into());
     run.bind_items = true;
-    let done = run_cmd::runtime()?.block_on(run_cmd::execute(run, term, RunMode::Live, None))?;
+    let done =
+        super::runtime::runtime()?.block_on(run_cmd::execute(run, term, RunMode::Live, None))?;
     let (_, digest) = write_plan(&done, &args.out, expires)?;
     out(&format!(
         "plan written to {} (sha256 {digest})\nhave it approved: esus-ir approve {}\n",
@@ -403,7 +404,7 @@ pub(super) fn shown(plan: &Value, digest: &str) -> String {
 fn ask_to_sign() -> Result<bool, Error> {
     let (_handle, interrupt) = crate::exec::shared::Interrupt::new();
     let question = "\nSign this plan as approved? [y/N] ";
-    let answer = run_cmd::runtime()?
+    let answer = super::runtime::runtime()?
         .block_on(async { super::prompt::ask_line(question, &interrupt) })
         .map_err(|e| Error::io("reading the terminal", e))?;
     Ok(matches!(

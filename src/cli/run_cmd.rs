@@ -184,7 +184,7 @@ pub enum OutputFormat {
 pub fn run(args: RunArgs, term: Terminal) -> Result<ExitCode, Error> {
     live_flags(&args)?;
     let output = args.output;
-    let done = runtime()?.block_on(execute(args, term, RunMode::Live, None))?;
+    let done = super::runtime::runtime()?.block_on(execute(args, term, RunMode::Live, None))?;
     print_finished(&done, output, term)?;
     Ok(done.exit_code())
 }
@@ -198,14 +198,6 @@ pub(super) fn live_flags(args: &RunArgs) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// A multi-threaded tokio runtime (the executor's parallel steps and the drill's simulator).
-pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))
 }
 
 /// What a run left behind.

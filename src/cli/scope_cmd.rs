@@ -106,7 +106,8 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
             user: args.user,
             since,
             sources: args.sources,
-            identities: identities(args.identity.as_deref())?,
+            identities: crate::exec::sealed::Identities::from_arg(args.identity.as_deref())
+                .map_err(Error::Usage)?,
         },
     )
     .map_err(Error::Usage)?;
@@ -160,18 +161,6 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::StepFailed
     })
-}
-
-/// The identities `--identity` names.
-pub(super) fn identities(
-    path: Option<&std::path::Path>,
-) -> Result<Option<std::sync::Arc<crate::exec::sealed::Identities>>, Error> {
-    path.map(|p| {
-        crate::exec::sealed::Identities::from_file(p)
-            .map(std::sync::Arc::new)
-            .map_err(Error::Usage)
-    })
-    .transpose()
 }
 
 /// Who the incident's evidence is encrypted to (its legs' recorded recipients), if anyone.

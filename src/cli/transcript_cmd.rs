@@ -340,7 +340,8 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
         .clone()
         .unwrap_or_else(|| crate::transcript::layout::default_evidence_dir(&t.last));
     let options = crate::scope::ScopeOptions {
-        identities: super::scope_cmd::identities(args.identity.as_deref())?,
+        identities: crate::exec::sealed::Identities::from_arg(args.identity.as_deref())
+            .map_err(Error::Usage)?,
         ..crate::scope::ScopeOptions::default()
     };
     let scope = crate::scope::scope(&incident, &dir, &options);

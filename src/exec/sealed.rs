@@ -177,6 +177,12 @@ impl fmt::Debug for Identities {
 }
 
 impl Identities {
+    /// The identities a command's `--identity FILE` names, if it names one.
+    pub fn from_arg(path: Option<&Path>) -> Result<Option<Arc<Identities>>, String> {
+        path.map(|p| Identities::from_file(p).map(Arc::new))
+            .transpose()
+    }
+
     /// Reads identities from `path`. The key never reaches an error message.
     pub fn from_file(path: &Path) -> Result<Identities, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("identity {}: {e}", path.display()))?;
