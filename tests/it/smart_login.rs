@@ -643,3 +643,37 @@ async fn run_login_smart_logs_in_inline_and_renews_with_the_refresh_token() {
         }
     }
 }
+
+/// Least privilege by default: `run --login-smart` without `--scope` asks for exactly what
+/// `esus-ir scopes` says the runbook needs (and renewal), nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_login_smart_asks_for_exactly_the_runbooks_scopes() {
+    let env = crate::run_support::Env::start().await;
+    let mut scopes = env.bare_cmd();
+    scopes.args(["scopes", "access-review", "--output", "json"]);
+    let scopes = crate::run_support::output(scopes).await;
+    let doc: serde_json::Value = serde_json::from_slice(&scopes.stdout).expect("json");
+    let mut want: Vec<String> = doc["smart_scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    want.push("online_access".into());
+    assert!(want.iter().any(|s| s == "user/AuditEvent.read"), "{want:?}");
+    let mut cmd = env.std_env_cmd();
+    cmd.env_remove("ESUS_TOKEN")
+        .args(["run", "access-review", "--base-url", &env.sim.base_url()])
+        .arg("--run-dir")
+        .arg(env.run_dir())
+        .args(["--non-interactive", "--login-smart", "--no-browser"])
+        .args(["--login-timeout", "30s"]);
+    let mut child = LoginChild::spawn(cmd);
+    let url = tokio::task::block_in_place(|| child.authorization_url());
+    let asked: Vec<String> = query_value(&url, "scope")
+        .expect("a scope")
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(asked, want);
+}
