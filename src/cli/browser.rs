@@ -1,6 +1,6 @@
 //! Opening the SMART authorization URL for the operator. No crate for this is vetted here
 //! (/work/shared/CRATES.md), and the platform's own opener does the job: `xdg-open`, `open`, or
-//! `start`. The URL holds no secret (the PKCE challenge, not the verifier), so handing it to
+//! `rundll32 url.dll,FileProtocolHandler` (never `cmd`, which would run what follows a `&`). The URL holds no secret (the PKCE challenge, not the verifier), so handing it to
 //! another process is safe; it is printed on stderr in any case.
 
 use crate::exec::smart_login::Browser;
@@ -15,8 +15,10 @@ impl Browser for SystemBrowser {
         let mut cmd = if cfg!(target_os = "macos") {
             std::process::Command::new("open")
         } else if cfg!(windows) {
-            let mut c = std::process::Command::new("cmd");
-            c.args(["/C", "start", ""]);
+            // Not `cmd /C start`: cmd would read the URL's `&` as a command separator, and the
+            // authorization endpoint's query is the server's to write.
+            let mut c = std::process::Command::new("rundll32");
+            c.arg("url.dll,FileProtocolHandler");
             c
         } else {
             if std::env::var_os("DISPLAY").is_none()

@@ -846,10 +846,10 @@ fn sealing(
                 })
         })
         .unwrap_or_default();
-    let seal = match (
-        given.iter().any(|g| !g.trim().is_empty()),
-        recorded.is_empty(),
-    ) {
+    // Asked to encrypt — even with an empty recipients file — means encrypted or not at all:
+    // a broken site configuration must not quietly give clear PHI.
+    let asked = !args.encrypt_to.is_empty() || args.encrypt_to_file.is_some();
+    let seal = match (asked, recorded.is_empty()) {
         (false, true) => None,
         (false, false) => Some(
             Recipients::parse(recorded.iter().map(String::as_str))

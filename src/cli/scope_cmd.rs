@@ -114,7 +114,7 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
     let json = render::json(&scope);
     let csv = render::csv(&scope).map_err(Error::Usage)?;
     // Patient ids are PHI: where the incident's evidence is encrypted, so is its scope.
-    let seal = sealed_to(&incident)?;
+    let seal = crate::scope::sealed_to(&incident).map_err(Error::Usage)?;
     let suffix = if seal.is_some() {
         crate::exec::sealed::SUFFIX
     } else {
@@ -135,7 +135,8 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
         let sealed;
         let bytes = match &seal {
             Some(to) => {
-                sealed = seal_bytes(to, bytes)
+                sealed = to
+                    .seal_all(bytes)
                     .map_err(|e| Error::io(format!("encrypting {}", path.display()), e))?;
                 sealed.as_slice()
             }
@@ -161,31 +162,4 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::StepFailed
     })
-}
-
-/// Who the incident's evidence is encrypted to (its legs' recorded recipients), if anyone.
-fn sealed_to(
-    incident: &crate::transcript::report::incident::Incident,
-) -> Result<Option<crate::exec::sealed::Recipients>, Error> {
-    let recorded: Vec<&str> = incident
-        .legs
-        .iter()
-        .flat_map(|l| l.timeline.evidence_recipients.iter().map(String::as_str))
-        .collect();
-    if recorded.is_empty() {
-        return Ok(None);
-    }
-    let mut unique = recorded.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    crate::exec::sealed::Recipients::parse(unique)
-        .map(Some)
-        .map_err(|e| Error::Usage(format!("the incident's recorded recipients: {e}")))
-}
-
-fn seal_bytes(to: &crate::exec::sealed::Recipients, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    let mut w = to.seal(Vec::new())?;
-    w.write_all(bytes)?;
-    w.finish()
 }

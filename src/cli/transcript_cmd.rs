@@ -357,11 +357,36 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Error> {
         ReportFormatArg::Json => ReportFormat::Json,
     };
     let text = render_incident(&incident, format);
-    match args.output {
-        Some(path) => std::fs::write(&path, text)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?,
-        None => out(&text)?,
-    }
+    let Some(path) = args.output else {
+        out(&text)?;
+        return Ok(ExitCode::Success);
+    };
+    // A report holding the breach scope of an incident whose evidence is encrypted holds PHI:
+    // it goes to disk encrypted to the same recipients, never in clear.
+    let sealed = match (&incident.scope, crate::scope::sealed_to(&incident)) {
+        (Some(_), Ok(Some(to))) => Some(to),
+        (Some(_), Err(e)) => return Err(Error::Usage(e)),
+        _ => None,
+    };
+    let (path, bytes) = match sealed {
+        Some(to) => {
+            let mut name = path.clone().into_os_string();
+            if !path
+                .to_string_lossy()
+                .ends_with(crate::exec::sealed::SUFFIX)
+            {
+                name.push(crate::exec::sealed::SUFFIX);
+            }
+            let bytes = to
+                .seal_all(text.as_bytes())
+                .map_err(|e| Error::io(format!("encrypting {}", path.display()), e))?;
+            (std::path::PathBuf::from(name), bytes)
+        }
+        None => (path, text.into_bytes()),
+    };
+    crate::transcript::fsutil::write_private_atomic(&path, &bytes)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    eprintln!("written (0600): {}", path.display());
     Ok(ExitCode::Success)
 }
 

@@ -518,9 +518,22 @@ impl<'a> Pull<'a> {
             "from": self.oldest.map(|t| t.to_string()),
             "to": proof.window_to.map(|t| t.to_string()),
         });
+        // What the pull asked for beyond one user's rows (an action, a type, a start): a
+        // filtered pull holds a complete answer to a narrower question, and `scope` must not
+        // take it for the whole window.
+        let paging = ["limit", "cursor", "_count", "_offset", "before", "userId"];
+        let filters: serde_json::Map<String, Value> = self
+            .base
+            .query
+            .iter()
+            .filter(|(k, _)| !paging.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
         let tail = format!(
-            "],\"total\":{},\"distinct\":{distinct},\"window\":{window},\"complete\":{}}}\n",
-            self.last_total, proof.complete
+            "],\"total\":{},\"distinct\":{distinct},\"window\":{window},\"filters\":{},\"complete\":{}}}\n",
+            self.last_total,
+            Value::Object(filters),
+            proof.complete
         );
         let evidence = match self.writer.take() {
             Some(mut w) => w.write(tail.as_bytes()).and_then(|()| w.finish()),

@@ -108,6 +108,13 @@ impl Recipients {
         &self.shown
     }
 
+    /// `bytes`, encrypted whole (a file made in memory, written once).
+    pub fn seal_all(&self, bytes: &[u8]) -> io::Result<Vec<u8>> {
+        let mut w = self.seal(Vec::new())?;
+        w.write_all(bytes)?;
+        w.finish()
+    }
+
     /// Starts an encrypted stream into `out`: the age header is written now.
     pub fn seal<W: Write>(&self, out: W) -> io::Result<age::stream::StreamWriter<W>> {
         let encryptor = age::Encryptor::with_recipients(self.keys.iter().map(|k| k.as_ref() as _))

@@ -400,7 +400,17 @@ fn check_step(
             .with_help("conditions are evaluated against the `[secret]` placeholder, never the real value, so a secret can only be tested with `is none` / `is not none`");
         }
     }
-    if step.if_permitted && effect != Effect::Read {
+    if step.if_permitted && action.check {
+        p.value(
+            &key_path(&sp, "if_permitted"),
+            format!(
+                "step `{}` is a containment check: `if_permitted` would turn a proof it cannot make into \"not needed\"",
+                step.id
+            ),
+            "if_permitted on a check",
+        )
+        .with_help("a containment check the operator may not run must leave the run NOT proven: remove `if_permitted`");
+    } else if step.if_permitted && effect != Effect::Read {
         p.value(
             &key_path(&sp, "if_permitted"),
             format!(
@@ -934,6 +944,16 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p.message.contains("`if_permitted` would skip it quietly")),
+            "{problems:?}"
+        );
+        let check = "version: 1\nname: t\nsteps:\n  - {id: dead, name: D, action: api_keys.check_revoked, with: {id: k-1}, if_permitted: true}\n";
+        let Err(problems) = crate::runbook::check(check) else {
+            panic!("an if_permitted check is refused")
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("is a containment check")),
             "{problems:?}"
         );
     }

@@ -87,15 +87,17 @@ pub fn scope(
         .unwrap_or_default();
     // How far the evidence is proven complete for this user: the earliest end among the
     // complete pulls that hold their rows (a pull of something else proves nothing of them).
+    // A pull filtered beyond the user (the sweep's "what they created") answers a narrower
+    // question completely: its rows count, its completeness proves nothing of the window.
     let covered = evidence
         .iter()
-        .filter(|e| e.used.complete && e.holds_user)
+        .filter(|e| e.used.complete && e.holds_user && !e.filtered)
         .filter_map(|e| e.through)
         .min();
-    let not_covered = match (covered, proven) {
+    let not_covered = match (covered, end) {
         (Some(e), Some(c)) if e < c => Some(format!("{e} → {c}")),
         (None, _) => Some(
-            "no complete pull of this user's rows: rows may be missing anywhere in the window"
+            "no complete pull of all this user's rows: rows may be missing anywhere in the window"
                 .to_string(),
         ),
         _ => None,
@@ -137,6 +139,24 @@ pub fn scope(
         after_containment: after,
         own_checks: own_checks.into_iter().map(AuditRow::moment).collect(),
     })
+}
+
+/// Who the incident's evidence is encrypted to (its legs' recorded recipients), if anyone:
+/// whatever is made from that evidence (the scope's files, a saved report) is encrypted to them.
+pub fn sealed_to(incident: &Incident) -> Result<Option<crate::exec::sealed::Recipients>, String> {
+    let mut recorded: Vec<&str> = incident
+        .legs
+        .iter()
+        .flat_map(|l| l.timeline.evidence_recipients.iter().map(String::as_str))
+        .collect();
+    if recorded.is_empty() {
+        return Ok(None);
+    }
+    recorded.sort_unstable();
+    recorded.dedup();
+    crate::exec::sealed::Recipients::parse(recorded)
+        .map(Some)
+        .map_err(|e| format!("the incident's recorded recipients: {e}"))
 }
 
 /// ESUS's audit-chain check, from the last evidence file that holds one (`{ok, total,
@@ -201,6 +221,8 @@ struct Pulled {
     holds_user: bool,
     /// Up to when its pull proved it complete.
     through: Option<Timestamp>,
+    /// Whether the pull asked for less than all the user's rows.
+    filtered: bool,
 }
 
 fn read_evidence(
@@ -233,6 +255,7 @@ fn read_evidence(
             },
             holds_user: pulled.rows.iter().any(|r| r.user.as_deref() == Some(user)),
             through: pulled.through,
+            filtered: pulled.filtered,
         });
         for r in pulled.rows {
             if seen.insert((r.from_search, r.id.clone())) {

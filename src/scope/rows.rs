@@ -50,6 +50,10 @@ pub(super) struct Pulled {
     pub(super) complete: bool,
     /// Up to when the pull proved it holds every row (`window.to`).
     pub(super) through: Option<Timestamp>,
+    /// Whether it asked for less than every row of its user (an action, a type, a start):
+    /// complete for that narrower question only. An older file that does not say is taken
+    /// as filtered — never as proof of the whole window.
+    pub(super) filtered: bool,
 }
 
 /// The rows of an evidence file, whether its pull proved it complete, and up to when.
@@ -69,11 +73,16 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Pulled, String> {
         .and_then(|w| w.get("to"))
         .and_then(Value::as_str)
         .and_then(|t| t.parse().ok());
+    let filtered = doc
+        .get("filters")
+        .and_then(Value::as_object)
+        .is_none_or(|f| !f.is_empty());
     let rows = list.iter().filter_map(row).collect();
     Ok(Pulled {
         rows,
         complete,
         through,
+        filtered,
     })
 }
 

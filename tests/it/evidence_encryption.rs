@@ -245,8 +245,26 @@ async fn an_encrypted_run_never_puts_an_audit_row_on_disk_in_clear_and_age_opens
         .args(["--format", "json"]);
     let reported = output(report).await;
     assert_code(&reported, 0);
-    let report: Value = serde_json::from_slice(&reported.stdout).expect("report json");
-    assert!(report["scope"].is_object(), "the scope in the post-mortem");
+    let printed: Value = serde_json::from_slice(&reported.stdout).expect("report json");
+    assert!(printed["scope"].is_object(), "the scope in the post-mortem");
+    // Saved, it holds the scope's patients: encrypted to the incident's recipients too.
+    let saved = env.dir.path().join("post-mortem.json");
+    let mut report = env.bare_cmd();
+    report
+        .arg("report")
+        .arg(&run_dir)
+        .arg("--identity")
+        .arg(&identity)
+        .args(["--format", "json", "-o"])
+        .arg(&saved);
+    assert_code(&output(report).await, 0);
+    assert!(!saved.exists(), "no report in clear");
+    let opened: Value = serde_json::from_slice(&age_open(
+        &ssh_key,
+        &env.dir.path().join("post-mortem.json.age"),
+    ))
+    .expect("report json");
+    assert_eq!(opened["scope"], printed["scope"]);
 }
 
 const PULL: &str = "version: 1\nname: pull\nevidence: { encrypt: required }\ninputs:\n  user: {type: string, required: true}\nsteps:\n  - id: pull\n    name: The user's rows\n    action: audit.search\n    with: {user_id: \"{{ inputs.user }}\"}\n    save: rows.json\n";
@@ -280,6 +298,19 @@ async fn where_encryption_is_required_a_run_without_a_recipient_sends_nothing() 
         text(&out.stderr)
     );
     assert_eq!(env.sim.requests().len(), before, "not one request");
+    // An empty recipients file (a broken site configuration) is no licence to write in clear.
+    let empty = env.dir.path().join("recipients.txt");
+    std::fs::write(&empty, "# nobody yet\n").expect("file");
+    let mut cmd = env.run_cmd("access-review");
+    cmd.env("ESUS_IR_ENCRYPT_TO_FILE", &empty)
+        .args(["--yes", "--non-interactive"]);
+    let out = output(cmd).await;
+    assert_code(&out, 2);
+    assert!(
+        format!("{}{}", text(&out.stdout), text(&out.stderr)).contains("no recipient given"),
+        "{}",
+        text(&out.stderr)
+    );
     // A secret key pasted as a recipient is refused, and not echoed.
     let mut cmd = env.run_cmd(&runbook);
     cmd.args([

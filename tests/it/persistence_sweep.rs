@@ -159,6 +159,17 @@ async fn read_only_the_sweep_finds_every_planted_leftover_and_nothing_else() {
             .all(|q| q.method == "GET"),
         "read-only by default"
     );
+    // The sweep pulled only what the user created and changed: complete answers to narrower
+    // questions, never taken for the breach's whole window.
+    let mut scope = env.bare_cmd();
+    scope
+        .arg("scope")
+        .arg(env.run_dir())
+        .args(["--format", "json"]);
+    let scoped = output(scope).await;
+    let doc: Value = serde_json::from_slice(&scoped.stdout).expect("scope json");
+    assert_eq!(doc["evidence_complete"], false, "{doc}");
+    assert!(doc["window"]["not_covered"].is_string(), "{doc}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
