@@ -6,6 +6,8 @@
 # Usage: bench/run.sh [REPS]     (default 3 pairs per case; whole script < 10 min on 2 cores)
 #        bench/run.sh one esus|bare|curl N C [LATENCY_MS]   one contender, one fresh simulator:
 #            prints "wall_s rss_kib" (whole process, /usr/bin/time) — handy to pair runs by hand.
+#        BENCH_WRAP='perf record -g -o /tmp/esus.perf' bench/run.sh one esus 20000 32
+#            runs esus-ir under a profiler (the words of BENCH_WRAP go before the binary).
 #
 # Every run gets a fresh simulator: the DELETEs consume the keys. Times are whole processes
 # (start-up, planning, transcript signing included for esus-ir); ratios are taken pair by pair
@@ -97,7 +99,7 @@ one() { # esus|bare|curl N C LATENCY_MS
     esus)
       rm -rf "$work/run"
       XDG_CONFIG_HOME=$work/config ESUS_BASE_URL=$base NO_COLOR=1 \
-        /usr/bin/time -f '%e %M' -o "$out" \
+        /usr/bin/time -f '%e %M' -o "$out" ${BENCH_WRAP:-} \
         "$bin" run "$(runbook "$c")" --inputs-file "$(inputs "$n")" --token-file "$work/token" \
         --run-dir "$work/run" --yes --non-interactive --max-items "$n" --operator bench \
         >"$work/run.out" 2>&1 || { cat "$work/run.out" >&2; exit 1; }
@@ -160,13 +162,14 @@ main() {
   case_row 100000 64 0 "$reps"
   case_row 20000 32 20 "$(( reps < 2 ? reps : 2 ))"
   echo
-  # The transcript of one more 100k run: its size and how long `transcript verify` takes.
+  # The transcript of one more 100k run: its size and how long `verify` takes.
   one esus 100000 64 0 >/dev/null
   local t records
   t=$work/run/transcript.jsonl
   records=$(wc -l <"$t")
-  verify=$(XDG_CONFIG_HOME=$work/config /usr/bin/time -f '%e %M' -o "$work/verify.time" \
-    "$bin" transcript verify "$t" >/dev/null 2>&1; cat "$work/verify.time")
+  XDG_CONFIG_HOME=$work/config /usr/bin/time -f '%e %M' -o "$work/verify.time" \
+    "$bin" verify "$t" >"$work/verify.out" 2>&1 || { cat "$work/verify.out" >&2; exit 1; }
+  verify=$(tail -n1 "$work/verify.time")
   echo "transcript of the 100k run: $records records, $(( $(stat -c %s "$t") / 1048576 )) MiB; verify: $(echo "$verify" | awk '{printf "%s s, %.1f MiB", $1, $2 / 1024}')"
   echo
   echo "start-up and validate (bench/startup.sh, medians of 20):"

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::canonical::{canonical_json, sha256_hex};
+use super::canonical::{canonical_json, sha256_hex, write_string};
 
 /// The `prev` of the first record: 64 zeros.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -71,6 +71,52 @@ impl Record {
             },
             line,
         )
+    }
+
+    /// A record's hash and line (without its newline) from `data` already in canonical form,
+    /// with no map and no `Record`: what the writer needs for each of the many records of a
+    /// fan-out. The same bytes as [`Record::sealed`].
+    pub fn seal(
+        seq: u64,
+        ts: &str,
+        kind: &str,
+        data_canon: &[u8],
+        prev: &str,
+    ) -> (String, Vec<u8>) {
+        use sha2::Digest;
+        let seq_text = seq.to_string();
+        let mut tail = Vec::with_capacity(128);
+        // Keys in canonical (sorted) order: data, prev, seq, ts, type.
+        tail.extend_from_slice(b",\"prev\":");
+        write_string(prev, &mut tail);
+        tail.extend_from_slice(b",\"seq\":");
+        tail.extend_from_slice(seq_text.as_bytes());
+        tail.extend_from_slice(b",\"ts\":");
+        write_string(ts, &mut tail);
+        tail.extend_from_slice(b",\"type\":");
+        write_string(kind, &mut tail);
+        tail.push(b'}');
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"{\"data\":");
+        hasher.update(data_canon);
+        hasher.update(&tail);
+        let hash = hex::encode(hasher.finalize());
+        // The line: seq, ts, type, data, prev, hash.
+        let mut line = Vec::with_capacity(data_canon.len() + 256);
+        line.extend_from_slice(b"{\"seq\":");
+        line.extend_from_slice(seq_text.as_bytes());
+        line.extend_from_slice(b",\"ts\":");
+        write_string(ts, &mut line);
+        line.extend_from_slice(b",\"type\":");
+        write_string(kind, &mut line);
+        line.extend_from_slice(b",\"data\":");
+        line.extend_from_slice(data_canon);
+        line.extend_from_slice(b",\"prev\":");
+        write_string(prev, &mut line);
+        line.extend_from_slice(b",\"hash\":");
+        write_string(&hash, &mut line);
+        line.push(b'}');
+        (hash, line)
     }
 
     /// SHA-256 over the canonical JSON of `{"data","prev","seq","ts","type"}`.
@@ -192,6 +238,9 @@ mod tests {
         );
         assert_eq!(sealed, r);
         assert_eq!(line, r.to_line());
+        let (hash, bytes) = Record::seal(r.seq, &r.ts, &r.kind, canon.as_bytes(), &r.prev);
+        assert_eq!(hash, r.hash, "seal hashes as sealed does");
+        assert_eq!(bytes, line.as_bytes(), "and writes the same line");
     }
 
     #[test]
