@@ -44,8 +44,21 @@ pub fn tagged_canonical<T: Serialize + ?Sized>(
     value: &T,
     tag: &str,
 ) -> Result<(String, Vec<u8>), CanonError> {
+    tagged_canonical_with(value, tag, &[])
+}
+
+/// [`tagged_canonical`] with `extra` fields added to the object (the writer's own, such as the
+/// run's signer); an extra field replaces one of the value's of the same name.
+pub fn tagged_canonical_with<T: Serialize + ?Sized>(
+    value: &T,
+    tag: &str,
+    extra: &[(&str, &serde_json::Value)],
+) -> Result<(String, Vec<u8>), CanonError> {
     let mut obj = Object::default();
     value.serialize(TopLevel { obj: &mut obj })?;
+    for (key, v) in extra {
+        obj.put((*key).to_string(), *v)?;
+    }
     let at = obj
         .entries
         .iter()
@@ -800,6 +813,29 @@ mod tests {
                 canonical_json(&serde_json::to_value(&e).unwrap())
             );
         }
+    }
+
+    #[test]
+    fn extra_fields_are_added_as_a_map_insert_would() {
+        let e = Event::RunFinished {
+            outcome: RunOutcome::Success,
+            exit_code: 0,
+        };
+        let (kind, mut map) = {
+            let Value::Object(mut m) = serde_json::to_value(&e).unwrap() else {
+                panic!()
+            };
+            let Some(Value::String(k)) = m.remove("type") else {
+                panic!()
+            };
+            (k, m)
+        };
+        let (a, b) = (json!("v1"), json!(7));
+        map.insert("tool_version".into(), a.clone());
+        map.insert("exit_code".into(), b.clone());
+        let (k2, bytes) =
+            tagged_canonical_with(&e, "type", &[("tool_version", &a), ("exit_code", &b)]).unwrap();
+        assert_eq!((k2, bytes), (kind, canonical_object(&map)));
     }
 
     #[test]

@@ -74,8 +74,7 @@ impl Record {
     }
 
     /// A record's hash and line (without its newline) from `data` already in canonical form,
-    /// with no map and no `Record`: what the writer needs for each of the many records of a
-    /// fan-out. The same bytes as [`Record::sealed`].
+    /// with no map and no `Record`. The same bytes as [`Record::sealed`].
     pub fn seal(
         seq: u64,
         ts: &str,
@@ -83,14 +82,22 @@ impl Record {
         data_canon: &[u8],
         prev: &str,
     ) -> (String, Vec<u8>) {
+        let hash = Self::seal_hash(seq, ts, kind, data_canon, prev);
+        let mut line = Vec::with_capacity(data_canon.len() + 256);
+        Self::seal_line(&mut line, seq, ts, kind, data_canon, prev, &hash);
+        (hash, line)
+    }
+
+    /// The hash [`Record::seal`] gives, computed without building the line: the writer needs
+    /// it first (a checkpoint signs it) and then writes the line straight into its queue.
+    pub fn seal_hash(seq: u64, ts: &str, kind: &str, data_canon: &[u8], prev: &str) -> String {
         use sha2::Digest;
-        let seq_text = seq.to_string();
         let mut tail = Vec::with_capacity(128);
         // Keys in canonical (sorted) order: data, prev, seq, ts, type.
         tail.extend_from_slice(b",\"prev\":");
         write_string(prev, &mut tail);
         tail.extend_from_slice(b",\"seq\":");
-        tail.extend_from_slice(seq_text.as_bytes());
+        tail.extend_from_slice(seq.to_string().as_bytes());
         tail.extend_from_slice(b",\"ts\":");
         write_string(ts, &mut tail);
         tail.extend_from_slice(b",\"type\":");
@@ -100,23 +107,33 @@ impl Record {
         hasher.update(b"{\"data\":");
         hasher.update(data_canon);
         hasher.update(&tail);
-        let hash = hex::encode(hasher.finalize());
+        hex::encode(hasher.finalize())
+    }
+
+    /// Appends the line of [`Record::seal`] (without its newline) to `out`.
+    pub fn seal_line(
+        out: &mut Vec<u8>,
+        seq: u64,
+        ts: &str,
+        kind: &str,
+        data_canon: &[u8],
+        prev: &str,
+        hash: &str,
+    ) {
         // The line: seq, ts, type, data, prev, hash.
-        let mut line = Vec::with_capacity(data_canon.len() + 256);
-        line.extend_from_slice(b"{\"seq\":");
-        line.extend_from_slice(seq_text.as_bytes());
-        line.extend_from_slice(b",\"ts\":");
-        write_string(ts, &mut line);
-        line.extend_from_slice(b",\"type\":");
-        write_string(kind, &mut line);
-        line.extend_from_slice(b",\"data\":");
-        line.extend_from_slice(data_canon);
-        line.extend_from_slice(b",\"prev\":");
-        write_string(prev, &mut line);
-        line.extend_from_slice(b",\"hash\":");
-        write_string(&hash, &mut line);
-        line.push(b'}');
-        (hash, line)
+        out.extend_from_slice(b"{\"seq\":");
+        out.extend_from_slice(seq.to_string().as_bytes());
+        out.extend_from_slice(b",\"ts\":");
+        write_string(ts, out);
+        out.extend_from_slice(b",\"type\":");
+        write_string(kind, out);
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(data_canon);
+        out.extend_from_slice(b",\"prev\":");
+        write_string(prev, out);
+        out.extend_from_slice(b",\"hash\":");
+        write_string(hash, out);
+        out.push(b'}');
     }
 
     /// SHA-256 over the canonical JSON of `{"data","prev","seq","ts","type"}`.

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::TranscriptError;
-use super::canonical_ser::tagged_canonical;
+use super::canonical_ser::tagged_canonical_with;
 use super::checkpoint;
 use super::fsutil::{create_private_dir_all, create_private_file, write_private_atomic};
 use super::read::read_transcript;
@@ -297,8 +297,7 @@ impl TranscriptWriter {
     fn append_canon(&self, state: &mut State, kind: &str, canon: &[u8]) -> io::Result<u64> {
         let ts = format!("{:.3}", (self.clock)());
         let seq = state.next_seq;
-        let (hash, mut line) = Record::seal(seq, &ts, kind, canon, &state.prev);
-        line.push(b'\n');
+        let hash = Record::seal_hash(seq, &ts, kind, canon, &state.prev);
         let durable = matches!(
             kind,
             "run-started" | "confirmation" | "step-finished" | "run-finished"
@@ -320,10 +319,14 @@ impl TranscriptWriter {
         } else {
             None
         };
+        // Straight into the queue: a batch approval's record is megabytes, and each copy of it
+        // counted in the run's peak memory.
+        let prev = std::mem::take(&mut state.prev);
+        Record::seal_line(&mut state.pending, seq, &ts, kind, canon, &prev, &hash);
+        state.pending.push(b'\n');
         if let Some((_, cp_line)) = &signed {
-            line.extend_from_slice(cp_line);
+            state.pending.extend_from_slice(cp_line);
         }
-        state.pending.extend_from_slice(&line);
         // One sync for the record and the checkpoint that signs it.
         state.pending_durable |= durable;
         advance(state, seq, hash, kind);
@@ -446,16 +449,26 @@ fn advance(state: &mut State, seq: u64, hash: String, kind: &str) {
 
 impl EventSink for TranscriptWriter {
     fn emit(&self, event: &Event) -> io::Result<()> {
-        // The run's start and end, whose data the writer extends, go through a map. Every other
-        // event's canonical bytes are written straight from the typed event, before taking the
-        // lock, so parallel items only queue for the hash and the write.
-        if matches!(event, Event::RunStarted { .. } | Event::RunFinished { .. }) {
+        // The run's end, whose data the writer extends from its state, goes through a map. Every
+        // other event's canonical bytes are written straight from the typed event, before taking
+        // the lock, so parallel items only queue for the hash and the write.
+        if matches!(event, Event::RunFinished { .. }) {
             let (kind, data) = event_parts(event)?;
             let mut state = self.lock();
             let queued = self.append_parts(&mut state, kind, data, None)?;
             return self.commit(state, queued).1;
         }
-        let (kind, canon) = tagged_canonical(event, "type").map_err(io::Error::other)?;
+        // The run's start carries the inputs (a fan-out's every item): written directly too.
+        let (version, signer);
+        let extra: &[(&str, &Value)] = if matches!(event, Event::RunStarted { .. }) {
+            version = Value::from(env!("CARGO_PKG_VERSION"));
+            signer = Value::from(self.signer.public_key_openssh());
+            &[("tool_version", &version), ("signer", &signer)]
+        } else {
+            &[]
+        };
+        let (kind, canon) =
+            tagged_canonical_with(event, "type", extra).map_err(io::Error::other)?;
         let mut state = self.lock();
         self.check_next(&state, &kind)?;
         let queued = self.append_canon(&mut state, &kind, &canon)?;
