@@ -172,8 +172,56 @@ main() {
   verify=$(tail -n1 "$work/verify.time")
   echo "transcript of the 100k run: $records records, $(( $(stat -c %s "$t") / 1048576 )) MiB; verify: $(echo "$verify" | awk '{printf "%s s, %.1f MiB", $1, $2 / 1024}')"
   echo
+  critical_path
+  echo
   echo "start-up and validate (bench/startup.sh, medians of 20):"
   bench/startup.sh 20 | sed 's/^/  /'
+  large_validate
+}
+
+# Two parallel chains (3 and 5 GETs) against a simulator answering in 100 ms: the steps' span
+# in the transcript (first step-started to last step-finished) against the longer chain's
+# latency sum, 500 ms.
+critical_path() {
+  local f=$work/critical-path.yaml
+  {
+    echo "version: 1"; echo "name: critical-path"; echo "steps:"
+    for i in 1 2 3; do echo "  - {id: a$i, name: A$i, action: api_keys.get, with: {id: k-1001}}"; done
+    echo "  - {id: b1, name: B1, action: api_keys.get, with: {id: k-1002}, needs: []}"
+    for i in 2 3 4 5; do echo "  - {id: b$i, name: B$i, action: api_keys.get, with: {id: k-1002}}"; done
+  } >"$f"
+  sim_start 0 100
+  rm -rf "$work/run"
+  XDG_CONFIG_HOME=$work/config ESUS_BASE_URL=$(jq -r .base_url "$work/ready.json") NO_COLOR=1 \
+    "$bin" run "$f" --token-file "$work/token" --run-dir "$work/run" --yes --non-interactive \
+    --operator bench >"$work/run.out" 2>&1 || { cat "$work/run.out" >&2; exit 1; }
+  sim_stop
+  python3 - "$work/run/transcript.jsonl" <<'PY'
+import json, sys
+from datetime import datetime
+recs = [json.loads(l) for l in open(sys.argv[1])]
+ts = lambda r: datetime.fromisoformat(r["ts"].replace("Z", "+00:00")).timestamp()
+start = min(ts(r) for r in recs if r["type"] == "step-started")
+end = max(ts(r) for r in recs if r["type"] == "step-finished")
+span = (end - start) * 1000
+print(f"critical path: two chains (3 and 5 GETs, 100 ms each): steps span {span:.0f} ms = {span / 500:.2f}x the longer chain's 500 ms")
+PY
+}
+
+# `validate` of a generated 500-step runbook: median of 20 runs.
+large_validate() {
+  local f=$work/steps-500.yaml samples=()
+  {
+    echo "version: 1"; echo "name: steps-500"; echo "steps:"
+    for i in $(seq 500); do echo "  - {id: s$i, name: S$i, action: api_keys.get, with: {id: k-1001}}"; done
+  } >"$f"
+  for _ in $(seq 20); do
+    local t0 t1
+    t0=$(date +%s%N); "$bin" validate "$f" >/dev/null 2>&1 || { "$bin" validate "$f" >&2; exit 1; }; t1=$(date +%s%N)
+    samples+=($(( (t1 - t0) / 1000 )))
+  done
+  printf '  esus-ir validate (generated, 500 steps): %s\n' \
+    "$(printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f ms (median of %d)", a[int((NR+1)/2)]/1000, NR}')"
 }
 
 if [[ ${1:-} == one ]]; then

@@ -76,7 +76,10 @@ async fn fan_out(base: &str, token: &str, n: usize, c: usize) -> Result<(), Stri
         .count()
         .await;
     let took = started.elapsed();
-    println!("bare_client: {n} DELETEs at {c} in {:.3} s", took.as_secs_f64());
+    println!(
+        "bare_client: {n} DELETEs at {c} in {:.3} s",
+        took.as_secs_f64()
+    );
     if failed > 0 {
         return Err(format!("{failed} of {n} requests failed"));
     }
