@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-50}"
-cargo build --release --quiet
+# bench/run.sh builds first (with its example, whose dev-dependencies change features: building
+# again here without them would rebuild everything).
+[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release --quiet
 bin=target/release/esus-ir
 time_ms() { # median wall time in ms of "$@" over $runs runs
   local samples=()

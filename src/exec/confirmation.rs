@@ -46,7 +46,14 @@ pub(super) async fn approve(
     if gate.is_none() && matches!(plan.approval, Approval::NotAsked { writes: false }) {
         return Ok(Answer::Yes);
     }
-    let shown = match shown_within(shared, ctx, plan, gate) {
+    // Decided before rendering: only a prompt shows requests, so only then are they kept.
+    let decision = policy.decide(&plan.id, &plan.approval);
+    let keep = if decision == Decision::Ask {
+        usize::MAX
+    } else {
+        0
+    };
+    let shown = match shown_within(shared, ctx, plan, gate, keep) {
         Ok(s) => s,
         Err(answer) => return Ok(answer),
     };
@@ -68,7 +75,7 @@ pub(super) async fn approve(
         Approval::Ask { message } => (message.clone(), None),
         Approval::NotAsked { .. } => (String::new(), None),
     };
-    let (approved, how) = match policy.decide(&plan.id, &plan.approval) {
+    let (approved, how) = match decision {
         Decision::Approved(how) => (true, how),
         Decision::Missing => (false, ApprovalSource::Missing),
         Decision::Ask => {
@@ -132,13 +139,14 @@ fn shown_within(
     ctx: &Context,
     plan: &StepPlan,
     gate: Option<&Arc<crate::exec::plan_gate::PlanGate>>,
+    keep: usize,
 ) -> Result<Shown, Answer> {
     let answer = |name: &str| {
         let (step, output) = name.split_once('.')?;
         ctx.output(step, output).cloned()
     };
     let mut outside = None;
-    let shown = shared.planner.shown_each(ctx, plan, &mut |v| {
+    let shown = shared.planner.shown_keeping(ctx, plan, keep, &mut |v| {
         if outside.is_none()
             && let Some(g) = gate
             && let Err(why) = g.allows_with(&plan.id, v, &answer)

@@ -166,6 +166,9 @@ pub async fn run(
         let why = format!("could not write the transcript: {e}");
         return run.finish(RunOutcome::Failed, why);
     }
+    // Each step is planned again when it starts: the plans made ahead hold a fan-out's every
+    // item, and kept to the end of the run they were a copy of its inputs (issue 21).
+    drop(plans);
     run.schedule().await;
     run.check_after_stop().await;
     run.close_unstarted();

@@ -1,6 +1,8 @@
 //! `foreach`: one step fanned out over many items, `concurrency` at a time, each item its own
-//! task so rendering, recording and parsing spread over the runtime's threads. Memory stays flat
-//! in the number of items except for the declared outputs.
+//! task so rendering, recording and parsing spread over the runtime's threads. Running the items
+//! adds no memory per item beyond the declared outputs; what does grow with the number of items
+//! is held before the first one is sent (the items themselves, the approval's covers:
+//! docs/performance.md).
 //!
 //! Every item's outcome is durable as soon as it is known: its secret outputs are written
 //! (`secrets/<step>[<k>].<name>`, 0600) before its answer is recorded, and an `item-finished`

@@ -5,6 +5,7 @@
 //! that validation proved are secret (credentials). A rendered secret is wrapped at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -16,7 +17,9 @@ use crate::template::{self, CtxValue};
 /// The template context of a run.
 #[derive(Debug, Clone)]
 pub struct Context {
-    inputs: Map<String, Value>,
+    /// Shared, never changed: a fan-out's inputs hold its every item, and the executor takes a
+    /// snapshot of the context for each step it starts (issue 21: each copy grew with N).
+    inputs: Arc<Map<String, Value>>,
     steps: Map<String, Value>,
     secrets: HashMap<String, SecretString>,
     display: CtxValue,
@@ -36,7 +39,7 @@ impl Context {
             .map(|(k, v)| (format!("inputs.{k}"), v.clone()))
             .collect();
         let mut c = Context {
-            inputs: inputs.display.clone(),
+            inputs: Arc::new(inputs.display.clone()),
             steps: Map::new(),
             secrets,
             display: CtxValue::UNDEFINED,
@@ -116,7 +119,7 @@ impl Context {
     /// A view with the real secret values, for rendering a secret parameter only.
     pub fn with_secrets(&self) -> CtxValue {
         let mut root = Map::new();
-        let mut inputs = self.inputs.clone();
+        let mut inputs = (*self.inputs).clone();
         let mut steps = self.steps.clone();
         for (path, value) in &self.secrets {
             let parts: Vec<&str> = path.split('.').collect();
@@ -144,9 +147,27 @@ impl Context {
     }
 
     fn rebuild(&mut self) {
-        let mut root = Map::new();
-        root.insert("inputs".into(), Value::Object(self.inputs.clone()));
-        root.insert("steps".into(), Value::Object(self.steps.clone()));
-        self.display = template::to_ctx(&Value::Object(root));
+        // Serialized from references (as the map `{"inputs", "steps"}` would be), not from a
+        // copy of the inputs.
+        self.display = CtxValue::from(minijinja::value::Serde(Root {
+            inputs: &self.inputs,
+            steps: &self.steps,
+        }));
+    }
+}
+
+/// The display view's root, `{"inputs": …, "steps": …}`, serialized as a map.
+struct Root<'a> {
+    inputs: &'a Map<String, Value>,
+    steps: &'a Map<String, Value>,
+}
+
+impl serde::Serialize for Root<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("inputs", self.inputs)?;
+        map.serialize_entry("steps", self.steps)?;
+        map.end()
     }
 }

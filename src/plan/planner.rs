@@ -545,6 +545,20 @@ impl Planner {
         plan: &StepPlan,
         each: &mut dyn FnMut(&RequestView),
     ) -> Result<Shown, String> {
+        self.shown_keeping(ctx, plan, SHOWN_AT_MOST, each)
+    }
+
+    /// [`Planner::shown_each`], keeping at most `keep` of a fan-out's requests to show: a step
+    /// nobody is asked about shows nothing, and keeping thousands of rendered requests only to
+    /// digest them made a run's memory grow with its items (issue 21). The digest and the
+    /// covers are over every request whatever `keep` is.
+    pub fn shown_keeping(
+        &self,
+        ctx: &Context,
+        plan: &StepPlan,
+        keep: usize,
+        each: &mut dyn FnMut(&RequestView),
+    ) -> Result<Shown, String> {
         let mut single = |v: RequestView, extra: Option<RequestView>| {
             each(&v);
             if let Some(x) = &extra {
@@ -570,7 +584,7 @@ impl Planner {
                 single(self.view(get), probe.as_ref().map(|p| self.view(p)))
             }
             Work::Sessions(_) => single(self.view(&ApiRequest::get("/auth/sessions")), None),
-            Work::Many(b) => self.shown_batch(ctx, plan.index, b, each)?,
+            Work::Many(b) => self.shown_batch(ctx, plan.index, b, keep.min(SHOWN_AT_MOST), each)?,
             Work::Pending(_) | Work::Nothing => {
                 return Err(format!("`{}` has nothing known to send", plan.id));
             }
@@ -582,6 +596,7 @@ impl Planner {
         ctx: &Context,
         i: usize,
         b: &Batch,
+        keep: usize,
         each: &mut dyn FnMut(&RequestView),
     ) -> Result<Shown, String> {
         let mut digest = super::digest::BatchDigest::default();
@@ -597,7 +612,7 @@ impl Planner {
                 request_sha256: crate::transcript::request_digest(&v),
             });
             total += 1;
-            if requests.len() < SHOWN_AT_MOST {
+            if requests.len() < keep {
                 requests.push(v);
             }
         }

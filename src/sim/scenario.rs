@@ -179,6 +179,9 @@ pub struct KeySpec {
     pub app_id: Option<String>,
 }
 
+/// The most keys `generate_keys` may ask for.
+const MAX_GENERATED_KEYS: usize = 1_000_000;
+
 /// Many generated keys: `gen-key-00001` … with client ids `ck_gen_00001` and secrets
 /// `sk_gen_00001`.
 #[derive(Debug, Clone, Deserialize)]
@@ -368,6 +371,17 @@ impl Scenario {
         }
         if let Some(g) = &sc.generate_keys {
             user_ref("generate_keys", &g.owner)?;
+            // Each key costs the simulator memory and start-up time: a typo must not eat the
+            // machine. bench/run.sh asks for 100,000.
+            if g.count > MAX_GENERATED_KEYS {
+                return Err(bad(
+                    origin,
+                    format!(
+                        "generate_keys.count is {}; at most {MAX_GENERATED_KEYS}",
+                        g.count
+                    ),
+                ));
+            }
         }
         let patients: HashSet<&str> = sc.patients.iter().map(|p| p.id.as_str()).collect();
         if let Some(c) = sc

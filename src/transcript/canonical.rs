@@ -15,7 +15,7 @@ use crate::event::RequestView;
 /// The canonical encoding of a JSON value (see the module documentation).
 pub fn canonical_json(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    write_value(value, &mut out);
+    write_json_value(value, &mut out);
     out
 }
 
@@ -43,7 +43,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn write_value(value: &Value, out: &mut Vec<u8>) {
+/// Writes `value` canonically at the end of `out`.
+pub(crate) fn write_json_value(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -56,7 +57,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out);
+                write_json_value(item, out);
             }
             out.push(b']');
         }
@@ -76,33 +77,40 @@ fn write_object(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) {
         }
         write_string(key, out);
         out.push(b':');
-        write_value(item, out);
+        write_json_value(item, out);
     }
     out.push(b'}');
 }
 
 /// JCS string escaping: `"` and `\` escaped, control characters as `\b \t \n \f \r` or `\u00xx`
-/// (lowercase hex), everything else as literal UTF-8.
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// (lowercase hex), everything else as literal UTF-8. Runs of bytes that need no escape are
+/// copied whole (every byte of a multi-byte UTF-8 character is >= 0x80, so none is mistaken for
+/// one that needs escaping): strings are most of a transcript's bytes.
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            b if b < 0x20 => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        run = i + 1;
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
+        } else {
+            out.extend_from_slice(escape);
         }
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 

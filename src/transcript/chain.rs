@@ -104,7 +104,10 @@ fn check_record(
             "`prev` does not match the previous record's hash (a record was removed, inserted or reordered)".into(),
         );
     }
-    let computed = record.compute_hash();
+    // The data canonicalized once gives both the hash and the exact line (compute_hash and
+    // to_line each copied the record and canonicalized it again).
+    let canon = super::canonical::canonical_object(&record.data);
+    let (computed, line) = Record::seal(record.seq, &record.ts, &record.kind, &canon, &record.prev);
     if record.hash != computed {
         add(
             ProblemKind::HashMismatch,
@@ -113,7 +116,7 @@ fn check_record(
                 record.hash
             ),
         );
-    } else if record.to_line().as_bytes() != raw {
+    } else if line != raw {
         // Same hash but different bytes: whitespace, key order or escaping was altered.
         add(
             ProblemKind::NotCanonical,

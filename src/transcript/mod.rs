@@ -9,6 +9,7 @@
 mod allowed_signers;
 mod ancestors;
 pub mod canonical;
+pub mod canonical_ser;
 mod chain;
 pub mod checkpoint;
 mod checks;

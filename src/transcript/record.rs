@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::canonical::{canonical_json, sha256_hex};
+use super::canonical::{canonical_json, sha256_hex, write_string};
 
 /// The `prev` of the first record: 64 zeros.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -71,6 +71,69 @@ impl Record {
             },
             line,
         )
+    }
+
+    /// A record's hash and line (without its newline) from `data` already in canonical form,
+    /// with no map and no `Record`. The same bytes as [`Record::sealed`].
+    pub fn seal(
+        seq: u64,
+        ts: &str,
+        kind: &str,
+        data_canon: &[u8],
+        prev: &str,
+    ) -> (String, Vec<u8>) {
+        let hash = Self::seal_hash(seq, ts, kind, data_canon, prev);
+        let mut line = Vec::with_capacity(data_canon.len() + 256);
+        Self::seal_line(&mut line, seq, ts, kind, data_canon, prev, &hash);
+        (hash, line)
+    }
+
+    /// The hash [`Record::seal`] gives, computed without building the line: the writer needs
+    /// it first (a checkpoint signs it) and then writes the line straight into its queue.
+    pub fn seal_hash(seq: u64, ts: &str, kind: &str, data_canon: &[u8], prev: &str) -> String {
+        use sha2::Digest;
+        let mut tail = Vec::with_capacity(128);
+        // Keys in canonical (sorted) order: data, prev, seq, ts, type.
+        tail.extend_from_slice(b",\"prev\":");
+        write_string(prev, &mut tail);
+        tail.extend_from_slice(b",\"seq\":");
+        tail.extend_from_slice(seq.to_string().as_bytes());
+        tail.extend_from_slice(b",\"ts\":");
+        write_string(ts, &mut tail);
+        tail.extend_from_slice(b",\"type\":");
+        write_string(kind, &mut tail);
+        tail.push(b'}');
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"{\"data\":");
+        hasher.update(data_canon);
+        hasher.update(&tail);
+        hex::encode(hasher.finalize())
+    }
+
+    /// Appends the line of [`Record::seal`] (without its newline) to `out`.
+    pub fn seal_line(
+        out: &mut Vec<u8>,
+        seq: u64,
+        ts: &str,
+        kind: &str,
+        data_canon: &[u8],
+        prev: &str,
+        hash: &str,
+    ) {
+        // The line: seq, ts, type, data, prev, hash.
+        out.extend_from_slice(b"{\"seq\":");
+        out.extend_from_slice(seq.to_string().as_bytes());
+        out.extend_from_slice(b",\"ts\":");
+        write_string(ts, out);
+        out.extend_from_slice(b",\"type\":");
+        write_string(kind, out);
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(data_canon);
+        out.extend_from_slice(b",\"prev\":");
+        write_string(prev, out);
+        out.extend_from_slice(b",\"hash\":");
+        write_string(hash, out);
+        out.push(b'}');
     }
 
     /// SHA-256 over the canonical JSON of `{"data","prev","seq","ts","type"}`.
@@ -192,6 +255,9 @@ mod tests {
         );
         assert_eq!(sealed, r);
         assert_eq!(line, r.to_line());
+        let (hash, bytes) = Record::seal(r.seq, &r.ts, &r.kind, canon.as_bytes(), &r.prev);
+        assert_eq!(hash, r.hash, "seal hashes as sealed does");
+        assert_eq!(bytes, line.as_bytes(), "and writes the same line");
     }
 
     #[test]

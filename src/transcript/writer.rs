@@ -1,7 +1,9 @@
 //! The transcript writer: an [`EventSink`] that turns the executor's events into chained records.
 //!
 //! Each event becomes one line, written and flushed before `emit` returns (and fsynced at step
-//! boundaries), so a killed process leaves a valid prefix. After each record that ends a unit of
+//! boundaries), so a killed process leaves a valid prefix. Lines of events emitted at once (the
+//! items of a fan-out) share one `write`: a group commit, led by whichever emitter finds the
+//! file free. After each record that ends a unit of
 //! work or may precede a prompt, after a fan-out item when 200 ms have passed, and at least every
 //! [`checkpoint::EVERY`] records, the writer appends a `checkpoint` signed with the run's key, so
 //! that prefix is signed too. [`TranscriptWriter::finish`] closes the
@@ -11,12 +13,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::TranscriptError;
+use super::canonical_ser::tagged_canonical_with;
 use super::checkpoint;
 use super::fsutil::{create_private_dir_all, create_private_file, write_private_atomic};
 use super::read::read_transcript;
@@ -33,6 +36,11 @@ pub struct TranscriptWriter {
     signer: Signer,
     clock: Clock,
     state: Mutex<State>,
+    /// Written only by the one emitter leading a group commit (see [`TranscriptWriter::commit`]),
+    /// outside the lock.
+    file: File,
+    /// Woken when a group commit ends.
+    committed: Condvar,
     /// A kill point for the reliability suite (`ESUS_IR_KILL_AFTER_RECORDS=N`): once N lines are
     /// on disk the process SIGKILLs itself, so a test can stop a run at every record boundary
     /// exactly, where a kill from outside lands wherever the scheduler happens to be.
@@ -44,7 +52,6 @@ pub struct TranscriptWriter {
 pub const KILL_AFTER_VAR: &str = "ESUS_IR_KILL_AFTER_RECORDS";
 
 struct State {
-    file: File,
     next_seq: u64,
     prev: String,
     /// The hash of record 0, which names the run in every checkpoint.
@@ -56,6 +63,13 @@ struct State {
     signed: bool,
     /// A write failed part-way: appending more would follow a partial line, so stop.
     broken: bool,
+    /// Lines chained but not yet written, in order, and whether one of them must be synced.
+    pending: Vec<u8>,
+    pending_durable: bool,
+    /// How many records are on disk (`next_seq` counts those chained).
+    written: u64,
+    /// An emitter is writing `pending` outside the lock; the others wait for it.
+    flushing: bool,
 }
 
 impl std::fmt::Debug for TranscriptWriter {
@@ -127,8 +141,13 @@ impl TranscriptWriter {
             path,
             signer,
             clock: Box::new(Timestamp::now),
+            file,
+            committed: Condvar::new(),
             state: Mutex::new(State {
-                file,
+                written: next_seq,
+                pending: Vec::new(),
+                pending_durable: false,
+                flushing: false,
                 next_seq,
                 prev,
                 run_id,
@@ -179,7 +198,13 @@ impl TranscriptWriter {
                 };
                 let note =
                     "the run ended without a run-finished event; the transcript writer closed it";
-                self.append(&mut state, &event, Some(note)).map_err(|e| {
+                let queued = self.append(&mut state, &event, Some(note));
+                let (guard, written) = match queued {
+                    Ok(upto) => self.commit(state, upto),
+                    Err(e) => (state, Err(e)),
+                };
+                state = guard;
+                written.map_err(|e| {
                     TranscriptError::io(format!("writing {}", self.path.display()), e)
                 })?;
             }
@@ -190,10 +215,14 @@ impl TranscriptWriter {
     }
 
     fn sign_file(&self) -> Result<(), TranscriptError> {
-        // Sign the bytes as they are on disk: exactly what a verifier will read.
-        let bytes = std::fs::read(&self.path)
+        // Sign the bytes as they are on disk: exactly what a verifier will read — streamed, so
+        // a large transcript is never held in memory whole.
+        let file = File::open(&self.path)
             .map_err(|e| TranscriptError::io(format!("reading {}", self.path.display()), e))?;
-        let armored = self.signer.sign(&bytes)?;
+        let armored = self
+            .signer
+            .sign_reader(io::BufReader::with_capacity(1 << 16, file))
+            .map_err(|e| TranscriptError::io(format!("reading {}", self.path.display()), e))?;
         let sig_path = self.signature_path();
         write_private_atomic(&sig_path, armored.as_bytes())
             .map_err(|e| TranscriptError::io(format!("writing {}", sig_path.display()), e))
@@ -205,21 +234,14 @@ impl TranscriptWriter {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn append(&self, state: &mut State, event: &Event, note: Option<&str>) -> io::Result<()> {
+    fn append(&self, state: &mut State, event: &Event, note: Option<&str>) -> io::Result<u64> {
         let (kind, data) = event_parts(event)?;
-        self.append_parts(state, kind, data, None, note)
+        self.append_parts(state, kind, data, note)
     }
 
-    /// Appends one record; `canon` is `data` already in canonical form, when the caller could
-    /// compute it outside the lock (events whose data the writer does not extend).
-    fn append_parts(
-        &self,
-        state: &mut State,
-        kind: String,
-        mut data: Map<String, Value>,
-        canon: Option<String>,
-        note: Option<&str>,
-    ) -> io::Result<()> {
+    /// Refuses a record that cannot come next: after a failed write, after the end, a second
+    /// start, or a checkpoint not made by the writer.
+    fn check_next(&self, state: &State, kind: &str) -> io::Result<()> {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
         if state.broken {
             return Err(io::Error::other(
@@ -229,22 +251,35 @@ impl TranscriptWriter {
         if state.signed || state.run_finished {
             return Err(invalid("the transcript is already finished".into()));
         }
-        match (state.next_seq, kind.as_str()) {
-            (0, "run-started") => {
+        match (state.next_seq, kind) {
+            (0, "run-started") => Ok(()),
+            (0, other) => Err(invalid(format!(
+                "first event must be run-started, got {other}"
+            ))),
+            (_, "run-started") => Err(invalid("run-started emitted twice".into())),
+            (_, checkpoint::KIND) => Err(invalid("only the writer makes checkpoints".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends a record whose data the writer extends (the run's start and end) or annotates (a
+    /// note): built as a map, then canonicalized. Every other record takes [`Self::append_canon`]
+    /// directly.
+    fn append_parts(
+        &self,
+        state: &mut State,
+        kind: String,
+        mut data: Map<String, Value>,
+        note: Option<&str>,
+    ) -> io::Result<u64> {
+        self.check_next(state, &kind)?;
+        match kind.as_str() {
+            "run-started" => {
                 data.insert("tool_version".into(), env!("CARGO_PKG_VERSION").into());
                 data.insert("signer".into(), self.signer.public_key_openssh().into());
             }
-            (0, other) => {
-                return Err(invalid(format!(
-                    "first event must be run-started, got {other}"
-                )));
-            }
-            (_, "run-started") => return Err(invalid("run-started emitted twice".into())),
-            (_, checkpoint::KIND) => {
-                return Err(invalid("only the writer makes checkpoints".into()));
-            }
-            (seq, "run-finished") => {
-                data.insert("events".into(), Value::from(seq + 1));
+            "run-finished" => {
+                data.insert("events".into(), Value::from(state.next_seq + 1));
                 data.insert("head".into(), Value::from(state.prev.clone()));
             }
             _ => {}
@@ -252,101 +287,159 @@ impl TranscriptWriter {
         if let Some(note) = note {
             data.insert("note".into(), note.into());
         }
+        let canon = super::canonical::canonical_object(&data);
+        self.append_canon(state, &kind, &canon)
+    }
+
+    /// Chains one record of type `kind` whose `data` is `canon` (canonical JSON, computed by
+    /// the caller — outside the lock when it can be), with the checkpoint that must follow it,
+    /// and queues its line; [`Self::commit`] writes it. Returns how many records are chained.
+    fn append_canon(&self, state: &mut State, kind: &str, canon: &[u8]) -> io::Result<u64> {
         let ts = format!("{:.3}", (self.clock)());
-        let canon = match canon {
-            Some(c) if note.is_none() => c,
-            _ => canonical_string(&data),
-        };
-        let (record, mut line) =
-            Record::sealed(state.next_seq, ts, kind, data, &canon, state.prev.clone());
-        line.push('\n');
+        let seq = state.next_seq;
+        let hash = Record::seal_hash(seq, &ts, kind, canon, &state.prev);
         let durable = matches!(
-            record.kind.as_str(),
+            kind,
             "run-started" | "confirmation" | "step-finished" | "run-finished"
         );
-        let sign = record.kind != "run-finished"
-            && (checkpoint::after(&record.kind)
+        let sign = kind != "run-finished"
+            && (checkpoint::after(kind)
                 || state.since_checkpoint + 1 >= checkpoint::EVERY
-                || (record.kind == "item-finished"
+                || (kind == "item-finished"
                     && state.last_checkpoint.elapsed() >= checkpoint::ITEM_INTERVAL));
         // The checkpoint is signed before anything is written, and both lines go out in one
         // write: a record that needs a checkpoint is never on disk without it.
         let signed = if sign {
-            Some(self.checkpoint_for(state, &record)?)
+            let run_id = if seq == 0 {
+                hash.clone()
+            } else {
+                state.run_id.clone().unwrap_or_default()
+            };
+            Some(self.checkpoint_for(seq, &hash, &ts, &run_id)?)
         } else {
             None
         };
+        // Straight into the queue: a batch approval's record is megabytes, and each copy of it
+        // counted in the run's peak memory.
+        let prev = std::mem::take(&mut state.prev);
+        Record::seal_line(&mut state.pending, seq, &ts, kind, canon, &prev, &hash);
+        state.pending.push(b'\n');
         if let Some((_, cp_line)) = &signed {
-            line.push_str(cp_line);
+            state.pending.extend_from_slice(cp_line);
         }
-        let written = state
-            .file
-            .write_all(line.as_bytes())
-            .and_then(|()| state.file.flush());
-        if let Err(e) = written {
-            state.broken = true;
-            return Err(e);
+        // One sync for the record and the checkpoint that signs it.
+        state.pending_durable |= durable;
+        advance(state, seq, hash, kind);
+        if let Some((cp_hash, _)) = signed {
+            advance(state, seq + 1, cp_hash, checkpoint::KIND);
         }
-        advance(state, &record);
-        if let Some((cp, _)) = &signed {
-            advance(state, cp);
-        }
-        if durable {
-            // One sync for the record and the checkpoint that signs it.
-            state
-                .file
-                .sync_data()
-                .inspect_err(|_| state.broken = true)?;
-        }
-        if self.kill_after.is_some_and(|n| state.next_seq >= n) {
-            let _ = state.file.sync_data();
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::KILL,
-            );
-        }
-        Ok(())
+        Ok(state.next_seq)
     }
 
-    /// The checkpoint that follows `record` (not yet written): the run's key signs the chain
-    /// head, the seq and the run id, so everything up to `record` is signed even if the run never
-    /// reaches its final signature. It carries `record`'s time (the clock is not read again).
-    fn checkpoint_for(&self, state: &State, record: &Record) -> io::Result<(Record, String)> {
-        let run_id = if record.seq == 0 {
-            record.hash.clone()
-        } else {
-            state.run_id.clone().unwrap_or_default()
-        };
-        let covers = record.seq + 1;
-        let message = checkpoint::message(covers, &record.hash, &run_id);
+    /// Group commit: returns once the first `upto` records are on disk (synced when one of
+    /// them must be). The first emitter to find lines queued and nobody writing writes every
+    /// line queued so far in one `write`, outside the lock, while the others queue theirs
+    /// behind it and wait; one write then carries many items' records instead of one each.
+    /// Nothing returns before its own line is written, so a killed process still leaves every
+    /// record whose `emit` returned (and a request is recorded before it is sent).
+    fn commit<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        upto: u64,
+    ) -> (MutexGuard<'a, State>, io::Result<()>) {
+        loop {
+            if state.written >= upto {
+                return (state, Ok(()));
+            }
+            if state.broken {
+                let e = io::Error::other("an earlier write to the transcript failed");
+                return (state, Err(e));
+            }
+            if state.flushing {
+                state = self
+                    .committed
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let batch = std::mem::take(&mut state.pending);
+            let durable = std::mem::take(&mut state.pending_durable);
+            let end = state.next_seq;
+            // The kill point counts lines exactly: its writes are made one record at a time,
+            // under the lock, as before group commit.
+            let alone = self.kill_after.is_some();
+            let write = || {
+                (&self.file)
+                    .write_all(&batch)
+                    .and_then(|()| (&self.file).flush())
+                    .and_then(|()| {
+                        if durable {
+                            self.file.sync_data()
+                        } else {
+                            Ok(())
+                        }
+                    })
+            };
+            let result = if alone {
+                write()
+            } else {
+                state.flushing = true;
+                drop(state);
+                let result = write();
+                state = self.lock();
+                result
+            };
+            state.flushing = false;
+            self.committed.notify_all();
+            if let Err(e) = result {
+                state.broken = true;
+                return (state, Err(e));
+            }
+            state.written = end;
+            if self.kill_after.is_some_and(|n| state.written >= n) {
+                let _ = self.file.sync_data();
+                let _ = rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::KILL,
+                );
+            }
+        }
+    }
+
+    /// The checkpoint that follows record `seq` (hash `hash`, not yet written): the run's key
+    /// signs the chain head, the seq and the run id, so everything up to that record is signed
+    /// even if the run never reaches its final signature. It carries the record's time `ts` (the
+    /// clock is not read again). Returns its hash and its line.
+    fn checkpoint_for(
+        &self,
+        seq: u64,
+        hash: &str,
+        ts: &str,
+        run_id: &str,
+    ) -> io::Result<(String, Vec<u8>)> {
+        let covers = seq + 1;
+        let message = checkpoint::message(covers, hash, run_id);
         let signature = self
             .signer
             .sign(&message)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let data = checkpoint::data(covers, &record.hash, &run_id, signature);
-        let canon = canonical_string(&data);
-        let (cp, mut line) = Record::sealed(
-            covers,
-            record.ts.clone(),
-            checkpoint::KIND.into(),
-            data,
-            &canon,
-            record.hash.clone(),
-        );
-        line.push('\n');
-        Ok((cp, line))
+        let data = checkpoint::data(covers, hash, run_id, signature);
+        let canon = super::canonical::canonical_object(&data);
+        let (cp_hash, mut line) = Record::seal(covers, ts, checkpoint::KIND, &canon, hash);
+        line.push(b'\n');
+        Ok((cp_hash, line))
     }
 }
 
-/// Advances the chain past a record that was written.
-fn advance(state: &mut State, record: &Record) {
-    if record.seq == 0 {
-        state.run_id = Some(record.hash.clone());
+/// Advances the chain past record `seq` (hash `hash`, type `kind`), which was written.
+fn advance(state: &mut State, seq: u64, hash: String, kind: &str) {
+    if seq == 0 {
+        state.run_id = Some(hash.clone());
     }
     state.next_seq += 1;
-    state.prev = record.hash.clone();
-    state.run_finished = record.kind == "run-finished";
-    state.since_checkpoint = if record.kind == checkpoint::KIND {
+    state.prev = hash;
+    state.run_finished = kind == "run-finished";
+    state.since_checkpoint = if kind == checkpoint::KIND {
         state.last_checkpoint = std::time::Instant::now();
         0
     } else {
@@ -356,13 +449,30 @@ fn advance(state: &mut State, record: &Record) {
 
 impl EventSink for TranscriptWriter {
     fn emit(&self, event: &Event) -> io::Result<()> {
-        // Serializing and canonicalizing happen before taking the lock, so parallel steps only
-        // queue for the hash and the write.
-        let (kind, data) = event_parts(event)?;
-        let canon = (!matches!(kind.as_str(), "run-started" | "run-finished"))
-            .then(|| canonical_string(&data));
+        // The run's end, whose data the writer extends from its state, goes through a map. Every
+        // other event's canonical bytes are written straight from the typed event, before taking
+        // the lock, so parallel items only queue for the hash and the write.
+        if matches!(event, Event::RunFinished { .. }) {
+            let (kind, data) = event_parts(event)?;
+            let mut state = self.lock();
+            let queued = self.append_parts(&mut state, kind, data, None)?;
+            return self.commit(state, queued).1;
+        }
+        // The run's start carries the inputs (a fan-out's every item): written directly too.
+        let (version, signer);
+        let extra: &[(&str, &Value)] = if matches!(event, Event::RunStarted { .. }) {
+            version = Value::from(env!("CARGO_PKG_VERSION"));
+            signer = Value::from(self.signer.public_key_openssh());
+            &[("tool_version", &version), ("signer", &signer)]
+        } else {
+            &[]
+        };
+        let (kind, canon) =
+            tagged_canonical_with(event, "type", extra).map_err(io::Error::other)?;
         let mut state = self.lock();
-        self.append_parts(&mut state, kind, data, canon, None)
+        self.check_next(&state, &kind)?;
+        let queued = self.append_canon(&mut state, &kind, &canon)?;
+        self.commit(state, queued).1
     }
 }
 
@@ -379,10 +489,6 @@ pub fn signature_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".sig");
     PathBuf::from(p)
-}
-
-fn canonical_string(data: &Map<String, Value>) -> String {
-    String::from_utf8(super::canonical::canonical_object(data)).unwrap_or_default()
 }
 
 /// Splits a serialized event into its `type` tag and the remaining fields.
