@@ -823,7 +823,11 @@ async fn network_policy_tls_1_2_only_and_tls_1_3_only_servers_are_accepted() {
         // An administrator running a runbook that needs none: the preflight also reads ESUS's
         // roles to name a narrower one (least privilege), over the same TLS.
         let steps: Vec<&str> = requests.iter().map(|(s, _)| s.as_str()).collect();
-        assert_eq!(steps, ["preflight", "preflight", "me"], "{v:?}: {requests:?}");
+        assert_eq!(
+            steps,
+            ["preflight", "preflight", "me"],
+            "{v:?}: {requests:?}"
+        );
         assert!(requests[1].1.ends_with("/roles"), "{v:?}: {requests:?}");
         let chosen: Vec<Option<u16>> = conns.iter().map(|c| selected_version(&c.down)).collect();
         assert!(
