@@ -155,10 +155,9 @@ async fn who(client: &EsusClient, access: &SecretString) -> Result<String, Error
             resp.status
         )));
     }
-    Ok(resp.json()["email"]
-        .as_str()
-        .unwrap_or("(no email)")
-        .to_string())
+    Ok(crate::exec::loopback::printable(
+        resp.json()["email"].as_str().unwrap_or("(no email)"),
+    ))
 }
 
 /// Writes both tokens to the OS keyring; a stale refresh token of an earlier login is removed
@@ -209,6 +208,12 @@ fn summary(
     };
     format!(
         "Logged in to {base} as {email} (SMART client {}).\nScopes granted: {}\nThe access token expires in {expiry}; {renewal}.\n{whereto}",
-        args.smart.client_id, tokens.scope
+        args.smart.client_id,
+        // Every granted scope, whatever its length; no control character.
+        tokens
+            .scope
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect::<String>()
     )
 }

@@ -190,8 +190,9 @@ fn answer(head: &[u8], expected_state: &str) -> Option<Result<SecretString, Call
     Some(code.ok_or(CallbackError::NoCode))
 }
 
-/// Text from the redirect, safe to print: short, without control characters.
-fn printable(text: &str) -> String {
+/// Server text (a redirect's, a role's name, an email), safe to print: short, without
+/// control characters (no escape sequence reaches the operator's terminal).
+pub(crate) fn printable(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(100).collect()
 }
 

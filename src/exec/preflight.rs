@@ -220,7 +220,8 @@ async fn narrowest_role(shared: &Arc<Shared>, needs: &[Permission], me: &Value) 
                 _ => true,
             });
             let everything = grants("*", "*") && perms.iter().any(|(r, a)| *r == "*" && *a == "*");
-            (covers && !everything && name != "admin").then(|| (perms.len(), name.to_string()))
+            (covers && !everything && name != "admin")
+                .then(|| (perms.len(), super::loopback::printable(name)))
         })
         .min()
         .map(|(_, name)| name)
