@@ -568,6 +568,7 @@ async fn run_login_smart_logs_in_inline_and_renews_with_the_refresh_token() {
         "--output",
         "json",
     ]);
+    let sessions_before = env.sim.sessions_of("u-0001").len();
     let mut child = LoginChild::spawn(cmd);
     let url = tokio::task::block_in_place(|| child.authorization_url());
     assert_eq!(
@@ -598,6 +599,19 @@ async fn run_login_smart_logs_in_inline_and_renews_with_the_refresh_token() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(exchanging(), "the exchange is in flight");
+    // The route has run (the code spent, the session made) before the clock moves: moved
+    // earlier, on a loaded machine, the 60-second code would expire instead of the token.
+    let admin = "u-0001";
+    for _ in 0..1000 {
+        if env.sim.sessions_of(admin).len() > sessions_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        env.sim.sessions_of(admin).len() > sessions_before,
+        "the token endpoint made the session"
+    );
     env.sim.advance_clock(Duration::from_secs(16 * 60));
     let (code, stdout, stderr) = tokio::task::block_in_place(|| child.finish());
     assert_eq!(code, 0, "{stdout}{stderr}");
