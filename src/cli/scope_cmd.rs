@@ -113,15 +113,41 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
     .map_err(Error::Usage)?;
     let json = render::json(&scope);
     let csv = render::csv(&scope).map_err(Error::Usage)?;
+    let (written, sealed) = write_files(&incident, &dir, [json.as_bytes(), csv.as_slice()])?;
+    match args.format {
+        ScopeFormat::Text => out(&render::text(&scope))?,
+        ScopeFormat::Csv => out(&String::from_utf8_lossy(&csv))?,
+        ScopeFormat::Json => out(&json)?,
+    }
+    let shown: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    eprintln!(
+        "written (0600{}): {}",
+        if sealed { ", encrypted" } else { "" },
+        shown.join(" and ")
+    );
+    Ok(if scope.after_containment.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::StepFailed
+    })
+}
+
+/// Writes the scope's JSON and CSV beside the evidence (0600), encrypted to the incident's
+/// recipients when its evidence is; returns the paths and whether they were encrypted.
+fn write_files(
+    incident: &crate::transcript::report::incident::Incident,
+    dir: &std::path::Path,
+    contents: [&[u8]; 2],
+) -> Result<(Vec<PathBuf>, bool), Error> {
     // Patient ids are PHI: where the incident's evidence is encrypted, so is its scope.
-    let seal = crate::scope::sealed_to(&incident).map_err(Error::Usage)?;
+    let seal = crate::scope::sealed_to(incident).map_err(Error::Usage)?;
     let suffix = if seal.is_some() {
         crate::exec::sealed::SUFFIX
     } else {
         ""
     };
     let mut written = Vec::new();
-    for (name, bytes) in SCOPE_FILES.iter().zip([json.as_bytes(), csv.as_slice()]) {
+    for (name, bytes) in SCOPE_FILES.iter().zip(contents) {
         let name = format!("{name}{suffix}");
         let name = name.as_str();
         // Recorded evidence is never replaced: a step that saved a file by this name keeps it.
@@ -146,20 +172,5 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode, Error> {
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         written.push(path);
     }
-    match args.format {
-        ScopeFormat::Text => out(&render::text(&scope))?,
-        ScopeFormat::Csv => out(&String::from_utf8_lossy(&csv))?,
-        ScopeFormat::Json => out(&json)?,
-    }
-    let shown: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-    eprintln!(
-        "written (0600{}): {}",
-        if seal.is_some() { ", encrypted" } else { "" },
-        shown.join(" and ")
-    );
-    Ok(if scope.after_containment.is_empty() {
-        ExitCode::Success
-    } else {
-        ExitCode::StepFailed
-    })
+    Ok((written, seal.is_some()))
 }

@@ -510,6 +510,21 @@ impl<'a> Pull<'a> {
         })
     }
 
+    /// What the pull asked for beyond one user's rows (an action, a type, a start): a filtered
+    /// pull holds a complete answer to a narrower question, and `scope` must not take it for
+    /// the whole window.
+    fn filters(&self) -> Value {
+        let paging = ["limit", "cursor", "_count", "_offset", "before", "userId"];
+        Value::Object(
+            self.base
+                .query
+                .iter()
+                .filter(|(k, _)| !paging.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect(),
+        )
+    }
+
     /// Closes the evidence file and records the pull's summary (with the file's digest).
     fn finish(&mut self, ctx: &Context, proof: Proof) -> StepResult {
         let name = self.evidence_name();
@@ -518,21 +533,10 @@ impl<'a> Pull<'a> {
             "from": self.oldest.map(|t| t.to_string()),
             "to": proof.window_to.map(|t| t.to_string()),
         });
-        // What the pull asked for beyond one user's rows (an action, a type, a start): a
-        // filtered pull holds a complete answer to a narrower question, and `scope` must not
-        // take it for the whole window.
-        let paging = ["limit", "cursor", "_count", "_offset", "before", "userId"];
-        let filters: serde_json::Map<String, Value> = self
-            .base
-            .query
-            .iter()
-            .filter(|(k, _)| !paging.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-            .collect();
         let tail = format!(
             "],\"total\":{},\"distinct\":{distinct},\"window\":{window},\"filters\":{},\"complete\":{}}}\n",
             self.last_total,
-            Value::Object(filters),
+            self.filters(),
             proof.complete
         );
         let evidence = match self.writer.take() {
