@@ -99,19 +99,19 @@ one() { # esus|bare|curl N C LATENCY_MS
     esus)
       rm -rf "$work/run"
       XDG_CONFIG_HOME=$work/config ESUS_BASE_URL=$base NO_COLOR=1 \
-        /usr/bin/time -f '%e %M' -o "$out" ${BENCH_WRAP:-} \
+        /usr/bin/time -f '%e %M %U %S' -o "$out" ${BENCH_WRAP:-} \
         "$bin" run "$(runbook "$c")" --inputs-file "$(inputs "$n")" --token-file "$work/token" \
         --run-dir "$work/run" --yes --non-interactive --max-items "$n" --operator bench \
         >"$work/run.out" 2>&1 || { cat "$work/run.out" >&2; exit 1; }
       ;;
     bare)
-      /usr/bin/time -f '%e %M' -o "$out" "$bare" "$work/ready.json" "$n" "$c" >/dev/null
+      /usr/bin/time -f '%e %M %U %S' -o "$out" "$bare" "$work/ready.json" "$n" "$c" >/dev/null
       ;;
     curl)
       # curl reads the bearer header from a 0600 file (-H @file), not from argv.
       printf 'Authorization: Bearer %s\n' "$(cat "$work/token")" >"$work/auth"
       chmod 600 "$work/auth"
-      /usr/bin/time -f '%e %M' -o "$out" sh -c \
+      /usr/bin/time -f '%e %M %U %S' -o "$out" sh -c \
         'seq -f "gen-key-%05g" 1 "$1" | xargs -P "$2" -I{} curl -sf -o /dev/null -X DELETE -H @"$3" "$4/api-keys/{}"' \
         sh "$n" "$c" "$work/auth" "$base"
       ;;
@@ -127,8 +127,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 case_row() { # N C LATENCY_MS REPS [CURL_N]
   local n=$1 c=$2 lat=$3 reps=$4 curl_n=${5:-0} e b ratios=() es=() bs=() rss=()
   for _ in $(seq "$reps"); do
-    read -r e r < <(one esus "$n" "$c" "$lat")
-    read -r b _ < <(one bare "$n" "$c" "$lat")
+    read -r e r _ < <(one esus "$n" "$c" "$lat")
+    read -r b _ _ < <(one bare "$n" "$c" "$lat")
     es+=("$e"); bs+=("$b"); rss+=("$r")
     ratios+=("$(awk -v e="$e" -v b="$b" 'BEGIN {printf "%.3f", e / b}')")
   done
@@ -139,7 +139,7 @@ case_row() { # N C LATENCY_MS REPS [CURL_N]
   rss_mib=$(printf '%s\n' "${rss[@]}" | median | awk '{printf "%.1f", $1 / 1024}')
   if (( curl_n > 0 )); then
     local t
-    read -r t _ < <(one curl "$curl_n" "$c" "$lat")
+    read -r t _ _ < <(one curl "$curl_n" "$c" "$lat")
     # curl's per-request cost does not depend on N: scaled to N to compare with esus-ir.
     curl=$(awk -v t="$t" -v cn="$curl_n" -v n="$n" -v e="$e" \
       'BEGIN {s = t * n / cn; printf "%.1f s (%d: %.2f s) = %.0f× esus-ir", s, cn, t, s / e}')

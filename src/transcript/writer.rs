@@ -4,8 +4,8 @@
 //! boundaries), so a killed process leaves a valid prefix. Lines of events emitted at once (the
 //! items of a fan-out) share one `write`: a group commit, led by whichever emitter finds the
 //! file free. After each record that ends a unit of
-//! work or may precede a prompt, after a fan-out item when 200 ms have passed, and at least every
-//! [`checkpoint::EVERY`] records, the writer appends a `checkpoint` signed with the run's key, so
+//! work or may precede a prompt, after any record when 200 ms have passed since the last one, and
+//! at least every [`checkpoint::EVERY`] records, the writer appends a `checkpoint` signed with the run's key, so
 //! that prefix is signed too. [`TranscriptWriter::finish`] closes the
 //! transcript — adding a `run-finished` record if the run never emitted one — and writes the
 //! detached SSHSIG signature `<transcript>.sig`.
@@ -305,8 +305,7 @@ impl TranscriptWriter {
         let sign = kind != "run-finished"
             && (checkpoint::after(kind)
                 || state.since_checkpoint + 1 >= checkpoint::EVERY
-                || (kind == "item-finished"
-                    && state.last_checkpoint.elapsed() >= checkpoint::ITEM_INTERVAL));
+                || state.last_checkpoint.elapsed() >= checkpoint::INTERVAL);
         // The checkpoint is signed before anything is written, and both lines go out in one
         // write: a record that needs a checkpoint is never on disk without it.
         let signed = if sign {
