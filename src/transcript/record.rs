@@ -194,6 +194,107 @@ fn json_string(s: &str) -> String {
     String::from_utf8(canonical_json(&Value::from(s))).unwrap_or_default()
 }
 
+/// Reads a line's object into a [`Record`]; a line that is JSON but not a record gives
+/// `Ok(Err(what))`, in the words `verify` reports.
+struct LineVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LineVisitor {
+    type Value = Result<Record, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a transcript record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut seq, mut ts, mut kind, mut data, mut prev, mut hash) =
+            (None, None, None, None, None, None);
+        let mut unexpected: Option<String> = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "seq" => seq = Some(map.next_value::<Value>()?),
+                "ts" => ts = Some(map.next_value::<Value>()?),
+                "type" => kind = Some(map.next_value::<Value>()?),
+                "data" => data = Some(map.next_value::<Value>()?),
+                "prev" => prev = Some(map.next_value::<Value>()?),
+                "hash" => hash = Some(map.next_value::<Value>()?),
+                other => {
+                    unexpected.get_or_insert_with(|| other.to_string());
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(record_of(seq, ts, kind, data, prev, hash, unexpected))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Err("not a JSON object".into()))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err("not a JSON object".into()))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err("not a JSON object".into()))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err("not a JSON object".into()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err("not a JSON object".into()))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err("not a JSON object".into()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err("not a JSON object".into()))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_of(
+    seq: Option<Value>,
+    ts: Option<Value>,
+    kind: Option<Value>,
+    data: Option<Value>,
+    prev: Option<Value>,
+    hash: Option<Value>,
+    unexpected: Option<String>,
+) -> Result<Record, String> {
+    let text = |v: Option<Value>, name: &str| match v {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(format!("field `{name}` missing or not a string")),
+    };
+    let ts = text(ts, "ts")?;
+    let kind = text(kind, "type")?;
+    let prev = text(prev, "prev")?;
+    let hash = text(hash, "hash")?;
+    let seq = seq
+        .as_ref()
+        .and_then(Value::as_u64)
+        .ok_or("field `seq` missing or not a non-negative integer")?;
+    let data = match data {
+        Some(Value::Object(map)) => map,
+        _ => return Err("field `data` missing or not an object".into()),
+    };
+    if let Some(extra) = unexpected {
+        return Err(format!("unexpected field `{extra}`"));
+    }
+    Ok(Record {
+        seq,
+        ts,
+        kind,
+        data,
+        prev,
+        hash,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -297,105 +398,4 @@ mod tests {
         assert!(Record::parse(&v.to_string()).unwrap_err().contains("extra"));
         assert!(Record::parse(r#"{"seq":1}"#).is_err());
     }
-}
-
-/// Reads a line's object into a [`Record`]; a line that is JSON but not a record gives
-/// `Ok(Err(what))`, in the words `verify` reports.
-struct LineVisitor;
-
-impl<'de> serde::de::Visitor<'de> for LineVisitor {
-    type Value = Result<Record, String>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a transcript record")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut seq, mut ts, mut kind, mut data, mut prev, mut hash) =
-            (None, None, None, None, None, None);
-        let mut unexpected: Option<String> = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
-                "seq" => seq = Some(map.next_value::<Value>()?),
-                "ts" => ts = Some(map.next_value::<Value>()?),
-                "type" => kind = Some(map.next_value::<Value>()?),
-                "data" => data = Some(map.next_value::<Value>()?),
-                "prev" => prev = Some(map.next_value::<Value>()?),
-                "hash" => hash = Some(map.next_value::<Value>()?),
-                other => {
-                    unexpected.get_or_insert_with(|| other.to_string());
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(record_of(seq, ts, kind, data, prev, hash, unexpected))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Err("not a JSON object".into()))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err("not a JSON object".into()))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err("not a JSON object".into()))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err("not a JSON object".into()))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err("not a JSON object".into()))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err("not a JSON object".into()))
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Err("not a JSON object".into()))
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record_of(
-    seq: Option<Value>,
-    ts: Option<Value>,
-    kind: Option<Value>,
-    data: Option<Value>,
-    prev: Option<Value>,
-    hash: Option<Value>,
-    unexpected: Option<String>,
-) -> Result<Record, String> {
-    let text = |v: Option<Value>, name: &str| match v {
-        Some(Value::String(s)) => Ok(s),
-        _ => Err(format!("field `{name}` missing or not a string")),
-    };
-    let ts = text(ts, "ts")?;
-    let kind = text(kind, "type")?;
-    let prev = text(prev, "prev")?;
-    let hash = text(hash, "hash")?;
-    let seq = seq
-        .as_ref()
-        .and_then(Value::as_u64)
-        .ok_or("field `seq` missing or not a non-negative integer")?;
-    let data = match data {
-        Some(Value::Object(map)) => map,
-        _ => return Err("field `data` missing or not an object".into()),
-    };
-    if let Some(extra) = unexpected {
-        return Err(format!("unexpected field `{extra}`"));
-    }
-    Ok(Record {
-        seq,
-        ts,
-        kind,
-        data,
-        prev,
-        hash,
-    })
 }
