@@ -110,6 +110,16 @@ impl Engine {
 
     /// Evaluates an expression to JSON.
     pub fn eval(&self, source: &str, ctx: &JValue) -> Result<Value, TemplateError> {
+        // `{{ item }}`, `{{ item.id }}`, `{{ inputs.key_id }}`: the value is looked up the way the
+        // engine's own instructions look it up, without compiling the expression again for each
+        // of a fan-out's items. Anything else, and a name that is not there (whose error the
+        // engine words), goes through the engine.
+        if let Some(found) = dotted_lookup(source, ctx) {
+            return serde_json::to_value(&found).map_err(|e| TemplateError {
+                message: e.to_string(),
+                range: None,
+            });
+        }
         let expr = self.env.compile_expression(source)?;
         let out = expr.eval(ctx.clone())?;
         if out.is_undefined() {
@@ -164,6 +174,39 @@ impl Engine {
         }
         Ok(out.is_true())
     }
+}
+
+/// The value of an expression that is only a dotted name (`item`, `item.id`, `steps.a.outputs`),
+/// found in `ctx` by the lookups the engine makes for it (a name in the context, then each
+/// attribute): `None` when the expression is anything else or a part is missing or undefined.
+fn dotted_lookup(source: &str, ctx: &JValue) -> Option<JValue> {
+    let mut parts = source.trim().split('.');
+    let first = parts.next()?;
+    if !is_plain_name(first) || KEYWORDS.contains(&first) {
+        return None;
+    }
+    let mut value = ctx.get_attr(first).ok()?;
+    for part in parts {
+        if value.is_undefined() || !is_plain_name(part) {
+            return None;
+        }
+        value = value.get_attr(part).ok()?;
+    }
+    (!value.is_undefined()).then_some(value)
+}
+
+/// Words the engine reads as constants or operators, never as names.
+const KEYWORDS: &[&str] = &[
+    "true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else",
+    "loop", "self", "super", "varargs", "kwargs",
+];
+
+fn is_plain_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Converts JSON into a template context value (done once; clones of it are cheap).
@@ -429,6 +472,68 @@ mod tests {
         to_ctx(
             &json!({"inputs": {"key_id": "k-1", "n": 0}, "steps": {"rotate": {"outputs": {"new_key_id": "k-2"}}}}),
         )
+    }
+
+    #[test]
+    fn a_dotted_name_is_found_as_the_engine_finds_it_and_everything_else_is_left_to_the_engine() {
+        let engine = Engine::new();
+        let base = to_ctx(&json!({
+            "inputs": {"key_id": "k-1", "n": 0, "list": [1, 2], "none": null, "nested": {"a": {"b": true}}},
+            "item": {"id": "x", "true": 1},
+            "now": "shadowed",
+            // Keys a context may hold but an expression can never name.
+            "true": "a key, not the constant",
+            "none": "a key, not the constant",
+        }));
+        let ctx = bind(&base, "item", to_ctx(&json!("the item")));
+        let through_engine = |source: &str| -> Option<Value> {
+            let out = engine
+                .env
+                .compile_expression(source)
+                .ok()?
+                .eval(ctx.clone())
+                .ok()?;
+            (!out.is_undefined()).then(|| serde_json::to_value(&out).unwrap())
+        };
+        let found = [
+            "item",
+            " item ",
+            "inputs",
+            "inputs.key_id",
+            "inputs.n",
+            "inputs.list",
+            "inputs.none",
+            "inputs.nested.a.b",
+            "now",
+        ];
+        for source in found {
+            let fast = dotted_lookup(source, &ctx).map(|v| serde_json::to_value(&v).unwrap());
+            assert!(fast.is_some(), "{source}");
+            assert_eq!(fast, through_engine(source), "{source}");
+            assert_eq!(engine.eval(source, &ctx).ok(), fast, "{source}");
+        }
+        // Not plain names, keywords, missing parts, attributes of a string: the engine decides.
+        let left = [
+            "true",
+            "none",
+            "inputs.list.0",
+            "inputs.missing",
+            "missing",
+            "item.id",
+            "inputs.key_id.x",
+            "inputs.key_id | upper",
+            "inputs['key_id']",
+            "inputs.n + 1",
+            "",
+            "inputs..n",
+            "1abc",
+            "range",
+        ];
+        for source in left {
+            assert!(dotted_lookup(source, &ctx).is_none(), "{source}");
+        }
+        assert_eq!(engine.eval("true", &ctx).unwrap(), json!(true));
+        assert!(engine.eval("inputs.missing", &ctx).is_err());
     }
 
     #[test]
