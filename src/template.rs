@@ -475,6 +475,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn a_dotted_name_is_found_as_the_engine_finds_it_and_everything_else_is_left_to_the_engine() {
         let engine = Engine::new();
         let base = to_ctx(&json!({
