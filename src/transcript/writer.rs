@@ -1,9 +1,10 @@
 //! The transcript writer: an [`EventSink`] that turns the executor's events into chained records.
 //!
-//! Each event becomes one line, written and flushed before `emit` returns (and fsynced at step
-//! boundaries), so a killed process leaves a valid prefix. Lines of events emitted at once (the
-//! items of a fan-out) share one `write`: a group commit, led by whichever emitter finds the
-//! file free. After each record that ends a unit of
+//! Each event becomes one line, written before `emit` returns (and fsynced at step boundaries),
+//! so a killed process leaves a valid prefix; only an answer or an item's end queued behind a
+//! write in progress returns before its line is written, by that write's leader (see
+//! [`TranscriptWriter::commit`]). Lines of events emitted at once (the items of a fan-out) share
+//! one `write`: a group commit, led by whichever emitter finds the file free. After each record that ends a unit of
 //! work or may precede a prompt, after any record when 200 ms have passed since the last one, and
 //! at least every [`checkpoint::EVERY`] records, the writer appends a `checkpoint` signed with the run's key, so
 //! that prefix is signed too. [`TranscriptWriter::finish`] closes the
@@ -200,7 +201,7 @@ impl TranscriptWriter {
                     "the run ended without a run-finished event; the transcript writer closed it";
                 let queued = self.append(&mut state, &event, Some(note));
                 let (guard, written) = match queued {
-                    Ok(upto) => self.commit(state, upto),
+                    Ok(upto) => self.commit(state, upto, true),
                     Err(e) => (state, Err(e)),
                 };
                 state = guard;
@@ -337,17 +338,26 @@ impl TranscriptWriter {
 
     /// Group commit: returns once the first `upto` records are on disk (synced when one of
     /// them must be). The first emitter to find lines queued and nobody writing writes every
-    /// line queued so far in one `write`, outside the lock, while the others queue theirs
-    /// behind it and wait; one write then carries many items' records instead of one each.
-    /// Nothing returns before its own line is written, so a killed process still leaves every
-    /// record whose `emit` returned (and a request is recorded before it is sent).
+    /// line queued so far in one `write`, outside the lock, and goes on until nothing is
+    /// queued; the others queue theirs behind it. One write then carries many items' records
+    /// instead of one each.
+    ///
+    /// An emitter that must `wait` returns only once its line is written: a request is on disk
+    /// before it is sent, what precedes a prompt before the prompt. One that need not (an
+    /// answer, an item's end: [`needs_wait`]) returns as soon as its line is queued behind a
+    /// write in progress, whose writer writes it next — without putting its thread to sleep.
+    /// Nothing the run does outside the process depends on such a line until the next request,
+    /// and that request waits for every line before its own: a killed process leaves the same
+    /// records as if it had been killed just before that answer came.
     fn commit<'a>(
         &'a self,
         mut state: MutexGuard<'a, State>,
         upto: u64,
+        wait: bool,
     ) -> (MutexGuard<'a, State>, io::Result<()>) {
         loop {
-            if state.written >= upto {
+            // Done when our lines are written and no line is left queued with nobody writing.
+            if state.written >= upto && (state.pending.is_empty() || state.flushing) {
                 return (state, Ok(()));
             }
             if state.broken {
@@ -355,6 +365,9 @@ impl TranscriptWriter {
                 return (state, Err(e));
             }
             if state.flushing {
+                if !wait {
+                    return (state, Ok(()));
+                }
                 state = self
                     .committed
                     .wait(state)
@@ -455,7 +468,7 @@ impl EventSink for TranscriptWriter {
             let (kind, data) = event_parts(event)?;
             let mut state = self.lock();
             let queued = self.append_parts(&mut state, kind, data, None)?;
-            return self.commit(state, queued).1;
+            return self.commit(state, queued, true).1;
         }
         // The run's start carries the inputs (a fan-out's every item): written directly too.
         let (version, signer);
@@ -471,8 +484,17 @@ impl EventSink for TranscriptWriter {
         let mut state = self.lock();
         self.check_next(&state, &kind)?;
         let queued = self.append_canon(&mut state, &kind, &canon)?;
-        self.commit(state, queued).1
+        let wait = needs_wait(&kind) || self.kill_after.is_some();
+        self.commit(state, queued, wait).1
     }
+}
+
+/// Whether `emit` of a record of type `kind` returns only once its line is on disk. Only an
+/// answer and an item's end may be left to the write in progress (see
+/// [`TranscriptWriter::commit`]); those that sync (the run's start, a confirmation, a step's
+/// end) and every other record wait.
+fn needs_wait(kind: &str) -> bool {
+    !matches!(kind, "response" | "item-finished")
 }
 
 impl Drop for TranscriptWriter {
@@ -501,4 +523,34 @@ fn event_parts(event: &Event) -> io::Result<(String, Map<String, Value>)> {
         _ => return Err(io::Error::other("event has no type tag")),
     };
     Ok((kind, map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_answer_and_an_items_end_may_return_before_their_line_is_written() {
+        // A request must be on disk before it is sent; what precedes a prompt, what a later
+        // step is proven against, and what syncs must be too.
+        for kind in [
+            "run-started",
+            "request",
+            "confirmation",
+            "step-started",
+            "step-finished",
+            "rotate-before",
+            "witness",
+            "audit-evidence",
+            "containment",
+            "preflight",
+            "plan",
+            "carried",
+        ] {
+            assert!(needs_wait(kind), "{kind}");
+        }
+        for kind in ["response", "item-finished"] {
+            assert!(!needs_wait(kind), "{kind}");
+        }
+    }
 }

@@ -337,3 +337,98 @@ fn a_slow_fan_out_is_signed_once_200_ms_have_passed_whatever_the_record() {
     // Signed: every record before the last checkpoint; after it only the last item-finished.
     assert_eq!(v.signed_records + 2, v.events);
 }
+
+#[test]
+fn records_emitted_from_many_threads_are_all_on_disk_in_order_when_their_emitters_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
+    let mut ev = events(Ending::Killed, "rb", AUDIT);
+    ev.truncate(2);
+    for e in &ev {
+        writer.emit(e).unwrap();
+    }
+    // Rounds of items from 8 threads at once; at the end of each round every emitter has
+    // returned and `finish` has not run: nothing may still be queued in memory (an answer left
+    // to a write in progress is written by that writer before it stops).
+    let (threads, per_thread, rounds) = (8usize, 4usize, 40usize);
+    let mut emitted = 0;
+    let mut on_disk = Vec::new();
+    for round in 0..rounds {
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let writer = &writer;
+                s.spawn(move || {
+                    for j in 0..per_thread {
+                        let k = (round * threads + t) * per_thread + j;
+                        emit_item(writer, k);
+                    }
+                });
+            }
+        });
+        emitted += threads * per_thread;
+        on_disk = read_transcript(&path).unwrap();
+        let items = on_disk.iter().filter(|r| r.kind == "item-finished").count();
+        assert_eq!(items, emitted, "round {round}");
+    }
+    // Each item's request, answer and end are in that order.
+    let position = |kind: &str, key: &str, value: serde_json::Value| {
+        on_disk
+            .iter()
+            .position(|r| r.kind == kind && r.data.get(key) == Some(&value))
+            .unwrap()
+    };
+    for k in 0..emitted {
+        let request = position("request", "item", k.into());
+        let response = position("response", "request_id", format!("r-{k}").into());
+        let finished = position("item-finished", "item", k.into());
+        assert!(request < response && response < finished, "item {k}");
+    }
+    writer.finish().unwrap();
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    assert!(v.ok, "{:#?}", v.problems);
+}
+
+/// A fan-out item's three records, as a run emits them (a read: it needs no approval).
+fn emit_item(writer: &TranscriptWriter, k: usize) {
+    use esus_ir::event::{RequestView, StepStatus};
+    let request_id = format!("r-{k}");
+    writer
+        .emit(&Event::Request {
+            step: "rotate".into(),
+            item: Some(k),
+            approvals: vec![],
+            probe: false,
+            attempt: 1,
+            request_id: request_id.clone(),
+            request: RequestView {
+                method: "GET".into(),
+                url: format!("https://e/api-keys/k-{k}"),
+                headers: vec![],
+                body: None,
+            },
+        })
+        .unwrap();
+    writer
+        .emit(&Event::Response {
+            step: "rotate".into(),
+            request_id,
+            status: Some(200),
+            duration_ms: 1,
+            body_sha256: None,
+            body: None,
+            evidence: None,
+            error: None,
+        })
+        .unwrap();
+    writer
+        .emit(&Event::ItemFinished {
+            step: "rotate".into(),
+            item: k,
+            status: StepStatus::Ok,
+            reason: None,
+            outputs: serde_json::Map::new(),
+            secret_files: vec![],
+        })
+        .unwrap();
+}
