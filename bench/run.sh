@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 bin=$root/target/release/esus-ir
+# Another build of esus-ir as the contender (the simulator stays this tree's): BENCH_BIN=/path bench/run.sh one esus …
+client_bin=${BENCH_BIN:-$bin}
 bare=$root/target/release/examples/bare_client
 work=$(mktemp -d "${TMPDIR:-/tmp}/esus-ir-bench.XXXXXX")
 chmod 700 "$work"
@@ -100,12 +102,12 @@ one() { # esus|bare|curl N C LATENCY_MS
       rm -rf "$work/run"
       XDG_CONFIG_HOME=$work/config ESUS_BASE_URL=$base NO_COLOR=1 \
         /usr/bin/time -f '%e %M %U %S' -o "$out" ${BENCH_WRAP:-} \
-        "$bin" run "$(runbook "$c")" --inputs-file "$(inputs "$n")" --token-file "$work/token" \
+        "$client_bin" run "$(runbook "$c")" --inputs-file "$(inputs "$n")" --token-file "$work/token" \
         --run-dir "$work/run" --yes --non-interactive --max-items "$n" --operator bench \
         >"$work/run.out" 2>&1 || { cat "$work/run.out" >&2; exit 1; }
       ;;
     bare)
-      /usr/bin/time -f '%e %M %U %S' -o "$out" "$bare" "$work/ready.json" "$n" "$c" >/dev/null
+      /usr/bin/time -f '%e %M %U %S' -o "$out" ${BENCH_WRAP_BARE:-} "$bare" "$work/ready.json" "$n" "$c" >/dev/null
       ;;
     curl)
       # curl reads the bearer header from a 0600 file (-H @file), not from argv.

@@ -71,6 +71,9 @@ struct State {
     written: u64,
     /// An emitter is writing `pending` outside the lock; the others wait for it.
     flushing: bool,
+    /// Emitters asleep on `committed`: a commit wakes them only when there are any (each
+    /// wake is a system call, and most commits have nobody waiting).
+    waiting: usize,
 }
 
 impl std::fmt::Debug for TranscriptWriter {
@@ -149,6 +152,7 @@ impl TranscriptWriter {
                 pending: Vec::new(),
                 pending_durable: false,
                 flushing: false,
+                waiting: 0,
                 next_seq,
                 prev,
                 run_id,
@@ -368,10 +372,12 @@ impl TranscriptWriter {
                 if !wait {
                     return (state, Ok(()));
                 }
+                state.waiting += 1;
                 state = self
                     .committed
                     .wait(state)
                     .unwrap_or_else(|p| p.into_inner());
+                state.waiting -= 1;
                 continue;
             }
             let batch = std::mem::take(&mut state.pending);
@@ -402,7 +408,9 @@ impl TranscriptWriter {
                 result
             };
             state.flushing = false;
-            self.committed.notify_all();
+            if state.waiting > 0 {
+                self.committed.notify_all();
+            }
             if let Err(e) = result {
                 state.broken = true;
                 return (state, Err(e));
