@@ -40,7 +40,7 @@ pub fn request_digest(request: &RequestView) -> String {
 
 /// SHA-256 of some bytes as 64 lowercase hex digits.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    hex_lower(&Sha256::digest(bytes))
 }
 
 /// Writes `value` canonically at the end of `out`.
@@ -91,27 +91,55 @@ pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            0x0c => b"\\f",
-            b'\r' => b"\\r",
-            b if b < 0x20 => b"",
-            _ => continue,
-        };
+        // One table load per byte: every string of every record passes through here.
+        let escape = ESCAPE[b as usize];
+        if escape == 0 {
+            continue;
+        }
         out.extend_from_slice(&bytes[run..i]);
         run = i + 1;
-        if escape.is_empty() {
-            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
+        if escape == b'u' {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX_DIGITS[(b >> 4) as usize]);
+            out.push(HEX_DIGITS[(b & 0xf) as usize]);
         } else {
-            out.extend_from_slice(escape);
+            out.extend_from_slice(&[b'\\', escape]);
         }
     }
     out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
+}
+
+/// For each byte, the letter of its escape (`u` for `\u00XX`), or 0 when it stands for itself.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[b'\t' as usize] = b't';
+    table[b'\n' as usize] = b'n';
+    table[0x0c] = b'f';
+    table[b'\r' as usize] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex of `bytes` (the hex crate's `encode` builds its string a char at a time, and
+/// every record's hash goes through this).
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(HEX_DIGITS[(b >> 4) as usize]);
+        out.push(HEX_DIGITS[(b & 0xf) as usize]);
+    }
+    // Only ASCII digits and letters were pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -119,6 +147,30 @@ pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_are_escaped_as_json_requires_and_nothing_more() {
+        // The same bytes as serde_json writes (control characters, quote and backslash
+        // escaped; `\u00XX` in lowercase; everything else literal), for every character below
+        // 0x80 alone and inside text, and for characters of two, three and four bytes.
+        let mut samples: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        samples.extend((0u8..0x80).map(|b| format!("ab{}cd\u{e9}", char::from(b))));
+        samples.extend(
+            [
+                "",
+                "plain",
+                "é€😀\u{7f}\u{80}",
+                "\"quoted\" \\ back\u{1}\u{1f}",
+            ]
+            .map(String::from),
+        );
+        for s in samples {
+            let mut out = Vec::new();
+            write_string(&s, &mut out);
+            assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{s:?}");
+        }
+        assert_eq!(hex_lower(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
 
     fn canon(v: Value) -> String {
         String::from_utf8(canonical_json(&v)).unwrap()

@@ -107,7 +107,7 @@ impl Record {
         hasher.update(b"{\"data\":");
         hasher.update(data_canon);
         hasher.update(&tail);
-        hex::encode(hasher.finalize())
+        super::canonical::hex_lower(&hasher.finalize())
     }
 
     /// Appends the line of [`Record::seal`] (without its newline) to `out`.
