@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::executor::RunMeta;
 use super::opening::{plan_event, run_started};
@@ -111,11 +110,7 @@ async fn plan_steps(
             }
         }
     }
-    let gaps = crate::plan::gaps::gaps(
-        &shared.valid,
-        &Value::Object(inputs.display.clone()),
-        &ahead,
-    );
+    let gaps = crate::plan::gaps::gaps(&shared.valid, &inputs.display, &ahead);
     let not_done = crate::plan::gaps::sentences(&gaps);
     let _ = shared.emit(&plan_event(shared, &ahead, not_done.clone()));
     let mut out = Vec::new();

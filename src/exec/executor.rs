@@ -131,11 +131,7 @@ pub async fn run(
     // resume of this run (even one that stopped at the preflight) still knows all of it.
     run.restore();
     let plans = run.plan_ahead();
-    let gaps = gaps::gaps(
-        &run.shared.valid,
-        &Value::Object(inputs.display.clone()),
-        &plans,
-    );
+    let gaps = gaps::gaps(&run.shared.valid, &inputs.display, &plans);
     run.report.not_done = gaps::sentences(&gaps);
     run.not_covered = gaps::not_covered(&gaps);
     if let Some(why) = refused(&plans) {

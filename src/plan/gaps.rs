@@ -26,7 +26,11 @@ pub struct Gap {
 
 /// The steps of `plans` that an optional input absent from `inputs` (the inputs as displayed:
 /// `null` when not given) turns off or runs without, in plan order.
-pub fn gaps(valid: &Validated, inputs: &Value, plans: &[StepPlan]) -> Vec<Gap> {
+pub fn gaps(
+    valid: &Validated,
+    inputs: &serde_json::Map<String, Value>,
+    plans: &[StepPlan],
+) -> Vec<Gap> {
     let absent: Vec<&String> = valid
         .runbook
         .inputs
@@ -140,11 +144,7 @@ mod tests {
         for absent in ["session_token", "leaked_secret", "session_token_2"] {
             given.display.insert(absent.into(), Value::Null);
         }
-        let found = gaps(
-            &valid,
-            &Value::Object(given.display.clone()),
-            &plans(&valid, &given),
-        );
+        let found = gaps(&valid, &given.display, &plans(&valid, &given));
         let seen: Vec<(&str, &str, bool)> = found
             .iter()
             .map(|g| (g.input.as_str(), g.step.as_str(), g.skipped))
@@ -174,11 +174,7 @@ mod tests {
         given
             .display
             .insert("leaked_secret".into(), Value::from("[secret]"));
-        let found = gaps(
-            &valid,
-            &Value::Object(given.display.clone()),
-            &plans(&valid, &given),
-        );
+        let found = gaps(&valid, &given.display, &plans(&valid, &given));
         assert!(found.is_empty(), "{found:?}");
     }
 
