@@ -110,6 +110,39 @@ impl Record {
         super::canonical::hex_lower(&hasher.finalize())
     }
 
+    /// Whether `raw` is exactly the line [`Record::seal_line`] makes of these parts — checked
+    /// piece by piece, without copying `data_canon` (most of a line) into a new one: `verify`
+    /// asks this of every record.
+    #[allow(clippy::too_many_arguments)]
+    pub fn is_line(
+        raw: &[u8],
+        seq: u64,
+        ts: &str,
+        kind: &str,
+        data_canon: &[u8],
+        prev: &str,
+        hash: &str,
+    ) -> bool {
+        let mut head = Vec::with_capacity(96);
+        head.extend_from_slice(b"{\"seq\":");
+        head.extend_from_slice(seq.to_string().as_bytes());
+        head.extend_from_slice(b",\"ts\":");
+        write_string(ts, &mut head);
+        head.extend_from_slice(b",\"type\":");
+        write_string(kind, &mut head);
+        head.extend_from_slice(b",\"data\":");
+        let mut tail = Vec::with_capacity(160);
+        tail.extend_from_slice(b",\"prev\":");
+        write_string(prev, &mut tail);
+        tail.extend_from_slice(b",\"hash\":");
+        write_string(hash, &mut tail);
+        tail.push(b'}');
+        raw.len() == head.len() + data_canon.len() + tail.len()
+            && raw.starts_with(&head)
+            && raw.ends_with(&tail)
+            && &raw[head.len()..raw.len() - tail.len()] == data_canon
+    }
+
     /// Appends the line of [`Record::seal`] (without its newline) to `out`.
     pub fn seal_line(
         out: &mut Vec<u8>,
@@ -300,6 +333,27 @@ fn record_of(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn is_line_agrees_with_the_line_seal_makes_and_with_nothing_else() {
+        let r = sample();
+        let canon = canonical_json(&Value::Object(r.data.clone()));
+        let (hash, line) = Record::seal(r.seq, &r.ts, &r.kind, &canon, &r.prev);
+        let is = |raw: &[u8]| Record::is_line(raw, r.seq, &r.ts, &r.kind, &canon, &r.prev, &hash);
+        assert!(is(&line));
+        let text = String::from_utf8(line.clone()).unwrap();
+        for altered in [
+            text.replacen("\"seq\":3", "\"seq\":4", 1),
+            text.replacen("\"step\":\"revoke\"", "\"step\":\"revokf\"", 1),
+            text.replacen(",\"data\":", ", \"data\":", 1),
+            text.replacen("\"prev\":\"0", "\"prev\":\"1", 1),
+            format!("{text} "),
+            text[..text.len() - 1].to_string(),
+        ] {
+            assert_ne!(altered, text);
+            assert!(!is(altered.as_bytes()), "{altered}");
+        }
+    }
 
     #[test]
     fn parse_reads_a_line_back_and_names_what_is_wrong_with_one_that_is_not_a_record() {
