@@ -32,10 +32,12 @@ pub fn canonical_object(map: &serde_json::Map<String, Value>) -> Vec<u8> {
 /// `verify` recomputes it from the `request` event that followed, so an approval cannot silently
 /// be attached to a different request.
 pub fn request_digest(request: &RequestView) -> String {
-    // Serializing a struct of strings, pairs and a JSON value cannot fail; if it ever did, an
-    // empty object still yields a digest that will not match, which verify reports.
-    let value = serde_json::to_value(request).unwrap_or(Value::Null);
-    sha256_hex(&canonical_json(&value))
+    // Canonical bytes straight from the typed request (no JSON tree: a fan-out digests every
+    // item before the first is sent). Serializing a struct of strings, pairs and a JSON value
+    // cannot fail; if it ever did, `null` still yields a digest that will not match, which
+    // verify reports.
+    let bytes = super::canonical_ser::to_canonical(request).unwrap_or_else(|_| b"null".to_vec());
+    sha256_hex(&bytes)
 }
 
 /// SHA-256 of some bytes as 64 lowercase hex digits.
@@ -147,6 +149,30 @@ pub(crate) fn hex_lower(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_request_digest_is_over_the_same_bytes_as_the_requests_json_tree_canonicalized() {
+        // verify recomputes the digest from the parsed `request` record (a tree): the bytes
+        // written straight from the typed request must be the same.
+        let views = [
+            RequestView {
+                method: "DELETE".into(),
+                url: "https://e/api-keys/k-1".into(),
+                headers: vec![("Authorization".into(), "Bearer [secret]".into())],
+                body: None,
+            },
+            RequestView {
+                method: "POST".into(),
+                url: "https://e/subscriptions?x=\u{e9}&y=\"q\"".into(),
+                headers: vec![("X-B".into(), "2".into()), ("X-A".into(), "1".into())],
+                body: Some(json!({"z": [1, 2.5, null, {"b": true, "a": "\n\u{1}"}], "a": -3})),
+            },
+        ];
+        for v in views {
+            let tree = serde_json::to_value(&v).unwrap();
+            assert_eq!(request_digest(&v), sha256_hex(&canonical_json(&tree)));
+        }
+    }
 
     #[test]
     fn strings_are_escaped_as_json_requires_and_nothing_more() {
