@@ -127,11 +127,14 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # One row: REPS pairs (esus-ir, bare), medians and the median of the pair ratios.
 case_row() { # N C LATENCY_MS REPS [CURL_N]
-  local n=$1 c=$2 lat=$3 reps=$4 curl_n=${5:-0} e b ratios=() es=() bs=() rss=()
+  local n=$1 c=$2 lat=$3 reps=$4 curl_n=${5:-0} e b ratios=() es=() bs=() rss=() ecpu=() bcpu=()
+  local eu es_ bu bs_
   for _ in $(seq "$reps"); do
-    read -r e r _ < <(one esus "$n" "$c" "$lat")
-    read -r b _ _ < <(one bare "$n" "$c" "$lat")
+    read -r e r eu es_ < <(one esus "$n" "$c" "$lat")
+    read -r b _ bu bs_ < <(one bare "$n" "$c" "$lat")
     es+=("$e"); bs+=("$b"); rss+=("$r")
+    ecpu+=("$(awk -v u="$eu" -v s="$es_" 'BEGIN {print u + s}')")
+    bcpu+=("$(awk -v u="$bu" -v s="$bs_" 'BEGIN {print u + s}')")
     ratios+=("$(awk -v e="$e" -v b="$b" 'BEGIN {printf "%.3f", e / b}')")
   done
   e=$(printf '%s\n' "${es[@]}" | median)
@@ -146,8 +149,12 @@ case_row() { # N C LATENCY_MS REPS [CURL_N]
     curl=$(awk -v t="$t" -v cn="$curl_n" -v n="$n" -v e="$e" \
       'BEGIN {s = t * n / cn; printf "%.1f s (%d: %.2f s) = %.0f× esus-ir", s, cn, t, s / e}')
   fi
-  printf '| %s, %s%s | %s s | %s s | %s | %s | %s MiB | %.0f |\n' "$n" "$c" \
-    "$( ((lat > 0)) && echo ", ${lat} ms latency")" "$e" "$b" "$ratio" "$curl" "$rss_mib" \
+  # CPU seconds (user + system) of each whole process: what each request costs the client,
+  # whatever the simulator, sharing the cores, takes.
+  local cpu
+  cpu="$(printf '%s\n' "${ecpu[@]}" | median) s / $(printf '%s\n' "${bcpu[@]}" | median) s"
+  printf '| %s, %s%s | %s s | %s s | %s | %s | %s | %s MiB | %.0f |\n' "$n" "$c" \
+    "$( ((lat > 0)) && echo ", ${lat} ms latency")" "$e" "$b" "$ratio" "$cpu" "$curl" "$rss_mib" \
     "$(awk -v n="$n" -v b="$b" 'BEGIN {print n / b}')"
   printf '%s\n' "${ratios[@]}" >"$work/ratios-$n-$c-$lat"
 }
@@ -158,8 +165,8 @@ main() {
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "$reps pairs per case (esus-ir, bare) each against a fresh \`esus-ir sim\` process; medians"
   echo
-  echo "| N, C | esus-ir | bare reqwest | ratio (median of pairs) | curl script | peak RSS of esus-ir | sim req/s (bare) |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| N, C | esus-ir | bare reqwest | ratio (median of pairs) | CPU esus-ir / bare | curl script | peak RSS of esus-ir | sim req/s (bare) |"
+  echo "|---|---|---|---|---|---|---|---|"
   case_row 20000 32 0 "$reps" 2000
   case_row 100000 64 0 "$reps"
   case_row 20000 32 20 "$(( reps < 2 ? reps : 2 ))"
