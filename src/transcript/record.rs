@@ -124,19 +124,9 @@ impl Record {
         hash: &str,
     ) -> bool {
         let mut head = Vec::with_capacity(96);
-        head.extend_from_slice(b"{\"seq\":");
-        head.extend_from_slice(seq.to_string().as_bytes());
-        head.extend_from_slice(b",\"ts\":");
-        write_string(ts, &mut head);
-        head.extend_from_slice(b",\"type\":");
-        write_string(kind, &mut head);
-        head.extend_from_slice(b",\"data\":");
+        line_head(&mut head, seq, ts, kind);
         let mut tail = Vec::with_capacity(160);
-        tail.extend_from_slice(b",\"prev\":");
-        write_string(prev, &mut tail);
-        tail.extend_from_slice(b",\"hash\":");
-        write_string(hash, &mut tail);
-        tail.push(b'}');
+        line_tail(&mut tail, prev, hash);
         raw.len() == head.len() + data_canon.len() + tail.len()
             && raw.starts_with(&head)
             && raw.ends_with(&tail)
@@ -153,20 +143,9 @@ impl Record {
         prev: &str,
         hash: &str,
     ) {
-        // The line: seq, ts, type, data, prev, hash.
-        out.extend_from_slice(b"{\"seq\":");
-        out.extend_from_slice(seq.to_string().as_bytes());
-        out.extend_from_slice(b",\"ts\":");
-        write_string(ts, out);
-        out.extend_from_slice(b",\"type\":");
-        write_string(kind, out);
-        out.extend_from_slice(b",\"data\":");
+        line_head(out, seq, ts, kind);
         out.extend_from_slice(data_canon);
-        out.extend_from_slice(b",\"prev\":");
-        write_string(prev, out);
-        out.extend_from_slice(b",\"hash\":");
-        write_string(hash, out);
-        out.push(b'}');
+        line_tail(out, prev, hash);
     }
 
     /// SHA-256 over the canonical JSON of `{"data","prev","seq","ts","type"}`.
@@ -225,6 +204,27 @@ impl Record {
 
 fn json_string(s: &str) -> String {
     String::from_utf8(canonical_json(&Value::from(s))).unwrap_or_default()
+}
+
+/// A line up to its data: `{"seq":…,"ts":…,"type":…,"data":` — the fields in the order every
+/// line has them (seq, ts, type, data, prev, hash).
+fn line_head(out: &mut Vec<u8>, seq: u64, ts: &str, kind: &str) {
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(b",\"ts\":");
+    write_string(ts, out);
+    out.extend_from_slice(b",\"type\":");
+    write_string(kind, out);
+    out.extend_from_slice(b",\"data\":");
+}
+
+/// A line after its data: `,"prev":…,"hash":…}`.
+fn line_tail(out: &mut Vec<u8>, prev: &str, hash: &str) {
+    out.extend_from_slice(b",\"prev\":");
+    write_string(prev, out);
+    out.extend_from_slice(b",\"hash\":");
+    write_string(hash, out);
+    out.push(b'}');
 }
 
 /// Reads a line's object into a [`Record`]; a line that is JSON but not a record gives
