@@ -131,7 +131,7 @@ fn run_started() -> Event {
         host: "bench".into(),
         base_url: "http://127.0.0.1:40000/".into(),
         mode: RunMode::Live,
-        inputs: serde_json::Map::new(),
+        inputs: serde_json::Map::new().into(),
         resumes: None,
         incident_id: None,
         resumes_file: None,

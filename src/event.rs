@@ -102,7 +102,7 @@ pub enum Event {
         /// Live, dry-run or drill.
         mode: RunMode,
         /// The inputs, secret ones as [`REDACTED`].
-        inputs: serde_json::Map<String, Value>,
+        inputs: std::sync::Arc<serde_json::Map<String, Value>>,
         /// When resuming: the head hash of the transcript this run continues.
         resumes: Option<String>,
         /// `--incident-id`: the incident this run belongs to.

@@ -800,10 +800,10 @@ fn signed_plan(
             gate.plan["base_url"]
         ));
     }
-    let given = serde_json::Value::Object(inputs.display.clone());
-    if gate.plan["inputs"] != given {
+    if gate.plan["inputs"].as_object() != Some(&*inputs.display) {
         deviations.push(format!(
-            "the inputs are {given}, not the planned {}",
+            "the inputs are {}, not the planned {}",
+            serde_json::Value::Object((*inputs.display).clone()),
             gate.plan["inputs"]
         ));
     }

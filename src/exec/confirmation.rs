@@ -9,7 +9,7 @@ use super::shared::Shared;
 use crate::esus::request::ApiRequest;
 use crate::event::{ApprovalSource, Covered, Event, RequestView};
 use crate::plan::context::Context;
-use crate::plan::digest::{BatchDigest, request_digest};
+use crate::plan::digest::BatchDigest;
 use crate::plan::{Approval, Shown, StepPlan};
 
 /// The answer for one step.
@@ -177,12 +177,11 @@ pub(super) async fn approve_recovery(
         .map(|r| r.view(shared.client.url(r).as_str()))
         .collect();
     let mut batch = BatchDigest::default();
-    let mut covers = Vec::new();
+    let mut covers = Vec::with_capacity(views.len());
     for v in &views {
-        batch.push(v);
         covers.push(Covered {
             item,
-            request_sha256: request_digest(v),
+            request_sha256: batch.push(v),
         });
     }
     let mode = Approval::Ask {

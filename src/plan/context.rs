@@ -39,7 +39,7 @@ impl Context {
             .map(|(k, v)| (format!("inputs.{k}"), v.clone()))
             .collect();
         let mut c = Context {
-            inputs: Arc::new(inputs.display.clone()),
+            inputs: inputs.display.clone(),
             steps: Map::new(),
             secrets,
             display: CtxValue::UNDEFINED,

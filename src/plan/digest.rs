@@ -12,9 +12,12 @@ pub use crate::transcript::request_digest;
 pub struct BatchDigest(Sha256);
 
 impl BatchDigest {
-    /// Adds the next item's request.
-    pub fn push(&mut self, view: &RequestView) {
-        self.0.update(request_digest(view).as_bytes());
+    /// Adds the next item's request; returns its own digest (what the approval's `covers` lists
+    /// for it), so that each request is hashed once.
+    pub fn push(&mut self, view: &RequestView) -> String {
+        let digest = request_digest(view);
+        self.0.update(digest.as_bytes());
+        digest
     }
 
     /// The batch digest (hex).

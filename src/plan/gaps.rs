@@ -140,9 +140,9 @@ mod tests {
             .expect("valid"),
         );
         let mut given = crate::plan::inputs::Inputs::default();
-        given.display.insert("key_id".into(), Value::from("k-1"));
+        std::sync::Arc::make_mut(&mut given.display).insert("key_id".into(), Value::from("k-1"));
         for absent in ["session_token", "leaked_secret", "session_token_2"] {
-            given.display.insert(absent.into(), Value::Null);
+            std::sync::Arc::make_mut(&mut given.display).insert(absent.into(), Value::Null);
         }
         let found = gaps(&valid, &given.display, &plans(&valid, &given));
         let seen: Vec<(&str, &str, bool)> = found
@@ -168,11 +168,9 @@ mod tests {
         );
         assert_eq!(not_covered(&found).len(), 2);
         // Given, nothing is missing.
-        given
-            .display
+        std::sync::Arc::make_mut(&mut given.display)
             .insert("session_token".into(), Value::from("[secret]"));
-        given
-            .display
+        std::sync::Arc::make_mut(&mut given.display)
             .insert("leaked_secret".into(), Value::from("[secret]"));
         let found = gaps(&valid, &given.display, &plans(&valid, &given));
         assert!(found.is_empty(), "{found:?}");

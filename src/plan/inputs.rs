@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
@@ -44,7 +45,10 @@ pub struct InputSources {
 pub struct Inputs {
     /// Non-secret values (absent optional inputs are `null`); secret inputs appear as [`REDACTED`]
     /// when supplied and `null` when not.
-    pub display: Map<String, Value>,
+    /// Shared (`Arc`): a fan-out's inputs hold its every item, and the run's start, the
+    /// template context and a re-run after a new login each read them (issue 21: each held a
+    /// copy).
+    pub display: Arc<Map<String, Value>>,
     /// Secret values by input name.
     pub secrets: HashMap<String, SecretString>,
 }
@@ -159,7 +163,7 @@ fn resolve_secret(
                     "input `{name}`: the secret does not match the pattern `{p}` (value not shown)"
                 ));
             }
-            out.display.insert(name.to_string(), Value::from(REDACTED));
+            Arc::make_mut(&mut out.display).insert(name.to_string(), Value::from(REDACTED));
             out.secrets.insert(name.to_string(), v);
         }
         None if spec.required => problems.push(format!(
@@ -167,7 +171,7 @@ fn resolve_secret(
             env_names(name, spec.env.as_deref())
         )),
         None => {
-            out.display.insert(name.to_string(), Value::Null);
+            Arc::make_mut(&mut out.display).insert(name.to_string(), Value::Null);
         }
     }
 }
@@ -215,7 +219,7 @@ fn resolve_plain(
             env_names(name, spec.env.as_deref())
         )),
         None => {
-            out.display.insert(name.to_string(), Value::Null);
+            Arc::make_mut(&mut out.display).insert(name.to_string(), Value::Null);
         }
         Some((value, from_text)) => match convert(value, spec.kind, from_text) {
             Err(why) => problems.push(format!("input `{name}`: {why}")),
@@ -227,7 +231,7 @@ fn resolve_plain(
                         "input `{name}`: `{s}` does not match the pattern `{p}`"
                     ));
                 }
-                out.display.insert(name.to_string(), v);
+                Arc::make_mut(&mut out.display).insert(name.to_string(), v);
             }
         },
     }

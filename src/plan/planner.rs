@@ -601,15 +601,14 @@ impl Planner {
     ) -> Result<Shown, String> {
         let mut digest = super::digest::BatchDigest::default();
         let mut requests = Vec::new();
-        let mut covers = Vec::new();
+        let mut covers = Vec::with_capacity(b.todo_len());
         let mut total = 0;
         for (k, item) in b.todo() {
             let v = self.view(&self.item_request(ctx, i, k, item)?);
             each(&v);
-            digest.push(&v);
             covers.push(Covered {
                 item: Some(k),
-                request_sha256: crate::transcript::request_digest(&v),
+                request_sha256: digest.push(&v),
             });
             total += 1;
             if requests.len() < keep {
@@ -757,8 +756,7 @@ mod tests {
         inputs
             .secrets
             .insert(name.into(), secrecy::SecretString::from(value.to_string()));
-        inputs
-            .display
+        std::sync::Arc::make_mut(&mut inputs.display)
             .insert(name.into(), Value::from(crate::event::REDACTED));
         Context::new(&inputs)
     }
@@ -904,7 +902,7 @@ mod tests {
             "version: 1\nname: t\ninputs:\n  go: {type: boolean, default: true}\nsteps:\n  - {id: chain, name: C, action: audit.verify_chain, if_permitted: true, when: inputs.go}\n",
         );
         let mut inputs = Inputs::default();
-        inputs.display.insert("go".into(), Value::from(true));
+        Arc::make_mut(&mut inputs.display).insert("go".into(), Value::from(true));
         let plan_with = |inputs: &Inputs, me: Option<Value>| {
             let mut c = Context::new(inputs);
             if let Some(me) = me {
@@ -940,7 +938,7 @@ mod tests {
         assert_eq!(silent.condition, Condition::Runs);
         // The right is judged before `when`, and `when` still holds the step back.
         let mut stopped = inputs.clone();
-        stopped.display.insert("go".into(), Value::from(false));
+        Arc::make_mut(&mut stopped.display).insert("go".into(), Value::from(false));
         let off = plan_with(
             &stopped,
             Some(serde_json::json!({"id": "u-1", "isSystemAdmin": true})),
@@ -994,7 +992,7 @@ mod tests {
             "i",
         );
         let mut inputs = Inputs::default();
-        inputs.display.insert("go".into(), Value::Bool(false));
+        Arc::make_mut(&mut inputs.display).insert("go".into(), Value::Bool(false));
         let c = Context::new(&inputs);
         assert!(p.step(&c, 0, &BTreeSet::new()).approval.asks());
         let skipped = p.step(&c, 1, &BTreeSet::new());
@@ -1060,7 +1058,7 @@ mod tests {
         );
         assert!(!format!("{view:?}").contains("s3cr3t"), "never shown");
         let mut absent = Inputs::default();
-        absent.display.insert("leaked".into(), Value::Null);
+        Arc::make_mut(&mut absent.display).insert("leaked".into(), Value::Null);
         let none = p.step(&Context::new(&absent), 0, &BTreeSet::new());
         assert!(
             matches!(none.work, Work::Revoked { probe: None, .. }),

@@ -67,9 +67,7 @@ pub fn tagged_canonical_with<T: Serialize + ?Sized>(
     let (_, start, end) = obj.entries.remove(at);
     let kind: String = serde_json::from_slice(&obj.buf[start..end])
         .map_err(|_| CanonError(format!("the `{tag}` tag is not a string")))?;
-    let mut out = Vec::with_capacity(obj.buf.len() + 2);
-    obj.finish(&mut out);
-    Ok((kind, out))
+    Ok((kind, obj.finish_in_place()))
 }
 
 /// Writes one value into `out`.
@@ -94,11 +92,73 @@ impl Object {
         Ok(())
     }
 
-    fn finish(mut self, out: &mut Vec<u8>) {
-        // JCS orders keys by UTF-16 code units (see canonical.rs). The sort is stable, so of
-        // two values under one key the later is last, and it wins, as in a `serde_json::Map`.
+    /// The object's canonical bytes made in its own buffer: the largest value is moved to its
+    /// place there, and only the others are copied. A batch approval's record is megabytes, nearly
+    /// all of it one value (`covers`); copying the whole object into a new buffer held it twice
+    /// (issue 21).
+    fn finish_in_place(mut self) -> Vec<u8> {
+        self.sort();
+        let kept: Vec<(Vec<u8>, usize, usize)> = (0..self.entries.len())
+            .filter(|&i| {
+                self.entries
+                    .get(i + 1)
+                    .is_none_or(|next| next.0 != self.entries[i].0)
+            })
+            .map(|i| {
+                let (key, start, end) = &self.entries[i];
+                let mut k = Vec::with_capacity(key.len() + 3);
+                write_string(key, &mut k);
+                k.push(b':');
+                (k, *start, *end)
+            })
+            .collect();
+        let Some(big) = (0..kept.len()).max_by_key(|&i| kept[i].2 - kept[i].1) else {
+            return b"{}".to_vec();
+        };
+        let commas = kept.len() - 1;
+        let total = 2 + commas + kept.iter().map(|(k, s, e)| k.len() + e - s).sum::<usize>();
+        // Where the largest value goes: after `{`, the entries before it and its key.
+        let at = 1
+            + kept[..big]
+                .iter()
+                .map(|(k, s, e)| k.len() + e - s + 1)
+                .sum::<usize>()
+            + kept[big].0.len();
+        let (bs, be) = (kept[big].1, kept[big].2);
+        let mut before = vec![b'{'];
+        for (k, s, e) in &kept[..big] {
+            before.extend_from_slice(k);
+            before.extend_from_slice(&self.buf[*s..*e]);
+            before.push(b',');
+        }
+        before.extend_from_slice(&kept[big].0);
+        let mut after = Vec::new();
+        for (k, s, e) in &kept[big + 1..] {
+            after.push(b',');
+            after.extend_from_slice(k);
+            after.extend_from_slice(&self.buf[*s..*e]);
+        }
+        after.push(b'}');
+        let mut buf = self.buf;
+        if buf.len() < total {
+            buf.resize(total, 0);
+        }
+        buf.copy_within(bs..be, at);
+        buf[..at].copy_from_slice(&before);
+        buf[at + (be - bs)..total].copy_from_slice(&after);
+        buf.truncate(total);
+        buf
+    }
+
+    /// JCS orders keys by UTF-16 code units (see canonical.rs). The sort is stable, so of two
+    /// values under one key the later is last, and it wins, as in a `serde_json::Map`.
+    fn sort(&mut self) {
         self.entries
             .sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    }
+
+    fn finish(mut self, out: &mut Vec<u8>) {
+        self.sort();
         out.push(b'{');
         let mut first = true;
         for (i, (key, start, end)) in self.entries.iter().enumerate() {
@@ -121,15 +181,31 @@ impl Object {
 struct Array<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
+    /// How many elements the array said it has, if it said.
+    len: Option<usize>,
 }
+
+/// From how many elements on an array makes room for all of them once its first is written.
+const RESERVE_FROM: usize = 1024;
 
 impl Array<'_> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CanonError> {
         if !self.first {
             self.out.push(b',');
         }
-        self.first = false;
-        value.serialize(Canon { out: self.out })
+        let first = std::mem::replace(&mut self.first, false);
+        let start = self.out.len();
+        value.serialize(Canon { out: self.out })?;
+        // A batch approval lists 100,000 covers of about 100 bytes each, all alike: room for
+        // them all at once (an eighth more than the first one's size, for longer item numbers)
+        // instead of growing by doubling, which copied the list several times and held two
+        // copies at the end (issue 21). Room not written to costs no memory.
+        if first && let Some(len) = self.len.filter(|n| *n >= RESERVE_FROM) {
+            let each = self.out.len() - start + 1;
+            let room = each.saturating_mul(len - 1).saturating_mul(9) / 8;
+            self.out.reserve(room.min(256 << 20));
+        }
+        Ok(())
     }
 }
 
@@ -286,11 +362,12 @@ impl<'a> ser::Serializer for Canon<'a> {
         self.out.push(b'}');
         Ok(())
     }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Array<'a>, CanonError> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<Array<'a>, CanonError> {
         self.out.push(b'[');
         Ok(Array {
             out: self.out,
             first: true,
+            len,
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<Array<'a>, CanonError> {
@@ -308,7 +385,7 @@ impl<'a> ser::Serializer for Canon<'a> {
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-        _len: usize,
+        len: usize,
     ) -> Result<VariantArray<'a>, CanonError> {
         self.out.push(b'{');
         write_string(variant, self.out);
@@ -317,6 +394,7 @@ impl<'a> ser::Serializer for Canon<'a> {
             arr: Array {
                 out: self.out,
                 first: true,
+                len: Some(len),
             },
         })
     }
@@ -727,7 +805,7 @@ mod tests {
     use super::*;
     use crate::event::{Covered, Event, RequestView, RunOutcome, StepStatus};
     use crate::transcript::canonical::{canonical_json, canonical_object};
-    use serde_json::{Value, json};
+    use serde_json::{Map, Value, json};
 
     fn old_path(event: &Event) -> (String, Vec<u8>) {
         let Value::Object(mut map) = serde_json::to_value(event).unwrap() else {
@@ -836,6 +914,43 @@ mod tests {
         let (k2, bytes) =
             tagged_canonical_with(&e, "type", &[("tool_version", &a), ("exit_code", &b)]).unwrap();
         assert_eq!((k2, bytes), (kind, canonical_object(&map)));
+    }
+
+    /// The object is made in its own buffer around its largest value (`finish_in_place`):
+    /// wherever that value sorts, whatever the keys, the bytes are canonical JSON's.
+    #[test]
+    fn an_object_made_in_place_is_canonical_wherever_its_largest_value_sorts() {
+        let big: Vec<Value> = (0..3000)
+            .map(|i| json!({"item": i, "request_sha256": "ab".repeat(i % 7 + 1)}))
+            .collect();
+        let keys = ["", "a", "m\"q", "é", "z", "\u{1F600}"];
+        for at in keys {
+            let mut m = Map::new();
+            for k in keys {
+                m.insert(k.to_string(), json!(k.len()));
+            }
+            m.insert(at.to_string(), Value::Array(big.clone()));
+            let mut tagged = m.clone();
+            tagged.insert("type".into(), json!("t"));
+            let (kind, bytes) = tagged_canonical(&Value::Object(tagged), "type").unwrap();
+            assert_eq!(kind, "t");
+            assert_eq!(bytes, canonical_object(&m), "largest under {at:?}");
+        }
+        let (_, only) = tagged_canonical(&json!({"type": "t", "x": big}), "type").unwrap();
+        assert_eq!(
+            only,
+            canonical_object(&Map::from_iter([("x".to_string(), json!(big))]))
+        );
+        let (_, empty) = tagged_canonical(&json!({"type": "t"}), "type").unwrap();
+        assert_eq!(empty, b"{}");
+        // A small value after the largest one in the buffer, moved left past it.
+        let (_, left) =
+            tagged_canonical(&json!({"type": "t", "z": big, "a": 1, "b": "two"}), "type").unwrap();
+        assert_eq!(
+            left,
+            canonical_json(&json!({"z": big, "a": 1, "b": "two"})),
+            "keys sorted"
+        );
     }
 
     #[test]

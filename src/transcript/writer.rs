@@ -28,6 +28,10 @@ use super::record::{GENESIS_PREV, Record};
 use super::sign::Signer;
 use crate::event::{Event, EventSink, RunOutcome};
 
+/// From how many bytes of data on a record's line is made in the data's own buffer
+/// ([`Record::seal_line_in`]) rather than copied into the queue.
+const IN_PLACE: usize = 1 << 20;
+
 /// A source of timestamps, replaceable so tests get stable transcripts.
 pub type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
 
@@ -293,16 +297,16 @@ impl TranscriptWriter {
             data.insert("note".into(), note.into());
         }
         let canon = super::canonical::canonical_object(&data);
-        self.append_canon(state, &kind, &canon)
+        self.append_canon(state, &kind, canon)
     }
 
     /// Chains one record of type `kind` whose `data` is `canon` (canonical JSON, computed by
     /// the caller — outside the lock when it can be), with the checkpoint that must follow it,
     /// and queues its line; [`Self::commit`] writes it. Returns how many records are chained.
-    fn append_canon(&self, state: &mut State, kind: &str, canon: &[u8]) -> io::Result<u64> {
+    fn append_canon(&self, state: &mut State, kind: &str, canon: Vec<u8>) -> io::Result<u64> {
         let ts = format!("{:.3}", (self.clock)());
         let seq = state.next_seq;
-        let hash = Record::seal_hash(seq, &ts, kind, canon, &state.prev);
+        let hash = Record::seal_hash(seq, &ts, kind, &canon, &state.prev);
         let durable = matches!(
             kind,
             "run-started" | "confirmation" | "step-finished" | "run-finished"
@@ -324,9 +328,18 @@ impl TranscriptWriter {
             None
         };
         // Straight into the queue: a batch approval's record is megabytes, and each copy of it
-        // counted in the run's peak memory.
+        // counted in the run's peak memory — so a record that large becomes its line in its own
+        // buffer, the few lines queued before it moved in front.
         let prev = std::mem::take(&mut state.prev);
-        Record::seal_line(&mut state.pending, seq, &ts, kind, canon, &prev, &hash);
+        if canon.len() >= IN_PLACE && state.pending.len() < IN_PLACE {
+            let queued = std::mem::take(&mut state.pending);
+            state.pending = Record::seal_line_in(&queued, seq, &ts, kind, canon, &prev, &hash);
+        } else {
+            // Room for the whole line at once, not by doubling.
+            let cp_len = signed.as_ref().map_or(0, |(_, l)| l.len());
+            state.pending.reserve(canon.len() + 320 + cp_len);
+            Record::seal_line(&mut state.pending, seq, &ts, kind, &canon, &prev, &hash);
+        }
         state.pending.push(b'\n');
         if let Some((_, cp_line)) = &signed {
             state.pending.extend_from_slice(cp_line);
@@ -491,7 +504,7 @@ impl EventSink for TranscriptWriter {
             tagged_canonical_with(event, "type", extra).map_err(io::Error::other)?;
         let mut state = self.lock();
         self.check_next(&state, &kind)?;
-        let queued = self.append_canon(&mut state, &kind, &canon)?;
+        let queued = self.append_canon(&mut state, &kind, canon)?;
         let wait = needs_wait(&kind) || self.kill_after.is_some();
         self.commit(state, queued, wait).1
     }
@@ -534,8 +547,33 @@ fn event_parts(event: &Event) -> io::Result<(String, Map<String, Value>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A record of a megabyte or more becomes its line in its own buffer: the lines queued
+    /// before it stay in front, and its line is the one `Record::seal` makes.
+    #[test]
+    fn a_big_records_line_goes_behind_the_lines_already_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let w = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
+        let mut state = w.lock();
+        state.pending.extend_from_slice(b"queued\n");
+        let canon = format!("{{\"x\":\"{}\"}}", "a".repeat(IN_PLACE)).into_bytes();
+        w.append_canon(&mut state, "note", canon.clone()).unwrap();
+        let rest = state
+            .pending
+            .strip_prefix(b"queued\n")
+            .expect("queued line first");
+        let end = rest.iter().position(|b| *b == b'\n').unwrap();
+        let line = std::str::from_utf8(&rest[..end]).unwrap();
+        let r = Record::parse(line).unwrap();
+        let (hash, sealed) = Record::seal(0, &r.ts, "note", &canon, GENESIS_PREV);
+        assert_eq!(line.as_bytes(), &sealed[..]);
+        assert_eq!(state.prev, hash);
+        state.pending.clear();
+    }
 
     #[test]
     fn only_an_answer_and_an_items_end_may_return_before_their_line_is_written() {

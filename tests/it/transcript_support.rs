@@ -74,7 +74,7 @@ pub(crate) fn events(ending: Ending, runbook_name: &str, evidence: &[u8]) -> Vec
             host: "ir-laptop".into(),
             base_url: base.into(),
             mode: RunMode::Drill,
-            inputs: obj(json!({"label": "ci", "token": "[secret]"})),
+            inputs: obj(json!({"label": "ci", "token": "[secret]"})).into(),
             resumes: None,
             incident_id: None,
             resumes_file: None,

@@ -432,3 +432,83 @@ fn emit_item(writer: &TranscriptWriter, k: usize) {
         })
         .unwrap();
 }
+
+/// A batch approval of 20,000 requests is a record of about 2 MB: its line is made in its own
+/// buffer, behind whatever is queued. It must be the same line, chained and verifiable.
+#[test]
+fn a_megabyte_approval_record_is_written_whole_and_verifies() {
+    use esus_ir::event::{ApprovalSource, Covered};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
+    let mut ev = events(Ending::Killed, "rb", AUDIT);
+    ev.truncate(2);
+    for e in &ev {
+        writer.emit(e).unwrap();
+    }
+    let covers: Vec<Covered> = (0..20_000)
+        .map(|k| Covered {
+            item: Some(k),
+            request_sha256: esus_ir::transcript::sha256_hex(format!("request {k}").as_bytes()),
+        })
+        .collect();
+    let joined: String = covers.iter().map(|c| c.request_sha256.as_str()).collect();
+    // Items from other threads meanwhile: their lines are queued when a big one is made, and
+    // must stay in front of it.
+    let approvals = 2u64;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let emitted = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (writer, done, emitted) = (&writer, &done, &emitted);
+            s.spawn(move || {
+                let mut j = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    emit_item(writer, t * 1_000_000 + j);
+                    emitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    j += 1;
+                }
+            });
+        }
+        for approval in 1..=approvals {
+            writer
+                .emit(&Event::Confirmation {
+                    step: "rotate".into(),
+                    approval,
+                    prompt: "Delete 20000 keys?".into(),
+                    request_sha256: esus_ir::transcript::sha256_hex(joined.as_bytes()),
+                    approved: false,
+                    how: ApprovalSource::AssumeYes,
+                    covers: covers.clone(),
+                })
+                .unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    writer.finish().unwrap();
+    let records = read_transcript(&path).unwrap();
+    let items = records.iter().filter(|r| r.kind == "item-finished").count();
+    assert_eq!(
+        items,
+        emitted.into_inner(),
+        "no line queued before a big one is lost"
+    );
+    let written: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == "confirmation")
+        .collect();
+    assert_eq!(written.len() as u64, approvals);
+    let listed = written[0].data["covers"].as_array().unwrap();
+    assert_eq!(listed.len(), 20_000);
+    assert_eq!(
+        listed[19_999]["request_sha256"],
+        covers[19_999].request_sha256
+    );
+    assert!(
+        std::fs::metadata(&path).unwrap().len() > 1 << 20,
+        "the record is over a megabyte: its line is made in its own buffer"
+    );
+    let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
+    assert!(v.ok, "{:#?}", v.problems);
+    assert_eq!(v.events, records.len());
+}
