@@ -82,7 +82,7 @@ async fn run_item(
     ctx: Arc<Context>,
     i: usize,
     k: usize,
-    items: Arc<Vec<Value>>,
+    items: crate::plan::Items,
     progress: Arc<BatchProgress>,
 ) -> StepResult {
     let step = &shared.valid.runbook.steps[i];

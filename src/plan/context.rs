@@ -111,6 +111,17 @@ impl Context {
         self.rebuild();
     }
 
+    /// The list input `expr` names, when `expr` is exactly `inputs.NAME` and that input is a
+    /// list: a fan-out over it reads the run's inputs where they are instead of a copy that a
+    /// template evaluation would make (issue 21). Anything else is for the template engine.
+    pub fn list_input(&self, expr: &str) -> Option<crate::plan::Items> {
+        let name = expr.trim().strip_prefix("inputs.")?;
+        let plain =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        (plain && self.inputs.get(name)?.is_array())
+            .then(|| crate::plan::Items::Input(self.inputs.clone(), name.to_string()))
+    }
+
     /// The display view (secrets redacted).
     pub fn display(&self) -> &CtxValue {
         &self.display

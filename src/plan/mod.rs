@@ -20,5 +20,5 @@ mod step_plan;
 mod view;
 
 pub use planner::{Planner, Shown, effective, rename_request};
-pub use step_plan::{Approval, Batch, Condition, SessionCheck, StepPlan, Work};
+pub use step_plan::{Approval, Batch, Condition, Items, SessionCheck, StepPlan, Work};
 pub use view::{PlannedStep, render_text};

@@ -12,7 +12,7 @@ use url::Url;
 use super::claim;
 use super::context::Context;
 use super::render;
-use super::step_plan::{Approval, Batch, Condition, SessionCheck, StepPlan, Work};
+use super::step_plan::{Approval, Batch, Condition, Items, SessionCheck, StepPlan, Work};
 use crate::esus::actions::{Effect, Method, Recovery, Special};
 use crate::esus::client::full_url;
 use crate::esus::paths;
@@ -314,19 +314,22 @@ impl Planner {
         if self.expr_pending(ctx, expr) {
             return self.pending(ctx, i, Some(&Value::from("<item>")), plan);
         }
-        let items = match self.engine.eval(expr, ctx.display()) {
-            Ok(Value::Array(items)) => items,
-            Ok(other) => {
-                plan.problems.push(format!(
-                    "`foreach` must give a list; `{expr}` gave {}",
-                    type_name(&other)
-                ));
-                return Work::Nothing;
-            }
-            Err(e) => {
-                plan.problems.push(format!("`foreach`: {e}"));
-                return Work::Nothing;
-            }
+        let items = match ctx.list_input(expr) {
+            Some(shared) => shared,
+            None => match self.engine.eval(expr, ctx.display()) {
+                Ok(Value::Array(items)) => Items::Own(Arc::new(items)),
+                Ok(other) => {
+                    plan.problems.push(format!(
+                        "`foreach` must give a list; `{expr}` gave {}",
+                        type_name(&other)
+                    ));
+                    return Work::Nothing;
+                }
+                Err(e) => {
+                    plan.problems.push(format!("`foreach`: {e}"));
+                    return Work::Nothing;
+                }
+            },
         };
         if items.len() > self.max_items {
             plan.problems.push(format!(
@@ -340,7 +343,7 @@ impl Planner {
             return self.pending(ctx, i, Some(&Value::from("<item>")), plan);
         }
         Work::Many(Batch {
-            items: Arc::new(items),
+            items,
             done: done.clone(),
             concurrency: step.concurrency.unwrap_or(1).max(1) as usize,
         })
@@ -858,6 +861,51 @@ mod tests {
         );
         assert_eq!(seen, n, "the check sees each one");
         assert!(last.ends_with(&format!("/api-keys/k-{}", n - 1)), "{last}");
+    }
+
+    /// `foreach: inputs.ids` reads the list where the run's inputs hold it; the requests are
+    /// those the template engine's copy of it gives (`inputs.ids | list`), and what is not a
+    /// list input of that exact form goes to the engine.
+    #[test]
+    fn a_fan_out_over_a_list_input_reads_it_in_place_and_sends_what_the_engine_would() {
+        let p = planner(
+            "version: 1\nname: t\ninputs:\n  ids: {type: list, required: true}\n  one: {type: string, required: true}\nsteps:\n  - {id: a, name: A, action: api_keys.delete, foreach: inputs.ids, with: {id: \"{{ item }}\"}}\n  - {id: b, name: B, action: api_keys.delete, foreach: \"inputs.ids | list\", with: {id: \"{{ item }}\"}}\n",
+        );
+        let mut inputs = Inputs::default();
+        let given = Arc::make_mut(&mut inputs.display);
+        given.insert("ids".into(), serde_json::json!(["k 2", 3, {"x": [1.5]}]));
+        given.insert("one".into(), Value::from("k-9"));
+        let ctx = Context::new(&inputs);
+        let requests = |i: usize| {
+            let plan = p.step(&ctx, i, &BTreeSet::new());
+            let Work::Many(b) = &plan.work else {
+                panic!("a batch: {:?}", plan.problems);
+            };
+            let shown = p
+                .shown_keeping(&ctx, &plan, 10, &mut |_| {})
+                .expect("shown");
+            (b.items.clone(), shown.requests)
+        };
+        let (shared, sent) = requests(0);
+        let (copied, engine_sent) = requests(1);
+        assert!(
+            matches!(shared, Items::Input(_, ref n) if n == "ids"),
+            "{shared:?}"
+        );
+        assert!(matches!(copied, Items::Own(_)), "{copied:?}");
+        assert_eq!(&shared[..], &copied[..]);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent, engine_sent);
+        for other in [
+            "inputs.one",
+            "inputs.ids | list",
+            "inputs.missing",
+            "inputs.",
+            " steps.x",
+        ] {
+            assert!(ctx.list_input(other).is_none(), "{other}");
+        }
+        assert!(ctx.list_input(" inputs.ids ").is_some());
     }
 
     #[test]

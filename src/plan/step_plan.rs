@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::esus::actions::Effect;
 use crate::esus::request::ApiRequest;
@@ -78,11 +78,35 @@ pub struct SessionCheck {
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Every item, in order (indices are the items' numbers in records and secret files).
-    pub items: Arc<Vec<Value>>,
+    pub items: Items,
     /// Items an earlier leg of the incident finished: not sent again.
     pub done: BTreeSet<usize>,
     /// Items sent at once.
     pub concurrency: usize,
+}
+
+/// A fan-out's items: a list of its own, or a list input's value read where the run's inputs
+/// hold it — `foreach: inputs.ids` over 100,000 ids does not copy them (issue 21).
+#[derive(Debug, Clone)]
+pub enum Items {
+    /// The list `foreach` gave.
+    Own(Arc<Vec<Value>>),
+    /// The list under this name in the run's inputs.
+    Input(Arc<Map<String, Value>>, String),
+}
+
+impl std::ops::Deref for Items {
+    type Target = [Value];
+
+    fn deref(&self) -> &[Value] {
+        match self {
+            Items::Own(items) => items,
+            Items::Input(inputs, name) => inputs
+                .get(name)
+                .and_then(Value::as_array)
+                .map_or(&[], Vec::as_slice),
+        }
+    }
 }
 
 impl Batch {
