@@ -222,12 +222,7 @@ fn fan_out_transcript(
 ) -> std::path::PathBuf {
     use esus_ir::event::{Covered, RequestView, StepStatus};
     let path = dir.join("t.jsonl");
-    let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
-    let mut ev = events(Ending::Killed, "rb", AUDIT);
-    ev.truncate(2);
-    for e in &ev {
-        writer.emit(e).unwrap();
-    }
+    let writer = started(&path);
     let view = |k: usize| RequestView {
         method: "POST".into(),
         url: format!("https://e/api-keys/k-{k}/rotate"),
@@ -342,12 +337,7 @@ fn a_slow_fan_out_is_signed_once_200_ms_have_passed_whatever_the_record() {
 fn records_emitted_from_many_threads_are_all_on_disk_in_order_when_their_emitters_return() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.jsonl");
-    let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
-    let mut ev = events(Ending::Killed, "rb", AUDIT);
-    ev.truncate(2);
-    for e in &ev {
-        writer.emit(e).unwrap();
-    }
+    let writer = started(&path);
     // Rounds of items from 8 threads at once; at the end of each round every emitter has
     // returned and `finish` has not run: nothing may still be queued in memory (an answer left
     // to a write in progress is written by that writer before it stops).
@@ -387,6 +377,17 @@ fn records_emitted_from_many_threads_are_all_on_disk_in_order_when_their_emitter
     writer.finish().unwrap();
     let v = verify_transcript(&path, &VerifyOptions::default()).unwrap();
     assert!(v.ok, "{:#?}", v.problems);
+}
+
+/// A writer at `path` with the run's start and its plan written: ready for a step's records.
+fn started(path: &std::path::Path) -> TranscriptWriter {
+    let writer = TranscriptWriter::create(path, Signer::generate("k").unwrap()).unwrap();
+    let mut ev = events(Ending::Killed, "rb", AUDIT);
+    ev.truncate(2);
+    for e in &ev {
+        writer.emit(e).unwrap();
+    }
+    writer
 }
 
 /// A fan-out item's three records, as a run emits them (a read: it needs no approval).
@@ -440,12 +441,7 @@ fn a_megabyte_approval_record_is_written_whole_and_verifies() {
     use esus_ir::event::{ApprovalSource, Covered};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.jsonl");
-    let writer = TranscriptWriter::create(&path, Signer::generate("k").unwrap()).unwrap();
-    let mut ev = events(Ending::Killed, "rb", AUDIT);
-    ev.truncate(2);
-    for e in &ev {
-        writer.emit(e).unwrap();
-    }
+    let writer = started(&path);
     let covers: Vec<Covered> = (0..20_000)
         .map(|k| Covered {
             item: Some(k),
