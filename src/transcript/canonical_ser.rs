@@ -67,8 +67,21 @@ pub fn tagged_canonical_with<T: Serialize + ?Sized>(
     let (_, start, end) = obj.entries.remove(at);
     let kind: String = serde_json::from_slice(&obj.buf[start..end])
         .map_err(|_| CanonError(format!("the `{tag}` tag is not a string")))?;
-    Ok((kind, obj.finish_in_place()))
+    // A record's data that is mostly one large value (a batch approval's covers) is made in its
+    // own buffer; any other is copied into one of exactly its size (two small buffers, not the
+    // in-place layout's several, on every record of a fan-out).
+    let largest = obj.entries.iter().map(|(_, s, e)| e - s).max().unwrap_or(0);
+    if largest >= IN_PLACE_FROM {
+        return Ok((kind, obj.finish_in_place()));
+    }
+    let keys: usize = obj.entries.iter().map(|(k, _, _)| k.len() + 4).sum();
+    let mut out = Vec::with_capacity(obj.buf.len() + keys + 2);
+    obj.finish(&mut out);
+    Ok((kind, out))
 }
+
+/// From how large a value on a record's data is made in place ([`Object::finish_in_place`]).
+const IN_PLACE_FROM: usize = 64 << 10;
 
 /// Writes one value into `out`.
 struct Canon<'a> {
@@ -98,14 +111,9 @@ impl Object {
     /// (issue 21).
     fn finish_in_place(mut self) -> Vec<u8> {
         self.sort();
-        let kept: Vec<(Vec<u8>, usize, usize)> = (0..self.entries.len())
-            .filter(|&i| {
-                self.entries
-                    .get(i + 1)
-                    .is_none_or(|next| next.0 != self.entries[i].0)
-            })
-            .map(|i| {
-                let (key, start, end) = &self.entries[i];
+        let kept: Vec<(Vec<u8>, usize, usize)> = self
+            .standing()
+            .map(|(key, start, end)| {
                 let mut k = Vec::with_capacity(key.len() + 3);
                 write_string(key, &mut k);
                 k.push(b':');
@@ -157,14 +165,20 @@ impl Object {
             .sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
     }
 
+    /// The entries that stand, in key order once sorted: of two under one key, the later.
+    fn standing(&self) -> impl Iterator<Item = &(String, usize, usize)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| self.entries.get(i + 1).is_none_or(|next| next.0 != e.0))
+            .map(|(_, e)| e)
+    }
+
     fn finish(mut self, out: &mut Vec<u8>) {
         self.sort();
         out.push(b'{');
         let mut first = true;
-        for (i, (key, start, end)) in self.entries.iter().enumerate() {
-            if self.entries.get(i + 1).is_some_and(|next| next.0 == *key) {
-                continue;
-            }
+        for (key, start, end) in self.standing() {
             if !first {
                 out.push(b',');
             }

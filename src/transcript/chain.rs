@@ -39,46 +39,42 @@ fn check_chain_on(bytes: &[u8], threads: usize) -> (Vec<Located>, Vec<Problem>) 
     let mut expected_prev: Option<String> = Some(GENESIS_PREV.into());
     // Expected from the previous record's seq, so one gap is reported once, not on every line after.
     let mut expected_seq = 0u64;
-    let mut index = 0;
     records.reserve_exact(count);
-    for chunk in read_all(&lines, threads) {
-        for (parsed, own) in chunk {
-            index += 1;
-            let line = index;
-            if !complete_lines && line == count {
+    let read = read_all(&lines, threads).into_iter().flatten();
+    for (line, (parsed, own)) in (1..).zip(read) {
+        if !complete_lines && line == count {
+            problems.push(Problem::at(
+                Some(expected_seq),
+                line,
+                ProblemKind::CutLine,
+                "the last line is incomplete (no final newline): the file was cut",
+            ));
+        }
+        match parsed {
+            Err(what) => {
                 problems.push(Problem::at(
                     Some(expected_seq),
                     line,
-                    ProblemKind::CutLine,
-                    "the last line is incomplete (no final newline): the file was cut",
+                    ProblemKind::Malformed,
+                    what,
                 ));
+                expected_prev = None;
+                expected_seq = expected_seq.saturating_add(1);
             }
-            match parsed {
-                Err(what) => {
-                    problems.push(Problem::at(
-                        Some(expected_seq),
-                        line,
-                        ProblemKind::Malformed,
-                        what,
-                    ));
-                    expected_prev = None;
-                    expected_seq = expected_seq.saturating_add(1);
+            Ok(record) => {
+                check_link(
+                    &record,
+                    expected_seq,
+                    expected_prev.as_deref(),
+                    line,
+                    &mut problems,
+                );
+                if let Some((kind, what)) = own {
+                    problems.push(Problem::at(Some(record.seq), line, kind, what));
                 }
-                Ok(record) => {
-                    check_link(
-                        &record,
-                        expected_seq,
-                        expected_prev.as_deref(),
-                        line,
-                        &mut problems,
-                    );
-                    if let Some((kind, what)) = own {
-                        problems.push(Problem::at(Some(record.seq), line, kind, what));
-                    }
-                    expected_prev = Some(record.hash.clone());
-                    expected_seq = record.seq.saturating_add(1);
-                    records.push(Located { line, record });
-                }
+                expected_prev = Some(record.hash.clone());
+                expected_seq = record.seq.saturating_add(1);
+                records.push(Located { line, record });
             }
         }
     }

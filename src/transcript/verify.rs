@@ -139,8 +139,6 @@ pub fn verify_transcript(
     })
 }
 
-/// A record of whose approval the run acted on, as one sentence: what was approved (its digest
-/// and validity), by whom, and when the run checked it.
 /// The first line of `bytes` that parses as a record — the record `check_chain` lists first.
 fn first_record(bytes: &[u8]) -> Option<super::Record> {
     bytes
@@ -149,6 +147,8 @@ fn first_record(bytes: &[u8]) -> Option<super::Record> {
         .find_map(|line| super::Record::parse(line).ok())
 }
 
+/// A record of whose approval the run acted on, as one sentence: what was approved (its digest
+/// and validity), by whom, and when the run checked it.
 fn approval(r: &super::Record) -> Option<String> {
     let text = |name: &str| r.str_field(name).unwrap_or("?");
     let until = r
